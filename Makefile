@@ -1,0 +1,44 @@
+# The two commands the README shows are `make run` and `make test`; the rest are their parts.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
+
+.PHONY: run test venv broker stop tools contract bench clean
+
+run: venv broker
+	$(BIN)/policytrack up
+
+test: venv tools broker
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+venv: $(INSTALLED)
+
+$(INSTALLED):
+	@command -v $(PYTHON) >/dev/null || { echo "python3 not found: install Python 3.11+"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
+	rm -f $(VENV)/.installed-* && touch $@
+
+# kcat is how people look at the topics by hand; the tests check what it shows.
+tools:
+	@command -v kcat >/dev/null || { \
+	  echo "installing kcat (Debian package)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq kcat >/dev/null; }
+
+broker: venv
+	deploy/kafka.sh start
+
+stop:
+	deploy/kafka.sh stop
+
+contract: venv
+	$(BIN)/python -m shared.contract.generate
+
+bench: venv broker
+	$(BIN)/python bench/kafka_throughput.py
+
+clean:
+	deploy/kafka.sh stop
+	rm -rf $(VENV) .data

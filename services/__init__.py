@@ -1,0 +1,1 @@
+"""The three policytrack services; each is self-contained and imports only ``shared``."""

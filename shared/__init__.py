@@ -1,0 +1,1 @@
+"""What every policytrack service agrees on: the event contract, Kafka plumbing, settings, logging."""

@@ -1,0 +1,311 @@
+"""Payloads of every event type (DESIGN.md section 4), registered by their CloudEvents ``type``.
+
+Each payload class knows its type name, the topic it travels on and which field names its
+aggregate (the record key and the CloudEvents ``subject``).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl
+
+from shared.contract.codes import ApprovalKind, CooperationField, Department, Rating, Severity
+from shared.contract.types import AggregateId, Percent, Text, Title, UtcDatetime
+from shared.contract.topics import ALERTS, EVENTS
+
+TYPE_PREFIX = "org.policytrack."
+
+CATALOG: dict[str, type[EventData]] = {}
+
+
+class EventData(BaseModel):
+    """The ``data`` of a CloudEvent. Subclasses set ``event_type`` and register themselves."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    event_type: ClassVar[str]
+    source: ClassVar[str] = "/policytrack/tasks"
+    topic: ClassVar[str] = EVENTS
+    subject_field: ClassVar[str]
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        if "event_type" in cls.__dict__:
+            if cls.event_type in CATALOG:
+                raise TypeError(f"event type {cls.event_type} is defined twice")
+            CATALOG[cls.event_type] = cls
+
+    @property
+    def subject(self) -> str:
+        return str(getattr(self, self.subject_field))
+
+
+def event_type(name: str, version: int = 1) -> str:
+    return f"{TYPE_PREFIX}{name}.v{version}"
+
+
+# --- plan --------------------------------------------------------------------------------
+
+
+class PlanEvent(EventData):
+    subject_field: ClassVar[str] = "plan_id"
+    plan_id: AggregateId
+
+
+class PlanApproved(PlanEvent):
+    event_type: ClassVar[str] = event_type("plan.approved")
+    title: Title
+    summary: Text = ""
+
+
+class PlanAmended(PlanEvent):
+    event_type: ClassVar[str] = event_type("plan.amended")
+    title: Title | None = None
+    summary: Text
+
+
+# --- task and its milestones ----------------------------------------------------------------
+
+
+class TaskEvent(EventData):
+    subject_field: ClassVar[str] = "task_id"
+    task_id: AggregateId
+
+
+class TaskCreated(TaskEvent):
+    event_type: ClassVar[str] = event_type("task.created")
+    plan_id: AggregateId
+    title: Title
+    field: CooperationField
+    due: UtcDatetime
+
+
+class TaskAssigned(TaskEvent):
+    event_type: ClassVar[str] = event_type("task.assigned")
+    lead_department: Department
+    supporting_departments: tuple[Department, ...] = ()
+
+
+class TaskReassigned(TaskEvent):
+    event_type: ClassVar[str] = event_type("task.reassigned")
+    lead_department: Department
+    supporting_departments: tuple[Department, ...] = ()
+    reason: Text = ""
+
+
+class TaskDeadlineChanged(TaskEvent):
+    event_type: ClassVar[str] = event_type("task.deadline_changed")
+    due: UtcDatetime
+    reason: Text = ""
+
+
+class TaskProgressReported(TaskEvent):
+    event_type: ClassVar[str] = event_type("task.progress_reported")
+    percent: Percent
+    note: Text = ""
+
+
+class TaskCompleted(TaskEvent):
+    event_type: ClassVar[str] = event_type("task.completed")
+    note: Text = ""
+
+
+class TaskCancelled(TaskEvent):
+    event_type: ClassVar[str] = event_type("task.cancelled")
+    reason: Text = ""
+
+
+class MilestoneScheduled(TaskEvent):
+    event_type: ClassVar[str] = event_type("milestone.scheduled")
+    milestone_id: AggregateId
+    title: Title
+    due: UtcDatetime
+
+
+class MilestoneMet(TaskEvent):
+    event_type: ClassVar[str] = event_type("milestone.met")
+    milestone_id: AggregateId
+
+
+# --- issue ----------------------------------------------------------------------------------
+
+
+class IssueEvent(EventData):
+    subject_field: ClassVar[str] = "issue_id"
+    issue_id: AggregateId
+    task_id: AggregateId
+
+
+class IssueReported(IssueEvent):
+    event_type: ClassVar[str] = event_type("issue.reported")
+    title: Title
+    severity: Severity
+    detail: Text = ""
+
+
+class IssueEscalated(IssueEvent):
+    """A major issue reported on to the State Council by the supervisor."""
+
+    event_type: ClassVar[str] = event_type("issue.escalated")
+    escalated_to: Department = Department.SC
+    reason: Text = ""
+
+
+class IssueResolved(IssueEvent):
+    event_type: ClassVar[str] = event_type("issue.resolved")
+    resolution: Text = ""
+
+
+# --- approval -------------------------------------------------------------------------------
+
+
+class ApprovalEvent(EventData):
+    subject_field: ClassVar[str] = "approval_id"
+    approval_id: AggregateId
+    task_id: AggregateId
+
+
+class ApprovalRequested(ApprovalEvent):
+    """An important policy or major construction project submitted for approval."""
+
+    event_type: ClassVar[str] = event_type("approval.requested")
+    kind: ApprovalKind
+    title: Title
+    detail: Text = ""
+
+
+class ApprovalGranted(ApprovalEvent):
+    event_type: ClassVar[str] = event_type("approval.granted")
+    reason: Text = ""
+
+
+class ApprovalRejected(ApprovalEvent):
+    event_type: ClassVar[str] = event_type("approval.rejected")
+    reason: Text = ""
+
+
+# --- evaluation -----------------------------------------------------------------------------
+
+
+class EvaluationRecorded(EventData):
+    """The NDRC's evaluation of a task's implementation."""
+
+    event_type: ClassVar[str] = event_type("evaluation.recorded")
+    subject_field: ClassVar[str] = "evaluation_id"
+    evaluation_id: AggregateId
+    task_id: AggregateId
+    rating: Rating
+    findings: Text = ""
+
+
+# --- alerts (emitted by the notifications service) -----------------------------------------
+
+
+class AlertEvent(EventData):
+    """Alerts are keyed by task so that every alert about one task stays in order."""
+
+    source: ClassVar[str] = "/policytrack/notifications"
+    topic: ClassVar[str] = ALERTS
+    subject_field: ClassVar[str] = "task_id"
+    alert_id: AggregateId
+    task_id: AggregateId
+
+
+class DeadlineAlert(AlertEvent):
+    milestone_id: AggregateId | None = None
+    title: Title
+    due: UtcDatetime
+    departments: tuple[Department, ...] = ()
+
+
+class DeadlineApproaching(DeadlineAlert):
+    event_type: ClassVar[str] = event_type("alert.deadline_approaching")
+    lead_seconds: int = Field(ge=0)
+
+
+class DeadlineDue(DeadlineAlert):
+    event_type: ClassVar[str] = event_type("alert.deadline_due")
+
+
+class DeadlineOverdue(DeadlineAlert):
+    event_type: ClassVar[str] = event_type("alert.overdue")
+
+
+class AlertEscalated(DeadlineAlert):
+    event_type: ClassVar[str] = event_type("alert.escalated")
+    escalated_to: Department
+    reason: Text = ""
+
+
+class AlertDelivered(AlertEvent):
+    event_type: ClassVar[str] = event_type("alert.delivered")
+    subscription_id: AggregateId
+    attempts: int = Field(ge=1)
+    status_code: int
+
+
+class AlertDeliveryFailed(AlertEvent):
+    event_type: ClassVar[str] = event_type("alert.delivery_failed")
+    subscription_id: AggregateId
+    attempts: int = Field(ge=1)
+    reason: Text
+
+
+# --- subscriptions (notifications service) ---------------------------------------------------
+
+
+class SubscriptionEvent(EventData):
+    source: ClassVar[str] = "/policytrack/notifications"
+    topic: ClassVar[str] = ALERTS
+    subject_field: ClassVar[str] = "subscription_id"
+    subscription_id: AggregateId
+
+
+class SubscriptionCreated(SubscriptionEvent):
+    event_type: ClassVar[str] = event_type("subscription.created")
+    department: Department | None = None
+    task_id: AggregateId | None = None
+    event_types: tuple[str, ...] = ()
+    webhook_url: HttpUrl
+    sealed_secret: str = Field(description="the signing secret, encrypted with the service's sealing key")
+
+
+class SubscriptionRemoved(SubscriptionEvent):
+    event_type: ClassVar[str] = event_type("subscription.removed")
+    reason: Text = ""
+
+
+# --- commands and audit --------------------------------------------------------------------
+
+
+class FieldError(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    field: str
+    message: str
+
+
+class CommandRejected(EventData):
+    """A command from the command topic that failed; correlated by the command's correlation id."""
+
+    event_type: ClassVar[str] = event_type("command.rejected")
+    subject_field: ClassVar[str] = "command_id"
+    command_id: AggregateId
+    command: str
+    status: int = Field(ge=400, le=599)
+    reason: Text
+    errors: tuple[FieldError, ...] = ()
+
+
+class CheckpointSigned(EventData):
+    """The signed head of the audit hash chain."""
+
+    event_type: ClassVar[str] = event_type("audit.checkpoint")
+    source: ClassVar[str] = "/policytrack/audit"
+    subject_field: ClassVar[str] = "chain"
+    chain: AggregateId = "audit-chain"
+    sequence: int = Field(ge=0)
+    head_hash: str = Field(pattern=r"^[0-9a-f]{64}$")
+    signed_at: UtcDatetime
+    key_id: str
+    signature: str = Field(description="Ed25519 signature, base64")

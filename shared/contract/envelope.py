@@ -1,0 +1,79 @@
+"""The CloudEvents 1.0 envelope every event travels in, with policytrack's extension attributes."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, model_validator
+
+from shared.contract.catalog import EventData
+from shared.contract.codes import Department
+from shared.contract.types import UtcDatetime
+
+SPECVERSION = "1.0"
+JSON = "application/json"
+
+
+class CloudEvent(BaseModel):
+    """One event. ``type`` and ``subject`` always agree with ``data``; ``actor`` comes from a token."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    specversion: Literal["1.0"] = SPECVERSION
+    id: str = Field(min_length=1, max_length=200)
+    source: str = Field(min_length=1)
+    type: str
+    time: UtcDatetime
+    subject: str
+    datacontenttype: Literal["application/json"] = JSON
+    actor: str = Field(min_length=1, description="user id of whoever caused the event, from the token")
+    actordept: Department | None = Field(default=None, description="the actor's department, from the token")
+    aggregateversion: int | None = Field(default=None, ge=1, description="version of the aggregate after it")
+    correlationid: str | None = None
+    causationid: str | None = None
+    idempotencykey: str | None = Field(default=None, description="the client's Idempotency-Key, if any")
+    data: SerializeAsAny[EventData]
+
+    @model_validator(mode="after")
+    def _agrees_with_data(self) -> Self:
+        if self.type != self.data.event_type:
+            raise ValueError(f"type {self.type!r} does not match data of type {self.data.event_type!r}")
+        if self.subject != self.data.subject:
+            raise ValueError(f"subject {self.subject!r} does not match the data's aggregate {self.data.subject!r}")
+        return self
+
+    @property
+    def topic(self) -> str:
+        return self.data.topic
+
+
+def new_event(
+    data: EventData,
+    *,
+    actor: str,
+    actordept: Department | None = None,
+    aggregateversion: int | None = None,
+    correlationid: str | None = None,
+    causationid: str | None = None,
+    idempotencykey: str | None = None,
+    id: str | None = None,
+    time: datetime | None = None,
+) -> CloudEvent:
+    """Wrap ``data`` in an envelope; the id is random unless the caller derives one."""
+    event_id = id or str(uuid.uuid4())
+    return CloudEvent(
+        id=event_id,
+        source=data.source,
+        type=data.event_type,
+        time=time or datetime.now(UTC),
+        subject=data.subject,
+        actor=actor,
+        actordept=actordept,
+        aggregateversion=aggregateversion,
+        correlationid=correlationid or event_id,
+        causationid=causationid,
+        idempotencykey=idempotencykey,
+        data=data,
+    )

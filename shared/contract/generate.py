@@ -1,0 +1,203 @@
+"""Generates the published contract from the models: a JSON Schema per event type and an
+AsyncAPI 3.0 document of the four topics. ``python -m shared.contract.generate [DIR]``.
+
+A test regenerates both and fails when the checked-in copies under ``contract/`` are stale.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import create_model
+
+from shared.contract.catalog import CATALOG, EventData
+from shared.contract.codec import HEADER_PREFIX
+from shared.contract.envelope import CloudEvent
+from shared.contract.topics import ALERTS, COMMANDS, DEADLETTER, EVENTS, TOPICS
+from shared.settings import PROJECT_ROOT
+
+CONTRACT_DIR = PROJECT_ROOT / "contract"
+SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+COMPONENT_REF = "#/components/schemas/{model}"
+
+
+def event_json_schema(data_class: type[EventData]) -> dict[str, Any]:
+    """The structured-mode CloudEvent of one type: envelope attributes plus its ``data``."""
+    model = create_model(
+        data_class.__name__ + "Event",
+        __base__=CloudEvent,
+        __doc__=(data_class.__doc__ or f"A {data_class.event_type} event.").strip(),
+        type=(Literal[data_class.event_type], data_class.event_type),  # type: ignore[valid-type]
+        data=(data_class, ...),
+    )
+    schema = model.model_json_schema()
+    return {"$schema": SCHEMA_DIALECT, "$id": f"urn:policytrack:schema:{data_class.event_type}", **schema}
+
+
+def _channel_key(topic: str) -> str:
+    return "".join(part.capitalize() for part in topic.split("."))
+
+
+def _ce_headers_schema(data_class: type[EventData]) -> dict[str, Any]:
+    envelope = CloudEvent.model_json_schema()["properties"]
+    required = [name for name in CloudEvent.model_json_schema()["required"] if name not in ("data",)]
+    properties: dict[str, Any] = {"content-type": {"type": "string", "const": "application/json"}}
+    for name, prop in envelope.items():
+        if name in ("data", "datacontenttype"):
+            continue
+        description = prop.get("description", f"CloudEvents attribute {name}")
+        properties[HEADER_PREFIX + name] = {"type": "string", "description": description}
+    properties[HEADER_PREFIX + "type"]["const"] = data_class.event_type
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": [HEADER_PREFIX + name for name in required if name not in ("datacontenttype",)],
+    }
+
+
+def asyncapi_document() -> dict[str, Any]:
+    schemas: dict[str, Any] = {}
+    messages: dict[str, Any] = {}
+    by_topic: dict[str, list[str]] = {spec.name: [] for spec in TOPICS}
+    for event_type, data_class in sorted(CATALOG.items()):
+        payload = data_class.model_json_schema(ref_template=COMPONENT_REF)
+        schemas.update(payload.pop("$defs", {}))
+        schemas[data_class.__name__] = payload
+        messages[data_class.__name__] = {
+            "name": event_type,
+            "title": data_class.__name__,
+            "summary": (data_class.__doc__ or event_type).strip().splitlines()[0],
+            "contentType": "application/json",
+            "headers": _ce_headers_schema(data_class),
+            "payload": {"$ref": COMPONENT_REF.format(model=data_class.__name__)},
+            "bindings": {
+                "kafka": {
+                    "key": {"type": "string", "description": f"the aggregate id ({data_class.subject_field})"},
+                    "bindingVersion": "0.5.0",
+                }
+            },
+        }
+        by_topic[data_class.topic].append(data_class.__name__)
+    messages["Command"] = {
+        "name": "command",
+        "title": "Command",
+        "summary": "A command from a departmental system: the same body as the HTTP route it names.",
+        "contentType": "application/json",
+        "headers": {
+            "type": "object",
+            "properties": {
+                "command": {"type": "string", "description": "the command's name, e.g. report_progress"},
+                "authorization": {"type": "string", "description": "Bearer <JWT>"},
+                "correlationid": {"type": "string", "description": "echoed in the events it yields"},
+            },
+            "required": ["command", "authorization"],
+        },
+        "payload": {"type": "object"},
+    }
+    by_topic[COMMANDS].append("Command")
+    messages["DeadLetter"] = {
+        "name": "dead_letter",
+        "title": "DeadLetter",
+        "summary": "A record no consumer could handle: its original key, bytes and headers, plus why.",
+        "headers": {
+            "type": "object",
+            "properties": {
+                f"dlq_{name}": {"type": "string", "description": description}
+                for name, description in (
+                    ("reason", "why the record could not be handled"),
+                    ("topic", "where it was read"),
+                    ("partition", "where it was read"),
+                    ("offset", "where it was read"),
+                    ("consumer", "which consumer gave up on it"),
+                    ("time", "when, RFC 3339 UTC"),
+                )
+            },
+            "required": ["dlq_reason", "dlq_topic", "dlq_partition", "dlq_offset"],
+        },
+        "payload": {"description": "the original record value, unchanged"},
+    }
+    by_topic[DEADLETTER].append("DeadLetter")
+
+    channels = {
+        _channel_key(spec.name): {
+            "address": spec.name,
+            "description": spec.purpose,
+            "messages": {name: {"$ref": f"#/components/messages/{name}"} for name in by_topic[spec.name]},
+            "bindings": {
+                "kafka": {
+                    "topic": spec.name,
+                    "topicConfiguration": {
+                        "retention.ms": int(spec.configs.get("retention.ms", "-1")),
+                        "cleanup.policy": ["delete"],
+                    },
+                    "bindingVersion": "0.5.0",
+                }
+            },
+        }
+        for spec in TOPICS
+    }
+
+    def operation(action: str, topic: str, summary: str) -> dict[str, Any]:
+        key = _channel_key(topic)
+        return {
+            "action": action,
+            "channel": {"$ref": f"#/channels/{key}"},
+            "summary": summary,
+            "messages": [{"$ref": f"#/channels/{key}/messages/{name}"} for name in by_topic[topic]],
+        }
+
+    return {
+        "asyncapi": "3.0.0",
+        "info": {
+            "title": "policytrack",
+            "version": "1.0.0",
+            "description": (
+                "Events of the implementation of the Overall Plan for the China-South Korea (Changchun) "
+                "International Cooperation Demonstration Zone. CloudEvents 1.0 in the Kafka protocol "
+                "binding, binary mode: attributes as ce_* headers, data as the JSON value, key = aggregate id."
+            ),
+        },
+        "defaultContentType": "application/json",
+        "servers": {
+            "local": {"host": "127.0.0.1:9092", "protocol": "kafka", "description": "deploy/kafka.sh"},
+        },
+        "channels": channels,
+        "operations": {
+            "sendCommands": operation("send", COMMANDS, "Departmental systems send commands"),
+            "receiveEvents": operation("receive", EVENTS, "Services and auditors read the domain events"),
+            "receiveAlerts": operation("receive", ALERTS, "Subscribers and auditors read alerts"),
+            "receiveDeadLetters": operation("receive", DEADLETTER, "Operators and auditors read dead letters"),
+        },
+        "components": {"schemas": dict(sorted(schemas.items())), "messages": messages},
+    }
+
+
+def render() -> dict[str, str]:
+    """Every generated file, as relative path -> text."""
+    files = {
+        f"schemas/{event_type}.json": json.dumps(event_json_schema(data_class), indent=2, sort_keys=True) + "\n"
+        for event_type, data_class in CATALOG.items()
+    }
+    files["asyncapi.yaml"] = yaml.safe_dump(asyncapi_document(), sort_keys=False, allow_unicode=True, width=100)
+    return files
+
+
+def write(directory: Path = CONTRACT_DIR) -> list[Path]:
+    written = []
+    (directory / "schemas").mkdir(parents=True, exist_ok=True)
+    for stale in (directory / "schemas").glob("*.json"):
+        stale.unlink()
+    for relative, text in render().items():
+        path = directory / relative
+        path.write_text(text, encoding="utf-8")
+        written.append(path)
+    return written
+
+
+if __name__ == "__main__":
+    target = Path(sys.argv[1]) if len(sys.argv) > 1 else CONTRACT_DIR
+    print(f"wrote {len(write(target))} files to {target}")

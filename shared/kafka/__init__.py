@@ -1,0 +1,1 @@
+"""Kafka plumbing on aiokafka: topics, the event producer and the consumer runner."""

@@ -1,0 +1,189 @@
+"""The one consumer runner: decode, handle, then commit (at-least-once), dead-letter poison.
+
+A record that does not decode, or whose handler still fails after its retries, goes to
+``policy.deadletter`` with the reason and the original bytes; the loop goes on. Offsets
+are committed only for records that were handled or dead-lettered, so a crash re-delivers
+(handlers are idempotent by event id) and never skips.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Protocol
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.errors import CommitFailedError, KafkaError
+
+from shared.contract.codec import DecodeFailure, decode_record
+from shared.contract.envelope import CloudEvent
+from shared.kafka.producer import EventProducer
+from shared.logging import correlated, get_logger
+from shared.metrics import CONSUMER_LAG, DEAD_LETTERED, EVENTS_HANDLED, HANDLER_RETRIES
+from shared.settings import KafkaSettings
+
+log = get_logger(__name__)
+
+Handler = Callable[[CloudEvent, ConsumerRecord], Awaitable[None]]
+
+
+class DeadLetters(Protocol):
+    async def dead_letter(
+        self, failure: DecodeFailure, *, topic: str, partition: int, offset: int, consumer: str
+    ) -> object: ...
+
+
+class ConsumerRunner:
+    """Runs ``handler`` over every event of ``topics``.
+
+    With a ``group_id`` the runner joins that consumer group and commits; without one it
+    reads every partition from the beginning and commits nothing (a replay, as services do
+    to rebuild their state).
+    """
+
+    def __init__(
+        self,
+        kafka: KafkaSettings,
+        *,
+        name: str,
+        topics: Sequence[str],
+        handler: Handler,
+        dead_letters: DeadLetters | EventProducer,
+        group_id: str | None,
+        max_attempts: int = 5,
+        retry_backoff: float = 0.2,
+        max_records: int = 500,
+        isolation_level: str = "read_committed",
+    ) -> None:
+        self.name = name
+        self._topics = tuple(topics)
+        self._handler = handler
+        self._dead_letters = dead_letters
+        self._group_id = group_id
+        self._max_attempts = max_attempts
+        self._retry_backoff = retry_backoff
+        self._max_records = max_records
+        self._stopping = asyncio.Event()
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=kafka.bootstrap_servers,
+            client_id=name,
+            group_id=group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level=isolation_level,
+            request_timeout_ms=kafka.request_timeout_ms,
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+        )
+        self._started = False
+        self.handled = 0
+
+    async def start(self) -> None:
+        await self._consumer.start()
+        if self._group_id is None:
+            partitions = await partitions_of(self._consumer, self._topics)
+            self._consumer.assign(partitions)
+            await self._consumer.seek_to_beginning(*partitions)
+        else:
+            self._consumer.subscribe(list(self._topics))
+        self._started = True
+
+    def stop(self) -> None:
+        """Ask the loop to finish the batch in hand, commit it and return."""
+        self._stopping.set()
+
+    async def run(self) -> None:
+        if not self._started:
+            await self.start()
+        try:
+            while not self._stopping.is_set():
+                batch = await self._consumer.getmany(timeout_ms=200, max_records=self._max_records)
+                for partition, records in batch.items():
+                    for record in records:
+                        await self._handle(record)
+                    await self._commit(partition, records[-1].offset + 1)
+        finally:
+            await self._consumer.stop()
+            self._started = False
+
+    async def lag(self) -> int:
+        """Records on the assigned partitions that this runner has not handled yet."""
+        assigned = self._consumer.assignment()
+        if not assigned:
+            return 0
+        ends = await self._consumer.end_offsets(list(assigned))
+        lag = sum(max(0, ends[tp] - await self._consumer.position(tp)) for tp in assigned)
+        CONSUMER_LAG.labels(self.name).set(lag)
+        return lag
+
+    async def _handle(self, record: ConsumerRecord) -> None:
+        decoded = decode_record(record)
+        if isinstance(decoded, DecodeFailure):
+            await self._dead_letter(record, decoded, cause="undecodable")
+            return
+        with correlated(decoded.correlationid, event_id=decoded.id, event_type=decoded.type):
+            for attempt in range(1, self._max_attempts + 1):
+                try:
+                    await self._handler(decoded, record)
+                    EVENTS_HANDLED.labels(self.name, record.topic).inc()
+                    self.handled += 1
+                    return
+                except Exception as error:  # a handler's failure must not stop the loop
+                    if attempt == self._max_attempts:
+                        log.exception("handler failed; dead-lettering", attempts=attempt)
+                        failure = DecodeFailure(
+                            reason=f"handler failed after {attempt} attempts: {error!r}",
+                            key=record.key,
+                            value=record.value,
+                            headers=tuple(record.headers),
+                        )
+                        await self._dead_letter(record, failure, cause="handler_failed")
+                        return
+                    HANDLER_RETRIES.labels(self.name).inc()
+                    log.warning("handler failed; retrying", attempt=attempt, error=repr(error))
+                    await asyncio.sleep(self._retry_backoff * 2 ** (attempt - 1))
+
+    async def _dead_letter(self, record: ConsumerRecord, failure: DecodeFailure, *, cause: str) -> None:
+        log.warning(
+            "dead-lettering record",
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            reason=failure.reason,
+        )
+        await self._dead_letters.dead_letter(
+            failure, topic=record.topic, partition=record.partition, offset=record.offset, consumer=self.name
+        )
+        DEAD_LETTERED.labels(self.name, record.topic, cause).inc()
+
+    async def _commit(self, partition: TopicPartition, next_offset: int) -> None:
+        if self._group_id is None:
+            return
+        try:
+            await self._consumer.commit({partition: next_offset})
+        except (CommitFailedError, KafkaError) as error:
+            # The partition moved to another member during a rebalance; it re-reads from the
+            # last commit, which is at-least-once, not a loss.
+            log.warning("offset commit failed", partition=str(partition), error=repr(error))
+
+
+async def partitions_of(consumer: AIOKafkaConsumer, topics: Sequence[str]) -> list[TopicPartition]:
+    """Every partition of ``topics``, from fresh cluster metadata (a consumer without a
+    subscription has none cached)."""
+    cluster = await consumer._client.fetch_all_metadata()  # aiokafka has no public call for this
+    missing = [topic for topic in topics if cluster.partitions_for_topic(topic) is None]
+    if missing:
+        raise LookupError(f"no such topic: {', '.join(missing)}")
+    return [TopicPartition(topic, p) for topic in topics for p in sorted(cluster.partitions_for_topic(topic))]
+
+
+async def run_until_signalled(*runners: ConsumerRunner) -> None:
+    """Run the runners until SIGTERM or SIGINT, then let each finish its batch and commit."""
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, lambda: [runner.stop() for runner in runners])
+    try:
+        await asyncio.gather(*(runner.run() for runner in runners))
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)

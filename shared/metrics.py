@@ -1,0 +1,16 @@
+"""Prometheus metrics that every service exposes on ``GET /metrics``."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge
+
+EVENTS_HANDLED = Counter(
+    "policytrack_events_handled_total", "Records handled successfully by a consumer", ["consumer", "topic"]
+)
+DEAD_LETTERED = Counter(
+    "policytrack_dead_lettered_total", "Records sent to the dead-letter topic", ["consumer", "topic", "cause"]
+)
+HANDLER_RETRIES = Counter(
+    "policytrack_handler_retries_total", "Handler attempts that failed and were retried", ["consumer"]
+)
+CONSUMER_LAG = Gauge("policytrack_consumer_lag", "Records not yet handled, per consumer", ["consumer"])

@@ -1,0 +1,180 @@
+"""The consumer runner against the real broker: at-least-once, dead letters, clean shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import uuid
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from shared.contract.catalog import TaskProgressReported
+from shared.contract.codec import encode
+from shared.contract.envelope import CloudEvent, new_event
+from shared.contract.topics import DEADLETTER
+from shared.kafka.consumer import ConsumerRunner, run_until_signalled
+from shared.kafka.producer import EventProducer
+from shared.settings import KafkaSettings
+from tests.conftest import end_offsets, eventually, read_from
+
+
+def progress(task_id: str, percent: int) -> CloudEvent:
+    return new_event(TaskProgressReported(task_id=task_id, percent=percent), actor="u-test", actordept="JILIN")
+
+
+async def produce_raw(settings: KafkaSettings, topic: str, key: bytes, value: bytes, headers: list) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all")
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, value, key=key, headers=headers, partition=0)
+    finally:
+        await producer.stop()
+
+
+async def publish_to(producer: EventProducer, topic: str, event: CloudEvent) -> None:
+    record = encode(event)
+    await (await producer._producer.send(topic, record.value, key=record.key, headers=list(record.headers),
+                                         partition=0))
+
+
+async def committed(settings: KafkaSettings, group: str, partition: TopicPartition) -> int | None:
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers, group_id=group)
+    await consumer.start()
+    try:
+        return await consumer.committed(partition)
+    finally:
+        await consumer.stop()
+
+
+async def test_poison_record_is_dead_lettered_and_the_next_good_record_is_handled(
+    kafka_settings: KafkaSettings, scratch_topic: str
+) -> None:
+    dead_letter_starts = await end_offsets(kafka_settings, DEADLETTER)
+    poison = f"not an event {uuid.uuid4()}".encode()
+    good_before, good_after = progress("t-a", 10), progress("t-a", 20)
+    handled: list[CloudEvent] = []
+
+    async def handler(event: CloudEvent, _record) -> None:
+        handled.append(event)
+
+    async with EventProducer(kafka_settings, client_id="test-poison") as producer:
+        await publish_to(producer, scratch_topic, good_before)
+        await produce_raw(kafka_settings, scratch_topic, b"t-a", poison, [("ce_specversion", b"1.0")])
+        await publish_to(producer, scratch_topic, good_after)
+        group = f"test-{uuid.uuid4().hex[:8]}"
+        runner = ConsumerRunner(
+            kafka_settings, name="test-poison", topics=[scratch_topic], handler=handler,
+            dead_letters=producer, group_id=group,
+        )  # fmt: skip
+        task = asyncio.create_task(runner.run())
+        try:
+            await eventually(lambda: _async(len(handled) == 2), what="both good records handled")
+        finally:
+            runner.stop()
+            await task
+
+    assert [e.id for e in handled] == [good_before.id, good_after.id]
+    assert await committed(kafka_settings, group, TopicPartition(scratch_topic, 0)) == 3
+
+    def found(records: list) -> bool:
+        return any(r.value == poison for r in records)
+
+    letters = [r for r in await read_from(kafka_settings, dead_letter_starts, until=found) if r.value == poison]
+    assert len(letters) == 1
+    headers = dict(letters[0].headers)
+    assert b"unknown event type" in headers["dlq_reason"]
+    assert headers["dlq_topic"] == scratch_topic.encode()
+    assert headers["dlq_offset"] == b"1"
+    assert headers["ce_specversion"] == b"1.0", "the original headers travel with the dead letter"
+
+
+async def test_a_handler_that_keeps_failing_is_dead_lettered_and_a_flaky_one_is_retried(
+    kafka_settings: KafkaSettings, scratch_topic: str
+) -> None:
+    dead_letter_starts = await end_offsets(kafka_settings, DEADLETTER)
+    doomed, flaky, fine = progress("t-b", 1), progress("t-b", 2), progress("t-b", 3)
+    attempts: dict[str, int] = {}
+    handled: list[str] = []
+
+    async def handler(event: CloudEvent, _record) -> None:
+        attempts[event.id] = attempts.get(event.id, 0) + 1
+        if event.id == doomed.id or (event.id == flaky.id and attempts[event.id] < 3):
+            raise RuntimeError("store unavailable")
+        handled.append(event.id)
+
+    async with EventProducer(kafka_settings, client_id="test-failing") as producer:
+        for event in (doomed, flaky, fine):
+            await publish_to(producer, scratch_topic, event)
+        runner = ConsumerRunner(
+            kafka_settings, name="test-failing", topics=[scratch_topic], handler=handler, dead_letters=producer,
+            group_id=f"test-{uuid.uuid4().hex[:8]}", max_attempts=4, retry_backoff=0.01,
+        )  # fmt: skip
+        task = asyncio.create_task(runner.run())
+        try:
+            await eventually(lambda: _async(fine.id in handled), what="the last record handled")
+        finally:
+            runner.stop()
+            await task
+
+    assert handled == [flaky.id, fine.id]
+    assert attempts == {doomed.id: 4, flaky.id: 3, fine.id: 1}
+    records = await read_from(
+        kafka_settings, dead_letter_starts,
+        until=lambda rs: any(dict(r.headers).get("ce_id") == doomed.id.encode() for r in rs),
+    )  # fmt: skip
+    letter = next(r for r in records if dict(r.headers).get("ce_id") == doomed.id.encode())
+    assert b"handler failed after 4 attempts" in dict(letter.headers)["dlq_reason"]
+
+
+async def test_sigterm_stops_the_loop_after_committing_what_was_handled(
+    kafka_settings: KafkaSettings, scratch_topic: str
+) -> None:
+    events = [progress("t-c", n) for n in range(5)]
+    handled: list[str] = []
+
+    async def handler(event: CloudEvent, _record) -> None:
+        handled.append(event.id)
+        if len(handled) == len(events):
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    group = f"test-{uuid.uuid4().hex[:8]}"
+    async with EventProducer(kafka_settings, client_id="test-sigterm") as producer:
+        for event in events:
+            await publish_to(producer, scratch_topic, event)
+        runner = ConsumerRunner(
+            kafka_settings, name="test-sigterm", topics=[scratch_topic], handler=handler, dead_letters=producer,
+            group_id=group,
+        )  # fmt: skip
+        await asyncio.wait_for(run_until_signalled(runner), timeout=60)
+
+    assert handled == [e.id for e in events]
+    assert await committed(kafka_settings, group, TopicPartition(scratch_topic, 0)) == len(events)
+
+
+async def test_a_restarted_group_member_goes_on_where_the_last_one_committed(
+    kafka_settings: KafkaSettings, scratch_topic: str
+) -> None:
+    first, second = progress("t-d", 1), progress("t-d", 2)
+    group = f"test-{uuid.uuid4().hex[:8]}"
+    seen: list[str] = []
+
+    async def handler(event: CloudEvent, _record) -> None:
+        seen.append(event.id)
+
+    async with EventProducer(kafka_settings, client_id="test-resume") as producer:
+        for event in (first, second):
+            await publish_to(producer, scratch_topic, event)
+            runner = ConsumerRunner(
+                kafka_settings, name="test-resume", topics=[scratch_topic], handler=handler,
+                dead_letters=producer, group_id=group,
+            )  # fmt: skip
+            task = asyncio.create_task(runner.run())
+            await eventually(lambda e=event: _async(e.id in seen), what="record handled")
+            runner.stop()
+            await task
+    assert seen == [first.id, second.id]
+
+
+async def _async(value: object) -> object:
+    return value

@@ -1,0 +1,60 @@
+"""One realistic payload of every event type in the catalog, drawn from the seed's plan."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from shared.contract import catalog as c
+from shared.contract.envelope import CloudEvent, new_event
+
+DUE = datetime(2027, 6, 30, 16, 0, tzinfo=UTC)
+
+PAYLOADS: dict[type[c.EventData], dict] = {
+    c.PlanApproved: {"plan_id": "plan-cs-changchun", "title": "Overall Plan for the China-South Korea (Changchun) Zone"},
+    c.PlanAmended: {"plan_id": "plan-cs-changchun", "summary": "Adds a trade facilitation chapter"},
+    c.TaskCreated: {"task_id": "t-1", "plan_id": "plan-cs-changchun", "title": "Hydrogen vehicle cluster",
+                    "field": "industry", "due": DUE},
+    c.TaskAssigned: {"task_id": "t-1", "lead_department": "JILIN", "supporting_departments": ["MIIT", "MOFCOM"]},
+    c.TaskReassigned: {"task_id": "t-1", "lead_department": "CHANGCHUN", "supporting_departments": ["MIIT"],
+                       "reason": "municipal execution"},
+    c.TaskDeadlineChanged: {"task_id": "t-1", "due": DUE + timedelta(days=90), "reason": "land approval pending"},
+    c.TaskProgressReported: {"task_id": "t-1", "percent": 40, "note": "site prepared"},
+    c.TaskCompleted: {"task_id": "t-1", "note": "cluster opened"},
+    c.TaskCancelled: {"task_id": "t-1", "reason": "merged into t-2"},
+    c.MilestoneScheduled: {"task_id": "t-1", "milestone_id": "m-1", "title": "Land allocated", "due": DUE},
+    c.MilestoneMet: {"task_id": "t-1", "milestone_id": "m-1"},
+    c.IssueReported: {"issue_id": "i-1", "task_id": "t-1", "title": "Customs clearance delays",
+                      "severity": "major", "detail": "bonded zone not yet approved"},
+    c.IssueEscalated: {"issue_id": "i-1", "task_id": "t-1", "reason": "needs a State Council decision"},
+    c.IssueResolved: {"issue_id": "i-1", "task_id": "t-1", "resolution": "GACC opened a channel"},
+    c.ApprovalRequested: {"approval_id": "a-1", "task_id": "t-1", "kind": "major_project",
+                          "title": "Sino-Korean industrial park phase 2", "detail": "RMB 12bn"},
+    c.ApprovalGranted: {"approval_id": "a-1", "task_id": "t-1", "reason": "in line with the plan"},
+    c.ApprovalRejected: {"approval_id": "a-1", "task_id": "t-1", "reason": "environmental review missing"},
+    c.EvaluationRecorded: {"evaluation_id": "e-1", "task_id": "t-1", "rating": "good", "findings": "on schedule"},
+    c.DeadlineApproaching: {"alert_id": "al-1", "task_id": "t-1", "milestone_id": "m-1", "title": "Land allocated",
+                            "due": DUE, "departments": ["JILIN"], "lead_seconds": 7 * 86400},
+    c.DeadlineDue: {"alert_id": "al-2", "task_id": "t-1", "title": "Hydrogen vehicle cluster", "due": DUE},
+    c.DeadlineOverdue: {"alert_id": "al-3", "task_id": "t-1", "title": "Hydrogen vehicle cluster", "due": DUE},
+    c.AlertEscalated: {"alert_id": "al-4", "task_id": "t-1", "title": "Hydrogen vehicle cluster", "due": DUE,
+                       "escalated_to": "NDRC", "reason": "overdue for 7 days"},
+    c.AlertDelivered: {"alert_id": "al-1", "task_id": "t-1", "subscription_id": "s-1", "attempts": 1,
+                       "status_code": 204},
+    c.AlertDeliveryFailed: {"alert_id": "al-1", "task_id": "t-1", "subscription_id": "s-1", "attempts": 12,
+                            "reason": "connection refused"},
+    c.SubscriptionCreated: {"subscription_id": "s-1", "department": "JILIN", "event_types": ["alert.overdue"],
+                            "webhook_url": "https://jilin.example.org/hooks", "sealed_secret": "gAAAA-sealed"},
+    c.SubscriptionRemoved: {"subscription_id": "s-1"},
+    c.CommandRejected: {"command_id": "cmd-1", "command": "report_progress", "status": 403,
+                        "reason": "MOST is not a lead or supporting department of t-1",
+                        "errors": [{"field": "task_id", "message": "not your responsibility"}]},
+    c.CheckpointSigned: {"sequence": 1000, "head_hash": "ab" * 32, "signed_at": DUE, "key_id": "audit-1",
+                         "signature": "c2lnbmF0dXJl"},
+}
+
+
+def sample_events(*, actor: str = "u-jilin-1", actordept: str = "JILIN") -> list[CloudEvent]:
+    return [
+        new_event(data_class.model_validate(kwargs), actor=actor, actordept=actordept, aggregateversion=1)
+        for data_class, kwargs in PAYLOADS.items()
+    ]

@@ -1,0 +1,52 @@
+"""The checked-in JSON Schemas and AsyncAPI document are exactly what the models generate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from shared.contract.catalog import CATALOG
+from shared.contract.generate import CONTRACT_DIR, render, write
+
+
+def test_checked_in_contract_is_up_to_date(tmp_path: Path) -> None:
+    write(tmp_path)
+    generated = {p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file()}
+    checked_in = {p.relative_to(CONTRACT_DIR) for p in CONTRACT_DIR.rglob("*") if p.is_file()}
+    assert generated == checked_in, "contract/ is stale: run `make contract` and commit the result"
+    for relative in generated:
+        assert (tmp_path / relative).read_text() == (CONTRACT_DIR / relative).read_text(), (
+            f"contract/{relative} is stale: run `make contract` and commit the result"
+        )
+
+
+def test_every_event_type_has_a_schema_and_an_asyncapi_message() -> None:
+    files = render()
+    document = yaml.safe_load(files["asyncapi.yaml"])
+    assert document["asyncapi"] == "3.0.0"
+    assert {c["address"] for c in document["channels"].values()} == {
+        "policy.commands", "policy.events", "policy.alerts", "policy.deadletter",
+    }  # fmt: skip
+    named = {m["name"] for m in document["components"]["messages"].values()}
+    for event_type in CATALOG:
+        assert f"schemas/{event_type}.json" in files
+        assert event_type in named
+
+
+def test_asyncapi_references_resolve() -> None:
+    document = yaml.safe_load(render()["asyncapi.yaml"])
+
+    def refs(node: object) -> list[str]:
+        if isinstance(node, dict):
+            found = [node["$ref"]] if isinstance(node.get("$ref"), str) else []
+            return found + [r for value in node.values() for r in refs(value)]
+        if isinstance(node, list):
+            return [r for value in node for r in refs(value)]
+        return []
+
+    for ref in refs(document):
+        target: object = document
+        for part in ref.removeprefix("#/").split("/"):
+            assert isinstance(target, dict) and part in target, f"dangling reference {ref}"
+            target = target[part]
