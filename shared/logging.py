@@ -4,12 +4,26 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import MutableMapping
+from contextvars import ContextVar
+from typing import Any
 
 import structlog
 
 from shared.settings import RuntimeSettings
+
+# A plain context variable rather than structlog's bound context: it is set for every
+# consumed record, and this costs a fraction of a microsecond instead of several.
+_correlation: ContextVar[tuple[str | None, str | None] | None] = ContextVar("correlation", default=None)
+
+
+def _add_correlation(_logger: object, _method: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    current = _correlation.get()
+    if current is not None:
+        event_dict.setdefault("correlation_id", current[0])
+        if current[1] is not None:
+            event_dict.setdefault("event_id", current[1])
+    return event_dict
 
 
 def configure_logging(runtime: RuntimeSettings | None = None, *, service: str | None = None) -> None:
@@ -17,6 +31,7 @@ def configure_logging(runtime: RuntimeSettings | None = None, *, service: str | 
     runtime = runtime or RuntimeSettings()
     shared_processors: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
+        _add_correlation,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
@@ -51,11 +66,19 @@ def configure_logging(runtime: RuntimeSettings | None = None, *, service: str | 
         structlog.contextvars.bind_contextvars(service=service)
 
 
-@contextmanager
-def correlated(correlation_id: str | None, **context: object) -> Iterator[None]:
-    """Bind the correlation id (and any other context) to every log line inside the block."""
-    with structlog.contextvars.bound_contextvars(correlation_id=correlation_id, **context):
-        yield
+class correlated:
+    """Every log line inside the block carries this correlation id (and the event in hand)."""
+
+    __slots__ = ("_value", "_token")
+
+    def __init__(self, correlation_id: str | None, event_id: str | None = None) -> None:
+        self._value = (correlation_id, event_id)
+
+    def __enter__(self) -> None:
+        self._token = _correlation.set(self._value)
+
+    def __exit__(self, *exc: object) -> None:
+        _correlation.reset(self._token)
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:

@@ -26,6 +26,9 @@ _ATTRIBUTES = (
     "aggregateversion", "correlationid", "causationid", "idempotencykey",
 )  # fmt: skip
 _HEADER_TO_ATTRIBUTE = {HEADER_PREFIX + name: name for name in _ATTRIBUTES}
+_NOT_HEADERS = {"data", "datacontenttype"}
+_JSON_BYTES = JSON.encode()
+_JSON_CONTENT_TYPE = (CONTENT_TYPE, _JSON_BYTES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,55 +56,49 @@ class ConsumedRecord(Protocol):
 
 
 def encode(event: CloudEvent) -> EncodedEvent:
-    headers = [(CONTENT_TYPE, JSON.encode())]
-    for name in _ATTRIBUTES:
-        value = getattr(event, name)
-        if value is None:
-            continue
-        if name == "time":
-            text = value.isoformat().replace("+00:00", "Z")
-        else:
-            text = str(value)
-        headers.append((HEADER_PREFIX + name, text.encode()))
+    attributes = event.__pydantic_serializer__.to_python(event, mode="json", exclude_none=True, exclude=_NOT_HEADERS)
     return EncodedEvent(
         topic=event.topic,
         key=event.subject.encode(),
         value=event.data.__pydantic_serializer__.to_json(event.data),
-        headers=tuple(headers),
+        headers=(_JSON_CONTENT_TYPE, *((HEADER_PREFIX + name, str(value).encode()) for name, value in attributes.items())),
     )
 
 
 def decode(key: bytes | None, value: bytes | None, headers: Headers) -> CloudEvent | DecodeFailure:
-    def failure(reason: str) -> DecodeFailure:
-        return DecodeFailure(reason=reason, key=key, value=value, headers=tuple(headers))
-
-    attributes: dict[str, str] = {}
-    content_type = None
+    headers = tuple(headers)
     try:
-        for name, raw in headers:
-            if name == CONTENT_TYPE:
-                content_type = raw.decode()
-            elif (attribute := _HEADER_TO_ATTRIBUTE.get(name)) is not None:
-                attributes[attribute] = raw.decode()
+        attributes = {_HEADER_TO_ATTRIBUTE[name]: raw.decode() for name, raw in headers if name in _HEADER_TO_ATTRIBUTE}
     except UnicodeDecodeError as error:
-        return failure(f"header is not UTF-8: {error}")
+        return DecodeFailure(f"header is not UTF-8: {error}", key, value, headers)
+    reason = _envelope_problem(attributes, headers, value)
+    if reason is None:
+        try:
+            data = CATALOG[attributes["type"]].model_validate_json(value)  # type: ignore[arg-type]
+            attributes["data"] = data
+            event = CloudEvent.model_validate(attributes)
+        except ValidationError as error:
+            reason = _describe(error)
+        else:
+            if key is None or key == event.subject.encode():
+                return event
+            reason = f"record key {key!r} is not the event's subject {event.subject!r}"
+    return DecodeFailure(reason, key, value, headers)
+
+
+def _envelope_problem(attributes: dict[str, str], headers: Headers, value: bytes | None) -> str | None:
     if "specversion" not in attributes:
-        return failure("not a CloudEvent: no ce_specversion header")
-    if content_type is not None and content_type.split(";")[0].strip() != JSON:
-        return failure(f"unsupported content-type {content_type!r}")
-    data_class = CATALOG.get(attributes.get("type", ""))
-    if data_class is None:
-        return failure(f"unknown event type {attributes.get('type')!r}")
+        return "not a CloudEvent: no ce_specversion header"
+    for name, raw in headers:
+        if name == CONTENT_TYPE:
+            if raw.split(b";")[0].strip() != _JSON_BYTES:
+                return f"unsupported content-type {raw.decode(errors='replace')!r}"
+            break
+    if attributes.get("type") not in CATALOG:
+        return f"unknown event type {attributes.get('type')!r}"
     if value is None:
-        return failure("record has no value (data)")
-    try:
-        data = data_class.model_validate_json(value)
-        event = CloudEvent.model_validate({**attributes, "data": data})
-    except ValidationError as error:
-        return failure(_describe(error))
-    if key is not None and key != event.subject.encode():
-        return failure(f"record key {key!r} is not the event's subject {event.subject!r}")
-    return event
+        return "record has no value (data)"
+    return None
 
 
 def decode_record(record: ConsumedRecord) -> CloudEvent | DecodeFailure:

@@ -102,6 +102,7 @@ class ConsumerRunner:
                     for record in records:
                         await self._handle(record)
                     await self._commit(partition, records[-1].offset + 1)
+                    EVENTS_HANDLED.labels(self.name, partition.topic).inc(len(records))
         finally:
             await self._consumer.stop()
             self._started = False
@@ -121,11 +122,10 @@ class ConsumerRunner:
         if isinstance(decoded, DecodeFailure):
             await self._dead_letter(record, decoded, cause="undecodable")
             return
-        with correlated(decoded.correlationid, event_id=decoded.id, event_type=decoded.type):
+        with correlated(decoded.correlationid, decoded.id):
             for attempt in range(1, self._max_attempts + 1):
                 try:
                     await self._handler(decoded, record)
-                    EVENTS_HANDLED.labels(self.name, record.topic).inc()
                     self.handled += 1
                     return
                 except Exception as error:  # a handler's failure must not stop the loop

@@ -57,10 +57,17 @@ class EventProducer:
     async def __aexit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
         await self.stop()
 
-    async def enqueue(self, event: CloudEvent) -> asyncio.Future[RecordMetadata]:
-        """Buffer the event; the returned future resolves once the broker acknowledged it."""
+    async def enqueue(
+        self, event: CloudEvent, *, topic: str | None = None, partition: int | None = None
+    ) -> asyncio.Future[RecordMetadata]:
+        """Buffer the event; the returned future resolves once the broker acknowledged it.
+
+        ``topic`` and ``partition`` override the contract's routing (tests and benchmarks).
+        """
         record = encode(event)
-        return await self._producer.send(record.topic, record.value, key=record.key, headers=list(record.headers))
+        return await self._producer.send(
+            topic or record.topic, record.value, key=record.key, headers=list(record.headers), partition=partition
+        )
 
     async def publish(self, event: CloudEvent) -> RecordMetadata:
         """Append one event and wait for the broker's acknowledgement."""

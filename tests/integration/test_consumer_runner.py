@@ -10,7 +10,6 @@ import uuid
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from shared.contract.catalog import TaskProgressReported
-from shared.contract.codec import encode
 from shared.contract.envelope import CloudEvent, new_event
 from shared.contract.topics import DEADLETTER
 from shared.kafka.consumer import ConsumerRunner, run_until_signalled
@@ -33,9 +32,7 @@ async def produce_raw(settings: KafkaSettings, topic: str, key: bytes, value: by
 
 
 async def publish_to(producer: EventProducer, topic: str, event: CloudEvent) -> None:
-    record = encode(event)
-    await (await producer._producer.send(topic, record.value, key=record.key, headers=list(record.headers),
-                                         partition=0))
+    await (await producer.enqueue(event, topic=topic, partition=0))
 
 
 async def committed(settings: KafkaSettings, group: str, partition: TopicPartition) -> int | None:

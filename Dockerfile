@@ -1,0 +1,12 @@
+# One image for the three services; docker-compose.yml picks the service by its command.
+FROM python:3.11-slim
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 POLICYTRACK_DATA_DIR=/data
+WORKDIR /app
+COPY pyproject.toml constraints.txt README.md ./
+COPY shared ./shared
+COPY services ./services
+COPY policytrack ./policytrack
+RUN pip install --no-cache-dir -c constraints.txt . && useradd --uid 10001 policytrack && mkdir /data && chown policytrack /data
+USER policytrack
+VOLUME ["/data"]
+CMD ["python", "-m", "services.tasks"]

@@ -1,0 +1,161 @@
+"""Produce and consume N events through the real broker, twice in one run: with the project's
+producer and consumer runner (envelope, validation, encoding, decoding) and with bare aiokafka
+(the same records as pre-encoded bytes). Prints both rates and their ratio.
+
+    .venv/bin/python bench/kafka_throughput.py [--events 200000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import uuid
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from bench.common import Timed, bench_topic, report, stopwatch
+from shared.contract.catalog import TaskProgressReported
+from shared.contract.codec import DecodeFailure, encode
+from shared.contract.envelope import CloudEvent, new_event
+from shared.kafka.consumer import ConsumerRunner
+from shared.kafka.producer import EventProducer
+from shared.process import tune_garbage_collector
+from shared.settings import KafkaSettings
+
+
+def event(n: int) -> CloudEvent:
+    return new_event(
+        TaskProgressReported(task_id=f"task-{n % 1000}", percent=n % 101, note="site works on schedule"),
+        actor="u-jilin-1",
+        actordept="JILIN",
+        aggregateversion=n + 1,
+    )
+
+
+class Redirect:
+    """Sends everything ``ConsumerRunner`` dead-letters nowhere; the bench has no poison."""
+
+    async def dead_letter(self, failure: DecodeFailure, **_where: object) -> None:
+        raise AssertionError(f"unexpected dead letter: {failure.reason}")
+
+
+async def project_produce(kafka: KafkaSettings, topic: str, events: list[CloudEvent]) -> Timed:
+    """The project's producer from validated CloudEvents (as the services hold them) to acks."""
+    async with EventProducer(kafka, client_id="bench-project") as producer:
+        with stopwatch(Timed(len(events))) as timed:
+            futures = [await producer.enqueue(made, topic=topic) for made in events]
+            await asyncio.gather(*futures)
+    return timed
+
+
+def build_events(count: int) -> tuple[list[CloudEvent], Timed]:
+    """Making the events: payload and envelope validation, ids and times."""
+    with stopwatch(Timed(count)) as timed:
+        events = [event(n) for n in range(count)]
+    return events, timed
+
+
+async def bare_produce(kafka: KafkaSettings, topic: str, records: list) -> Timed:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=kafka.bootstrap_servers, acks="all", enable_idempotence=True, linger_ms=5,
+        max_batch_size=256 * 1024,
+    )  # fmt: skip
+    await producer.start()
+    try:
+        with stopwatch(Timed(len(records))) as timed:
+            futures = [await producer.send(topic, value, key=key, headers=headers) for key, value, headers in records]
+            await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+    return timed
+
+
+async def project_consume(kafka: KafkaSettings, topic: str, count: int) -> Timed:
+    done = asyncio.Event()
+    seen = 0
+
+    async def count_event(_event: CloudEvent, _record: object) -> None:
+        nonlocal seen
+        seen += 1
+        if seen >= count:
+            done.set()
+
+    runner = ConsumerRunner(
+        kafka, name="bench-project", topics=[topic], handler=count_event, dead_letters=Redirect(),
+        group_id=f"bench-{uuid.uuid4().hex[:8]}", max_records=2000,
+    )  # fmt: skip
+    await runner.start()
+    with stopwatch(Timed(count)) as timed:
+        task = asyncio.create_task(runner.run())
+        await done.wait()
+    runner.stop()
+    await task
+    return timed
+
+
+async def bare_consume(kafka: KafkaSettings, topic: str, count: int) -> Timed:
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=kafka.bootstrap_servers, group_id=f"bench-{uuid.uuid4().hex[:8]}",
+        enable_auto_commit=False, auto_offset_reset="earliest", max_partition_fetch_bytes=4 * 1024 * 1024,
+    )  # fmt: skip
+    await consumer.start()
+    seen = 0
+    try:
+        with stopwatch(Timed(count)) as timed:
+            while seen < count:
+                batch = await consumer.getmany(timeout_ms=200, max_records=2000)
+                for partition, records in batch.items():
+                    seen += len(records)
+                    await consumer.commit({partition: records[-1].offset + 1})
+    finally:
+        await consumer.stop()
+    return timed
+
+
+async def main(count: int, rounds: int) -> None:
+    kafka = KafkaSettings()
+    events, built = build_events(count)
+    raw = [(r.key, r.value, list(r.headers)) for r in map(encode, events)]
+    size = sum(len(value) + sum(len(k) + len(v) for k, v in headers) for _, value, headers in raw) / count
+    print(f"{count:,} events of ~{size:.0f} bytes (value + headers), broker {kafka.bootstrap_servers}, "
+          f"best of {rounds} alternating rounds")
+    best = {name: Timed() for name in ("project produce", "bare produce", "project consume", "bare consume")}
+
+    def keep(name: str, timed: Timed) -> None:
+        print(f"  {name:<16}{timed.rate:>10,.0f}/s")
+        if timed.rate > best[name].rate:
+            best[name] = timed
+
+    for round_ in range(rounds):
+        # Alternate which path goes first, so neither always meets a cold broker or a warm cache.
+        order = ("bare", "project") if round_ % 2 == 0 else ("project", "bare")
+        async with bench_topic(kafka) as project_topic, bench_topic(kafka) as bare_topic:
+            for path in order:
+                if path == "bare":
+                    keep("bare produce", await bare_produce(kafka, bare_topic, raw))
+                else:
+                    keep("project produce", await project_produce(kafka, project_topic, events))
+            for path in order:
+                if path == "bare":
+                    keep("bare consume", await bare_consume(kafka, bare_topic, count))
+                else:
+                    keep("project consume", await project_consume(kafka, project_topic, count))
+    report(
+        "Kafka throughput, events/s (project path vs bare aiokafka; target ratio >= 0.5)",
+        [
+            ("produce", best["project produce"], best["bare produce"]),
+            ("consume", best["project consume"], best["bare consume"]),
+        ],
+    )
+    both = 1 / (1 / built.rate + 1 / best["project produce"].rate)
+    print(f"\nbuilding the events (payload + envelope validation): {built.rate:,.0f}/s; "
+          f"building and producing together: {both:,.0f}/s ({both / best['bare produce'].rate:.2f} of bare)")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+    tune_garbage_collector()  # as the services do; it applies to both paths
+    asyncio.run(main(args.events, args.rounds))

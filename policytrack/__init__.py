@@ -1,0 +1,1 @@
+"""The ``policytrack`` operator command line."""

@@ -1,0 +1,74 @@
+"""docker-compose.yml cannot run here (no Docker engine), so it is checked against the code."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+import pytest
+import yaml
+from pydantic_settings import BaseSettings
+
+from shared.settings import PROJECT_ROOT, KafkaSettings, RuntimeSettings, ServiceSettings
+
+SERVICES = ("tasks", "notifications", "audit")
+COMPOSE = yaml.safe_load((PROJECT_ROOT / "docker-compose.yml").read_text())
+
+
+def settings_class(service: str) -> type[ServiceSettings]:
+    module = importlib.import_module(f"services.{service}.settings")
+    return getattr(module, f"{service.capitalize()}Settings")
+
+
+def env_names(settings: type[BaseSettings], skip: tuple[str, ...] = ()) -> set[str]:
+    prefix = settings.model_config.get("env_prefix", "")
+    return {(prefix + name).upper() for name in settings.model_fields if name not in skip}
+
+
+KNOWN_ENV = env_names(KafkaSettings) | env_names(RuntimeSettings)
+for _service in SERVICES:
+    KNOWN_ENV |= env_names(settings_class(_service), skip=("kafka", "runtime"))
+
+
+def test_kafka_is_the_official_image_in_kraft_mode_with_a_health_check() -> None:
+    kafka = COMPOSE["services"]["kafka"]
+    assert kafka["image"].startswith("apache/kafka:4.")
+    assert kafka["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"
+    assert "healthcheck" in kafka
+    assert "127.0.0.1:9092:9092" in kafka["ports"]
+
+
+def test_topics_are_created_once_the_broker_is_healthy() -> None:
+    topics = COMPOSE["services"]["topics"]
+    assert topics["command"][:3] == ["python", "-m", "shared.kafka.topics"]
+    assert importlib.util.find_spec("shared.kafka.topics") is not None
+    assert topics["depends_on"]["kafka"]["condition"] == "service_healthy"
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_each_service_is_wired_as_its_settings_expect(service: str) -> None:
+    spec = COMPOSE["services"][service]
+    settings = settings_class(service)
+    port = settings.model_fields["port"].default
+    environment = {name: str(value) for name, value in spec["environment"].items()}
+    prefix = settings.model_config["env_prefix"]
+
+    assert spec["command"] == ["python", "-m", f"services.{service}"]
+    assert (Path(PROJECT_ROOT) / "services" / service).is_dir()
+    assert f"127.0.0.1:{port}:{port}" in spec["ports"]
+    assert environment[f"{prefix}PORT"] == str(port)
+    assert environment[f"{prefix}HOST"] == "0.0.0.0", "the service must listen beyond the container's loopback"
+    internal_listener = COMPOSE["services"]["kafka"]["environment"]["KAFKA_ADVERTISED_LISTENERS"].split(",")[0]
+    assert environment["POLICYTRACK_KAFKA_BOOTSTRAP_SERVERS"] == internal_listener.removeprefix("PLAINTEXT://")
+    assert spec["depends_on"]["topics"]["condition"] == "service_completed_successfully"
+    assert f"127.0.0.1:{port}/readyz" in " ".join(spec["healthcheck"]["test"])
+    unknown = {name for name in environment if name.startswith("POLICYTRACK_")} - KNOWN_ENV
+    assert not unknown, f"{service} sets variables no settings class reads: {unknown}"
+
+
+def test_dockerfile_installs_the_pinned_project() -> None:
+    dockerfile = (PROJECT_ROOT / "Dockerfile").read_text()
+    assert "FROM python:3.11" in dockerfile
+    assert "-c constraints.txt" in dockerfile
+    for package in ("shared", "services", "policytrack"):
+        assert f"COPY {package} ./{package}" in dockerfile
