@@ -1,0 +1,199 @@
+"""Commands departmental systems send, over HTTP or on ``policy.commands``.
+
+Each ``*Body`` is what an HTTP route accepts; its command adds the ids the route takes from
+the path (and, for what it creates, a new id, which the edge draws so ``decide`` stays pure).
+On the command topic the body is the command itself, ids included.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.contract.codes import ApprovalKind, CooperationField, Department, Rating, Severity
+from shared.contract.types import AggregateId, Percent, Text, Title, UtcDatetime
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class PlanBody(Body):
+    title: Title
+    summary: Text = ""
+
+
+class TaskBody(Body):
+    plan_id: AggregateId
+    title: Title
+    field: CooperationField
+    lead_department: Department
+    supporting_departments: tuple[Department, ...] = Field(default=(), max_length=20)
+    due: UtcDatetime
+
+
+class MilestoneBody(Body):
+    title: Title
+    due: UtcDatetime
+
+
+class EmptyBody(Body):
+    pass
+
+
+class ProgressBody(Body):
+    percent: Percent
+    note: Text = ""
+
+
+class CompletionBody(Body):
+    note: Text = ""
+
+
+class CancellationBody(Body):
+    reason: Text = Field(min_length=1)
+
+
+class ReassignmentBody(Body):
+    lead_department: Department
+    supporting_departments: tuple[Department, ...] = Field(default=(), max_length=20)
+    reason: Text = ""
+
+
+class DeadlineBody(Body):
+    due: UtcDatetime
+    reason: Text = Field(min_length=1)
+
+
+class IssueBody(Body):
+    title: Title
+    severity: Severity
+    detail: Text = ""
+
+
+class EscalationBody(Body):
+    reason: Text = ""
+
+
+class ResolutionBody(Body):
+    resolution: Text = ""
+
+
+class ApprovalBody(Body):
+    kind: ApprovalKind
+    title: Title
+    detail: Text = ""
+
+
+class DecisionBody(Body):
+    granted: bool
+    reason: Text = ""
+
+
+class EvaluationBody(Body):
+    rating: Rating
+    findings: Text = ""
+
+
+class Command(Body):
+    """A body with its targets. ``target`` names the existing aggregate the command is checked
+    against (its lock and its ``If-Match`` version); ``creates`` the id field it makes new."""
+
+    name: ClassVar[str]
+    target: ClassVar[str | None] = None
+    creates: ClassVar[str | None] = None
+
+
+class ApprovePlan(PlanBody, Command):
+    name: ClassVar[str] = "approve_plan"
+    creates: ClassVar[str | None] = "plan_id"
+    plan_id: AggregateId
+
+
+class CreateTask(TaskBody, Command):
+    name: ClassVar[str] = "create_task"
+    creates: ClassVar[str | None] = "task_id"
+    task_id: AggregateId
+
+
+class TaskCommand(Command):
+    target: ClassVar[str | None] = "task_id"
+    task_id: AggregateId
+
+
+class ScheduleMilestone(MilestoneBody, TaskCommand):
+    name: ClassVar[str] = "schedule_milestone"
+    creates: ClassVar[str | None] = "milestone_id"
+    milestone_id: AggregateId
+
+
+class MarkMilestoneMet(EmptyBody, TaskCommand):
+    name: ClassVar[str] = "mark_milestone_met"
+    milestone_id: AggregateId
+
+
+class ReportProgress(ProgressBody, TaskCommand):
+    name: ClassVar[str] = "report_progress"
+
+
+class CompleteTask(CompletionBody, TaskCommand):
+    name: ClassVar[str] = "complete_task"
+
+
+class CancelTask(CancellationBody, TaskCommand):
+    name: ClassVar[str] = "cancel_task"
+
+
+class ReassignTask(ReassignmentBody, TaskCommand):
+    name: ClassVar[str] = "reassign_task"
+
+
+class ChangeDeadline(DeadlineBody, TaskCommand):
+    name: ClassVar[str] = "change_deadline"
+
+
+class ReportIssue(IssueBody, TaskCommand):
+    name: ClassVar[str] = "report_issue"
+    creates: ClassVar[str | None] = "issue_id"
+    issue_id: AggregateId
+
+
+class RequestApproval(ApprovalBody, TaskCommand):
+    name: ClassVar[str] = "request_approval"
+    creates: ClassVar[str | None] = "approval_id"
+    approval_id: AggregateId
+
+
+class RecordEvaluation(EvaluationBody, TaskCommand):
+    name: ClassVar[str] = "record_evaluation"
+    creates: ClassVar[str | None] = "evaluation_id"
+    evaluation_id: AggregateId
+
+
+class EscalateIssue(EscalationBody, Command):
+    name: ClassVar[str] = "escalate_issue"
+    target: ClassVar[str | None] = "issue_id"
+    issue_id: AggregateId
+
+
+class ResolveIssue(ResolutionBody, Command):
+    name: ClassVar[str] = "resolve_issue"
+    target: ClassVar[str | None] = "issue_id"
+    issue_id: AggregateId
+
+
+class DecideApproval(DecisionBody, Command):
+    name: ClassVar[str] = "decide_approval"
+    target: ClassVar[str | None] = "approval_id"
+    approval_id: AggregateId
+
+
+COMMANDS: dict[str, type[Command]] = {
+    cls.name: cls
+    for cls in (
+        ApprovePlan, CreateTask, ScheduleMilestone, MarkMilestoneMet, ReportProgress, CompleteTask, CancelTask,
+        ReassignTask, ChangeDeadline, ReportIssue, RequestApproval, RecordEvaluation, EscalateIssue, ResolveIssue,
+        DecideApproval,
+    )
+}  # fmt: skip

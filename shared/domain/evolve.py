@@ -1,0 +1,143 @@
+"""``evolve(state, event) -> state`` for every aggregate, and the projection of the whole log."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from shared.contract import catalog as c
+from shared.contract.envelope import CloudEvent
+from shared.domain.state import (
+    Aggregate,
+    Approval,
+    ApprovalStatus,
+    Evaluation,
+    Issue,
+    IssueStatus,
+    Milestone,
+    Plan,
+    Task,
+    TaskStatus,
+)
+
+
+class EvolveError(ValueError):
+    """An event that cannot follow the state it is applied to (a gap or a foreign event)."""
+
+
+def evolve(state: Aggregate | None, event: CloudEvent) -> Aggregate:
+    """The state after ``event``. ``state`` is None before the aggregate's first event."""
+    data = event.data
+    if state is None:
+        return _create(data, event)
+    changes = _change(state, data, event)
+    return state.model_copy(update={**changes, "version": state.version + 1, "updated_at": event.time})
+
+
+def _create(data: c.EventData, event: CloudEvent) -> Aggregate:
+    common = {"version": 1, "created_at": event.time, "updated_at": event.time}
+    match data:
+        case c.PlanApproved():
+            return Plan(plan_id=data.plan_id, title=data.title, summary=data.summary, approved_by=event.actor,
+                        **common)  # fmt: skip
+        case c.TaskCreated():
+            return Task(task_id=data.task_id, plan_id=data.plan_id, title=data.title, field=data.field, due=data.due,
+                        created_by=event.actor, **common)  # fmt: skip
+        case c.IssueReported():
+            return Issue(issue_id=data.issue_id, task_id=data.task_id, title=data.title, severity=data.severity,
+                         detail=data.detail, reported_by=event.actor, reported_by_department=event.actordept,
+                         **common)  # fmt: skip
+        case c.ApprovalRequested():
+            return Approval(approval_id=data.approval_id, task_id=data.task_id, kind=data.kind, title=data.title,
+                            detail=data.detail, requested_by=event.actor, **common)  # fmt: skip
+        case c.EvaluationRecorded():
+            return Evaluation(evaluation_id=data.evaluation_id, task_id=data.task_id, rating=data.rating,
+                              findings=data.findings, evaluated_by=event.actor, **common)  # fmt: skip
+    raise EvolveError(f"{event.type} cannot start an aggregate")
+
+
+def _change(state: Aggregate, data: c.EventData, event: CloudEvent) -> dict[str, object]:
+    match state, data:
+        case Plan(), c.PlanAmended():
+            return {"summary": data.summary, **({"title": data.title} if data.title else {})}
+        case Task(), c.TaskAssigned() | c.TaskReassigned():
+            return {"lead_department": data.lead_department, "supporting_departments": data.supporting_departments}
+        case Task(), c.TaskDeadlineChanged():
+            return {"due": data.due}
+        case Task(), c.TaskProgressReported():
+            return {"percent": data.percent, "progress_note": data.note}
+        case Task(), c.TaskCompleted():
+            return {"status": TaskStatus.COMPLETED, "percent": 100, "closed_at": event.time}
+        case Task(), c.TaskCancelled():
+            return {"status": TaskStatus.CANCELLED, "closed_at": event.time}
+        case Task(), c.MilestoneScheduled():
+            milestone = Milestone(milestone_id=data.milestone_id, title=data.title, due=data.due)
+            return {"milestones": (*state.milestones, milestone)}
+        case Task(), c.MilestoneMet():
+            return {"milestones": tuple(
+                m.model_copy(update={"met_at": event.time, "met_by": event.actor}) if m.milestone_id == data.milestone_id
+                else m for m in state.milestones
+            )}  # fmt: skip
+        case Issue(), c.IssueEscalated():
+            return {"status": IssueStatus.ESCALATED, "escalated_to": data.escalated_to, "escalated_by": event.actor}
+        case Issue(), c.IssueResolved():
+            return {"status": IssueStatus.RESOLVED, "resolution": data.resolution}
+        case Approval(), c.ApprovalGranted():
+            return {"status": ApprovalStatus.GRANTED, "decided_by": event.actor, "reason": data.reason}
+        case Approval(), c.ApprovalRejected():
+            return {"status": ApprovalStatus.REJECTED, "decided_by": event.actor, "reason": data.reason}
+    raise EvolveError(f"{event.type} does not apply to {type(state).__name__} {event.subject}")
+
+
+DOMAIN_TYPES = frozenset(
+    cls.event_type
+    for cls in (
+        c.PlanApproved, c.PlanAmended, c.TaskCreated, c.TaskAssigned, c.TaskReassigned, c.TaskDeadlineChanged,
+        c.TaskProgressReported, c.TaskCompleted, c.TaskCancelled, c.MilestoneScheduled, c.MilestoneMet,
+        c.IssueReported, c.IssueEscalated, c.IssueResolved, c.ApprovalRequested, c.ApprovalGranted,
+        c.ApprovalRejected, c.EvaluationRecorded,
+    )
+)  # fmt: skip
+"""The event types that change an aggregate; everything else on the log leaves state alone."""
+
+
+@dataclass
+class Projection:
+    """Every aggregate's current state, folded from the log with ``evolve``.
+
+    ``apply`` ignores what it has already seen (a re-delivered event carries an aggregate
+    version at or below the state's), so replaying a log twice changes nothing.
+    """
+
+    aggregates: dict[str, Aggregate] = field(default_factory=dict)
+    history: dict[str, list[CloudEvent]] = field(default_factory=dict)
+    """Per task id: every event about the task (its own, and its issues', approvals', evaluations')."""
+    last_event_time: datetime | None = None
+
+    def apply(self, event: CloudEvent) -> bool:
+        """Fold one event in; False when it was already applied or does not change state."""
+        if event.type not in DOMAIN_TYPES:
+            return False
+        current = self.aggregates.get(event.subject)
+        if current is not None and event.aggregateversion is not None and event.aggregateversion <= current.version:
+            return False
+        self.aggregates[event.subject] = evolve(current, event)
+        self.history.setdefault(_task_of(event), []).append(event)
+        self.last_event_time = event.time
+        return True
+
+    def apply_all(self, events: Iterable[CloudEvent]) -> None:
+        for event in events:
+            self.apply(event)
+
+    def get(self, aggregate_id: str, kind: type[Aggregate]) -> Aggregate | None:
+        found = self.aggregates.get(aggregate_id)
+        return found if isinstance(found, kind) else None
+
+    def tasks(self) -> list[Task]:
+        return [a for a in self.aggregates.values() if isinstance(a, Task)]
+
+
+def _task_of(event: CloudEvent) -> str:
+    return str(getattr(event.data, "task_id", event.subject))
