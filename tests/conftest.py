@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -12,10 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from shared.auth import mint_dev_token
 from shared.kafka.consumer import partitions_of
 from shared.settings import PROJECT_ROOT, KafkaSettings
 
@@ -130,6 +134,119 @@ async def read_from(
             batch = await consumer.getmany(timeout_ms=200)
             for partition_records in batch.values():
                 records.extend(partition_records)
+        return records
+    finally:
+        await consumer.stop()
+
+
+# --- service processes ------------------------------------------------------------------------------
+
+
+class ServiceProcess:
+    """One service run as its own process (``python -m services.<name>``), as in production."""
+
+    def __init__(self, name: str, port: int, env: dict[str, str], log_path: Path) -> None:
+        self.name, self.port, self.env, self.log_path = name, port, env, log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, *, wait: bool = True, timeout: float = 60) -> ServiceProcess:
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", f"services.{self.name}"], env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                cwd=PROJECT_ROOT,
+            )  # fmt: skip
+        if wait:
+            self.wait_ready(timeout)
+        return self
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise AssertionError(f"{self.name} exited ({self.process.returncode}):\n{self.log()}")
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise AssertionError(f"{self.name} was not ready within {timeout}s:\n{self.log()}")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def restart(self) -> ServiceProcess:
+        self.stop()
+        return self.start()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-4000:] if self.log_path.exists() else ""
+
+
+_ports = iter(range(18100, 18999))
+
+
+@pytest.fixture
+def service_factory(kafka: Broker, tmp_path: Path) -> Iterator[Callable[..., ServiceProcess]]:
+    """Makes service processes against the project's broker; all are stopped afterwards."""
+    made: list[ServiceProcess] = []
+
+    def make(name: str, **env: str) -> ServiceProcess:
+        port = next(_ports)
+        prefix = f"POLICYTRACK_{name.upper()}_"
+        process_env = {
+            **os.environ, "POLICYTRACK_ENV": "dev", "POLICYTRACK_LOG_LEVEL": "INFO",
+            "POLICYTRACK_DATA_DIR": str(tmp_path / f"{name}-{port}"),
+            f"{prefix}PORT": str(port), f"{prefix}TRANSACTIONAL_ID": f"test-{name}-{uuid.uuid4().hex[:8]}",
+            **env,
+        }  # fmt: skip
+        service = ServiceProcess(name, port, process_env, tmp_path / f"{name}-{port}.log")
+        made.append(service)
+        return service
+
+    yield make
+    for service in made:
+        service.stop()
+
+
+def token(user: str, department: str, *roles: str) -> dict[str, str]:
+    """Authorization header with a development token."""
+    return {"Authorization": f"Bearer {mint_dev_token(user, department, list(roles))}"}
+
+
+async def records_since(settings: KafkaSettings, topic: str, starts: dict[TopicPartition, int]) -> list:
+    """The committed records appended to ``topic`` after ``starts`` (transaction markers take an
+    offset each, so counting offsets would overcount)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers, isolation_level="read_committed")
+    await consumer.start()
+    try:
+        ends = await consumer.end_offsets(list(starts))
+        pending = {tp for tp in starts if ends[tp] > starts[tp]}
+        consumer.assign(list(starts))
+        for partition, offset in starts.items():
+            consumer.seek(partition, offset)
+        records: list = []
+        deadline = time.monotonic() + 30
+        while pending and time.monotonic() < deadline:
+            for partition_records in (await consumer.getmany(*pending, timeout_ms=200)).values():
+                records.extend(partition_records)
+            pending = {tp for tp in pending if await consumer.position(tp) < ends[tp]}
         return records
     finally:
         await consumer.stop()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from shared.auth import AuthSettings
 from shared.settings import ServiceSettings
 
 
@@ -12,3 +14,8 @@ class TasksSettings(ServiceSettings):
 
     port: int = 8001
     consumer_group: str = "policytrack-tasks"
+    transactional_id: str = Field(
+        default="policytrack-tasks-0",
+        description="stable per writing instance: a restarted or second instance with it fences the old one",
+    )
+    auth: AuthSettings = Field(default_factory=AuthSettings)

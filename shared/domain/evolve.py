@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TypeVar
 
 from shared.contract import catalog as c
 from shared.contract.envelope import CloudEvent
@@ -20,6 +21,9 @@ from shared.domain.state import (
     Task,
     TaskStatus,
 )
+
+
+A = TypeVar("A", Plan, Task, Issue, Approval, Evaluation)
 
 
 class EvolveError(ValueError):
@@ -131,9 +135,24 @@ class Projection:
         for event in events:
             self.apply(event)
 
-    def get(self, aggregate_id: str, kind: type[Aggregate]) -> Aggregate | None:
+    def get(self, aggregate_id: str, kind: type[A]) -> A | None:
         found = self.aggregates.get(aggregate_id)
         return found if isinstance(found, kind) else None
+
+    def plan(self, plan_id: str) -> Plan | None:
+        return self.get(plan_id, Plan)
+
+    def task(self, task_id: str) -> Task | None:
+        return self.get(task_id, Task)
+
+    def issue(self, issue_id: str) -> Issue | None:
+        return self.get(issue_id, Issue)
+
+    def approval(self, approval_id: str) -> Approval | None:
+        return self.get(approval_id, Approval)
+
+    def evaluation(self, evaluation_id: str) -> Evaluation | None:
+        return self.get(evaluation_id, Evaluation)
 
     def tasks(self) -> list[Task]:
         return [a for a in self.aggregates.values() if isinstance(a, Task)]

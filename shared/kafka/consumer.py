@@ -11,13 +11,12 @@ from __future__ import annotations
 import asyncio
 import signal
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 
 from shared.contract.codec import DecodeFailure, decode_record
-from shared.contract.envelope import CloudEvent
 from shared.kafka.producer import EventProducer
 from shared.logging import correlated, get_logger
 from shared.metrics import CONSUMER_LAG, DEAD_LETTERED, EVENTS_HANDLED, HANDLER_RETRIES
@@ -25,7 +24,9 @@ from shared.settings import KafkaSettings
 
 log = get_logger(__name__)
 
-Handler = Callable[[CloudEvent, ConsumerRecord], Awaitable[None]]
+T = TypeVar("T")
+Handler = Callable[[T, ConsumerRecord], Awaitable[None]]
+Decoder = Callable[[ConsumerRecord], "T | DecodeFailure"]
 
 
 class DeadLetters(Protocol):
@@ -34,8 +35,9 @@ class DeadLetters(Protocol):
     ) -> object: ...
 
 
-class ConsumerRunner:
-    """Runs ``handler`` over every event of ``topics``.
+class ConsumerRunner(Generic[T]):
+    """Runs ``handler`` over every event of ``topics`` (or, with another ``decode``, over
+    whatever that decoder makes of a record, as the command topic does).
 
     With a ``group_id`` the runner joins that consumer group and commits; without one it
     reads every partition from the beginning and commits nothing (a replay, as services do
@@ -48,9 +50,10 @@ class ConsumerRunner:
         *,
         name: str,
         topics: Sequence[str],
-        handler: Handler,
+        handler: Handler[T],
         dead_letters: DeadLetters | EventProducer,
         group_id: str | None,
+        decode: Decoder[T] = decode_record,  # type: ignore[assignment]
         max_attempts: int = 5,
         retry_backoff: float = 0.2,
         max_records: int = 500,
@@ -59,6 +62,7 @@ class ConsumerRunner:
         self.name = name
         self._topics = tuple(topics)
         self._handler = handler
+        self._decode = decode
         self._dead_letters = dead_letters
         self._group_id = group_id
         self._max_attempts = max_attempts
@@ -118,11 +122,11 @@ class ConsumerRunner:
         return lag
 
     async def _handle(self, record: ConsumerRecord) -> None:
-        decoded = decode_record(record)
+        decoded = self._decode(record)
         if isinstance(decoded, DecodeFailure):
             await self._dead_letter(record, decoded, cause="undecodable")
             return
-        with correlated(decoded.correlationid, decoded.id):
+        with correlated(getattr(decoded, "correlationid", None), getattr(decoded, "id", None)):
             for attempt in range(1, self._max_attempts + 1):
                 try:
                     await self._handler(decoded, record)

@@ -33,18 +33,21 @@ class EventProducer:
         transactional_id: str | None = None,
         linger_ms: int = 5,
     ) -> None:
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=kafka.bootstrap_servers,
-            client_id=client_id,
-            acks="all",
-            enable_idempotence=True,
-            transactional_id=transactional_id,
-            linger_ms=linger_ms,
-            max_batch_size=256 * 1024,
-            request_timeout_ms=kafka.request_timeout_ms,
-        )
+        self._config = {
+            "bootstrap_servers": kafka.bootstrap_servers,
+            "client_id": client_id,
+            "acks": "all",
+            "enable_idempotence": True,
+            "transactional_id": transactional_id,
+            "linger_ms": linger_ms,
+            "max_batch_size": 256 * 1024,
+            "request_timeout_ms": kafka.request_timeout_ms,
+        }
+        self._producer: AIOKafkaProducer
 
     async def start(self) -> None:
+        # aiokafka binds to the running event loop, so the client is made here, not in __init__.
+        self._producer = AIOKafkaProducer(**self._config)
         await self._producer.start()
 
     async def stop(self) -> None:

@@ -9,7 +9,7 @@ import pytest
 import yaml
 from pydantic_settings import BaseSettings
 
-from shared.settings import PROJECT_ROOT, KafkaSettings, RuntimeSettings, ServiceSettings
+from shared.settings import PROJECT_ROOT, ServiceSettings
 
 SERVICES = ("tasks", "notifications", "audit")
 COMPOSE = yaml.safe_load((PROJECT_ROOT / "docker-compose.yml").read_text())
@@ -20,14 +20,20 @@ def settings_class(service: str) -> type[ServiceSettings]:
     return getattr(module, f"{service.capitalize()}Settings")
 
 
-def env_names(settings: type[BaseSettings], skip: tuple[str, ...] = ()) -> set[str]:
+def env_names(settings: type[BaseSettings]) -> set[str]:
+    """Every variable a settings class reads, its nested settings classes' included."""
     prefix = settings.model_config.get("env_prefix", "")
-    return {(prefix + name).upper() for name in settings.model_fields if name not in skip}
+    names = set()
+    for name, info in settings.model_fields.items():
+        nested = info.default_factory
+        if isinstance(nested, type) and issubclass(nested, BaseSettings):
+            names |= env_names(nested)
+        else:
+            names.add((prefix + name).upper())
+    return names
 
 
-KNOWN_ENV = env_names(KafkaSettings) | env_names(RuntimeSettings)
-for _service in SERVICES:
-    KNOWN_ENV |= env_names(settings_class(_service), skip=("kafka", "runtime"))
+KNOWN_ENV = set().union(*(env_names(settings_class(service)) for service in SERVICES))
 
 
 def test_kafka_is_the_official_image_in_kraft_mode_with_a_health_check() -> None:

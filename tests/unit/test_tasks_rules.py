@@ -12,7 +12,7 @@ from shared.auth import Actor
 from shared.contract import catalog as c
 from shared.contract.envelope import new_event
 from shared.domain.evolve import Projection
-from shared.domain.state import Approval, Issue, IssueStatus, Plan, Task, TaskStatus
+from shared.domain.state import Issue, IssueStatus, Plan, Task, TaskStatus
 
 DUE = datetime(2027, 6, 30, tzinfo=UTC)
 
@@ -37,19 +37,16 @@ class Scenario:
         self.projection = Projection()
 
     def plan(self, plan_id: str) -> Plan | None:
-        return self.projection.get(plan_id, Plan)
+        return self.projection.plan(plan_id)
 
     def task(self, task_id: str) -> Task | None:
-        return self.projection.get(task_id, Task)
+        return self.projection.task(task_id)
 
     def issue(self, issue_id: str) -> Issue | None:
-        return self.projection.get(issue_id, Issue)
-
-    def approval(self, approval_id: str) -> Approval | None:
-        return self.projection.get(approval_id, Approval)
+        return self.projection.issue(issue_id)
 
     def run(self, command: cmd.Command, who: Actor) -> list[c.EventData]:
-        events = decide(command, who, self)
+        events = decide(command, who, self.projection)
         for data in events:
             current = self.projection.aggregates.get(data.subject)
             version = (current.version if current else 0) + 1

@@ -1,0 +1,88 @@
+"""The one error format: RFC 9457 ``application/problem+json`` naming the offending field."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from shared.auth import AuthError
+from shared.logging import get_logger
+
+PROBLEM_JSON = "application/problem+json"
+log = get_logger(__name__)
+
+TITLES = {
+    400: "Bad request", 401: "Unauthenticated", 403: "Forbidden", 404: "Not found", 405: "Method not allowed",
+    409: "Conflict", 412: "Precondition failed", 413: "Content too large", 415: "Unsupported media type",
+    422: "Invalid request", 428: "Precondition required", 500: "Internal error", 503: "Unavailable",
+}  # fmt: skip
+
+
+class Problem(Exception):
+    """Raise anywhere in a request to answer with a problem document."""
+
+    def __init__(self, status: int, detail: str, *, title: str | None = None, field: str | None = None,
+                 headers: dict[str, str] | None = None, **extra: Any) -> None:  # fmt: skip
+        super().__init__(detail)
+        self.status, self.detail, self.title, self.field = status, detail, title, field
+        self.headers, self.extra = headers or {}, extra
+
+
+def problem_body(status: int, detail: str, *, title: str | None = None, field: str | None = None,
+                 instance: str | None = None, **extra: Any) -> dict[str, Any]:  # fmt: skip
+    body: dict[str, Any] = {"type": "about:blank", "title": title or TITLES.get(status, "Error"), "status": status,
+                            "detail": detail}  # fmt: skip
+    if instance:
+        body["instance"] = instance
+    if field:
+        body["errors"] = [{"field": field, "message": detail}]
+    body.update(extra)
+    return body
+
+
+def problem_response(status: int, detail: str, *, headers: dict[str, str] | None = None, **kwargs: Any) -> JSONResponse:
+    return JSONResponse(problem_body(status, detail, **kwargs), status_code=status, media_type=PROBLEM_JSON,
+                        headers=headers)  # fmt: skip
+
+
+def field_errors(errors: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """pydantic/FastAPI errors as ``{"field": "body.percent", "message": ...}``."""
+    named = []
+    for error in errors:
+        location = [str(part) for part in error.get("loc", ())]
+        if error.get("type") == "json_invalid":
+            location = location[:1]  # the position inside the body is not a field
+        named.append({"field": ".".join(location) or "body", "message": error.get("msg", "invalid")})
+    return named
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, error: RequestValidationError) -> JSONResponse:
+        errors = field_errors(list(error.errors()))
+        detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
+        return problem_response(422, detail, instance=request.url.path, errors=errors)
+
+    @app.exception_handler(Problem)
+    async def problem(request: Request, error: Problem) -> JSONResponse:
+        return problem_response(error.status, error.detail, title=error.title, field=error.field,
+                                instance=request.url.path, headers=error.headers, **error.extra)  # fmt: skip
+
+    @app.exception_handler(AuthError)
+    async def unauthenticated(request: Request, error: AuthError) -> JSONResponse:
+        return problem_response(401, str(error), instance=request.url.path,
+                                headers={"WWW-Authenticate": 'Bearer realm="policytrack"'})  # fmt: skip
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        return problem_response(error.status_code, str(error.detail), instance=request.url.path,
+                                headers=getattr(error, "headers", None))  # fmt: skip
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, error: Exception) -> JSONResponse:
+        log.exception("unhandled error", path=request.url.path)
+        return problem_response(500, "internal error; the request may be retried", instance=request.url.path)

@@ -1,0 +1,74 @@
+"""Builds a service's FastAPI app with what every service has, and serves it with uvicorn."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
+
+import uvicorn
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, Histogram, generate_latest
+
+from shared.auth import Actor, AuthError, TokenVerifier
+from shared.http.limits import BodySizeLimit
+from shared.http.problems import install_problem_handlers
+from shared.settings import ServiceSettings
+
+MAX_BODY_BYTES = 64 * 1024
+REQUEST_SECONDS = Histogram(
+    "policytrack_http_request_seconds", "HTTP requests by route and status", ["service", "method", "route", "status"]
+)
+Readiness = Callable[[], Awaitable[tuple[bool, dict[str, Any]]]]
+
+
+def create_service_app(name: str, *, title: str, description: str, readiness: Readiness, **fastapi: Any) -> FastAPI:
+    app = FastAPI(title=title, description=description, version="1.0.0", **fastapi)
+    install_problem_handlers(app)
+
+    @app.get("/healthz", tags=["operations"], summary="The process is alive")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["operations"], summary="Ready: caught up with the log and able to work")
+    async def readyz() -> JSONResponse:
+        ready, details = await readiness()
+        return JSONResponse({"ready": ready, **details}, status_code=200 if ready else 503)
+
+    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics")
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    @app.middleware("http")
+    async def observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = getattr(request.scope.get("route"), "path", "unmatched")
+        REQUEST_SECONDS.labels(name, request.method, route, response.status_code).observe(
+            time.perf_counter() - started
+        )
+        return response
+
+    app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
+    return app
+
+
+def current_actor(request: Request) -> Actor:
+    """The caller named by the bearer token; 401 when there is none or it does not verify."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise AuthError("a bearer token is required")
+    verifier: TokenVerifier = request.app.state.verifier
+    return verifier.verify(token.strip())
+
+
+Authenticated = Annotated[Actor, Depends(current_actor)]
+
+
+async def serve(app: FastAPI, settings: ServiceSettings) -> None:
+    """Serve until SIGTERM/SIGINT; uvicorn then drains requests and runs the app's shutdown."""
+    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_config=None, access_log=False,
+                            lifespan="on", timeout_graceful_shutdown=10)  # fmt: skip
+    await uvicorn.Server(config).serve()
