@@ -9,6 +9,8 @@ import typer
 from rich.console import Console
 
 from policytrack import supervisor
+from shared.auth import mint_dev_token
+from shared.contract.codes import Department, Role
 
 app = typer.Typer(help="policytrack: tracking the China-South Korea (Changchun) Demonstration Zone plan.",
                   no_args_is_help=True)  # fmt: skip
@@ -35,6 +37,17 @@ def up() -> None:
             stop.wait()
         except KeyboardInterrupt:
             console.print("stopping…")
+
+
+@app.command()
+def token(
+    user: str = typer.Option(..., "--user", "-u", help="user id recorded as the actor of what they do"),
+    department: Department = typer.Option(..., "--department", "-d", help="department code, e.g. JILIN"),
+    role: list[Role] = typer.Option(..., "--role", "-r", help="role; repeat for several"),
+    ttl: int = typer.Option(8 * 3600, help="seconds until it expires"),
+) -> None:
+    """Print a bearer token signed with the development key (services accept it only in dev)."""
+    print(mint_dev_token(user, department, list(role), ttl_seconds=ttl))
 
 
 if __name__ == "__main__":

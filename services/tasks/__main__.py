@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
 
 from services.tasks.app import create_app
@@ -11,7 +10,7 @@ from services.tasks.settings import TasksSettings
 from shared.auth import InsecureConfiguration
 from shared.http.service import serve
 from shared.logging import configure_logging
-from shared.process import tune_garbage_collector
+from shared.process import run
 
 
 def main() -> int:
@@ -22,8 +21,7 @@ def main() -> int:
     except InsecureConfiguration as error:
         print(f"tasks: {error}", file=sys.stderr)
         return 2
-    tune_garbage_collector()
-    asyncio.run(serve(create_app(runtime), settings))
+    run(serve(create_app(runtime), settings))
     return 0
 
 

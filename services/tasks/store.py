@@ -53,8 +53,10 @@ class _Pending:
 
 class EventLog:
     def __init__(self, kafka: KafkaSettings, *, transactional_id: str, max_batch: int = 256) -> None:
+        # A new transaction's first request is often answered "concurrent transactions" while the
+        # broker still writes the last one's markers; a short backoff keeps that from adding 100 ms.
         self._producer = EventProducer(kafka, client_id=transactional_id, transactional_id=transactional_id,
-                                       linger_ms=0)  # fmt: skip
+                                       linger_ms=0, retry_backoff_ms=5)  # fmt: skip
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._max_batch = max_batch
         self._writer: asyncio.Task[None] | None = None
@@ -183,15 +185,16 @@ class RebuildReport:
     seconds: float = 0.0
 
 
-async def rebuild(kafka: KafkaSettings, projection: Projection, index: IdempotencyIndex) -> RebuildReport:
-    """Reads ``policy.events`` from the beginning to its current end (committed records only)."""
+async def rebuild(kafka: KafkaSettings, projection: Projection, index: IdempotencyIndex,
+                  topic: str = EVENTS) -> RebuildReport:  # fmt: skip
+    """Reads the log from the beginning to its current end (committed records only)."""
     report = RebuildReport()
     started = time.perf_counter()
     consumer = AIOKafkaConsumer(bootstrap_servers=kafka.bootstrap_servers, isolation_level="read_committed",
                                 enable_auto_commit=False, max_partition_fetch_bytes=8 * 1024 * 1024)  # fmt: skip
     await consumer.start()
     try:
-        partitions = await partitions_of(consumer, [EVENTS])
+        partitions = await partitions_of(consumer, [topic])
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         ends = await consumer.end_offsets(partitions)

@@ -6,6 +6,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
 import uvicorn
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
@@ -40,21 +42,39 @@ def create_service_app(name: str, *, title: str, description: str, readiness: Re
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
-    @app.middleware("http")
-    async def observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = getattr(request.scope.get("route"), "path", "unmatched")
-        REQUEST_SECONDS.labels(name, request.method, route, response.status_code).observe(
-            time.perf_counter() - started
-        )
-        return response
-
+    app.add_middleware(RequestMetrics, service=name)
     app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
     return app
 
 
-def current_actor(request: Request) -> Actor:
+class RequestMetrics:
+    """Times every request by route template and status (plain ASGI: no per-request task)."""
+
+    def __init__(self, app: ASGIApp, service: str) -> None:
+        self.app = app
+        self.service = service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def observing_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, observing_send)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")
+            REQUEST_SECONDS.labels(self.service, scope["method"], route, status).observe(time.perf_counter() - started)
+
+
+async def current_actor(request: Request) -> Actor:
     """The caller named by the bearer token; 401 when there is none or it does not verify."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")

@@ -32,6 +32,7 @@ class EventProducer:
         client_id: str,
         transactional_id: str | None = None,
         linger_ms: int = 5,
+        retry_backoff_ms: int = 100,
     ) -> None:
         self._config = {
             "bootstrap_servers": kafka.bootstrap_servers,
@@ -42,6 +43,7 @@ class EventProducer:
             "linger_ms": linger_ms,
             "max_batch_size": 256 * 1024,
             "request_timeout_ms": kafka.request_timeout_ms,
+            "retry_backoff_ms": retry_backoff_ms,
         }
         self._producer: AIOKafkaProducer
 

@@ -1,0 +1,33 @@
+"""The HTTP ceiling for the tasks benchmark: the same FastAPI edge (middleware, token check,
+body validation) answering the progress route without deciding or producing anything."""
+
+from __future__ import annotations
+
+import os
+
+from fastapi import FastAPI
+
+from services.tasks.commands import ProgressBody
+from shared.auth import AuthSettings, TokenVerifier
+from shared.http.service import Authenticated, create_service_app, serve
+from shared.process import run
+from shared.settings import RuntimeSettings, ServiceSettings
+
+
+async def always_ready() -> tuple[bool, dict]:
+    return True, {}
+
+
+def create_app() -> FastAPI:
+    app = create_service_app("ceiling", title="ceiling", description="no-op", readiness=always_ready)
+    app.state.verifier = TokenVerifier(AuthSettings(), RuntimeSettings(env="dev"))
+
+    @app.post("/v1/tasks/{task_id}/progress")
+    async def report_progress(task_id: str, actor: Authenticated, body: ProgressBody) -> dict:
+        return {"id": task_id, "version": body.percent}
+
+    return app
+
+
+if __name__ == "__main__":
+    run(serve(create_app(), ServiceSettings(port=int(os.environ.get("PORT", "18998")))))

@@ -1,0 +1,176 @@
+"""Tasks service: accepted commands per second over HTTP with 16 concurrent clients (wrk),
+against the HTTP ceiling of a FastAPI route that answers without producing, measured in the
+same run; and the time to rebuild state from 1,000,000 events.
+
+    .venv/bin/python -m bench.tasks_service [--seconds 15] [--events 1000000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+
+from bench.common import Timed, bench_topic, report, stopwatch
+from services.tasks.store import IdempotencyIndex, rebuild
+from shared.auth import mint_dev_token
+from shared.contract import catalog as c
+from shared.contract.envelope import new_event
+from shared.domain.evolve import Projection
+from shared.kafka.producer import EventProducer
+from shared.process import tune_garbage_collector
+from shared.settings import PROJECT_ROOT, KafkaSettings
+
+CLIENTS = 16
+TASKS_PORT, CEILING_PORT = 18901, 18902
+WRK_SCRIPT = """
+local paths = {%s}
+local n = 0
+request = function()
+  n = n + 1
+  local body = '{"percent": ' .. (n %% 100) .. ', "note": "bench"}'
+  return wrk.format("POST", paths[(n %% #paths) + 1], nil, body)
+end
+"""
+
+
+def start(args: list[str], env: dict[str, str], url: str) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen(args, env={**os.environ, **env}, cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                return process
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    process.kill()
+    raise RuntimeError(f"{args} did not become ready")
+
+
+def wrk(url: str, paths: list[str], token: str, seconds: int) -> Timed:
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(WRK_SCRIPT % ", ".join(f'"{p}"' for p in paths))
+    out = subprocess.run(
+        ["wrk", "-t2", f"-c{CLIENTS}", f"-d{seconds}s", "-s", script.name, "-H", f"Authorization: Bearer {token}",
+         "-H", "Content-Type: application/json", url],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    total = int(re.search(r"(\d+) requests in", out).group(1))
+    failed = int(m.group(1)) if (m := re.search(r"Non-2xx or 3xx responses: (\d+)", out)) else 0
+    elapsed = float(re.search(r"requests in ([\d.]+)s", out).group(1))
+    if failed:
+        print(f"  ({failed} of {total} requests were not accepted)")
+    return Timed(total - failed, elapsed)
+
+
+def http_benchmark(seconds: int) -> tuple[Timed, Timed]:
+    if shutil.which("wrk") is None:
+        sys.exit("wrk not found: apt-get install wrk")
+    env = {"POLICYTRACK_ENV": "dev", "POLICYTRACK_LOG_LEVEL": "WARNING", "POLICYTRACK_TASKS_PORT": str(TASKS_PORT),
+           "POLICYTRACK_TASKS_TRANSACTIONAL_ID": f"bench-{uuid.uuid4().hex[:8]}"}  # fmt: skip
+    tasks_url, ceiling_url = f"http://127.0.0.1:{TASKS_PORT}", f"http://127.0.0.1:{CEILING_PORT}"
+    jilin = mint_dev_token("u-bench", "JILIN", ["implementer"])
+    tasks = start([sys.executable, "-m", "services.tasks"], env, tasks_url)
+    try:
+        with httpx.Client(base_url=tasks_url, headers={"Authorization": f"Bearer {jilin}"}) as client:
+            sc = {"Authorization": f"Bearer {mint_dev_token('u-sc', 'SC', ['approver'])}"}
+            plan = client.post("/v1/plans", json={"title": "bench"}, headers=sc).json()["id"]
+            due = (datetime.now(UTC) + timedelta(days=365)).isoformat()
+            task_ids = [
+                client.post("/v1/tasks", json={"plan_id": plan, "title": f"t{n}", "field": "trade",
+                                               "lead_department": "JILIN", "due": due}).json()["id"]
+                for n in range(CLIENTS * 4)
+            ]  # fmt: skip
+        paths = [f"/v1/tasks/{task_id}/progress" for task_id in task_ids]
+        service = wrk(tasks_url, paths, jilin, seconds)
+    finally:
+        tasks.terminate()
+        tasks.wait()
+    ceiling_process = start([sys.executable, "-m", "bench.http_ceiling"], {**env, "PORT": str(CEILING_PORT)},
+                            ceiling_url)  # fmt: skip
+    try:
+        ceiling = wrk(ceiling_url, paths, jilin, seconds)
+    finally:
+        ceiling_process.terminate()
+        ceiling_process.wait()
+    return service, ceiling
+
+
+async def rebuild_benchmark(count: int) -> tuple[Timed, Timed]:
+    """Writes ``count`` events of 10,000 tasks to a scratch topic, then rebuilds from it."""
+    kafka = KafkaSettings()
+    per_task = 100
+    due = datetime(2027, 12, 31, tzinfo=UTC)
+    async with bench_topic(kafka) as topic:
+        async with EventProducer(kafka, client_id="bench-rebuild-writer") as producer:
+            futures = []
+            for t in range(count // per_task):
+                task_id = f"task-{t}"
+                futures.append(await producer.enqueue(new_event(
+                    c.TaskCreated(task_id=task_id, plan_id="plan", title=f"Task {t}", field="trade", due=due),
+                    actor="u-jilin", actordept="JILIN", aggregateversion=1), topic=topic))  # fmt: skip
+                futures.append(await producer.enqueue(new_event(
+                    c.TaskAssigned(task_id=task_id, lead_department="JILIN", supporting_departments=("MOFCOM",)),
+                    actor="u-jilin", actordept="JILIN", aggregateversion=2), topic=topic))  # fmt: skip
+                for v in range(3, per_task + 1):
+                    futures.append(await producer.enqueue(new_event(
+                        c.TaskProgressReported(task_id=task_id, percent=v % 100, note="weekly report"),
+                        actor="u-jilin", actordept="JILIN", aggregateversion=v), topic=topic))  # fmt: skip
+            await asyncio.gather(*futures)
+        projection = Projection()
+        with stopwatch(Timed(count)) as rebuilt:
+            result = await rebuild(kafka, projection, IdempotencyIndex(), topic=topic)
+        assert result.events == count and len(projection.aggregates) == count // per_task, result
+        bare = await bare_read(kafka, topic, count)
+    return rebuilt, bare
+
+
+async def bare_read(kafka: KafkaSettings, topic: str, count: int) -> Timed:
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=kafka.bootstrap_servers, enable_auto_commit=False,
+                                max_partition_fetch_bytes=8 * 1024 * 1024)  # fmt: skip
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in range(3)]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        seen = 0
+        with stopwatch(Timed(count)) as timed:
+            while seen < count:
+                for records in (await consumer.getmany(timeout_ms=500, max_records=5000)).values():
+                    seen += len(records)
+    finally:
+        await consumer.stop()
+    return timed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=int, default=15)
+    parser.add_argument("--events", type=int, default=1_000_000)
+    args = parser.parse_args()
+    tune_garbage_collector()
+    service, ceiling = http_benchmark(args.seconds)
+    report(f"Tasks service over HTTP, {CLIENTS} concurrent clients (target >= 1,000/s and >= 0.3 of the ceiling)",
+           [("commands", service, ceiling)])  # fmt: skip
+    rebuilt, bare = asyncio.run(rebuild_benchmark(args.events))
+    report(f"Rebuilding state from {args.events:,} events (target >= 100,000/s; baseline: bare aiokafka read)",
+           [("rebuild", rebuilt, bare)])  # fmt: skip
+    print(f"rebuild took {rebuilt.seconds:.1f}s")
+
+
+if __name__ == "__main__":
+    main()
