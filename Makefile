@@ -36,8 +36,12 @@ stop:
 contract: venv
 	$(BIN)/python -m shared.contract.generate
 
+# wrk drives the HTTP benchmarks.
 bench: venv broker
-	$(BIN)/python bench/kafka_throughput.py
+	@command -v wrk >/dev/null || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq wrk >/dev/null; }
+	$(BIN)/python -m bench.kafka_throughput
+	$(BIN)/python -m bench.tasks_service
 
 clean:
 	deploy/kafka.sh stop
