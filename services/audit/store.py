@@ -1,0 +1,280 @@
+"""The append-only audit store: SQLite (WAL) by default, PostgreSQL when a DSN is set, one
+code path (SQLAlchemy 2 Core, async). The consumer's offsets are written in the same
+transaction as the entries, so a crash neither loses nor duplicates a record."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    and_,
+    event,
+    func,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.sql import Select
+
+from services.audit.chain import GENESIS, LogRecord, chain_hash, headers_json
+from shared.contract.codec import DecodeFailure, decode
+from shared.contract.envelope import CloudEvent
+
+metadata = MetaData()
+
+entries = Table(
+    "audit_entries", metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("topic", String(200), nullable=False),
+    Column("partition", Integer, nullable=False),
+    Column("offset", BigInteger, nullable=False),
+    Column("timestamp", BigInteger, nullable=False),
+    Column("key", LargeBinary),
+    Column("value", LargeBinary),
+    Column("headers", LargeBinary, nullable=False),
+    Column("event_id", String(200)),
+    Column("event_type", String(200), index=True),
+    Column("subject", String(200)),
+    Column("task_id", String(200), index=True),
+    Column("actor", String(200), index=True),
+    Column("actordept", String(32), index=True),
+    Column("event_time", String(40), index=True),
+    Column("decode_error", Text),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    UniqueConstraint("topic", "partition", "offset", name="uq_audit_position"),
+)  # fmt: skip
+
+offsets = Table(
+    "audit_offsets", metadata,
+    Column("topic", String(200), primary_key=True),
+    Column("partition", Integer, primary_key=True),
+    Column("next_offset", BigInteger, nullable=False),
+)  # fmt: skip
+
+checkpoints = Table(
+    "audit_checkpoints", metadata,
+    Column("sequence", BigInteger, primary_key=True, autoincrement=False),
+    Column("head_hash", String(64), nullable=False),
+    Column("signed_at", String(40), nullable=False),
+    Column("key_id", String(64), nullable=False),
+    Column("signature", String(200), nullable=False),
+)  # fmt: skip
+
+task_access = Table(
+    "audit_task_access", metadata,
+    Column("task_id", String(200), primary_key=True),
+    Column("department", String(32), primary_key=True),
+)  # fmt: skip
+
+ASSIGNING_TYPES = ("org.policytrack.task.assigned.v1", "org.policytrack.task.reassigned.v1")
+
+
+def iso(moment: datetime) -> str:
+    """A fixed-width UTC form whose text order is time order (SQLite compares text)."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def decode_headers(raw: bytes) -> tuple[tuple[str, bytes], ...]:
+    return tuple((name, base64.b64decode(value)) for name, value in orjson.loads(raw))
+
+
+def log_record(row: Row[Any], *, with_headers: bool = True) -> LogRecord:
+    """The record an entry keeps; without headers when the caller uses the stored form."""
+    headers = decode_headers(row.headers) if with_headers else ()
+    return LogRecord(row.topic, row.partition, row.offset, row.timestamp, row.key, row.value, headers)
+
+
+def event_of(row: Row[Any]) -> CloudEvent | DecodeFailure:
+    return decode(row.key, row.value, decode_headers(row.headers))
+
+
+@dataclass(frozen=True)
+class Head:
+    sequence: int
+    hash: str
+
+
+@dataclass(frozen=True)
+class EntryFilter:
+    task_id: str | None = None
+    actor: str | None = None
+    department: str | None = None
+    event_type: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    after_sequence: int = 0
+    visible_to_department: str | None = None
+    """When set, only entries of tasks this department leads or supports."""
+
+
+class AuditStore:
+    def __init__(self, url: str) -> None:
+        if url.startswith("sqlite"):
+            Path(url.split("///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
+        self.engine: AsyncEngine = create_async_engine(url)
+        self._dialect = sqlite if url.startswith("sqlite") else postgresql
+        if url.startswith("sqlite"):
+            event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+        self.head = Head(0, GENESIS)
+
+    async def open(self) -> None:
+        async with self.engine.begin() as conn:
+            await conn.run_sync(metadata.create_all)
+            last = (await conn.execute(select(entries.c.seq, entries.c.hash).order_by(entries.c.seq.desc())
+                                       .limit(1))).first()  # fmt: skip
+        self.head = Head(last.seq, last.hash) if last else Head(0, GENESIS)
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    async def positions(self) -> dict[tuple[str, int], int]:
+        """Where ingestion goes on: the next offset of every partition seen so far."""
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(select(offsets))
+            return {(row.topic, row.partition): row.next_offset for row in rows}
+
+    async def append(self, records: Sequence[LogRecord]) -> Head:
+        """Chains and stores records, and moves the offsets past them, in one transaction."""
+        if not records:
+            return self.head
+        sequence, previous = self.head.sequence, self.head.hash
+        rows, access = [], set()
+        for record in records:
+            sequence += 1
+            stored_headers = headers_json(record.headers)
+            digest = chain_hash(previous, record, stored_headers)
+            rows.append(_entry_row(sequence, record, stored_headers, previous, digest, access))
+            previous = digest
+        next_offsets: dict[tuple[str, int], int] = {}
+        for record in records:
+            next_offsets[(record.topic, record.partition)] = record.offset + 1
+        async with self.engine.begin() as conn:
+            await conn.execute(entries.insert(), rows)
+            await self._save_offsets(conn, next_offsets)
+            if access:
+                insert = self._dialect.insert(task_access).on_conflict_do_nothing()
+                await conn.execute(insert, [{"task_id": t, "department": d} for t, d in access])
+        self.head = Head(sequence, previous)
+        return self.head
+
+    async def _save_offsets(self, conn: AsyncConnection, next_offsets: dict[tuple[str, int], int]) -> None:
+        for (topic, partition), next_offset in next_offsets.items():
+            where = and_(offsets.c.topic == topic, offsets.c.partition == partition)
+            result = await conn.execute(update(offsets).where(where).values(next_offset=next_offset))
+            if result.rowcount == 0:
+                await conn.execute(offsets.insert().values(topic=topic, partition=partition, next_offset=next_offset))
+
+    # --- checkpoints ---------------------------------------------------------------------------
+
+    async def add_checkpoint(self, sequence: int, head_hash: str, signed_at: datetime, key_id: str,
+                             signature: str) -> None:  # fmt: skip
+        async with self.engine.begin() as conn:
+            await conn.execute(checkpoints.insert().values(sequence=sequence, head_hash=head_hash,
+                                                           signed_at=iso(signed_at), key_id=key_id,
+                                                           signature=signature))  # fmt: skip
+
+    async def checkpoints(self) -> list[Row[Any]]:
+        async with self.engine.connect() as conn:
+            return list(await conn.execute(select(checkpoints).order_by(checkpoints.c.sequence)))
+
+    # --- reading ---------------------------------------------------------------------------------
+
+    def _select(self, where: EntryFilter) -> Select[Any]:
+        query = select(entries).where(entries.c.seq > where.after_sequence)
+        for column, value in ((entries.c.task_id, where.task_id), (entries.c.actor, where.actor),
+                              (entries.c.actordept, where.department), (entries.c.event_type, where.event_type)):
+            if value is not None:
+                query = query.where(column == value)
+        if where.since is not None:
+            query = query.where(entries.c.event_time >= iso(where.since))
+        if where.until is not None:
+            query = query.where(entries.c.event_time <= iso(where.until))
+        if where.visible_to_department is not None:
+            mine = select(task_access.c.task_id).where(task_access.c.department == where.visible_to_department)
+            query = query.where(entries.c.task_id.in_(mine))
+        return query.order_by(entries.c.seq)
+
+    async def page(self, where: EntryFilter, limit: int) -> tuple[list[Row[Any]], bool]:
+        async with self.engine.connect() as conn:
+            rows = list(await conn.execute(self._select(where).limit(limit + 1)))
+        return rows[:limit], len(rows) > limit
+
+    async def stream(self, where: EntryFilter = EntryFilter(), chunk: int = 2000) -> AsyncIterator[list[Row[Any]]]:
+        """Every matching entry in log order, ``chunk`` rows at a time (constant memory)."""
+        after = where.after_sequence
+        while True:
+            rows, more = await self.page(EntryFilter(**{**where.__dict__, "after_sequence": after}), chunk)
+            if rows:
+                yield rows
+                after = rows[-1].seq
+            if not more:
+                return
+
+    async def count(self) -> int:
+        async with self.engine.connect() as conn:
+            return int((await conn.execute(select(func.count()).select_from(entries))).scalar_one())
+
+    async def partition_entries(self, topic: str, partition: int, chunk: int = 5000) -> AsyncIterator[list[Row[Any]]]:
+        """One partition's entries in offset order."""
+        after = -1
+        while True:
+            async with self.engine.connect() as conn:
+                rows = list(await conn.execute(
+                    select(entries).where(entries.c.topic == topic, entries.c.partition == partition,
+                                          entries.c.offset > after).order_by(entries.c.offset).limit(chunk)))  # fmt: skip
+            if not rows:
+                return
+            yield rows
+            after = rows[-1].offset
+
+    async def stored_partitions(self) -> list[tuple[str, int]]:
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(select(entries.c.topic, entries.c.partition).distinct())
+            return sorted((row.topic, row.partition) for row in rows)
+
+
+def _entry_row(sequence: int, record: LogRecord, stored_headers: bytes, previous: str, digest: str,
+               access: set[tuple[str, str]]) -> dict:  # fmt: skip
+    row: dict[str, Any] = {
+        "seq": sequence, "topic": record.topic, "partition": record.partition, "offset": record.offset,
+        "timestamp": record.timestamp, "key": record.key, "value": record.value,
+        "headers": stored_headers, "prev_hash": previous, "hash": digest,
+        "event_id": None, "event_type": None, "subject": None, "task_id": None, "actor": None, "actordept": None,
+        "event_time": None, "decode_error": None,
+    }  # fmt: skip
+    decoded = decode(record.key, record.value, record.headers)
+    if isinstance(decoded, DecodeFailure):
+        row["decode_error"] = decoded.reason
+        return row
+    task_id = getattr(decoded.data, "task_id", None)
+    row.update(event_id=decoded.id, event_type=decoded.type, subject=decoded.subject, task_id=task_id,
+               actor=decoded.actor, actordept=decoded.actordept, event_time=iso(decoded.time))  # fmt: skip
+    if decoded.type in ASSIGNING_TYPES:
+        data = decoded.data
+        access.update((data.task_id, str(d)) for d in (data.lead_department, *data.supporting_departments))
+    return row
+
+
+def _sqlite_pragmas(connection: Any, _record: Any) -> None:
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()

@@ -1,0 +1,208 @@
+"""The audit service against the real broker: the trail, its proofs, replay and export."""
+
+from __future__ import annotations
+
+import csv
+import io
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+
+from tests.conftest import ServiceProcess, eventually, token
+
+SC = token("u-sc", "SC", "approver")
+JILIN = token("u-jilin", "JILIN", "implementer")
+MOST = token("u-most", "MOST", "supporter")
+MEE = token("u-mee", "MEE", "supporter")
+NAO = token("u-nao", "NAO", "auditor")
+DUE = "2027-06-30T00:00:00Z"
+
+
+def database(audit: ServiceProcess) -> Path:
+    return Path(audit.env["POLICYTRACK_DATA_DIR"]) / "audit" / "audit.db"
+
+
+async def wait_caught_up(audit: ServiceProcess) -> int:
+    async with httpx.AsyncClient(base_url=audit.url) as client:
+        async def probe() -> int | None:
+            ready = (await client.get("/readyz")).json()
+            return ready["entries"] if ready.get("lag") == 0 else None
+
+        return await eventually(probe, timeout=120, what="audit caught up with the log")
+
+
+async def seed_task(tasks: ServiceProcess) -> tuple[str, list[tuple[datetime, dict]]]:
+    """A task with a few writes; after each, when it happened and what the tasks service showed."""
+    snapshots = []
+    async with httpx.AsyncClient(base_url=tasks.url) as client:
+        plan = (await client.post("/v1/plans", headers=SC, json={"title": "Plan"})).json()["id"]
+        task = (await client.post("/v1/tasks", headers=JILIN, json={
+            "plan_id": plan, "title": "Joint lab", "field": "science_technology", "lead_department": "MOST",
+            "supporting_departments": ["JILIN"], "due": DUE})).json()["id"]  # fmt: skip
+
+        async def snapshot() -> None:
+            snapshots.append((datetime.now(UTC), (await client.get(f"/v1/tasks/{task}", headers=NAO)).json()))
+
+        await snapshot()
+        await client.post(f"/v1/tasks/{task}/milestones", headers=MOST, json={"title": "Lab opened", "due": DUE})
+        await snapshot()
+        await client.post(f"/v1/tasks/{task}/progress", headers=MOST, json={"percent": 30, "note": "equipment"})
+        await snapshot()
+        await client.post(f"/v1/tasks/{task}/progress", headers=JILIN, json={"percent": 55})
+        await snapshot()
+    return task, snapshots
+
+
+@pytest.fixture
+def tasks(service_factory) -> ServiceProcess:
+    return service_factory("tasks").start()
+
+
+@pytest.fixture
+def audit(service_factory) -> ServiceProcess:
+    return service_factory("audit", POLICYTRACK_AUDIT_CHECKPOINT_INTERVAL_SECONDS="1").start()
+
+
+async def test_queries_replay_and_access(tasks: ServiceProcess, audit: ServiceProcess) -> None:
+    task, snapshots = await seed_task(tasks)
+    await wait_caught_up(audit)
+    async with httpx.AsyncClient(base_url=audit.url) as client:
+        mine = (await client.get("/v1/audit/events", headers=NAO, params={"task_id": task})).json()["items"]
+        assert [e["event"]["type"].split(".")[2] + "." + e["event"]["type"].split(".")[3] for e in mine] == [
+            "task.created", "task.assigned", "milestone.scheduled", "task.progress_reported",
+            "task.progress_reported"]  # fmt: skip
+        assert [e["seq"] for e in mine] == sorted(e["seq"] for e in mine), "ordered by log position"
+        by_actor = (await client.get("/v1/audit/events", headers=NAO,
+                                     params={"task_id": task, "actor": "u-most"})).json()["items"]  # fmt: skip
+        assert len(by_actor) == 2 and {e["event"]["actordept"] for e in by_actor} == {"MOST"}
+        by_type = (await client.get("/v1/audit/events", headers=NAO,
+                                    params={"task_id": task, "type": "task.progress_reported"})).json()["items"]
+        assert len(by_type) == 2
+        since = (await client.get("/v1/audit/events", headers=NAO,
+                                  params={"task_id": task, "since": snapshots[2][0].isoformat()})).json()["items"]
+        assert len(since) == 1
+        first_page = (await client.get("/v1/audit/events", headers=NAO, params={"task_id": task, "limit": 2})).json()
+        second_page = (await client.get("/v1/audit/events", headers=NAO, params={
+            "task_id": task, "limit": 2, "cursor": first_page["next_cursor"]})).json()  # fmt: skip
+        assert [e["seq"] for e in first_page["items"] + second_page["items"]] == [e["seq"] for e in mine[:4]]
+
+        for moment, state in snapshots:
+            replayed = await client.get(f"/v1/audit/tasks/{task}/state", headers=NAO,
+                                        params={"as_of": moment.isoformat()})  # fmt: skip
+            assert replayed.json() == state, f"as of {moment}"
+        now = (await client.get(f"/v1/audit/tasks/{task}/state", headers=NAO)).json()
+        assert now == (await httpx.AsyncClient(base_url=tasks.url).get(f"/v1/tasks/{task}", headers=NAO)).json()
+
+        assert (await client.get("/v1/audit/events", headers=MEE, params={"task_id": task})).json()["items"] == []
+        assert len((await client.get("/v1/audit/events", headers=MOST,
+                                      params={"task_id": task})).json()["items"]) == 5  # fmt: skip
+        assert (await client.get(f"/v1/audit/tasks/{task}/state", headers=MEE)).status_code == 404
+        assert (await client.get("/v1/audit/verify", headers=MEE)).status_code == 403
+        responsibility = (await client.get("/v1/audit/responsibility", headers=NAO)).json()["departments"]
+        assert responsibility["MOST"]["lead"] >= 1 and responsibility["MOST"]["acts"] >= 2
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [({"type": "task.exploded"}, "type"), ({"since": "yesterday"}, "query.since"),
+     ({"until": "2027-01-01T00:00:00"}, "query.until"), ({"cursor": "bm9wZQ"}, "cursor"),
+     ({"department": "MARS"}, "query.department")],
+)
+async def test_bad_filters_get_problem_422(audit: ServiceProcess, params: dict, field: str) -> None:
+    async with httpx.AsyncClient(base_url=audit.url) as client:
+        response = await client.get("/v1/audit/events", headers=NAO, params=params)
+        assert response.status_code == 422, response.text
+        assert response.headers["content-type"] == "application/problem+json"
+        assert field in [e["field"] for e in response.json()["errors"]]
+
+
+async def test_nobody_writes_to_the_trail(audit: ServiceProcess) -> None:
+    async with httpx.AsyncClient(base_url=audit.url) as client:
+        for method in ("POST", "PUT", "PATCH", "DELETE"):
+            response = await client.request(method, "/v1/audit/events", headers=NAO, json={})
+            assert response.status_code == 405, method
+
+
+async def test_export_streams_every_entry_as_ndjson_and_csv(tasks: ServiceProcess, audit: ServiceProcess) -> None:
+    await seed_task(tasks)
+    total = await wait_caught_up(audit)
+    async with httpx.AsyncClient(base_url=audit.url, timeout=120) as client:
+        lines = [orjson.loads(line) for line in (await client.get("/v1/audit/export", headers=NAO)).content.splitlines()]
+        csv_rows = list(csv.DictReader(io.StringIO((await client.get("/v1/audit/export", headers=NAO,
+                                                                      params={"format": "csv"})).text)))  # fmt: skip
+    with sqlite3.connect(database(audit)) as db:
+        stored = db.execute("select count(*) from audit_entries").fetchone()[0]
+    assert len(lines) == len(csv_rows) == stored >= total
+    assert [line["seq"] for line in lines] == list(range(1, stored + 1))
+    assert all(line["event"] or line["decode_error"] for line in lines)
+
+
+async def tamper_and_verify(audit: ServiceProcess, statement: str, *args: object) -> dict:
+    await wait_caught_up(audit)
+    audit.stop()
+    with sqlite3.connect(database(audit)) as db:
+        db.execute(statement, args)
+    audit.start()
+    async with httpx.AsyncClient(base_url=audit.url, timeout=120) as client:
+        return (await client.get("/v1/audit/verify", headers=NAO)).json()
+
+
+async def test_an_intact_trail_verifies(tasks: ServiceProcess, audit: ServiceProcess) -> None:
+    await seed_task(tasks)
+    await wait_caught_up(audit)
+    async with httpx.AsyncClient(base_url=audit.url, timeout=120) as client:
+        result = (await client.get("/v1/audit/verify", headers=NAO)).json()
+    assert result["ok"] is True and result["against_log"] is True and result["entries"] > 0
+
+
+async def test_an_edited_row_is_found(tasks: ServiceProcess, audit: ServiceProcess) -> None:
+    await seed_task(tasks)
+    result = await tamper_and_verify(audit, "update audit_entries set value = cast(? as blob) where seq = 3",
+                                     b'{"tampered": true}')  # fmt: skip
+    assert result["ok"] is False
+    assert result["divergence"]["sequence"] == 3 and "edited" in result["divergence"]["problem"]
+
+
+async def test_a_deleted_row_is_found(tasks: ServiceProcess, audit: ServiceProcess) -> None:
+    await seed_task(tasks)
+    result = await tamper_and_verify(audit, "delete from audit_entries where seq = 4")
+    assert result["ok"] is False
+    assert result["divergence"]["sequence"] == 4 and "missing" in result["divergence"]["problem"]
+
+
+async def test_an_inserted_row_with_a_recomputed_chain_is_found(tasks: ServiceProcess, audit: ServiceProcess) -> None:
+    """A forger who inserts an entry and rewrites every hash after it still meets the log."""
+    from services.audit.chain import LogRecord, chain_hash, headers_json
+
+    await seed_task(tasks)
+    await wait_caught_up(audit)
+    audit.stop()
+    with sqlite3.connect(database(audit)) as db:
+        rows = db.execute("select seq, topic, partition, offset, timestamp, key, value, headers, hash "
+                          "from audit_entries order by seq").fetchall()  # fmt: skip
+        forged_after = len(rows) // 2
+        db.execute("delete from audit_checkpoints")
+        db.execute("update audit_entries set seq = seq + 100000 where seq > ?", (forged_after,))
+        previous = rows[forged_after - 1][8]
+        fake = LogRecord("policy.events", 0, 10**9, 0, b"x", b"{}", ())
+        fake_hash = chain_hash(previous, fake)
+        db.execute("insert into audit_entries (seq, topic, partition, offset, timestamp, key, value, headers, "
+                   "prev_hash, hash) values (?, 'policy.events', 0, ?, 0, ?, ?, ?, ?, ?)",
+                   (forged_after + 1, 10**9, b"x", b"{}", headers_json(()), previous, fake_hash))  # fmt: skip
+        previous = fake_hash
+        for seq, topic, partition, offset, timestamp, key, value, headers, _ in rows[forged_after:]:
+            record = LogRecord(topic, partition, offset, timestamp, key, value, ())
+            digest = chain_hash(previous, record, headers)
+            db.execute("update audit_entries set seq = ?, prev_hash = ?, hash = ? where seq = ?",
+                       (seq + 1, previous, digest, seq + 100000))  # fmt: skip
+            previous = digest
+    audit.start()
+    async with httpx.AsyncClient(base_url=audit.url, timeout=120) as client:
+        result = (await client.get("/v1/audit/verify", headers=NAO)).json()
+    assert result["ok"] is False
+    assert result["divergence"]["sequence"] == forged_after + 1
+    assert "removed or inserted" in result["divergence"]["problem"]
