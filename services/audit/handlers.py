@@ -48,8 +48,9 @@ class Ingestor:
     Kafka, which is what makes ingestion exactly-once into the database.
     """
 
-    def __init__(self, kafka: KafkaSettings, store: AuditStore, batch_size: int) -> None:
-        self._kafka, self._store, self._batch_size = kafka, store, batch_size
+    def __init__(self, kafka: KafkaSettings, store: AuditStore, batch_size: int,
+                 topics: tuple[str, ...] = AUDITED_TOPICS) -> None:  # fmt: skip
+        self._kafka, self._store, self._batch_size, self._topics = kafka, store, batch_size, topics
         self._consumer: AIOKafkaConsumer | None = None
         self._stopping = asyncio.Event()
         self._stored: dict[TopicPartition, int] = {}
@@ -60,7 +61,7 @@ class Ingestor:
                                           isolation_level="read_committed", auto_offset_reset="earliest",
                                           max_partition_fetch_bytes=4 * 1024 * 1024)  # fmt: skip
         await self._consumer.start()
-        partitions = await partitions_of(self._consumer, AUDITED_TOPICS)
+        partitions = await partitions_of(self._consumer, self._topics)
         self._consumer.assign(partitions)
         stored = await self._store.positions()
         beginnings = await self._consumer.beginning_offsets(partitions)

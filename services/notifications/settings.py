@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+from pathlib import Path
+
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from shared.auth import AuthSettings
 from shared.settings import ServiceSettings
 
 
@@ -12,3 +17,21 @@ class NotificationsSettings(ServiceSettings):
 
     port: int = 8002
     consumer_group: str = "policytrack-notifications"
+    lead_times: list[timedelta] = Field(
+        default_factory=lambda: [timedelta(days=30), timedelta(days=7), timedelta(days=1)],
+        description="how long before a deadline 'approaching' alerts go out (ISO 8601 durations or seconds)",
+    )
+    grace: timedelta = timedelta(0)
+    escalate_after: timedelta = timedelta(days=7)
+    retry_period: timedelta = Field(default=timedelta(hours=24), description="how long a delivery is retried")
+    retry_base_seconds: float = Field(default=1.0, gt=0)
+    retry_max_seconds: float = Field(default=600.0, gt=0)
+    delivery_timeout_seconds: float = Field(default=10.0, gt=0)
+    subscriber_queue_limit: int = Field(default=10_000, ge=1)
+    allow_private_networks: bool = Field(default=False, description="deliver to private and loopback addresses")
+    allowed_hosts: list[str] = Field(default_factory=list, description="webhook hosts allowed whatever they resolve to")
+    sealing_key: str | None = Field(default=None, description="Fernet key that seals webhook secrets on the log")
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+
+    def sealing_key_file(self) -> Path:
+        return self.runtime.data_dir / "notifications" / "sealing.key"

@@ -92,3 +92,22 @@ async def serve(app: FastAPI, settings: ServiceSettings) -> None:
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_config=None, access_log=False,
                             lifespan="on", timeout_graceful_shutdown=10)  # fmt: skip
     await uvicorn.Server(config).serve()
+
+
+def run_service(name: str, settings: ServiceSettings, bootstrap: Callable[[Any], Any],
+                create_app: Callable[[Any], FastAPI]) -> int:  # fmt: skip
+    """A service's ``python -m`` entry: configure, wire (refusing unsafe settings), serve."""
+    import sys
+
+    from shared.auth import InsecureConfiguration
+    from shared.logging import configure_logging
+    from shared.process import run
+
+    configure_logging(settings.runtime, service=name)
+    try:
+        runtime = bootstrap(settings)
+    except (InsecureConfiguration, FileNotFoundError, ValueError) as error:
+        print(f"{name}: {error}", file=sys.stderr)
+        return 2
+    run(serve(create_app(runtime), settings))
+    return 0

@@ -1,0 +1,95 @@
+"""Audit: ingest N events from the broker into SQLite with the hash chain, then verify and
+export them; against a bare aiokafka consume of the same topic in the same run; resident
+memory sampled throughout.
+
+    .venv/bin/python -m bench.audit_service [--events 1000000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+
+from bench.common import Timed, bench_topic, report, stopwatch
+from bench.tasks_service import bare_read
+from services.audit.chain import CheckpointSigner
+from services.audit.handlers import Ingestor, export, verify
+from services.audit.store import AuditStore, EntryFilter
+from shared.contract.catalog import TaskProgressReported
+from shared.contract.envelope import new_event
+from shared.kafka.producer import EventProducer
+from shared.process import tune_garbage_collector
+from shared.settings import KafkaSettings
+
+
+class PeakMemory:
+    def __init__(self) -> None:
+        self.process = psutil.Process()
+        self.peak = 0
+        self._task: asyncio.Task[None] | None = None
+
+    async def _sample(self) -> None:
+        while True:
+            self.peak = max(self.peak, self.process.memory_info().rss)
+            await asyncio.sleep(0.1)
+
+    def __enter__(self) -> PeakMemory:
+        self._task = asyncio.get_running_loop().create_task(self._sample())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+
+
+async def main(count: int) -> None:
+    kafka = KafkaSettings()
+    async with bench_topic(kafka) as topic, EventProducer(kafka, client_id="bench-audit") as producer:
+        futures = [await producer.enqueue(new_event(
+            TaskProgressReported(task_id=f"task-{n % 10_000}", percent=n % 101, note="weekly report"),
+            actor="u-jilin", actordept="JILIN"), topic=topic) for n in range(count)]  # fmt: skip
+        await asyncio.gather(*futures)
+        del futures
+        with tempfile.TemporaryDirectory() as folder, PeakMemory() as memory:
+            store = AuditStore(f"sqlite+aiosqlite:///{Path(folder) / 'audit.db'}")
+            await store.open()
+            ingestor = Ingestor(kafka, store, batch_size=5000, topics=(topic,))
+            await ingestor.start()
+            running = asyncio.create_task(ingestor.run())
+            with stopwatch(Timed(count)) as ingested:
+                while store.head.sequence < count:
+                    await asyncio.sleep(0.05)
+            ingestor.stop()
+            await running
+            bare = await bare_read(kafka, topic, count)
+            signer = CheckpointSigner.from_file(Path(folder) / "key.pem", create=True)
+            with stopwatch(Timed(count)) as verified:
+                result = await verify(store, signer.public_key, kafka)
+            assert result.ok and result.entries == count, result
+            with stopwatch(Timed(count)) as chain_only:
+                assert (await verify(store, signer.public_key, None)).ok
+            exported_bytes = 0
+            with stopwatch(Timed(count)) as exported:
+                async for chunk in export(store, EntryFilter(), "ndjson"):
+                    exported_bytes += len(chunk)
+            await store.close()
+            database_size = (Path(folder) / "audit.db").stat().st_size
+    report(f"Audit, {count:,} events (ingest target >= 20,000/s and >= 0.3 of bare consume)",
+           [("ingest", ingested, bare)])  # fmt: skip
+    print(f"verify (chain + checkpoints + byte-for-byte against the log): {verified.rate:>10,.0f}/s (target 100,000)")
+    print(f"verify (chain + checkpoints only):                           {chain_only.rate:>10,.0f}/s")
+    print(f"export NDJSON ({exported_bytes / 1e6:,.0f} MB):                                {exported.rate:>10,.0f}/s "
+          f"(target 50,000)")
+    print(f"peak resident memory: {memory.peak / 2**20:,.0f} MiB (target < 300); database {database_size / 2**20:,.0f} MiB")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=1_000_000)
+    tune_garbage_collector()
+    asyncio.run(main(parser.parse_args().events))

@@ -1,0 +1,103 @@
+"""Wires the notifications service: settings -> schedule, subscriptions, delivery, HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+from cryptography.fernet import Fernet
+
+from services.notifications.delivery import Deliveries, RetryPolicy
+from services.notifications.handlers import Clock, NotificationService, utc_now
+from services.notifications.schedule import Policy, Schedule
+from services.notifications.settings import NotificationsSettings
+from services.notifications.subscriptions import AddressPolicy, Sealer
+from shared.auth import InsecureConfiguration, TokenVerifier
+from shared.contract.codec import DecodeFailure
+from shared.contract.topics import ALERTS, EVENTS
+from shared.kafka.consumer import ConsumerRunner
+from shared.kafka.producer import EventProducer
+from shared.logging import get_logger
+
+log = get_logger(__name__)
+
+
+class SkipPoison:
+    """The notifications service replays the log at every start; dead-lettering what it cannot
+    read would dead-letter it again each time. The audit trail keeps such records anyway."""
+
+    async def dead_letter(self, failure: DecodeFailure, *, topic: str, partition: int, offset: int,
+                          consumer: str) -> None:  # fmt: skip
+        log.warning("skipping a record that is not an event", topic=topic, partition=partition, offset=offset,
+                    reason=failure.reason)  # fmt: skip
+
+
+@dataclass
+class NotificationsRuntime:
+    settings: NotificationsSettings
+    verifier: TokenVerifier
+    service: NotificationService
+    producer: EventProducer
+    _runner: ConsumerRunner | None = None
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _stopping: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def start(self) -> None:
+        await self.producer.start()
+        self._runner = ConsumerRunner(self.settings.kafka, name="notifications", topics=[EVENTS, ALERTS],
+                                      handler=self.service.on_record, dead_letters=SkipPoison(), group_id=None)
+        await self._runner.start()
+        self._tasks = [asyncio.create_task(self._runner.run(), name="notifications-log"),
+                       asyncio.create_task(self._go_live_when_caught_up(), name="notifications-live")]  # fmt: skip
+
+    async def _go_live_when_caught_up(self) -> None:
+        assert self._runner is not None
+        while await self._runner.lag() > 0:
+            await asyncio.sleep(0.05)
+        await self.service.go_live()
+        await self.service.run_scheduler(self._stopping)
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        if self._runner is not None:
+            self._runner.stop()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.service.deliveries.close()
+        await self.producer.stop()
+
+    async def readiness(self) -> tuple[bool, dict[str, Any]]:
+        running = bool(self._tasks) and not any(task.done() for task in self._tasks)
+        return running and self.service.live, {"live": self.service.live,
+                                                "subscriptions": len(self.service.subscriptions),
+                                                "open_deadlines": len(self.service.schedule.deadlines)}
+
+
+def sealing_key(settings: NotificationsSettings) -> str:
+    if settings.sealing_key:
+        return settings.sealing_key
+    if settings.runtime.env == "prod":
+        raise InsecureConfiguration("refusing to start: set POLICYTRACK_NOTIFICATIONS_SEALING_KEY (a Fernet key) "
+                                    "to seal webhook secrets")  # fmt: skip
+    path = settings.sealing_key_file()
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(Fernet.generate_key())
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def bootstrap(settings: NotificationsSettings | None = None, clock: Clock = utc_now) -> NotificationsRuntime:
+    settings = settings or NotificationsSettings()
+    verifier = TokenVerifier(settings.auth, settings.runtime)
+    producer = EventProducer(settings.kafka, client_id="policytrack-notifications")
+    policy = Policy(lead_times=tuple(settings.lead_times), grace=settings.grace,
+                    escalate_after=settings.escalate_after)  # fmt: skip
+    retry = RetryPolicy(settings.retry_period, settings.retry_base_seconds, settings.retry_max_seconds,
+                        settings.delivery_timeout_seconds)  # fmt: skip
+    addresses = AddressPolicy(dev=settings.runtime.env == "dev", allow_private=settings.allow_private_networks,
+                              allowed_hosts=frozenset(settings.allowed_hosts))  # fmt: skip
+    service = NotificationService(Schedule(policy), producer,
+                                  Deliveries(producer, retry, addresses, settings.subscriber_queue_limit),
+                                  Sealer(sealing_key(settings)), addresses, clock)  # fmt: skip
+    return NotificationsRuntime(settings=settings, verifier=verifier, service=service, producer=producer)

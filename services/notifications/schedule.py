@@ -1,0 +1,187 @@
+"""The deadline schedule: which alerts each open deadline is due, and when. Pure.
+
+A deadline is a task's or a milestone's due date. Its alerts are ``deadline_approaching`` at
+each lead time before it (a deadline already inside some lead times when it is scheduled
+gets only the nearest of those), ``deadline_due`` at the deadline, ``overdue`` after the
+grace, and ``escalated`` to the supervisor a while after that. Each alert's id is derived
+from (deadline, threshold), so the same alert is never two alerts.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from shared.contract import catalog as c
+from shared.contract.codes import Department
+from shared.contract.envelope import CloudEvent
+
+ALERT_NAMESPACE = uuid.UUID("6f1d8c52-4a0b-4c8e-9a53-2f7c1d0e5b11")
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    lead_times: tuple[timedelta, ...] = (timedelta(days=30), timedelta(days=7), timedelta(days=1))
+    grace: timedelta = timedelta(0)
+    escalate_after: timedelta = timedelta(days=7)
+
+
+@dataclass(slots=True)
+class Deadline:
+    """An open deadline. Slotted, not a model: the schedule holds one per open milestone."""
+
+    task_id: str
+    milestone_id: str | None
+    title: str
+    due: datetime
+    known_since: datetime
+    departments: tuple[Department, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedAlert:
+    at: datetime
+    threshold: str  # "approaching:<seconds>", "due", "overdue", "escalated"
+    lead_seconds: int = 0
+
+
+def alert_id(task_id: str, milestone_id: str | None, due: datetime, threshold: str) -> str:
+    return str(uuid.uuid5(ALERT_NAMESPACE, f"{task_id}/{milestone_id or '-'}/{due.isoformat()}/{threshold}"))
+
+
+def planned_alerts(deadline: Deadline, policy: Policy) -> list[PlannedAlert]:
+    """Every alert of a deadline, in time order."""
+    leads = sorted(policy.lead_times, reverse=True) if deadline.due > deadline.known_since else []
+    passed = [lead for lead in leads if deadline.due - lead <= deadline.known_since]
+    plan = []
+    for lead in leads:
+        if lead in passed and lead != min(passed):
+            continue  # already inside it when scheduled: only the nearest passed one is sent
+        seconds = int(lead.total_seconds())
+        plan.append(PlannedAlert(max(deadline.due - lead, deadline.known_since), f"approaching:{seconds}", seconds))
+    overdue_at = deadline.due + policy.grace
+    plan += [PlannedAlert(deadline.due, "due"), PlannedAlert(overdue_at, "overdue"),
+             PlannedAlert(overdue_at + policy.escalate_after, "escalated")]  # fmt: skip
+    return sorted(plan, key=lambda alert: alert.at)
+
+
+def alert_event(deadline: Deadline, planned: PlannedAlert) -> c.EventData:
+    common = {
+        "alert_id": alert_id(deadline.task_id, deadline.milestone_id, deadline.due, planned.threshold),
+        "task_id": deadline.task_id, "milestone_id": deadline.milestone_id, "title": deadline.title,
+        "due": deadline.due, "departments": deadline.departments,
+    }  # fmt: skip
+    if planned.threshold.startswith("approaching"):
+        return c.DeadlineApproaching(**common, lead_seconds=planned.lead_seconds)
+    if planned.threshold == "due":
+        return c.DeadlineDue(**common)
+    if planned.threshold == "overdue":
+        return c.DeadlineOverdue(**common)
+    common["departments"] = (*deadline.departments, Department.NDRC)
+    return c.AlertEscalated(**common, escalated_to=Department.NDRC, reason="overdue past the escalation period")
+
+
+@dataclass
+class Schedule:
+    """Open deadlines from the log, and a heap of when each one next needs looking at."""
+
+    policy: Policy
+    deadlines: dict[tuple[str, str | None], Deadline] = field(default_factory=dict)
+    tasks: dict[str, tuple[str, tuple[Department, ...], bool]] = field(default_factory=dict)
+    """task id -> (title, departments, open)"""
+    emitted: set[str] = field(default_factory=set)
+    by_task: dict[str, set[tuple[str, str | None]]] = field(default_factory=dict)
+    _heap: list[tuple[datetime, int, tuple[str, str | None]]] = field(default_factory=list)
+    _pushes: itertools.count[int] = field(default_factory=itertools.count)
+
+    def apply(self, event: CloudEvent) -> list[c.EventData]:
+        """Folds a domain event in; returns alerts it calls for at once (issue escalations)."""
+        data, now = event.data, event.time
+        match data:
+            case c.TaskCreated():
+                self.tasks[data.task_id] = (data.title, (), True)
+                self._open(data.task_id, None, data.title, data.due, now)
+            case c.TaskAssigned() | c.TaskReassigned():
+                title, _, is_open = self.tasks.get(data.task_id, ("", (), True))
+                departments = (data.lead_department, *data.supporting_departments)
+                self.tasks[data.task_id] = (title, departments, is_open)
+                for deadline in self._of_task(data.task_id):
+                    deadline.departments = departments
+            case c.TaskDeadlineChanged():
+                self._close(data.task_id, None)
+                if (task := self.tasks.get(data.task_id)) and task[2]:
+                    self._open(data.task_id, None, task[0], data.due, now)
+            case c.MilestoneScheduled():
+                if (task := self.tasks.get(data.task_id)) and task[2]:
+                    self._open(data.task_id, data.milestone_id, data.title, data.due, now)
+            case c.MilestoneMet():
+                self._close(data.task_id, data.milestone_id)
+            case c.TaskCompleted() | c.TaskCancelled():
+                if data.task_id in self.tasks:
+                    title, departments, _ = self.tasks[data.task_id]
+                    self.tasks[data.task_id] = (title, departments, False)
+                for deadline in list(self._of_task(data.task_id)):
+                    self._close(deadline.task_id, deadline.milestone_id)
+            case c.IssueEscalated():
+                title, departments, _ = self.tasks.get(data.task_id, ("", (), True))
+                escalation = c.AlertEscalated(
+                    alert_id=alert_id(data.task_id, None, event.time, f"issue:{data.issue_id}"),
+                    task_id=data.task_id, title=title or data.task_id, due=event.time,
+                    departments=(*departments, Department.NDRC), escalated_to=data.escalated_to,
+                    reason=f"issue {data.issue_id} escalated: {data.reason}".strip(),
+                )  # fmt: skip
+                if escalation.alert_id not in self.emitted:
+                    return [escalation]
+        return []
+
+    def due_alerts(self, now: datetime) -> list[c.EventData]:
+        """Alerts whose time has come and that were not emitted yet; reschedules the rest."""
+        alerts = []
+        while self._heap and self._heap[0][0] <= now:
+            _, _, key = heapq.heappop(self._heap)
+            deadline = self.deadlines.get(key)
+            if deadline is None:
+                continue
+            upcoming = None
+            for planned in planned_alerts(deadline, self.policy):
+                data = alert_event(deadline, planned)
+                if data.alert_id in self.emitted:
+                    continue
+                if planned.at <= now:
+                    alerts.append(data)
+                    self.emitted.add(data.alert_id)
+                else:
+                    upcoming = planned.at
+                    break
+            if upcoming is not None:
+                self._push(upcoming, key)
+            else:
+                self._close(*key)  # every alert sent: nothing left to watch
+        return alerts
+
+    def next_wake(self) -> datetime | None:
+        return self._heap[0][0] if self._heap else None
+
+    def _open(self, task_id: str, milestone_id: str | None, title: str, due: datetime, now: datetime) -> None:
+        departments = self.tasks.get(task_id, ("", (), True))[1]
+        key = (task_id, milestone_id)
+        self.deadlines[key] = Deadline(task_id, milestone_id, title, due, now, departments)
+        self.by_task.setdefault(task_id, set()).add(key)
+        self._push(min(p.at for p in planned_alerts(self.deadlines[key], self.policy)), key)
+
+    def _push(self, at: datetime, key: tuple[str, str | None]) -> None:
+        heapq.heappush(self._heap, (at, next(self._pushes), key))  # the counter breaks ties before keys
+
+    def _close(self, task_id: str, milestone_id: str | None) -> None:
+        self.deadlines.pop((task_id, milestone_id), None)
+        keys = self.by_task.get(task_id)
+        if keys is not None:
+            keys.discard((task_id, milestone_id))
+            if not keys:
+                del self.by_task[task_id]
+
+    def _of_task(self, task_id: str) -> list[Deadline]:
+        return [self.deadlines[key] for key in self.by_task.get(task_id, ()) if key in self.deadlines]
