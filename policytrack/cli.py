@@ -2,19 +2,57 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 import signal
 import threading
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
 
+import httpx
+import orjson
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, Progress, ProgressColumn, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.text import Text
+from rich.table import Table
 
 from policytrack import supervisor
+from policytrack.demo import Demo, token_for
 from shared.auth import mint_dev_token
+from shared.contract.codec import DecodeFailure, decode_record, to_structured
 from shared.contract.codes import Department, Role
+from shared.contract.envelope import CloudEvent
+from shared.contract.topics import ALERTS, EVENTS
+from shared.settings import KafkaSettings
 
 app = typer.Typer(help="policytrack: tracking the China-South Korea (Changchun) Demonstration Zone plan.",
-                  no_args_is_help=True)  # fmt: skip
-console = Console(stderr=True)
+                  no_args_is_help=True, pretty_exceptions_enable=False)  # fmt: skip
+console = Console()
+err = Console(stderr=True)
+
+TASKS_URL = typer.Option(os.environ.get("POLICYTRACK_TASKS_URL", "http://127.0.0.1:8001"), help="tasks service")
+AUDIT_URL = typer.Option(os.environ.get("POLICYTRACK_AUDIT_URL", "http://127.0.0.1:8003"), help="audit service")
+TOKEN = typer.Option(os.environ.get("POLICYTRACK_TOKEN"), help="bearer token (default: a development auditor's)")
+JSON = typer.Option(False, "--json", help="machine-readable output")
+
+
+def _bearer(token: str | None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token or token_for('nao')}"}
+
+
+def _time(text: str | None) -> str | None:
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as error:
+        raise typer.BadParameter(f"{text!r} is not an RFC 3339 time") from error
+    if moment.tzinfo is None:
+        raise typer.BadParameter(f"{text!r} needs an offset, e.g. Z or +08:00")
+    return moment.isoformat()
 
 
 @app.callback()
@@ -23,20 +61,52 @@ def main() -> None:
 
 
 @app.command()
-def up() -> None:
-    """Start the broker and the services, and keep them running until Ctrl-C (the data stays)."""
+def up(demo: bool = typer.Option(True, help="play the seed's scenario and keep a little activity going")) -> None:
+    """Start the broker, the three services and the demo; Ctrl-C stops everything (data stays)."""
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with supervisor.system({"POLICYTRACK_ENV": "dev"}) as running:
-        console.print("[bold green]policytrack is up[/]")
-        console.print("  Kafka            127.0.0.1:9092")
-        for service in running:
-            console.print(f"  {service.spec.name:<16} {service.spec.url}/docs   (log: {service.log})")
-        console.print("Ctrl-C stops everything; the data stays for the next run.")
+    try:
+        with supervisor.system({"POLICYTRACK_ENV": "dev"}) as running:
+            urls = {service.spec.name: service.spec.url for service in running}
+            if demo and "tasks" in urls:
+                player = Demo(urls["tasks"], say=lambda line: err.print(f"[dim]demo[/] {line}"))
+                player.setup()
+            _where_to_look(running)
+            if demo and "tasks" in urls:
+                player.keep_going(stop.is_set)
+            else:
+                stop.wait()
+    except KeyboardInterrupt:
+        err.print("stopped; the data stays in .data/ for the next run")
+
+
+def _where_to_look(running: list[supervisor.Running]) -> None:
+    table = Table(title="policytrack is up", show_header=True)
+    table.add_column("what")
+    table.add_column("where")
+    table.add_row("Kafka", "127.0.0.1:9092  (kcat -C -b 127.0.0.1:9092 -t policy.events -f '%h %s\\n')")
+    for service in running:
+        table.add_row(service.spec.name, f"{service.spec.url}/docs   log: {service.log}")
+    table.add_row("a token", "policytrack token --user u-1 --department JILIN --role implementer")
+    table.add_row("follow alerts", "policytrack tail --topic alerts   (or curl -N .../v1/alerts/stream)")
+    table.add_row("verify the trail", "policytrack verify   then   policytrack export --output trail.ndjson")
+    console.print(table)
+    err.print("Ctrl-C stops everything, the broker last.")
+
+
+@app.command("demo")
+def demo_command(tasks_url: str = TASKS_URL, keep_going: bool = typer.Option(False, help="then keep activity going"),
+                 as_json: bool = JSON) -> None:  # fmt: skip
+    """Play the seed's scenario against a running tasks service (again is harmless)."""
+    player = Demo(tasks_url, say=(lambda _line: None) if as_json else (lambda line: err.print(line)))
+    ids = player.setup()
+    if as_json:
+        print(orjson.dumps(ids).decode())
+    if keep_going:
         try:
-            stop.wait()
+            player.keep_going(lambda: False)
         except KeyboardInterrupt:
-            console.print("stopping…")
+            pass
 
 
 @app.command()
@@ -50,5 +120,217 @@ def token(
     print(mint_dev_token(user, department, list(role), ttl_seconds=ttl))
 
 
+@app.command()
+def tail(
+    topic: str = typer.Option("alerts", help="alerts or events"),
+    event_type: str | None = typer.Option(None, "--type", help="e.g. alert.overdue"),
+    task: str | None = typer.Option(None, help="only this task's records"),
+    department: Department | None = typer.Option(None, help="only records naming this department"),
+    from_beginning: bool = typer.Option(False, help="start at the beginning of the log"),
+    count: int | None = typer.Option(None, help="stop after this many"),
+    as_json: bool = JSON,
+) -> None:
+    """Follow alerts or events as they are appended, filtered."""
+    name = {"alerts": ALERTS, "events": EVENTS}.get(topic)
+    if name is None:
+        raise typer.BadParameter("alerts or events", param_hint="--topic")
+    try:
+        asyncio.run(_tail(name, event_type, task, department, from_beginning, count, as_json))
+    except KeyboardInterrupt:
+        pass
+
+
+async def _tail(topic: str, event_type: str | None, task: str | None, department: Department | None,
+                from_beginning: bool, count: int | None, as_json: bool) -> None:  # fmt: skip
+    from aiokafka import AIOKafkaConsumer
+
+    from shared.kafka.consumer import partitions_of
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=KafkaSettings().bootstrap_servers, isolation_level="read_committed")
+    await consumer.start()
+    shown = 0
+    try:
+        partitions = await partitions_of(consumer, [topic])
+        consumer.assign(partitions)
+        if from_beginning:
+            await consumer.seek_to_beginning(*partitions)
+        else:
+            await consumer.seek_to_end(*partitions)
+        while count is None or shown < count:
+            for records in (await consumer.getmany(timeout_ms=500)).values():
+                for record in records:
+                    event = decode_record(record)
+                    if isinstance(event, DecodeFailure) or not _wanted(event, event_type, task, department):
+                        continue
+                    _show(event, as_json)
+                    shown += 1
+                    if count is not None and shown >= count:
+                        return
+    finally:
+        await consumer.stop()
+
+
+def _wanted(event: CloudEvent, event_type: str | None, task: str | None, department: Department | None) -> bool:
+    data = event.data
+    departments = {*getattr(data, "departments", ()), getattr(data, "escalated_to", None), event.actordept}
+    return ((event_type is None or event.type in (event_type, f"org.policytrack.{event_type}.v1"))
+            and (task is None or getattr(data, "task_id", event.subject) == task)
+            and (department is None or department in departments))  # fmt: skip
+
+
+def _show(event: CloudEvent, as_json: bool) -> None:
+    if as_json:
+        print(to_structured(event).decode(), flush=True)
+        return
+    data = event.data
+    what = getattr(data, "title", "") or getattr(data, "note", "") or getattr(data, "reason", "")
+    console.print(f"{event.time:%Y-%m-%d %H:%M:%S}  [bold]{event.type.split('.', 2)[2].removesuffix('.v1'):<28}[/]"
+                  f" {getattr(data, 'task_id', event.subject):<22} {event.actor:<28} {what}")
+
+
+@app.command()
+def replay(
+    task: str | None = typer.Argument(None, help="a task id: its state as of --as-of"),
+    as_of: str | None = typer.Option(None, help="RFC 3339 moment (default: now)"),
+    since: str | None = typer.Option(None, help="without a task: the log from this moment"),
+    until: str | None = typer.Option(None, help="without a task: the log up to this moment"),
+    audit_url: str = AUDIT_URL, token: str | None = TOKEN, as_json: bool = JSON,
+) -> None:  # fmt: skip
+    """A task's state as of a time, or the log between two times (from the audit trail)."""
+    with httpx.Client(base_url=audit_url, headers=_bearer(token), timeout=300) as client:
+        if task is not None:
+            response = client.get(f"/v1/audit/tasks/{task}/state", params={"as_of": _time(as_of)} if as_of else {})
+            _fail_unless_ok(response)
+            state = response.json()
+            if as_json:
+                print(orjson.dumps(state).decode())
+                return
+            table = Table(title=f"task {task} as of {as_of or 'now'}")
+            table.add_column("field")
+            table.add_column("value")
+            for name, value in state.items():
+                if name != "milestones":
+                    table.add_row(name, str(value))
+            for m in state.get("milestones", []):
+                table.add_row(f"milestone {m['milestone_id']}", f"{m['title']} due {m['due']} "
+                                                                 f"{'met ' + m['met_at'] if m['met_at'] else 'open'}")
+            console.print(table)
+            return
+        params = {k: v for k, v in {"since": _time(since), "until": _time(until)}.items() if v}
+        lines = _stream_export(client, params, "ndjson", None, as_json)
+        if not as_json:
+            table = Table(title="the log" + (f" from {since}" if since else "") + (f" until {until}" if until else ""))
+            for column in ("seq", "time", "type", "subject", "actor"):
+                table.add_column(column)
+            for line in lines:
+                event = orjson.loads(line)["event"] or {}
+                table.add_row(str(orjson.loads(line)["seq"]), event.get("time", ""), event.get("type", "(undecodable)"),
+                              event.get("subject", ""), event.get("actor", ""))  # fmt: skip
+            console.print(table)
+
+
+@app.command()
+def verify(audit_url: str = AUDIT_URL, token: str | None = TOKEN, against_log: bool = True,
+           as_json: bool = JSON) -> None:  # fmt: skip
+    """Verify the audit trail: chain, signed checkpoints, every entry against the log. Exit 0 only when intact."""
+    started = time.monotonic()
+    with Progress(SpinnerColumn(), TextColumn("verifying the trail"), TimeElapsedColumn(), console=err,
+                  transient=True, disable=as_json) as progress:  # fmt: skip
+        progress.add_task("verify")
+        response = httpx.get(f"{audit_url}/v1/audit/verify", headers=_bearer(token), timeout=3600,
+                             params={"against_log": str(against_log).lower()})  # fmt: skip
+    _fail_unless_ok(response)
+    result = response.json()
+    seconds = time.monotonic() - started
+    if as_json:
+        print(orjson.dumps({**result, "seconds": round(seconds, 3)}).decode())
+    else:
+        table = Table(title="audit trail " + ("[green]intact[/]" if result["ok"] else "[red]NOT intact[/]"))
+        table.add_column("check")
+        table.add_column("result")
+        table.add_row("entries (hash chain)", f"{result['entries']:,} ({result['entries'] / max(seconds, 1e-9):,.0f}/s)")
+        table.add_row("signed checkpoints", str(result["checkpoints"]))
+        table.add_row("compared with the Kafka log", "yes" if result["against_log"] else "no")
+        if result["divergence"]:
+            table.add_row("first divergence", orjson.dumps(result["divergence"]).decode())
+        console.print(table)
+    raise typer.Exit(0 if result["ok"] else 1)
+
+
+@app.command()
+def export(
+    output: Path = typer.Option(..., "--output", "-o", help="file to write"),
+    fmt: str = typer.Option("ndjson", "--format", help="ndjson or csv"),
+    audit_url: str = AUDIT_URL, token: str | None = TOKEN, as_json: bool = JSON,
+) -> None:  # fmt: skip
+    """Export the whole audit trail to a file, streamed."""
+    if fmt not in ("ndjson", "csv"):
+        raise typer.BadParameter("ndjson or csv", param_hint="--format")
+    with httpx.Client(base_url=audit_url, headers=_bearer(token), timeout=3600) as client, output.open("wb") as out:
+        started = time.monotonic()
+        written = _stream_export(client, {}, fmt, out, as_json)
+    summary = {"output": str(output), "format": fmt, "records": written, "seconds": round(time.monotonic() - started, 3)}
+    print(orjson.dumps(summary).decode()) if as_json else err.print(
+        f"wrote {written:,} records to {output} in {summary['seconds']}s")
+
+
+def _stream_export(client: httpx.Client, params: dict[str, Any], fmt: str, out: Any, quiet: bool) -> Any:
+    """Streams /v1/audit/export with a progress bar and rate; to ``out`` (returns the count) or
+    collected (returns the lines)."""
+    total = None
+    ready = client.get("/readyz")
+    if ready.status_code == 200:
+        total = ready.json().get("entries")
+    lines: list[bytes] = []
+    count = 0
+    columns = (TextColumn("exporting"), BarColumn(), TextColumn("{task.completed:,} records"),
+               TransferRate(), TimeElapsedColumn())  # fmt: skip
+    with Progress(*columns, console=err, disable=quiet, transient=False) as progress:
+        bar = progress.add_task("export", total=total)
+        with client.stream("GET", "/v1/audit/export", params={**params, "format": fmt}) as response:
+            _fail_unless_ok(response)
+            header = fmt == "csv"
+            for line in response.iter_lines():
+                if header:
+                    header = False
+                    if out is not None:
+                        out.write(line.encode() + b"\n")
+                    continue
+                count += 1
+                if out is not None:
+                    out.write(line.encode() + b"\n")
+                else:
+                    lines.append(line.encode())
+                if count % 1000 == 0:
+                    progress.update(bar, completed=count)
+        progress.update(bar, completed=count, total=max(count, total or 0))
+    return count if out is not None else lines
+
+
+class TransferRate(ProgressColumn):
+    """Records per second."""
+
+    def render(self, task: Any) -> Text:
+        return Text(f"{task.speed or 0:,.0f}/s")
+
+
+def _fail_unless_ok(response: httpx.Response) -> None:
+    if response.status_code >= 400:
+        if response.is_stream_consumed is False:
+            response.read()
+        err.print(f"[red]{response.status_code}[/] {response.text}")
+        raise typer.Exit(2)
+
+
+def run() -> None:
+    """The console script: the app, with a plain word instead of a traceback when a service is down."""
+    try:
+        app()
+    except httpx.TransportError as error:
+        err.print(f"[red]cannot reach {error.request.url.host}:{error.request.url.port}[/] ({error}); "
+                  "is the system running (make run)?")
+        raise SystemExit(2) from None
+
+
 if __name__ == "__main__":
-    app()
+    run()

@@ -7,10 +7,12 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TypeVar
 
@@ -18,6 +20,7 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from standardwebhooks.webhooks import Webhook
 
 from shared.auth import mint_dev_token
 from shared.kafka.consumer import partitions_of
@@ -250,3 +253,54 @@ async def records_since(settings: KafkaSettings, topic: str, starts: dict[TopicP
         return records
     finally:
         await consumer.stop()
+
+
+# --- a webhook receiver ------------------------------------------------------------------------------
+
+
+@dataclass
+class Receiver:
+    """A webhook receiver: records what arrives; answers 503 while ``down``."""
+
+    down: bool = False
+    received: list[tuple[float, dict[str, str], bytes]] = field(default_factory=list)
+    refused: int = 0
+    port: int = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hooks/policytrack"
+
+    def alerts(self, secret: str) -> list[tuple[float, dict]]:
+        """Every delivery, verified with the standardwebhooks library, as (arrival, CloudEvent)."""
+        return [(at, Webhook(secret).verify(body, headers)) for at, headers, body in self.received]
+
+    def for_milestone(self, secret: str, milestone_id: str) -> list[tuple[float, str]]:
+        return [(at, event["type"].split(".")[3]) for at, event in self.alerts(secret)
+                if event["data"].get("milestone_id") == milestone_id]  # fmt: skip
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    state = Receiver()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - the http.server protocol
+            body = self.rfile.read(int(self.headers["content-length"]))
+            if state.down:
+                state.refused += 1
+                self.send_response(503)
+            else:
+                state.received.append((time.time(), {k.lower(): v for k, v in self.headers.items()}, body))
+                self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    state.port = server.server_address[1]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield state
+    server.shutdown()

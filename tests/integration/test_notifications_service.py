@@ -5,19 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import orjson
 import pytest
-from standardwebhooks.webhooks import Webhook
 
-from tests.conftest import ServiceProcess, eventually, token
+from tests.conftest import Receiver, ServiceProcess, eventually, token
 
 SC = token("u-sc", "SC", "approver")
 JILIN = token("u-jilin", "JILIN", "implementer")
@@ -27,54 +22,6 @@ FAST = {
     "POLICYTRACK_NOTIFICATIONS_ESCALATE_AFTER": "P1D", "POLICYTRACK_NOTIFICATIONS_RETRY_BASE_SECONDS": "0.2",
     "POLICYTRACK_NOTIFICATIONS_RETRY_MAX_SECONDS": "1",
 }  # fmt: skip
-
-
-@dataclass
-class Receiver:
-    """A webhook receiver: records what arrives; answers 503 while ``down``."""
-
-    down: bool = False
-    received: list[tuple[float, dict[str, str], bytes]] = field(default_factory=list)
-    refused: int = 0
-    port: int = 0
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/hooks/policytrack"
-
-    def alerts(self, secret: str) -> list[tuple[float, dict]]:
-        """Every delivery, verified with the standardwebhooks library, as (arrival, CloudEvent)."""
-        return [(at, Webhook(secret).verify(body, headers)) for at, headers, body in self.received]
-
-    def for_milestone(self, secret: str, milestone_id: str) -> list[tuple[float, str]]:
-        return [(at, event["type"].split(".")[3]) for at, event in self.alerts(secret)
-                if event["data"].get("milestone_id") == milestone_id]  # fmt: skip
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    state = Receiver()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - the http.server protocol
-            body = self.rfile.read(int(self.headers["content-length"]))
-            if state.down:
-                state.refused += 1
-                self.send_response(503)
-            else:
-                state.received.append((time.time(), {k.lower(): v for k, v in self.headers.items()}, body))
-                self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state.port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield state
-    server.shutdown()
 
 
 @pytest.fixture

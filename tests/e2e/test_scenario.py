@@ -1,0 +1,90 @@
+"""The seed's scenario through all three services over the real broker, as each user sees it:
+the departmental systems their answers, a subscriber its alerts, the auditor a trail that
+verifies and replays."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import httpx
+import orjson
+
+from policytrack.demo import MILESTONES, TASKS, Demo, token_for
+from tests.conftest import Receiver, eventually
+
+NAO = {"Authorization": f"Bearer {token_for('nao')}"}
+NDRC = {"Authorization": f"Bearer {token_for('ndrc')}"}
+
+
+async def test_the_demonstration_zone_scenario_end_to_end(service_factory, receiver: Receiver, tmp_path: Path) -> None:
+    tasks = service_factory("tasks").start()
+    notifications = service_factory("notifications").start()
+    audit = service_factory("audit", POLICYTRACK_AUDIT_CHECKPOINT_INTERVAL_SECONDS="1").start()
+
+    async with httpx.AsyncClient(base_url=notifications.url, timeout=30) as client:
+        subscription = await client.post("/v1/subscriptions", headers=NDRC, json={"webhook_url": receiver.url})
+        assert subscription.status_code == 201, subscription.text
+        secret = subscription.json()["secret"]
+
+    # The departmental systems: every step answered, and a second run changes nothing.
+    namespace = f"e2e-{uuid.uuid4().hex[:8]}"
+    ids = await asyncio.to_thread(Demo(tasks.url, say=lambda _: None, namespace=namespace).setup)
+    again = await asyncio.to_thread(Demo(tasks.url, say=lambda _: None, namespace=namespace).setup)
+    assert again == ids
+    async with httpx.AsyncClient(base_url=tasks.url, timeout=30) as client:
+        states = {key: (await client.get(f"/v1/tasks/{ids[key]}", headers=NAO)).json() for key, *_ in TASKS}
+        assert {state["field"] for state in states.values()} >= {"industry", "science_technology", "trade",
+                                                                  "humanities", "environment"}  # fmt: skip
+        assert all(state["lead_department"] and state["supporting_departments"] for state in states.values())
+        overdue = (await client.get("/v1/tasks", headers=NAO, params={"overdue": "true", "limit": 500})).json()
+        late_tasks = {ids[task] for task, _, _, days, met in MILESTONES if days < 0 and not met}
+        assert late_tasks <= {t["task_id"] for t in overdue["items"]}
+        issue = (await client.get(f"/v1/issues/{ids['issue']}", headers=NAO)).json()
+        assert (issue["status"], issue["escalated_to"], issue["reported_by_department"]) == ("escalated", "SC", "JILIN")
+        approval = (await client.get(f"/v1/approvals/{ids['approval']}", headers=NAO)).json()
+        assert (approval["kind"], approval["status"]) == ("major_project", "granted")
+
+    # The subscriber: overdue alerts for the late milestones, and the escalation to the State Council.
+    late_milestones = {ids[f"{task}:{key}"] for task, key, _, days, met in MILESTONES if days < 0 and not met}
+
+    async def alerted() -> list[dict] | None:
+        events = [event for _, event in receiver.alerts(secret)]
+        overdue_for = {e["data"].get("milestone_id") for e in events if e["type"].endswith(".overdue.v1")}
+        escalated = [e for e in events if e["type"].endswith(".escalated.v1") and e["data"]["escalated_to"] == "SC"]
+        return events if late_milestones <= overdue_for and escalated else None
+
+    alerts = await eventually(alerted, timeout=60, what="overdue and escalation alerts at the subscriber")
+    assert len({a["id"] for a in alerts}) == len(alerts), "no alert delivered twice"
+
+    # The auditor: the trail holds the scenario, verifies, and replays to what the tasks service says.
+    async with httpx.AsyncClient(base_url=audit.url, timeout=120) as client:
+        async def caught_up() -> bool:
+            ready = (await client.get("/readyz")).json()
+            return ready.get("lag") == 0 and ready.get("entries", 0) > 0
+
+        await eventually(caught_up, timeout=60, what="audit caught up")
+        for key, state in states.items():
+            replayed = (await client.get(f"/v1/audit/tasks/{ids[key]}/state", headers=NAO)).json()
+            current = (await httpx.AsyncClient(base_url=tasks.url).get(f"/v1/tasks/{ids[key]}", headers=NAO)).json()
+            assert replayed == current, key
+        escalations = (await client.get("/v1/audit/events", headers=NAO,
+                                        params={"type": "issue.escalated", "actor": "u-ndrc-regional-dept"})).json()
+        assert ids["issue"] in {e["event"]["subject"] for e in escalations["items"]}
+
+    cli = [sys.executable, "-m", "policytrack.cli"]
+    verified = subprocess.run([*cli, "verify", "--audit-url", audit.url, "--json"], capture_output=True, text=True,
+                              timeout=300)  # fmt: skip
+    assert verified.returncode == 0, verified.stderr
+    assert orjson.loads(verified.stdout)["ok"] is True
+    output = tmp_path / "trail.ndjson"
+    exported = subprocess.run([*cli, "export", "--audit-url", audit.url, "--output", str(output), "--json"],
+                              capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert exported.returncode == 0, exported.stderr
+    lines = [orjson.loads(line) for line in output.read_bytes().splitlines()]
+    assert len(lines) == orjson.loads(exported.stdout)["records"] >= orjson.loads(verified.stdout)["entries"]
+    exported_subjects = {line["event"]["subject"] for line in lines if line["event"]}
+    assert {ids[key] for key, *_ in TASKS} | {ids["plan"], ids["issue"], ids["approval"]} <= exported_subjects
