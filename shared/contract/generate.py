@@ -20,7 +20,6 @@ from shared.contract.envelope import CloudEvent
 from shared.contract.topics import ALERTS, COMMANDS, DEADLETTER, EVENTS, TOPICS
 from shared.settings import PROJECT_ROOT
 
-CONTRACT_DIR = PROJECT_ROOT / "contract"
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 COMPONENT_REF = "#/components/schemas/{model}"
 
@@ -176,28 +175,59 @@ def asyncapi_document() -> dict[str, Any]:
     }
 
 
+def event_catalog() -> str:
+    """docs/event-catalog.md: every event type, its topic, its aggregate and its fields."""
+    lines = ["# Event catalog", "",
+             "Generated from `shared/contract/catalog.py` by `make contract`; do not edit by hand.", "",
+             "Every event is a CloudEvents 1.0 envelope (binary mode on Kafka: `ce_*` headers, JSON body, key = "
+             "the aggregate id) with the extension attributes `actor`, `actordept`, `aggregateversion`, "
+             "`correlationid`, `causationid` and `idempotencykey`.", ""]  # fmt: skip
+    for topic in TOPICS:
+        lines += [f"## `{topic.name}`", "", topic.purpose, ""]
+        for event_type, data_class in sorted(CATALOG.items()):
+            if data_class.topic != topic.name:
+                continue
+            summary = (data_class.__doc__ or "").strip().splitlines()[0] if data_class.__doc__ else ""
+            lines += [f"### `{event_type}`", "", *([summary, ""] if summary else []),
+                      f"Aggregate (subject and key): `{data_class.subject_field}`. Source: `{data_class.source}`.", "",
+                      "| field | type | required |", "| --- | --- | --- |"]  # fmt: skip
+            schema = data_class.model_json_schema()
+            for name, prop in schema["properties"].items():
+                kind = prop.get("type") or prop.get("$ref", "").rsplit("/", 1)[-1] or " or ".join(
+                    option.get("type") or option.get("$ref", "").rsplit("/", 1)[-1] for option in prop.get("anyOf", []))
+                lines.append(f"| `{name}` | {kind}{' (' + prop['format'] + ')' if 'format' in prop else ''} | "
+                             f"{'yes' if name in schema.get('required', ()) else 'no'} |")
+            lines.append("")
+    return "\n".join(lines)
+
+
 def render() -> dict[str, str]:
-    """Every generated file, as relative path -> text."""
+    """Every generated file, as path relative to the project root -> text."""
     files = {
-        f"schemas/{event_type}.json": json.dumps(event_json_schema(data_class), indent=2, sort_keys=True) + "\n"
+        f"contract/schemas/{event_type}.json": json.dumps(event_json_schema(data_class), indent=2, sort_keys=True)
+        + "\n"
         for event_type, data_class in CATALOG.items()
     }
-    files["asyncapi.yaml"] = yaml.safe_dump(asyncapi_document(), sort_keys=False, allow_unicode=True, width=100)
+    files["contract/asyncapi.yaml"] = yaml.safe_dump(asyncapi_document(), sort_keys=False, allow_unicode=True,
+                                                     width=100)  # fmt: skip
+    files["docs/event-catalog.md"] = event_catalog()
     return files
 
 
-def write(directory: Path = CONTRACT_DIR) -> list[Path]:
+def write(root: Path = PROJECT_ROOT) -> list[Path]:
     written = []
-    (directory / "schemas").mkdir(parents=True, exist_ok=True)
-    for stale in (directory / "schemas").glob("*.json"):
+    schemas = root / "contract" / "schemas"
+    schemas.mkdir(parents=True, exist_ok=True)
+    (root / "docs").mkdir(exist_ok=True)
+    for stale in schemas.glob("*.json"):
         stale.unlink()
     for relative, text in render().items():
-        path = directory / relative
+        path = root / relative
         path.write_text(text, encoding="utf-8")
         written.append(path)
     return written
 
 
 if __name__ == "__main__":
-    target = Path(sys.argv[1]) if len(sys.argv) > 1 else CONTRACT_DIR
-    print(f"wrote {len(write(target))} files to {target}")
+    target = Path(sys.argv[1]) if len(sys.argv) > 1 else PROJECT_ROOT
+    print(f"wrote {len(write(target))} files under {target}")
