@@ -57,7 +57,7 @@ def create_app(runtime: NotificationsRuntime) -> Any:
             if body.task_id and (task is None or actor.department not in task[1]):
                 raise Problem(403, f"{actor.department} neither leads nor supports task {body.task_id}",
                               field="task_id")  # fmt: skip
-        refusal = await asyncio.to_thread(service.addresses.refusal, str(body.webhook_url))
+        refusal = await service.addresses.checked(str(body.webhook_url), ttl=0)
         if refusal is not None:
             raise Problem(422, refusal, field="webhook_url")
         secret = body.secret or new_secret()

@@ -46,11 +46,14 @@ class RetryPolicy:
 
 
 class SubscriberWorker:
+    """One subscriber's queue, drained by at most ``concurrency`` deliveries in flight."""
+
     def __init__(self, subscription: Subscription, deliver: Callable[[Subscription, CloudEvent], Awaitable[None]],
-                 limit: int) -> None:  # fmt: skip
+                 limit: int, concurrency: int) -> None:  # fmt: skip
         self.subscription = subscription
         self.queue: asyncio.Queue[CloudEvent] = asyncio.Queue(maxsize=limit)
-        self._task = asyncio.create_task(self._run(deliver), name=f"deliver-{subscription.subscription_id}")
+        self._tasks = [asyncio.create_task(self._run(deliver), name=f"deliver-{subscription.subscription_id}-{n}")
+                       for n in range(concurrency)]  # fmt: skip
 
     async def _run(self, deliver: Callable[[Subscription, CloudEvent], Awaitable[None]]) -> None:
         while True:
@@ -62,23 +65,27 @@ class SubscriberWorker:
                 log.exception("delivery crashed", alert_id=alert.data.alert_id)
 
     async def close(self) -> None:
-        self._task.cancel()
-        await asyncio.gather(self._task, return_exceptions=True)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
 class Deliveries:
-    def __init__(self, producer: EventProducer, retry: RetryPolicy, addresses: AddressPolicy, queue_limit: int) -> None:
+    def __init__(self, producer: EventProducer, retry: RetryPolicy, addresses: AddressPolicy, queue_limit: int,
+                 concurrency: int = 8) -> None:  # fmt: skip
         self._producer = producer
         self._retry = retry
         self._addresses = addresses
         self._queue_limit = queue_limit
+        self._concurrency = concurrency
         self._workers: dict[str, SubscriberWorker] = {}
-        self._client = httpx.AsyncClient(timeout=retry.timeout_seconds, follow_redirects=False)
+        self._client = httpx.AsyncClient(timeout=retry.timeout_seconds, follow_redirects=False,
+                                         limits=httpx.Limits(max_connections=256, max_keepalive_connections=64))
 
     def subscribe(self, subscription: Subscription) -> None:
         if subscription.subscription_id not in self._workers:
             self._workers[subscription.subscription_id] = SubscriberWorker(subscription, self._deliver,
-                                                                           self._queue_limit)  # fmt: skip
+                                                                           self._queue_limit, self._concurrency)
 
     async def unsubscribe(self, subscription_id: str) -> None:
         worker = self._workers.pop(subscription_id, None)
@@ -107,7 +114,7 @@ class Deliveries:
         attempt, reason = 0, ""
         while True:
             attempt += 1
-            refusal = self._addresses.refusal(subscription.webhook_url)
+            refusal = await self._addresses.checked(subscription.webhook_url)
             if refusal is not None:
                 await self._give_up(subscription, alert, attempt, f"refused: {refusal}")
                 return
@@ -151,5 +158,14 @@ class Deliveries:
         )  # fmt: skip
 
     async def _record(self, data: c.EventData, alert: CloudEvent) -> None:
-        await self._producer.publish(new_event(data, actor=ACTOR, causationid=alert.id,
-                                               correlationid=alert.correlationid))  # fmt: skip
+        """Buffers the receipt without waiting for its acknowledgement: the worker moves on to
+        the next alert, and the producer retries on its own."""
+        future = await self._producer.enqueue(new_event(data, actor=ACTOR, causationid=alert.id,
+                                                        correlationid=alert.correlationid))  # fmt: skip
+        future.add_done_callback(_log_unrecorded)
+
+
+def _log_unrecorded(future: asyncio.Future[object]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.error("a delivery receipt was not recorded; the alert may be delivered again after a restart",
+                  error=repr(future.exception()))

@@ -4,7 +4,7 @@ emit alerts when their time comes, hand them to subscribers and to live streams.
 from __future__ import annotations
 
 import asyncio
-from collections import deque
+import bisect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -37,16 +37,15 @@ class AlertStream:
     """Recent alerts in time order, and the live listeners of ``GET /v1/alerts/stream``."""
 
     def __init__(self, keep: int = 50_000) -> None:
-        self._recent: deque[CloudEvent] = deque(maxlen=keep)
+        self._keep = keep
+        self._recent: list[CloudEvent] = []
         self._listeners: set[asyncio.Queue[CloudEvent]] = set()
 
     def add(self, alert: CloudEvent, live: bool) -> None:
-        if self._recent and stream_position(alert) < stream_position(self._recent[-1]):
-            items = sorted([*self._recent, alert], key=stream_position)  # replay across partitions
-            self._recent.clear()
-            self._recent.extend(items)
-        else:
-            self._recent.append(alert)
+        # Partitions replay interleaved, so alerts can arrive out of time order.
+        bisect.insort(self._recent, alert, key=stream_position)
+        if len(self._recent) > 2 * self._keep:
+            del self._recent[: len(self._recent) - self._keep]
         if live:
             for listener in list(self._listeners):
                 try:
@@ -55,7 +54,9 @@ class AlertStream:
                     self._listeners.discard(listener)  # too slow: it reconnects with Last-Event-ID
 
     def since(self, position: str | None) -> list[CloudEvent]:
-        return [a for a in self._recent if position is None or stream_position(a) > position]
+        if position is None:
+            return list(self._recent)
+        return self._recent[bisect.bisect_right(self._recent, position, key=stream_position):]
 
     def listen(self) -> asyncio.Queue[CloudEvent]:
         queue: asyncio.Queue[CloudEvent] = asyncio.Queue(maxsize=1000)
@@ -139,8 +140,8 @@ class NotificationService:
             for alert in due:
                 self.schedule.emitted.add(alert.alert_id)
             due += self.schedule.due_alerts(now)
-            for alert in due:
-                await self._emit(alert, now)
+            if due:
+                await self._emit(due, now)
             next_wake = self.schedule.next_wake()
             timeout = 1.0 if next_wake is None else max(0.0, min(1.0, (next_wake - self.clock()).total_seconds()))
             self._wake.clear()
@@ -149,13 +150,17 @@ class NotificationService:
             except TimeoutError:
                 pass
 
-    async def _emit(self, alert: c.EventData, now: datetime) -> None:
-        event = new_event(alert, actor=ACTOR, id=alert.alert_id, time=now)
+    async def _emit(self, alerts: list[c.EventData], now: datetime) -> None:
+        """Appends the alerts together; their ids are derived, so a retry cannot double them
+        for anyone who reads the log back (this service included)."""
+        events = [new_event(alert, actor=ACTOR, id=alert.alert_id, time=now) for alert in alerts]
         while True:  # an alert whose time has come must not be lost: retry until the log has it
             try:
-                await self.producer.publish(event)
-                log.info("alert emitted", alert_id=alert.alert_id, type=alert.event_type, task_id=alert.task_id)
+                await self.producer.publish_all(events)
+                log.info("alerts emitted", count=len(events), types=sorted({a.event_type for a in alerts}))
+                for event in events:  # on the log now: hand out at once rather than on reading it back
+                    await self._hand_out(event)
                 return
             except Exception as error:  # noqa: BLE001 - any producer failure is retried
-                log.warning("could not emit alert; retrying", alert_id=alert.alert_id, error=repr(error))
+                log.warning("could not emit alerts; retrying", count=len(events), error=repr(error))
                 await asyncio.sleep(1)

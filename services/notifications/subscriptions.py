@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import ipaddress
 import secrets
 import socket
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from cryptography.fernet import Fernet, InvalidToken
@@ -110,6 +112,16 @@ class AddressPolicy:
     dev: bool
     allow_private: bool
     allowed_hosts: frozenset[str]
+    _recent: dict[str, tuple[float, str | None]] = field(default_factory=dict, compare=False)
+
+    async def checked(self, url: str, ttl: float = 60.0) -> str | None:
+        """``refusal`` off the event loop (it resolves names), remembered for ``ttl`` seconds."""
+        cached = self._recent.get(url)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+        refusal = await asyncio.to_thread(self.refusal, url)
+        self._recent[url] = (time.monotonic() + ttl, refusal)
+        return refusal
 
     def refusal(self, url: str) -> str | None:
         """Why a webhook URL may not be called, or None. Checked at subscription and delivery."""

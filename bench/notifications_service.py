@@ -1,0 +1,141 @@
+"""Notifications: resident memory with 100,000 open milestones scheduled, and the latency from
+due time to receipt of 1,000 alerts due in the same second at a local webhook receiver.
+
+Runs against a throw-away broker of its own (deploy/kafka.sh on port 19292), so the real
+topics stay clean.    .venv/bin/python -m bench.notifications_service [--open 100000] [--burst 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+import orjson
+import psutil
+
+from shared.auth import mint_dev_token
+from shared.contract import catalog as c
+from shared.contract.envelope import new_event
+from shared.kafka.producer import EventProducer
+from shared.settings import PROJECT_ROOT, KafkaSettings
+
+PORT, SERVICE_PORT = 19292, 18950
+NDRC = {"Authorization": f"Bearer {mint_dev_token('u-bench', 'NDRC', ['supervisor'])}"}
+
+
+def receiver(arrivals: list[tuple[float, str]]) -> ThreadingHTTPServer:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, as real receivers do
+
+        def do_POST(self) -> None:  # noqa: N802
+            body = self.rfile.read(int(self.headers["content-length"]))
+            arrivals.append((time.time(), orjson.loads(body)["data"]["milestone_id"]))
+            self.send_response(204)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+async def schedule(kafka: KafkaSettings, tasks: int, per_task: int, due: datetime, prefix: str) -> None:
+    async with EventProducer(kafka, client_id="bench-notifications") as producer:
+        futures = []
+        for t in range(tasks):
+            task_id = f"{prefix}-{t}"
+            for data in (c.TaskCreated(task_id=task_id, plan_id="p", title=f"Task {t}", field="trade",
+                                       due=due + timedelta(days=365)),
+                         c.TaskAssigned(task_id=task_id, lead_department="JILIN", supporting_departments=("MOFCOM",))):
+                futures.append(await producer.enqueue(new_event(data, actor="u-bench", actordept="JILIN")))
+            for m in range(per_task):
+                futures.append(await producer.enqueue(new_event(c.MilestoneScheduled(
+                    task_id=task_id, milestone_id=f"{task_id}-m{m}", title=f"Milestone {m}", due=due),
+                    actor="u-bench", actordept="JILIN")))  # fmt: skip
+        await asyncio.gather(*futures)
+
+
+def main(open_milestones: int, burst: int) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        env = {**os.environ, "POLICYTRACK_KAFKA_PORT": str(PORT), "POLICYTRACK_KAFKA_DATA_DIR": f"{folder}/kafka"}
+        script = str(PROJECT_ROOT / "deploy" / "kafka.sh")
+        subprocess.run([script, "start"], env=env, check=True, capture_output=True)
+        kafka = KafkaSettings(bootstrap_servers=f"127.0.0.1:{PORT}")
+        service = None
+        try:
+            far = datetime.now(UTC) + timedelta(days=200)
+            asyncio.run(schedule(kafka, open_milestones // 100, 100, far, "open"))
+            service_env = {**env, "POLICYTRACK_ENV": "dev", "POLICYTRACK_LOG_LEVEL": "WARNING",
+                           "POLICYTRACK_KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+                           "POLICYTRACK_NOTIFICATIONS_PORT": str(SERVICE_PORT), "POLICYTRACK_DATA_DIR": folder}
+            started = time.monotonic()
+            service = subprocess.Popen([sys.executable, "-m", "services.notifications"], env=service_env,
+                                       cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            url = f"http://127.0.0.1:{SERVICE_PORT}"
+            while True:
+                try:
+                    ready = httpx.get(f"{url}/readyz", timeout=2).json()
+                    if ready.get("ready"):
+                        break
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.2)
+            rebuilt = time.monotonic() - started
+            process = psutil.Process(service.pid)
+            rss_open = process.memory_info().rss
+            print(f"{ready['open_deadlines']:,} open deadlines scheduled (rebuilt from the log in {rebuilt:.1f}s): "
+                  f"resident memory {rss_open / 2**20:,.0f} MiB (target <= 200)")
+
+            arrivals: list[tuple[float, str]] = []
+            server = receiver(arrivals)
+            subscribed = httpx.post(f"{url}/v1/subscriptions", headers=NDRC, json={
+                "webhook_url": f"http://127.0.0.1:{server.server_address[1]}/hook",
+                "event_types": ["alert.deadline_due"]}).json()  # fmt: skip
+            assert "secret" in subscribed, subscribed
+            due = (datetime.now(UTC) + timedelta(seconds=15)).replace(microsecond=0)
+            asyncio.run(schedule(kafka, burst // 10, 10, due, "burst"))
+            if os.environ.get("BENCH_PROFILE"):
+                subprocess.Popen(["py-spy", "record", "-d", "12", "-o", "/tmp/noti-profile.txt", "-f", "raw",
+                                  "-p", str(service.pid)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            peak = rss_open
+            deadline = time.time() + 120
+            while len(arrivals) < burst and time.time() < deadline:
+                peak = max(peak, process.memory_info().rss)
+                time.sleep(0.1)
+            server.shutdown()
+            latencies = sorted(at - due.timestamp() for at, _ in arrivals)
+            if len(latencies) < burst:
+                print(f"only {len(latencies)} of {burst} alerts arrived")
+            p50 = statistics.median(latencies)
+            p99 = latencies[max(0, int(len(latencies) * 0.99) - 1)]
+            print(f"{len(latencies):,} alerts due in the same second: from due time to receipt p50 {p50 * 1000:,.0f} ms, "
+                  f"p99 {p99 * 1000:,.0f} ms, max {latencies[-1] * 1000:,.0f} ms (target p99 <= 1,000 ms)")
+            print(f"peak resident memory of the service: {peak / 2**20:,.0f} MiB")
+        finally:
+            if service is not None:
+                service.terminate()
+                service.wait()
+            subprocess.run([script, "stop"], env=env, capture_output=True)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--open", type=int, default=100_000)
+    parser.add_argument("--burst", type=int, default=1_000)
+    args = parser.parse_args()
+    main(args.open, args.burst)
