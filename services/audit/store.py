@@ -134,6 +134,9 @@ class AuditStore:
         if url.startswith("sqlite"):
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self.head = Head(0, GENESIS)
+        compiled = entries.insert().compile(dialect=self.engine.dialect, column_keys=[c.name for c in entries.c])
+        self._insert_sql = compiled.string
+        self._insert_order = list(compiled.positiontup or [c.name for c in entries.c])
 
     async def open(self) -> None:
         async with self.engine.begin() as conn:
@@ -167,7 +170,9 @@ class AuditStore:
         for record in records:
             next_offsets[(record.topic, record.partition)] = record.offset + 1
         async with self.engine.begin() as conn:
-            await conn.execute(entries.insert(), rows)
+            # The statement compiled once for this database's own placeholders: executemany
+            # through the driver costs a third of Core's per-row parameter processing.
+            await conn.exec_driver_sql(self._insert_sql, [tuple(row[k] for k in self._insert_order) for row in rows])
             await self._save_offsets(conn, next_offsets)
             if access:
                 insert = self._dialect.insert(task_access).on_conflict_do_nothing()
