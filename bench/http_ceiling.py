@@ -14,13 +14,21 @@ from shared.process import run
 from shared.settings import RuntimeSettings, ServiceSettings
 
 
-async def always_ready() -> tuple[bool, dict]:
-    return True, {}
+class Nothing:
+    verifier = TokenVerifier(AuthSettings(), RuntimeSettings(env="dev"))
+
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass
+
+    async def readiness(self) -> tuple[bool, dict]:
+        return True, {}
 
 
 def create_app() -> FastAPI:
-    app = create_service_app("ceiling", title="ceiling", description="no-op", readiness=always_ready)
-    app.state.verifier = TokenVerifier(AuthSettings(), RuntimeSettings(env="dev"))
+    app = create_service_app("ceiling", Nothing(), title="ceiling", description="no-op")
 
     @app.post("/v1/tasks/{task_id}/progress")
     async def report_progress(task_id: str, actor: Authenticated, body: ProgressBody) -> dict:

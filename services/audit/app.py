@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -28,17 +27,7 @@ trail is intact, export it. Nobody writes here."""
 
 
 def create_app(runtime: AuditRuntime) -> Any:
-    @asynccontextmanager
-    async def lifespan(_app: Any):
-        await runtime.start()
-        try:
-            yield
-        finally:
-            await runtime.stop()
-
-    app = create_service_app("audit", title="policytrack audit", description=DESCRIPTION,
-                             readiness=runtime.readiness, lifespan=lifespan)  # fmt: skip
-    app.state.verifier = runtime.verifier
+    app = create_service_app("audit", runtime, title="policytrack audit", description=DESCRIPTION)
     store = runtime.store
 
     def entry_filter(actor: Actor, task_id: str | None, actor_id: str | None, department: Department | None,

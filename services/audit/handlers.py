@@ -259,18 +259,27 @@ async def _matches_log(reader: LogReader, row: Any, record: LogRecord, result: V
 # --- replay, responsibility, export ---------------------------------------------------------------
 
 
+async def domain_events(store: AuditStore, where: EntryFilter) -> AsyncIterator[tuple[Any, CloudEvent]]:
+    """The stored domain events that match, in log order, with their entries."""
+    async for rows in store.stream(where):
+        for row in rows:
+            if row.event_type in DOMAIN_TYPES and isinstance(event := event_of(row), CloudEvent):
+                yield row, event
+
+
+def fold(projection: Projection, event: CloudEvent) -> bool:
+    """``projection.apply``, passing over an event that does not fit (the trail keeps it)."""
+    try:
+        return projection.apply(event)
+    except EvolveError:
+        return False
+
+
 async def replay_task(store: AuditStore, task_id: str, as_of: datetime | None) -> Task | None:
     """The task as it stood at ``as_of``, folded with the same ``evolve`` as the tasks service."""
     projection = Projection()
-    async for rows in store.stream(EntryFilter(task_id=task_id, until=as_of)):
-        for row in rows:
-            if row.event_type in DOMAIN_TYPES:
-                event = event_of(row)
-                if isinstance(event, CloudEvent):
-                    try:
-                        projection.apply(event)
-                    except EvolveError:
-                        continue
+    async for _, event in domain_events(store, EntryFilter(task_id=task_id, until=as_of)):
+        fold(projection, event)
     return projection.task(task_id)
 
 
@@ -280,20 +289,11 @@ async def responsibility(store: AuditStore, now: datetime) -> dict[str, dict[str
     projection = Projection()
     acts: Counter[str] = Counter()
     escalated_tasks: Counter[str] = Counter()
-    async for rows in store.stream():
-        for row in rows:
-            if row.actordept and row.event_type in DOMAIN_TYPES:
-                acts[row.actordept] += 1
-            if row.event_type not in DOMAIN_TYPES:
-                continue
-            event = event_of(row)
-            if isinstance(event, CloudEvent):
-                try:
-                    projection.apply(event)
-                except EvolveError:
-                    continue
-                if isinstance(event.data, IssueEscalated):
-                    escalated_tasks[event.data.task_id] += 1
+    async for row, event in domain_events(store, EntryFilter()):
+        if row.actordept:
+            acts[row.actordept] += 1
+        if fold(projection, event) and isinstance(event.data, IssueEscalated):
+            escalated_tasks[event.data.task_id] += 1
     table = {str(d): {"lead": 0, "supporting": 0, "acts": acts.get(str(d), 0), "late": 0, "escalated": 0}
              for d in Department}  # fmt: skip
     for task in projection.tasks():

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import Request, Response
@@ -28,17 +27,7 @@ HEARTBEAT_SECONDS = 15
 
 
 def create_app(runtime: NotificationsRuntime) -> Any:
-    @asynccontextmanager
-    async def lifespan(_app: Any):
-        await runtime.start()
-        try:
-            yield
-        finally:
-            await runtime.stop()
-
-    app = create_service_app("notifications", title="policytrack notifications", description=DESCRIPTION,
-                             readiness=runtime.readiness, lifespan=lifespan)  # fmt: skip
-    app.state.verifier = runtime.verifier
+    app = create_service_app("notifications", runtime, title="policytrack notifications", description=DESCRIPTION)
     service = runtime.service
 
     def visible(subscription: Subscription, actor: Actor) -> bool:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import Body, Query, Request
@@ -27,17 +26,7 @@ is answered. Writes accept `If-Match: <version>` (412 when stale) and `Idempoten
 
 
 def create_app(runtime: TasksRuntime) -> Any:
-    @asynccontextmanager
-    async def lifespan(_app: Any):
-        await runtime.start()
-        try:
-            yield
-        finally:
-            await runtime.stop()
-
-    app = create_service_app("tasks", title="policytrack tasks", description=DESCRIPTION,
-                             readiness=runtime.readiness, lifespan=lifespan)  # fmt: skip
-    app.state.verifier = runtime.verifier
+    app = create_service_app("tasks", runtime, title="policytrack tasks", description=DESCRIPTION)
     service = runtime.service
     projection = service.projection
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Annotated, Any, Protocol
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -22,11 +23,27 @@ MAX_BODY_BYTES = 64 * 1024
 REQUEST_SECONDS = Histogram(
     "policytrack_http_request_seconds", "HTTP requests by route and status", ["service", "method", "route", "status"]
 )
-Readiness = Callable[[], Awaitable[tuple[bool, dict[str, Any]]]]
+class Runtime(Protocol):
+    """What bootstrap wires for a service: started and stopped with the app."""
+
+    verifier: TokenVerifier
+
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+    async def readiness(self) -> tuple[bool, dict[str, Any]]: ...
 
 
-def create_service_app(name: str, *, title: str, description: str, readiness: Readiness, **fastapi: Any) -> FastAPI:
-    app = FastAPI(title=title, description=description, version="1.0.0", **fastapi)
+def create_service_app(name: str, runtime: Runtime, *, title: str, description: str) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await runtime.start()
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan)
+    app.state.verifier = runtime.verifier
     install_problem_handlers(app)
 
     @app.get("/healthz", tags=["operations"], summary="The process is alive")
@@ -35,7 +52,7 @@ def create_service_app(name: str, *, title: str, description: str, readiness: Re
 
     @app.get("/readyz", tags=["operations"], summary="Ready: caught up with the log and able to work")
     async def readyz() -> JSONResponse:
-        ready, details = await readiness()
+        ready, details = await runtime.readiness()
         return JSONResponse({"ready": ready, **details}, status_code=200 if ready else 503)
 
     @app.get("/metrics", tags=["operations"], summary="Prometheus metrics")
