@@ -20,12 +20,14 @@ $(INSTALLED):
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
 	rm -f $(VENV)/.installed-* && touch $@
 
-# kcat is how people look at the topics by hand; the tests check what it shows.
+# kcat is how people look at the topics by hand (the tests check what it shows); the audit
+# store's PostgreSQL path is tested against a real server (Debian's postgresql).
 tools:
-	@command -v kcat >/dev/null || { \
-	  echo "installing kcat (Debian package)"; \
-	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq kcat >/dev/null; }
+	@missing=""; command -v kcat >/dev/null || missing="$$missing kcat"; \
+	  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	  if [ -n "$$missing" ]; then echo "installing$$missing (Debian packages)"; \
+	    SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	    $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq $$missing >/dev/null; fi
 
 broker: venv
 	deploy/kafka.sh start

@@ -304,3 +304,32 @@ def receiver() -> Iterator[Receiver]:
     thread.start()
     yield state
     server.shutdown()
+
+
+# --- PostgreSQL ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def postgres_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A throw-away PostgreSQL server (Debian's binaries), run as the postgres user when root."""
+    initdb = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    assert initdb, "PostgreSQL server binaries not found: apt-get install postgresql (make test does)"
+    bin_dir = initdb[-1].parent
+    folder = tmp_path_factory.mktemp("postgres")
+    data, port = folder / "data", 15432
+    as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    if as_user:
+        folder.chmod(0o777)
+        for parent in folder.parents:
+            if str(parent).startswith(str(tmp_path_factory.getbasetemp().parent)):
+                parent.chmod(parent.stat().st_mode | 0o711)
+    subprocess.run([*as_user, str(bin_dir / "initdb"), "-D", str(data), "--auth=trust", "-U", "postgres"],
+                   check=True, capture_output=True)  # fmt: skip
+    subprocess.run([*as_user, str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(folder / "log"), "-w", "start",
+                    "-o", f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off"],
+                   check=True, capture_output=True)  # fmt: skip
+    try:
+        yield f"postgresql+asyncpg://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([*as_user, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"],
+                       capture_output=True)  # fmt: skip

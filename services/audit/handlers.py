@@ -18,7 +18,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from services.audit.chain import GENESIS, CheckpointSigner, LogRecord, canonical, chain_hash, signature_valid
-from services.audit.store import AuditStore, EntryFilter, event_of, log_record
+from services.audit.store import DERIVED, AuditStore, EntryFilter, derive, event_of, log_record
 from shared.auth import Actor, reads_everything
 from shared.contract.catalog import CheckpointSigned, IssueEscalated
 from shared.contract.codes import Department
@@ -230,6 +230,11 @@ async def _walk(store: AuditStore, result: Verification, stored_checkpoints: dic
                 if not signature_valid(public_key, row.seq, checkpoint.head_hash, signed_at, checkpoint.signature):
                     result.fail(row.seq, "the checkpoint's signature does not verify")
                     return
+            derived = derive(log_record(row))
+            derived.pop("_event", None)
+            if (differs := [name for name in DERIVED if getattr(row, name) != derived[name]]):
+                result.fail(row.seq, "columns derived from the record were changed", fields=differs)
+                return
             if reader is not None and not await _matches_log(reader, row, record, result):
                 return
             previous, expected = digest, expected + 1

@@ -256,26 +256,35 @@ class AuditStore:
             return sorted((row.topic, row.partition) for row in rows)
 
 
-def _entry_row(sequence: int, record: LogRecord, stored_headers: bytes, previous: str, digest: str,
-               access: set[tuple[str, str]]) -> dict:  # fmt: skip
-    row: dict[str, Any] = {
-        "seq": sequence, "topic": record.topic, "partition": record.partition, "offset": record.offset,
-        "timestamp": record.timestamp, "key": record.key, "value": record.value,
-        "headers": stored_headers, "prev_hash": previous, "hash": digest,
-        "event_id": None, "event_type": None, "subject": None, "task_id": None, "actor": None, "actordept": None,
-        "event_time": None, "decode_error": None,
-    }  # fmt: skip
+DERIVED = ("event_id", "event_type", "subject", "task_id", "actor", "actordept", "event_time", "decode_error")
+
+
+def derive(record: LogRecord) -> dict[str, Any]:
+    """The columns an entry derives from its record, for querying; verification recomputes them."""
+    derived: dict[str, Any] = dict.fromkeys(DERIVED)
     decoded = decode(record.key, record.value, record.headers)
     if isinstance(decoded, DecodeFailure):
-        row["decode_error"] = decoded.reason
-        return row
-    task_id = getattr(decoded.data, "task_id", None)
-    row.update(event_id=decoded.id, event_type=decoded.type, subject=decoded.subject, task_id=task_id,
-               actor=decoded.actor, actordept=decoded.actordept, event_time=iso(decoded.time))  # fmt: skip
-    if decoded.type in ASSIGNING_TYPES:
+        derived["decode_error"] = decoded.reason
+        return derived
+    derived.update(event_id=decoded.id, event_type=decoded.type, subject=decoded.subject,
+                   task_id=getattr(decoded.data, "task_id", None), actor=decoded.actor,
+                   actordept=decoded.actordept and str(decoded.actordept), event_time=iso(decoded.time),
+                   _event=decoded)  # fmt: skip
+    return derived
+
+
+def _entry_row(sequence: int, record: LogRecord, stored_headers: bytes, previous: str, digest: str,
+               access: set[tuple[str, str]]) -> dict:  # fmt: skip
+    derived = derive(record)
+    decoded = derived.pop("_event", None)
+    if decoded is not None and decoded.type in ASSIGNING_TYPES:
         data = decoded.data
         access.update((data.task_id, str(d)) for d in (data.lead_department, *data.supporting_departments))
-    return row
+    return {
+        "seq": sequence, "topic": record.topic, "partition": record.partition, "offset": record.offset,
+        "timestamp": record.timestamp, "key": record.key, "value": record.value, "headers": stored_headers,
+        "prev_hash": previous, "hash": digest, **derived,
+    }  # fmt: skip
 
 
 def _sqlite_pragmas(connection: Any, _record: Any) -> None:

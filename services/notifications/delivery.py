@@ -1,6 +1,6 @@
 """Webhook delivery by the Standard Webhooks specification, one queue per subscriber.
 
-Each subscriber has its own queue and worker, so a slow or dead one never delays the
+Each subscriber has its own queue and workers, so a slow or dead one never delays the
 others. A delivery is retried with exponential backoff and jitter for the retry period;
 then a ``delivery_failed`` alert and a dead-letter record say so. The ``webhook-id`` is the
 alert id, the same on every attempt, so receivers can drop repeats.
@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -46,18 +47,25 @@ class RetryPolicy:
 
 
 class SubscriberWorker:
-    """One subscriber's queue, drained by at most ``concurrency`` deliveries in flight."""
+    """One subscriber's queue, in lanes: alerts about one task keep their order in one lane,
+    while other tasks' alerts go out alongside on the other lanes."""
 
     def __init__(self, subscription: Subscription, deliver: Callable[[Subscription, CloudEvent], Awaitable[None]],
-                 limit: int, concurrency: int) -> None:  # fmt: skip
+                 limit: int, lanes: int) -> None:  # fmt: skip
         self.subscription = subscription
-        self.queue: asyncio.Queue[CloudEvent] = asyncio.Queue(maxsize=limit)
-        self._tasks = [asyncio.create_task(self._run(deliver), name=f"deliver-{subscription.subscription_id}-{n}")
-                       for n in range(concurrency)]  # fmt: skip
+        self._lanes: list[asyncio.Queue[CloudEvent]] = [asyncio.Queue(maxsize=max(1, limit // lanes))
+                                                        for _ in range(lanes)]  # fmt: skip
+        self._tasks = [asyncio.create_task(self._run(lane, deliver), name=f"deliver-{subscription.subscription_id}")
+                       for lane in self._lanes]  # fmt: skip
 
-    async def _run(self, deliver: Callable[[Subscription, CloudEvent], Awaitable[None]]) -> None:
+    def put(self, alert: CloudEvent) -> None:
+        """Raises ``asyncio.QueueFull`` when this subscriber is too far behind."""
+        self._lanes[zlib.crc32(alert.data.task_id.encode()) % len(self._lanes)].put_nowait(alert)
+
+    async def _run(self, lane: asyncio.Queue[CloudEvent],
+                   deliver: Callable[[Subscription, CloudEvent], Awaitable[None]]) -> None:  # fmt: skip
         while True:
-            alert = await self.queue.get()
+            alert = await lane.get()
             QUEUED.dec()
             try:
                 await deliver(self.subscription, alert)
@@ -97,7 +105,7 @@ class Deliveries:
         if worker is None:
             return
         try:
-            worker.queue.put_nowait(alert)
+            worker.put(alert)
             QUEUED.inc()
         except asyncio.QueueFull:
             await self._give_up(subscription, alert, 0, "the subscriber's queue is full")

@@ -206,3 +206,29 @@ async def test_an_inserted_row_with_a_recomputed_chain_is_found(tasks: ServicePr
     assert result["ok"] is False
     assert result["divergence"]["sequence"] == forged_after + 1
     assert "removed or inserted" in result["divergence"]["problem"]
+
+
+async def test_the_same_code_path_on_postgresql(tasks: ServiceProcess, service_factory, postgres_dsn: str) -> None:
+    """PostgreSQL instead of SQLite: ingest, query, replay, verify, and find an edited row."""
+    import asyncpg
+
+    audit = service_factory("audit", POLICYTRACK_AUDIT_DSN=postgres_dsn).start()
+    task, snapshots = await seed_task(tasks)
+    total = await wait_caught_up(audit)
+    async with httpx.AsyncClient(base_url=audit.url, timeout=300) as client:
+        mine = (await client.get("/v1/audit/events", headers=NAO, params={"task_id": task})).json()["items"]
+        assert len(mine) == 5
+        moment, state = snapshots[2]
+        replayed = await client.get(f"/v1/audit/tasks/{task}/state", headers=NAO, params={"as_of": moment.isoformat()})
+        assert replayed.json() == state
+        assert (await client.get("/v1/audit/verify", headers=NAO)).json()["ok"] is True
+    connection = await asyncpg.connect(postgres_dsn.replace("+asyncpg", ""))
+    try:
+        assert await connection.fetchval("select count(*) from audit_entries") >= total
+        await connection.execute("update audit_entries set actor = 'someone-else' where seq = 2")
+    finally:
+        await connection.close()
+    async with httpx.AsyncClient(base_url=audit.url, timeout=300) as client:
+        result = (await client.get("/v1/audit/verify", headers=NAO)).json()
+    assert result["ok"] is False and result["divergence"]["sequence"] == 2
+    assert result["divergence"]["fields"] == ["actor"], "a changed query column is found, not only changed bytes"
