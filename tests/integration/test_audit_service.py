@@ -177,6 +177,7 @@ async def test_a_deleted_row_is_found(tasks: ServiceProcess, audit: ServiceProce
 async def test_an_inserted_row_with_a_recomputed_chain_is_found(tasks: ServiceProcess, audit: ServiceProcess) -> None:
     """A forger who inserts an entry and rewrites every hash after it still meets the log."""
     from services.audit.chain import LogRecord, chain_hash, headers_json
+    from services.audit.store import derive
 
     await seed_task(tasks)
     await wait_caught_up(audit)
@@ -191,8 +192,9 @@ async def test_an_inserted_row_with_a_recomputed_chain_is_found(tasks: ServicePr
         fake = LogRecord("policy.events", 0, 10**9, 0, b"x", b"{}", ())
         fake_hash = chain_hash(previous, fake)
         db.execute("insert into audit_entries (seq, topic, partition, offset, timestamp, key, value, headers, "
-                   "prev_hash, hash) values (?, 'policy.events', 0, ?, 0, ?, ?, ?, ?, ?)",
-                   (forged_after + 1, 10**9, b"x", b"{}", headers_json(()), previous, fake_hash))  # fmt: skip
+                   "prev_hash, hash, decode_error) values (?, 'policy.events', 0, ?, 0, ?, ?, ?, ?, ?, ?)",
+                   (forged_after + 1, 10**9, b"x", b"{}", headers_json(()), previous, fake_hash,
+                    derive(fake)["decode_error"]))  # fmt: skip
         previous = fake_hash
         for seq, topic, partition, offset, timestamp, key, value, headers, _ in rows[forged_after:]:
             record = LogRecord(topic, partition, offset, timestamp, key, value, ())
