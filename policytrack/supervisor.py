@@ -61,18 +61,23 @@ def start_service(spec: ServiceSpec, env: dict[str, str], log_dir: Path) -> Runn
     return Running(spec, process, log)
 
 
-def wait_ready(running: Running, timeout: float) -> None:
+def wait_until_ready(name: str, url: str, process: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
+    """Polls ``/readyz`` until 200; fails at once if the process exits, or at the deadline."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if running.process.poll() is not None:
-            raise RuntimeError(f"{running.spec.name} exited with {running.process.returncode}; see {running.log}")
+        if process.poll() is not None:
+            raise RuntimeError(f"{name} exited with {process.returncode}; see {log}")
         try:
-            if httpx.get(f"{running.spec.url}/readyz", timeout=1).status_code == 200:
+            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
-        time.sleep(0.2)
-    raise RuntimeError(f"{running.spec.name} not ready within {timeout:.0f}s; see {running.log}")
+        time.sleep(0.1)
+    raise RuntimeError(f"{name} not ready within {timeout:.0f}s; see {log}")
+
+
+def wait_ready(running: Running, timeout: float) -> None:
+    wait_until_ready(running.spec.name, running.spec.url, running.process, running.log, timeout)
 
 
 def stop_service(running: Running, timeout: float = 20) -> None:

@@ -16,12 +16,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TypeVar
 
-import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from standardwebhooks.webhooks import Webhook
 
+from policytrack.supervisor import wait_until_ready
 from shared.auth import mint_dev_token
 from shared.kafka.consumer import partitions_of
 from shared.settings import PROJECT_ROOT, KafkaSettings
@@ -167,18 +167,11 @@ class ServiceProcess:
         return self
 
     def wait_ready(self, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.process is not None
-            if self.process.poll() is not None:
-                raise AssertionError(f"{self.name} exited ({self.process.returncode}):\n{self.log()}")
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise AssertionError(f"{self.name} was not ready within {timeout}s:\n{self.log()}")
+        assert self.process is not None
+        try:
+            wait_until_ready(self.name, self.url, self.process, self.log_path, timeout)
+        except RuntimeError as error:
+            raise AssertionError(f"{error}:\n{self.log()}") from None
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

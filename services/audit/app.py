@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import base64
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import Query, Request
+from fastapi import Depends, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import AwareDatetime
 
@@ -30,27 +31,13 @@ def create_app(runtime: AuditRuntime) -> Any:
     app = create_service_app("audit", runtime, title="policytrack audit", description=DESCRIPTION)
     store = runtime.store
 
-    def entry_filter(actor: Actor, task_id: str | None, actor_id: str | None, department: Department | None,
-                     event_type: str | None, since: datetime | None, until: datetime | None,
-                     cursor: str | None) -> EntryFilter:  # fmt: skip
-        return EntryFilter(task_id=task_id, actor=actor_id, department=department and str(department),
-                           event_type=_event_type(event_type), since=since, until=until,
-                           after_sequence=_cursor(cursor), visible_to_department=handlers.visibility(actor))
-
     @app.get("/v1/audit/events", tags=["audit"], summary="Entries of the trail, filtered, in log order")
     async def audit_events(
-        actor: Authenticated,
-        task_id: str | None = None,
-        actor_id: Annotated[str | None, Query(alias="actor")] = None,
-        department: Department | None = None,
-        type: str | None = None,
-        since: AwareDatetime | None = None,
-        until: AwareDatetime | None = None,
+        where: Annotated[EntryFilter, Depends(trail_filter)],
         cursor: str | None = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> JSONResponse:
-        where = entry_filter(actor, task_id, actor_id, department, type, since, until, cursor)
-        rows, more = await store.page(where, limit)
+        rows, more = await store.page(replace(where, after_sequence=_cursor(cursor)), limit)
         items = [orjson.loads(handlers.ndjson_line(row)) for row in rows]
         next_cursor = _encode_cursor(rows[-1].seq) if more else None
         return JSONResponse({"items": items, "next_cursor": next_cursor})
@@ -75,16 +62,8 @@ def create_app(runtime: AuditRuntime) -> Any:
 
     @app.get("/v1/audit/export", tags=["audit"], summary="The trail as NDJSON or CSV, streamed")
     async def export(
-        actor: Authenticated,
-        format: Literal["ndjson", "csv"] = "ndjson",
-        task_id: str | None = None,
-        actor_id: Annotated[str | None, Query(alias="actor")] = None,
-        department: Department | None = None,
-        type: str | None = None,
-        since: AwareDatetime | None = None,
-        until: AwareDatetime | None = None,
+        where: Annotated[EntryFilter, Depends(trail_filter)], format: Literal["ndjson", "csv"] = "ndjson"
     ) -> StreamingResponse:
-        where = entry_filter(actor, task_id, actor_id, department, type, since, until, None)
         media = "application/x-ndjson" if format == "ndjson" else "text/csv"
         return StreamingResponse(handlers.export(store, where, format), media_type=media,
                                  headers={"Content-Disposition": f'attachment; filename="policytrack-audit.{format}"'})
@@ -107,6 +86,21 @@ def create_app(runtime: AuditRuntime) -> Any:
         raise Problem(405, "the audit trail is read-only", headers={"Allow": "GET"})
 
     return app
+
+
+def trail_filter(
+    actor: Authenticated,
+    task_id: str | None = None,
+    actor_id: Annotated[str | None, Query(alias="actor")] = None,
+    department: Department | None = None,
+    type: str | None = None,
+    since: AwareDatetime | None = None,
+    until: AwareDatetime | None = None,
+) -> EntryFilter:
+    """The filters that querying and exporting share, bounded by what the caller may see."""
+    return EntryFilter(task_id=task_id, actor=actor_id, department=department and str(department),
+                       event_type=_event_type(type), since=since, until=until,
+                       visible_to_department=handlers.visibility(actor))  # fmt: skip
 
 
 def _everything(actor: Actor) -> None:

@@ -230,15 +230,21 @@ async def _walk(store: AuditStore, result: Verification, stored_checkpoints: dic
                 if not signature_valid(public_key, row.seq, checkpoint.head_hash, signed_at, checkpoint.signature):
                     result.fail(row.seq, "the checkpoint's signature does not verify")
                     return
-            derived = derive(log_record(row))
-            derived.pop("_event", None)
-            if (differs := [name for name in DERIVED if getattr(row, name) != derived[name]]):
-                result.fail(row.seq, "columns derived from the record were changed", fields=differs)
-                return
-            if reader is not None and not await _matches_log(reader, row, record, result):
+            if reader is not None and not (_derived_columns_hold(row, result)
+                                           and await _matches_log(reader, row, record, result)):
                 return
             previous, expected = digest, expected + 1
             result.entries += 1
+
+
+def _derived_columns_hold(row: Any, result: Verification) -> bool:
+    """The query columns (actor, type, task...) still say what the record says. Only the full
+    verification decodes every entry for this; the chain alone covers the record's bytes."""
+    derived = derive(log_record(row))
+    differs = [name for name in DERIVED if getattr(row, name) != derived[name]]
+    if differs:
+        result.fail(row.seq, "columns derived from the record were changed", fields=differs)
+    return not differs
 
 
 async def _matches_log(reader: LogReader, row: Any, record: LogRecord, result: Verification) -> bool:
