@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, Protocol, TypeVar
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
@@ -116,7 +116,10 @@ class ConsumerRunner(Generic[T]):
         assigned = self._consumer.assignment()
         if not assigned:
             return 0
-        lag = await lag_of(self._consumer, assigned)
+        ends = await self._consumer.end_offsets(list(assigned))
+        lag = 0
+        for tp in assigned:
+            lag += max(0, ends[tp] - await self._consumer.position(tp))
         CONSUMER_LAG.labels(self.name).set(lag)
         return lag
 
@@ -178,16 +181,6 @@ async def partitions_of(consumer: AIOKafkaConsumer, topics: Sequence[str]) -> li
     if missing:
         raise LookupError(f"no such topic: {', '.join(missing)}")
     return [TopicPartition(topic, p) for topic in topics for p in sorted(cluster.partitions_for_topic(topic))]
-
-
-async def lag_of(consumer: AIOKafkaConsumer, partitions: Iterable[TopicPartition]) -> int:
-    """Records between the consumer's positions and the ends of ``partitions``."""
-    partitions = list(partitions)
-    ends = await consumer.end_offsets(partitions)
-    lag = 0
-    for tp in partitions:
-        lag += max(0, ends[tp] - await consumer.position(tp))
-    return lag
 
 
 async def run_until_signalled(*runners: ConsumerRunner) -> None:

@@ -89,9 +89,6 @@ class EventProducer:
         async with self._producer.transaction():
             yield
 
-    async def send_offsets_to_transaction(self, offsets: dict, group_id: str) -> None:
-        await self._producer.send_offsets_to_transaction(offsets, group_id)
-
     async def dead_letter(
         self,
         failure: DecodeFailure,
