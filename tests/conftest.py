@@ -226,6 +226,16 @@ def token(user: str, department: str, *roles: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {mint_dev_token(user, department, list(roles))}"}
 
 
+# Who acts in the tests: one user per department, with the role the reply gives it.
+SC = token("u-sc", "SC", "approver")
+JILIN = token("u-jilin", "JILIN", "implementer")
+MIIT = token("u-miit", "MIIT", "supporter")
+MOST = token("u-most", "MOST", "supporter")
+MEE = token("u-mee", "MEE", "supporter")
+NDRC = token("u-ndrc", "NDRC", "supervisor")
+NAO = token("u-nao", "NAO", "auditor")
+
+
 async def records_since(settings: KafkaSettings, topic: str, starts: dict[TopicPartition, int]) -> list:
     """The committed records appended to ``topic`` after ``starts`` (transaction markers take an
     offset each, so counting offsets would overcount)."""

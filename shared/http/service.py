@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -14,9 +15,11 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, Histogram, generate_latest
 
-from shared.auth import Actor, AuthError, TokenVerifier
+from shared.auth import Actor, AuthError, InsecureConfiguration, TokenVerifier
 from shared.http.limits import BodySizeLimit
 from shared.http.problems import install_problem_handlers
+from shared.logging import configure_logging
+from shared.process import run
 from shared.settings import ServiceSettings
 
 MAX_BODY_BYTES = 64 * 1024
@@ -114,12 +117,6 @@ async def serve(app: FastAPI, settings: ServiceSettings) -> None:
 def run_service(name: str, settings: ServiceSettings, bootstrap: Callable[[Any], Any],
                 create_app: Callable[[Any], FastAPI]) -> int:  # fmt: skip
     """A service's ``python -m`` entry: configure, wire (refusing unsafe settings), serve."""
-    import sys
-
-    from shared.auth import InsecureConfiguration
-    from shared.logging import configure_logging
-    from shared.process import run
-
     configure_logging(settings.runtime, service=name)
     try:
         runtime = bootstrap(settings)

@@ -12,13 +12,8 @@ import httpx
 import orjson
 import pytest
 
-from tests.conftest import ServiceProcess, eventually, token
+from tests.conftest import JILIN, MEE, MOST, NAO, SC, ServiceProcess, eventually
 
-SC = token("u-sc", "SC", "approver")
-JILIN = token("u-jilin", "JILIN", "implementer")
-MOST = token("u-most", "MOST", "supporter")
-MEE = token("u-mee", "MEE", "supporter")
-NAO = token("u-nao", "NAO", "auditor")
 DUE = "2027-06-30T00:00:00Z"
 
 

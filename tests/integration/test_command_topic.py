@@ -12,11 +12,8 @@ from shared.contract.codec import decode_record
 from shared.contract.envelope import CloudEvent
 from shared.contract.topics import COMMANDS, DEADLETTER, EVENTS
 from shared.settings import KafkaSettings
-from tests.conftest import ServiceProcess, end_offsets, eventually, read_from, token
+from tests.conftest import JILIN, MOST, SC, ServiceProcess, end_offsets, eventually, read_from
 
-JILIN = token("u-jilin", "JILIN", "implementer")
-MOST = token("u-most", "MOST", "supporter")
-SC = token("u-sc", "SC", "approver")
 
 
 async def send_command(settings: KafkaSettings, name: str | None, body: bytes, auth: dict[str, str],

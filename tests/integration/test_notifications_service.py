@@ -11,11 +11,8 @@ import httpx
 import orjson
 import pytest
 
-from tests.conftest import Receiver, ServiceProcess, eventually, token
+from tests.conftest import JILIN, SC, Receiver, ServiceProcess, eventually, token
 
-SC = token("u-sc", "SC", "approver")
-JILIN = token("u-jilin", "JILIN", "implementer")
-NAO = token("u-nao", "NAO", "auditor")
 FAST = {
     "POLICYTRACK_NOTIFICATIONS_LEAD_TIMES": "[\"PT3S\"]", "POLICYTRACK_NOTIFICATIONS_GRACE": "PT1S",
     "POLICYTRACK_NOTIFICATIONS_ESCALATE_AFTER": "P1D", "POLICYTRACK_NOTIFICATIONS_RETRY_BASE_SECONDS": "0.2",

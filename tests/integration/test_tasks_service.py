@@ -12,14 +12,8 @@ import pytest
 
 from shared.contract.topics import EVENTS
 from shared.settings import KafkaSettings
-from tests.conftest import ServiceProcess, end_offsets, records_since, token
+from tests.conftest import JILIN, MIIT, MOST, NAO, NDRC, SC, ServiceProcess, end_offsets, records_since
 
-SC = token("u-sc", "SC", "approver")
-JILIN = token("u-jilin", "JILIN", "implementer")
-MIIT = token("u-miit", "MIIT", "supporter")
-MOST = token("u-most", "MOST", "supporter")
-NDRC = token("u-ndrc", "NDRC", "supervisor")
-NAO = token("u-nao", "NAO", "auditor")
 DUE = "2027-06-30T18:00:00+08:00"
 
 

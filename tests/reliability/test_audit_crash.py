@@ -13,10 +13,9 @@ from shared.contract.catalog import TaskProgressReported
 from shared.contract.envelope import new_event
 from shared.kafka.producer import EventProducer
 from shared.settings import KafkaSettings
-from tests.conftest import eventually, token
+from tests.conftest import NAO, eventually
 
 EVENTS = 50_000
-NAO = token("u-nao", "NAO", "auditor")
 
 
 async def test_sigkill_mid_ingest_loses_and_duplicates_nothing(service_factory, kafka_settings: KafkaSettings) -> None:
