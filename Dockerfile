@@ -6,7 +6,8 @@ COPY pyproject.toml constraints.txt README.md ./
 COPY shared ./shared
 COPY services ./services
 COPY policytrack ./policytrack
-RUN pip install --no-cache-dir -c constraints.txt . && useradd --uid 10001 policytrack && mkdir /data && chown policytrack /data
+RUN pip install --no-cache-dir -c constraints.txt . && useradd --uid 10001 policytrack \
+    && mkdir /data /keys && chown policytrack /data /keys && chmod 700 /keys
 USER policytrack
-VOLUME ["/data"]
+VOLUME ["/data", "/keys"]
 CMD ["python", "-m", "services.tasks"]

@@ -9,7 +9,7 @@ INSTALLED := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cks
 run: venv broker
 	$(BIN)/policytrack up
 
-test: venv tools broker
+test: venv tools
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 venv: $(INSTALLED)

@@ -16,14 +16,17 @@ import psutil
 
 from bench.common import Timed, bench_topic, report, stopwatch
 from bench.tasks_service import bare_read
-from services.audit.chain import CheckpointSigner
-from services.audit.handlers import Ingestor, export, verify
+from services.audit.handlers import export
+from services.audit.ingest import Ingestor
+from services.audit.keys import TrustedKeys, load_signing_key
+from services.audit.verification import verify
 from services.audit.store import AuditStore, EntryFilter
 from shared.contract.catalog import TaskProgressReported
 from shared.contract.envelope import new_event
 from shared.kafka.producer import EventProducer
 from shared.process import tune_garbage_collector
 from shared.settings import KafkaSettings
+from shared.supervision import Health
 
 
 class PeakMemory:
@@ -57,21 +60,21 @@ async def main(count: int) -> None:
         with tempfile.TemporaryDirectory() as folder, PeakMemory() as memory:
             store = AuditStore(f"sqlite+aiosqlite:///{Path(folder) / 'audit.db'}")
             await store.open()
-            ingestor = Ingestor(kafka, store, batch_size=5000, topics=(topic,))
-            await ingestor.start()
-            running = asyncio.create_task(ingestor.run())
+            ingestor = Ingestor(kafka, store, batch_size=5000, chain_id="bench", topics=(topic,))
+            running = asyncio.create_task(ingestor.run(Health("ingest")))
             with stopwatch(Timed(count)) as ingested:
                 while store.head.sequence < count:
                     await asyncio.sleep(0.05)
             ingestor.stop()
             await running
             bare = await bare_read(kafka, topic, count)
-            signer = CheckpointSigner.from_file(Path(folder) / "key.pem", create=True)
+            signing = load_signing_key(Path(folder) / "key.pem", create=True)
+            keys = TrustedKeys({signing.key_id: signing.public_key})
             with stopwatch(Timed(count)) as verified:
-                result = await verify(store, signer.public_key, kafka)
+                result = await verify(store, keys, "bench", kafka, (topic,))
             assert result.ok and result.entries == count, result
             with stopwatch(Timed(count)) as chain_only:
-                assert (await verify(store, signer.public_key, None)).ok
+                assert (await verify(store, keys, "bench", None, (topic,))).ok
             exported_bytes = 0
             with stopwatch(Timed(count)) as exported:
                 async for chunk in export(store, EntryFilter(), "ndjson"):

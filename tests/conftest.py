@@ -16,6 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TypeVar
 
+import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -55,13 +56,22 @@ def broker_env(port: int, data_dir: Path | None) -> dict[str, str]:
     return env
 
 
+TEST_BROKER_PORT = 29092
+"""The suite's own broker: never the developer's 127.0.0.1:9092 of ``make run``."""
+
+
 @pytest.fixture(scope="session")
-def kafka() -> Broker:
-    """The project's broker on 127.0.0.1:9092, started by its own script if not running."""
-    broker = Broker(port=9092, data_dir=None, env=broker_env(9092, None))
+def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    """A broker of the test session's own, on its own port and data folder, started by the
+    project's script and stopped at the end: ``make test`` leaves ``make run``'s trail alone."""
+    data_dir = tmp_path_factory.mktemp("kafka")
+    broker = Broker(port=TEST_BROKER_PORT, data_dir=data_dir, env=broker_env(TEST_BROKER_PORT, data_dir))
     started = broker.script("start", check=False)
     assert started.returncode == 0, f"deploy/kafka.sh start failed:\n{started.stderr}"
-    return broker
+    try:
+        yield broker
+    finally:
+        broker.script("stop", check=False)
 
 
 @pytest.fixture
@@ -173,6 +183,24 @@ class ServiceProcess:
         except RuntimeError as error:
             raise AssertionError(f"{error}:\n{self.log()}") from None
 
+    def wait_alive(self, timeout: float = 60) -> None:
+        """Until ``/healthz`` answers: up, though perhaps refusing to work (``/readyz`` says why)."""
+        assert self.process is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"{self.name} exited with {self.process.returncode}:\n{self.log()}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise AssertionError(f"{self.name} did not answer /healthz within {timeout:.0f}s:\n{self.log()}")
+
+    def readiness(self) -> dict:
+        return httpx.get(f"{self.url}/readyz", timeout=10).json()
+
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
@@ -209,6 +237,9 @@ def service_factory(kafka: Broker, tmp_path: Path) -> Iterator[Callable[..., Ser
         process_env = {
             **os.environ, "POLICYTRACK_ENV": "dev", "POLICYTRACK_LOG_LEVEL": "INFO",
             "POLICYTRACK_DATA_DIR": str(tmp_path / f"{name}-{port}"),
+            "POLICYTRACK_KAFKA_BOOTSTRAP_SERVERS": kafka.settings.bootstrap_servers,
+            "POLICYTRACK_KEYS_DIR": str(tmp_path / f"{name}-{port}-keys"),
+            "POLICYTRACK_AUDIT_CHAIN_ID": f"test-chain-{uuid.uuid4().hex[:8]}",
             f"{prefix}PORT": str(port), f"{prefix}TRANSACTIONAL_ID": f"test-{name}-{uuid.uuid4().hex[:8]}",
             **env,
         }  # fmt: skip
@@ -313,7 +344,7 @@ def receiver() -> Iterator[Receiver]:
 
 
 @pytest.fixture(scope="session")
-def postgres_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A throw-away PostgreSQL server (Debian's binaries), run as the postgres user when root."""
     initdb = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
     assert initdb, "PostgreSQL server binaries not found: apt-get install postgresql (make test does)"
@@ -336,3 +367,17 @@ def postgres_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     finally:
         subprocess.run([*as_user, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"],
                        capture_output=True)  # fmt: skip
+
+
+@pytest.fixture
+async def postgres_dsn(postgres_server: str) -> AsyncIterator[str]:
+    """A database of its own for one test, on the session's PostgreSQL server."""
+    import asyncpg
+
+    name = f"audit_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(postgres_server.replace("+asyncpg", ""))
+    try:
+        await admin.execute(f"create database {name}")
+        yield postgres_server.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        await admin.close()

@@ -12,8 +12,9 @@ from fastapi import Depends, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import AwareDatetime
 
-from services.audit import handlers
+from services.audit import handlers, verification
 from services.audit.bootstrap import AuditRuntime
+from services.audit.keys import public_pem
 from services.audit.store import EntryFilter
 from shared.auth import Actor
 from shared.contract.catalog import CATALOG, TYPE_PREFIX
@@ -55,10 +56,9 @@ def create_app(runtime: AuditRuntime) -> Any:
              summary="Recompute the chain, check checkpoints, compare every entry with the Kafka log")  # fmt: skip
     async def verify(actor: Authenticated, against_log: bool = True) -> dict[str, Any]:
         _everything(actor)
-        result = await handlers.verify(store, runtime.signer.public_key,
-                                       runtime.settings.kafka if against_log else None)  # fmt: skip
-        return {"ok": result.ok, "entries": result.entries, "checkpoints": result.checkpoints,
-                "against_log": result.against_log, "divergence": result.divergence}  # fmt: skip
+        result = await verification.verify(store, runtime.trusted_keys, runtime.settings.chain_id,
+                                           runtime.settings.kafka if against_log else None)  # fmt: skip
+        return result.as_dict()
 
     @app.get("/v1/audit/export", tags=["audit"], summary="The trail as NDJSON or CSV, streamed")
     async def export(
@@ -75,10 +75,11 @@ def create_app(runtime: AuditRuntime) -> Any:
         return {"as_of": datetime.now(UTC).isoformat(), "departments": await handlers.responsibility(
             store, datetime.now(UTC))}  # fmt: skip
 
-    @app.get("/v1/audit/checkpoints", tags=["audit"], summary="Signed checkpoints and the key that verifies them")
+    @app.get("/v1/audit/checkpoints", tags=["audit"], summary="Signed checkpoints and the keys that verify them")
     async def checkpoints(actor: Authenticated) -> dict[str, Any]:
         rows = await store.checkpoints()
-        return {"public_key": runtime.signer.public_pem(), "key_id": runtime.signer.key_id,
+        return {"chain": runtime.settings.chain_id, "key_id": runtime.signing_key.key_id,
+                "public_key": public_pem(runtime.signing_key.public_key), "keys": runtime.trusted_keys.published(),
                 "checkpoints": [dict(row._mapping) for row in rows]}  # fmt: skip
 
     @app.api_route("/v1/audit/{path:path}", methods=["POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)

@@ -8,6 +8,7 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from shared.auth import AuthSettings
+from shared.contract.types import AggregateId
 from shared.settings import ServiceSettings
 
 
@@ -15,10 +16,19 @@ class AuditSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="POLICYTRACK_AUDIT_", extra="ignore")
 
     port: int = 8003
-    consumer_group: str = "policytrack-audit"
     dsn: str | None = Field(default=None, description="SQLAlchemy URL of PostgreSQL (postgresql+asyncpg://...); "
                                                       "SQLite in the data folder when unset")  # fmt: skip
-    signing_key_path: Path | None = Field(default=None, description="Ed25519 PEM key that signs checkpoints")
+    chain_id: AggregateId = Field(
+        default="audit-chain",
+        description="names this store's chain in the checkpoints it publishes; one per audit store",
+    )
+    signing_key_path: Path | None = Field(
+        default=None, description="Ed25519 PEM key that signs checkpoints (default: keys folder, not data folder)"
+    )
+    trusted_keys_dir: Path | None = Field(
+        default=None, description="public keys (PEM) of earlier signing keys, for checkpoints they signed"
+    )
+    trusted_public_keys: list[str] = Field(default_factory=list, description="more trusted public keys, PEM")
     checkpoint_interval_seconds: float = Field(default=60.0, gt=0)
     batch_size: int = Field(default=5000, ge=1)
     auth: AuthSettings = Field(default_factory=AuthSettings)
@@ -29,4 +39,7 @@ class AuditSettings(ServiceSettings):
         return f"sqlite+aiosqlite:///{self.runtime.data_dir / 'audit' / 'audit.db'}"
 
     def signing_key_file(self) -> Path:
-        return self.signing_key_path or self.runtime.data_dir / "audit" / "checkpoint-signing-key.pem"
+        return self.signing_key_path or self.runtime.keys_dir / "audit" / "signing-key.pem"
+
+    def trusted_keys_folder(self) -> Path:
+        return self.trusted_keys_dir or self.runtime.keys_dir / "audit" / "trusted"

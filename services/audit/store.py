@@ -5,6 +5,7 @@ transaction as the entries, so a crash neither loses nor duplicates a record."""
 from __future__ import annotations
 
 import base64
+import os
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -14,6 +15,7 @@ from typing import Any
 import orjson
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     Integer,
     LargeBinary,
@@ -25,7 +27,11 @@ from sqlalchemy import (
     and_,
     event,
     func,
+    inspect,
+    literal,
     select,
+    text,
+    true,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -76,6 +82,7 @@ checkpoints = Table(
     Column("signed_at", String(40), nullable=False),
     Column("key_id", String(64), nullable=False),
     Column("signature", String(200), nullable=False),
+    Column("published", Boolean, nullable=False, default=False),
 )  # fmt: skip
 
 task_access = Table(
@@ -92,8 +99,8 @@ def iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def decode_headers(raw: bytes) -> tuple[tuple[str, bytes], ...]:
-    return tuple((name, base64.b64decode(value)) for name, value in orjson.loads(raw))
+def decode_headers(raw: bytes) -> tuple[tuple[str, bytes | None], ...]:
+    return tuple((name, None if value is None else base64.b64decode(value)) for name, value in orjson.loads(raw))
 
 
 def log_record(row: Row[Any], *, with_headers: bool = True) -> LogRecord:
@@ -113,6 +120,15 @@ class Head:
 
 
 @dataclass(frozen=True)
+class Snapshot:
+    """What one moment of the store holds: entries up to ``head`` and, per partition, the
+    next offset to ingest. Entries are append-only, so what it covers never changes."""
+
+    head: Head
+    next_offsets: dict[tuple[str, int], int]
+
+
+@dataclass(frozen=True)
 class EntryFilter:
     task_id: str | None = None
     actor: str | None = None
@@ -121,6 +137,7 @@ class EntryFilter:
     since: datetime | None = None
     until: datetime | None = None
     after_sequence: int = 0
+    through_sequence: int | None = None
     visible_to_department: str | None = None
     """When set, only entries of tasks this department leads or supports."""
 
@@ -128,7 +145,7 @@ class EntryFilter:
 class AuditStore:
     def __init__(self, url: str) -> None:
         if url.startswith("sqlite"):
-            Path(url.split("///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
+            _create_private_file(Path(url.split("///", 1)[1]))
         self.engine: AsyncEngine = create_async_engine(url)
         self._dialect = sqlite if url.startswith("sqlite") else postgresql
         if url.startswith("sqlite"):
@@ -141,6 +158,7 @@ class AuditStore:
     async def open(self) -> None:
         async with self.engine.begin() as conn:
             await conn.run_sync(metadata.create_all)
+            await conn.run_sync(_add_published_column)
             last = (await conn.execute(select(entries.c.seq, entries.c.hash).order_by(entries.c.seq.desc())
                                        .limit(1))).first()  # fmt: skip
         self.head = Head(last.seq, last.hash) if last else Head(0, GENESIS)
@@ -187,23 +205,71 @@ class AuditStore:
             if result.rowcount == 0:
                 await conn.execute(offsets.insert().values(topic=topic, partition=partition, next_offset=next_offset))
 
+    async def snapshot(self) -> Snapshot:
+        """The head and the partitions' next offsets as of one moment, read in one statement
+        so that both come from the same committed state, on any database."""
+        newest = select(func.max(entries.c.seq).label("head")).subquery()
+        query = select(newest.c.head, offsets.c.topic, offsets.c.partition, offsets.c.next_offset).select_from(
+            newest.outerjoin(offsets, true()))
+        async with self.engine.connect() as conn:
+            rows = list(await conn.execute(query))
+        head = (rows[0].head or 0) if rows else 0
+        next_offsets = {(row.topic, row.partition): row.next_offset for row in rows if row.topic is not None}
+        return Snapshot(Head(head, await self.hash_at(head)), next_offsets)
+
+    async def hash_at(self, sequence: int) -> str:
+        """The chain's hash after entry ``sequence`` (GENESIS before the first)."""
+        if sequence <= 0:
+            return GENESIS
+        async with self.engine.connect() as conn:
+            found = (await conn.execute(select(entries.c.hash).where(entries.c.seq == sequence))).scalar()
+        return found if found is not None else ""
+
+    async def last_offsets(self) -> dict[tuple[str, int], int]:
+        """Per partition, the offset of its newest stored entry."""
+        query = select(entries.c.topic, entries.c.partition, func.max(entries.c.offset).label("last")).group_by(
+            entries.c.topic, entries.c.partition)
+        async with self.engine.connect() as conn:
+            return {(row.topic, row.partition): row.last for row in await conn.execute(query)}
+
     # --- checkpoints ---------------------------------------------------------------------------
 
     async def add_checkpoint(self, sequence: int, head_hash: str, signed_at: datetime, key_id: str,
                              signature: str) -> None:  # fmt: skip
-        async with self.engine.begin() as conn:
-            await conn.execute(checkpoints.insert().values(sequence=sequence, head_hash=head_hash,
-                                                           signed_at=iso(signed_at), key_id=key_id,
-                                                           signature=signature))  # fmt: skip
-
-    async def checkpoints(self) -> list[Row[Any]]:
+        """Recorded as not yet published: it is marked once it is on the log. On SQLite this
+        commit is synced to disk (and with it every entry before it), so a published checkpoint
+        never names entries that a power loss could take back."""
         async with self.engine.connect() as conn:
-            return list(await conn.execute(select(checkpoints).order_by(checkpoints.c.sequence)))
+            if self._dialect is sqlite:
+                await conn.exec_driver_sql("PRAGMA synchronous=FULL")
+                await conn.commit()
+            try:
+                async with conn.begin():
+                    await conn.execute(checkpoints.insert().values(
+                        sequence=sequence, head_hash=head_hash, signed_at=iso(signed_at), key_id=key_id,
+                        signature=signature, published=False))  # fmt: skip
+            finally:
+                if self._dialect is sqlite:
+                    await conn.exec_driver_sql("PRAGMA synchronous=NORMAL")
+                    await conn.commit()
+
+    async def mark_published(self, sequence: int) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(update(checkpoints).where(checkpoints.c.sequence == sequence).values(published=True))
+
+    async def checkpoints(self, *, unpublished_only: bool = False) -> list[Row[Any]]:
+        query = select(checkpoints).order_by(checkpoints.c.sequence)
+        if unpublished_only:
+            query = query.where(checkpoints.c.published == literal(False))
+        async with self.engine.connect() as conn:
+            return list(await conn.execute(query))
 
     # --- reading ---------------------------------------------------------------------------------
 
     def _select(self, where: EntryFilter) -> Select[Any]:
         query = select(entries).where(entries.c.seq > where.after_sequence)
+        if where.through_sequence is not None:
+            query = query.where(entries.c.seq <= where.through_sequence)
         for column, value in ((entries.c.task_id, where.task_id), (entries.c.actor, where.actor),
                               (entries.c.actordept, where.department), (entries.c.event_type, where.event_type)):
             if value is not None:
@@ -285,6 +351,23 @@ def _entry_row(sequence: int, record: LogRecord, stored_headers: bytes, previous
         "timestamp": record.timestamp, "key": record.key, "value": record.value, "headers": stored_headers,
         "prev_hash": previous, "hash": digest, **derived,
     }  # fmt: skip
+
+
+def _create_private_file(path: Path) -> None:
+    """The database readable by its owner only, from the first byte: SQLite gives its WAL and
+    shared-memory files the database file's mode."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+
+
+def _add_published_column(connection: Any) -> None:
+    """Stores made before checkpoints were marked on publication: their checkpoints are
+    published once more (a repeated checkpoint event is harmless; a missing one is not)."""
+    if "published" not in {column["name"] for column in inspect(connection).get_columns("audit_checkpoints")}:
+        connection.execute(text("ALTER TABLE audit_checkpoints ADD COLUMN published BOOLEAN NOT NULL DEFAULT FALSE"))
 
 
 def _sqlite_pragmas(connection: Any, _record: Any) -> None:

@@ -17,6 +17,7 @@ from shared.auth import Actor, reads_everything
 from shared.contract import catalog as c
 from shared.contract.codec import to_structured
 from shared.contract.envelope import CloudEvent, new_event
+from shared.contract.types import redacted_url
 from shared.http.problems import Problem
 from shared.http.service import Authenticated, create_service_app
 
@@ -50,9 +51,11 @@ def create_app(runtime: NotificationsRuntime) -> Any:
         if refusal is not None:
             raise Problem(422, refusal, field="webhook_url")
         secret = body.secret or new_secret()
+        url = str(body.webhook_url)
         created = c.SubscriptionCreated(subscription_id=f"sub-{uuid.uuid4().hex[:16]}", department=department,
                                         task_id=body.task_id, event_types=body.event_types,
-                                        webhook_url=body.webhook_url, sealed_secret=service.sealer.seal(secret))
+                                        webhook_url=redacted_url(url), sealed_webhook_url=service.sealer.seal(url),
+                                        sealed_secret=service.sealer.seal(secret))  # fmt: skip
         event = new_event(created, actor=actor.user, actordept=actor.department)
         await service.producer.publish(event)
         await service.on_record(event, None)  # so that a GET right after sees it

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,10 +14,12 @@ from services.notifications.settings import NotificationsSettings
 from services.notifications.subscriptions import AddressPolicy, Sealer
 from shared.auth import InsecureConfiguration, TokenVerifier
 from shared.contract.codec import DecodeFailure
+from shared.contract.envelope import CloudEvent
 from shared.contract.topics import ALERTS, EVENTS
 from shared.kafka.consumer import ConsumerRunner
 from shared.kafka.producer import EventProducer
 from shared.logging import get_logger
+from shared.supervision import BackgroundWork, Health
 
 log = get_logger(__name__)
 
@@ -39,38 +40,43 @@ class NotificationsRuntime:
     verifier: TokenVerifier
     service: NotificationService
     producer: EventProducer
-    _runner: ConsumerRunner | None = None
-    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
-    _stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    work: BackgroundWork = field(default_factory=BackgroundWork)
+    _runner: ConsumerRunner[CloudEvent] | None = None
 
     async def start(self) -> None:
         await self.producer.start()
         self._runner = ConsumerRunner(self.settings.kafka, name="notifications", topics=[EVENTS, ALERTS],
                                       handler=self.service.on_record, dead_letters=SkipPoison(), group_id=None)
-        await self._runner.start()
-        self._tasks = [asyncio.create_task(self._runner.run(), name="notifications-log"),
-                       asyncio.create_task(self._go_live_when_caught_up(), name="notifications-live")]  # fmt: skip
+        self.work.start("log", self._runner.run)
+        self.work.start("scheduler", self._schedule)
 
-    async def _go_live_when_caught_up(self) -> None:
+    async def _schedule(self, health: Health) -> None:
+        """Once caught up with the log, go live: deliver, and emit alerts as they fall due."""
         assert self._runner is not None
-        while await self._runner.lag() > 0:
-            await asyncio.sleep(0.05)
-        await self.service.go_live()
-        await self.service.run_scheduler(self._stopping)
+        while not self.service.live:
+            lag = await self._runner.lag()
+            if lag == 0:
+                await self.service.go_live()
+                break
+            health.failed("catching up with the log" if lag else "waiting for the log reader")
+            if await self.work.sleep(0.05):
+                return
+        health.healthy()
+        await self.service.run_scheduler(self.work.stopping, health)
 
     async def stop(self) -> None:
-        self._stopping.set()
         if self._runner is not None:
             self._runner.stop()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.work.stop()
         await self.service.deliveries.close()
         await self.producer.stop()
 
     async def readiness(self) -> tuple[bool, dict[str, Any]]:
-        running = bool(self._tasks) and not any(task.done() for task in self._tasks)
-        return running and self.service.live, {"live": self.service.live,
-                                                "subscriptions": len(self.service.subscriptions),
-                                                "open_deadlines": len(self.service.schedule.deadlines)}
+        working, background = self.work.readiness()
+        return working and self.service.live, {"live": self.service.live,
+                                               "subscriptions": len(self.service.subscriptions),
+                                               "open_deadlines": len(self.service.schedule.deadlines),
+                                               "background": background}  # fmt: skip
 
 
 def sealing_key(settings: NotificationsSettings) -> str:

@@ -19,6 +19,7 @@ from shared.contract import catalog as c
 from shared.contract.envelope import CloudEvent, new_event
 from shared.kafka.producer import EventProducer
 from shared.logging import get_logger
+from shared.supervision import Health
 
 log = get_logger(__name__)
 Clock = Callable[[], datetime]
@@ -99,12 +100,12 @@ class NotificationService:
             self.delivered.add((data.alert_id, data.subscription_id))
         elif isinstance(data, c.SubscriptionCreated):
             secret = self.sealer.unseal(data.sealed_secret)
-            if secret is None:
-                log.error("cannot unseal a subscription's secret; wrong sealing key?", subscription=data.subscription_id)
+            url = self.sealer.unseal(data.sealed_webhook_url) if data.sealed_webhook_url else str(data.webhook_url)
+            if secret is None or url is None:
+                log.error("cannot unseal a subscription; wrong sealing key?", subscription=data.subscription_id)
                 return
             subscription = Subscription(data.subscription_id, data.department, data.task_id,
-                                        frozenset(data.event_types), str(data.webhook_url), secret, event.time,
-                                        event.actor)  # fmt: skip
+                                        frozenset(data.event_types), url, secret, event.time, event.actor)  # fmt: skip
             self.subscriptions[data.subscription_id] = subscription
             if self.live:
                 self.deliveries.subscribe(subscription)
@@ -131,9 +132,11 @@ class NotificationService:
                 self.delivered.add((alert.data.alert_id, subscription.subscription_id))
                 await self.deliveries.enqueue(subscription, alert)
 
-    async def run_scheduler(self, stopping: asyncio.Event) -> None:
+    async def run_scheduler(self, stopping: asyncio.Event, health: Health | None = None) -> None:
         """Emits every alert whose time has come; waits for the next one or for news."""
         while not stopping.is_set():
+            if health is not None:
+                health.healthy()
             now = self.clock()
             due = [a for a in self._immediate if a.alert_id not in self.schedule.emitted]
             self._immediate.clear()
@@ -141,7 +144,7 @@ class NotificationService:
                 self.schedule.emitted.add(alert.alert_id)
             due += self.schedule.due_alerts(now)
             if due:
-                await self._emit(due, now)
+                await self._emit(due, now, health)
             next_wake = self.schedule.next_wake()
             timeout = 1.0 if next_wake is None else max(0.0, min(1.0, (next_wake - self.clock()).total_seconds()))
             self._wake.clear()
@@ -150,7 +153,7 @@ class NotificationService:
             except TimeoutError:
                 pass
 
-    async def _emit(self, alerts: list[c.EventData], now: datetime) -> None:
+    async def _emit(self, alerts: list[c.EventData], now: datetime, health: Health | None = None) -> None:
         """Appends the alerts together; their ids are derived, so a retry cannot double them
         for anyone who reads the log back (this service included)."""
         events = [new_event(alert, actor=ACTOR, id=alert.alert_id, time=now) for alert in alerts]
@@ -163,4 +166,6 @@ class NotificationService:
                 return
             except Exception as error:  # noqa: BLE001 - any producer failure is retried
                 log.warning("could not emit alerts; retrying", count=len(events), error=repr(error))
+                if health is not None:
+                    health.failed(f"could not emit {len(events)} alerts: {error!r}"[:500])
                 await asyncio.sleep(1)

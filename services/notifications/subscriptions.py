@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator
 from shared.contract import catalog as c
 from shared.contract.catalog import CATALOG, TYPE_PREFIX
 from shared.contract.codes import Department
-from shared.contract.types import AggregateId
+from shared.contract.types import AggregateId, redacted_url
 
 DELIVERABLE = frozenset(t for t, cls in CATALOG.items() if issubclass(cls, c.DeadlineAlert))
 """Alerts that go to subscribers; delivery receipts themselves do not."""
@@ -87,7 +87,7 @@ class Subscription:
 
     def public(self) -> dict[str, object]:
         return {"id": self.subscription_id, "department": self.department, "task_id": self.task_id,
-                "event_types": sorted(self.event_types), "webhook_url": self.webhook_url,
+                "event_types": sorted(self.event_types), "webhook_url": redacted_url(self.webhook_url),
                 "created_at": self.created_at.isoformat(), "created_by": self.created_by}  # fmt: skip
 
 

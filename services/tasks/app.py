@@ -16,6 +16,7 @@ from shared.auth import Actor
 from shared.contract.codec import to_structured
 from shared.contract.codes import CooperationField, Department
 from shared.domain.state import Aggregate, TaskStatus
+from shared.http.preconditions import parse_if_match
 from shared.http.problems import Problem
 from shared.http.service import Authenticated, create_service_app
 
@@ -190,9 +191,9 @@ def create_app(runtime: TasksRuntime) -> Any:
 
 def _if_match(request: Request) -> int | None:
     header = request.headers.get("if-match")
-    if header is None or header.strip() == "*":
+    if header is None:
         return None
-    text = header.strip().removeprefix("W/").strip('"')
-    if not text.isdigit():
-        raise Problem(422, "If-Match must be a version number or the ETag that carried it", field="If-Match")
-    return int(text)
+    try:
+        return parse_if_match(header)
+    except ValueError as error:
+        raise Problem(422, f"If-Match {error}", field="If-Match") from error

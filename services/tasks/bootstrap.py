@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +23,7 @@ from shared.domain.evolve import Projection
 from shared.kafka.consumer import ConsumerRunner
 from shared.kafka.producer import EventProducer
 from shared.logging import get_logger
+from shared.supervision import BackgroundWork
 
 log = get_logger(__name__)
 
@@ -35,8 +35,8 @@ class TasksRuntime:
     service: TaskService
     dead_letters: EventProducer
     rebuilt: RebuildReport | None = None
+    work: BackgroundWork = field(default_factory=BackgroundWork)
     _command_runner: ConsumerRunner[CommandRecord] | None = None
-    _command_task: asyncio.Task[None] | None = field(default=None, repr=False)
 
     async def start(self) -> None:
         # Registering the transactional id first fences any older instance before we read
@@ -51,13 +51,12 @@ class TasksRuntime:
             dead_letters=self.dead_letters, group_id=f"{self.settings.consumer_group}-commands",
             decode=parse_command_record,
         )  # fmt: skip
-        await self._command_runner.start()
-        self._command_task = asyncio.create_task(self._command_runner.run(), name="tasks-commands")
+        self.work.start("command-topic", self._command_runner.run)
 
     async def stop(self) -> None:
-        if self._command_runner is not None and self._command_task is not None:
+        if self._command_runner is not None:
             self._command_runner.stop()
-            await asyncio.gather(self._command_task, return_exceptions=True)
+        await self.work.stop()
         await self.service.log.stop()
         await self.dead_letters.stop()
 
@@ -66,10 +65,11 @@ class TasksRuntime:
 
     async def readiness(self) -> tuple[bool, dict[str, Any]]:
         fenced = self.service.log.fenced
-        commands_running = self._command_task is not None and not self._command_task.done()
-        ready = self.rebuilt is not None and not fenced and commands_running
+        working, background = self.work.readiness()
+        ready = self.rebuilt is not None and not fenced and working
         details: dict[str, Any] = {"rebuilt": self.rebuilt is not None, "fenced": fenced,
-                                   "command_topic": commands_running}  # fmt: skip
+                                   "command_topic": background.get("command-topic", {}).get("ok", False),
+                                   "background": background}  # fmt: skip
         if self.rebuilt is not None:
             details["events"] = self.rebuilt.events
         return ready, details

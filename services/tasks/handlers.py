@@ -23,6 +23,7 @@ from shared.contract.codec import DecodeFailure
 from shared.contract.envelope import CloudEvent, new_event
 from shared.domain.evolve import Projection
 from shared.domain.state import Task, TaskStatus
+from shared.http.preconditions import parse_if_match
 from shared.http.problems import field_errors
 from shared.logging import get_logger
 
@@ -194,23 +195,36 @@ class CommandRecord:
         return self.correlation_id
 
 
+COMMAND_HEADERS = ("command", "authorization", "correlationid", "idempotency-key", "if-match")
+
+
 def parse_command_record(record: ConsumerRecord) -> CommandRecord | DecodeFailure:
-    """A malformed record (no command name, not a JSON object) is a dead letter, not a rejection."""
-    headers = {name.lower(): value for name, value in record.headers}
+    """A malformed record (no command name, not a JSON object, headers that cannot be read
+    one way only) is a dead letter, not a rejection."""
 
     def failure(reason: str) -> DecodeFailure:
         return DecodeFailure(reason, record.key, record.value, tuple(record.headers))
 
-    try:
-        name = headers.get("command", b"").decode()
-        token = headers.get("authorization", b"").decode().removeprefix("Bearer ").strip()
-        correlation = headers["correlationid"].decode() if "correlationid" in headers else None
-        key = headers["idempotency-key"].decode() if "idempotency-key" in headers else None
-        if_match = int(headers["if-match"].decode().strip('W/"')) if "if-match" in headers else None
-    except (UnicodeDecodeError, ValueError) as error:
-        return failure(f"malformed command headers: {error}")
+    headers: dict[str, str] = {}
+    for raw_name, raw_value in record.headers:
+        name = raw_name.lower()
+        if name not in COMMAND_HEADERS:
+            continue
+        if name in headers:
+            return failure(f"malformed command headers: {name} appears twice")
+        if raw_value is None:
+            return failure(f"malformed command headers: {name} has no value")
+        try:
+            headers[name] = raw_value.decode()
+        except UnicodeDecodeError as error:
+            return failure(f"malformed command headers: {name} is not UTF-8: {error}")
+    name = headers.get("command", "")
     if not name:
         return failure("no command header")
+    try:
+        if_match = parse_if_match(headers["if-match"]) if "if-match" in headers else None
+    except ValueError as error:
+        return failure(f"malformed command headers: if-match: {error}")
     try:
         body = orjson.loads(record.value or b"")
     except orjson.JSONDecodeError as error:
@@ -218,8 +232,11 @@ def parse_command_record(record: ConsumerRecord) -> CommandRecord | DecodeFailur
     if not isinstance(body, dict):
         return failure("command body is not a JSON object")
     command_id = f"{record.topic}:{record.partition}:{record.offset}"
-    return CommandRecord(command_id=command_id, name=name, token=token, body=body, correlation_id=correlation,
-                         idempotency_key=key or f"command:{command_id}", if_match=if_match)  # fmt: skip
+    token = headers.get("authorization", "").removeprefix("Bearer ").strip()
+    return CommandRecord(command_id=command_id, name=name, token=token, body=body,
+                         correlation_id=headers.get("correlationid"),
+                         idempotency_key=headers.get("idempotency-key") or f"command:{command_id}",
+                         if_match=if_match)  # fmt: skip
 
 
 async def handle_command_record(service: TaskService, verifier: TokenVerifier, command: CommandRecord) -> Answer:

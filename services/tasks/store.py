@@ -22,7 +22,7 @@ from shared.contract.catalog import CommandRejected, MilestoneMet, MilestoneSche
 from shared.contract.codec import DecodeFailure, decode_record
 from shared.contract.envelope import CloudEvent
 from shared.contract.topics import EVENTS
-from shared.domain.evolve import EvolveError, Projection
+from shared.domain.evolve import Projection
 from shared.kafka.consumer import partitions_of
 from shared.kafka.producer import EventProducer
 from shared.logging import get_logger
@@ -209,10 +209,10 @@ async def rebuild(kafka: KafkaSettings, projection: Projection, index: Idempoten
                         continue
                     try:
                         projection.apply(event)
-                    except EvolveError as error:
+                    except Exception as error:
                         # An event that cannot follow its aggregate's state is reported, not fatal:
                         # the rest of the log still has to be served.
-                        log.warning("event does not fit its aggregate; skipped", event_id=event.id, error=str(error))
+                        log.warning("event does not fit its aggregate; skipped", event_id=event.id, error=repr(error))
                         report.skipped += 1
                         continue
                     index.record(event)

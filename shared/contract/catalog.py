@@ -267,7 +267,10 @@ class SubscriptionCreated(SubscriptionEvent):
     department: Department | None = None
     task_id: AggregateId | None = None
     event_types: tuple[str, ...] = ()
-    webhook_url: HttpUrl
+    webhook_url: HttpUrl = Field(description="where alerts go, with any userinfo and query string redacted")
+    sealed_webhook_url: str | None = Field(
+        default=None, description="the whole webhook URL, encrypted with the service's sealing key"
+    )
     sealed_secret: str = Field(description="the signing secret, encrypted with the service's sealing key")
 
 

@@ -16,7 +16,8 @@ from pydantic import ValidationError
 from shared.contract.catalog import CATALOG
 from shared.contract.envelope import JSON, CloudEvent
 
-Headers = tuple[tuple[str, bytes], ...]
+Headers = tuple[tuple[str, bytes | None], ...]
+"""Kafka record headers: a header may have no value."""
 
 HEADER_PREFIX = "ce_"
 CONTENT_TYPE = "content-type"
@@ -67,11 +68,8 @@ def encode(event: CloudEvent) -> EncodedEvent:
 
 def decode(key: bytes | None, value: bytes | None, headers: Headers) -> CloudEvent | DecodeFailure:
     headers = tuple(headers)
-    try:
-        attributes = {_HEADER_TO_ATTRIBUTE[name]: raw.decode() for name, raw in headers if name in _HEADER_TO_ATTRIBUTE}
-    except UnicodeDecodeError as error:
-        return DecodeFailure(f"header is not UTF-8: {error}", key, value, headers)
-    reason = _envelope_problem(attributes, headers, value)
+    attributes, problem = _read_headers(headers)
+    reason = problem or _envelope_problem(attributes, value)
     if reason is None:
         try:
             data = CATALOG[attributes["type"]].model_validate_json(value)  # type: ignore[arg-type]
@@ -86,14 +84,36 @@ def decode(key: bytes | None, value: bytes | None, headers: Headers) -> CloudEve
     return DecodeFailure(reason, key, value, headers)
 
 
-def _envelope_problem(attributes: dict[str, str], headers: Headers, value: bytes | None) -> str | None:
+def _read_headers(headers: Headers) -> tuple[dict[str, str], str | None]:
+    """The CloudEvents attributes the headers carry, or why they carry none that can be trusted:
+    a header without a value (legal in Kafka), one that is not UTF-8, or one given twice."""
+    attributes: dict[str, str] = {}
+    content_type: bytes | None = None
+    for name, raw in headers:
+        attribute = _HEADER_TO_ATTRIBUTE.get(name)
+        if attribute is None and name != CONTENT_TYPE:
+            continue
+        if raw is None:
+            return attributes, f"header {name} has no value"
+        if attribute is None:
+            if content_type is not None:
+                return attributes, f"header {name} appears twice"
+            content_type = raw
+            continue
+        if attribute in attributes:
+            return attributes, f"header {name} appears twice"
+        try:
+            attributes[attribute] = raw.decode()
+        except UnicodeDecodeError as error:
+            return attributes, f"header {name} is not UTF-8: {error}"
+    if content_type is not None and content_type.split(b";")[0].strip() != _JSON_BYTES:
+        return attributes, f"unsupported content-type {content_type.decode(errors='replace')!r}"
+    return attributes, None
+
+
+def _envelope_problem(attributes: dict[str, str], value: bytes | None) -> str | None:
     if "specversion" not in attributes:
         return "not a CloudEvent: no ce_specversion header"
-    for name, raw in headers:
-        if name == CONTENT_TYPE:
-            if raw.split(b";")[0].strip() != _JSON_BYTES:
-                return f"unsupported content-type {raw.decode(errors='replace')!r}"
-            break
     if attributes.get("type") not in CATALOG:
         return f"unknown event type {attributes.get('type')!r}"
     if value is None:

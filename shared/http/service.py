@@ -55,7 +55,10 @@ def create_service_app(name: str, runtime: Runtime, *, title: str, description: 
 
     @app.get("/readyz", tags=["operations"], summary="Ready: caught up with the log and able to work")
     async def readyz() -> JSONResponse:
-        ready, details = await runtime.readiness()
+        try:
+            ready, details = await runtime.readiness()
+        except Exception as error:  # e.g. the broker does not answer: not ready, and why
+            ready, details = False, {"reason": f"{type(error).__name__}: {error}"[:500]}
         return JSONResponse({"ready": ready, **details}, status_code=200 if ready else 503)
 
     @app.get("/metrics", tags=["operations"], summary="Prometheus metrics")

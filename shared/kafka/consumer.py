@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Generic, Protocol, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, Generic, Protocol, TypeVar
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
@@ -21,6 +22,7 @@ from shared.kafka.producer import EventProducer
 from shared.logging import correlated, get_logger
 from shared.metrics import CONSUMER_LAG, DEAD_LETTERED, EVENTS_HANDLED, HANDLER_RETRIES
 from shared.settings import KafkaSettings
+from shared.supervision import Health
 
 log = get_logger(__name__)
 
@@ -41,7 +43,8 @@ class ConsumerRunner(Generic[T]):
 
     With a ``group_id`` the runner joins that consumer group and commits; without one it
     reads every partition from the beginning and commits nothing (a replay, as services do
-    to rebuild their state).
+    to rebuild their state). Run again after a failure, it goes on where it left off: from
+    the group's commits, or from the records it handled in this process.
     """
 
     def __init__(
@@ -60,6 +63,7 @@ class ConsumerRunner(Generic[T]):
         isolation_level: str = "read_committed",
     ) -> None:
         self.name = name
+        self._kafka = kafka
         self._topics = tuple(topics)
         self._handler = handler
         self._decode = decode
@@ -68,63 +72,83 @@ class ConsumerRunner(Generic[T]):
         self._max_attempts = max_attempts
         self._retry_backoff = retry_backoff
         self._max_records = max_records
+        self._isolation_level = isolation_level
         self._stopping = asyncio.Event()
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=kafka.bootstrap_servers,
-            client_id=name,
-            group_id=group_id,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            isolation_level=isolation_level,
-            request_timeout_ms=kafka.request_timeout_ms,
-            max_partition_fetch_bytes=4 * 1024 * 1024,
-        )
-        self._started = False
+        self._consumer: AIOKafkaConsumer | None = None
+        self._resume: dict[TopicPartition, int] = {}
         self.handled = 0
 
     async def start(self) -> None:
-        await self._consumer.start()
-        if self._group_id is None:
-            partitions = await partitions_of(self._consumer, self._topics)
-            self._consumer.assign(partitions)
-            await self._consumer.seek_to_beginning(*partitions)
-        else:
-            self._consumer.subscribe(list(self._topics))
-        self._started = True
+        consumer = new_consumer(self._kafka, group_id=self._group_id, client_id=self.name,
+                                isolation_level=self._isolation_level)  # fmt: skip
+        await consumer.start()
+        try:
+            if self._group_id is None:
+                partitions = await partitions_of(consumer, self._topics)
+                consumer.assign(partitions)
+                await consumer.seek_to_beginning(*(tp for tp in partitions if tp not in self._resume))
+                for tp in partitions:
+                    if tp in self._resume:
+                        consumer.seek(tp, self._resume[tp])
+            else:
+                consumer.subscribe(list(self._topics))
+        except BaseException:
+            await stop_consumer(consumer)
+            raise
+        self._consumer = consumer
 
     def stop(self) -> None:
         """Ask the loop to finish the batch in hand, commit it and return."""
         self._stopping.set()
 
-    async def run(self) -> None:
-        if not self._started:
+    async def run(self, health: Health | None = None) -> None:
+        if self._consumer is None:
             await self.start()
+        consumer = self._consumer
+        assert consumer is not None
         try:
             while not self._stopping.is_set():
-                batch = await self._consumer.getmany(timeout_ms=200, max_records=self._max_records)
+                batch = await consumer.getmany(timeout_ms=200, max_records=self._max_records)
                 for partition, records in batch.items():
                     for record in records:
                         await self._handle(record)
-                    await self._commit(partition, records[-1].offset + 1)
+                        self._resume[partition] = record.offset + 1
+                    await self._commit(consumer, partition, records[-1].offset + 1)
                     EVENTS_HANDLED.labels(self.name, partition.topic).inc(len(records))
+                if health is not None:
+                    health.healthy()
         finally:
-            await self._consumer.stop()
-            self._started = False
+            self._consumer = None
+            await stop_consumer(consumer)
 
-    async def lag(self) -> int:
-        """Records on the assigned partitions that this runner has not handled yet."""
-        assigned = self._consumer.assignment()
+    async def lag(self) -> int | None:
+        """Records on the assigned partitions that this runner has not handled yet; None
+        while it is not running (so nobody mistakes "not started" for "caught up")."""
+        consumer = self._consumer
+        if consumer is None:
+            return None
+        assigned = consumer.assignment()
         if not assigned:
-            return 0
-        ends = await self._consumer.end_offsets(list(assigned))
+            return None if self._group_id is None else 0
+        ends = await consumer.end_offsets(list(assigned))
         lag = 0
         for tp in assigned:
-            lag += max(0, ends[tp] - await self._consumer.position(tp))
+            lag += max(0, ends[tp] - await consumer.position(tp))
         CONSUMER_LAG.labels(self.name).set(lag)
         return lag
 
+    def _decoded(self, record: ConsumerRecord) -> T | DecodeFailure:
+        """What the decoder makes of the record; a decoder that raises is a bug, but the
+        record is still only a dead letter, never the end of the loop."""
+        try:
+            return self._decode(record)
+        except Exception as error:
+            log.exception("decoder raised; dead-lettering the record")
+            return DecodeFailure(f"could not decode: {error!r}"[:1000], record.key, record.value,
+                                 tuple(record.headers))  # fmt: skip
+
     async def _handle(self, record: ConsumerRecord) -> None:
-        decoded = self._decode(record)
+        decoded = self._decoded(record)
         if isinstance(decoded, DecodeFailure):
             await self._dead_letter(record, decoded, cause="undecodable")
             return
@@ -162,15 +186,44 @@ class ConsumerRunner(Generic[T]):
         )
         DEAD_LETTERED.labels(self.name, record.topic, cause).inc()
 
-    async def _commit(self, partition: TopicPartition, next_offset: int) -> None:
+    async def _commit(self, consumer: AIOKafkaConsumer, partition: TopicPartition, next_offset: int) -> None:
         if self._group_id is None:
             return
         try:
-            await self._consumer.commit({partition: next_offset})
+            await consumer.commit({partition: next_offset})
         except (CommitFailedError, KafkaError) as error:
             # The partition moved to another member during a rebalance; it re-reads from the
             # last commit, which is at-least-once, not a loss.
             log.warning("offset commit failed", partition=str(partition), error=repr(error))
+
+
+def new_consumer(kafka: KafkaSettings, *, group_id: str | None = None, client_id: str = "policytrack",
+                 isolation_level: str = "read_committed", fetch_bytes: int = 4 * 1024 * 1024) -> AIOKafkaConsumer:
+    """The one way a consumer is made: no auto-commit, from the earliest record, committed
+    records only unless told otherwise."""
+    return AIOKafkaConsumer(bootstrap_servers=kafka.bootstrap_servers, client_id=client_id, group_id=group_id,
+                            enable_auto_commit=False, auto_offset_reset="earliest", isolation_level=isolation_level,
+                            request_timeout_ms=kafka.request_timeout_ms,
+                            max_partition_fetch_bytes=fetch_bytes)  # fmt: skip
+
+
+async def stop_consumer(consumer: AIOKafkaConsumer) -> None:
+    # aiokafka starts a task at the very end of start() and awaits it in stop(); a consumer
+    # stopped before that task first ran raises CancelledError from stop(). One turn of the
+    # loop lets it run.
+    await asyncio.sleep(0)
+    await consumer.stop()
+
+
+@asynccontextmanager
+async def open_consumer(kafka: KafkaSettings, **options: Any) -> AsyncIterator[AIOKafkaConsumer]:
+    """A started consumer (``new_consumer``'s options), stopped on leaving."""
+    consumer = new_consumer(kafka, **options)
+    await consumer.start()
+    try:
+        yield consumer
+    finally:
+        await stop_consumer(consumer)
 
 
 async def partitions_of(consumer: AIOKafkaConsumer, topics: Sequence[str]) -> list[TopicPartition]:

@@ -7,6 +7,7 @@ with the same id fences the old one (it can no longer append).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -14,11 +15,13 @@ from types import TracebackType
 from typing import Self
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import MessageSizeTooLargeError
 from aiokafka.structs import RecordMetadata
 
-from shared.contract.codec import DecodeFailure, Headers, encode
+from shared.contract.codec import DecodeFailure, encode
 from shared.contract.envelope import CloudEvent
 from shared.contract.topics import DEADLETTER
+from shared.kafka.secrets import strip_secrets
 from shared.settings import KafkaSettings
 
 DLQ_HEADER_PREFIX = "dlq_"
@@ -98,19 +101,41 @@ class EventProducer:
         offset: int,
         consumer: str,
     ) -> RecordMetadata:
-        """Send the original bytes to the dead-letter topic, with where they came from and why."""
-        provenance: Headers = tuple(
-            (DLQ_HEADER_PREFIX + name, value.encode())
-            for name, value in (
-                ("reason", failure.reason),
-                ("topic", topic),
-                ("partition", str(partition)),
-                ("offset", str(offset)),
-                ("consumer", consumer),
-                ("time", datetime.now(UTC).isoformat().replace("+00:00", "Z")),
+        """Send the original bytes to the dead-letter topic, with where they came from and why.
+
+        Secret headers (a command's bearer token) are removed first and named in
+        ``dlq_redacted``; a record too large to travel with its provenance keeps the provenance
+        and a digest of its value instead of the value."""
+        headers, removed = strip_secrets(failure.headers)
+        provenance = dead_letter_headers(failure.reason, topic, partition, offset, consumer, removed)
+        try:
+            future = await self._producer.send(
+                DEADLETTER, failure.value, key=failure.key, headers=[*headers, *provenance]
             )
-        )
-        future = await self._producer.send(
-            DEADLETTER, failure.value, key=failure.key, headers=[*failure.headers, *provenance]
-        )
+        except MessageSizeTooLargeError:
+            future = await self._producer.send(
+                DEADLETTER, None, key=(failure.key or b"")[:1024], headers=[*provenance, *_digest_of(failure.value)]
+            )
         return await future
+
+
+def dead_letter_headers(
+    reason: str, topic: str, partition: int, offset: int, consumer: str, removed: tuple[str, ...]
+) -> list[tuple[str, bytes | None]]:
+    provenance = [
+        ("reason", reason[:4000]),
+        ("topic", topic),
+        ("partition", str(partition)),
+        ("offset", str(offset)),
+        ("consumer", consumer),
+        ("time", datetime.now(UTC).isoformat().replace("+00:00", "Z")),
+    ]
+    if removed:
+        provenance.append(("redacted", ",".join(removed)))
+    return [(DLQ_HEADER_PREFIX + name, value.encode()) for name, value in provenance]
+
+
+def _digest_of(value: bytes | None) -> list[tuple[str, bytes | None]]:
+    size = 0 if value is None else len(value)
+    digest = hashlib.sha256(value or b"").hexdigest()
+    return [(DLQ_HEADER_PREFIX + "dropped", f"value of {size} bytes, sha256 {digest}: too large to keep".encode())]

@@ -141,7 +141,8 @@ async def tamper_and_verify(audit: ServiceProcess, statement: str, *args: object
     audit.stop()
     with sqlite3.connect(database(audit)) as db:
         db.execute(statement, args)
-    audit.start()
+    audit.start(wait=False)
+    audit.wait_alive()
     async with httpx.AsyncClient(base_url=audit.url, timeout=120) as client:
         return (await client.get("/v1/audit/verify", headers=NAO)).json()
 
@@ -197,7 +198,8 @@ async def test_an_inserted_row_with_a_recomputed_chain_is_found(tasks: ServicePr
             db.execute("update audit_entries set seq = ?, prev_hash = ?, hash = ? where seq = ?",
                        (seq + 1, previous, digest, seq + 100000))  # fmt: skip
             previous = digest
-    audit.start()
+    audit.start(wait=False)
+    audit.wait_alive()
     async with httpx.AsyncClient(base_url=audit.url, timeout=120) as client:
         result = (await client.get("/v1/audit/verify", headers=NAO)).json()
     assert result["ok"] is False

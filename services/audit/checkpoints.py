@@ -1,0 +1,87 @@
+"""Signed checkpoints of the chain's head, published on ``policy.events`` so that a copy of
+them exists outside the database: the one copy an attacker of the database cannot edit.
+
+A checkpoint is recorded, published, and only then marked as published; one whose publish
+failed is published on the next round.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from services.audit.chain import checkpoint_message
+from services.audit.keys import SigningKey
+from services.audit.store import AuditStore, EntryFilter
+from shared.contract.catalog import CheckpointSigned
+from shared.contract.envelope import new_event
+from shared.kafka.producer import EventProducer
+from shared.logging import get_logger
+from shared.supervision import BackgroundWork, Health
+
+log = get_logger(__name__)
+ACTOR = "policytrack-audit"
+CHECKPOINT_TYPE = CheckpointSigned.event_type
+
+
+def parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+@dataclass
+class Checkpointer:
+    store: AuditStore
+    signing_key: SigningKey
+    producer: EventProducer
+    chain_id: str
+    interval: float
+    may_sign: Callable[[], bool] = lambda: True
+    """False while the store is not known to agree with the log: a forged head is never signed."""
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+
+    async def run(self, health: Health, work: BackgroundWork) -> None:
+        """A round now and then every ``interval``; a failed round raises, and its supervisor
+        runs this again after a backoff (the unpublished checkpoint goes out then)."""
+        while True:
+            await self.round()
+            health.healthy()
+            if await work.sleep(self.interval):
+                return
+
+    async def round(self) -> CheckpointSigned | None:
+        for row in await self.store.checkpoints(unpublished_only=True):
+            await self._publish(self._event(row._mapping))
+        return await self.checkpoint()
+
+    async def checkpoint(self) -> CheckpointSigned | None:
+        """Signs the head when entries other than checkpoints arrived since the last one."""
+        if not self.may_sign():
+            return None
+        head = self.store.head
+        existing = await self.store.checkpoints()
+        last = existing[-1].sequence if existing else 0
+        if head.sequence <= last or await self._only_checkpoints_since(last):
+            return None
+        signed_at = self.clock()
+        signature = self.signing_key.sign(checkpoint_message(head.sequence, head.hash, signed_at))
+        await self.store.add_checkpoint(head.sequence, head.hash, signed_at, self.signing_key.key_id, signature)
+        checkpoint = CheckpointSigned(chain=self.chain_id, sequence=head.sequence, head_hash=head.hash,
+                                      signed_at=signed_at, key_id=self.signing_key.key_id, signature=signature)
+        await self._publish(checkpoint)
+        log.info("checkpoint signed", sequence=head.sequence, head_hash=head.hash)
+        return checkpoint
+
+    def _event(self, row: Any) -> CheckpointSigned:
+        return CheckpointSigned(chain=self.chain_id, sequence=row["sequence"], head_hash=row["head_hash"],
+                                signed_at=parse_time(row["signed_at"]), key_id=row["key_id"],
+                                signature=row["signature"])  # fmt: skip
+
+    async def _publish(self, checkpoint: CheckpointSigned) -> None:
+        await self.producer.publish(new_event(checkpoint, actor=ACTOR, time=checkpoint.signed_at))
+        await self.store.mark_published(checkpoint.sequence)
+
+    async def _only_checkpoints_since(self, sequence: int) -> bool:
+        rows, _ = await self.store.page(EntryFilter(after_sequence=sequence), 1000)
+        return bool(rows) and all(row.event_type == CHECKPOINT_TYPE for row in rows) and len(rows) < 1000

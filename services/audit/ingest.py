@@ -1,0 +1,187 @@
+"""Ingestion: every record of the audited topics into the chained store, exactly once.
+
+Not the shared consumer runner: the offsets live in the store's own transaction, not in
+Kafka, which is what makes ingestion exactly-once into the database. Before it ingests, the
+store is checked against the log; a store that disagrees (entries deleted, a copy restored
+from before checkpoints that the log holds) is refused rather than silently extended.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.partitioner import DefaultPartitioner
+from pydantic import ValidationError
+
+from services.audit.chain import LogRecord
+from services.audit.store import AuditStore
+from shared.contract.catalog import CheckpointSigned
+from shared.contract.codec import HEADER_PREFIX
+from shared.contract.topics import ALERTS, DEADLETTER, EVENTS
+from shared.kafka.consumer import new_consumer, open_consumer, partitions_of, stop_consumer
+from shared.settings import KafkaSettings
+from shared.supervision import Health
+
+AUDITED_TOPICS = (EVENTS, ALERTS, DEADLETTER)
+CHECKPOINT_TYPE = CheckpointSigned.event_type.encode()
+
+
+class StoreDisagrees(RuntimeError):
+    """The store is not a faithful prefix of the log; ingesting on top of it would hide that."""
+
+
+def as_log_record(record: ConsumerRecord) -> LogRecord:
+    return LogRecord.kept(record.topic, record.partition, record.offset, record.timestamp, record.key, record.value,
+                          tuple(record.headers))  # fmt: skip
+
+
+FETCH_BYTES = 8 * 1024 * 1024
+
+
+def checkpoint_partition(chain_id: str, partitions: int) -> TopicPartition:
+    """Where the chain's checkpoints land: they are keyed by the chain id."""
+    every = list(range(partitions))
+    return TopicPartition(EVENTS, DefaultPartitioner()(chain_id.encode(), every, every))
+
+
+def published_checkpoint(record: ConsumerRecord, chain_id: str) -> CheckpointSigned | None:
+    """The record as a checkpoint of this chain, or None (other records, other chains)."""
+    headers = dict(record.headers)
+    if headers.get(HEADER_PREFIX + "type") != CHECKPOINT_TYPE or record.key != chain_id.encode():
+        return None
+    try:
+        return CheckpointSigned.model_validate_json(record.value or b"")
+    except ValidationError:
+        return None
+
+
+async def read_range(consumer: AIOKafkaConsumer, tp: TopicPartition, start: int, end: int) -> list[ConsumerRecord]:
+    """The committed records of ``tp`` with ``start <= offset < end``."""
+    consumer.assign([tp])
+    consumer.seek(tp, start)
+    found: list[ConsumerRecord] = []
+    while await consumer.position(tp) < end:
+        batch = await consumer.getmany(tp, timeout_ms=1000, max_records=5000)
+        found += [record for record in batch.get(tp, ()) if record.offset < end]
+    return found
+
+
+@dataclass
+class Disagreement:
+    problem: str
+
+    def __str__(self) -> str:
+        return self.problem
+
+
+async def disagreements(store: AuditStore, kafka: KafkaSettings, chain_id: str,
+                        topics: tuple[str, ...] = AUDITED_TOPICS) -> list[Disagreement]:  # fmt: skip
+    """Why the store is not a faithful prefix of the log, if it is not: entries missing below
+    the offsets it claims, offsets beyond the log's end, or checkpoints of its chain on the log
+    that it does not reach or that say otherwise."""
+    found: list[Disagreement] = []
+    positions, last = await store.positions(), await store.last_offsets()
+    for (topic, partition), next_offset in sorted(positions.items()):
+        newest = last.get((topic, partition))
+        if newest is None:
+            found.append(Disagreement(f"{topic}/{partition}: every entry below offset {next_offset} is missing"))
+        elif newest >= next_offset:
+            found.append(Disagreement(f"{topic}/{partition}: the store holds an entry at offset {newest}, beyond "
+                                      f"the next offset to ingest, {next_offset}"))  # fmt: skip
+        elif newest + 1 != next_offset:
+            found.append(Disagreement(f"{topic}/{partition}: entries after offset {newest} up to {next_offset - 1} "
+                                      f"are missing (the store says it ingested them)"))  # fmt: skip
+    for topic, partition in sorted(set(last) - set(positions)):
+        found.append(Disagreement(f"{topic}/{partition}: the store holds entries but no offset for them"))
+    async with open_consumer(kafka, fetch_bytes=FETCH_BYTES) as consumer:
+        every = await partitions_of(consumer, topics)
+        ends = await consumer.end_offsets(every)
+        for tp in every:
+            next_offset = positions.get((tp.topic, tp.partition), 0)
+            if next_offset > ends[tp]:
+                found.append(Disagreement(f"{tp.topic}/{tp.partition}: the store holds offsets up to "
+                                          f"{next_offset - 1} but the log ends at {ends[tp] - 1}"))  # fmt: skip
+        if EVENTS in topics:
+            tp = checkpoint_partition(chain_id, len([p for p in every if p.topic == EVENTS]))
+            start = max(positions.get((tp.topic, tp.partition), 0), (await consumer.beginning_offsets([tp]))[tp])
+            for record in await read_range(consumer, tp, start, ends[tp]):
+                checkpoint = published_checkpoint(record, chain_id)
+                if checkpoint is not None:
+                    found += await _against_store(store, checkpoint, record)
+    return found
+
+
+async def _against_store(store: AuditStore, checkpoint: CheckpointSigned, record: ConsumerRecord) -> list[Disagreement]:
+    where = f"the checkpoint at {EVENTS}/{record.partition}@{record.offset}, signed {checkpoint.signed_at.isoformat()}"
+    if checkpoint.sequence > store.head.sequence:
+        return [Disagreement(f"{where} covers entries up to {checkpoint.sequence}, but the store ends at "
+                             f"{store.head.sequence}: entries {store.head.sequence + 1}..{checkpoint.sequence} are "
+                             "missing (the store was rolled back or truncated)")]  # fmt: skip
+    if await store.hash_at(checkpoint.sequence) != checkpoint.head_hash:
+        return [Disagreement(f"{where} does not match the store's chain at entry {checkpoint.sequence}")]
+    return []
+
+
+class Ingestor:
+    """Reads every audited partition from where the store left off, and appends in batches."""
+
+    def __init__(self, kafka: KafkaSettings, store: AuditStore, batch_size: int, chain_id: str,
+                 topics: tuple[str, ...] = AUDITED_TOPICS) -> None:  # fmt: skip
+        self._kafka, self._store, self._batch_size, self._topics = kafka, store, batch_size, topics
+        self._chain_id = chain_id
+        self._stopping = asyncio.Event()
+        self._stored: dict[TopicPartition, int] = {}
+        self._consumer: AIOKafkaConsumer | None = None
+        self.ingested = 0
+        self.consistent = False
+        """The store was found to be a faithful prefix of the log; only then is its head signed."""
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self, health: Health) -> None:
+        """Check the store against the log, then ingest until stopped. Raises (and is run again
+        by its supervisor) when the store disagrees with the log or an append fails."""
+        problems = await disagreements(self._store, self._kafka, self._chain_id, self._topics)
+        self.consistent = not problems
+        if problems:
+            raise StoreDisagrees("refusing to ingest on top of a store that disagrees with the log: "
+                                 + "; ".join(map(str, problems[:5])))  # fmt: skip
+        consumer = new_consumer(self._kafka, client_id="audit-ingest", fetch_bytes=FETCH_BYTES)
+        await consumer.start()
+        try:
+            await self._seek_to_store(consumer)
+            self._consumer = consumer
+            while not self._stopping.is_set():
+                batch = await consumer.getmany(timeout_ms=200, max_records=self._batch_size)
+                records = [as_log_record(r) for records in batch.values() for r in records]
+                if records:
+                    await self._store.append(records)
+                    self.ingested += len(records)
+                # Everything up to the positions is now stored; they also step over the
+                # transaction markers, which take offsets but are never returned.
+                for tp in self._stored:
+                    self._stored[tp] = await consumer.position(tp)
+                health.healthy()
+        finally:
+            self._consumer = None
+            await stop_consumer(consumer)
+
+    async def _seek_to_store(self, consumer: AIOKafkaConsumer) -> None:
+        partitions = await partitions_of(consumer, self._topics)
+        consumer.assign(partitions)
+        stored = await self._store.positions()
+        beginnings = await consumer.beginning_offsets(partitions)
+        for tp in partitions:
+            self._stored[tp] = stored.get((tp.topic, tp.partition), beginnings[tp])
+            consumer.seek(tp, self._stored[tp])
+
+    async def lag(self) -> int | None:
+        """Records on the log not yet in the store (what is fetched but not stored counts)."""
+        consumer = self._consumer
+        if consumer is None:
+            return None
+        ends = await consumer.end_offsets(list(self._stored))
+        return sum(max(0, ends[tp] - offset) for tp, offset in self._stored.items())

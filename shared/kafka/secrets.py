@@ -1,0 +1,32 @@
+"""Headers that carry secrets: stripped from every record before it is dead-lettered or stored.
+
+Commands travel with the caller's bearer token; a record that no consumer could handle is
+kept forever on ``policy.deadletter`` and in the audit trail, where anyone who reads
+everything would find the token and could replay it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+RecordHeaders = tuple[tuple[str, bytes | None], ...]
+
+SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie"})
+SECRET_WORDS = ("token", "secret", "password")
+
+
+def is_secret(name: str) -> bool:
+    lowered = name.lower()
+    return lowered in SECRET_HEADERS or any(word in lowered for word in SECRET_WORDS)
+
+
+def strip_secrets(headers: Iterable[tuple[str, bytes | None]]) -> tuple[RecordHeaders, tuple[str, ...]]:
+    """The headers without the secret ones, and the names of those removed (in order)."""
+    kept: list[tuple[str, bytes | None]] = []
+    removed: list[str] = []
+    for name, value in headers:
+        if is_secret(name):
+            removed.append(name)
+        else:
+            kept.append((name, value))
+    return tuple(kept), tuple(removed)

@@ -1,0 +1,107 @@
+"""One record with a header that has no value (legal in Kafka) used to stop every consumer:
+the command consumer died and died again on every restart, the tasks rebuild and the audit
+ingestor too. Now each dead-letters or records it and handles the next valid record."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import orjson
+from aiokafka import AIOKafkaProducer
+
+from shared.contract.codec import decode_record
+from shared.contract.envelope import CloudEvent
+from shared.contract.topics import ALERTS, COMMANDS, DEADLETTER, EVENTS
+from shared.settings import KafkaSettings
+from tests.conftest import JILIN, NAO, SC, ServiceProcess, end_offsets, eventually, read_from
+
+FAST = {"POLICYTRACK_NOTIFICATIONS_LEAD_TIMES": '["PT2S"]', "POLICYTRACK_NOTIFICATIONS_GRACE": "PT1S"}
+HOSTILE = [
+    ("null header", b"t-hostile", b"{}", [("ce_specversion", b"1.0"), ("ce_type", None), ("command", None)]),
+    ("not UTF-8", b"\xff\xfe", b"\xff", [("ce_specversion", b"\xff\xfe"), ("command", b"\xc3\x28")]),
+    ("twice", b"t-x", b"{}", [("ce_specversion", b"1.0"), ("ce_specversion", b"1.0"), ("command", b"a"),
+                              ("command", b"b")]),  # fmt: skip
+    ("huge", None, b"x" * 200_000, [("ce_specversion", b"1.0"), ("ce_id", b"i" * 300_000)]),
+    ("tombstone", b"t-y", None, [("ce_specversion", b"1.0"), ("ce_type", b"org.policytrack.task.created.v1")]),
+]
+
+
+async def produce_hostile(settings: KafkaSettings, topics: list[str]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all")
+    await producer.start()
+    try:
+        for topic in topics:
+            for _, key, value, headers in HOSTILE:
+                await producer.send_and_wait(topic, value, key=key, headers=headers)
+    finally:
+        await producer.stop()
+
+
+async def send_command(settings: KafkaSettings, name: str, body: dict, correlation: str) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all")
+    await producer.start()
+    try:
+        await producer.send_and_wait(COMMANDS, orjson.dumps(body), key=body["task_id"].encode(), headers=[
+            ("command", name.encode()), ("authorization", JILIN["Authorization"].encode()),
+            ("correlationid", correlation.encode())])  # fmt: skip
+    finally:
+        await producer.stop()
+
+
+async def test_every_consumer_handles_the_next_valid_record(service_factory, kafka_settings: KafkaSettings) -> None:
+    tasks: ServiceProcess = service_factory("tasks").start()
+    audit: ServiceProcess = service_factory("audit").start()
+    notifications: ServiceProcess = service_factory("notifications", **FAST).start()
+    async with httpx.AsyncClient(base_url=tasks.url, timeout=30) as client:
+        plan = (await client.post("/v1/plans", headers=SC, json={"title": "Plan"})).json()["id"]
+        task = (await client.post("/v1/tasks", headers=JILIN, json={
+            "plan_id": plan, "title": "Green corridor", "field": "environment", "lead_department": "JILIN",
+            "due": "2030-01-01T00:00:00Z"})).json()["id"]  # fmt: skip
+    starts = await end_offsets(kafka_settings, EVENTS)
+    letters = await end_offsets(kafka_settings, DEADLETTER)
+
+    await produce_hostile(kafka_settings, [COMMANDS, EVENTS, ALERTS, DEADLETTER])
+    correlation = f"after-hostile-{uuid.uuid4().hex[:8]}"
+    await send_command(kafka_settings, "report_progress", {"task_id": task, "percent": 15}, correlation)
+
+    async def answered() -> CloudEvent | None:
+        records = await read_from(kafka_settings, starts, until=lambda rs: False, timeout=0.5)
+        return next((e for e in map(decode_record, records)
+                     if isinstance(e, CloudEvent) and e.correlationid == correlation), None)  # fmt: skip
+
+    event = await eventually(answered, timeout=60, what="the valid command after the hostile ones")
+    assert event.type == "org.policytrack.task.progress_reported.v1"
+    dead = await read_from(kafka_settings, letters, timeout=30,
+                           until=lambda rs: sum(dict(r.headers).get("dlq_consumer") == b"tasks-commands"
+                                                for r in rs) >= len(HOSTILE))  # fmt: skip
+    reasons = [dict(r.headers)["dlq_reason"] for r in dead if dict(r.headers).get("dlq_consumer") == b"tasks-commands"]
+    assert len(reasons) == len(HOSTILE), reasons
+
+    tasks.restart()  # the rebuild reads the hostile records on policy.events too
+    async with httpx.AsyncClient(base_url=tasks.url, timeout=30) as client:
+        assert (await client.get(f"/v1/tasks/{task}", headers=NAO)).json()["percent"] == 15
+
+    async with httpx.AsyncClient(base_url=audit.url, timeout=60) as client:
+        async def stored() -> list | None:
+            items = (await client.get("/v1/audit/events", headers=NAO, params={"limit": 1000})).json()["items"]
+            bad = [i for i in items if i["decode_error"]]
+            valid = [i for i in items if i["event"] and i["event"].get("correlationid") == correlation]
+            return items if len(bad) >= 3 * len(HOSTILE) and valid else None
+
+        await eventually(stored, timeout=60, what="the trail holding the hostile records and the valid one")
+        assert (await client.get("/v1/audit/verify", headers=NAO)).json()["ok"] is True
+
+    due = datetime.now(UTC) + timedelta(seconds=4)
+    async with httpx.AsyncClient(base_url=tasks.url, timeout=30) as client:
+        milestone = (await client.post(f"/v1/tasks/{task}/milestones", headers=JILIN,
+                                       json={"title": "Stations", "due": due.isoformat()})).json()["id"]  # fmt: skip
+    async with httpx.AsyncClient(base_url=notifications.url, timeout=30) as client:
+        async with asyncio.timeout(30), client.stream("GET", "/v1/alerts/stream", headers=JILIN) as stream:
+            async for line in stream.aiter_lines():
+                if line.startswith("data: ") and milestone in line:
+                    break
+    for service in (tasks, audit, notifications):
+        assert service.readiness()["ready"] is True, service.name

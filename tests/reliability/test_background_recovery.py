@@ -1,0 +1,91 @@
+"""Background work that fails says so on /readyz and recovers without a restart; a checkpoint
+whose publication did not happen is published on the next round."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
+
+import asyncpg
+import httpx
+
+from services.audit.chain import checkpoint_message
+from services.audit.keys import load_signing_key
+from services.audit.store import iso
+from shared.contract.catalog import TaskProgressReported
+from shared.contract.codec import decode_record
+from shared.contract.envelope import CloudEvent, new_event
+from shared.contract.topics import EVENTS
+from shared.kafka.producer import EventProducer
+from shared.settings import KafkaSettings
+from tests.conftest import NAO, ServiceProcess, end_offsets, eventually, read_from
+
+
+async def publish_progress(kafka: KafkaSettings, count: int, actor: str) -> None:
+    async with EventProducer(kafka, client_id="test-recovery") as producer:
+        await producer.publish_all(new_event(TaskProgressReported(task_id=f"r-{n}", percent=n % 101), actor=actor,
+                                             actordept="JILIN") for n in range(count))  # fmt: skip
+
+
+async def test_a_failing_store_is_reported_and_ingestion_recovers(service_factory, postgres_dsn: str,
+                                                                  kafka_settings: KafkaSettings) -> None:  # fmt: skip
+    audit: ServiceProcess = service_factory("audit", POLICYTRACK_AUDIT_DSN=postgres_dsn).start(timeout=120)
+    await publish_progress(kafka_settings, 10, "u-before")
+    await eventually(lambda: _async(audit.readiness().get("lag") == 0), timeout=60, what="caught up")
+    database = await asyncpg.connect(postgres_dsn.replace("+asyncpg", ""))
+    try:
+        await database.execute("alter table audit_entries rename to audit_entries_away")
+        await publish_progress(kafka_settings, 10, "u-during")
+
+        async def failing() -> dict | None:
+            ready = audit.readiness()
+            return ready if not ready["background"]["ingest"]["ok"] else None
+
+        ready = await eventually(failing, timeout=60, what="ingestion reported as failing")
+        assert ready["ready"] is False and "audit_entries" in ready["background"]["ingest"]["reason"]
+        async with httpx.AsyncClient(base_url=audit.url) as client:
+            assert (await client.get("/readyz")).status_code == 503
+        await database.execute("alter table audit_entries_away rename to audit_entries")
+    finally:
+        await database.close()
+
+    await eventually(lambda: _async(audit.readiness()["ready"] is True), timeout=90, what="recovered")
+    async with httpx.AsyncClient(base_url=audit.url, timeout=120) as client:
+        during = (await client.get("/v1/audit/events", headers=NAO, params={"actor": "u-during"})).json()["items"]
+        assert len(during) == 10, "every record that arrived while the store failed was ingested once"
+        assert (await client.get("/v1/audit/verify", headers=NAO)).json()["ok"] is True
+
+
+async def test_a_checkpoint_recorded_but_not_published_is_published_next(service_factory,
+                                                                         kafka_settings: KafkaSettings) -> None:  # fmt: skip
+    audit: ServiceProcess = service_factory("audit", POLICYTRACK_AUDIT_CHECKPOINT_INTERVAL_SECONDS="1")
+    audit.start()
+    await publish_progress(kafka_settings, 5, "u-unpublished")
+    await eventually(lambda: _async(audit.readiness().get("lag") == 0), timeout=60, what="caught up")
+    audit.kill()
+    # The state a crash leaves between recording a checkpoint and publishing it.
+    database = Path(audit.env["POLICYTRACK_DATA_DIR"]) / "audit" / "audit.db"
+    key = load_signing_key(Path(audit.env["POLICYTRACK_KEYS_DIR"]) / "audit" / "signing-key.pem", create=False)
+    signed_at = datetime.now(UTC)
+    with sqlite3.connect(database) as db:
+        sequence, head_hash = db.execute("select seq, hash from audit_entries order by seq desc limit 1").fetchone()
+        db.execute("delete from audit_checkpoints where sequence >= ?", (sequence,))
+        db.execute("insert into audit_checkpoints (sequence, head_hash, signed_at, key_id, signature, published) "
+                   "values (?, ?, ?, ?, ?, 0)", (sequence, head_hash, iso(signed_at), key.key_id,
+                                                 key.sign(checkpoint_message(sequence, head_hash, signed_at))))
+    starts = await end_offsets(kafka_settings, EVENTS)
+    audit.start()
+
+    def published(records: list) -> bool:
+        return any(isinstance(e := decode_record(r), CloudEvent) and e.type.endswith("audit.checkpoint.v1")
+                   and e.data.chain == audit.env["POLICYTRACK_AUDIT_CHAIN_ID"] and e.data.sequence == sequence
+                   for r in records)  # fmt: skip
+
+    assert published(await read_from(kafka_settings, starts, until=published, timeout=60))
+    with sqlite3.connect(database) as db:
+        assert db.execute("select published from audit_checkpoints where sequence = ?", (sequence,)).fetchone() == (1,)
+
+
+async def _async(value: object) -> object:
+    return value
