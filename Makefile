@@ -4,13 +4,17 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
 
-.PHONY: run test venv broker stop tools contract bench clean
+.PHONY: run test test-chaos venv broker stop tools contract bench clean
 
 run: venv broker
 	$(BIN)/policytrack up
 
 test: venv tools
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# A few minutes of kills and a broker restart under load; prints what it counted.
+test-chaos: venv tools
+	$(BIN)/pytest -m chaos -s tests/chaos $(PYTEST_ARGS)
 
 venv: $(INSTALLED)
 

@@ -16,11 +16,11 @@ import psutil
 
 from bench.common import Timed, bench_topic, report, stopwatch
 from bench.tasks_service import bare_read
-from services.audit.handlers import export
+from services.audit.export import export
 from services.audit.ingest import Ingestor
-from services.audit.keys import TrustedKeys, load_signing_key
+from services.audit.adapters.keys import TrustedKeys, load_signing_key
 from services.audit.verification import verify
-from services.audit.store import AuditStore, EntryFilter
+from services.audit.adapters.store import AuditStore, EntryFilter
 from shared.contract.catalog import TaskProgressReported
 from shared.contract.envelope import new_event
 from shared.kafka.producer import EventProducer

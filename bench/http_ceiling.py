@@ -7,7 +7,7 @@ import os
 
 from fastapi import FastAPI
 
-from services.tasks.commands import ProgressBody
+from services.tasks.domain.commands import ProgressBody
 from shared.auth import AuthSettings, TokenVerifier
 from shared.http.service import Authenticated, create_service_app, serve
 from shared.process import run

@@ -22,7 +22,8 @@ from datetime import UTC, datetime, timedelta
 import httpx
 
 from bench.common import Timed, bench_topic, report, stopwatch
-from services.tasks.store import IdempotencyIndex, rebuild
+from services.tasks.adapters.idempotency import IdempotencyIndex
+from services.tasks.adapters.rebuild import rebuild
 from shared.auth import mint_dev_token
 from shared.contract import catalog as c
 from shared.contract.envelope import new_event

@@ -21,6 +21,7 @@ from rich.table import Table
 
 from policytrack import supervisor
 from policytrack.demo import Demo, token_for
+from policytrack.processes import ServiceProcess
 from shared.auth import mint_dev_token
 from shared.contract.codec import DecodeFailure, decode_record, to_structured
 from shared.contract.codes import Department, Role
@@ -62,34 +63,37 @@ def main() -> None:
 
 @app.command()
 def up(demo: bool = typer.Option(True, help="play the seed's scenario and keep a little activity going")) -> None:
-    """Start the broker, the three services and the demo; Ctrl-C stops everything (data stays)."""
+    """Start the broker, the three services and the demo; a service that dies is started again;
+    Ctrl-C stops everything (data stays)."""
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
-        with supervisor.system({"POLICYTRACK_ENV": "dev"}) as running:
-            urls = {service.spec.name: service.spec.url for service in running}
-            if demo and "tasks" in urls:
+        with supervisor.system({"POLICYTRACK_ENV": "dev"}, say=lambda line: err.print(f"[yellow]{line}[/]")) as running:
+            urls = {service.name: service.url for service in running}
+            if demo:
                 player = Demo(urls["tasks"], say=lambda line: err.print(f"[dim]demo[/] {line}"))
                 player.setup()
             _where_to_look(running)
-            if demo and "tasks" in urls:
+            if demo:
                 player.keep_going(stop.is_set)
             else:
-                stop.wait()
+                while not stop.wait(1):
+                    pass
     except KeyboardInterrupt:
         err.print("stopped; the data stays in .data/ for the next run")
 
 
-def _where_to_look(running: list[supervisor.Running]) -> None:
+def _where_to_look(running: list[ServiceProcess]) -> None:
     table = Table(title="policytrack is up", show_header=True)
     table.add_column("what")
     table.add_column("where")
     table.add_row("Kafka", "127.0.0.1:9092  (kcat -C -b 127.0.0.1:9092 -t policy.events -f '%h %s\\n')")
     for service in running:
-        table.add_row(service.spec.name, f"{service.spec.url}/docs   log: {service.log}")
+        table.add_row(service.name, f"{service.url}/docs   log: {service.log_path}")
     table.add_row("a token", "policytrack token --user u-1 --department JILIN --role implementer")
     table.add_row("follow alerts", "policytrack tail --topic alerts   (or curl -N .../v1/alerts/stream)")
     table.add_row("verify the trail", "policytrack verify   then   policytrack export --output trail.ndjson")
+    table.add_row("status", "policytrack status   (services, restarts, readiness)")
     console.print(table)
     err.print("Ctrl-C stops everything, the broker last.")
 
@@ -320,6 +324,48 @@ def _fail_unless_ok(response: httpx.Response) -> None:
             response.read()
         err.print(f"[red]{response.status_code}[/] {response.text}")
         raise typer.Exit(2)
+
+
+@app.command()
+def status(token: str | None = TOKEN, as_json: bool = JSON) -> None:
+    """Each service's readiness, restarts and lag, the trail's entries and last signed checkpoint."""
+    supervised = {}
+    if supervisor.status_file().exists():
+        supervised = {s["name"]: s for s in orjson.loads(supervisor.status_file().read_bytes())["services"]}
+    rows = []
+    with httpx.Client(timeout=5, headers=_bearer(token)) as client:
+        for spec in supervisor.SERVICES:
+            row: dict[str, Any] = {"service": spec.name, "url": spec.url, **{
+                k: supervised.get(spec.name, {}).get(k) for k in ("pid", "restarts", "last_exit")}}  # fmt: skip
+            try:
+                ready = client.get(f"{spec.url}/readyz")
+                row.update(ready=ready.status_code == 200, details=ready.json())
+            except httpx.HTTPError as error:
+                row.update(ready=False, details={"error": type(error).__name__})
+            rows.append(row)
+        checkpoint = _last_checkpoint(client, supervisor.SERVICES[2].url)
+    if as_json:
+        print(orjson.dumps({"services": rows, "last_checkpoint": checkpoint}).decode())
+        return
+    table = Table(title="policytrack status")
+    for column in ("service", "url", "ready", "restarts", "lag", "entries"):
+        table.add_column(column)
+    for row in rows:
+        details = row["details"]
+        table.add_row(row["service"], row["url"], "[green]yes[/]" if row["ready"] else "[red]no[/]",
+                      str(row["restarts"] or 0), str(details.get("lag", "")), str(details.get("entries", "")))
+    console.print(table)
+    if checkpoint:
+        console.print(f"last signed checkpoint: entry {checkpoint['sequence']:,} at {checkpoint['signed_at']} "
+                      f"(key {checkpoint['key_id']})")
+
+
+def _last_checkpoint(client: httpx.Client, audit_url: str) -> dict[str, Any] | None:
+    try:
+        checkpoints = client.get(f"{audit_url}/v1/audit/checkpoints").json().get("checkpoints", [])
+    except (httpx.HTTPError, ValueError):
+        return None
+    return checkpoints[-1] if checkpoints else None
 
 
 def run() -> None:

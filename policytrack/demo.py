@@ -91,11 +91,13 @@ class Demo:
 
     def setup(self) -> dict[str, str]:
         """The scenario; on existing data it changes nothing and returns the same ids."""
-        now = datetime.now(UTC)
         with httpx.Client(base_url=self.tasks_url, timeout=30) as self._client:
             plan = self.post("sc", "/v1/plans", {"title": PLAN_TITLE, "summary": "Approved in principle by the "
                              "State Council; Jilin organizes implementation; NDRC supervises."}, "plan")["id"]
             self.ids["plan"] = plan
+            # Every date is counted from the plan's approval, so that playing the scenario again
+            # sends the very same requests (same Idempotency-Key, same body) and gets the first answers.
+            now = self._approved_at(plan)
             self.say(f"plan approved by the State Council: {plan}")
             for key, field_, title, lead, supporting, by, days in TASKS:
                 task = self.post(by, "/v1/tasks", {
@@ -121,6 +123,12 @@ class Demo:
                                                     "on schedule."}, "evaluation:planning")  # fmt: skip
             self.say("NDRC recorded its evaluation of the planning task")
         return self.ids
+
+    def _approved_at(self, plan: str) -> datetime:
+        assert self._client is not None
+        state = self._client.get(f"/v1/plans/{plan}", headers={"Authorization": f"Bearer {token_for('nao')}"})
+        state.raise_for_status()
+        return datetime.fromisoformat(state.json()["created_at"].replace("Z", "+00:00"))
 
     def _progress(self) -> None:
         for task, person, percent, note in [
@@ -161,12 +169,16 @@ class Demo:
         with httpx.Client(base_url=self.tasks_url, timeout=30) as client:
             while not stop():
                 task, person = next(rotation)
-                current = client.get(f"/v1/tasks/{self.ids[task]}", headers={
-                    "Authorization": f"Bearer {token_for('nao')}"}).json()  # fmt: skip
-                percent = min(99, current.get("percent", 0) + 1)
-                client.post(f"/v1/tasks/{self.ids[task]}/progress", headers={
-                    "Authorization": f"Bearer {token_for(person)}"},
-                    json={"percent": percent, "note": f"weekly report {datetime.now(UTC):%Y-%m-%d %H:%M:%S}"})
+                try:
+                    self._report(client, task, person)
+                except httpx.HTTPError as error:  # the service may be restarting: try again later
+                    self.say(f"could not report progress ({type(error).__name__}); trying again")
                 deadline = time.monotonic() + every
                 while time.monotonic() < deadline and not stop():
                     time.sleep(0.1)
+
+    def _report(self, client: httpx.Client, task: str, person: str) -> None:
+        current = client.get(f"/v1/tasks/{self.ids[task]}", headers={"Authorization": f"Bearer {token_for('nao')}"})
+        percent = min(99, current.json().get("percent", 0) + 1)
+        client.post(f"/v1/tasks/{self.ids[task]}/progress", headers={"Authorization": f"Bearer {token_for(person)}"},
+                    json={"percent": percent, "note": f"weekly report {datetime.now(UTC):%Y-%m-%d %H:%M:%S}"})

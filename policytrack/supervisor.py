@@ -1,20 +1,25 @@
-"""Starts the broker and the services as local processes, and stops them in reverse order."""
+"""``make run``'s supervisor: the broker and the services as local processes. A service that
+dies is started again (capped backoff, logged, counted in the status file); everything is
+stopped, in reverse order and the broker last, only when the supervisor itself is told to."""
 
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
-import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-import httpx
+import orjson
 
+from policytrack.processes import NotReady, ServiceProcess
 from shared.settings import PROJECT_ROOT
+from shared.supervision import Backoff
 
 KAFKA_SCRIPT = PROJECT_ROOT / "deploy" / "kafka.sh"
 
@@ -23,14 +28,6 @@ KAFKA_SCRIPT = PROJECT_ROOT / "deploy" / "kafka.sh"
 class ServiceSpec:
     name: str
     port: int
-
-    @property
-    def module(self) -> str:
-        return f"services.{self.name}"
-
-    @property
-    def available(self) -> bool:
-        return (PROJECT_ROOT / "services" / self.name / "__main__.py").exists()
 
     @property
     def url(self) -> str:
@@ -44,67 +41,114 @@ def kafka(*args: str) -> None:
     subprocess.run([str(KAFKA_SCRIPT), *args], check=True)
 
 
+def data_dir(env: dict[str, str]) -> Path:
+    return Path(env.get("POLICYTRACK_DATA_DIR", PROJECT_ROOT / ".data"))
+
+
+def status_file(env: dict[str, str] | None = None) -> Path:
+    return data_dir(env or dict(os.environ)) / "run" / "status.json"
+
+
 @dataclass
-class Running:
-    spec: ServiceSpec
-    process: subprocess.Popen[bytes]
-    log: Path
+class Supervised:
+    service: ServiceProcess
+    restarts: int = 0
+    last_exit: int | None = None
+    restarted_at: str | None = None
+    failures_in_a_row: int = 0
+    next_start: float = 0.0
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.service.name, "url": self.service.url, "log": str(self.service.log_path),
+                "pid": self.service.process.pid if self.service.process else None,
+                "running": self.service.running, "restarts": self.restarts, "last_exit": self.last_exit,
+                "restarted_at": self.restarted_at}  # fmt: skip
 
 
-def start_service(spec: ServiceSpec, env: dict[str, str], log_dir: Path) -> Running:
-    log_dir.mkdir(parents=True, exist_ok=True)
-    log = log_dir / f"{spec.name}.log"
-    with log.open("ab") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", spec.module], env=env, stdout=out, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT
-        )
-    return Running(spec, process, log)
+@dataclass
+class Supervisor:
+    """Watches the services from a thread of its own and starts again any that exited."""
 
+    services: list[Supervised]
+    status_path: Path
+    backoff: Backoff = Backoff(base_seconds=1, max_seconds=30)
+    say: Any = print
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
 
-def wait_until_ready(name: str, url: str, process: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
-    """Polls ``/readyz`` until 200; fails at once if the process exits, or at the deadline."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{name} exited with {process.returncode}; see {log}")
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"{name} not ready within {timeout:.0f}s; see {log}")
+    def start(self) -> None:
+        self._write_status()
+        self._thread = threading.Thread(target=self._watch, name="supervisor", daemon=True)
+        self._thread.start()
 
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
 
-def wait_ready(running: Running, timeout: float) -> None:
-    wait_until_ready(running.spec.name, running.spec.url, running.process, running.log, timeout)
+    def _watch(self) -> None:
+        while not self._stop.wait(0.5):
+            for supervised in self.services:
+                self._look_after(supervised)
+            self._write_status()
 
+    def _look_after(self, supervised: Supervised) -> None:
+        service = supervised.service
+        if service.running or time.monotonic() < supervised.next_start:
+            if service.running and supervised.failures_in_a_row and self._up_for(supervised) > 30:
+                supervised.failures_in_a_row = 0
+            return
+        if supervised.next_start == 0.0:
+            assert service.process is not None
+            supervised.last_exit = service.process.returncode
+            supervised.failures_in_a_row += 1
+            delay = self.backoff.delay(supervised.failures_in_a_row)
+            supervised.next_start = time.monotonic() + delay
+            self.say(f"{service.name} exited with {supervised.last_exit}; starting it again in {delay:.1f}s "
+                     f"(log: {service.log_path})")  # fmt: skip
+            return
+        service.start(wait=False)
+        supervised.restarts += 1
+        supervised.next_start = 0.0
+        supervised.restarted_at = datetime.now(UTC).isoformat()
+        self.say(f"{service.name} started again (restart {supervised.restarts})")
 
-def stop_service(running: Running, timeout: float = 20) -> None:
-    if running.process.poll() is None:
-        running.process.send_signal(signal.SIGTERM)
-        try:
-            running.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            running.process.kill()
-            running.process.wait()
+    def _up_for(self, supervised: Supervised) -> float:
+        if supervised.restarted_at is None:
+            return float("inf")
+        return (datetime.now(UTC) - datetime.fromisoformat(supervised.restarted_at)).total_seconds()
+
+    def _write_status(self) -> None:
+        self.status_path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = self.status_path.with_suffix(".tmp")
+        temporary.write_bytes(orjson.dumps({"updated_at": datetime.now(UTC).isoformat(), "supervisor": os.getpid(),
+                                            "services": [s.describe() for s in self.services]}))  # fmt: skip
+        temporary.replace(self.status_path)
 
 
 @contextmanager
-def system(env: dict[str, str] | None = None, ready_timeout: float = 120) -> Iterator[list[Running]]:
-    """The broker and every service that exists, ready; on exit stopped, the broker last."""
+def system(env: dict[str, str] | None = None, ready_timeout: float = 120,
+           say: Any = print) -> Iterator[list[ServiceProcess]]:  # fmt: skip
+    """The broker and every service, ready, and kept running; on exit stopped, the broker last."""
     env = {**os.environ, **(env or {})}
-    log_dir = Path(env.get("POLICYTRACK_DATA_DIR", PROJECT_ROOT / ".data")) / "logs"
+    log_dir = data_dir(env) / "logs"
     kafka("start")
-    started: list[Running] = []
+    started: list[ServiceProcess] = []
+    supervisor: Supervisor | None = None
     try:
         for spec in SERVICES:
-            if spec.available:
-                started.append(start_service(spec, env, log_dir))
-        for running in started:
-            wait_ready(running, ready_timeout)
+            port = int(env.get(f"POLICYTRACK_{spec.name.upper()}_PORT", spec.port))
+            started.append(ServiceProcess(spec.name, port, env, log_dir / f"{spec.name}.log").start(wait=False))
+        for service in started:
+            service.wait_ready(ready_timeout)
+        supervisor = Supervisor([Supervised(service) for service in started], status_file(env), say=say)
+        supervisor.start()
         yield started
+    except NotReady as error:
+        raise RuntimeError(str(error).splitlines()[0]) from None
     finally:
-        for running in reversed(started):
-            stop_service(running)
+        if supervisor is not None:
+            supervisor.stop()
+        for service in reversed(started):
+            service.stop()
         kafka("stop")

@@ -1,16 +1,22 @@
-"""Who is asking: bearer tokens (JWT, PyJWT) naming the user, department and roles.
+"""Who is asking: bearer tokens (JWT, PyJWT) naming the user, department and roles, and what
+each may read and write.
 
 In production tokens come from the organization's identity provider and are verified with
-its public keys (from settings or a JWKS URL). A development signing key exists only for
+its public keys (PEM in settings, a JWKS document, or a JWKS URL), picked by the token's key
+id and type; ``iss`` and ``aud`` are required. A development signing key exists only for
 ``POLICYTRACK_ENV=dev``; a service refuses to start with it otherwise.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
+from datetime import UTC, datetime
 from typing import Any
 
 import jwt
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -22,18 +28,20 @@ DEV_ISSUER = "policytrack-dev"
 AUDIENCE = "policytrack"
 READ_ALL_DEPARTMENTS = frozenset({Department.SC, Department.JILIN, Department.NDRC, Department.NAO})
 READ_ALL_ROLES = frozenset({Role.SUPERVISOR, Role.APPROVER, Role.AUDITOR, Role.ADMIN})
+ASYMMETRIC = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
 
 
 class AuthSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="POLICYTRACK_AUTH_", extra="ignore")
 
     public_keys: list[str] = Field(default_factory=list, description="PEM public keys of the identity provider")
+    jwks: str | None = Field(default=None, description="a JWKS document (JSON) of the identity provider")
     jwks_url: str | None = None
     algorithms: list[str] = Field(default_factory=lambda: ["RS256", "ES256", "EdDSA"])
-    issuer: str | None = None
+    issuer: str | None = Field(default=None, description="required outside development")
     audience: str = AUDIENCE
     dev_signing_key: str | None = None
-    leeway_seconds: int = 30
+    leeway_seconds: int = Field(default=30, ge=0, le=300)
 
 
 class Actor(BaseModel):
@@ -41,9 +49,10 @@ class Actor(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    user: str = Field(min_length=1)
+    user: str = Field(min_length=1, max_length=200)
     department: Department
     roles: frozenset[Role]
+    expires_at: datetime | None = None
 
     def has(self, *roles: Role) -> bool:
         return bool(self.roles.intersection(roles))
@@ -54,56 +63,104 @@ class AuthError(Exception):
 
 
 class InsecureConfiguration(RuntimeError):
-    """The service would trust the development key outside development."""
+    """The service would trust tokens it should not (the development key outside development,
+    no issuer, or no key at all)."""
+
+
+def _family(key: Any) -> str:
+    if isinstance(key, rsa.RSAPublicKey):
+        return "RSA"
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        return f"EC:{key.curve.name}"
+    if isinstance(key, ed25519.Ed25519PublicKey):
+        return "OKP"
+    return "other"
+
+
+ALGORITHM_FAMILIES = {
+    **{alg: "RSA" for alg in ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512")},
+    "ES256": "EC:secp256r1", "ES384": "EC:secp384r1", "ES512": "EC:secp521r1", "EdDSA": "OKP",
+}  # fmt: skip
 
 
 class TokenVerifier:
     def __init__(self, auth: AuthSettings, runtime: RuntimeSettings) -> None:
         self._auth = auth
-        self._jwks = jwt.PyJWKClient(auth.jwks_url, cache_keys=True) if auth.jwks_url else None
-        dev_key = auth.dev_signing_key or (DEV_SIGNING_KEY if runtime.env == "dev" else None)
-        if dev_key is not None and runtime.env != "dev":
+        self._dev = runtime.env == "dev"
+        dev_key = auth.dev_signing_key or (DEV_SIGNING_KEY if self._dev else None)
+        if dev_key is not None and not self._dev:
             raise InsecureConfiguration(
                 "refusing to start: the development signing key is only allowed with POLICYTRACK_ENV=dev; "
-                "configure POLICYTRACK_AUTH_PUBLIC_KEYS or POLICYTRACK_AUTH_JWKS_URL instead"
+                "configure POLICYTRACK_AUTH_PUBLIC_KEYS, POLICYTRACK_AUTH_JWKS or POLICYTRACK_AUTH_JWKS_URL instead"
             )
-        if dev_key is None and not auth.public_keys and self._jwks is None:
+        self._pems = [load_pem_public_key(pem.encode()) for pem in auth.public_keys]
+        self._jwks = jwt.PyJWKSet.from_json(auth.jwks) if auth.jwks else None
+        self._jwks_client = jwt.PyJWKClient(auth.jwks_url, cache_keys=True) if auth.jwks_url else None
+        if dev_key is None and not self._pems and self._jwks is None and self._jwks_client is None:
             raise InsecureConfiguration(
-                "refusing to start: no token verification key; set POLICYTRACK_AUTH_PUBLIC_KEYS or "
-                "POLICYTRACK_AUTH_JWKS_URL (or POLICYTRACK_ENV=dev for the development key)"
+                "refusing to start: no token verification key; set POLICYTRACK_AUTH_PUBLIC_KEYS, "
+                "POLICYTRACK_AUTH_JWKS or POLICYTRACK_AUTH_JWKS_URL (or POLICYTRACK_ENV=dev for the development key)"
             )
+        if not self._dev and not auth.issuer:
+            raise InsecureConfiguration("refusing to start: set POLICYTRACK_AUTH_ISSUER, the issuer tokens must name")
         self._dev_key = dev_key
 
     def verify(self, token: str) -> Actor:
         claims = self._claims(token)
         try:
-            return Actor(user=claims["sub"], department=claims["dept"], roles=frozenset(claims.get("roles", ())))
-        except (KeyError, ValidationError) as error:
+            return Actor(user=claims["sub"], department=claims["dept"], roles=frozenset(claims.get("roles", ())),
+                         expires_at=datetime.fromtimestamp(claims["exp"], UTC))  # fmt: skip
+        except (KeyError, TypeError, ValueError, ValidationError) as error:
             raise AuthError(f"token lacks a valid sub, dept or roles claim: {error}") from error
 
     def _claims(self, token: str) -> dict[str, Any]:
-        options = {"require": ["exp", "sub"]}
-        common = {"audience": self._auth.audience, "leeway": self._auth.leeway_seconds, "options": options}
-        if self._auth.issuer:
-            common["issuer"] = self._auth.issuer
         try:
             header = jwt.get_unverified_header(token)
-            if header.get("alg") == "HS256":
+            algorithm = header.get("alg")
+            if algorithm == "HS256":
                 if self._dev_key is None:
                     raise AuthError("HS256 tokens are only accepted in development")
-                return jwt.decode(token, self._dev_key, algorithms=["HS256"], **common)
-            if self._jwks is not None:
-                key = self._jwks.get_signing_key_from_jwt(token).key
-                return jwt.decode(token, key, algorithms=self._auth.algorithms, **common)
-            last_error: Exception = AuthError("no public key accepted the token")
-            for pem in self._auth.public_keys:
-                try:
-                    return jwt.decode(token, pem, algorithms=self._auth.algorithms, **common)
-                except jwt.InvalidSignatureError as error:
-                    last_error = error
-            raise last_error
+                return self._decode(token, self._dev_key, "HS256", issuer=self._auth.issuer or DEV_ISSUER)
+            if algorithm not in self._auth.algorithms or algorithm not in ASYMMETRIC:
+                raise AuthError(f"tokens signed with {algorithm!r} are not accepted")
+            keys = list(self._keys_for(algorithm, header.get("kid")))
+            if not keys:
+                raise AuthError(f"no trusted {algorithm} key" + (f" with key id {header['kid']!r}"
+                                                                 if header.get("kid") else ""))  # fmt: skip
+            return self._try_each(token, algorithm, keys)
         except jwt.PyJWTError as error:
             raise AuthError(str(error)) from error
+
+    def _keys_for(self, algorithm: str, kid: str | None) -> Iterable[Any]:
+        """The trusted keys that could have signed a token of ``algorithm`` and ``kid``: keys of
+        a key set by their id, and the configured PEM keys of the algorithm's type."""
+        family = ALGORITHM_FAMILIES.get(algorithm)
+        if kid is not None and self._jwks is not None:
+            for jwk in self._jwks.keys:
+                if jwk.key_id == kid and _family(jwk.key) == family:
+                    yield jwk.key
+        if kid is not None and self._jwks_client is not None:
+            try:
+                jwk = self._jwks_client.get_signing_key(kid)
+            except jwt.PyJWKClientError:
+                jwk = None
+            if jwk is not None and _family(jwk.key) == family:
+                yield jwk.key
+        yield from (key for key in self._pems if _family(key) == family)
+
+    def _try_each(self, token: str, algorithm: str, keys: list[Any]) -> dict[str, Any]:
+        last: jwt.PyJWTError = jwt.InvalidSignatureError("no trusted key verified the token")
+        for key in keys:
+            try:
+                return self._decode(token, key, algorithm, issuer=self._auth.issuer)
+            except jwt.InvalidSignatureError as error:
+                last = error
+        raise last
+
+    def _decode(self, token: str, key: Any, algorithm: str, *, issuer: str | None) -> dict[str, Any]:
+        return jwt.decode(token, key, algorithms=[algorithm], audience=self._auth.audience, issuer=issuer,
+                          leeway=self._auth.leeway_seconds,
+                          options={"require": ["exp", "sub", "iss", "aud"]})  # fmt: skip
 
 
 def mint_dev_token(
@@ -128,7 +185,15 @@ def mint_dev_token(
     return jwt.encode(claims, key, algorithm="HS256")
 
 
-def reads_everything(actor: Actor) -> bool:
+def can_read_everything(actor: Actor) -> bool:
     """Supervisors, approvers, auditors, admins and the implementing and approving
-    governments see every task; other departments see the tasks they lead or support."""
+    governments see every task; other departments see the tasks they lead or support.
+    Reading everything never means writing anything: each write has its own rule."""
     return actor.department in READ_ALL_DEPARTMENTS or actor.has(*READ_ALL_ROLES)
+
+
+def can_read(actor: Actor, departments: Iterable[Department | None]) -> bool:
+    """Whether the actor may see what concerns ``departments`` (a task's lead and supporting
+    departments, an alert's recipients)."""
+    return can_read_everything(actor) or actor.department in set(departments)
+

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
+import socket
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -16,19 +15,20 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TypeVar
 
-import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from standardwebhooks.webhooks import Webhook
 
-from policytrack.supervisor import wait_until_ready
+from policytrack.processes import ServiceProcess
 from shared.auth import mint_dev_token
 from shared.kafka.consumer import partitions_of
-from shared.settings import PROJECT_ROOT, KafkaSettings
+from shared.logging import configure_logging
+from shared.settings import PROJECT_ROOT, KafkaSettings, RuntimeSettings
 
 KAFKA_SCRIPT = PROJECT_ROOT / "deploy" / "kafka.sh"
 T = TypeVar("T")
+configure_logging(RuntimeSettings(log_level="WARNING"))  # what runs in process logs as the services do
 
 
 @dataclass(frozen=True)
@@ -155,75 +155,11 @@ async def read_from(
 # --- service processes ------------------------------------------------------------------------------
 
 
-class ServiceProcess:
-    """One service run as its own process (``python -m services.<name>``), as in production."""
-
-    def __init__(self, name: str, port: int, env: dict[str, str], log_path: Path) -> None:
-        self.name, self.port, self.env, self.log_path = name, port, env, log_path
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self, *, wait: bool = True, timeout: float = 60) -> ServiceProcess:
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", f"services.{self.name}"], env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                cwd=PROJECT_ROOT,
-            )  # fmt: skip
-        if wait:
-            self.wait_ready(timeout)
-        return self
-
-    def wait_ready(self, timeout: float = 60) -> None:
-        assert self.process is not None
-        try:
-            wait_until_ready(self.name, self.url, self.process, self.log_path, timeout)
-        except RuntimeError as error:
-            raise AssertionError(f"{error}:\n{self.log()}") from None
-
-    def wait_alive(self, timeout: float = 60) -> None:
-        """Until ``/healthz`` answers: up, though perhaps refusing to work (``/readyz`` says why)."""
-        assert self.process is not None
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"{self.name} exited with {self.process.returncode}:\n{self.log()}")
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise AssertionError(f"{self.name} did not answer /healthz within {timeout:.0f}s:\n{self.log()}")
-
-    def readiness(self) -> dict:
-        return httpx.get(f"{self.url}/readyz", timeout=10).json()
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-    def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
-
-    def restart(self) -> ServiceProcess:
-        self.stop()
-        return self.start()
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")[-4000:] if self.log_path.exists() else ""
-
-
-_ports = iter(range(18100, 18999))
+def free_port() -> int:
+    """A port nothing listens on now (the kernel's choice)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 @pytest.fixture
@@ -232,7 +168,7 @@ def service_factory(kafka: Broker, tmp_path: Path) -> Iterator[Callable[..., Ser
     made: list[ServiceProcess] = []
 
     def make(name: str, **env: str) -> ServiceProcess:
-        port = next(_ports)
+        port = free_port()
         prefix = f"POLICYTRACK_{name.upper()}_"
         process_env = {
             **os.environ, "POLICYTRACK_ENV": "dev", "POLICYTRACK_LOG_LEVEL": "INFO",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from services.audit.app import create_app
+from services.audit.api.app import create_app
 from services.audit.bootstrap import bootstrap
 from services.audit.settings import AuditSettings
 from shared.http.service import run_service

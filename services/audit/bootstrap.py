@@ -7,9 +7,9 @@ from typing import Any
 
 from services.audit.checkpoints import Checkpointer
 from services.audit.ingest import Ingestor
-from services.audit.keys import SigningKey, TrustedKeys, keep_public, load_signing_key
+from services.audit.adapters.keys import SigningKey, TrustedKeys, keep_public, load_signing_key
 from services.audit.settings import AuditSettings
-from services.audit.store import AuditStore
+from services.audit.adapters.store import AuditStore
 from shared.auth import TokenVerifier
 from shared.kafka.producer import EventProducer
 from shared.supervision import BackgroundWork, Health

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from services.audit.chain import checkpoint_message
-from services.audit.keys import SigningKey
-from services.audit.store import AuditStore, EntryFilter
+from services.audit.domain.chain import checkpoint_message
+from services.audit.adapters.keys import SigningKey
+from services.audit.adapters.store import AuditStore, EntryFilter
 from shared.contract.catalog import CheckpointSigned
 from shared.contract.envelope import new_event
 from shared.kafka.producer import EventProducer

@@ -15,8 +15,8 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.partitioner import DefaultPartitioner
 from pydantic import ValidationError
 
-from services.audit.chain import LogRecord
-from services.audit.store import AuditStore
+from services.audit.domain.chain import LogRecord
+from services.audit.adapters.store import AuditStore
 from shared.contract.catalog import CheckpointSigned
 from shared.contract.codec import HEADER_PREFIX
 from shared.contract.topics import ALERTS, DEADLETTER, EVENTS

@@ -17,7 +17,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from pydantic import ValidationError
 
-from services.audit.chain import GENESIS, LogRecord, canonical, chain_hash, checkpoint_message
+from services.audit.domain.chain import GENESIS, LogRecord, canonical, chain_hash, checkpoint_message
 from services.audit.checkpoints import CHECKPOINT_TYPE, parse_time
 from services.audit.ingest import (
     AUDITED_TOPICS,
@@ -27,8 +27,8 @@ from services.audit.ingest import (
     published_checkpoint,
     read_range,
 )
-from services.audit.keys import TrustedKeys
-from services.audit.store import DERIVED, AuditStore, EntryFilter, Snapshot, derive, log_record
+from services.audit.adapters.keys import TrustedKeys
+from services.audit.adapters.store import DERIVED, AuditStore, EntryFilter, Snapshot, derive, log_record
 from shared.contract.catalog import CheckpointSigned
 from shared.contract.topics import EVENTS
 from shared.kafka.consumer import open_consumer, partitions_of

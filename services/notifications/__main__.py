@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from services.notifications.app import create_app
+from services.notifications.api.app import create_app
 from services.notifications.bootstrap import bootstrap
 from services.notifications.settings import NotificationsSettings
 from shared.http.service import run_service

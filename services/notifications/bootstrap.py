@@ -7,11 +7,12 @@ from typing import Any
 
 from cryptography.fernet import Fernet
 
-from services.notifications.delivery import Deliveries, RetryPolicy
-from services.notifications.handlers import Clock, NotificationService, utc_now
-from services.notifications.schedule import Policy, Schedule
+from services.notifications.adapters.addresses import AddressPolicy
+from services.notifications.adapters.delivery import Deliveries, RetryPolicy
+from services.notifications.adapters.sealing import Sealer
+from services.notifications.application import Clock, NotificationService, utc_now
+from services.notifications.domain.schedule import Policy, Schedule
 from services.notifications.settings import NotificationsSettings
-from services.notifications.subscriptions import AddressPolicy, Sealer
 from shared.auth import InsecureConfiguration, TokenVerifier
 from shared.contract.codec import DecodeFailure
 from shared.contract.envelope import CloudEvent

@@ -16,7 +16,6 @@ class NotificationsSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="POLICYTRACK_NOTIFICATIONS_", extra="ignore")
 
     port: int = 8002
-    consumer_group: str = "policytrack-notifications"
     lead_times: list[timedelta] = Field(
         default_factory=lambda: [timedelta(days=30), timedelta(days=7), timedelta(days=1)],
         description="how long before a deadline 'approaching' alerts go out (ISO 8601 durations or seconds)",

@@ -1,29 +1,24 @@
-"""Wires the tasks service: settings -> log, state, command handling, command topic, HTTP."""
+"""Wires the tasks service: settings -> the log, the state rebuilt from it, the application
+service, the command topic; the HTTP app reads it all from ``app.state.runtime``."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiokafka import ConsumerRecord
-
-from services.tasks.handlers import (
-    Clock,
-    CommandRecord,
-    TaskService,
-    handle_command_record,
-    parse_command_record,
-    utc_now,
-)
+from services.tasks.adapters.command_topic import CommandRecord, CommandTopicHandler, parse_command_record
+from services.tasks.adapters.event_log import EventLog, KafkaEventLog
+from services.tasks.adapters.idempotency import IdempotencyIndex
+from services.tasks.adapters.rebuild import RebuildReport, rebuild
+from services.tasks.application import Clock, TaskService, utc_now
 from services.tasks.settings import TasksSettings
-from services.tasks.store import EventLog, IdempotencyIndex, RebuildReport, rebuild
 from shared.auth import TokenVerifier
 from shared.contract.topics import COMMANDS
 from shared.domain.evolve import Projection
-from shared.kafka.consumer import ConsumerRunner
+from shared.kafka.consumer import ConsumerRunner, StopConsuming
 from shared.kafka.producer import EventProducer
 from shared.logging import get_logger
-from shared.supervision import BackgroundWork
+from shared.supervision import BackgroundWork, Health
 
 log = get_logger(__name__)
 
@@ -36,7 +31,8 @@ class TasksRuntime:
     dead_letters: EventProducer
     rebuilt: RebuildReport | None = None
     work: BackgroundWork = field(default_factory=BackgroundWork)
-    _command_runner: ConsumerRunner[CommandRecord] | None = None
+    _runner: ConsumerRunner[CommandRecord] | None = None
+    _health: Health | None = None
 
     async def start(self) -> None:
         # Registering the transactional id first fences any older instance before we read
@@ -46,22 +42,27 @@ class TasksRuntime:
         self.rebuilt = await rebuild(self.settings.kafka, self.service.projection, self.service.index)
         log.info("state rebuilt from the log", events=self.rebuilt.events, skipped=self.rebuilt.skipped,
                  seconds=round(self.rebuilt.seconds, 3))  # fmt: skip
-        self._command_runner = ConsumerRunner(
-            self.settings.kafka, name="tasks-commands", topics=[COMMANDS], handler=self._on_command,
-            dead_letters=self.dead_letters, group_id=f"{self.settings.consumer_group}-commands",
-            decode=parse_command_record,
-        )  # fmt: skip
-        self.work.start("command-topic", self._command_runner.run)
+        handler = CommandTopicHandler(self.service, self.verifier, lambda: self._health)
+        self._runner = ConsumerRunner(self.settings.kafka, name="tasks-commands", topics=[COMMANDS], handler=handler,
+                                      dead_letters=self.dead_letters, group_id=f"{self.settings.consumer_group}-commands",
+                                      decode=parse_command_record)  # fmt: skip
+        self._health = self.work.start("command-topic", self._consume_commands)
+
+    async def _consume_commands(self, health: Health) -> None:
+        assert self._runner is not None
+        try:
+            await self._runner.run(health)
+        except StopConsuming as reason:
+            # Fenced: another instance owns the writes now; leave it the command topic too.
+            health.failed(f"stopped consuming commands: {reason}")
+            await self.work.stopping.wait()
 
     async def stop(self) -> None:
-        if self._command_runner is not None:
-            self._command_runner.stop()
+        if self._runner is not None:
+            self._runner.stop()
         await self.work.stop()
         await self.service.log.stop()
         await self.dead_letters.stop()
-
-    async def _on_command(self, command: CommandRecord, _record: ConsumerRecord) -> None:
-        await handle_command_record(self.service, self.verifier, command)
 
     async def readiness(self) -> tuple[bool, dict[str, Any]]:
         fenced = self.service.log.fenced
@@ -75,10 +76,10 @@ class TasksRuntime:
         return ready, details
 
 
-def bootstrap(settings: TasksSettings | None = None, clock: Clock = utc_now) -> TasksRuntime:
+def bootstrap(settings: TasksSettings | None = None, clock: Clock = utc_now, log_: EventLog | None = None) -> TasksRuntime:
     settings = settings or TasksSettings()
     verifier = TokenVerifier(settings.auth, settings.runtime)  # refuses the dev key outside dev
-    service = TaskService(EventLog(settings.kafka, transactional_id=settings.transactional_id), Projection(),
-                          IdempotencyIndex(), clock)  # fmt: skip
+    event_log = log_ or KafkaEventLog(settings.kafka, transactional_id=settings.transactional_id)
+    service = TaskService(event_log, Projection(), IdempotencyIndex(), clock)
     dead_letters = EventProducer(settings.kafka, client_id=f"{settings.transactional_id}-deadletters")
     return TasksRuntime(settings=settings, verifier=verifier, service=service, dead_letters=dead_letters)

@@ -45,6 +45,16 @@ def event_type(name: str, version: int = 1) -> str:
     return f"{TYPE_PREFIX}{name}.v{version}"
 
 
+def full_type(name: str) -> str:
+    """A type as people write it (``task.assigned``) or in full (``org.policytrack.task.assigned.v1``), in full."""
+    return name if name.startswith(TYPE_PREFIX) else event_type(name)
+
+
+def short_type(full: str) -> str:
+    """``org.policytrack.task.assigned.v1`` as people say it: ``task.assigned``."""
+    return full.removeprefix(TYPE_PREFIX).rsplit(".v", 1)[0]
+
+
 # --- plan --------------------------------------------------------------------------------
 
 

@@ -23,17 +23,21 @@ class CloudEvent(BaseModel):
 
     specversion: Literal["1.0"] = SPECVERSION
     id: str = Field(min_length=1, max_length=200)
-    source: str = Field(min_length=1)
-    type: str
+    source: str = Field(min_length=1, max_length=200)
+    type: str = Field(max_length=200)
     time: UtcDatetime
-    subject: str
+    subject: str = Field(max_length=200)
     datacontenttype: Literal["application/json"] = JSON
-    actor: str = Field(min_length=1, description="user id of whoever caused the event, from the token")
+    actor: str = Field(min_length=1, max_length=200, description="user id of whoever caused the event, from the token")
     actordept: Department | None = Field(default=None, description="the actor's department, from the token")
-    aggregateversion: int | None = Field(default=None, ge=1, description="version of the aggregate after it")
-    correlationid: str | None = None
-    causationid: str | None = None
-    idempotencykey: str | None = Field(default=None, description="the client's Idempotency-Key, if any")
+    aggregateversion: int | None = Field(default=None, ge=1, le=2**62, description="version of the aggregate after it")
+    correlationid: str | None = Field(default=None, max_length=200)
+    causationid: str | None = Field(default=None, max_length=200)
+    idempotencykey: str | None = Field(default=None, max_length=255, description="the client's Idempotency-Key, if any")
+    requestdigest: str | None = Field(
+        default=None, pattern=r"^[0-9a-f]{64}$",
+        description="SHA-256 of the request (method, path, body) the Idempotency-Key was first sent with",
+    )
     data: SerializeAsAny[EventData]
 
     @model_validator(mode="after")
@@ -58,6 +62,7 @@ def new_event(
     correlationid: str | None = None,
     causationid: str | None = None,
     idempotencykey: str | None = None,
+    requestdigest: str | None = None,
     id: str | None = None,
     time: datetime | None = None,
 ) -> CloudEvent:
@@ -75,5 +80,6 @@ def new_event(
         correlationid=correlationid or event_id,
         causationid=causationid,
         idempotencykey=idempotencykey,
+        requestdigest=requestdigest,
         data=data,
     )

@@ -9,14 +9,26 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import AfterValidator, AwareDatetime, Field, StringConstraints
 
 
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
+"""The calendar the system computes with: far enough either way for a plan's deadlines and
+their alerts, and nowhere near the edges where adding a lead time or converting a zone
+overflows."""
+
+
 def _to_utc(moment: datetime) -> datetime:
+    # The year is checked before converting: at the edges of the calendar the conversion
+    # itself overflows.
+    if not EARLIEST.year <= moment.year <= LATEST.year or not EARLIEST <= moment.astimezone(UTC) <= LATEST:
+        raise ValueError("must be between 2000-01-01T00:00:00Z and 2200-12-31T23:59:59Z")
     return moment.astimezone(UTC)
 
 
 UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
-"""A moment with an explicit offset on input, kept in UTC."""
+"""A moment with an explicit offset on input, kept in UTC, within the system's calendar."""
 
-AggregateId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")]
+AGGREGATE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
+AggregateId = Annotated[str, StringConstraints(pattern=AGGREGATE_ID_PATTERN)]
 Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
 Text = Annotated[str, StringConstraints(max_length=20_000)]
 Percent = Annotated[int, Field(ge=0, le=100)]

@@ -144,9 +144,31 @@ class Projection:
         self.last_event_time = event.time
         return True
 
+    def preview(self, events: Iterable[CloudEvent]) -> dict[str, Aggregate]:
+        """The states ``events`` would lead to, leaving the projection as it is: a write evolves
+        its events before it appends them, so an event that cannot be applied is never appended."""
+        states: dict[str, Aggregate] = {}
+        for event in events:
+            if event.type in DOMAIN_TYPES:
+                states[event.subject] = evolve(states.get(event.subject) or self.aggregates.get(event.subject), event)
+        return states
+
+    def adopt(self, events: Iterable[CloudEvent], states: dict[str, Aggregate]) -> None:
+        """Takes in the states ``preview`` computed, once their events are on the log."""
+        self.aggregates.update(states)
+        for event in events:
+            if event.type in DOMAIN_TYPES:
+                self.history.setdefault(_task_of(event), []).append(event)
+                self.last_event_time = event.time
+
     def apply_all(self, events: Iterable[CloudEvent]) -> None:
         for event in events:
             self.apply(event)
+
+    def kind_of(self, aggregate_id: str) -> str | None:
+        """The type of the aggregate with this id, if there is one."""
+        found = self.aggregates.get(aggregate_id)
+        return None if found is None else type(found).__name__
 
     def get(self, aggregate_id: str, kind: type[A]) -> A | None:
         found = self.aggregates.get(aggregate_id)

@@ -1,4 +1,9 @@
-"""Refuses request bodies over a limit (413) before the application reads them."""
+"""Refuses request bodies over a limit (413) before the application reads them.
+
+A declared ``Content-Length`` over the limit is refused at once; a body without one
+(chunked) is read here, up to the limit, and handed on only if it fits, so the answer is
+413 whatever the framework would have made of a body cut short.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +11,6 @@ import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.http.problems import PROBLEM_JSON, problem_body
-
-
-class BodyTooLarge(Exception):
-    pass
 
 
 class BodySizeLimit:
@@ -22,35 +23,42 @@ class BodySizeLimit:
             await self.app(scope, receive, send)
             return
         declared = dict(scope.get("headers") or ()).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+        if declared is not None:
+            if not declared.isdigit() or int(declared) > self.max_bytes:
+                await self._refuse(scope, send)
+                return
+            await self.app(scope, receive, send)
+            return
+        buffered = await self._read_within_limit(receive)
+        if buffered is None:
             await self._refuse(scope, send)
             return
+        replay = iter(buffered)
+
+        async def replaying_receive() -> Message:
+            return next(replay, None) or await receive()
+
+        await self.app(scope, replaying_receive, send)
+
+    async def _read_within_limit(self, receive: Receive) -> list[Message] | None:
+        """Every message of the body, or None once it passes the limit."""
+        messages: list[Message] = []
         seen = 0
-        response_started = False
-
-        async def counting_receive() -> Message:
-            nonlocal seen
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    raise BodyTooLarge
-            return message
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal response_started
-            response_started = response_started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, counting_receive, tracking_send)
-        except BodyTooLarge:
-            if not response_started:
-                await self._refuse(scope, send)
+            messages.append(message)
+            if message["type"] != "http.request":
+                return messages
+            seen += len(message.get("body", b""))
+            if seen > self.max_bytes:
+                return None
+            if not message.get("more_body", False):
+                return messages
 
     async def _refuse(self, scope: Scope, send: Send) -> None:
-        body = orjson.dumps(problem_body(413, f"the request body is over {self.max_bytes} bytes",
-                                         instance=scope.get("path")))  # fmt: skip
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", PROBLEM_JSON.encode()), (b"content-length", str(len(body)).encode())]})
+        body = orjson.dumps(
+            problem_body(413, f"the request body is over {self.max_bytes} bytes", instance=scope.get("path"))
+        )
+        headers = [(b"content-type", PROBLEM_JSON.encode()), (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": 413, "headers": headers})
         await send({"type": "http.response.body", "body": body})

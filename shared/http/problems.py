@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import FastAPI, Request
+from pydantic import BaseModel, ConfigDict
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.auth import AuthError
+from shared.domain.refusals import RefusalKind, Refused
 from shared.logging import get_logger
 
 PROBLEM_JSON = "application/problem+json"
@@ -20,6 +22,65 @@ TITLES = {
     409: "Conflict", 412: "Precondition failed", 413: "Content too large", 415: "Unsupported media type",
     422: "Invalid request", 428: "Precondition required", 500: "Internal error", 503: "Unavailable",
 }  # fmt: skip
+
+
+class FieldProblem(BaseModel):
+    field: str
+    message: str
+
+
+class ProblemDocument(BaseModel):
+    """RFC 9457 problem details, with the fields at fault when there are any."""
+
+    model_config = ConfigDict(extra="allow", title="Problem")
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+    errors: list[FieldProblem] | None = None
+
+
+PROBLEM_SCHEMA_REF = "#/components/schemas/Problem"
+REFUSAL_STATUS: dict[RefusalKind, int] = {
+    RefusalKind.FORBIDDEN: 403,
+    RefusalKind.NOT_FOUND: 404,
+    RefusalKind.CONFLICT: 409,
+    RefusalKind.INVALID: 422,
+}
+"""The one table from a refusal's kind to its status: HTTP answers and ``command.rejected`` alike."""
+DESCRIPTIONS = {
+    401: "No bearer token, or one that does not verify", 403: "Not your responsibility", 404: "Not found",
+    409: "Conflict with the current state, or the same Idempotency-Key still in flight",
+    412: "If-Match names a version the aggregate has moved past", 413: "The request body is over 64 KiB",
+    422: "Invalid request; `errors` names each field", 503: "Unavailable for now; retry after `Retry-After`",
+}  # fmt: skip
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for these statuses, each an ``application/problem+json`` document."""
+    return {
+        status: {"description": DESCRIPTIONS.get(status, TITLES.get(status, "Error")),
+                 "content": {PROBLEM_JSON: {"schema": {"$ref": PROBLEM_SCHEMA_REF}}}}
+        for status in statuses
+    }  # fmt: skip
+
+
+def document_problems(app: FastAPI) -> None:
+    """Adds the Problem schema that ``problem_responses`` refers to, to the app's OpenAPI document."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = generate()
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            problem = ProblemDocument.model_json_schema(ref_template="#/components/schemas/{model}")
+            components.update(problem.pop("$defs", {}))
+            components["Problem"] = problem
+        return app.openapi_schema  # type: ignore[return-value]  # set by generate()
+
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way to customize it
 
 
 class Problem(Exception):
@@ -72,6 +133,11 @@ def install_problem_handlers(app: FastAPI) -> None:
         return problem_response(error.status, error.detail, title=error.title, field=error.field,
                                 instance=request.url.path, headers=error.headers, **error.extra)  # fmt: skip
 
+    @app.exception_handler(Refused)
+    async def refused(request: Request, error: Refused) -> JSONResponse:
+        return problem_response(REFUSAL_STATUS[error.kind], error.detail, title=error.title, field=error.field,
+                                instance=request.url.path)  # fmt: skip
+
     @app.exception_handler(AuthError)
     async def unauthenticated(request: Request, error: AuthError) -> JSONResponse:
         return problem_response(401, str(error), instance=request.url.path,
@@ -79,6 +145,11 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        if error.status_code == 400 and str(error.detail).startswith("There was an error parsing the body"):
+            # FastAPI's answer to a body that is not even text; the same answer as to bad JSON.
+            detail = "the body is not JSON text (UTF-8)"
+            return problem_response(422, detail, instance=request.url.path,
+                                    errors=[{"field": "body", "message": detail}])  # fmt: skip
         return problem_response(error.status_code, str(error.detail), instance=request.url.path,
                                 headers=getattr(error, "headers", None))  # fmt: skip
 

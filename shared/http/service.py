@@ -12,12 +12,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import uvicorn
 from fastapi import Depends, FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, Histogram, generate_latest
 
 from shared.auth import Actor, AuthError, InsecureConfiguration, TokenVerifier
 from shared.http.limits import BodySizeLimit
-from shared.http.problems import install_problem_handlers
+from shared.http.problems import document_problems, install_problem_handlers
 from shared.logging import configure_logging
 from shared.process import run
 from shared.settings import ServiceSettings
@@ -46,14 +46,17 @@ def create_service_app(name: str, runtime: Runtime, *, title: str, description: 
             await runtime.stop()
 
     app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan)
+    app.state.runtime = runtime
     app.state.verifier = runtime.verifier
     install_problem_handlers(app)
+    document_problems(app)
 
     @app.get("/healthz", tags=["operations"], summary="The process is alive")
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["operations"], summary="Ready: caught up with the log and able to work")
+    @app.get("/readyz", tags=["operations"], summary="Ready: caught up with the log and able to work",
+             responses={503: {"description": "Not ready; the body says why"}})  # fmt: skip
     async def readyz() -> JSONResponse:
         try:
             ready, details = await runtime.readiness()
@@ -61,7 +64,7 @@ def create_service_app(name: str, runtime: Runtime, *, title: str, description: 
             ready, details = False, {"reason": f"{type(error).__name__}: {error}"[:500]}
         return JSONResponse({"ready": ready, **details}, status_code=200 if ready else 503)
 
-    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics")
+    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics", response_class=PlainTextResponse)
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 

@@ -31,6 +31,11 @@ Handler = Callable[[T, ConsumerRecord], Awaitable[None]]
 Decoder = Callable[[ConsumerRecord], "T | DecodeFailure"]
 
 
+class StopConsuming(Exception):
+    """Raised by a handler that must not go on (its instance was fenced): the runner stops at
+    once, committing nothing more, and leaves its group so another member takes the record."""
+
+
 class DeadLetters(Protocol):
     async def dead_letter(
         self, failure: DecodeFailure, *, topic: str, partition: int, offset: int, consumer: str
@@ -158,6 +163,8 @@ class ConsumerRunner(Generic[T]):
                     await self._handler(decoded, record)
                     self.handled += 1
                     return
+                except StopConsuming:
+                    raise
                 except Exception as error:  # a handler's failure must not stop the loop
                     if attempt == self._max_attempts:
                         log.exception("handler failed; dead-lettering", attempts=attempt)

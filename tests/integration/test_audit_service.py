@@ -172,8 +172,8 @@ async def test_a_deleted_row_is_found(tasks: ServiceProcess, audit: ServiceProce
 
 async def test_an_inserted_row_with_a_recomputed_chain_is_found(tasks: ServiceProcess, audit: ServiceProcess) -> None:
     """A forger who inserts an entry and rewrites every hash after it still meets the log."""
-    from services.audit.chain import LogRecord, chain_hash, headers_json
-    from services.audit.store import derive
+    from services.audit.domain.chain import LogRecord, chain_hash, headers_json
+    from services.audit.adapters.store import derive
 
     await seed_task(tasks)
     await wait_caught_up(audit)

@@ -205,6 +205,10 @@ async def test_an_idempotent_retry_appends_once_before_and_after_a_restart(tasks
         other_user = await client.post(f"/v1/tasks/{task_id}/issues", headers={**MIIT, **key},
                                        json={"title": "Power supply", "severity": "medium"})  # fmt: skip
         assert other_user.json()["id"] != first.json()["id"], "keys are scoped to the user who sent them"
+        reused = await client.post(f"/v1/tasks/{task_id}/issues", headers={**JILIN, **key},
+                                   json={"title": "Water supply", "severity": "medium"})  # fmt: skip
+        assert reused.status_code == 422, "the request's fingerprint travels with its events and survives restarts"
+        assert len(await log.appended()) == 2
 
 
 async def test_after_a_restart_every_get_answers_the_same(tasks: ServiceProcess) -> None:

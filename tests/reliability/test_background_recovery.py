@@ -10,9 +10,9 @@ from pathlib import Path
 import asyncpg
 import httpx
 
-from services.audit.chain import checkpoint_message
-from services.audit.keys import load_signing_key
-from services.audit.store import iso
+from services.audit.domain.chain import checkpoint_message
+from services.audit.adapters.keys import load_signing_key
+from services.audit.adapters.store import iso
 from shared.contract.catalog import TaskProgressReported
 from shared.contract.codec import decode_record
 from shared.contract.envelope import CloudEvent, new_event

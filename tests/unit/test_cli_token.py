@@ -51,8 +51,10 @@ def test_production_tokens_verify_with_the_identity_providers_public_key() -> No
     key = Ed25519PrivateKey.generate()
     public_pem = key.public_key().public_bytes(serialization.Encoding.PEM,
                                                serialization.PublicFormat.SubjectPublicKeyInfo).decode()  # fmt: skip
-    verifier = TokenVerifier(AuthSettings(public_keys=[public_pem]), RuntimeSettings(env="prod"))
-    claims = {"sub": "u-9", "dept": "MOFCOM", "roles": ["supporter"], "aud": "policytrack", "exp": time.time() + 60}
+    verifier = TokenVerifier(AuthSettings(public_keys=[public_pem], issuer="https://idp.example.gov.cn"),
+                             RuntimeSettings(env="prod"))  # fmt: skip
+    claims = {"sub": "u-9", "dept": "MOFCOM", "roles": ["supporter"], "aud": "policytrack", "exp": time.time() + 60,
+              "iss": "https://idp.example.gov.cn"}  # fmt: skip
     actor = verifier.verify(jwt.encode(claims, key, algorithm="EdDSA"))
     assert (actor.user, actor.department) == ("u-9", "MOFCOM")
     from shared.auth import mint_dev_token

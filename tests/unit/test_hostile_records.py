@@ -9,7 +9,7 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.tasks.handlers import CommandRecord, parse_command_record
+from services.tasks.adapters.command_topic import CommandRecord, parse_command_record
 from shared.contract.catalog import CATALOG
 from shared.contract.codec import DecodeFailure, decode, encode
 from shared.contract.envelope import CloudEvent

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from services.notifications.schedule import Policy, Schedule
+from services.notifications.domain.schedule import Policy, Schedule
 from shared.contract import catalog as c
 from shared.contract.envelope import new_event
 
@@ -96,3 +96,15 @@ def test_a_task_and_its_milestone_due_at_the_same_moment_both_alert() -> None:
     assert sorted((a.milestone_id or "-", a.event_type.split(".")[3]) for a in alerts) == [
         ("-", "deadline_approaching"), ("-", "deadline_approaching"), ("-", "deadline_due"),
         ("m", "deadline_approaching"), ("m", "deadline_approaching"), ("m", "deadline_due")]  # 7-day and 1-day
+
+
+def test_a_deadline_at_the_end_of_the_calendar_does_not_stop_the_schedule() -> None:
+    """Computing its escalation time used to overflow, stalling the consumer on every replay."""
+    from services.notifications.domain.schedule import Deadline, planned_alerts
+
+    far = datetime(9999, 12, 31, tzinfo=UTC)
+    plan = planned_alerts(Deadline("t", None, "Far", far, T0, ()), POLICY)
+    assert [p.kind for p in plan][-3:] == ["due", "overdue", "escalated"]
+    assert plan[-1].at.year == 9999
+    schedule = schedule_with_milestone(datetime(2199, 1, 1, tzinfo=UTC))
+    assert schedule.due_alerts(T0 + timedelta(days=1)) == []

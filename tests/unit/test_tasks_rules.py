@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.tasks import commands as cmd
-from services.tasks.decide import Conflict, Forbidden, Invalid, NotFound, decide
+from services.tasks.domain import commands as cmd
+from services.tasks.domain.decide import Conflict, Forbidden, Invalid, NotFound, decide
 from shared.auth import Actor
 from shared.contract import catalog as c
 from shared.contract.envelope import new_event
@@ -250,3 +250,11 @@ def test_a_task_is_overdue_when_open_and_its_deadline_or_an_unmet_milestone_pass
     assert world.task("t").is_overdue(DUE - timedelta(days=1))
     world.run(cmd.MarkMilestoneMet(task_id="t", milestone_id="m1"), JILIN)
     assert not world.task("t").is_overdue(DUE - timedelta(days=1))
+
+
+def test_an_id_is_unique_across_aggregate_types(world: Scenario) -> None:
+    """A client-chosen issue id equal to an existing task id used to be appended, then fail to evolve."""
+    refuse(world, cmd.ReportIssue(task_id="t", issue_id="t", title="x", severity="low"), JILIN, Conflict,
+           match="already the id of a Task")  # fmt: skip
+    refuse(world, cmd.CreateTask(task_id="plan", plan_id="plan", title="x", field="trade", lead_department="JILIN",
+                                 due=DUE), JILIN, Conflict, match="already the id of a Plan")  # fmt: skip

@@ -1,22 +1,31 @@
 """What the notifications service does with the log: keep the schedule and subscriptions,
-emit alerts when their time comes, hand them to subscribers and to live streams."""
+emit alerts when their time comes and hand them to subscribers; subscribe and unsubscribe.
+
+Alert ids are derived from (deadline, threshold), so an alert emitted twice is one alert
+for everyone who reads the log, this service included; a delivery is receipted on the log,
+so after a restart only what has no receipt is delivered again (same ``webhook-id``)."""
 
 from __future__ import annotations
 
 import asyncio
-import bisect
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from aiokafka import ConsumerRecord
 
-from services.notifications.delivery import ACTOR, Deliveries
-from services.notifications.schedule import Schedule
-from services.notifications.subscriptions import AddressPolicy, Sealer, Subscription
-from shared.auth import Actor, reads_everything
+from services.notifications.adapters.addresses import AddressPolicy, Resolver, check_url, system_resolver
+from services.notifications.adapters.delivery import ACTOR, Deliveries
+from services.notifications.adapters.sealing import Sealer
+from services.notifications.domain import subscriptions as rules
+from services.notifications.domain.schedule import Schedule
+from services.notifications.domain.subscriptions import Sealed, Subscription, SubscriptionBody, new_secret
+from shared.auth import Actor
 from shared.contract import catalog as c
 from shared.contract.envelope import CloudEvent, new_event
+from shared.domain.refusals import Invalid, NotFound
 from shared.kafka.producer import EventProducer
 from shared.logging import get_logger
 from shared.supervision import Health
@@ -29,51 +38,6 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def stream_position(event: CloudEvent) -> str:
-    """An alert's place in the live stream: time order, whatever order partitions replay in."""
-    return f"{event.time.isoformat()}|{event.id}"
-
-
-class AlertStream:
-    """Recent alerts in time order, and the live listeners of ``GET /v1/alerts/stream``."""
-
-    def __init__(self, keep: int = 50_000) -> None:
-        self._keep = keep
-        self._recent: list[CloudEvent] = []
-        self._listeners: set[asyncio.Queue[CloudEvent]] = set()
-
-    def add(self, alert: CloudEvent, live: bool) -> None:
-        # Partitions replay interleaved, so alerts can arrive out of time order.
-        bisect.insort(self._recent, alert, key=stream_position)
-        if len(self._recent) > 2 * self._keep:
-            del self._recent[: len(self._recent) - self._keep]
-        if live:
-            for listener in list(self._listeners):
-                try:
-                    listener.put_nowait(alert)
-                except asyncio.QueueFull:
-                    self._listeners.discard(listener)  # too slow: it reconnects with Last-Event-ID
-
-    def since(self, position: str | None) -> list[CloudEvent]:
-        if position is None:
-            return list(self._recent)
-        return self._recent[bisect.bisect_right(self._recent, position, key=stream_position):]
-
-    def listen(self) -> asyncio.Queue[CloudEvent]:
-        queue: asyncio.Queue[CloudEvent] = asyncio.Queue(maxsize=1000)
-        self._listeners.add(queue)
-        return queue
-
-    def forget(self, queue: asyncio.Queue[CloudEvent]) -> None:
-        self._listeners.discard(queue)
-
-
-def may_see(actor: Actor, alert: CloudEvent) -> bool:
-    data = alert.data
-    departments = set(getattr(data, "departments", ())) | {getattr(data, "escalated_to", None)}
-    return reads_everything(actor) or actor.department in departments
-
-
 @dataclass
 class NotificationService:
     schedule: Schedule
@@ -82,33 +46,26 @@ class NotificationService:
     sealer: Sealer
     addresses: AddressPolicy
     clock: Clock = utc_now
+    resolve: Resolver = system_resolver
     subscriptions: dict[str, Subscription] = field(default_factory=dict)
     delivered: set[tuple[str, str]] = field(default_factory=set)
-    stream: AlertStream = field(default_factory=AlertStream)
     live: bool = False
+    _replayed: dict[str, CloudEvent] = field(default_factory=dict)
     _immediate: list[c.EventData] = field(default_factory=list)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
 
-    async def on_record(self, event: CloudEvent, _record: ConsumerRecord) -> None:
+    async def on_record(self, event: CloudEvent, _record: ConsumerRecord | None = None) -> None:
         data = event.data
         if isinstance(data, c.DeadlineAlert):
             self.schedule.emitted.add(data.alert_id)
-            self.stream.add(event, self.live)
             if self.live:
                 await self._hand_out(event)
+            else:
+                self._replayed[data.alert_id] = event
         elif isinstance(data, c.AlertDelivered | c.AlertDeliveryFailed):
             self.delivered.add((data.alert_id, data.subscription_id))
         elif isinstance(data, c.SubscriptionCreated):
-            secret = self.sealer.unseal(data.sealed_secret)
-            url = self.sealer.unseal(data.sealed_webhook_url) if data.sealed_webhook_url else str(data.webhook_url)
-            if secret is None or url is None:
-                log.error("cannot unseal a subscription; wrong sealing key?", subscription=data.subscription_id)
-                return
-            subscription = Subscription(data.subscription_id, data.department, data.task_id,
-                                        frozenset(data.event_types), url, secret, event.time, event.actor)  # fmt: skip
-            self.subscriptions[data.subscription_id] = subscription
-            if self.live:
-                self.deliveries.subscribe(subscription)
+            self._subscribed(data, event)
         elif isinstance(data, c.SubscriptionRemoved):
             self.subscriptions.pop(data.subscription_id, None)
             await self.deliveries.unsubscribe(data.subscription_id)
@@ -116,15 +73,29 @@ class NotificationService:
             self._immediate += self.schedule.apply(event)
             self._wake.set()
 
+    def _subscribed(self, data: c.SubscriptionCreated, event: CloudEvent) -> None:
+        secret = self.sealer.unseal(data.sealed_secret)
+        url = self.sealer.unseal(data.sealed_webhook_url) if data.sealed_webhook_url else str(data.webhook_url)
+        if secret is None or url is None:
+            log.error("cannot unseal a subscription; wrong sealing key?", subscription=data.subscription_id)
+            return
+        subscription = Subscription(data.subscription_id, data.department, data.task_id, frozenset(data.event_types),
+                                    url, secret, event.time, event.actor, event.actordept)  # fmt: skip
+        self.subscriptions[data.subscription_id] = subscription
+        if self.live:
+            self.deliveries.subscribe(subscription)
+
     async def go_live(self) -> None:
         """Caught up with the log: start delivering, including what was left pending."""
         self.live = True
         for subscription in self.subscriptions.values():
             self.deliveries.subscribe(subscription)
-        for alert in self.stream.since(None):
+        replayed, self._replayed = self._replayed, {}
+        for alert in replayed.values():
             await self._hand_out(alert)
 
     async def _hand_out(self, alert: CloudEvent) -> None:
+        assert isinstance(alert.data, c.DeadlineAlert)
         for subscription in list(self.subscriptions.values()):
             if (alert.data.alert_id, subscription.subscription_id) in self.delivered:
                 continue
@@ -132,13 +103,44 @@ class NotificationService:
                 self.delivered.add((alert.data.alert_id, subscription.subscription_id))
                 await self.deliveries.enqueue(subscription, alert)
 
+    # --- subscriptions -------------------------------------------------------------------------
+
+    async def subscribe(self, body: SubscriptionBody, actor: Actor) -> tuple[Subscription, str]:
+        """The subscription and its signing secret (shown once, here)."""
+        refusal = await check_url(str(body.webhook_url), self.addresses, self.resolve)
+        if refusal is not None:
+            raise Invalid(refusal, "webhook_url")
+        secret = body.secret or new_secret()
+        sealed = Sealed(f"sub-{uuid.uuid4().hex[:16]}", self.sealer.seal(str(body.webhook_url)),
+                        self.sealer.seal(secret))  # fmt: skip
+        created = rules.subscribe(body, actor, self.schedule.departments_of(body.task_id or ""), sealed)
+        await self._record(new_event(created, actor=actor.user, actordept=actor.department))
+        return self.subscriptions[created.subscription_id], secret
+
+    def visible(self, subscription_id: str, actor: Actor) -> Subscription:
+        subscription = self.subscriptions.get(subscription_id)
+        if subscription is None or not rules.may_see(subscription, actor):
+            raise NotFound(f"no subscription {subscription_id} that you may see")
+        return subscription
+
+    async def unsubscribe(self, subscription_id: str, actor: Actor) -> None:
+        removed = rules.unsubscribe(self.visible(subscription_id, actor), actor)
+        await self._record(new_event(removed, actor=actor.user, actordept=actor.department))
+
+    async def _record(self, event: CloudEvent) -> None:
+        """On the log, then into this instance's state at once, so that a read right after sees it."""
+        await self.producer.publish(event)
+        await self.on_record(event)
+
+    # --- emitting alerts -------------------------------------------------------------------------
+
     async def run_scheduler(self, stopping: asyncio.Event, health: Health | None = None) -> None:
         """Emits every alert whose time has come; waits for the next one or for news."""
         while not stopping.is_set():
             if health is not None:
                 health.healthy()
             now = self.clock()
-            due = [a for a in self._immediate if a.alert_id not in self.schedule.emitted]
+            due = [a for a in self._immediate if isinstance(a, c.AlertEvent) and a.alert_id not in self.schedule.emitted]
             self._immediate.clear()
             for alert in due:
                 self.schedule.emitted.add(alert.alert_id)
@@ -153,7 +155,7 @@ class NotificationService:
             except TimeoutError:
                 pass
 
-    async def _emit(self, alerts: list[c.EventData], now: datetime, health: Health | None = None) -> None:
+    async def _emit(self, alerts: list[Any], now: datetime, health: Health | None = None) -> None:
         """Appends the alerts together; their ids are derived, so a retry cannot double them
         for anyone who reads the log back (this service included)."""
         events = [new_event(alert, actor=ACTOR, id=alert.alert_id, time=now) for alert in alerts]

@@ -39,7 +39,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.sql import Select
 
-from services.audit.chain import GENESIS, LogRecord, chain_hash, headers_json
+from services.audit.domain.chain import GENESIS, LogRecord, chain_hash, headers_json
 from shared.contract.codec import DecodeFailure, decode
 from shared.contract.envelope import CloudEvent
 

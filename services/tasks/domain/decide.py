@@ -1,7 +1,8 @@
 """``decide(command, actor, world) -> events``: the division of responsibilities as rules.
 
 Pure: no I/O, no clock, no random ids (the command carries the ids it creates). A rule
-that refuses raises a ``DomainError`` carrying its HTTP status.
+that refuses raises a ``Refused`` of a kind (forbidden, not found, conflict, invalid); the
+edges map kinds to what they answer.
 """
 
 from __future__ import annotations
@@ -9,41 +10,20 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
-from services.tasks import commands as cmd
+from services.tasks.domain import commands as cmd
 from shared.auth import Actor
 from shared.contract import catalog as c
 from shared.contract.codes import Department, Role
+from shared.domain.refusals import Conflict, Forbidden, Invalid, NotFound, Refused, RefusalKind
 from shared.domain.state import Approval, ApprovalStatus, Issue, IssueStatus, Plan, Task
 
-
-class DomainError(Exception):
-    status: int = 409
-    title: str = "Conflict"
-
-    def __init__(self, detail: str, field: str | None = None) -> None:
-        super().__init__(detail)
-        self.detail = detail
-        self.field = field
-
-
-class Forbidden(DomainError):
-    status, title = 403, "Not your responsibility"
-
-
-class NotFound(DomainError):
-    status, title = 404, "Not found"
-
-
-class Conflict(DomainError):
-    status, title = 409, "Conflict"
-
-
-class Invalid(DomainError):
-    status, title = 422, "Invalid request"
+__all__ = ["Conflict", "Forbidden", "Invalid", "NotFound", "Refused", "RefusalKind", "decide"]
 
 
 class World(Protocol):
     """Read access to the current state of aggregates, as rebuilt from the log."""
+
+    def kind_of(self, aggregate_id: str) -> str | None: ...
 
     def plan(self, plan_id: str) -> Plan | None: ...
     def task(self, task_id: str) -> Task | None: ...
@@ -56,7 +36,15 @@ WORKING_ROLES = (Role.IMPLEMENTER, Role.SUPPORTER)
 
 
 def decide(command: cmd.Command, actor: Actor, world: World) -> list[c.EventData]:
+    if command.creates in AGGREGATE_IDS:
+        new_id = str(getattr(command, command.creates))
+        if (kind := world.kind_of(new_id)) is not None:
+            raise Conflict(f"{new_id} is already the id of a {kind}", command.creates)
     return _DECIDERS[type(command)](command, actor, world)
+
+
+AGGREGATE_IDS = frozenset({"plan_id", "task_id", "issue_id", "approval_id", "evaluation_id"})
+"""Ids of aggregates: unique across types, since each is a record key and a stream of its own."""
 
 
 # --- plan and task creation ------------------------------------------------------------------

@@ -13,7 +13,9 @@ import heapq
 import itertools
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any
 
 from shared.contract import catalog as c
 from shared.contract.codes import Department
@@ -41,11 +43,43 @@ class Deadline:
     departments: tuple[Department, ...]
 
 
+class ThresholdKind(StrEnum):
+    APPROACHING = "approaching"
+    DUE = "due"
+    OVERDUE = "overdue"
+    ESCALATED = "escalated"
+
+
 @dataclass(frozen=True, slots=True)
 class PlannedAlert:
     at: datetime
-    threshold: str  # "approaching:<seconds>", "due", "overdue", "escalated"
+    kind: ThresholdKind
     lead_seconds: int = 0
+
+    @property
+    def threshold(self) -> str:
+        """The threshold as alert ids are derived from it (``approaching:<seconds>`` or the kind)."""
+        if self.kind is ThresholdKind.APPROACHING:
+            return f"approaching:{self.lead_seconds}"
+        return str(self.kind)
+
+
+@dataclass(slots=True)
+class TaskInfo:
+    """What the schedule knows of a task: enough to title and address its alerts."""
+
+    title: str = ""
+    departments: tuple[Department, ...] = ()
+    open: bool = True
+
+
+def shifted(moment: datetime, delta: timedelta) -> datetime:
+    """``moment + delta``, saturating at the ends of the calendar instead of overflowing: a
+    deadline far in the future must not stop the schedule."""
+    try:
+        return moment + delta
+    except OverflowError:
+        return datetime.max.replace(tzinfo=UTC) if delta > timedelta(0) else datetime.min.replace(tzinfo=UTC)
 
 
 def alert_id(task_id: str, milestone_id: str | None, due: datetime, threshold: str) -> str:
@@ -55,30 +89,30 @@ def alert_id(task_id: str, milestone_id: str | None, due: datetime, threshold: s
 def planned_alerts(deadline: Deadline, policy: Policy) -> list[PlannedAlert]:
     """Every alert of a deadline, in time order."""
     leads = sorted(policy.lead_times, reverse=True) if deadline.due > deadline.known_since else []
-    passed = [lead for lead in leads if deadline.due - lead <= deadline.known_since]
+    passed = [lead for lead in leads if shifted(deadline.due, -lead) <= deadline.known_since]
     plan = []
     for lead in leads:
         if lead in passed and lead != min(passed):
             continue  # already inside it when scheduled: only the nearest passed one is sent
-        seconds = int(lead.total_seconds())
-        plan.append(PlannedAlert(max(deadline.due - lead, deadline.known_since), f"approaching:{seconds}", seconds))
-    overdue_at = deadline.due + policy.grace
-    plan += [PlannedAlert(deadline.due, "due"), PlannedAlert(overdue_at, "overdue"),
-             PlannedAlert(overdue_at + policy.escalate_after, "escalated")]  # fmt: skip
+        at = max(shifted(deadline.due, -lead), deadline.known_since)
+        plan.append(PlannedAlert(at, ThresholdKind.APPROACHING, int(lead.total_seconds())))
+    overdue_at = shifted(deadline.due, policy.grace)
+    plan += [PlannedAlert(deadline.due, ThresholdKind.DUE), PlannedAlert(overdue_at, ThresholdKind.OVERDUE),
+             PlannedAlert(shifted(overdue_at, policy.escalate_after), ThresholdKind.ESCALATED)]  # fmt: skip
     return sorted(plan, key=lambda alert: alert.at)
 
 
-def alert_event(deadline: Deadline, planned: PlannedAlert) -> c.EventData:
-    common = {
+def alert_event(deadline: Deadline, planned: PlannedAlert) -> c.DeadlineAlert:
+    common: dict[str, Any] = {
         "alert_id": alert_id(deadline.task_id, deadline.milestone_id, deadline.due, planned.threshold),
         "task_id": deadline.task_id, "milestone_id": deadline.milestone_id, "title": deadline.title,
         "due": deadline.due, "departments": deadline.departments,
     }  # fmt: skip
-    if planned.threshold.startswith("approaching"):
+    if planned.kind is ThresholdKind.APPROACHING:
         return c.DeadlineApproaching(**common, lead_seconds=planned.lead_seconds)
-    if planned.threshold == "due":
+    if planned.kind is ThresholdKind.DUE:
         return c.DeadlineDue(**common)
-    if planned.threshold == "overdue":
+    if planned.kind is ThresholdKind.OVERDUE:
         return c.DeadlineOverdue(**common)
     common["departments"] = (*deadline.departments, Department.NDRC)
     return c.AlertEscalated(**common, escalated_to=Department.NDRC, reason="overdue past the escalation period")
@@ -90,56 +124,60 @@ class Schedule:
 
     policy: Policy
     deadlines: dict[tuple[str, str | None], Deadline] = field(default_factory=dict)
-    tasks: dict[str, tuple[str, tuple[Department, ...], bool]] = field(default_factory=dict)
-    """task id -> (title, departments, open)"""
+    tasks: dict[str, TaskInfo] = field(default_factory=dict)
     emitted: set[str] = field(default_factory=set)
     by_task: dict[str, set[tuple[str, str | None]]] = field(default_factory=dict)
     _heap: list[tuple[datetime, int, tuple[str, str | None]]] = field(default_factory=list)
     _pushes: itertools.count[int] = field(default_factory=itertools.count)
+
+    def departments_of(self, task_id: str) -> tuple[Department, ...] | None:
+        """The task's lead and supporting departments, or None for a task not (yet) on the log."""
+        task = self.tasks.get(task_id)
+        return None if task is None else task.departments
 
     def apply(self, event: CloudEvent) -> list[c.EventData]:
         """Folds a domain event in; returns alerts it calls for at once (issue escalations)."""
         data, now = event.data, event.time
         match data:
             case c.TaskCreated():
-                self.tasks[data.task_id] = (data.title, (), True)
+                self.tasks[data.task_id] = TaskInfo(title=data.title)
                 self._open(data.task_id, None, data.title, data.due, now)
             case c.TaskAssigned() | c.TaskReassigned():
-                title, _, is_open = self.tasks.get(data.task_id, ("", (), True))
-                departments = (data.lead_department, *data.supporting_departments)
-                self.tasks[data.task_id] = (title, departments, is_open)
+                task = self.tasks.setdefault(data.task_id, TaskInfo())
+                task.departments = (data.lead_department, *data.supporting_departments)
                 for deadline in self._of_task(data.task_id):
-                    deadline.departments = departments
+                    deadline.departments = task.departments
             case c.TaskDeadlineChanged():
                 self._close(data.task_id, None)
-                if (task := self.tasks.get(data.task_id)) and task[2]:
-                    self._open(data.task_id, None, task[0], data.due, now)
+                if (task := self.tasks.get(data.task_id)) and task.open:
+                    self._open(data.task_id, None, task.title, data.due, now)
             case c.MilestoneScheduled():
-                if (task := self.tasks.get(data.task_id)) and task[2]:
+                if (task := self.tasks.get(data.task_id)) and task.open:
                     self._open(data.task_id, data.milestone_id, data.title, data.due, now)
             case c.MilestoneMet():
                 self._close(data.task_id, data.milestone_id)
             case c.TaskCompleted() | c.TaskCancelled():
                 if data.task_id in self.tasks:
-                    title, departments, _ = self.tasks[data.task_id]
-                    self.tasks[data.task_id] = (title, departments, False)
+                    self.tasks[data.task_id].open = False
                 for deadline in list(self._of_task(data.task_id)):
                     self._close(deadline.task_id, deadline.milestone_id)
             case c.IssueEscalated():
-                title, departments, _ = self.tasks.get(data.task_id, ("", (), True))
-                escalation = c.AlertEscalated(
-                    alert_id=alert_id(data.task_id, None, event.time, f"issue:{data.issue_id}"),
-                    task_id=data.task_id, title=title or data.task_id, due=event.time,
-                    departments=(*departments, Department.NDRC), escalated_to=data.escalated_to,
-                    reason=f"issue {data.issue_id} escalated: {data.reason}".strip(),
-                )  # fmt: skip
-                if escalation.alert_id not in self.emitted:
-                    return [escalation]
+                return self._issue_escalated(data, event.time)
         return []
+
+    def _issue_escalated(self, data: c.IssueEscalated, at: datetime) -> list[c.EventData]:
+        task = self.tasks.get(data.task_id, TaskInfo())
+        escalation = c.AlertEscalated(
+            alert_id=alert_id(data.task_id, None, at, f"issue:{data.issue_id}"),
+            task_id=data.task_id, title=task.title or data.task_id, due=at,
+            departments=(*task.departments, Department.NDRC), escalated_to=data.escalated_to,
+            reason=f"issue {data.issue_id} escalated: {data.reason}".strip(),
+        )  # fmt: skip
+        return [] if escalation.alert_id in self.emitted else [escalation]
 
     def due_alerts(self, now: datetime) -> list[c.EventData]:
         """Alerts whose time has come and that were not emitted yet; reschedules the rest."""
-        alerts = []
+        alerts: list[c.EventData] = []
         while self._heap and self._heap[0][0] <= now:
             _, _, key = heapq.heappop(self._heap)
             deadline = self.deadlines.get(key)
@@ -166,7 +204,7 @@ class Schedule:
         return self._heap[0][0] if self._heap else None
 
     def _open(self, task_id: str, milestone_id: str | None, title: str, due: datetime, now: datetime) -> None:
-        departments = self.tasks.get(task_id, ("", (), True))[1]
+        departments = self.tasks.get(task_id, TaskInfo()).departments
         key = (task_id, milestone_id)
         self.deadlines[key] = Deadline(task_id, milestone_id, title, due, now, departments)
         self.by_task.setdefault(task_id, set()).add(key)

@@ -13,6 +13,7 @@ import random
 import time
 import zlib
 from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -20,7 +21,8 @@ import httpx
 from prometheus_client import Counter, Gauge
 from standardwebhooks.webhooks import Webhook
 
-from services.notifications.subscriptions import AddressPolicy, Subscription
+from services.notifications.adapters.addresses import AddressPolicy, Resolver, VettedTransport, refused, system_resolver
+from services.notifications.domain.subscriptions import Subscription
 from shared.contract import catalog as c
 from shared.contract.codec import STRUCTURED, DecodeFailure, encode, to_structured
 from shared.contract.envelope import CloudEvent, new_event
@@ -78,17 +80,25 @@ class SubscriberWorker:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
+class Receipts(Protocol):
+    """Where delivery receipts and failures go: the producer, or a fake in fast tests."""
+
+    async def enqueue(self, event: CloudEvent) -> asyncio.Future[Any]: ...
+    async def dead_letter(self, failure: DecodeFailure, *, topic: str, partition: int, offset: int,
+                          consumer: str) -> object: ...  # fmt: skip
+
+
 class Deliveries:
-    def __init__(self, producer: EventProducer, retry: RetryPolicy, addresses: AddressPolicy, queue_limit: int,
-                 concurrency: int = 8) -> None:  # fmt: skip
+    def __init__(self, producer: Receipts | EventProducer, retry: RetryPolicy, addresses: AddressPolicy,
+                 queue_limit: int, concurrency: int = 8, resolve: Resolver = system_resolver) -> None:  # fmt: skip
         self._producer = producer
         self._retry = retry
-        self._addresses = addresses
         self._queue_limit = queue_limit
         self._concurrency = concurrency
         self._workers: dict[str, SubscriberWorker] = {}
+        limits = httpx.Limits(max_connections=256, max_keepalive_connections=64)
         self._client = httpx.AsyncClient(timeout=retry.timeout_seconds, follow_redirects=False,
-                                         limits=httpx.Limits(max_connections=256, max_keepalive_connections=64))
+                                         transport=VettedTransport(addresses, resolve, limits=limits))  # fmt: skip
 
     def subscribe(self, subscription: Subscription) -> None:
         if subscription.subscription_id not in self._workers:
@@ -122,10 +132,6 @@ class Deliveries:
         attempt, reason = 0, ""
         while True:
             attempt += 1
-            refusal = await self._addresses.checked(subscription.webhook_url)
-            if refusal is not None:
-                await self._give_up(subscription, alert, attempt, f"refused: {refusal}")
-                return
             sent_at = datetime.now(UTC)
             headers = {
                 "content-type": STRUCTURED, "webhook-id": alert.data.alert_id,
@@ -142,6 +148,9 @@ class Deliveries:
                     return
                 reason = f"HTTP {response.status_code}"
             except httpx.HTTPError as error:
+                if (refusal := refused(error)) is not None:
+                    await self._give_up(subscription, alert, attempt, refusal)
+                    return
                 reason = f"{type(error).__name__}: {error}"
             DELIVERIES.labels("retried").inc()
             pause = self._retry.backoff(attempt)

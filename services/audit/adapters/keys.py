@@ -5,7 +5,7 @@ the private key lives in its own file (created 0600 in one step, never written a
 chmod-ed), each key has an id, and verification looks public keys up by that id, so a key
 can be rotated while old checkpoints still verify with the public key they were signed with.
 
-``python -m services.audit.keys show | rotate`` (with the audit service's settings).
+``python -m services.audit.adapters.keys show | rotate`` (with the audit service's settings).
 """
 
 from __future__ import annotations
@@ -150,7 +150,7 @@ def main(argv: list[str]) -> int:
         print(f"signing key {signing.key_id} at {settings.signing_key_file()}")
         print(public_pem(signing.public_key), end="")
         return 0
-    print("usage: python -m services.audit.keys show | rotate", file=sys.stderr)
+    print("usage: python -m services.audit.adapters.keys show | rotate", file=sys.stderr)
     return 2
 
 

@@ -1,0 +1,1 @@
+"""The audit service's HTTP edge: the trail, its proofs and its reports. Read-only."""

@@ -1,0 +1,63 @@
+"""What proves the trail: full verification, and the signed checkpoints with the keys that verify them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from pydantic import BaseModel
+
+from services.audit import verification
+from services.audit.adapters.keys import public_pem
+from services.audit.api.dependencies import Runtime, everything
+from shared.http.problems import problem_responses
+from shared.http.service import Authenticated
+
+router = APIRouter(tags=["audit"])
+
+
+class VerificationAnswer(BaseModel):
+    ok: bool
+    entries: int
+    checkpoints: int
+    checkpoints_on_log: int
+    against_log: bool
+    divergence: dict[str, Any] | None
+    problems: list[dict[str, Any]]
+    covered: dict[str, Any]
+    lag: dict[str, Any]
+
+
+class CheckpointRow(BaseModel):
+    sequence: int
+    head_hash: str
+    signed_at: str
+    key_id: str
+    signature: str
+    published: bool
+
+
+class CheckpointsAnswer(BaseModel):
+    chain: str
+    key_id: str
+    public_key: str
+    keys: list[dict[str, str]]
+    checkpoints: list[CheckpointRow]
+
+
+@router.get("/v1/audit/verify", response_model=VerificationAnswer, responses=problem_responses(401, 403, 422),
+            summary="Recompute the chain, check checkpoints, compare every entry with the Kafka log")  # fmt: skip
+async def verify(actor: Authenticated, runtime: Runtime, against_log: bool = True) -> dict[str, Any]:
+    everything(actor)
+    result = await verification.verify(runtime.store, runtime.trusted_keys, runtime.settings.chain_id,
+                                       runtime.settings.kafka if against_log else None)  # fmt: skip
+    return result.as_dict()
+
+
+@router.get("/v1/audit/checkpoints", response_model=CheckpointsAnswer, responses=problem_responses(401),
+            summary="Signed checkpoints and the keys that verify them")  # fmt: skip
+async def checkpoints(actor: Authenticated, runtime: Runtime) -> dict[str, Any]:
+    rows = await runtime.store.checkpoints()
+    return {"chain": runtime.settings.chain_id, "key_id": runtime.signing_key.key_id,
+            "public_key": public_pem(runtime.signing_key.public_key), "keys": runtime.trusted_keys.published(),
+            "checkpoints": [dict(row._mapping) for row in rows]}  # fmt: skip

@@ -1,0 +1,63 @@
+"""The trail as its readers take it away: one NDJSON line per entry (the CloudEvent, or the raw
+record when it was not one, with its place in the chain), or CSV of the query columns."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+
+from services.audit.adapters.store import AuditStore, EntryFilter
+from shared.contract.catalog import SubscriptionCreated
+from shared.contract.types import redacted_url
+
+SUBSCRIPTION_CREATED = SubscriptionCreated.event_type
+
+
+def ndjson_line(row: Any) -> bytes:
+    event: Any = None
+    if row.decode_error is None:
+        attributes = {name.removeprefix("ce_"): base64.b64decode(value).decode()
+                      for name, value in orjson.loads(row.headers) if name.startswith("ce_")}  # fmt: skip
+        event = {**attributes, "datacontenttype": "application/json", "data": _readable_data(row)}
+    return orjson.dumps({
+        "seq": row.seq, "topic": row.topic, "partition": row.partition, "offset": row.offset,
+        "timestamp": row.timestamp, "prev_hash": row.prev_hash, "hash": row.hash, "event": event,
+        "decode_error": row.decode_error,
+        "raw": None if event is not None else {
+            "key": row.key and base64.b64encode(row.key).decode(),
+            "value": row.value and base64.b64encode(row.value).decode(),
+            "headers": orjson.Fragment(row.headers)},
+    }) + b"\n"  # fmt: skip
+
+
+def _readable_data(row: Any) -> Any:
+    """The event's data as readers get it: a webhook URL recorded in full by an older version
+    is shown with its userinfo and query string redacted."""
+    if row.event_type != SUBSCRIPTION_CREATED:
+        return orjson.Fragment(row.value)
+    data = orjson.loads(row.value)
+    data["webhook_url"] = redacted_url(str(data.get("webhook_url", "")))
+    return data
+
+
+CSV_COLUMNS = ("seq", "topic", "partition", "offset", "event_time", "event_type", "subject", "task_id", "actor",
+               "actordept", "event_id", "hash", "decode_error")  # fmt: skip
+
+
+async def export(store: AuditStore, where: EntryFilter, fmt: str) -> AsyncIterator[bytes]:
+    """The trail as NDJSON or CSV, streamed a chunk at a time."""
+    if fmt == "csv":
+        yield (",".join(CSV_COLUMNS) + "\r\n").encode()
+    async for rows in store.stream(where, chunk=2000):
+        if fmt == "ndjson":
+            yield b"".join(map(ndjson_line, rows))
+        else:
+            buffer = io.StringIO()
+            writer = csv.writer(buffer)
+            writer.writerows([getattr(row, column) for column in CSV_COLUMNS] for row in rows)
+            yield buffer.getvalue().encode()

@@ -1,0 +1,73 @@
+"""The alerts a live stream sends, read from ``policy.alerts`` for each listener: lossless by
+construction. A position is the next offset of every partition; the stream's event id is that
+position, so resuming after any id reads every later alert exactly once, and a slow listener
+only reads more slowly."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from shared.contract import catalog as c
+from shared.contract.codec import decode_record
+from shared.contract.envelope import CloudEvent
+from shared.contract.topics import ALERTS
+from shared.kafka.consumer import open_consumer, partitions_of
+from shared.settings import KafkaSettings
+
+_POSITION = re.compile(r"(\d{1,4})-(\d{1,18})")
+MAX_PARTITIONS = 1024
+
+
+@dataclass(frozen=True)
+class StreamPosition:
+    """Per partition of ``policy.alerts``, the offset of the next alert to send."""
+
+    offsets: tuple[tuple[int, int], ...]
+
+    def encode(self) -> str:
+        return ".".join(f"{partition}-{offset}" for partition, offset in self.offsets)
+
+    @classmethod
+    def parse(cls, text: str) -> StreamPosition:
+        """ValueError unless ``text`` is a position this service issued."""
+        parts = text.split(".") if text else []
+        matches = [_POSITION.fullmatch(part) for part in parts]
+        if not parts or len(parts) > MAX_PARTITIONS or not all(matches):
+            raise ValueError("not an event id of this stream")
+        offsets = {int(m.group(1)): int(m.group(2)) for m in matches if m is not None}
+        if len(offsets) != len(parts):
+            raise ValueError("not an event id of this stream")
+        return cls(tuple(sorted(offsets.items())))
+
+    def after(self, partition: int, offset: int) -> StreamPosition:
+        return StreamPosition(tuple(sorted({**dict(self.offsets), partition: offset + 1}.items())))
+
+
+async def alerts_from(kafka: KafkaSettings, position: StreamPosition | None, *,
+                      from_end: bool = False) -> AsyncIterator[tuple[CloudEvent | None, StreamPosition]]:  # fmt: skip
+    """Deadline alerts from ``position`` on (from the beginning, or the end, without one), each
+    with the position after it; ``(None, position)`` whenever a second passes without one."""
+    async with open_consumer(kafka, client_id="alert-stream") as consumer:
+        partitions = await partitions_of(consumer, [ALERTS])
+        consumer.assign(partitions)
+        starts = dict(position.offsets) if position else {}
+        if from_end and position is None:
+            ends = await consumer.end_offsets(partitions)
+            starts = {tp.partition: ends[tp] for tp in partitions}
+        await consumer.seek_to_beginning(*(tp for tp in partitions if tp.partition not in starts))
+        for tp in partitions:
+            if tp.partition in starts:
+                consumer.seek(tp, starts[tp.partition])
+        current = StreamPosition(tuple(sorted({tp.partition: starts.get(tp.partition, 0) for tp in partitions}.items())))
+        while True:
+            batch = await consumer.getmany(timeout_ms=1000, max_records=200)
+            if not batch:
+                yield None, current
+            for tp, records in sorted(batch.items(), key=lambda item: item[0].partition):
+                for record in records:
+                    current = current.after(tp.partition, record.offset)
+                    event = decode_record(record)
+                    if isinstance(event, CloudEvent) and isinstance(event.data, c.DeadlineAlert):
+                        yield event, current

@@ -1,0 +1,1 @@
+"""The notifications service's HTTP edge: subscriptions and the live alert stream."""

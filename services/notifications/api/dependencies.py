@@ -1,0 +1,32 @@
+"""What routes depend on, read from the runtime that ``bootstrap`` wired into ``app.state``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+from fastapi import Depends, Path, Request
+
+from services.notifications.application import NotificationService
+from shared.contract.types import AGGREGATE_ID_PATTERN
+from shared.settings import KafkaSettings
+
+if TYPE_CHECKING:
+    from services.notifications.bootstrap import NotificationsRuntime
+
+
+def runtime(request: Request) -> NotificationsRuntime:
+    found: NotificationsRuntime = request.app.state.runtime
+    return found
+
+
+def notification_service(request: Request) -> NotificationService:
+    return runtime(request).service
+
+
+def kafka(request: Request) -> KafkaSettings:
+    return runtime(request).settings.kafka
+
+
+Service = Annotated[NotificationService, Depends(notification_service)]
+Kafka = Annotated[KafkaSettings, Depends(kafka)]
+SubscriptionIdPath = Annotated[str, Path(pattern=AGGREGATE_ID_PATTERN, max_length=128, examples=["sub-5f0c2a9e1b3d4c6a"])]

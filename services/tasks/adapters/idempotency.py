@@ -1,0 +1,60 @@
+"""Idempotency-Key as draft-ietf-httpapi-idempotency-key-header has it: per user and key, the
+fingerprint of the first request and its answer, rebuilt from the log (each event carries the
+key and the fingerprint), so they survive restarts."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import orjson
+
+from services.tasks.answers import Answer, answer_body, answer_for
+from shared.contract.envelope import CloudEvent
+
+
+def fingerprint(method: str, path: str, body: object) -> str:
+    """SHA-256 of the request: the same method, path and JSON body (whatever its spacing or
+    key order) give the same fingerprint."""
+    canonical = orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(f"{method.upper()} {path}\n".encode() + canonical).hexdigest()
+
+
+@dataclass(frozen=True)
+class Remembered:
+    digest: str | None
+    answer: Answer
+
+
+class IdempotencyIndex:
+    """(user, Idempotency-Key) -> the first request's fingerprint and answer; and which keys
+    are in flight right now."""
+
+    def __init__(self) -> None:
+        self._answers: dict[tuple[str, str], Remembered] = {}
+        self._in_flight: set[tuple[str, str]] = set()
+
+    def get(self, user: str, key: str) -> Remembered | None:
+        return self._answers.get((user, key))
+
+    def begin(self, user: str, key: str) -> bool:
+        """Marks the key in flight; False when it already is."""
+        if (user, key) in self._in_flight:
+            return False
+        self._in_flight.add((user, key))
+        return True
+
+    def end(self, user: str, key: str) -> None:
+        self._in_flight.discard((user, key))
+
+    def record(self, event: CloudEvent) -> None:
+        if event.idempotencykey is None:
+            return
+        slot = (event.actor, event.idempotencykey)
+        first = self._answers.get(slot)
+        if first is not None and first.answer.body.get("id") == answer_body(event).get("id"):
+            # a later event of the same command: same answer, newer version
+            answer = Answer(first.answer.status, {**first.answer.body, "version": event.aggregateversion})
+            self._answers[slot] = Remembered(first.digest, answer)
+        elif first is None:
+            self._answers[slot] = Remembered(event.requestdigest, answer_for([event]))

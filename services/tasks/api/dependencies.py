@@ -1,0 +1,43 @@
+"""What routes depend on, read from the runtime that ``bootstrap`` wired into ``app.state``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated
+
+from fastapi import Depends, Path, Request
+
+from services.tasks.application import TaskService
+from shared.contract.types import AGGREGATE_ID_PATTERN
+from shared.domain.evolve import Projection
+from shared.http.problems import Problem
+
+if TYPE_CHECKING:
+    from services.tasks.bootstrap import TasksRuntime
+
+
+def runtime(request: Request) -> TasksRuntime:
+    found: TasksRuntime = request.app.state.runtime
+    return found
+
+
+def task_service(request: Request) -> TaskService:
+    """The application service, once the state is rebuilt from the log (503 before)."""
+    if runtime(request).rebuilt is None:
+        raise Problem(503, "still rebuilding state from the log", headers={"Retry-After": "2"})
+    return runtime(request).service
+
+
+def projection(request: Request) -> Projection:
+    return task_service(request).projection
+
+
+def now(request: Request) -> datetime:
+    """The service's clock (a test may set it)."""
+    return runtime(request).service.clock()
+
+
+Service = Annotated[TaskService, Depends(task_service)]
+Now = Annotated[datetime, Depends(now)]
+State = Annotated[Projection, Depends(projection)]
+AggregateIdPath = Annotated[str, Path(pattern=AGGREGATE_ID_PATTERN, max_length=128, examples=["task-5f0c2a9e1b3d4c6a"])]

@@ -1,0 +1,90 @@
+"""The read routes: plans, tasks (filtered, paged), a task's history, issues and approvals,
+each bounded by what the caller may see."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
+
+from services.tasks.api.dependencies import AggregateIdPath, Now, State
+from services.tasks.queries import TaskFilter, list_tasks, readable, readable_task, task_history
+from shared.contract.codec import to_structured
+from shared.contract.codes import CooperationField, Department
+from shared.domain.state import Aggregate, Approval, Issue, Plan, Task, TaskStatus
+from shared.http.cursor import BadCursor
+from shared.http.problems import Problem, problem_responses
+from shared.http.service import Authenticated
+
+router = APIRouter()
+READ_PROBLEMS = problem_responses(401, 404, 422)
+
+
+class TaskPage(BaseModel):
+    items: list[Task]
+    next_cursor: str | None
+
+
+def state_response(aggregate: Aggregate) -> JSONResponse:
+    return JSONResponse(aggregate.model_dump(mode="json"), headers={"ETag": f'"{aggregate.version}"'})
+
+
+def found(aggregate: Aggregate | None, what: str, aggregate_id: str) -> Aggregate:
+    if aggregate is None:
+        raise Problem(404, f"no {what} {aggregate_id} that you may see")
+    return aggregate
+
+
+@router.get("/v1/plans/{plan_id}", tags=["plans"], response_model=Plan, responses=READ_PROBLEMS,
+            summary="A plan and its version")  # fmt: skip
+async def get_plan(plan_id: AggregateIdPath, actor: Authenticated, state: State) -> JSONResponse:
+    return state_response(found(state.plan(plan_id), "plan", plan_id))
+
+
+@router.get("/v1/tasks", tags=["tasks"], response_model=TaskPage, responses=READ_PROBLEMS,
+            summary="Tasks you may see, filtered, in creation order")  # fmt: skip
+async def get_tasks(
+    actor: Authenticated,
+    state: State,
+    now: Now,
+    department: Department | None = None,
+    field: CooperationField | None = None,
+    status: TaskStatus | None = None,
+    overdue: bool | None = None,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> dict[str, Any]:
+    try:
+        page, next_cursor = list_tasks(state, actor, TaskFilter(department, field, status, overdue), now,
+                                       limit=limit, cursor=cursor)  # fmt: skip
+    except BadCursor as error:
+        raise Problem(422, str(error), field="cursor") from error
+    return {"items": [task.model_dump(mode="json") for task in page], "next_cursor": next_cursor}
+
+
+@router.get("/v1/tasks/{task_id}", tags=["tasks"], response_model=Task, responses=READ_PROBLEMS,
+            summary="A task's current state, with its version as ETag")  # fmt: skip
+async def get_task(task_id: AggregateIdPath, actor: Authenticated, state: State) -> JSONResponse:
+    return state_response(found(readable_task(state.task(task_id), actor), "task", task_id))
+
+
+@router.get("/v1/tasks/{task_id}/events", tags=["tasks"], response_model=list[dict[str, Any]],
+            responses=READ_PROBLEMS, summary="Every event about the task, oldest first")  # fmt: skip
+async def get_task_events(task_id: AggregateIdPath, actor: Authenticated, state: State) -> Response:
+    found(readable_task(state.task(task_id), actor), "task", task_id)
+    events = task_history(state, task_id)
+    return Response(b"[" + b",".join(map(to_structured, events)) + b"]", media_type="application/json")
+
+
+@router.get("/v1/issues/{issue_id}", tags=["issues"], response_model=Issue, responses=READ_PROBLEMS,
+            summary="An issue and what became of it")  # fmt: skip
+async def get_issue(issue_id: AggregateIdPath, actor: Authenticated, state: State) -> JSONResponse:
+    return state_response(found(readable(state, state.issue(issue_id), actor), "issue", issue_id))
+
+
+@router.get("/v1/approvals/{approval_id}", tags=["approvals"], response_model=Approval, responses=READ_PROBLEMS,
+            summary="An approval request and its decision")  # fmt: skip
+async def get_approval(approval_id: AggregateIdPath, actor: Authenticated, state: State) -> JSONResponse:
+    return state_response(found(readable(state, state.approval(approval_id), actor), "approval", approval_id))

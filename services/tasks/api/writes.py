@@ -1,0 +1,151 @@
+"""The command routes, made from one table: each row is a path, the command it sends, the body
+it accepts and how it answers. Every write accepts ``If-Match`` and ``Idempotency-Key``."""
+
+from __future__ import annotations
+
+import inspect
+import re
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Body, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ValidationError
+
+from services.tasks.adapters.idempotency import fingerprint
+from services.tasks.api.dependencies import AggregateIdPath, Service
+from services.tasks.application import IdempotencyKey, new_id
+from services.tasks.domain import commands as cmd
+from shared.http.preconditions import parse_if_match
+from shared.http.problems import Problem, field_errors, problem_responses
+from shared.http.service import Authenticated
+
+MAX_KEY = 255
+_KEY = re.compile(r"[\x21-\x7e]{1,255}")
+router = APIRouter()
+
+
+class WriteAnswer(BaseModel):
+    """What a write answers: the id it made or changed, and the aggregate's version after it."""
+
+    id: str
+    version: int | None = None
+    task_id: str | None = None
+
+
+@dataclass(frozen=True)
+class CommandRoute:
+    path: str
+    command: type[cmd.Command]
+    body: type[cmd.Body]
+    tag: str
+    summary: str
+    optional_body: bool = False
+
+    @property
+    def creates(self) -> bool:
+        return self.command.creates is not None
+
+    @property
+    def path_ids(self) -> list[str]:
+        return re.findall(r"{(\w+)}", self.path)
+
+
+ROUTES = (
+    CommandRoute("/v1/plans", cmd.ApprovePlan, cmd.PlanBody, "plans", "The State Council approves a plan"),
+    CommandRoute("/v1/tasks", cmd.CreateTask, cmd.TaskBody, "tasks", "Create a task and assign its departments"),
+    CommandRoute("/v1/tasks/{task_id}/milestones", cmd.ScheduleMilestone, cmd.MilestoneBody, "milestones",
+                 "Schedule a milestone of the task, with its due date"),
+    CommandRoute("/v1/tasks/{task_id}/milestones/{milestone_id}/met", cmd.MarkMilestoneMet, cmd.EmptyBody,
+                 "milestones", "Mark a milestone met", optional_body=True),
+    CommandRoute("/v1/tasks/{task_id}/progress", cmd.ReportProgress, cmd.ProgressBody, "tasks",
+                 "Report the task's progress (lead or supporting department)"),
+    CommandRoute("/v1/tasks/{task_id}/complete", cmd.CompleteTask, cmd.CompletionBody, "tasks",
+                 "The lead department completes the task", optional_body=True),
+    CommandRoute("/v1/tasks/{task_id}/cancel", cmd.CancelTask, cmd.CancellationBody, "tasks", "Cancel the task"),
+    CommandRoute("/v1/tasks/{task_id}/reassign", cmd.ReassignTask, cmd.ReassignmentBody, "tasks",
+                 "Give the task another lead or other supporting departments"),
+    CommandRoute("/v1/tasks/{task_id}/deadline", cmd.ChangeDeadline, cmd.DeadlineBody, "tasks",
+                 "Change the task's deadline, saying why"),
+    CommandRoute("/v1/tasks/{task_id}/issues", cmd.ReportIssue, cmd.IssueBody, "issues",
+                 "Report a difficulty or problem met in carrying the task out"),
+    CommandRoute("/v1/issues/{issue_id}/escalate", cmd.EscalateIssue, cmd.EscalationBody, "issues",
+                 "The supervisor (NDRC) reports a major issue on to the State Council", optional_body=True),
+    CommandRoute("/v1/issues/{issue_id}/resolve", cmd.ResolveIssue, cmd.ResolutionBody, "issues",
+                 "Resolve the issue", optional_body=True),
+    CommandRoute("/v1/tasks/{task_id}/approvals", cmd.RequestApproval, cmd.ApprovalBody, "approvals",
+                 "Submit an important policy or major construction project for approval"),
+    CommandRoute("/v1/approvals/{approval_id}/decision", cmd.DecideApproval, cmd.DecisionBody, "approvals",
+                 "The State Council decides"),
+    CommandRoute("/v1/tasks/{task_id}/evaluations", cmd.RecordEvaluation, cmd.EvaluationBody, "evaluations",
+                 "The supervisor (NDRC) records an evaluation of the task's implementation"),
+)  # fmt: skip
+
+
+async def write(route: CommandRoute, request: Request, actor: Any, service: Any, body: BaseModel | None,
+                ids: dict[str, str]) -> JSONResponse:  # fmt: skip
+    fields = {**(body.model_dump() if body is not None else {}), **ids}
+    if route.command.creates is not None:
+        fields[route.command.creates] = new_id(route.command.creates.removesuffix("_id"))
+    try:
+        command = route.command.model_validate(fields)
+    except ValidationError as error:
+        errors = field_errors(list(error.errors()))
+        raise Problem(422, "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5]), errors=errors) from error
+    answer = await service.execute(command, actor, if_match=_if_match(request),
+                                   idempotency=await _idempotency(request),
+                                   correlation_id=request.headers.get("x-correlation-id"))  # fmt: skip
+    headers = {"ETag": f'"{answer.body["version"]}"'} if answer.body.get("version") else {}
+    return JSONResponse(answer.body, status_code=answer.status, headers=headers)
+
+
+def _if_match(request: Request) -> int | None:
+    header = request.headers.get("if-match")
+    if header is None:
+        return None
+    try:
+        return parse_if_match(header)
+    except ValueError as error:
+        raise Problem(422, f"If-Match {error}", field="If-Match") from error
+
+
+async def _idempotency(request: Request) -> IdempotencyKey | None:
+    key = request.headers.get("idempotency-key")
+    if key is None:
+        return None
+    if not _KEY.fullmatch(key):
+        raise Problem(422, f"Idempotency-Key must be 1 to {MAX_KEY} visible ASCII characters", field="Idempotency-Key")
+    raw = await request.body()
+    body = orjson.loads(raw) if raw.strip() else None
+    return IdempotencyKey(key, fingerprint(request.method, request.url.path, body))
+
+
+def _endpoint(route: CommandRoute) -> Any:
+    async def endpoint(request: Request, actor: Authenticated, service: Service, body: Any = None,
+                       **ids: str) -> JSONResponse:  # fmt: skip
+        return await write(route, request, actor, service, body, ids)
+
+    body_type: Any = route.body
+    body_default: Any = inspect.Parameter.empty
+    if route.optional_body:
+        body_type, body_default = Annotated[route.body | None, Body()], None
+    keyword = inspect.Parameter.KEYWORD_ONLY
+    endpoint.__signature__ = inspect.Signature([  # type: ignore[attr-defined]  # read by FastAPI
+        inspect.Parameter("request", keyword, annotation=Request),
+        inspect.Parameter("actor", keyword, annotation=Authenticated),
+        inspect.Parameter("service", keyword, annotation=Service),
+        *(inspect.Parameter(name, keyword, annotation=AggregateIdPath) for name in route.path_ids),
+        inspect.Parameter("body", keyword, annotation=body_type, default=body_default),
+    ])  # fmt: skip
+    endpoint.__name__ = route.command.name
+    return endpoint
+
+
+WRITE_PROBLEMS = problem_responses(401, 403, 404, 409, 412, 413, 422, 503)
+for _route in ROUTES:
+    router.add_api_route(
+        _route.path, _endpoint(_route), methods=["POST"], status_code=201 if _route.creates else 200,
+        response_model=WriteAnswer, tags=[_route.tag], summary=_route.summary, responses=WRITE_PROBLEMS,
+        description=(_route.command.__doc__ or "").strip() or None, name=_route.command.name,
+    )  # fmt: skip

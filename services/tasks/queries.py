@@ -1,0 +1,71 @@
+"""What the tasks service answers reads with: the tasks an actor may see, filtered and paged,
+and a task's history. Everything comes from the state rebuilt from the log."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from shared.auth import Actor, can_read
+from shared.contract.codes import CooperationField, Department
+from shared.contract.envelope import CloudEvent
+from shared.domain.evolve import Projection
+from shared.domain.state import Aggregate, Task, TaskStatus
+from shared.http.cursor import decode_cursor, encode_cursor
+
+
+@dataclass(frozen=True)
+class TaskFilter:
+    department: Department | None = None
+    field: CooperationField | None = None
+    status: TaskStatus | None = None
+    overdue: bool | None = None
+
+
+def readable_task(task: Task | None, actor: Actor) -> Task | None:
+    """The task, if the actor may see it (it leads or supports it, or reads everything)."""
+    if task is None or not can_read(actor, (task.lead_department, *task.supporting_departments)):
+        return None
+    return task
+
+
+def readable(projection: Projection, aggregate: Aggregate | None, actor: Actor) -> Aggregate | None:
+    """An aggregate of a task (the task itself, its issues, approvals, evaluations) the actor may see."""
+    task_id = getattr(aggregate, "task_id", None)
+    if aggregate is None or task_id is None or readable_task(projection.task(task_id), actor) is None:
+        return None
+    return aggregate
+
+
+def list_tasks(projection: Projection, actor: Actor, where: TaskFilter, now: datetime, *, limit: int,
+               cursor: str | None) -> tuple[list[Task], str | None]:  # fmt: skip
+    """One page of the tasks the actor may see, in creation order; the next page's cursor.
+    ValueError for a cursor this service did not issue."""
+    after = decode_cursor(cursor, str, str) if cursor else None
+    matching = sorted(
+        (t for t in projection.tasks() if readable_task(t, actor) and _matches(t, where, now)),
+        key=_order,
+    )
+    if after is not None:
+        matching = [t for t in matching if _order(t) > after]
+    page = matching[:limit]
+    next_cursor = encode_cursor(*_order(page[-1])) if len(matching) > limit else None
+    return page, next_cursor
+
+
+def _matches(task: Task, where: TaskFilter, now: datetime) -> bool:
+    return (
+        (where.department is None or task.responsible(where.department))
+        and (where.field is None or task.field == where.field)
+        and (where.status is None or task.status is where.status)
+        and (where.overdue is None or task.is_overdue(now) == where.overdue)
+    )
+
+
+def _order(task: Task) -> tuple[str, str]:
+    return (task.created_at.isoformat(), task.task_id)
+
+
+def task_history(projection: Projection, task_id: str) -> list[CloudEvent]:
+    """Every event about the task (its issues', approvals' and evaluations' too), in time order."""
+    return sorted(projection.history.get(task_id, ()), key=lambda e: (e.time, e.aggregateversion or 0, e.id))

@@ -1,0 +1,166 @@
+"""Chaos: under a steady load of commands from several departments, the tasks, audit and
+notifications services are killed with SIGKILL at random moments and the broker is restarted
+once. Afterwards, read from the log itself: every acknowledged command is on it exactly once;
+the audit trail equals the log and verifies; every alert that fell due reached the webhook
+receiver at least once, always under its own ``webhook-id``. ``make test-chaos``."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import time
+import uuid
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import orjson
+import pytest
+from aiokafka import TopicPartition
+
+from policytrack.processes import ServiceProcess
+from shared.contract import catalog as c
+from shared.contract.codec import decode_record
+from shared.contract.envelope import CloudEvent
+from shared.contract.topics import ALERTS, EVENTS
+from shared.settings import KafkaSettings
+from tests.conftest import NAO, NDRC, SC, Broker, Receiver, eventually, read_from, token
+
+pytestmark = pytest.mark.chaos
+FAST = {"POLICYTRACK_NOTIFICATIONS_LEAD_TIMES": '["PT3S"]', "POLICYTRACK_NOTIFICATIONS_GRACE": "PT1S",
+        "POLICYTRACK_NOTIFICATIONS_ESCALATE_AFTER": "P30D", "POLICYTRACK_NOTIFICATIONS_RETRY_BASE_SECONDS": "0.2",
+        "POLICYTRACK_NOTIFICATIONS_RETRY_MAX_SECONDS": "1"}  # fmt: skip
+DURATION = float(os.environ.get("POLICYTRACK_CHAOS_SECONDS", "100"))
+WRITERS = {"JILIN": "implementer", "MIIT": "supporter", "CHANGCHUN": "implementer", "MOFCOM": "supporter"}
+
+
+class Load:
+    """Writers that report progress steadily, each request with its own Idempotency-Key,
+    retried with the same key until it is answered, as a careful client does."""
+
+    def __init__(self, url: str, tasks: dict[str, list[str]]) -> None:
+        self.url, self.tasks = url, tasks
+        self.acknowledged: set[str] = set()
+        self.retries = 0
+        self.stop = asyncio.Event()
+
+    async def writer(self, department: str, role: str) -> None:
+        headers = token(f"u-chaos-{department.lower()}", department, role)
+        async with httpx.AsyncClient(base_url=self.url, timeout=10) as client:
+            n = 0
+            while not self.stop.is_set():
+                task = self.tasks[department][n % len(self.tasks[department])]
+                key = f"chaos-{department}-{n}-{uuid.uuid4().hex[:6]}"
+                await self._until_answered(client, task, {**headers, "Idempotency-Key": key}, n)
+                self.acknowledged.add(key)
+                n += 1
+                await asyncio.sleep(0.08)
+
+    async def _until_answered(self, client: httpx.AsyncClient, task: str, headers: dict[str, str], n: int) -> None:
+        while True:
+            try:
+                response = await client.post(f"/v1/tasks/{task}/progress", headers=headers,
+                                             json={"percent": n % 100 + 1, "note": f"report {n}"})  # fmt: skip
+                if response.status_code == 200:
+                    return
+                assert response.status_code in (409, 503), response.text  # in flight, or the log unavailable
+            except httpx.TransportError:
+                pass  # the service is down: the same request again, with the same key
+            self.retries += 1
+            await asyncio.sleep(0.3)
+
+
+async def log_of(kafka: KafkaSettings, topic: str) -> list[CloudEvent]:
+    starts = {TopicPartition(topic, p): 0 for p in range(kafka.partitions)}
+    records = await read_from(kafka, starts, until=lambda rs: False, timeout=5)
+    return [e for e in map(decode_record, records) if isinstance(e, CloudEvent)]
+
+
+async def setup(tasks: ServiceProcess, notifications: ServiceProcess, receiver: Receiver,
+                started: datetime) -> tuple[dict[str, list[str]], str, set[str]]:  # fmt: skip
+    async with httpx.AsyncClient(base_url=tasks.url, timeout=30) as client:
+        plan = (await client.post("/v1/plans", headers=SC, json={"title": "Plan"})).json()["id"]
+        owned: dict[str, list[str]] = {d: [] for d in WRITERS}
+        milestones: set[str] = set()
+        for n, (lead, supporting) in enumerate([("JILIN", "MIIT"), ("CHANGCHUN", "MOFCOM")] * 3):
+            created = await client.post("/v1/tasks", headers=token(f"u-{lead}", "JILIN", "implementer"), json={
+                "plan_id": plan, "title": f"Chaos task {n}", "field": "trade", "lead_department": lead,
+                "supporting_departments": [supporting], "due": "2030-01-01T00:00:00Z"})  # fmt: skip
+            task = created.json()["id"]
+            owned[lead].append(task)
+            owned[supporting].append(task)
+            for m in range(2):
+                due = started + timedelta(seconds=15 + (DURATION - 25) * (2 * n + m) / 12)
+                milestone = await client.post(f"/v1/tasks/{task}/milestones", headers=token(
+                    f"u-{lead}", lead, "implementer"), json={"title": f"Milestone {n}.{m}", "due": due.isoformat()})
+                milestones.add(milestone.json()["id"])
+    async with httpx.AsyncClient(base_url=notifications.url, timeout=30) as client:
+        made = await client.post("/v1/subscriptions", headers=NDRC, json={"webhook_url": receiver.url})
+        assert made.status_code == 201, made.text
+    return owned, made.json()["secret"], milestones
+
+
+async def test_kills_and_a_broker_restart_lose_and_duplicate_nothing(spare_broker: Broker, service_factory,
+                                                                    receiver: Receiver) -> None:  # fmt: skip
+    seed = int(os.environ.get("POLICYTRACK_CHAOS_SEED", time.time()))
+    chance = random.Random(seed)
+    kafka = spare_broker.settings
+    on_spare = {"POLICYTRACK_KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers}
+    tasks = service_factory("tasks", **on_spare).start()
+    audit = service_factory("audit", POLICYTRACK_AUDIT_CHECKPOINT_INTERVAL_SECONDS="2", **on_spare).start()
+    notifications = service_factory("notifications", **FAST, **on_spare).start()
+    started = datetime.now(UTC)
+    owned, secret, milestones = await setup(tasks, notifications, receiver, started)
+
+    load = Load(tasks.url, owned)
+    writers = [asyncio.create_task(load.writer(d, r)) for d, r in WRITERS.items()]
+    faults = sorted([(chance.uniform(0.1, 0.8) * DURATION, name) for name in ("tasks", "audit", "notifications")]
+                    + [(chance.uniform(0.3, 0.7) * DURATION, "broker")])  # fmt: skip
+    services = {"tasks": tasks, "audit": audit, "notifications": notifications}
+    print(f"\nchaos seed {seed}: faults at " + ", ".join(f"{name} +{at:.0f}s" for at, name in faults))
+    clock = time.monotonic()
+    for at, name in faults:
+        await asyncio.sleep(max(0.0, clock + at - time.monotonic()))
+        if name == "broker":
+            await asyncio.to_thread(spare_broker.script, "restart")
+        else:
+            services[name].kill()
+            services[name].start(wait=False)
+    await asyncio.sleep(max(0.0, clock + DURATION - time.monotonic()))
+    load.stop.set()
+    await asyncio.wait_for(asyncio.gather(*writers), timeout=120)
+    for service in services.values():
+        await asyncio.to_thread(service.wait_ready, 180)
+
+    on_log = Counter(e.idempotencykey for e in await log_of(kafka, EVENTS)
+                     if e.type == c.TaskProgressReported.event_type and (e.idempotencykey or "").startswith("chaos-"))
+    missing = load.acknowledged - set(on_log)
+    twice = {key: n for key, n in on_log.items() if n > 1}
+
+    async with httpx.AsyncClient(base_url=audit.url, timeout=300) as client:
+        async def caught_up() -> bool:
+            return (await client.get("/readyz")).json().get("lag") == 0
+
+        await eventually(caught_up, timeout=120, what="the audit trail caught up")
+        verified = (await client.get("/v1/audit/verify", headers=NAO)).json()
+
+    due_alerts = {e.data.alert_id: e for e in await log_of(kafka, ALERTS)
+                  if isinstance(e.data, c.DeadlineAlert) and e.data.milestone_id in milestones}
+
+    async def all_delivered() -> set[str] | None:
+        got = {headers["webhook-id"] for _, headers, _ in receiver.received}
+        return got if set(due_alerts) <= got else None
+
+    delivered = await eventually(all_delivered, timeout=120, what="every due alert delivered")
+    deliveries = [(headers["webhook-id"], orjson.loads(body)["data"]["alert_id"]) for _, headers, body in receiver.received]
+    print(f"acknowledged {len(load.acknowledged):,} (after {load.retries:,} retries) / on the log {sum(on_log.values()):,} "
+          f"({len(on_log):,} distinct) / in the trail {verified['entries']:,} entries, verified {verified['ok']} / "
+          f"alerts due {len(due_alerts)}, delivered {len(set(delivered) & set(due_alerts))} "
+          f"({len(deliveries)} deliveries in all)")  # fmt: skip
+    assert not missing, f"{len(missing)} acknowledged commands are not on the log"
+    assert not twice, f"{len(twice)} commands are on the log more than once"
+    assert verified["ok"] is True, verified["divergence"]
+    assert all(webhook_id == alert_id for webhook_id, alert_id in deliveries), "one webhook-id per alert"
+    assert len(due_alerts) == 3 * len(milestones), "approaching, due and overdue for every milestone"
+    assert load.acknowledged, "the load ran"

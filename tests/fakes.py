@@ -1,0 +1,134 @@
+"""The services in process, against in-memory stand-ins for the log: their HTTP edges through
+an ASGI client, in milliseconds. The same behaviour is proven against the real broker by the
+integration tests."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from types import SimpleNamespace
+
+import httpx
+from cryptography.fernet import Fernet
+
+from services.notifications.adapters.addresses import AddressPolicy, Resolver, system_resolver
+from services.notifications.adapters.delivery import Deliveries, RetryPolicy
+from services.notifications.adapters.sealing import Sealer
+from services.notifications.api.app import create_app as create_notifications_app
+from services.notifications.application import NotificationService
+from services.notifications.domain.schedule import Policy, Schedule
+from services.notifications.settings import NotificationsSettings
+
+from services.tasks.adapters.event_log import InMemoryEventLog
+from services.tasks.adapters.idempotency import IdempotencyIndex
+from services.tasks.adapters.rebuild import RebuildReport
+from services.tasks.api.app import create_app
+from services.tasks.bootstrap import TasksRuntime, bootstrap
+from services.tasks.settings import TasksSettings
+from shared.contract.envelope import CloudEvent
+from shared.domain.evolve import Projection
+from shared.auth import TokenVerifier
+from shared.settings import RuntimeSettings
+
+
+@dataclass
+class InProcessTasks:
+    runtime: TasksRuntime
+    log: InMemoryEventLog
+    client: httpx.AsyncClient
+
+    @property
+    def events(self) -> list:
+        return self.log.events
+
+
+def rebuilt_from(log: InMemoryEventLog) -> TasksRuntime:
+    """A runtime whose state is rebuilt from ``log``, as after a restart."""
+    runtime = bootstrap(TasksSettings(runtime=RuntimeSettings(env="dev")), log_=log)
+    restore(runtime, log.events)
+    return runtime
+
+
+def restore(runtime: TasksRuntime, events: list[CloudEvent]) -> None:
+    """The runtime as if restarted on a log holding exactly ``events``."""
+    log = runtime.service.log
+    assert isinstance(log, InMemoryEventLog)
+    log.events = list(events)
+    runtime.service.projection, runtime.service.index = Projection(), IdempotencyIndex()
+    for event in events:
+        runtime.service.projection.apply(event)
+        runtime.service.index.record(event)
+    runtime.rebuilt = RebuildReport(events=len(events))
+
+
+@asynccontextmanager
+async def in_process_tasks(log: InMemoryEventLog | None = None) -> AsyncIterator[InProcessTasks]:
+    log = log or InMemoryEventLog()
+    runtime = rebuilt_from(log)
+    transport = httpx.ASGITransport(app=create_app(runtime), raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://tasks.test", timeout=10) as client:
+        yield InProcessTasks(runtime, log, client)
+
+
+class SlowLog(InMemoryEventLog):
+    """An in-memory log whose appends wait for ``release``: a request stays in flight."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = asyncio.Event()
+
+    async def append(self, events: list) -> None:
+        await self.release.wait()
+        await super().append(events)
+
+
+
+class RecordingProducer:
+    """Stands in for the event producer in process: what would go on the log, kept in a list."""
+
+    def __init__(self) -> None:
+        self.published: list[CloudEvent] = []
+        self.dead_letters: list[object] = []
+
+    async def publish(self, event: CloudEvent) -> None:
+        self.published.append(event)
+
+    async def publish_all(self, events: list[CloudEvent]) -> None:
+        self.published += events
+
+    async def enqueue(self, event: CloudEvent) -> asyncio.Future[None]:
+        self.published.append(event)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+    async def dead_letter(self, failure: object, **where: object) -> None:
+        self.dead_letters.append((failure, where))
+
+
+@dataclass
+class InProcessNotifications:
+    service: NotificationService
+    producer: RecordingProducer
+    client: httpx.AsyncClient
+
+
+@asynccontextmanager
+async def in_process_notifications(resolve: Resolver | None = None,
+                                   dev: bool = True) -> AsyncIterator[InProcessNotifications]:  # fmt: skip
+    settings = NotificationsSettings(runtime=RuntimeSettings(env="dev"), sealing_key=Fernet.generate_key().decode())
+    producer = RecordingProducer()
+    addresses = AddressPolicy(dev=dev, allow_private=False, allowed_hosts=frozenset())
+    retry = RetryPolicy(timedelta(seconds=2), 0.05, 0.1, 1.0)
+    resolver = resolve or system_resolver
+    deliveries = Deliveries(producer, retry, addresses, 100, resolve=resolver)
+    service = NotificationService(Schedule(Policy()), producer, deliveries, Sealer(settings.sealing_key or ""),
+                                  addresses, resolve=resolver)  # type: ignore[arg-type]  # the recording stand-in
+    runtime = SimpleNamespace(service=service, settings=settings, verifier=TokenVerifier(settings.auth, settings.runtime))
+    transport = httpx.ASGITransport(app=create_notifications_app(runtime), raise_app_exceptions=False)  # type: ignore[arg-type]
+    async with httpx.AsyncClient(transport=transport, base_url="http://notifications.test", timeout=10) as client:
+        yield InProcessNotifications(service, producer, client)
+    await deliveries.close()

@@ -1,0 +1,66 @@
+"""``make run`` survives a crash: a service killed with SIGKILL is started again by the
+supervisor, the others and the broker go on; only SIGTERM (or Ctrl-C) stops everything."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import orjson
+
+from tests.conftest import Broker, eventually, free_port
+
+
+async def test_a_killed_service_is_started_again_and_nothing_else_stops(spare_broker: Broker, tmp_path: Path) -> None:
+    ports = {name: free_port() for name in ("tasks", "notifications", "audit")}
+    env = {**spare_broker.env, "POLICYTRACK_DATA_DIR": str(tmp_path / "data"),
+           "POLICYTRACK_KEYS_DIR": str(tmp_path / "keys"),
+           "POLICYTRACK_KAFKA_BOOTSTRAP_SERVERS": spare_broker.settings.bootstrap_servers,
+           **{f"POLICYTRACK_{name.upper()}_PORT": str(port) for name, port in ports.items()}}  # fmt: skip
+    status = tmp_path / "data" / "run" / "status.json"
+    up = subprocess.Popen([sys.executable, "-m", "policytrack.cli", "up", "--no-demo"], env=env,
+                          stdout=subprocess.DEVNULL, stderr=(tmp_path / "up.log").open("wb"))  # fmt: skip
+    try:
+        def services() -> dict[str, dict] | None:
+            if not status.exists():
+                return None
+            return {s["name"]: s for s in orjson.loads(status.read_bytes())["services"]}
+
+        before = await eventually(lambda: _async(services()), timeout=180, what="the system up")
+        os.kill(before["tasks"]["pid"], signal.SIGKILL)
+
+        async def restarted() -> dict | None:
+            now = services() or {}
+            tasks = now.get("tasks", {})
+            if tasks.get("restarts") != 1 or not tasks.get("running"):
+                return None
+            try:
+                ready = httpx.get(f"http://127.0.0.1:{ports['tasks']}/readyz", timeout=2)
+            except httpx.TransportError:
+                return None
+            return now if ready.status_code == 200 else None
+
+        after = await eventually(restarted, timeout=120, what="tasks started again and ready")
+        assert after["tasks"]["last_exit"] == -signal.SIGKILL
+        for name in ("notifications", "audit"):
+            assert after[name]["pid"] == before[name]["pid"] and after[name]["restarts"] == 0, name
+        assert up.poll() is None, "the supervisor keeps running"
+        assert spare_broker.script("status", check=False).returncode == 0, "the broker keeps running"
+    finally:
+        up.send_signal(signal.SIGTERM)
+        up.wait(90)
+    assert spare_broker.script("status", check=False).returncode != 0, "SIGTERM stops everything, the broker last"
+    for port in ports.values():
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+            raise AssertionError(f"something still answers on {port}")
+        except httpx.TransportError:
+            pass
+
+
+async def _async(value: object) -> object:
+    return value

@@ -1,0 +1,134 @@
+"""The notifications edge in process: who may subscribe and unsubscribe (every department and
+role), hostile webhook addresses answered 422, and no webhook reaching a private address,
+whatever the resolver answers."""
+
+from __future__ import annotations
+
+import socket
+from datetime import datetime, timedelta
+
+import pytest
+
+from services.notifications.adapters.addresses import AddressPolicy, check_url
+from shared.contract import catalog as c
+from shared.contract.codes import Department, Role
+from shared.contract.envelope import new_event
+from tests.conftest import NDRC, SC, Receiver, eventually, token
+from tests.fakes import InProcessNotifications, in_process_notifications
+
+PUBLIC = "93.184.215.14"
+PRODUCTION = AddressPolicy(dev=False, allow_private=False, allowed_hosts=frozenset())
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254",
+                                     "100.64.0.1", "100.100.100.200", "0.0.0.0", "224.0.0.1", "::1", "fd00::1",
+                                     "fec0::1", "fe80::1", "::ffff:127.0.0.1", "::ffff:10.0.0.1", "192.0.2.1"])
+def test_no_address_that_is_not_public_is_called(address: str) -> None:
+    assert PRODUCTION.refusal("hooks.example.org", [address]) is not None
+    assert PRODUCTION.refusal("hooks.example.org", [PUBLIC, address]) is not None, "one bad address is enough"
+
+
+def test_public_addresses_are_called_and_loopback_only_in_development() -> None:
+    assert PRODUCTION.refusal("hooks.example.org", [PUBLIC, "2606:4700:4700::1111"]) is None
+    development = AddressPolicy(dev=True, allow_private=False, allowed_hosts=frozenset())
+    assert development.refusal("localhost", ["127.0.0.1", "::1"]) is None
+    assert development.refusal("internal", ["10.0.0.1"]) is not None
+
+
+async def test_a_resolver_answering_public_then_loopback_is_refused() -> None:
+    async def public_then_loopback(host: str, port: int) -> list[str]:
+        return [PUBLIC, "127.0.0.1"]
+
+    assert await check_url("https://hooks.example.org/x", PRODUCTION, public_then_loopback) is not None
+
+
+async def test_dns_rebinding_never_reaches_the_private_address(receiver: Receiver,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """The host resolves to a public address when checked and to loopback the next time: a
+    second resolution would connect to loopback. There is no second resolution."""
+    answers = iter([PUBLIC, "127.0.0.1", "127.0.0.1", "127.0.0.1"])
+    real = socket.getaddrinfo
+
+    def rebinding(host: str, port: object, *args: object, **kwargs: object) -> list:
+        if host != "rebind.example.org":
+            return real(host, port, *args, **kwargs)  # type: ignore[arg-type]
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (next(answers, "127.0.0.1"), port))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+    async with in_process_notifications(dev=False) as notifications:
+        service = notifications.service
+        url = f"http://rebind.example.org:{receiver.port}/hooks/policytrack"
+        subscription, _ = await service.subscribe(_body(url), _actor("NDRC", "supervisor"))
+        await service.go_live()
+        await service.on_record(_alert(subscription.created_at + timedelta(seconds=1)))
+        await eventually(lambda: _failed(notifications), timeout=20, what="the delivery given up")
+    assert receiver.received == [], "the webhook reached loopback"
+
+
+async def test_a_host_label_over_63_characters_is_422_not_500() -> None:
+    async with in_process_notifications() as notifications:
+        response = await notifications.client.post("/v1/subscriptions", headers=NDRC, json={
+            "webhook_url": f"https://{'a' * 70}.example.org/hooks"})  # fmt: skip
+    assert response.status_code == 422, response.text
+    assert "webhook_url" in [e["field"] for e in response.json()["errors"]]
+
+
+# --- who may subscribe and unsubscribe -------------------------------------------------------------
+
+WRITING_ROLES = {Role.IMPLEMENTER, Role.SUPPORTER, Role.SUPERVISOR, Role.APPROVER, Role.ADMIN}
+
+
+@pytest.mark.parametrize("department", list(Department))
+async def test_each_department_and_role_subscribes_for_itself_and_auditors_never(department: Department) -> None:
+    async with in_process_notifications() as notifications:
+        for role in Role:
+            headers = token(f"u-{department}-{role}", department, role)
+            own = await notifications.client.post("/v1/subscriptions", headers=headers,
+                                                  json={"webhook_url": "http://127.0.0.1:9/hooks"})  # fmt: skip
+            other = Department.MEE if department != Department.MEE else Department.GACC
+            foreign = await notifications.client.post("/v1/subscriptions", headers=headers, json={
+                "webhook_url": "http://127.0.0.1:9/hooks", "department": other})  # fmt: skip
+            expected_own = 201 if role in WRITING_ROLES else 403
+            assert own.status_code == expected_own, (department, role, own.text)
+            assert foreign.status_code == (201 if role is Role.ADMIN else 403), (department, role, foreign.text)
+
+
+async def test_a_subscription_is_removed_only_by_its_maker_its_department_or_an_admin() -> None:
+    async with in_process_notifications() as notifications:
+        outcomes = {}
+        for department in Department:
+            for role in Role:
+                made = await notifications.client.post("/v1/subscriptions", headers=SC,
+                                                       json={"webhook_url": "http://127.0.0.1:9/hooks"})  # fmt: skip
+                subscription = made.json()["id"]
+                removed = await notifications.client.delete(f"/v1/subscriptions/{subscription}",
+                                                            headers=token(f"u-{department}-{role}", department, role))
+                outcomes[(department, role)] = removed.status_code
+        allowed = {case for case, status in outcomes.items() if status == 204}
+        expected = {(Department.SC, role) for role in WRITING_ROLES} | {(d, Role.ADMIN) for d in Department}
+        assert allowed == expected
+        assert outcomes[(Department.NAO, Role.AUDITOR)] == 403, "a reader of everything is not a writer"
+        assert outcomes[(Department.JILIN, Role.IMPLEMENTER)] == 403
+        assert outcomes[(Department.MEE, Role.SUPPORTER)] == 404, "what one may not see is not found"
+
+
+def _body(url: str):  # noqa: ANN202
+    from services.notifications.domain.subscriptions import SubscriptionBody
+
+    return SubscriptionBody(webhook_url=url)
+
+
+def _actor(department: str, role: str):  # noqa: ANN202
+    from shared.auth import Actor
+
+    return Actor(user=f"u-{department.lower()}", department=department, roles=frozenset({role}))
+
+
+def _alert(at: datetime):  # noqa: ANN202
+    alert = c.DeadlineOverdue(alert_id="al-rebind", task_id="t-1", title="Bonded zone", due=at,
+                              departments=("JILIN",))  # fmt: skip
+    return new_event(alert, actor="policytrack-notifications", id="al-rebind", time=at)
+
+
+async def _failed(notifications: InProcessNotifications) -> bool:
+    return any(isinstance(e.data, c.AlertDeliveryFailed) for e in notifications.producer.published)
