@@ -4,13 +4,19 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
 
-.PHONY: run test test-chaos venv broker stop tools contract bench clean
+.PHONY: run test test-chaos lint venv broker stop tools contract bench clean
 
 run: venv broker
 	$(BIN)/policytrack up
 
 test: venv tools
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# ruff (lint and format) over everything; mypy --strict over shared/ and services/.
+lint: venv
+	$(BIN)/ruff check shared services policytrack tests bench
+	$(BIN)/ruff format --check shared services policytrack tests bench
+	$(BIN)/mypy
 
 # A few minutes of kills and a broker restart under load; prints what it counted.
 test-chaos: venv tools

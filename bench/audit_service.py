@@ -16,11 +16,11 @@ import psutil
 
 from bench.common import Timed, bench_topic, report, stopwatch
 from bench.tasks_service import bare_read
+from services.audit.adapters.keys import TrustedKeys, load_signing_key
+from services.audit.adapters.store import AuditStore, EntryFilter
 from services.audit.export import export
 from services.audit.ingest import Ingestor
-from services.audit.adapters.keys import TrustedKeys, load_signing_key
 from services.audit.verification import verify
-from services.audit.adapters.store import AuditStore, EntryFilter
 from shared.contract.catalog import TaskProgressReported
 from shared.contract.envelope import new_event
 from shared.kafka.producer import EventProducer
@@ -52,9 +52,17 @@ class PeakMemory:
 async def main(count: int) -> None:
     kafka = KafkaSettings()
     async with bench_topic(kafka) as topic, EventProducer(kafka, client_id="bench-audit") as producer:
-        futures = [await producer.enqueue(new_event(
-            TaskProgressReported(task_id=f"task-{n % 10_000}", percent=n % 101, note="weekly report"),
-            actor="u-jilin", actordept="JILIN"), topic=topic) for n in range(count)]  # fmt: skip
+        futures = [
+            await producer.enqueue(
+                new_event(
+                    TaskProgressReported(task_id=f"task-{n % 10_000}", percent=n % 101, note="weekly report"),
+                    actor="u-jilin",
+                    actordept="JILIN",
+                ),
+                topic=topic,
+            )
+            for n in range(count)
+        ]
         await asyncio.gather(*futures)
         del futures
         with tempfile.TemporaryDirectory() as folder, PeakMemory() as memory:
@@ -81,13 +89,17 @@ async def main(count: int) -> None:
                     exported_bytes += len(chunk)
             await store.close()
             database_size = (Path(folder) / "audit.db").stat().st_size
-    report(f"Audit, {count:,} events (ingest target >= 20,000/s and >= 0.3 of bare consume)",
-           [("ingest", ingested, bare)])  # fmt: skip
+    report(
+        f"Audit, {count:,} events (ingest target >= 20,000/s and >= 0.3 of bare consume)", [("ingest", ingested, bare)]
+    )
     print(f"verify (chain + checkpoints + byte-for-byte against the log): {verified.rate:>10,.0f}/s (target 100,000)")
     print(f"verify (chain + checkpoints only):                           {chain_only.rate:>10,.0f}/s")
-    print(f"export NDJSON ({exported_bytes / 1e6:,.0f} MB):                                {exported.rate:>10,.0f}/s "
-          f"(target 50,000)")
-    print(f"peak resident memory: {memory.peak / 2**20:,.0f} MiB (target < 300); database {database_size / 2**20:,.0f} MiB")
+    print(
+        f"export NDJSON ({exported_bytes / 1e6:,.0f} MB):                                {exported.rate:>10,.0f}/s "
+        f"(target 50,000)"
+    )
+    peak, size = memory.peak / 2**20, database_size / 2**20
+    print(f"peak resident memory: {peak:,.0f} MiB (target < 300); database {size:,.0f} MiB")
 
 
 if __name__ == "__main__":

@@ -57,9 +57,12 @@ def build_events(count: int) -> tuple[list[CloudEvent], Timed]:
 
 async def bare_produce(kafka: KafkaSettings, topic: str, records: list) -> Timed:
     producer = AIOKafkaProducer(
-        bootstrap_servers=kafka.bootstrap_servers, acks="all", enable_idempotence=True, linger_ms=5,
+        bootstrap_servers=kafka.bootstrap_servers,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=5,
         max_batch_size=256 * 1024,
-    )  # fmt: skip
+    )
     await producer.start()
     try:
         with stopwatch(Timed(len(records))) as timed:
@@ -81,9 +84,14 @@ async def project_consume(kafka: KafkaSettings, topic: str, count: int) -> Timed
             done.set()
 
     runner = ConsumerRunner(
-        kafka, name="bench-project", topics=[topic], handler=count_event, dead_letters=Redirect(),
-        group_id=f"bench-{uuid.uuid4().hex[:8]}", max_records=2000,
-    )  # fmt: skip
+        kafka,
+        name="bench-project",
+        topics=[topic],
+        handler=count_event,
+        dead_letters=Redirect(),
+        group_id=f"bench-{uuid.uuid4().hex[:8]}",
+        max_records=2000,
+    )
     await runner.start()
     with stopwatch(Timed(count)) as timed:
         task = asyncio.create_task(runner.run())
@@ -95,9 +103,13 @@ async def project_consume(kafka: KafkaSettings, topic: str, count: int) -> Timed
 
 async def bare_consume(kafka: KafkaSettings, topic: str, count: int) -> Timed:
     consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=kafka.bootstrap_servers, group_id=f"bench-{uuid.uuid4().hex[:8]}",
-        enable_auto_commit=False, auto_offset_reset="earliest", max_partition_fetch_bytes=4 * 1024 * 1024,
-    )  # fmt: skip
+        topic,
+        bootstrap_servers=kafka.bootstrap_servers,
+        group_id=f"bench-{uuid.uuid4().hex[:8]}",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_partition_fetch_bytes=4 * 1024 * 1024,
+    )
     await consumer.start()
     seen = 0
     try:
@@ -117,8 +129,10 @@ async def main(count: int, rounds: int) -> None:
     events, built = build_events(count)
     raw = [(r.key, r.value, list(r.headers)) for r in map(encode, events)]
     size = sum(len(value) + sum(len(k) + len(v) for k, v in headers) for _, value, headers in raw) / count
-    print(f"{count:,} events of ~{size:.0f} bytes (value + headers), broker {kafka.bootstrap_servers}, "
-          f"best of {rounds} alternating rounds")
+    print(
+        f"{count:,} events of ~{size:.0f} bytes (value + headers), broker {kafka.bootstrap_servers}, "
+        f"best of {rounds} alternating rounds"
+    )
     best = {name: Timed() for name in ("project produce", "bare produce", "project consume", "bare consume")}
 
     def keep(name: str, timed: Timed) -> None:
@@ -148,8 +162,10 @@ async def main(count: int, rounds: int) -> None:
         ],
     )
     both = 1 / (1 / built.rate + 1 / best["project produce"].rate)
-    print(f"\nbuilding the events (payload + envelope validation): {built.rate:,.0f}/s; "
-          f"building and producing together: {both:,.0f}/s ({both / best['bare produce'].rate:.2f} of bare)")
+    print(
+        f"\nbuilding the events (payload + envelope validation): {built.rate:,.0f}/s; "
+        f"building and producing together: {both:,.0f}/s ({both / best['bare produce'].rate:.2f} of bare)"
+    )
 
 
 if __name__ == "__main__":

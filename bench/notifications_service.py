@@ -37,7 +37,7 @@ def receiver(arrivals: list[tuple[float, str]]) -> ThreadingHTTPServer:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive, as real receivers do
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers["content-length"]))
             arrivals.append((time.time(), orjson.loads(body)["data"]["milestone_id"]))
             self.send_response(204)
@@ -58,14 +58,25 @@ async def schedule(kafka: KafkaSettings, tasks: int, per_task: int, due: datetim
         futures = []
         for t in range(tasks):
             task_id = f"{prefix}-{t}"
-            for data in (c.TaskCreated(task_id=task_id, plan_id="p", title=f"Task {t}", field="trade",
-                                       due=due + timedelta(days=365)),
-                         c.TaskAssigned(task_id=task_id, lead_department="JILIN", supporting_departments=("MOFCOM",))):
+            for data in (
+                c.TaskCreated(
+                    task_id=task_id, plan_id="p", title=f"Task {t}", field="trade", due=due + timedelta(days=365)
+                ),
+                c.TaskAssigned(task_id=task_id, lead_department="JILIN", supporting_departments=("MOFCOM",)),
+            ):
                 futures.append(await producer.enqueue(new_event(data, actor="u-bench", actordept="JILIN")))
             for m in range(per_task):
-                futures.append(await producer.enqueue(new_event(c.MilestoneScheduled(
-                    task_id=task_id, milestone_id=f"{task_id}-m{m}", title=f"Milestone {m}", due=due),
-                    actor="u-bench", actordept="JILIN")))  # fmt: skip
+                futures.append(
+                    await producer.enqueue(
+                        new_event(
+                            c.MilestoneScheduled(
+                                task_id=task_id, milestone_id=f"{task_id}-m{m}", title=f"Milestone {m}", due=due
+                            ),
+                            actor="u-bench",
+                            actordept="JILIN",
+                        )
+                    )
+                )
         await asyncio.gather(*futures)
 
 
@@ -79,12 +90,22 @@ def main(open_milestones: int, burst: int) -> None:
         try:
             far = datetime.now(UTC) + timedelta(days=200)
             asyncio.run(schedule(kafka, open_milestones // 100, 100, far, "open"))
-            service_env = {**env, "POLICYTRACK_ENV": "dev", "POLICYTRACK_LOG_LEVEL": "WARNING",
-                           "POLICYTRACK_KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
-                           "POLICYTRACK_NOTIFICATIONS_PORT": str(SERVICE_PORT), "POLICYTRACK_DATA_DIR": folder}
+            service_env = {
+                **env,
+                "POLICYTRACK_ENV": "dev",
+                "POLICYTRACK_LOG_LEVEL": "WARNING",
+                "POLICYTRACK_KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+                "POLICYTRACK_NOTIFICATIONS_PORT": str(SERVICE_PORT),
+                "POLICYTRACK_DATA_DIR": folder,
+            }
             started = time.monotonic()
-            service = subprocess.Popen([sys.executable, "-m", "services.notifications"], env=service_env,
-                                       cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            service = subprocess.Popen(
+                [sys.executable, "-m", "services.notifications"],
+                env=service_env,
+                cwd=PROJECT_ROOT,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
             url = f"http://127.0.0.1:{SERVICE_PORT}"
             while True:
                 try:
@@ -97,20 +118,41 @@ def main(open_milestones: int, burst: int) -> None:
             rebuilt = time.monotonic() - started
             process = psutil.Process(service.pid)
             rss_open = process.memory_info().rss
-            print(f"{ready['open_deadlines']:,} open deadlines scheduled (rebuilt from the log in {rebuilt:.1f}s): "
-                  f"resident memory {rss_open / 2**20:,.0f} MiB (target <= 200)")
+            print(
+                f"{ready['open_deadlines']:,} open deadlines scheduled (rebuilt from the log in {rebuilt:.1f}s): "
+                f"resident memory {rss_open / 2**20:,.0f} MiB (target <= 200)"
+            )
 
             arrivals: list[tuple[float, str]] = []
             server = receiver(arrivals)
-            subscribed = httpx.post(f"{url}/v1/subscriptions", headers=NDRC, json={
-                "webhook_url": f"http://127.0.0.1:{server.server_address[1]}/hook",
-                "event_types": ["alert.deadline_due"]}).json()  # fmt: skip
+            subscribed = httpx.post(
+                f"{url}/v1/subscriptions",
+                headers=NDRC,
+                json={
+                    "webhook_url": f"http://127.0.0.1:{server.server_address[1]}/hook",
+                    "event_types": ["alert.deadline_due"],
+                },
+            ).json()
             assert "secret" in subscribed, subscribed
             due = (datetime.now(UTC) + timedelta(seconds=15)).replace(microsecond=0)
             asyncio.run(schedule(kafka, burst // 10, 10, due, "burst"))
             if os.environ.get("BENCH_PROFILE"):
-                subprocess.Popen(["py-spy", "record", "-d", "12", "-o", "/tmp/noti-profile.txt", "-f", "raw",
-                                  "-p", str(service.pid)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                subprocess.Popen(
+                    [
+                        "py-spy",
+                        "record",
+                        "-d",
+                        "12",
+                        "-o",
+                        "/tmp/noti-profile.txt",
+                        "-f",
+                        "raw",
+                        "-p",
+                        str(service.pid),
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
             peak = rss_open
             deadline = time.time() + 120
             while len(arrivals) < burst and time.time() < deadline:
@@ -122,8 +164,10 @@ def main(open_milestones: int, burst: int) -> None:
                 print(f"only {len(latencies)} of {burst} alerts arrived")
             p50 = statistics.median(latencies)
             p99 = latencies[max(0, int(len(latencies) * 0.99) - 1)]
-            print(f"{len(latencies):,} alerts due in the same second: from due time to receipt p50 {p50 * 1000:,.0f} ms, "
-                  f"p99 {p99 * 1000:,.0f} ms, max {latencies[-1] * 1000:,.0f} ms (target p99 <= 1,000 ms)")
+            print(
+                f"{len(latencies):,} alerts due in the same second: from due time to receipt p50 {p50 * 1000:,.0f} ms, "
+                f"p99 {p99 * 1000:,.0f} ms, max {latencies[-1] * 1000:,.0f} ms (target p99 <= 1,000 ms)"
+            )
             print(f"peak resident memory of the service: {peak / 2**20:,.0f} MiB")
         finally:
             if service is not None:

@@ -27,7 +27,7 @@ from services.tasks.adapters.rebuild import rebuild
 from shared.auth import mint_dev_token
 from shared.contract import catalog as c
 from shared.contract.envelope import new_event
-from shared.domain.evolve import Projection
+from shared.domain.projection import Projection
 from shared.kafka.producer import EventProducer
 from shared.process import tune_garbage_collector
 from shared.settings import PROJECT_ROOT, KafkaSettings
@@ -46,8 +46,9 @@ end
 
 
 def start(args: list[str], env: dict[str, str], url: str) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen(args, env={**os.environ, **env}, cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)  # fmt: skip
+    process = subprocess.Popen(
+        args, env={**os.environ, **env}, cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
@@ -63,10 +64,23 @@ def wrk(url: str, paths: list[str], token: str, seconds: int) -> Timed:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(WRK_SCRIPT % ", ".join(f'"{p}"' for p in paths))
     out = subprocess.run(
-        ["wrk", "-t2", f"-c{CLIENTS}", f"-d{seconds}s", "-s", script.name, "-H", f"Authorization: Bearer {token}",
-         "-H", "Content-Type: application/json", url],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
+        [
+            "wrk",
+            "-t2",
+            f"-c{CLIENTS}",
+            f"-d{seconds}s",
+            "-s",
+            script.name,
+            "-H",
+            f"Authorization: Bearer {token}",
+            "-H",
+            "Content-Type: application/json",
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     total = int(re.search(r"(\d+) requests in", out).group(1))
     failed = int(m.group(1)) if (m := re.search(r"Non-2xx or 3xx responses: (\d+)", out)) else 0
     elapsed = float(re.search(r"requests in ([\d.]+)s", out).group(1))
@@ -78,8 +92,12 @@ def wrk(url: str, paths: list[str], token: str, seconds: int) -> Timed:
 def http_benchmark(seconds: int) -> tuple[Timed, Timed]:
     if shutil.which("wrk") is None:
         sys.exit("wrk not found: apt-get install wrk")
-    env = {"POLICYTRACK_ENV": "dev", "POLICYTRACK_LOG_LEVEL": "WARNING", "POLICYTRACK_TASKS_PORT": str(TASKS_PORT),
-           "POLICYTRACK_TASKS_TRANSACTIONAL_ID": f"bench-{uuid.uuid4().hex[:8]}"}  # fmt: skip
+    env = {
+        "POLICYTRACK_ENV": "dev",
+        "POLICYTRACK_LOG_LEVEL": "WARNING",
+        "POLICYTRACK_TASKS_PORT": str(TASKS_PORT),
+        "POLICYTRACK_TASKS_TRANSACTIONAL_ID": f"bench-{uuid.uuid4().hex[:8]}",
+    }
     tasks_url, ceiling_url = f"http://127.0.0.1:{TASKS_PORT}", f"http://127.0.0.1:{CEILING_PORT}"
     jilin = mint_dev_token("u-bench", "JILIN", ["implementer"])
     tasks = start([sys.executable, "-m", "services.tasks"], env, tasks_url)
@@ -89,17 +107,20 @@ def http_benchmark(seconds: int) -> tuple[Timed, Timed]:
             plan = client.post("/v1/plans", json={"title": "bench"}, headers=sc).json()["id"]
             due = (datetime.now(UTC) + timedelta(days=365)).isoformat()
             task_ids = [
-                client.post("/v1/tasks", json={"plan_id": plan, "title": f"t{n}", "field": "trade",
-                                               "lead_department": "JILIN", "due": due}).json()["id"]
+                client.post(
+                    "/v1/tasks",
+                    json={"plan_id": plan, "title": f"t{n}", "field": "trade", "lead_department": "JILIN", "due": due},
+                ).json()["id"]
                 for n in range(CLIENTS * 4)
-            ]  # fmt: skip
+            ]
         paths = [f"/v1/tasks/{task_id}/progress" for task_id in task_ids]
         service = wrk(tasks_url, paths, jilin, seconds)
     finally:
         tasks.terminate()
         tasks.wait()
-    ceiling_process = start([sys.executable, "-m", "bench.http_ceiling"], {**env, "PORT": str(CEILING_PORT)},
-                            ceiling_url)  # fmt: skip
+    ceiling_process = start(
+        [sys.executable, "-m", "bench.http_ceiling"], {**env, "PORT": str(CEILING_PORT)}, ceiling_url
+    )
     try:
         ceiling = wrk(ceiling_url, paths, jilin, seconds)
     finally:
@@ -118,16 +139,42 @@ async def rebuild_benchmark(count: int) -> tuple[Timed, Timed]:
             futures = []
             for t in range(count // per_task):
                 task_id = f"task-{t}"
-                futures.append(await producer.enqueue(new_event(
-                    c.TaskCreated(task_id=task_id, plan_id="plan", title=f"Task {t}", field="trade", due=due),
-                    actor="u-jilin", actordept="JILIN", aggregateversion=1), topic=topic))  # fmt: skip
-                futures.append(await producer.enqueue(new_event(
-                    c.TaskAssigned(task_id=task_id, lead_department="JILIN", supporting_departments=("MOFCOM",)),
-                    actor="u-jilin", actordept="JILIN", aggregateversion=2), topic=topic))  # fmt: skip
+                futures.append(
+                    await producer.enqueue(
+                        new_event(
+                            c.TaskCreated(task_id=task_id, plan_id="plan", title=f"Task {t}", field="trade", due=due),
+                            actor="u-jilin",
+                            actordept="JILIN",
+                            aggregateversion=1,
+                        ),
+                        topic=topic,
+                    )
+                )
+                futures.append(
+                    await producer.enqueue(
+                        new_event(
+                            c.TaskAssigned(
+                                task_id=task_id, lead_department="JILIN", supporting_departments=("MOFCOM",)
+                            ),
+                            actor="u-jilin",
+                            actordept="JILIN",
+                            aggregateversion=2,
+                        ),
+                        topic=topic,
+                    )
+                )
                 for v in range(3, per_task + 1):
-                    futures.append(await producer.enqueue(new_event(
-                        c.TaskProgressReported(task_id=task_id, percent=v % 100, note="weekly report"),
-                        actor="u-jilin", actordept="JILIN", aggregateversion=v), topic=topic))  # fmt: skip
+                    futures.append(
+                        await producer.enqueue(
+                            new_event(
+                                c.TaskProgressReported(task_id=task_id, percent=v % 100, note="weekly report"),
+                                actor="u-jilin",
+                                actordept="JILIN",
+                                aggregateversion=v,
+                            ),
+                            topic=topic,
+                        )
+                    )
             await asyncio.gather(*futures)
         projection = Projection()
         with stopwatch(Timed(count)) as rebuilt:
@@ -140,8 +187,9 @@ async def rebuild_benchmark(count: int) -> tuple[Timed, Timed]:
 async def bare_read(kafka: KafkaSettings, topic: str, count: int) -> Timed:
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
-    consumer = AIOKafkaConsumer(bootstrap_servers=kafka.bootstrap_servers, enable_auto_commit=False,
-                                max_partition_fetch_bytes=8 * 1024 * 1024)  # fmt: skip
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=kafka.bootstrap_servers, enable_auto_commit=False, max_partition_fetch_bytes=8 * 1024 * 1024
+    )
     await consumer.start()
     try:
         partitions = [TopicPartition(topic, p) for p in range(3)]
@@ -164,11 +212,15 @@ def main() -> None:
     args = parser.parse_args()
     tune_garbage_collector()
     service, ceiling = http_benchmark(args.seconds)
-    report(f"Tasks service over HTTP, {CLIENTS} concurrent clients (target >= 1,000/s and >= 0.3 of the ceiling)",
-           [("commands", service, ceiling)])  # fmt: skip
+    report(
+        f"Tasks service over HTTP, {CLIENTS} concurrent clients (target >= 1,000/s and >= 0.3 of the ceiling)",
+        [("commands", service, ceiling)],
+    )
     rebuilt, bare = asyncio.run(rebuild_benchmark(args.events))
-    report(f"Rebuilding state from {args.events:,} events (target >= 100,000/s; baseline: bare aiokafka read)",
-           [("rebuild", rebuilt, bare)])  # fmt: skip
+    report(
+        f"Rebuilding state from {args.events:,} events (target >= 100,000/s; baseline: bare aiokafka read)",
+        [("rebuild", rebuilt, bare)],
+    )
     print(f"rebuild took {rebuilt.seconds:.1f}s")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import threading
@@ -16,21 +17,25 @@ import orjson
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, ProgressColumn, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.text import Text
 from rich.table import Table
+from rich.text import Text
 
 from policytrack import supervisor
 from policytrack.demo import Demo, token_for
 from policytrack.processes import ServiceProcess
 from shared.auth import mint_dev_token
+from shared.contract.catalog import full_type
 from shared.contract.codec import DecodeFailure, decode_record, to_structured
 from shared.contract.codes import Department, Role
 from shared.contract.envelope import CloudEvent
 from shared.contract.topics import ALERTS, EVENTS
 from shared.settings import KafkaSettings
 
-app = typer.Typer(help="policytrack: tracking the China-South Korea (Changchun) Demonstration Zone plan.",
-                  no_args_is_help=True, pretty_exceptions_enable=False)  # fmt: skip
+app = typer.Typer(
+    help="policytrack: tracking the China-South Korea (Changchun) Demonstration Zone plan.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 console = Console()
 err = Console(stderr=True)
 
@@ -99,18 +104,19 @@ def _where_to_look(running: list[ServiceProcess]) -> None:
 
 
 @app.command("demo")
-def demo_command(tasks_url: str = TASKS_URL, keep_going: bool = typer.Option(False, help="then keep activity going"),
-                 as_json: bool = JSON) -> None:  # fmt: skip
+def demo_command(
+    tasks_url: str = TASKS_URL,
+    keep_going: bool = typer.Option(False, help="then keep activity going"),
+    as_json: bool = JSON,
+) -> None:
     """Play the seed's scenario against a running tasks service (again is harmless)."""
-    player = Demo(tasks_url, say=(lambda _line: None) if as_json else (lambda line: err.print(line)))
+    player = Demo(tasks_url, say=(lambda _line: None) if as_json else (err.print))
     ids = player.setup()
     if as_json:
         print(orjson.dumps(ids).decode())
     if keep_going:
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             player.keep_going(lambda: False)
-        except KeyboardInterrupt:
-            pass
 
 
 @app.command()
@@ -138,22 +144,23 @@ def tail(
     name = {"alerts": ALERTS, "events": EVENTS}.get(topic)
     if name is None:
         raise typer.BadParameter("alerts or events", param_hint="--topic")
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_tail(name, event_type, task, department, from_beginning, count, as_json))
-    except KeyboardInterrupt:
-        pass
 
 
-async def _tail(topic: str, event_type: str | None, task: str | None, department: Department | None,
-                from_beginning: bool, count: int | None, as_json: bool) -> None:  # fmt: skip
-    from aiokafka import AIOKafkaConsumer
+async def _tail(
+    topic: str,
+    event_type: str | None,
+    task: str | None,
+    department: Department | None,
+    from_beginning: bool,
+    count: int | None,
+    as_json: bool,
+) -> None:
+    from shared.kafka.consumer import open_consumer, partitions_of
 
-    from shared.kafka.consumer import partitions_of
-
-    consumer = AIOKafkaConsumer(bootstrap_servers=KafkaSettings().bootstrap_servers, isolation_level="read_committed")
-    await consumer.start()
     shown = 0
-    try:
+    async with open_consumer(KafkaSettings(), client_id="policytrack-tail") as consumer:
         partitions = await partitions_of(consumer, [topic])
         consumer.assign(partitions)
         if from_beginning:
@@ -170,16 +177,16 @@ async def _tail(topic: str, event_type: str | None, task: str | None, department
                     shown += 1
                     if count is not None and shown >= count:
                         return
-    finally:
-        await consumer.stop()
 
 
 def _wanted(event: CloudEvent, event_type: str | None, task: str | None, department: Department | None) -> bool:
     data = event.data
     departments = {*getattr(data, "departments", ()), getattr(data, "escalated_to", None), event.actordept}
-    return ((event_type is None or event.type in (event_type, f"org.policytrack.{event_type}.v1"))
-            and (task is None or getattr(data, "task_id", event.subject) == task)
-            and (department is None or department in departments))  # fmt: skip
+    return (
+        (event_type is None or event.type == full_type(event_type))
+        and (task is None or getattr(data, "task_id", event.subject) == task)
+        and (department is None or department in departments)
+    )
 
 
 def _show(event: CloudEvent, as_json: bool) -> None:
@@ -188,8 +195,10 @@ def _show(event: CloudEvent, as_json: bool) -> None:
         return
     data = event.data
     what = getattr(data, "title", "") or getattr(data, "note", "") or getattr(data, "reason", "")
-    console.print(f"{event.time:%Y-%m-%d %H:%M:%S}  [bold]{event.type.split('.', 2)[2].removesuffix('.v1'):<28}[/]"
-                  f" {getattr(data, 'task_id', event.subject):<22} {event.actor:<28} {what}")
+    console.print(
+        f"{event.time:%Y-%m-%d %H:%M:%S}  [bold]{event.type.split('.', 2)[2].removesuffix('.v1'):<28}[/]"
+        f" {getattr(data, 'task_id', event.subject):<22} {event.actor:<28} {what}"
+    )
 
 
 @app.command()
@@ -198,8 +207,10 @@ def replay(
     as_of: str | None = typer.Option(None, help="RFC 3339 moment (default: now)"),
     since: str | None = typer.Option(None, help="without a task: the log from this moment"),
     until: str | None = typer.Option(None, help="without a task: the log up to this moment"),
-    audit_url: str = AUDIT_URL, token: str | None = TOKEN, as_json: bool = JSON,
-) -> None:  # fmt: skip
+    audit_url: str = AUDIT_URL,
+    token: str | None = TOKEN,
+    as_json: bool = JSON,
+) -> None:
     """A task's state as of a time, or the log between two times (from the audit trail)."""
     with httpx.Client(base_url=audit_url, headers=_bearer(token), timeout=300) as client:
         if task is not None:
@@ -216,8 +227,10 @@ def replay(
                 if name != "milestones":
                     table.add_row(name, str(value))
             for m in state.get("milestones", []):
-                table.add_row(f"milestone {m['milestone_id']}", f"{m['title']} due {m['due']} "
-                                                                 f"{'met ' + m['met_at'] if m['met_at'] else 'open'}")
+                table.add_row(
+                    f"milestone {m['milestone_id']}",
+                    f"{m['title']} due {m['due']} {'met ' + m['met_at'] if m['met_at'] else 'open'}",
+                )
             console.print(table)
             return
         params = {k: v for k, v in {"since": _time(since), "until": _time(until)}.items() if v}
@@ -228,21 +241,37 @@ def replay(
                 table.add_column(column)
             for line in lines:
                 event = orjson.loads(line)["event"] or {}
-                table.add_row(str(orjson.loads(line)["seq"]), event.get("time", ""), event.get("type", "(undecodable)"),
-                              event.get("subject", ""), event.get("actor", ""))  # fmt: skip
+                table.add_row(
+                    str(orjson.loads(line)["seq"]),
+                    event.get("time", ""),
+                    event.get("type", "(undecodable)"),
+                    event.get("subject", ""),
+                    event.get("actor", ""),
+                )
             console.print(table)
 
 
 @app.command()
-def verify(audit_url: str = AUDIT_URL, token: str | None = TOKEN, against_log: bool = True,
-           as_json: bool = JSON) -> None:  # fmt: skip
+def verify(
+    audit_url: str = AUDIT_URL, token: str | None = TOKEN, against_log: bool = True, as_json: bool = JSON
+) -> None:
     """Verify the audit trail: chain, signed checkpoints, every entry against the log. Exit 0 only when intact."""
     started = time.monotonic()
-    with Progress(SpinnerColumn(), TextColumn("verifying the trail"), TimeElapsedColumn(), console=err,
-                  transient=True, disable=as_json) as progress:  # fmt: skip
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("verifying the trail"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        disable=as_json,
+    ) as progress:
         progress.add_task("verify")
-        response = httpx.get(f"{audit_url}/v1/audit/verify", headers=_bearer(token), timeout=3600,
-                             params={"against_log": str(against_log).lower()})  # fmt: skip
+        response = httpx.get(
+            f"{audit_url}/v1/audit/verify",
+            headers=_bearer(token),
+            timeout=3600,
+            params={"against_log": str(against_log).lower()},
+        )
     _fail_unless_ok(response)
     result = response.json()
     seconds = time.monotonic() - started
@@ -252,7 +281,9 @@ def verify(audit_url: str = AUDIT_URL, token: str | None = TOKEN, against_log: b
         table = Table(title="audit trail " + ("[green]intact[/]" if result["ok"] else "[red]NOT intact[/]"))
         table.add_column("check")
         table.add_column("result")
-        table.add_row("entries (hash chain)", f"{result['entries']:,} ({result['entries'] / max(seconds, 1e-9):,.0f}/s)")
+        table.add_row(
+            "entries (hash chain)", f"{result['entries']:,} ({result['entries'] / max(seconds, 1e-9):,.0f}/s)"
+        )
         table.add_row("signed checkpoints", str(result["checkpoints"]))
         table.add_row("compared with the Kafka log", "yes" if result["against_log"] else "no")
         if result["divergence"]:
@@ -265,17 +296,25 @@ def verify(audit_url: str = AUDIT_URL, token: str | None = TOKEN, against_log: b
 def export(
     output: Path = typer.Option(..., "--output", "-o", help="file to write"),
     fmt: str = typer.Option("ndjson", "--format", help="ndjson or csv"),
-    audit_url: str = AUDIT_URL, token: str | None = TOKEN, as_json: bool = JSON,
-) -> None:  # fmt: skip
+    audit_url: str = AUDIT_URL,
+    token: str | None = TOKEN,
+    as_json: bool = JSON,
+) -> None:
     """Export the whole audit trail to a file, streamed."""
     if fmt not in ("ndjson", "csv"):
         raise typer.BadParameter("ndjson or csv", param_hint="--format")
     with httpx.Client(base_url=audit_url, headers=_bearer(token), timeout=3600) as client, output.open("wb") as out:
         started = time.monotonic()
         written = _stream_export(client, {}, fmt, out, as_json)
-    summary = {"output": str(output), "format": fmt, "records": written, "seconds": round(time.monotonic() - started, 3)}
+    summary = {
+        "output": str(output),
+        "format": fmt,
+        "records": written,
+        "seconds": round(time.monotonic() - started, 3),
+    }
     print(orjson.dumps(summary).decode()) if as_json else err.print(
-        f"wrote {written:,} records to {output} in {summary['seconds']}s")
+        f"wrote {written:,} records to {output} in {summary['seconds']}s"
+    )
 
 
 def _stream_export(client: httpx.Client, params: dict[str, Any], fmt: str, out: Any, quiet: bool) -> Any:
@@ -287,8 +326,13 @@ def _stream_export(client: httpx.Client, params: dict[str, Any], fmt: str, out: 
         total = ready.json().get("entries")
     lines: list[bytes] = []
     count = 0
-    columns = (TextColumn("exporting"), BarColumn(), TextColumn("{task.completed:,} records"),
-               TransferRate(), TimeElapsedColumn())  # fmt: skip
+    columns = (
+        TextColumn("exporting"),
+        BarColumn(),
+        TextColumn("{task.completed:,} records"),
+        TransferRate(),
+        TimeElapsedColumn(),
+    )
     with Progress(*columns, console=err, disable=quiet, transient=False) as progress:
         bar = progress.add_task("export", total=total)
         with client.stream("GET", "/v1/audit/export", params={**params, "format": fmt}) as response:
@@ -335,8 +379,11 @@ def status(token: str | None = TOKEN, as_json: bool = JSON) -> None:
     rows = []
     with httpx.Client(timeout=5, headers=_bearer(token)) as client:
         for spec in supervisor.SERVICES:
-            row: dict[str, Any] = {"service": spec.name, "url": spec.url, **{
-                k: supervised.get(spec.name, {}).get(k) for k in ("pid", "restarts", "last_exit")}}  # fmt: skip
+            row: dict[str, Any] = {
+                "service": spec.name,
+                "url": spec.url,
+                **{k: supervised.get(spec.name, {}).get(k) for k in ("pid", "restarts", "last_exit")},
+            }
             try:
                 ready = client.get(f"{spec.url}/readyz")
                 row.update(ready=ready.status_code == 200, details=ready.json())
@@ -352,12 +399,20 @@ def status(token: str | None = TOKEN, as_json: bool = JSON) -> None:
         table.add_column(column)
     for row in rows:
         details = row["details"]
-        table.add_row(row["service"], row["url"], "[green]yes[/]" if row["ready"] else "[red]no[/]",
-                      str(row["restarts"] or 0), str(details.get("lag", "")), str(details.get("entries", "")))
+        table.add_row(
+            row["service"],
+            row["url"],
+            "[green]yes[/]" if row["ready"] else "[red]no[/]",
+            str(row["restarts"] or 0),
+            str(details.get("lag", "")),
+            str(details.get("entries", "")),
+        )
     console.print(table)
     if checkpoint:
-        console.print(f"last signed checkpoint: entry {checkpoint['sequence']:,} at {checkpoint['signed_at']} "
-                      f"(key {checkpoint['key_id']})")
+        console.print(
+            f"last signed checkpoint: entry {checkpoint['sequence']:,} at {checkpoint['signed_at']} "
+            f"(key {checkpoint['key_id']})"
+        )
 
 
 def _last_checkpoint(client: httpx.Client, audit_url: str) -> dict[str, Any] | None:
@@ -373,8 +428,10 @@ def run() -> None:
     try:
         app()
     except httpx.TransportError as error:
-        err.print(f"[red]cannot reach {error.request.url.host}:{error.request.url.port}[/] ({error}); "
-                  "is the system running (make run)?")
+        err.print(
+            f"[red]cannot reach {error.request.url.host}:{error.request.url.port}[/] ({error}); "
+            "is the system running (make run)?"
+        )
         raise SystemExit(2) from None
 
 

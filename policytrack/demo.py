@@ -35,25 +35,88 @@ PEOPLE = {
 }
 # (key, field, title, lead, supporting, by, days until due)
 TASKS = [
-    ("industry", "industry", "Modern industrial system: Sino-Korean new-energy vehicle and hydrogen cluster",
-     "jilin", ["MIIT", "MOFCOM"], "jilin", 540),
-    ("science", "science_technology", "Joint innovation centre and technology transfer platform with the ROK",
-     "changchun", ["MOST"], "jilin", 420),
-    ("trade", "trade", "Cross-border e-commerce and trade facilitation with the ROK",
-     "jilin", ["MOFCOM", "GACC"], "jilin", 365),
-    ("humanities", "humanities", "People-to-people exchange: education, culture and tourism",
-     "changchun", ["MOFA"], "jilin", 300),
-    ("environment", "environment", "Joint ecological protection and green development programme",
-     "jilin", ["MEE"], "jilin", 480),
-    ("institutions", "institutional_innovation", "New mechanisms for Sino-foreign cooperation",
-     "jilin", ["MOFCOM", "MOF"], "sc", 600),
-    ("opening", "opening_up", "Opening-up platform: bonded logistics and port cooperation",
-     "changchun", ["GACC", "MOFCOM"], "jilin", 450),
-    ("business", "business_environment", "A law-based, internationalized and convenient business environment",
-     "changchun", ["MOF", "MOFCOM"], "jilin", 360),
-    ("planning", "institutional_innovation", "Prepare and improve the Demonstration Zone's planning system",
-     "jilin", ["MOFCOM"], "jilin", 240),
-]  # fmt: skip
+    (
+        "industry",
+        "industry",
+        "Modern industrial system: Sino-Korean new-energy vehicle and hydrogen cluster",
+        "jilin",
+        ["MIIT", "MOFCOM"],
+        "jilin",
+        540,
+    ),
+    (
+        "science",
+        "science_technology",
+        "Joint innovation centre and technology transfer platform with the ROK",
+        "changchun",
+        ["MOST"],
+        "jilin",
+        420,
+    ),
+    (
+        "trade",
+        "trade",
+        "Cross-border e-commerce and trade facilitation with the ROK",
+        "jilin",
+        ["MOFCOM", "GACC"],
+        "jilin",
+        365,
+    ),
+    (
+        "humanities",
+        "humanities",
+        "People-to-people exchange: education, culture and tourism",
+        "changchun",
+        ["MOFA"],
+        "jilin",
+        300,
+    ),
+    (
+        "environment",
+        "environment",
+        "Joint ecological protection and green development programme",
+        "jilin",
+        ["MEE"],
+        "jilin",
+        480,
+    ),
+    (
+        "institutions",
+        "institutional_innovation",
+        "New mechanisms for Sino-foreign cooperation",
+        "jilin",
+        ["MOFCOM", "MOF"],
+        "sc",
+        600,
+    ),
+    (
+        "opening",
+        "opening_up",
+        "Opening-up platform: bonded logistics and port cooperation",
+        "changchun",
+        ["GACC", "MOFCOM"],
+        "jilin",
+        450,
+    ),
+    (
+        "business",
+        "business_environment",
+        "A law-based, internationalized and convenient business environment",
+        "changchun",
+        ["MOF", "MOFCOM"],
+        "jilin",
+        360,
+    ),
+    (
+        "planning",
+        "institutional_innovation",
+        "Prepare and improve the Demonstration Zone's planning system",
+        "jilin",
+        ["MOFCOM"],
+        "jilin",
+        240,
+    ),
+]
 # (task, key, title, days from now (negative: already late), met)
 MILESTONES = [
     ("industry", "land", "Industrial land allocated for the cluster", -40, True),
@@ -83,8 +146,11 @@ class Demo:
 
     def post(self, person: str, path: str, body: dict[str, Any], key: str) -> dict[str, Any]:
         assert self._client is not None
-        response = self._client.post(path, json=body, headers={
-            "Authorization": f"Bearer {token_for(person)}", "Idempotency-Key": f"{self.namespace}:{key}"})  # fmt: skip
+        response = self._client.post(
+            path,
+            json=body,
+            headers={"Authorization": f"Bearer {token_for(person)}", "Idempotency-Key": f"{self.namespace}:{key}"},
+        )
         if response.status_code >= 400 and response.status_code != 409:
             raise RuntimeError(f"{path}: {response.status_code} {response.text}")
         return response.json()
@@ -92,35 +158,60 @@ class Demo:
     def setup(self) -> dict[str, str]:
         """The scenario; on existing data it changes nothing and returns the same ids."""
         with httpx.Client(base_url=self.tasks_url, timeout=30) as self._client:
-            plan = self.post("sc", "/v1/plans", {"title": PLAN_TITLE, "summary": "Approved in principle by the "
-                             "State Council; Jilin organizes implementation; NDRC supervises."}, "plan")["id"]
+            plan = self.post(
+                "sc",
+                "/v1/plans",
+                {
+                    "title": PLAN_TITLE,
+                    "summary": "Approved in principle by the "
+                    "State Council; Jilin organizes implementation; NDRC supervises.",
+                },
+                "plan",
+            )["id"]
             self.ids["plan"] = plan
             # Every date is counted from the plan's approval, so that playing the scenario again
             # sends the very same requests (same Idempotency-Key, same body) and gets the first answers.
             now = self._approved_at(plan)
             self.say(f"plan approved by the State Council: {plan}")
             for key, field_, title, lead, supporting, by, days in TASKS:
-                task = self.post(by, "/v1/tasks", {
-                    "plan_id": plan, "title": title, "field": field_, "lead_department": PEOPLE[lead][1],
-                    "supporting_departments": supporting, "due": (now + timedelta(days=days)).isoformat()}, f"task:{key}")
+                task = self.post(
+                    by,
+                    "/v1/tasks",
+                    {
+                        "plan_id": plan,
+                        "title": title,
+                        "field": field_,
+                        "lead_department": PEOPLE[lead][1],
+                        "supporting_departments": supporting,
+                        "due": (now + timedelta(days=days)).isoformat(),
+                    },
+                    f"task:{key}",
+                )
                 self.ids[key] = task["id"]
             self.say(f"{len(TASKS)} tasks assigned across {len({t[1] for t in TASKS})} fields of cooperation")
             for task, key, title, days, met in MILESTONES:
                 lead = next(t[3] for t in TASKS if t[0] == task)
-                milestone = self.post(lead, f"/v1/tasks/{self.ids[task]}/milestones",
-                                      {"title": title, "due": (now + timedelta(days=days)).isoformat()},
-                                      f"milestone:{task}:{key}")  # fmt: skip
+                milestone = self.post(
+                    lead,
+                    f"/v1/tasks/{self.ids[task]}/milestones",
+                    {"title": title, "due": (now + timedelta(days=days)).isoformat()},
+                    f"milestone:{task}:{key}",
+                )
                 self.ids[f"{task}:{key}"] = milestone["id"]
                 if met:
-                    self.post(lead, f"/v1/tasks/{self.ids[task]}/milestones/{milestone['id']}/met", {},
-                              f"met:{task}:{key}")  # fmt: skip
+                    self.post(
+                        lead, f"/v1/tasks/{self.ids[task]}/milestones/{milestone['id']}/met", {}, f"met:{task}:{key}"
+                    )
             self.say("milestones scheduled; three already late, one due in a few minutes")
             self._progress()
             self._issue_escalated()
             self._approval_decided()
-            self.post("ndrc", f"/v1/tasks/{self.ids['planning']}/evaluations",
-                      {"rating": "good", "findings": "Planning system in place; keep the industrial cluster "
-                                                    "on schedule."}, "evaluation:planning")  # fmt: skip
+            self.post(
+                "ndrc",
+                f"/v1/tasks/{self.ids['planning']}/evaluations",
+                {"rating": "good", "findings": "Planning system in place; keep the industrial cluster on schedule."},
+                "evaluation:planning",
+            )
             self.say("NDRC recorded its evaluation of the planning task")
         return self.ids
 
@@ -138,34 +229,66 @@ class Demo:
             ("trade", "gacc", 60, "Customs data exchange tested"),
             ("planning", "jilin", 90, "Master plan published"),
         ]:
-            self.post(person, f"/v1/tasks/{self.ids[task]}/progress", {"percent": percent, "note": note},
-                      f"progress:{task}:{person}:{percent}")  # fmt: skip
+            self.post(
+                person,
+                f"/v1/tasks/{self.ids[task]}/progress",
+                {"percent": percent, "note": note},
+                f"progress:{task}:{person}:{percent}",
+            )
         self.say("progress reported by lead and supporting departments")
 
     def _issue_escalated(self) -> None:
-        issue = self.post("jilin", f"/v1/tasks/{self.ids['trade']}/issues", {
-            "title": "Bonded logistics zone approval stalled", "severity": "major",
-            "detail": "Cross-border trade cannot open without a State Council decision on the zone's customs status."},
-            "issue:bonded-zone")  # fmt: skip
+        issue = self.post(
+            "jilin",
+            f"/v1/tasks/{self.ids['trade']}/issues",
+            {
+                "title": "Bonded logistics zone approval stalled",
+                "severity": "major",
+                "detail": "Cross-border trade cannot open without a State Council decision on the zone's "
+                "customs status.",
+            },
+            "issue:bonded-zone",
+        )
         self.ids["issue"] = issue["id"]
-        self.post("ndrc", f"/v1/issues/{issue['id']}/escalate",
-                  {"reason": "A major issue: reported to the State Council as the reply requires."},
-                  "escalate:bonded-zone")  # fmt: skip
+        self.post(
+            "ndrc",
+            f"/v1/issues/{issue['id']}/escalate",
+            {"reason": "A major issue: reported to the State Council as the reply requires."},
+            "escalate:bonded-zone",
+        )
         self.say("JILIN reported a major issue; NDRC escalated it to the State Council")
 
     def _approval_decided(self) -> None:
-        approval = self.post("jilin", f"/v1/tasks/{self.ids['industry']}/approvals", {
-            "kind": "major_project", "title": "Sino-Korean International Industrial Park, phase II",
-            "detail": "Major construction project submitted by procedure."}, "approval:park-ii")  # fmt: skip
+        approval = self.post(
+            "jilin",
+            f"/v1/tasks/{self.ids['industry']}/approvals",
+            {
+                "kind": "major_project",
+                "title": "Sino-Korean International Industrial Park, phase II",
+                "detail": "Major construction project submitted by procedure.",
+            },
+            "approval:park-ii",
+        )
         self.ids["approval"] = approval["id"]
-        self.post("sc", f"/v1/approvals/{approval['id']}/decision",
-                  {"granted": True, "reason": "Consistent with the Plan; proceed."}, "decision:park-ii")  # fmt: skip
+        self.post(
+            "sc",
+            f"/v1/approvals/{approval['id']}/decision",
+            {"granted": True, "reason": "Consistent with the Plan; proceed."},
+            "decision:park-ii",
+        )
         self.say("JILIN requested approval of a major project; the State Council granted it")
 
     def keep_going(self, stop: Callable[[], bool], every: float = 5.0) -> None:
         """A little activity: a progress report every few seconds, from the task's departments."""
-        rotation = itertools.cycle([("industry", "jilin"), ("trade", "mofcom"), ("environment", "mee"),
-                                    ("humanities", "changchun"), ("business", "mof")])  # fmt: skip
+        rotation = itertools.cycle(
+            [
+                ("industry", "jilin"),
+                ("trade", "mofcom"),
+                ("environment", "mee"),
+                ("humanities", "changchun"),
+                ("business", "mof"),
+            ]
+        )
         with httpx.Client(base_url=self.tasks_url, timeout=30) as client:
             while not stop():
                 task, person = next(rotation)
@@ -180,5 +303,8 @@ class Demo:
     def _report(self, client: httpx.Client, task: str, person: str) -> None:
         current = client.get(f"/v1/tasks/{self.ids[task]}", headers={"Authorization": f"Bearer {token_for('nao')}"})
         percent = min(99, current.json().get("percent", 0) + 1)
-        client.post(f"/v1/tasks/{self.ids[task]}/progress", headers={"Authorization": f"Bearer {token_for(person)}"},
-                    json={"percent": percent, "note": f"weekly report {datetime.now(UTC):%Y-%m-%d %H:%M:%S}"})
+        client.post(
+            f"/v1/tasks/{self.ids[task]}/progress",
+            headers={"Authorization": f"Bearer {token_for(person)}"},
+            json={"percent": percent, "note": f"weekly report {datetime.now(UTC):%Y-%m-%d %H:%M:%S}"},
+        )

@@ -43,9 +43,12 @@ class ServiceProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", f"services.{self.name}"], env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                [sys.executable, "-m", f"services.{self.name}"],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
                 cwd=PROJECT_ROOT,
-            )  # fmt: skip
+            )
         if wait:
             self.wait_ready(timeout)
         return self

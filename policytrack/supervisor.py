@@ -59,10 +59,16 @@ class Supervised:
     next_start: float = 0.0
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.service.name, "url": self.service.url, "log": str(self.service.log_path),
-                "pid": self.service.process.pid if self.service.process else None,
-                "running": self.service.running, "restarts": self.restarts, "last_exit": self.last_exit,
-                "restarted_at": self.restarted_at}  # fmt: skip
+        return {
+            "name": self.service.name,
+            "url": self.service.url,
+            "log": str(self.service.log_path),
+            "pid": self.service.process.pid if self.service.process else None,
+            "running": self.service.running,
+            "restarts": self.restarts,
+            "last_exit": self.last_exit,
+            "restarted_at": self.restarted_at,
+        }
 
 
 @dataclass
@@ -71,7 +77,7 @@ class Supervisor:
 
     services: list[Supervised]
     status_path: Path
-    backoff: Backoff = Backoff(base_seconds=1, max_seconds=30)
+    backoff: Backoff = field(default_factory=lambda: Backoff(base_seconds=1, max_seconds=30))
     say: Any = print
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
@@ -104,8 +110,10 @@ class Supervisor:
             supervised.failures_in_a_row += 1
             delay = self.backoff.delay(supervised.failures_in_a_row)
             supervised.next_start = time.monotonic() + delay
-            self.say(f"{service.name} exited with {supervised.last_exit}; starting it again in {delay:.1f}s "
-                     f"(log: {service.log_path})")  # fmt: skip
+            self.say(
+                f"{service.name} exited with {supervised.last_exit}; starting it again in {delay:.1f}s "
+                f"(log: {service.log_path})"
+            )
             return
         service.start(wait=False)
         supervised.restarts += 1
@@ -121,14 +129,22 @@ class Supervisor:
     def _write_status(self) -> None:
         self.status_path.parent.mkdir(parents=True, exist_ok=True)
         temporary = self.status_path.with_suffix(".tmp")
-        temporary.write_bytes(orjson.dumps({"updated_at": datetime.now(UTC).isoformat(), "supervisor": os.getpid(),
-                                            "services": [s.describe() for s in self.services]}))  # fmt: skip
+        temporary.write_bytes(
+            orjson.dumps(
+                {
+                    "updated_at": datetime.now(UTC).isoformat(),
+                    "supervisor": os.getpid(),
+                    "services": [s.describe() for s in self.services],
+                }
+            )
+        )
         temporary.replace(self.status_path)
 
 
 @contextmanager
-def system(env: dict[str, str] | None = None, ready_timeout: float = 120,
-           say: Any = print) -> Iterator[list[ServiceProcess]]:  # fmt: skip
+def system(
+    env: dict[str, str] | None = None, ready_timeout: float = 120, say: Any = print
+) -> Iterator[list[ServiceProcess]]:
     """The broker and every service, ready, and kept running; on exit stopped, the broker last."""
     env = {**os.environ, **(env or {})}
     log_dir = data_dir(env) / "logs"

@@ -9,6 +9,7 @@ id and type; ``iss`` and ``aud`` are required. A development signing key exists 
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -78,9 +79,12 @@ def _family(key: Any) -> str:
 
 
 ALGORITHM_FAMILIES = {
-    **{alg: "RSA" for alg in ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512")},
-    "ES256": "EC:secp256r1", "ES384": "EC:secp384r1", "ES512": "EC:secp521r1", "EdDSA": "OKP",
-}  # fmt: skip
+    **dict.fromkeys(("RS256", "RS384", "RS512", "PS256", "PS384", "PS512"), "RSA"),
+    "ES256": "EC:secp256r1",
+    "ES384": "EC:secp384r1",
+    "ES512": "EC:secp521r1",
+    "EdDSA": "OKP",
+}
 
 
 class TokenVerifier:
@@ -108,8 +112,12 @@ class TokenVerifier:
     def verify(self, token: str) -> Actor:
         claims = self._claims(token)
         try:
-            return Actor(user=claims["sub"], department=claims["dept"], roles=frozenset(claims.get("roles", ())),
-                         expires_at=datetime.fromtimestamp(claims["exp"], UTC))  # fmt: skip
+            return Actor(
+                user=claims["sub"],
+                department=claims["dept"],
+                roles=frozenset(claims.get("roles", ())),
+                expires_at=datetime.fromtimestamp(claims["exp"], UTC),
+            )
         except (KeyError, TypeError, ValueError, ValidationError) as error:
             raise AuthError(f"token lacks a valid sub, dept or roles claim: {error}") from error
 
@@ -125,8 +133,9 @@ class TokenVerifier:
                 raise AuthError(f"tokens signed with {algorithm!r} are not accepted")
             keys = list(self._keys_for(algorithm, header.get("kid")))
             if not keys:
-                raise AuthError(f"no trusted {algorithm} key" + (f" with key id {header['kid']!r}"
-                                                                 if header.get("kid") else ""))  # fmt: skip
+                raise AuthError(
+                    f"no trusted {algorithm} key" + (f" with key id {header['kid']!r}" if header.get("kid") else "")
+                )
             return self._try_each(token, algorithm, keys)
         except jwt.PyJWTError as error:
             raise AuthError(str(error)) from error
@@ -140,12 +149,10 @@ class TokenVerifier:
                 if jwk.key_id == kid and _family(jwk.key) == family:
                     yield jwk.key
         if kid is not None and self._jwks_client is not None:
-            try:
-                jwk = self._jwks_client.get_signing_key(kid)
-            except jwt.PyJWKClientError:
-                jwk = None
-            if jwk is not None and _family(jwk.key) == family:
-                yield jwk.key
+            with contextlib.suppress(jwt.PyJWKClientError):
+                fetched = self._jwks_client.get_signing_key(kid)
+                if _family(fetched.key) == family:
+                    yield fetched.key
         yield from (key for key in self._pems if _family(key) == family)
 
     def _try_each(self, token: str, algorithm: str, keys: list[Any]) -> dict[str, Any]:
@@ -158,9 +165,15 @@ class TokenVerifier:
         raise last
 
     def _decode(self, token: str, key: Any, algorithm: str, *, issuer: str | None) -> dict[str, Any]:
-        return jwt.decode(token, key, algorithms=[algorithm], audience=self._auth.audience, issuer=issuer,
-                          leeway=self._auth.leeway_seconds,
-                          options={"require": ["exp", "sub", "iss", "aud"]})  # fmt: skip
+        return jwt.decode(
+            token,
+            key,
+            algorithms=[algorithm],
+            audience=self._auth.audience,
+            issuer=issuer,
+            leeway=self._auth.leeway_seconds,
+            options={"require": ["exp", "sub", "iss", "aud"]},
+        )
 
 
 def mint_dev_token(
@@ -192,8 +205,16 @@ def can_read_everything(actor: Actor) -> bool:
     return actor.department in READ_ALL_DEPARTMENTS or actor.has(*READ_ALL_ROLES)
 
 
+WRITING_ROLES = frozenset({Role.IMPLEMENTER, Role.SUPPORTER, Role.SUPERVISOR, Role.APPROVER, Role.ADMIN})
+
+
+def can_write(actor: Actor) -> bool:
+    """Whether the actor holds a role that writes at all: an auditor only reads. What each write
+    needs beyond that (which department, which duty) is the service's rule."""
+    return bool(actor.roles & WRITING_ROLES)
+
+
 def can_read(actor: Actor, departments: Iterable[Department | None]) -> bool:
     """Whether the actor may see what concerns ``departments`` (a task's lead and supporting
     departments, an alert's recipients)."""
     return can_read_everything(actor) or actor.department in set(departments)
-

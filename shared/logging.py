@@ -69,7 +69,7 @@ def configure_logging(runtime: RuntimeSettings | None = None, *, service: str | 
 class correlated:
     """Every log line inside the block carries this correlation id (and the event in hand)."""
 
-    __slots__ = ("_value", "_token")
+    __slots__ = ("_token", "_value")
 
     def __init__(self, correlation_id: str | None, event_id: str | None = None) -> None:
         self._value = (correlation_id, event_id)

@@ -5,7 +5,9 @@ from __future__ import annotations
 from prometheus_client import Counter, Gauge
 
 EVENTS_HANDLED = Counter(
-    "policytrack_events_handled_total", "Records a consumer handled or dead-lettered and committed", ["consumer", "topic"]
+    "policytrack_events_handled_total",
+    "Records a consumer handled or dead-lettered and committed",
+    ["consumer", "topic"],
 )
 DEAD_LETTERED = Counter(
     "policytrack_dead_lettered_total", "Records sent to the dead-letter topic", ["consumer", "topic", "cause"]

@@ -35,8 +35,7 @@ class RuntimeSettings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "console"] = "json"
     data_dir: Path = PROJECT_ROOT / ".data"
-    keys_dir: Path = Field(default=PROJECT_ROOT / ".keys",
-                           description="private keys, apart from the data they protect")  # fmt: skip
+    keys_dir: Path = Field(default=PROJECT_ROOT / ".keys", description="private keys, apart from the data they protect")
 
 
 class ServiceSettings(BaseSettings):

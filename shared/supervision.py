@@ -24,7 +24,7 @@ class Backoff:
     max_seconds: float = 30.0
 
     def delay(self, failures: int) -> float:
-        ceiling = min(self.max_seconds, self.base_seconds * 2 ** max(0, failures - 1))
+        ceiling = min(self.max_seconds, self.base_seconds * 2.0 ** max(0, failures - 1))
         return ceiling * (0.5 + random.random() / 2)
 
 
@@ -87,8 +87,12 @@ class BackgroundWork:
                 raise
             except Exception as error:  # whatever fails, the loop is restarted
                 health.failed(f"{type(error).__name__}: {error}"[:500])
-                log.warning("background work failed; restarting", work=health.name, failures=health.failures,
-                            error=repr(error)[:500])  # fmt: skip
+                log.warning(
+                    "background work failed; restarting",
+                    work=health.name,
+                    failures=health.failures,
+                    error=repr(error)[:500],
+                )
             await self.sleep(backoff.delay(health.failures))
 
     async def sleep(self, seconds: float) -> bool:
@@ -108,7 +112,7 @@ class BackgroundWork:
         self._stopping.set()
         if not self._tasks:
             return
-        done, pending = await asyncio.wait(self._tasks, timeout=timeout)
+        _done, pending = await asyncio.wait(self._tasks, timeout=timeout)
         for task in pending:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

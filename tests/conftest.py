@@ -16,13 +16,13 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from standardwebhooks.webhooks import Webhook
 
 from policytrack.processes import ServiceProcess
 from shared.auth import mint_dev_token
-from shared.kafka.consumer import partitions_of
+from shared.kafka.consumer import open_consumer, partitions_of
 from shared.logging import configure_logging
 from shared.settings import PROJECT_ROOT, KafkaSettings, RuntimeSettings
 
@@ -118,12 +118,9 @@ async def eventually(probe: Callable[[], Awaitable[T | None]], *, timeout: float
 
 
 async def end_offsets(settings: KafkaSettings, topic: str) -> dict[TopicPartition, int]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers)
-    await consumer.start()
-    try:
-        return await consumer.end_offsets(await partitions_of(consumer, [topic]))
-    finally:
-        await consumer.stop()
+    async with open_consumer(settings, isolation_level="read_uncommitted") as consumer:
+        ends: dict[TopicPartition, int] = await consumer.end_offsets(await partitions_of(consumer, [topic]))
+        return ends
 
 
 async def read_from(
@@ -135,10 +132,8 @@ async def read_from(
     isolation_level: str = "read_committed",
 ) -> list:
     """Read records from the given positions on, until ``until(records)`` holds or time runs out."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers, isolation_level=isolation_level)
-    await consumer.start()
     records: list = []
-    try:
+    async with open_consumer(settings, isolation_level=isolation_level) as consumer:
         consumer.assign(list(starts))
         for partition, offset in starts.items():
             consumer.seek(partition, offset)
@@ -147,9 +142,7 @@ async def read_from(
             batch = await consumer.getmany(timeout_ms=200)
             for partition_records in batch.values():
                 records.extend(partition_records)
-        return records
-    finally:
-        await consumer.stop()
+    return records
 
 
 # --- service processes ------------------------------------------------------------------------------
@@ -171,14 +164,17 @@ def service_factory(kafka: Broker, tmp_path: Path) -> Iterator[Callable[..., Ser
         port = free_port()
         prefix = f"POLICYTRACK_{name.upper()}_"
         process_env = {
-            **os.environ, "POLICYTRACK_ENV": "dev", "POLICYTRACK_LOG_LEVEL": "INFO",
+            **os.environ,
+            "POLICYTRACK_ENV": "dev",
+            "POLICYTRACK_LOG_LEVEL": "INFO",
             "POLICYTRACK_DATA_DIR": str(tmp_path / f"{name}-{port}"),
             "POLICYTRACK_KAFKA_BOOTSTRAP_SERVERS": kafka.settings.bootstrap_servers,
             "POLICYTRACK_KEYS_DIR": str(tmp_path / f"{name}-{port}-keys"),
             "POLICYTRACK_AUDIT_CHAIN_ID": f"test-chain-{uuid.uuid4().hex[:8]}",
-            f"{prefix}PORT": str(port), f"{prefix}TRANSACTIONAL_ID": f"test-{name}-{uuid.uuid4().hex[:8]}",
+            f"{prefix}PORT": str(port),
+            f"{prefix}TRANSACTIONAL_ID": f"test-{name}-{uuid.uuid4().hex[:8]}",
             **env,
-        }  # fmt: skip
+        }
         service = ServiceProcess(name, port, process_env, tmp_path / f"{name}-{port}.log")
         made.append(service)
         return service
@@ -206,23 +202,19 @@ NAO = token("u-nao", "NAO", "auditor")
 async def records_since(settings: KafkaSettings, topic: str, starts: dict[TopicPartition, int]) -> list:
     """The committed records appended to ``topic`` after ``starts`` (transaction markers take an
     offset each, so counting offsets would overcount)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers, isolation_level="read_committed")
-    await consumer.start()
-    try:
+    records: list = []
+    async with open_consumer(settings) as consumer:
         ends = await consumer.end_offsets(list(starts))
         pending = {tp for tp in starts if ends[tp] > starts[tp]}
         consumer.assign(list(starts))
         for partition, offset in starts.items():
             consumer.seek(partition, offset)
-        records: list = []
         deadline = time.monotonic() + 30
         while pending and time.monotonic() < deadline:
             for partition_records in (await consumer.getmany(*pending, timeout_ms=200)).values():
                 records.extend(partition_records)
             pending = {tp for tp in pending if await consumer.position(tp) < ends[tp]}
-        return records
-    finally:
-        await consumer.stop()
+    return records
 
 
 # --- a webhook receiver ------------------------------------------------------------------------------
@@ -246,8 +238,11 @@ class Receiver:
         return [(at, Webhook(secret).verify(body, headers)) for at, headers, body in self.received]
 
     def for_milestone(self, secret: str, milestone_id: str) -> list[tuple[float, str]]:
-        return [(at, event["type"].split(".")[3]) for at, event in self.alerts(secret)
-                if event["data"].get("milestone_id") == milestone_id]  # fmt: skip
+        return [
+            (at, event["type"].split(".")[3])
+            for at, event in self.alerts(secret)
+            if event["data"].get("milestone_id") == milestone_id
+        ]
 
 
 @pytest.fixture
@@ -255,7 +250,7 @@ def receiver() -> Iterator[Receiver]:
     state = Receiver()
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - the http.server protocol
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers["content-length"]))
             if state.down:
                 state.refused += 1
@@ -293,16 +288,33 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         for parent in folder.parents:
             if str(parent).startswith(str(tmp_path_factory.getbasetemp().parent)):
                 parent.chmod(parent.stat().st_mode | 0o711)
-    subprocess.run([*as_user, str(bin_dir / "initdb"), "-D", str(data), "--auth=trust", "-U", "postgres"],
-                   check=True, capture_output=True)  # fmt: skip
-    subprocess.run([*as_user, str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(folder / "log"), "-w", "start",
-                    "-o", f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off"],
-                   check=True, capture_output=True)  # fmt: skip
+    subprocess.run(
+        [*as_user, str(bin_dir / "initdb"), "-D", str(data), "--auth=trust", "-U", "postgres"],
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        [
+            *as_user,
+            str(bin_dir / "pg_ctl"),
+            "-D",
+            str(data),
+            "-l",
+            str(folder / "log"),
+            "-w",
+            "start",
+            "-o",
+            f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off",
+        ],
+        check=True,
+        capture_output=True,
+    )
     try:
         yield f"postgresql+asyncpg://postgres@127.0.0.1:{port}/postgres"
     finally:
-        subprocess.run([*as_user, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"],
-                       capture_output=True)  # fmt: skip
+        subprocess.run(
+            [*as_user, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"], capture_output=True
+        )
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
-from types import SimpleNamespace
 
 import httpx
 from cryptography.fernet import Fernet
@@ -19,18 +18,18 @@ from services.notifications.adapters.delivery import Deliveries, RetryPolicy
 from services.notifications.adapters.sealing import Sealer
 from services.notifications.api.app import create_app as create_notifications_app
 from services.notifications.application import NotificationService
+from services.notifications.bootstrap import NotificationsRuntime
 from services.notifications.domain.schedule import Policy, Schedule
 from services.notifications.settings import NotificationsSettings
-
 from services.tasks.adapters.event_log import InMemoryEventLog
 from services.tasks.adapters.idempotency import IdempotencyIndex
 from services.tasks.adapters.rebuild import RebuildReport
 from services.tasks.api.app import create_app
 from services.tasks.bootstrap import TasksRuntime, bootstrap
 from services.tasks.settings import TasksSettings
-from shared.contract.envelope import CloudEvent
-from shared.domain.evolve import Projection
 from shared.auth import TokenVerifier
+from shared.contract.envelope import CloudEvent
+from shared.domain.projection import Projection
 from shared.settings import RuntimeSettings
 
 
@@ -85,7 +84,6 @@ class SlowLog(InMemoryEventLog):
         await super().append(events)
 
 
-
 class RecordingProducer:
     """Stands in for the event producer in process: what would go on the log, kept in a list."""
 
@@ -117,17 +115,20 @@ class InProcessNotifications:
 
 
 @asynccontextmanager
-async def in_process_notifications(resolve: Resolver | None = None,
-                                   dev: bool = True) -> AsyncIterator[InProcessNotifications]:  # fmt: skip
+async def in_process_notifications(
+    resolve: Resolver | None = None, dev: bool = True
+) -> AsyncIterator[InProcessNotifications]:
     settings = NotificationsSettings(runtime=RuntimeSettings(env="dev"), sealing_key=Fernet.generate_key().decode())
     producer = RecordingProducer()
     addresses = AddressPolicy(dev=dev, allow_private=False, allowed_hosts=frozenset())
     retry = RetryPolicy(timedelta(seconds=2), 0.05, 0.1, 1.0)
     resolver = resolve or system_resolver
     deliveries = Deliveries(producer, retry, addresses, 100, resolve=resolver)
-    service = NotificationService(Schedule(Policy()), producer, deliveries, Sealer(settings.sealing_key or ""),
-                                  addresses, resolve=resolver)  # type: ignore[arg-type]  # the recording stand-in
-    runtime = SimpleNamespace(service=service, settings=settings, verifier=TokenVerifier(settings.auth, settings.runtime))
+    service = NotificationService(
+        Schedule(Policy()), producer, deliveries, Sealer(settings.sealing_key or ""), addresses, resolve=resolver
+    )  # type: ignore[arg-type]  # the recording stand-in
+    verifier = TokenVerifier(settings.auth, settings.runtime)
+    runtime = NotificationsRuntime(settings, verifier, service, producer)  # type: ignore[arg-type]  # the stand-in
     transport = httpx.ASGITransport(app=create_notifications_app(runtime), raise_app_exceptions=False)  # type: ignore[arg-type]
     async with httpx.AsyncClient(transport=transport, base_url="http://notifications.test", timeout=10) as client:
         yield InProcessNotifications(service, producer, client)

@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from services.audit.adapters.keys import SigningKey, TrustedKeys, keep_public, load_signing_key
+from services.audit.adapters.store import AuditStore
 from services.audit.checkpoints import Checkpointer
 from services.audit.ingest import Ingestor
-from services.audit.adapters.keys import SigningKey, TrustedKeys, keep_public, load_signing_key
 from services.audit.settings import AuditSettings
-from services.audit.adapters.store import AuditStore
 from shared.auth import TokenVerifier
 from shared.kafka.producer import EventProducer
 from shared.supervision import BackgroundWork, Health
@@ -47,8 +47,12 @@ class AuditRuntime:
         working, background = self.work.readiness()
         lag = await self.ingestor.lag()
         self.caught_up = self.caught_up or lag == 0
-        details = {"lag": lag, "entries": self.store.head.sequence, "chain": self.settings.chain_id,
-                   "background": background}  # fmt: skip
+        details = {
+            "lag": lag,
+            "entries": self.store.head.sequence,
+            "chain": self.settings.chain_id,
+            "background": background,
+        }
         return working and self.caught_up, details
 
 
@@ -61,8 +65,21 @@ def bootstrap(settings: AuditSettings | None = None) -> AuditRuntime:
     trusted = TrustedKeys.load(signing_key, settings.trusted_keys_folder(), settings.trusted_public_keys)
     producer = EventProducer(settings.kafka, client_id="policytrack-audit")
     ingestor = Ingestor(settings.kafka, store, settings.batch_size, settings.chain_id)
-    checkpointer = Checkpointer(store, signing_key, producer, settings.chain_id, settings.checkpoint_interval_seconds,
-                                may_sign=lambda: ingestor.consistent)  # fmt: skip
-    return AuditRuntime(settings=settings, verifier=verifier, store=store, signing_key=signing_key,
-                        trusted_keys=trusted, ingestor=ingestor, checkpointer=checkpointer,
-                        producer=producer)  # fmt: skip
+    checkpointer = Checkpointer(
+        store,
+        signing_key,
+        producer,
+        settings.chain_id,
+        settings.checkpoint_interval_seconds,
+        may_sign=lambda: ingestor.consistent,
+    )
+    return AuditRuntime(
+        settings=settings,
+        verifier=verifier,
+        store=store,
+        signing_key=signing_key,
+        trusted_keys=trusted,
+        ingestor=ingestor,
+        checkpointer=checkpointer,
+        producer=producer,
+    )

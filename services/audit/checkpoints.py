@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from services.audit.domain.chain import checkpoint_message
-from services.audit.adapters.keys import SigningKey
+from services.audit.adapters.keys import SigningKey, TrustedKeys, public_pem
 from services.audit.adapters.store import AuditStore, EntryFilter
+from services.audit.domain.chain import checkpoint_message
+from shared.clock import Clock, utc_now
 from shared.contract.catalog import CheckpointSigned
 from shared.contract.envelope import new_event
 from shared.kafka.producer import EventProducer
@@ -39,7 +40,7 @@ class Checkpointer:
     interval: float
     may_sign: Callable[[], bool] = lambda: True
     """False while the store is not known to agree with the log: a forged head is never signed."""
-    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    clock: Clock = utc_now
 
     async def run(self, health: Health, work: BackgroundWork) -> None:
         """A round now and then every ``interval``; a failed round raises, and its supervisor
@@ -67,16 +68,37 @@ class Checkpointer:
         signed_at = self.clock()
         signature = self.signing_key.sign(checkpoint_message(head.sequence, head.hash, signed_at))
         await self.store.add_checkpoint(head.sequence, head.hash, signed_at, self.signing_key.key_id, signature)
-        checkpoint = CheckpointSigned(chain=self.chain_id, sequence=head.sequence, head_hash=head.hash,
-                                      signed_at=signed_at, key_id=self.signing_key.key_id, signature=signature)
+        checkpoint = CheckpointSigned(
+            chain=self.chain_id,
+            sequence=head.sequence,
+            head_hash=head.hash,
+            signed_at=signed_at,
+            key_id=self.signing_key.key_id,
+            signature=signature,
+        )
         await self._publish(checkpoint)
         log.info("checkpoint signed", sequence=head.sequence, head_hash=head.hash)
         return checkpoint
 
+    async def published(self, trusted: TrustedKeys) -> dict[str, Any]:
+        """Every checkpoint of the chain, the key that signs now and every key that verifies."""
+        return {
+            "chain": self.chain_id,
+            "key_id": self.signing_key.key_id,
+            "public_key": public_pem(self.signing_key.public_key),
+            "keys": trusted.published(),
+            "checkpoints": [dict(row._mapping) for row in await self.store.checkpoints()],
+        }
+
     def _event(self, row: Any) -> CheckpointSigned:
-        return CheckpointSigned(chain=self.chain_id, sequence=row["sequence"], head_hash=row["head_hash"],
-                                signed_at=parse_time(row["signed_at"]), key_id=row["key_id"],
-                                signature=row["signature"])  # fmt: skip
+        return CheckpointSigned(
+            chain=self.chain_id,
+            sequence=row["sequence"],
+            head_hash=row["head_hash"],
+            signed_at=parse_time(row["signed_at"]),
+            key_id=row["key_id"],
+            signature=row["signature"],
+        )
 
     async def _publish(self, checkpoint: CheckpointSigned) -> None:
         await self.producer.publish(new_event(checkpoint, actor=ACTOR, time=checkpoint.signed_at))

@@ -21,18 +21,35 @@ SUBSCRIPTION_CREATED = SubscriptionCreated.event_type
 def ndjson_line(row: Any) -> bytes:
     event: Any = None
     if row.decode_error is None:
-        attributes = {name.removeprefix("ce_"): base64.b64decode(value).decode()
-                      for name, value in orjson.loads(row.headers) if name.startswith("ce_")}  # fmt: skip
+        attributes = {
+            name.removeprefix("ce_"): base64.b64decode(value).decode()
+            for name, value in orjson.loads(row.headers)
+            if name.startswith("ce_")
+        }
         event = {**attributes, "datacontenttype": "application/json", "data": _readable_data(row)}
-    return orjson.dumps({
-        "seq": row.seq, "topic": row.topic, "partition": row.partition, "offset": row.offset,
-        "timestamp": row.timestamp, "prev_hash": row.prev_hash, "hash": row.hash, "event": event,
-        "decode_error": row.decode_error,
-        "raw": None if event is not None else {
-            "key": row.key and base64.b64encode(row.key).decode(),
-            "value": row.value and base64.b64encode(row.value).decode(),
-            "headers": orjson.Fragment(row.headers)},
-    }) + b"\n"  # fmt: skip
+    return (
+        orjson.dumps(
+            {
+                "seq": row.seq,
+                "topic": row.topic,
+                "partition": row.partition,
+                "offset": row.offset,
+                "timestamp": row.timestamp,
+                "prev_hash": row.prev_hash,
+                "hash": row.hash,
+                "event": event,
+                "decode_error": row.decode_error,
+                "raw": None
+                if event is not None
+                else {
+                    "key": row.key and base64.b64encode(row.key).decode(),
+                    "value": row.value and base64.b64encode(row.value).decode(),
+                    "headers": orjson.Fragment(row.headers),
+                },
+            }
+        )
+        + b"\n"
+    )
 
 
 def _readable_data(row: Any) -> Any:
@@ -45,8 +62,21 @@ def _readable_data(row: Any) -> Any:
     return data
 
 
-CSV_COLUMNS = ("seq", "topic", "partition", "offset", "event_time", "event_type", "subject", "task_id", "actor",
-               "actordept", "event_id", "hash", "decode_error")  # fmt: skip
+CSV_COLUMNS = (
+    "seq",
+    "topic",
+    "partition",
+    "offset",
+    "event_time",
+    "event_type",
+    "subject",
+    "task_id",
+    "actor",
+    "actordept",
+    "event_id",
+    "hash",
+    "decode_error",
+)
 
 
 async def export(store: AuditStore, where: EntryFilter, fmt: str) -> AsyncIterator[bytes]:

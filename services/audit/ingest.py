@@ -15,8 +15,8 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.partitioner import DefaultPartitioner
 from pydantic import ValidationError
 
-from services.audit.domain.chain import LogRecord
 from services.audit.adapters.store import AuditStore
+from services.audit.domain.chain import LogRecord
 from shared.contract.catalog import CheckpointSigned
 from shared.contract.codec import HEADER_PREFIX
 from shared.contract.topics import ALERTS, DEADLETTER, EVENTS
@@ -33,8 +33,9 @@ class StoreDisagrees(RuntimeError):
 
 
 def as_log_record(record: ConsumerRecord) -> LogRecord:
-    return LogRecord.kept(record.topic, record.partition, record.offset, record.timestamp, record.key, record.value,
-                          tuple(record.headers))  # fmt: skip
+    return LogRecord.kept(
+        record.topic, record.partition, record.offset, record.timestamp, record.key, record.value, tuple(record.headers)
+    )
 
 
 FETCH_BYTES = 8 * 1024 * 1024
@@ -76,8 +77,9 @@ class Disagreement:
         return self.problem
 
 
-async def disagreements(store: AuditStore, kafka: KafkaSettings, chain_id: str,
-                        topics: tuple[str, ...] = AUDITED_TOPICS) -> list[Disagreement]:  # fmt: skip
+async def disagreements(
+    store: AuditStore, kafka: KafkaSettings, chain_id: str, topics: tuple[str, ...] = AUDITED_TOPICS
+) -> list[Disagreement]:
     """Why the store is not a faithful prefix of the log, if it is not: entries missing below
     the offsets it claims, offsets beyond the log's end, or checkpoints of its chain on the log
     that it does not reach or that say otherwise."""
@@ -88,11 +90,19 @@ async def disagreements(store: AuditStore, kafka: KafkaSettings, chain_id: str,
         if newest is None:
             found.append(Disagreement(f"{topic}/{partition}: every entry below offset {next_offset} is missing"))
         elif newest >= next_offset:
-            found.append(Disagreement(f"{topic}/{partition}: the store holds an entry at offset {newest}, beyond "
-                                      f"the next offset to ingest, {next_offset}"))  # fmt: skip
+            found.append(
+                Disagreement(
+                    f"{topic}/{partition}: the store holds an entry at offset {newest}, beyond "
+                    f"the next offset to ingest, {next_offset}"
+                )
+            )
         elif newest + 1 != next_offset:
-            found.append(Disagreement(f"{topic}/{partition}: entries after offset {newest} up to {next_offset - 1} "
-                                      f"are missing (the store says it ingested them)"))  # fmt: skip
+            found.append(
+                Disagreement(
+                    f"{topic}/{partition}: entries after offset {newest} up to {next_offset - 1} "
+                    f"are missing (the store says it ingested them)"
+                )
+            )
     for topic, partition in sorted(set(last) - set(positions)):
         found.append(Disagreement(f"{topic}/{partition}: the store holds entries but no offset for them"))
     async with open_consumer(kafka, fetch_bytes=FETCH_BYTES) as consumer:
@@ -101,8 +111,12 @@ async def disagreements(store: AuditStore, kafka: KafkaSettings, chain_id: str,
         for tp in every:
             next_offset = positions.get((tp.topic, tp.partition), 0)
             if next_offset > ends[tp]:
-                found.append(Disagreement(f"{tp.topic}/{tp.partition}: the store holds offsets up to "
-                                          f"{next_offset - 1} but the log ends at {ends[tp] - 1}"))  # fmt: skip
+                found.append(
+                    Disagreement(
+                        f"{tp.topic}/{tp.partition}: the store holds offsets up to "
+                        f"{next_offset - 1} but the log ends at {ends[tp] - 1}"
+                    )
+                )
         if EVENTS in topics:
             tp = checkpoint_partition(chain_id, len([p for p in every if p.topic == EVENTS]))
             start = max(positions.get((tp.topic, tp.partition), 0), (await consumer.beginning_offsets([tp]))[tp])
@@ -116,9 +130,13 @@ async def disagreements(store: AuditStore, kafka: KafkaSettings, chain_id: str,
 async def _against_store(store: AuditStore, checkpoint: CheckpointSigned, record: ConsumerRecord) -> list[Disagreement]:
     where = f"the checkpoint at {EVENTS}/{record.partition}@{record.offset}, signed {checkpoint.signed_at.isoformat()}"
     if checkpoint.sequence > store.head.sequence:
-        return [Disagreement(f"{where} covers entries up to {checkpoint.sequence}, but the store ends at "
-                             f"{store.head.sequence}: entries {store.head.sequence + 1}..{checkpoint.sequence} are "
-                             "missing (the store was rolled back or truncated)")]  # fmt: skip
+        return [
+            Disagreement(
+                f"{where} covers entries up to {checkpoint.sequence}, but the store ends at "
+                f"{store.head.sequence}: entries {store.head.sequence + 1}..{checkpoint.sequence} are "
+                "missing (the store was rolled back or truncated)"
+            )
+        ]
     if await store.hash_at(checkpoint.sequence) != checkpoint.head_hash:
         return [Disagreement(f"{where} does not match the store's chain at entry {checkpoint.sequence}")]
     return []
@@ -127,8 +145,14 @@ async def _against_store(store: AuditStore, checkpoint: CheckpointSigned, record
 class Ingestor:
     """Reads every audited partition from where the store left off, and appends in batches."""
 
-    def __init__(self, kafka: KafkaSettings, store: AuditStore, batch_size: int, chain_id: str,
-                 topics: tuple[str, ...] = AUDITED_TOPICS) -> None:  # fmt: skip
+    def __init__(
+        self,
+        kafka: KafkaSettings,
+        store: AuditStore,
+        batch_size: int,
+        chain_id: str,
+        topics: tuple[str, ...] = AUDITED_TOPICS,
+    ) -> None:
         self._kafka, self._store, self._batch_size, self._topics = kafka, store, batch_size, topics
         self._chain_id = chain_id
         self._stopping = asyncio.Event()
@@ -147,8 +171,9 @@ class Ingestor:
         problems = await disagreements(self._store, self._kafka, self._chain_id, self._topics)
         self.consistent = not problems
         if problems:
-            raise StoreDisagrees("refusing to ingest on top of a store that disagrees with the log: "
-                                 + "; ".join(map(str, problems[:5])))  # fmt: skip
+            raise StoreDisagrees(
+                "refusing to ingest on top of a store that disagrees with the log: " + "; ".join(map(str, problems[:5]))
+            )
         consumer = new_consumer(self._kafka, client_id="audit-ingest", fetch_bytes=FETCH_BYTES)
         await consumer.start()
         try:
@@ -183,5 +208,5 @@ class Ingestor:
         consumer = self._consumer
         if consumer is None:
             return None
-        ends = await consumer.end_offsets(list(self._stored))
+        ends: dict[TopicPartition, int] = await consumer.end_offsets(list(self._stored))
         return sum(max(0, ends[tp] - offset) for tp, offset in self._stored.items())

@@ -12,12 +12,13 @@ from services.audit.adapters.store import AuditStore, EntryFilter, event_of
 from shared.auth import Actor, can_read_everything
 from shared.contract.catalog import IssueEscalated
 from shared.contract.codes import Department
-from shared.contract.envelope import CloudEvent
-from shared.domain.evolve import DOMAIN_TYPES, EvolveError, Projection
+from shared.contract.envelope import AnyEvent, CloudEvent
+from shared.domain.evolve import DOMAIN_TYPES, EvolveError
+from shared.domain.projection import Projection
 from shared.domain.state import Task
 
 
-async def domain_events(store: AuditStore, where: EntryFilter) -> AsyncIterator[tuple[Any, CloudEvent]]:
+async def domain_events(store: AuditStore, where: EntryFilter) -> AsyncIterator[tuple[Any, AnyEvent]]:
     """The stored domain events that match, in log order, with their entries."""
     async for rows in store.stream(where):
         for row in rows:
@@ -25,7 +26,7 @@ async def domain_events(store: AuditStore, where: EntryFilter) -> AsyncIterator[
                 yield row, event
 
 
-def fold(projection: Projection, event: CloudEvent) -> bool:
+def fold(projection: Projection, event: AnyEvent) -> bool:
     """``projection.apply``, passing over an event that does not fit (the trail keeps it)."""
     try:
         return projection.apply(event)
@@ -52,8 +53,9 @@ async def responsibility(store: AuditStore, now: datetime) -> dict[str, dict[str
             acts[row.actordept] += 1
         if fold(projection, event) and isinstance(event.data, IssueEscalated):
             escalated_tasks[event.data.task_id] += 1
-    table = {str(d): {"lead": 0, "supporting": 0, "acts": acts.get(str(d), 0), "late": 0, "escalated": 0}
-             for d in Department}  # fmt: skip
+    table = {
+        str(d): {"lead": 0, "supporting": 0, "acts": acts.get(str(d), 0), "late": 0, "escalated": 0} for d in Department
+    }
     for task in projection.tasks():
         departments = [task.lead_department, *task.supporting_departments]
         if task.lead_department:

@@ -16,8 +16,10 @@ class AuditSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="POLICYTRACK_AUDIT_", extra="ignore")
 
     port: int = 8003
-    dsn: str | None = Field(default=None, description="SQLAlchemy URL of PostgreSQL (postgresql+asyncpg://...); "
-                                                      "SQLite in the data folder when unset")  # fmt: skip
+    dsn: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of PostgreSQL (postgresql+asyncpg://...); SQLite in the data folder when unset",
+    )
     chain_id: AggregateId = Field(
         default="audit-chain",
         description="names this store's chain in the checkpoints it publishes; one per audit store",

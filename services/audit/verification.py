@@ -17,8 +17,10 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from pydantic import ValidationError
 
-from services.audit.domain.chain import GENESIS, LogRecord, canonical, chain_hash, checkpoint_message
+from services.audit.adapters.keys import TrustedKeys
+from services.audit.adapters.store import DERIVED, AuditStore, EntryFilter, Snapshot, derive, log_record
 from services.audit.checkpoints import CHECKPOINT_TYPE, parse_time
+from services.audit.domain.chain import GENESIS, LogRecord, canonical, chain_hash, checkpoint_message
 from services.audit.ingest import (
     AUDITED_TOPICS,
     FETCH_BYTES,
@@ -27,8 +29,6 @@ from services.audit.ingest import (
     published_checkpoint,
     read_range,
 )
-from services.audit.adapters.keys import TrustedKeys
-from services.audit.adapters.store import DERIVED, AuditStore, EntryFilter, Snapshot, derive, log_record
 from shared.contract.catalog import CheckpointSigned
 from shared.contract.topics import EVENTS
 from shared.kafka.consumer import open_consumer, partitions_of
@@ -108,8 +108,10 @@ class Verifier:
         self.result.against_log = self.kafka is not None
         snapshot = await self.store.snapshot()
         rows = await self.store.checkpoints()
-        self.result.covered = {"sequence": snapshot.head.sequence,
-                               "offsets": {_name(tp): n for tp, n in sorted(snapshot.next_offsets.items())}}
+        self.result.covered = {
+            "sequence": snapshot.head.sequence,
+            "offsets": {_name(tp): n for tp, n in sorted(snapshot.next_offsets.items())},
+        }
         if self.kafka is None:
             await self._walk(snapshot, rows, None)
         else:
@@ -128,8 +130,11 @@ class Verifier:
             self.result.lag["records"] = {_name(tp): max(0, ends[tp] - limits[tp]) for tp in every}
             for tp in every:
                 if limits[tp] > ends[tp]:
-                    self.result.fail(None, f"the store holds {_name(tp)} up to offset {limits[tp] - 1}, but the log "
-                                           f"ends at {ends[tp] - 1}")  # fmt: skip
+                    self.result.fail(
+                        None,
+                        f"the store holds {_name(tp)} up to offset {limits[tp] - 1}, but the log "
+                        f"ends at {ends[tp] - 1}",
+                    )
             reader = LogReader(consumer, limits)
             await reader.start()
             walked = await self._walk(snapshot, rows, reader)
@@ -162,8 +167,9 @@ class Verifier:
                     return False
                 if (stored := by_sequence.get(row.seq)) is not None and not self._row_holds(stored, digest):
                     return False
-                if reader is not None and not (self._derived_columns_hold(row)
-                                               and await self._matches_log(reader, row, record)):  # fmt: skip
+                if reader is not None and not (
+                    self._derived_columns_hold(row) and await self._matches_log(reader, row, record)
+                ):
                     return False
                 if row.event_type == CHECKPOINT_TYPE and row.subject == self.chain_id:
                     await self._published_checkpoint(row)
@@ -178,8 +184,9 @@ class Verifier:
             return False
         message = checkpoint_message(stored.sequence, stored.head_hash, parse_time(stored.signed_at))
         if not self.keys.verifies(stored.key_id, message, stored.signature):
-            self.result.fail(stored.sequence, "the checkpoint's signature does not verify with a trusted key",
-                             key_id=stored.key_id)  # fmt: skip
+            self.result.fail(
+                stored.sequence, "the checkpoint's signature does not verify with a trusted key", key_id=stored.key_id
+            )
             return False
         return True
 
@@ -199,15 +206,21 @@ class Verifier:
             self.result.fail(row.seq, f"entry claims {where}@{record.offset}, which is not on the log")
             return False
         if on_log.offset != record.offset:
-            self.result.fail(row.seq, f"the store and the log disagree on {where}: the log's next record is "
-                                      f"@{on_log.offset}, the entry claims @{record.offset} (an entry was removed "
-                                      "or inserted)")  # fmt: skip
+            self.result.fail(
+                row.seq,
+                f"the store and the log disagree on {where}: the log's next record is "
+                f"@{on_log.offset}, the entry claims @{record.offset} (an entry was removed "
+                "or inserted)",
+            )
             return False
         logged = as_log_record(on_log)
         if canonical(logged) != canonical(record, row.headers):
             stored = log_record(row)
-            differs = [name for name in ("timestamp", "key", "value", "headers")
-                       if getattr(logged, name) != getattr(stored, name)]  # fmt: skip
+            differs = [
+                name
+                for name in ("timestamp", "key", "value", "headers")
+                if getattr(logged, name) != getattr(stored, name)
+            ]
             self.result.fail(row.seq, f"entry differs from {where}@{record.offset} on the log", fields=differs)
             return False
         return True
@@ -223,20 +236,25 @@ class Verifier:
         where = f"{row.topic}/{row.partition}@{row.offset}"
         self.on_log[checkpoint.sequence] = (checkpoint, where)
         if checkpoint.sequence >= row.seq:
-            self.result.fail(row.seq, f"the checkpoint at {where} names entry {checkpoint.sequence}, which it "
-                                      "cannot have seen")  # fmt: skip
+            self.result.fail(
+                row.seq, f"the checkpoint at {where} names entry {checkpoint.sequence}, which it cannot have seen"
+            )
         else:
             self._check_published(checkpoint, where, await self.store.hash_at(checkpoint.sequence))
 
     def _check_published(self, checkpoint: CheckpointSigned, where: str, stored_hash: str) -> None:
         self.result.checkpoints_on_log += 1
         if stored_hash != checkpoint.head_hash:
-            self.result.fail(checkpoint.sequence, f"the checkpoint published at {where} does not match the chain at "
-                                                  "this sequence")  # fmt: skip
+            self.result.fail(
+                checkpoint.sequence, f"the checkpoint published at {where} does not match the chain at this sequence"
+            )
         message = checkpoint_message(checkpoint.sequence, checkpoint.head_hash, checkpoint.signed_at)
         if not self.keys.verifies(checkpoint.key_id, message, checkpoint.signature):
-            self.result.fail(checkpoint.sequence, f"the checkpoint published at {where} does not verify with a "
-                                                  "trusted key", key_id=checkpoint.key_id)  # fmt: skip
+            self.result.fail(
+                checkpoint.sequence,
+                f"the checkpoint published at {where} does not verify with a trusted key",
+                key_id=checkpoint.key_id,
+            )
 
     async def _nothing_left_behind(self, reader: LogReader, limits: dict[TopicPartition, int]) -> None:
         """Completeness: below the snapshot's offsets, every record of the log is in the store."""
@@ -247,12 +265,17 @@ class Verifier:
             last, count = first, 1
             while (more := await reader.next(tp)) is not None:
                 last, count = more, count + 1
-            self.result.fail(None, f"{count} records of {_name(tp)} (offsets {first.offset}..{last.offset}) are on "
-                                   "the log but missing from the store", partition=_name(tp),
-                             missing={"from_offset": first.offset, "to_offset": last.offset, "count": count})
+            self.result.fail(
+                None,
+                f"{count} records of {_name(tp)} (offsets {first.offset}..{last.offset}) are on "
+                "the log but missing from the store",
+                partition=_name(tp),
+                missing={"from_offset": first.offset, "to_offset": last.offset, "count": count},
+            )
 
-    async def _checkpoints_after(self, kafka: KafkaSettings, snapshot: Snapshot, ends: dict[TopicPartition, int],
-                                 partitions: int) -> None:  # fmt: skip
+    async def _checkpoints_after(
+        self, kafka: KafkaSettings, snapshot: Snapshot, ends: dict[TopicPartition, int], partitions: int
+    ) -> None:
         """The chain's checkpoints on the log that the snapshot has not ingested yet: none may
         name entries the store does not have."""
         tp = checkpoint_partition(self.chain_id, partitions)
@@ -267,10 +290,13 @@ class Verifier:
             self.on_log[checkpoint.sequence] = (checkpoint, where)
             head = self.store.head.sequence
             if checkpoint.sequence > head:
-                self.result.fail(head + 1, f"the checkpoint published at {where} covers entries up to "
-                                           f"{checkpoint.sequence}, but the store ends at {head}: entries {head + 1}.."
-                                           f"{checkpoint.sequence} are missing (rolled back or truncated)",
-                                 missing={"from_sequence": head + 1, "to_sequence": checkpoint.sequence})
+                self.result.fail(
+                    head + 1,
+                    f"the checkpoint published at {where} covers entries up to "
+                    f"{checkpoint.sequence}, but the store ends at {head}: entries {head + 1}.."
+                    f"{checkpoint.sequence} are missing (rolled back or truncated)",
+                    missing={"from_sequence": head + 1, "to_sequence": checkpoint.sequence},
+                )
             elif checkpoint.sequence <= snapshot.head.sequence:
                 self._check_published(checkpoint, where, await self.store.hash_at(checkpoint.sequence))
 
@@ -279,14 +305,22 @@ class Verifier:
         by_sequence = {row.sequence: row for row in rows_now}
         for sequence, (checkpoint, where) in sorted(self.on_log.items()):
             if sequence not in by_sequence and sequence <= self.store.head.sequence:
-                self.result.fail(sequence, f"the checkpoint published at {where} (signed "
-                                           f"{checkpoint.signed_at.isoformat()}) has no row in the store")  # fmt: skip
+                self.result.fail(
+                    sequence,
+                    f"the checkpoint published at {where} (signed "
+                    f"{checkpoint.signed_at.isoformat()}) has no row in the store",
+                )
         for row in rows:
             if row.published and row.sequence <= snapshot.head.sequence and row.sequence not in self.on_log:
                 self.result.fail(row.sequence, "a checkpoint row marked as published is not on the log")
 
 
-async def verify(store: AuditStore, keys: TrustedKeys, chain_id: str, kafka: KafkaSettings | None,
-                 topics: tuple[str, ...] = AUDITED_TOPICS) -> Verification:  # fmt: skip
+async def verify(
+    store: AuditStore,
+    keys: TrustedKeys,
+    chain_id: str,
+    kafka: KafkaSettings | None,
+    topics: tuple[str, ...] = AUDITED_TOPICS,
+) -> Verification:
     """Verifies the chain and its checkpoints; with ``kafka``, also against the log."""
     return await Verifier(store, keys, chain_id, kafka, topics).run()

@@ -8,34 +8,29 @@ so after a restart only what has no receipt is delivered again (same ``webhook-i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any
+from datetime import datetime
 
 from aiokafka import ConsumerRecord
 
 from services.notifications.adapters.addresses import AddressPolicy, Resolver, check_url, system_resolver
-from services.notifications.adapters.delivery import ACTOR, Deliveries
+from services.notifications.adapters.delivery import ACTOR, Alert, Deliveries
 from services.notifications.adapters.sealing import Sealer
 from services.notifications.domain import subscriptions as rules
 from services.notifications.domain.schedule import Schedule
 from services.notifications.domain.subscriptions import Sealed, Subscription, SubscriptionBody, new_secret
 from shared.auth import Actor
+from shared.clock import Clock, utc_now
 from shared.contract import catalog as c
-from shared.contract.envelope import CloudEvent, new_event
+from shared.contract.envelope import AnyEvent, is_of, new_event
 from shared.domain.refusals import Invalid, NotFound
 from shared.kafka.producer import EventProducer
 from shared.logging import get_logger
 from shared.supervision import Health
 
 log = get_logger(__name__)
-Clock = Callable[[], datetime]
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass
@@ -50,18 +45,18 @@ class NotificationService:
     subscriptions: dict[str, Subscription] = field(default_factory=dict)
     delivered: set[tuple[str, str]] = field(default_factory=set)
     live: bool = False
-    _replayed: dict[str, CloudEvent] = field(default_factory=dict)
-    _immediate: list[c.EventData] = field(default_factory=list)
+    _replayed: dict[str, Alert] = field(default_factory=dict)
+    _immediate: list[c.DeadlineAlert] = field(default_factory=list)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
 
-    async def on_record(self, event: CloudEvent, _record: ConsumerRecord | None = None) -> None:
+    async def on_record(self, event: AnyEvent, _record: ConsumerRecord | None = None) -> None:
         data = event.data
-        if isinstance(data, c.DeadlineAlert):
-            self.schedule.emitted.add(data.alert_id)
+        if is_of(event, c.DeadlineAlert):
+            self.schedule.emitted.add(event.data.alert_id)
             if self.live:
                 await self._hand_out(event)
             else:
-                self._replayed[data.alert_id] = event
+                self._replayed[event.data.alert_id] = event
         elif isinstance(data, c.AlertDelivered | c.AlertDeliveryFailed):
             self.delivered.add((data.alert_id, data.subscription_id))
         elif isinstance(data, c.SubscriptionCreated):
@@ -73,14 +68,23 @@ class NotificationService:
             self._immediate += self.schedule.apply(event)
             self._wake.set()
 
-    def _subscribed(self, data: c.SubscriptionCreated, event: CloudEvent) -> None:
+    def _subscribed(self, data: c.SubscriptionCreated, event: AnyEvent) -> None:
         secret = self.sealer.unseal(data.sealed_secret)
         url = self.sealer.unseal(data.sealed_webhook_url) if data.sealed_webhook_url else str(data.webhook_url)
         if secret is None or url is None:
             log.error("cannot unseal a subscription; wrong sealing key?", subscription=data.subscription_id)
             return
-        subscription = Subscription(data.subscription_id, data.department, data.task_id, frozenset(data.event_types),
-                                    url, secret, event.time, event.actor, event.actordept)  # fmt: skip
+        subscription = Subscription(
+            data.subscription_id,
+            data.department,
+            data.task_id,
+            frozenset(data.event_types),
+            url,
+            secret,
+            event.time,
+            event.actor,
+            event.actordept,
+        )
         self.subscriptions[data.subscription_id] = subscription
         if self.live:
             self.deliveries.subscribe(subscription)
@@ -94,8 +98,7 @@ class NotificationService:
         for alert in replayed.values():
             await self._hand_out(alert)
 
-    async def _hand_out(self, alert: CloudEvent) -> None:
-        assert isinstance(alert.data, c.DeadlineAlert)
+    async def _hand_out(self, alert: Alert) -> None:
         for subscription in list(self.subscriptions.values()):
             if (alert.data.alert_id, subscription.subscription_id) in self.delivered:
                 continue
@@ -111,8 +114,9 @@ class NotificationService:
         if refusal is not None:
             raise Invalid(refusal, "webhook_url")
         secret = body.secret or new_secret()
-        sealed = Sealed(f"sub-{uuid.uuid4().hex[:16]}", self.sealer.seal(str(body.webhook_url)),
-                        self.sealer.seal(secret))  # fmt: skip
+        sealed = Sealed(
+            f"sub-{uuid.uuid4().hex[:16]}", self.sealer.seal(str(body.webhook_url)), self.sealer.seal(secret)
+        )
         created = rules.subscribe(body, actor, self.schedule.departments_of(body.task_id or ""), sealed)
         await self._record(new_event(created, actor=actor.user, actordept=actor.department))
         return self.subscriptions[created.subscription_id], secret
@@ -127,7 +131,7 @@ class NotificationService:
         removed = rules.unsubscribe(self.visible(subscription_id, actor), actor)
         await self._record(new_event(removed, actor=actor.user, actordept=actor.department))
 
-    async def _record(self, event: CloudEvent) -> None:
+    async def _record(self, event: AnyEvent) -> None:
         """On the log, then into this instance's state at once, so that a read right after sees it."""
         await self.producer.publish(event)
         await self.on_record(event)
@@ -140,7 +144,7 @@ class NotificationService:
             if health is not None:
                 health.healthy()
             now = self.clock()
-            due = [a for a in self._immediate if isinstance(a, c.AlertEvent) and a.alert_id not in self.schedule.emitted]
+            due = [a for a in self._immediate if a.alert_id not in self.schedule.emitted]
             self._immediate.clear()
             for alert in due:
                 self.schedule.emitted.add(alert.alert_id)
@@ -150,12 +154,10 @@ class NotificationService:
             next_wake = self.schedule.next_wake()
             timeout = 1.0 if next_wake is None else max(0.0, min(1.0, (next_wake - self.clock()).total_seconds()))
             self._wake.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=timeout)
-            except TimeoutError:
-                pass
 
-    async def _emit(self, alerts: list[Any], now: datetime, health: Health | None = None) -> None:
+    async def _emit(self, alerts: list[c.DeadlineAlert], now: datetime, health: Health | None = None) -> None:
         """Appends the alerts together; their ids are derived, so a retry cannot double them
         for anyone who reads the log back (this service included)."""
         events = [new_event(alert, actor=ACTOR, id=alert.alert_id, time=now) for alert in alerts]
@@ -166,7 +168,7 @@ class NotificationService:
                 for event in events:  # on the log now: hand out at once rather than on reading it back
                     await self._hand_out(event)
                 return
-            except Exception as error:  # noqa: BLE001 - any producer failure is retried
+            except Exception as error:
                 log.warning("could not emit alerts; retrying", count=len(events), error=repr(error))
                 if health is not None:
                     health.failed(f"could not emit {len(events)} alerts: {error!r}"[:500])

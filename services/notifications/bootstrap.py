@@ -10,12 +10,13 @@ from cryptography.fernet import Fernet
 from services.notifications.adapters.addresses import AddressPolicy
 from services.notifications.adapters.delivery import Deliveries, RetryPolicy
 from services.notifications.adapters.sealing import Sealer
-from services.notifications.application import Clock, NotificationService, utc_now
+from services.notifications.application import NotificationService
 from services.notifications.domain.schedule import Policy, Schedule
 from services.notifications.settings import NotificationsSettings
 from shared.auth import InsecureConfiguration, TokenVerifier
+from shared.clock import Clock, utc_now
 from shared.contract.codec import DecodeFailure
-from shared.contract.envelope import CloudEvent
+from shared.contract.envelope import AnyEvent
 from shared.contract.topics import ALERTS, EVENTS
 from shared.kafka.consumer import ConsumerRunner
 from shared.kafka.producer import EventProducer
@@ -29,10 +30,16 @@ class SkipPoison:
     """The notifications service replays the log at every start; dead-lettering what it cannot
     read would dead-letter it again each time. The audit trail keeps such records anyway."""
 
-    async def dead_letter(self, failure: DecodeFailure, *, topic: str, partition: int, offset: int,
-                          consumer: str) -> None:  # fmt: skip
-        log.warning("skipping a record that is not an event", topic=topic, partition=partition, offset=offset,
-                    reason=failure.reason)  # fmt: skip
+    async def dead_letter(
+        self, failure: DecodeFailure, *, topic: str, partition: int, offset: int, consumer: str
+    ) -> None:
+        log.warning(
+            "skipping a record that is not an event",
+            topic=topic,
+            partition=partition,
+            offset=offset,
+            reason=failure.reason,
+        )
 
 
 @dataclass
@@ -42,12 +49,18 @@ class NotificationsRuntime:
     service: NotificationService
     producer: EventProducer
     work: BackgroundWork = field(default_factory=BackgroundWork)
-    _runner: ConsumerRunner[CloudEvent] | None = None
+    _runner: ConsumerRunner[AnyEvent] | None = None
 
     async def start(self) -> None:
         await self.producer.start()
-        self._runner = ConsumerRunner(self.settings.kafka, name="notifications", topics=[EVENTS, ALERTS],
-                                      handler=self.service.on_record, dead_letters=SkipPoison(), group_id=None)
+        self._runner = ConsumerRunner(
+            self.settings.kafka,
+            name="notifications",
+            topics=[EVENTS, ALERTS],
+            handler=self.service.on_record,
+            dead_letters=SkipPoison(),
+            group_id=None,
+        )
         self.work.start("log", self._runner.run)
         self.work.start("scheduler", self._schedule)
 
@@ -74,18 +87,21 @@ class NotificationsRuntime:
 
     async def readiness(self) -> tuple[bool, dict[str, Any]]:
         working, background = self.work.readiness()
-        return working and self.service.live, {"live": self.service.live,
-                                               "subscriptions": len(self.service.subscriptions),
-                                               "open_deadlines": len(self.service.schedule.deadlines),
-                                               "background": background}  # fmt: skip
+        return working and self.service.live, {
+            "live": self.service.live,
+            "subscriptions": len(self.service.subscriptions),
+            "open_deadlines": len(self.service.schedule.deadlines),
+            "background": background,
+        }
 
 
 def sealing_key(settings: NotificationsSettings) -> str:
     if settings.sealing_key:
         return settings.sealing_key
     if settings.runtime.env == "prod":
-        raise InsecureConfiguration("refusing to start: set POLICYTRACK_NOTIFICATIONS_SEALING_KEY (a Fernet key) "
-                                    "to seal webhook secrets")  # fmt: skip
+        raise InsecureConfiguration(
+            "refusing to start: set POLICYTRACK_NOTIFICATIONS_SEALING_KEY (a Fernet key) to seal webhook secrets"
+        )
     path = settings.sealing_key_file()
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -98,13 +114,24 @@ def bootstrap(settings: NotificationsSettings | None = None, clock: Clock = utc_
     settings = settings or NotificationsSettings()
     verifier = TokenVerifier(settings.auth, settings.runtime)
     producer = EventProducer(settings.kafka, client_id="policytrack-notifications")
-    policy = Policy(lead_times=tuple(settings.lead_times), grace=settings.grace,
-                    escalate_after=settings.escalate_after)  # fmt: skip
-    retry = RetryPolicy(settings.retry_period, settings.retry_base_seconds, settings.retry_max_seconds,
-                        settings.delivery_timeout_seconds)  # fmt: skip
-    addresses = AddressPolicy(dev=settings.runtime.env == "dev", allow_private=settings.allow_private_networks,
-                              allowed_hosts=frozenset(settings.allowed_hosts))  # fmt: skip
-    service = NotificationService(Schedule(policy), producer,
-                                  Deliveries(producer, retry, addresses, settings.subscriber_queue_limit),
-                                  Sealer(sealing_key(settings)), addresses, clock)  # fmt: skip
+    policy = Policy(lead_times=tuple(settings.lead_times), grace=settings.grace, escalate_after=settings.escalate_after)
+    retry = RetryPolicy(
+        settings.retry_period,
+        settings.retry_base_seconds,
+        settings.retry_max_seconds,
+        settings.delivery_timeout_seconds,
+    )
+    addresses = AddressPolicy(
+        dev=settings.runtime.env == "dev",
+        allow_private=settings.allow_private_networks,
+        allowed_hosts=frozenset(settings.allowed_hosts),
+    )
+    service = NotificationService(
+        Schedule(policy),
+        producer,
+        Deliveries(producer, retry, addresses, settings.subscriber_queue_limit),
+        Sealer(sealing_key(settings)),
+        addresses,
+        clock,
+    )
     return NotificationsRuntime(settings=settings, verifier=verifier, service=service, producer=producer)

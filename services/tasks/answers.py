@@ -6,17 +6,25 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from shared.contract import catalog as c
 from shared.contract.catalog import CommandRejected, MilestoneMet, MilestoneScheduled
-from shared.contract.envelope import CloudEvent
+from shared.contract.envelope import AnyEvent
+
 STALE_VERSION = 412
 KEY_REUSED = 422
 KEY_IN_FLIGHT = 409
 UNAUTHENTICATED = 401
 CREATING_TYPES = frozenset(
-    f"org.policytrack.{name}.v1"
-    for name in ("plan.approved", "task.created", "milestone.scheduled", "issue.reported", "approval.requested",
-                 "evaluation.recorded")
-)  # fmt: skip
+    cls.event_type
+    for cls in (
+        c.PlanApproved,
+        c.TaskCreated,
+        c.MilestoneScheduled,
+        c.IssueReported,
+        c.ApprovalRequested,
+        c.EvaluationRecorded,
+    )
+)
 
 
 class StaleVersion(Exception):
@@ -49,7 +57,7 @@ class Answer:
     body: dict[str, Any]
 
 
-def answer_body(event: CloudEvent) -> dict[str, Any]:
+def answer_body(event: AnyEvent) -> dict[str, Any]:
     data = event.data
     if isinstance(data, CommandRejected):
         return {"id": data.command_id}
@@ -62,12 +70,14 @@ def answer_body(event: CloudEvent) -> dict[str, Any]:
     return body
 
 
-def answer_for(events: list[CloudEvent]) -> Answer:
+def answer_for(events: list[AnyEvent]) -> Answer:
     """The answer to the command that appended ``events`` (all of one command, in order)."""
     first, last = events[0], events[-1]
     if isinstance(first.data, CommandRejected):
         rejected = first.data
-        return Answer(rejected.status, {"status": rejected.status, "detail": rejected.reason,
-                                        "errors": [e.model_dump() for e in rejected.errors]})  # fmt: skip
+        return Answer(
+            rejected.status,
+            {"status": rejected.status, "detail": rejected.reason, "errors": [e.model_dump() for e in rejected.errors]},
+        )
     status = 201 if first.type in CREATING_TYPES else 200
     return Answer(status, {**answer_body(first), "version": last.aggregateversion})

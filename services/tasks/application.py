@@ -12,9 +12,8 @@ from __future__ import annotations
 import asyncio
 import uuid
 import weakref
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from services.tasks.adapters.event_log import EventLog
 from services.tasks.adapters.idempotency import IdempotencyIndex
@@ -22,15 +21,10 @@ from services.tasks.answers import Answer, KeyInFlight, KeyReused, StaleVersion,
 from services.tasks.domain import commands as cmd
 from services.tasks.domain.decide import decide
 from shared.auth import Actor
+from shared.clock import Clock, utc_now
 from shared.contract.catalog import CommandRejected, EventData, FieldError
-from shared.contract.envelope import CloudEvent, new_event
-from shared.domain.evolve import Projection
-
-Clock = Callable[[], datetime]
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
+from shared.contract.envelope import AnyEvent, new_event
+from shared.domain.projection import Projection
 
 
 def new_id(prefix: str) -> str:
@@ -65,8 +59,15 @@ class TaskService:
         self.clock = clock
         self._locks = KeyedLocks()
 
-    async def execute(self, command: cmd.Command, actor: Actor, *, if_match: int | None = None,
-                      idempotency: IdempotencyKey | None = None, correlation_id: str | None = None) -> Answer:  # fmt: skip
+    async def execute(
+        self,
+        command: cmd.Command,
+        actor: Actor,
+        *,
+        if_match: int | None = None,
+        idempotency: IdempotencyKey | None = None,
+        correlation_id: str | None = None,
+    ) -> Answer:
         """Decide and append. Refused, StaleVersion, KeyReused, KeyInFlight, Fenced and
         LogUnavailable append nothing."""
         if idempotency is None:
@@ -83,8 +84,14 @@ class TaskService:
         finally:
             self.index.end(actor.user, idempotency.key)
 
-    async def _execute(self, command: cmd.Command, actor: Actor, if_match: int | None,
-                       idempotency: IdempotencyKey | None, correlation_id: str | None) -> Answer:  # fmt: skip
+    async def _execute(
+        self,
+        command: cmd.Command,
+        actor: Actor,
+        if_match: int | None,
+        idempotency: IdempotencyKey | None,
+        correlation_id: str | None,
+    ) -> Answer:
         aggregate_id = getattr(command, command.target or command.creates or "", None) or "-"
         async with self._locks(aggregate_id):
             if if_match is not None and command.target is not None:
@@ -100,35 +107,62 @@ class TaskService:
                 self.index.record(event)
         return answer_for(events)
 
-    def _envelope(self, decided: Iterable[EventData], actor: Actor, idempotency: IdempotencyKey | None,
-                  correlation_id: str | None) -> list[CloudEvent]:  # fmt: skip
+    def _envelope(
+        self, decided: Iterable[EventData], actor: Actor, idempotency: IdempotencyKey | None, correlation_id: str | None
+    ) -> list[AnyEvent]:
         now = self.clock()
         versions: dict[str, int] = {}
-        events: list[CloudEvent] = []
+        events: list[AnyEvent] = []
         for data in decided:
             current = self.projection.aggregates.get(data.subject)
             versions[data.subject] = versions.get(data.subject, current.version if current else 0) + 1
-            event = new_event(data, actor=actor.user, actordept=actor.department,
-                              aggregateversion=versions[data.subject], correlationid=correlation_id,
-                              causationid=events[-1].id if events else None,
-                              idempotencykey=idempotency.key if idempotency else None,
-                              requestdigest=idempotency.digest if idempotency else None, time=now)  # fmt: skip
+            event = new_event(
+                data,
+                actor=actor.user,
+                actordept=actor.department,
+                aggregateversion=versions[data.subject],
+                correlationid=correlation_id,
+                causationid=events[-1].id if events else None,
+                idempotencykey=idempotency.key if idempotency else None,
+                requestdigest=idempotency.digest if idempotency else None,
+                time=now,
+            )
             correlation_id = event.correlationid
             events.append(event)
         return events
 
-    async def reject(self, command_id: str, command_name: str, status: int, reason: str, *,
-                     errors: Iterable[FieldError] = (), actor: Actor | None = None, idempotency: IdempotencyKey,
-                     correlation_id: str | None) -> Answer:  # fmt: skip
+    async def reject(
+        self,
+        command_id: str,
+        command_name: str,
+        status: int,
+        reason: str,
+        *,
+        errors: Iterable[FieldError] = (),
+        actor: Actor | None = None,
+        idempotency: IdempotencyKey,
+        correlation_id: str | None,
+    ) -> Answer:
         """Appends ``command.rejected`` for a command from the command topic (once per key)."""
         user = actor.user if actor else "unauthenticated"
         if (remembered := self.index.get(user, idempotency.key)) is not None:
             return remembered.answer
-        rejected = CommandRejected(command_id=command_id, command=command_name[:200], status=status,
-                                   reason=reason[:20_000], errors=tuple(errors))  # fmt: skip
-        event = new_event(rejected, actor=user, actordept=actor.department if actor else None,
-                          correlationid=correlation_id, idempotencykey=idempotency.key,
-                          requestdigest=idempotency.digest, time=self.clock())  # fmt: skip
+        rejected = CommandRejected(
+            command_id=command_id,
+            command=command_name[:200],
+            status=status,
+            reason=reason[:20_000],
+            errors=tuple(errors),
+        )
+        event = new_event(
+            rejected,
+            actor=user,
+            actordept=actor.department if actor else None,
+            correlationid=correlation_id,
+            idempotencykey=idempotency.key,
+            requestdigest=idempotency.digest,
+            time=self.clock(),
+        )
         await self.log.append([event])
         self.index.record(event)
         return answer_for([event])

@@ -10,11 +10,12 @@ from services.tasks.adapters.command_topic import CommandRecord, CommandTopicHan
 from services.tasks.adapters.event_log import EventLog, KafkaEventLog
 from services.tasks.adapters.idempotency import IdempotencyIndex
 from services.tasks.adapters.rebuild import RebuildReport, rebuild
-from services.tasks.application import Clock, TaskService, utc_now
+from services.tasks.application import TaskService
 from services.tasks.settings import TasksSettings
 from shared.auth import TokenVerifier
+from shared.clock import Clock, utc_now
 from shared.contract.topics import COMMANDS
-from shared.domain.evolve import Projection
+from shared.domain.projection import Projection
 from shared.kafka.consumer import ConsumerRunner, StopConsuming
 from shared.kafka.producer import EventProducer
 from shared.logging import get_logger
@@ -40,12 +41,22 @@ class TasksRuntime:
         await self.service.log.start()
         await self.dead_letters.start()
         self.rebuilt = await rebuild(self.settings.kafka, self.service.projection, self.service.index)
-        log.info("state rebuilt from the log", events=self.rebuilt.events, skipped=self.rebuilt.skipped,
-                 seconds=round(self.rebuilt.seconds, 3))  # fmt: skip
+        log.info(
+            "state rebuilt from the log",
+            events=self.rebuilt.events,
+            skipped=self.rebuilt.skipped,
+            seconds=round(self.rebuilt.seconds, 3),
+        )
         handler = CommandTopicHandler(self.service, self.verifier, lambda: self._health)
-        self._runner = ConsumerRunner(self.settings.kafka, name="tasks-commands", topics=[COMMANDS], handler=handler,
-                                      dead_letters=self.dead_letters, group_id=f"{self.settings.consumer_group}-commands",
-                                      decode=parse_command_record)  # fmt: skip
+        self._runner = ConsumerRunner(
+            self.settings.kafka,
+            name="tasks-commands",
+            topics=[COMMANDS],
+            handler=handler,
+            dead_letters=self.dead_letters,
+            group_id=f"{self.settings.consumer_group}-commands",
+            decode=parse_command_record,
+        )
         self._health = self.work.start("command-topic", self._consume_commands)
 
     async def _consume_commands(self, health: Health) -> None:
@@ -68,15 +79,20 @@ class TasksRuntime:
         fenced = self.service.log.fenced
         working, background = self.work.readiness()
         ready = self.rebuilt is not None and not fenced and working
-        details: dict[str, Any] = {"rebuilt": self.rebuilt is not None, "fenced": fenced,
-                                   "command_topic": background.get("command-topic", {}).get("ok", False),
-                                   "background": background}  # fmt: skip
+        details: dict[str, Any] = {
+            "rebuilt": self.rebuilt is not None,
+            "fenced": fenced,
+            "command_topic": background.get("command-topic", {}).get("ok", False),
+            "background": background,
+        }
         if self.rebuilt is not None:
             details["events"] = self.rebuilt.events
         return ready, details
 
 
-def bootstrap(settings: TasksSettings | None = None, clock: Clock = utc_now, log_: EventLog | None = None) -> TasksRuntime:
+def bootstrap(
+    settings: TasksSettings | None = None, clock: Clock = utc_now, log_: EventLog | None = None
+) -> TasksRuntime:
     settings = settings or TasksSettings()
     verifier = TokenVerifier(settings.auth, settings.runtime)  # refuses the dev key outside dev
     event_log = log_ or KafkaEventLog(settings.kafka, transactional_id=settings.transactional_id)

@@ -8,8 +8,8 @@ from datetime import datetime
 
 from shared.auth import Actor, can_read
 from shared.contract.codes import CooperationField, Department
-from shared.contract.envelope import CloudEvent
-from shared.domain.evolve import Projection
+from shared.contract.envelope import AnyEvent
+from shared.domain.projection import Projection
 from shared.domain.state import Aggregate, Task, TaskStatus
 from shared.http.cursor import decode_cursor, encode_cursor
 
@@ -37,8 +37,9 @@ def readable(projection: Projection, aggregate: Aggregate | None, actor: Actor) 
     return aggregate
 
 
-def list_tasks(projection: Projection, actor: Actor, where: TaskFilter, now: datetime, *, limit: int,
-               cursor: str | None) -> tuple[list[Task], str | None]:  # fmt: skip
+def list_tasks(
+    projection: Projection, actor: Actor, where: TaskFilter, now: datetime, *, limit: int, cursor: str | None
+) -> tuple[list[Task], str | None]:
     """One page of the tasks the actor may see, in creation order; the next page's cursor.
     ValueError for a cursor this service did not issue."""
     after = decode_cursor(cursor, str, str) if cursor else None
@@ -66,6 +67,6 @@ def _order(task: Task) -> tuple[str, str]:
     return (task.created_at.isoformat(), task.task_id)
 
 
-def task_history(projection: Projection, task_id: str) -> list[CloudEvent]:
+def task_history(projection: Projection, task_id: str) -> list[AnyEvent]:
     """Every event about the task (its issues', approvals' and evaluations' too), in time order."""
     return sorted(projection.history.get(task_id, ()), key=lambda e: (e.time, e.aggregateversion or 0, e.id))

@@ -6,7 +6,8 @@ aggregate (the record key and the CloudEvents ``subject``).
 
 from __future__ import annotations
 
-from typing import ClassVar
+
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 
@@ -29,8 +30,9 @@ class EventData(BaseModel):
     topic: ClassVar[str] = EVENTS
     subject_field: ClassVar[str]
 
-    def __init_subclass__(cls, **kwargs: object) -> None:
-        super().__init_subclass__(**kwargs)
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
         if "event_type" in cls.__dict__:
             if cls.event_type in CATALOG:
                 raise TypeError(f"event type {cls.event_type} is defined twice")

@@ -14,7 +14,7 @@ import orjson
 from pydantic import ValidationError
 
 from shared.contract.catalog import CATALOG
-from shared.contract.envelope import JSON, CloudEvent
+from shared.contract.envelope import AnyEvent, CloudEvent, JSON
 
 Headers = tuple[tuple[str, bytes | None], ...]
 """Kafka record headers: a header may have no value."""
@@ -25,7 +25,7 @@ STRUCTURED = "application/cloudevents+json"
 _ATTRIBUTES = (
     "specversion", "id", "source", "type", "time", "subject", "actor", "actordept",
     "aggregateversion", "correlationid", "causationid", "idempotencykey", "requestdigest",
-)  # fmt: skip
+)
 _HEADER_TO_ATTRIBUTE = {HEADER_PREFIX + name: name for name in _ATTRIBUTES}
 _NOT_HEADERS = {"data", "datacontenttype"}
 _JSON_BYTES = JSON.encode()
@@ -56,7 +56,7 @@ class ConsumedRecord(Protocol):
     headers: Headers
 
 
-def encode(event: CloudEvent) -> EncodedEvent:
+def encode(event: AnyEvent) -> EncodedEvent:
     attributes = event.__pydantic_serializer__.to_python(event, mode="json", exclude_none=True, exclude=_NOT_HEADERS)
     return EncodedEvent(
         topic=event.topic,
@@ -66,15 +66,14 @@ def encode(event: CloudEvent) -> EncodedEvent:
     )
 
 
-def decode(key: bytes | None, value: bytes | None, headers: Headers) -> CloudEvent | DecodeFailure:
+def decode(key: bytes | None, value: bytes | None, headers: Headers) -> AnyEvent | DecodeFailure:
     headers = tuple(headers)
     attributes, problem = _read_headers(headers)
     reason = problem or _envelope_problem(attributes, value)
     if reason is None:
         try:
-            data = CATALOG[attributes["type"]].model_validate_json(value)  # type: ignore[arg-type]
-            attributes["data"] = data
-            event = CloudEvent.model_validate(attributes)
+            data = CATALOG[attributes["type"]].model_validate_json(value or b"")
+            event: AnyEvent = CloudEvent.model_validate({**attributes, "data": data})
         except ValidationError as error:
             reason = _describe(error)
         else:
@@ -121,16 +120,16 @@ def _envelope_problem(attributes: dict[str, str], value: bytes | None) -> str | 
     return None
 
 
-def decode_record(record: ConsumedRecord) -> CloudEvent | DecodeFailure:
+def decode_record(record: ConsumedRecord) -> AnyEvent | DecodeFailure:
     return decode(record.key, record.value, tuple(record.headers))
 
 
-def to_structured(event: CloudEvent) -> bytes:
+def to_structured(event: AnyEvent) -> bytes:
     """The structured-mode JSON form (``application/cloudevents+json``), as webhooks carry it."""
     return event.__pydantic_serializer__.to_json(event, exclude_none=True)
 
 
-def from_structured(body: bytes) -> CloudEvent | DecodeFailure:
+def from_structured(body: bytes) -> AnyEvent | DecodeFailure:
     try:
         document = orjson.loads(body)
     except orjson.JSONDecodeError as error:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Literal, Self
+from typing import Any, Generic, Literal, Self, TypeGuard, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, model_validator
 
@@ -16,18 +16,22 @@ SPECVERSION = "1.0"
 JSON = "application/json"
 
 
-class CloudEvent(BaseModel):
-    """One event. ``type`` and ``subject`` always agree with ``data``; ``actor`` comes from a token."""
+D = TypeVar("D", bound=EventData, covariant=True)
+
+
+class CloudEvent(BaseModel, Generic[D]):
+    """One event. ``type`` and ``subject`` always agree with ``data``; ``actor`` comes from a token.
+    Generic over its data: a ``CloudEvent[DeadlineAlert]`` has an ``alert_id`` in its data."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    specversion: Literal["1.0"] = SPECVERSION
+    specversion: Literal["1.0"] = "1.0"
     id: str = Field(min_length=1, max_length=200)
     source: str = Field(min_length=1, max_length=200)
     type: str = Field(max_length=200)
     time: UtcDatetime
     subject: str = Field(max_length=200)
-    datacontenttype: Literal["application/json"] = JSON
+    datacontenttype: Literal["application/json"] = "application/json"
     actor: str = Field(min_length=1, max_length=200, description="user id of whoever caused the event, from the token")
     actordept: Department | None = Field(default=None, description="the actor's department, from the token")
     aggregateversion: int | None = Field(default=None, ge=1, le=2**62, description="version of the aggregate after it")
@@ -38,7 +42,7 @@ class CloudEvent(BaseModel):
         default=None, pattern=r"^[0-9a-f]{64}$",
         description="SHA-256 of the request (method, path, body) the Idempotency-Key was first sent with",
     )
-    data: SerializeAsAny[EventData]
+    data: SerializeAsAny[D]
 
     @model_validator(mode="after")
     def _agrees_with_data(self) -> Self:
@@ -53,8 +57,18 @@ class CloudEvent(BaseModel):
         return self.data.topic
 
 
+AnyEvent = CloudEvent[EventData]
+"""An event of any type, as read from the log."""
+E = TypeVar("E", bound=EventData)
+
+
+def is_of(event: CloudEvent[Any], kind: type[E]) -> TypeGuard[CloudEvent[E]]:
+    """Narrows an event to one whose data is a ``kind``."""
+    return isinstance(event.data, kind)
+
+
 def new_event(
-    data: EventData,
+    data: E,
     *,
     actor: str,
     actordept: Department | None = None,
@@ -65,7 +79,7 @@ def new_event(
     requestdigest: str | None = None,
     id: str | None = None,
     time: datetime | None = None,
-) -> CloudEvent:
+) -> CloudEvent[E]:
     """Wrap ``data`` in an envelope; the id is random unless the caller derives one."""
     event_id = id or str(uuid.uuid4())
     return CloudEvent(

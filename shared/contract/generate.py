@@ -16,8 +16,8 @@ from pydantic import create_model
 
 from shared.contract.catalog import CATALOG, EventData
 from shared.contract.codec import HEADER_PREFIX
-from shared.contract.envelope import CloudEvent
-from shared.contract.topics import ALERTS, COMMANDS, DEADLETTER, EVENTS, TOPICS
+from shared.contract.envelope import AnyEvent, CloudEvent
+from shared.contract.topics import ALERTS, COMMANDS, DEADLETTER, EVENTS, TOPICS, TopicSpec
 from shared.settings import PROJECT_ROOT
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -30,7 +30,7 @@ def event_json_schema(data_class: type[EventData]) -> dict[str, Any]:
         data_class.__name__ + "Event",
         __base__=CloudEvent,
         __doc__=(data_class.__doc__ or f"A {data_class.event_type} event.").strip(),
-        type=(Literal[data_class.event_type], data_class.event_type),  # type: ignore[valid-type]
+        type=(Literal[data_class.event_type], data_class.event_type),  # type: ignore[arg-type]  # a Literal of a value known at run time
         data=(data_class, ...),
     )
     schema = model.model_json_schema()
@@ -58,7 +58,68 @@ def _ce_headers_schema(data_class: type[EventData]) -> dict[str, Any]:
     }
 
 
-def asyncapi_document() -> dict[str, Any]:
+def _event_message(event_type: str, data_class: type[EventData]) -> dict[str, Any]:
+    return {
+        "name": event_type,
+        "title": data_class.__name__,
+        "summary": (data_class.__doc__ or event_type).strip().splitlines()[0],
+        "contentType": "application/json",
+        "headers": _ce_headers_schema(data_class),
+        "payload": {"$ref": COMPONENT_REF.format(model=data_class.__name__)},
+        "bindings": {
+            "kafka": {
+                "key": {"type": "string", "description": f"the aggregate id ({data_class.subject_field})"},
+                "bindingVersion": "0.5.0",
+            }
+        },
+    }
+
+
+COMMAND_MESSAGE = {
+    "name": "command",
+    "title": "Command",
+    "summary": "A command from a departmental system: the same body as the HTTP route it names.",
+    "contentType": "application/json",
+    "headers": {
+        "type": "object",
+        "properties": {
+            "command": {"type": "string", "description": "the command's name, e.g. report_progress"},
+            "authorization": {"type": "string", "description": "Bearer <JWT>"},
+            "correlationid": {"type": "string", "description": "echoed in the events it yields"},
+            "idempotency-key": {"type": "string", "description": "a retry with it gets the first answer"},
+            "if-match": {"type": "string", "description": "the aggregate version the command expects"},
+        },
+        "required": ["command", "authorization"],
+    },
+    "payload": {"type": "object"},
+}
+DEAD_LETTER_MESSAGE = {
+    "name": "dead_letter",
+    "title": "DeadLetter",
+    "summary": "A record no consumer could handle: its original key, bytes and headers (secrets removed), plus why.",
+    "headers": {
+        "type": "object",
+        "properties": {
+            f"dlq_{name}": {"type": "string", "description": description}
+            for name, description in (
+                ("reason", "why the record could not be handled"),
+                ("topic", "where it was read"),
+                ("partition", "where it was read"),
+                ("offset", "where it was read"),
+                ("consumer", "which consumer gave up on it"),
+                ("time", "when, RFC 3339 UTC"),
+                ("redacted", "names of the secret headers removed (authorization, cookie, ...)"),
+                ("dropped", "the size and SHA-256 of a value too large to travel with its provenance"),
+            )
+        },
+        "required": ["dlq_reason", "dlq_topic", "dlq_partition", "dlq_offset"],
+    },
+    "payload": {"description": "the original record value, unchanged"},
+}
+
+
+def _messages() -> tuple[dict[str, Any], dict[str, Any], dict[str, list[str]]]:
+    """Schemas, messages, and which messages travel on each topic."""
     schemas: dict[str, Any] = {}
     messages: dict[str, Any] = {}
     by_topic: dict[str, list[str]] = {spec.name: [] for spec in TOPICS}
@@ -66,89 +127,44 @@ def asyncapi_document() -> dict[str, Any]:
         payload = data_class.model_json_schema(ref_template=COMPONENT_REF)
         schemas.update(payload.pop("$defs", {}))
         schemas[data_class.__name__] = payload
-        messages[data_class.__name__] = {
-            "name": event_type,
-            "title": data_class.__name__,
-            "summary": (data_class.__doc__ or event_type).strip().splitlines()[0],
-            "contentType": "application/json",
-            "headers": _ce_headers_schema(data_class),
-            "payload": {"$ref": COMPONENT_REF.format(model=data_class.__name__)},
-            "bindings": {
-                "kafka": {
-                    "key": {"type": "string", "description": f"the aggregate id ({data_class.subject_field})"},
-                    "bindingVersion": "0.5.0",
-                }
-            },
-        }
+        messages[data_class.__name__] = _event_message(event_type, data_class)
         by_topic[data_class.topic].append(data_class.__name__)
-    messages["Command"] = {
-        "name": "command",
-        "title": "Command",
-        "summary": "A command from a departmental system: the same body as the HTTP route it names.",
-        "contentType": "application/json",
-        "headers": {
-            "type": "object",
-            "properties": {
-                "command": {"type": "string", "description": "the command's name, e.g. report_progress"},
-                "authorization": {"type": "string", "description": "Bearer <JWT>"},
-                "correlationid": {"type": "string", "description": "echoed in the events it yields"},
-            },
-            "required": ["command", "authorization"],
-        },
-        "payload": {"type": "object"},
-    }
+    messages["Command"], messages["DeadLetter"] = COMMAND_MESSAGE, DEAD_LETTER_MESSAGE
     by_topic[COMMANDS].append("Command")
-    messages["DeadLetter"] = {
-        "name": "dead_letter",
-        "title": "DeadLetter",
-        "summary": "A record no consumer could handle: its original key, bytes and headers, plus why.",
-        "headers": {
-            "type": "object",
-            "properties": {
-                f"dlq_{name}": {"type": "string", "description": description}
-                for name, description in (
-                    ("reason", "why the record could not be handled"),
-                    ("topic", "where it was read"),
-                    ("partition", "where it was read"),
-                    ("offset", "where it was read"),
-                    ("consumer", "which consumer gave up on it"),
-                    ("time", "when, RFC 3339 UTC"),
-                )
-            },
-            "required": ["dlq_reason", "dlq_topic", "dlq_partition", "dlq_offset"],
-        },
-        "payload": {"description": "the original record value, unchanged"},
-    }
     by_topic[DEADLETTER].append("DeadLetter")
+    return schemas, messages, by_topic
 
-    channels = {
-        _channel_key(spec.name): {
-            "address": spec.name,
-            "description": spec.purpose,
-            "messages": {name: {"$ref": f"#/components/messages/{name}"} for name in by_topic[spec.name]},
-            "bindings": {
-                "kafka": {
-                    "topic": spec.name,
-                    "topicConfiguration": {
-                        "retention.ms": int(spec.configs.get("retention.ms", "-1")),
-                        "cleanup.policy": ["delete"],
-                    },
-                    "bindingVersion": "0.5.0",
-                }
-            },
-        }
-        for spec in TOPICS
+
+def _channel(spec: TopicSpec, names: list[str]) -> dict[str, Any]:
+    return {
+        "address": spec.name,
+        "description": spec.purpose,
+        "messages": {name: {"$ref": f"#/components/messages/{name}"} for name in names},
+        "bindings": {
+            "kafka": {
+                "topic": spec.name,
+                "topicConfiguration": {
+                    "retention.ms": int(spec.configs.get("retention.ms", "-1")),
+                    "cleanup.policy": ["delete"],
+                },
+                "bindingVersion": "0.5.0",
+            }
+        },
     }
 
-    def operation(action: str, topic: str, summary: str) -> dict[str, Any]:
-        key = _channel_key(topic)
-        return {
-            "action": action,
-            "channel": {"$ref": f"#/channels/{key}"},
-            "summary": summary,
-            "messages": [{"$ref": f"#/channels/{key}/messages/{name}"} for name in by_topic[topic]],
-        }
 
+def _operation(action: str, topic: str, summary: str, names: list[str]) -> dict[str, Any]:
+    key = _channel_key(topic)
+    return {
+        "action": action,
+        "channel": {"$ref": f"#/channels/{key}"},
+        "summary": summary,
+        "messages": [{"$ref": f"#/channels/{key}/messages/{name}"} for name in names],
+    }
+
+
+def asyncapi_document() -> dict[str, Any]:
+    schemas, messages, by_topic = _messages()
     return {
         "asyncapi": "3.0.0",
         "info": {
@@ -161,15 +177,17 @@ def asyncapi_document() -> dict[str, Any]:
             ),
         },
         "defaultContentType": "application/json",
-        "servers": {
-            "local": {"host": "127.0.0.1:9092", "protocol": "kafka", "description": "deploy/kafka.sh"},
-        },
-        "channels": channels,
+        "servers": {"local": {"host": "127.0.0.1:9092", "protocol": "kafka", "description": "deploy/kafka.sh"}},
+        "channels": {_channel_key(spec.name): _channel(spec, by_topic[spec.name]) for spec in TOPICS},
         "operations": {
-            "sendCommands": operation("send", COMMANDS, "Departmental systems send commands"),
-            "receiveEvents": operation("receive", EVENTS, "Services and auditors read the domain events"),
-            "receiveAlerts": operation("receive", ALERTS, "Subscribers and auditors read alerts"),
-            "receiveDeadLetters": operation("receive", DEADLETTER, "Operators and auditors read dead letters"),
+            "sendCommands": _operation("send", COMMANDS, "Departmental systems send commands", by_topic[COMMANDS]),
+            "receiveEvents": _operation(
+                "receive", EVENTS, "Services and auditors read the domain events", by_topic[EVENTS]
+            ),
+            "receiveAlerts": _operation("receive", ALERTS, "Subscribers and auditors read alerts", by_topic[ALERTS]),
+            "receiveDeadLetters": _operation(
+                "receive", DEADLETTER, "Operators and auditors read dead letters", by_topic[DEADLETTER]
+            ),
         },
         "components": {"schemas": dict(sorted(schemas.items())), "messages": messages},
     }
@@ -181,7 +199,7 @@ def event_catalog() -> str:
              "Generated from `shared/contract/catalog.py` by `make contract`; do not edit by hand.", "",
              "Every event is a CloudEvents 1.0 envelope (binary mode on Kafka: `ce_*` headers, JSON body, key = "
              "the aggregate id) with the extension attributes `actor`, `actordept`, `aggregateversion`, "
-             "`correlationid`, `causationid` and `idempotencykey`.", ""]  # fmt: skip
+             "`correlationid`, `causationid` and `idempotencykey`.", ""]
     for topic in TOPICS:
         lines += [f"## `{topic.name}`", "", topic.purpose, ""]
         for event_type, data_class in sorted(CATALOG.items()):
@@ -190,7 +208,7 @@ def event_catalog() -> str:
             summary = (data_class.__doc__ or "").strip().splitlines()[0] if data_class.__doc__ else ""
             lines += [f"### `{event_type}`", "", *([summary, ""] if summary else []),
                       f"Aggregate (subject and key): `{data_class.subject_field}`. Source: `{data_class.source}`.", "",
-                      "| field | type | required |", "| --- | --- | --- |"]  # fmt: skip
+                      "| field | type | required |", "| --- | --- | --- |"]
             schema = data_class.model_json_schema()
             for name, prop in schema["properties"].items():
                 kind = prop.get("type") or prop.get("$ref", "").rsplit("/", 1)[-1] or " or ".join(
@@ -209,7 +227,7 @@ def render() -> dict[str, str]:
         for event_type, data_class in CATALOG.items()
     }
     files["contract/asyncapi.yaml"] = yaml.safe_dump(asyncapi_document(), sort_keys=False, allow_unicode=True,
-                                                     width=100)  # fmt: skip
+                                                     width=100)
     files["docs/event-catalog.md"] = event_catalog()
     return files
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
-from pydantic import BaseModel, ConfigDict
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.auth import AuthError
@@ -18,10 +19,20 @@ PROBLEM_JSON = "application/problem+json"
 log = get_logger(__name__)
 
 TITLES = {
-    400: "Bad request", 401: "Unauthenticated", 403: "Forbidden", 404: "Not found", 405: "Method not allowed",
-    409: "Conflict", 412: "Precondition failed", 413: "Content too large", 415: "Unsupported media type",
-    422: "Invalid request", 428: "Precondition required", 500: "Internal error", 503: "Unavailable",
-}  # fmt: skip
+    400: "Bad request",
+    401: "Unauthenticated",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    409: "Conflict",
+    412: "Precondition failed",
+    413: "Content too large",
+    415: "Unsupported media type",
+    422: "Invalid request",
+    428: "Precondition required",
+    500: "Internal error",
+    503: "Unavailable",
+}
 
 
 class FieldProblem(BaseModel):
@@ -51,20 +62,26 @@ REFUSAL_STATUS: dict[RefusalKind, int] = {
 }
 """The one table from a refusal's kind to its status: HTTP answers and ``command.rejected`` alike."""
 DESCRIPTIONS = {
-    401: "No bearer token, or one that does not verify", 403: "Not your responsibility", 404: "Not found",
+    401: "No bearer token, or one that does not verify",
+    403: "Not your responsibility",
+    404: "Not found",
     409: "Conflict with the current state, or the same Idempotency-Key still in flight",
-    412: "If-Match names a version the aggregate has moved past", 413: "The request body is over 64 KiB",
-    422: "Invalid request; `errors` names each field", 503: "Unavailable for now; retry after `Retry-After`",
-}  # fmt: skip
+    412: "If-Match names a version the aggregate has moved past",
+    413: "The request body is over 64 KiB",
+    422: "Invalid request; `errors` names each field",
+    503: "Unavailable for now; retry after `Retry-After`",
+}
 
 
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses`` for these statuses, each an ``application/problem+json`` document."""
     return {
-        status: {"description": DESCRIPTIONS.get(status, TITLES.get(status, "Error")),
-                 "content": {PROBLEM_JSON: {"schema": {"$ref": PROBLEM_SCHEMA_REF}}}}
+        status: {
+            "description": DESCRIPTIONS.get(status, TITLES.get(status, "Error")),
+            "content": {PROBLEM_JSON: {"schema": {"$ref": PROBLEM_SCHEMA_REF}}},
+        }
         for status in statuses
-    }  # fmt: skip
+    }
 
 
 def document_problems(app: FastAPI) -> None:
@@ -86,17 +103,36 @@ def document_problems(app: FastAPI) -> None:
 class Problem(Exception):
     """Raise anywhere in a request to answer with a problem document."""
 
-    def __init__(self, status: int, detail: str, *, title: str | None = None, field: str | None = None,
-                 headers: dict[str, str] | None = None, **extra: Any) -> None:  # fmt: skip
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        *,
+        title: str | None = None,
+        field: str | None = None,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
         super().__init__(detail)
         self.status, self.detail, self.title, self.field = status, detail, title, field
         self.headers, self.extra = headers or {}, extra
 
 
-def problem_body(status: int, detail: str, *, title: str | None = None, field: str | None = None,
-                 instance: str | None = None, **extra: Any) -> dict[str, Any]:  # fmt: skip
-    body: dict[str, Any] = {"type": "about:blank", "title": title or TITLES.get(status, "Error"), "status": status,
-                            "detail": detail}  # fmt: skip
+def problem_body(
+    status: int,
+    detail: str,
+    *,
+    title: str | None = None,
+    field: str | None = None,
+    instance: str | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "type": "about:blank",
+        "title": title or TITLES.get(status, "Error"),
+        "status": status,
+        "detail": detail,
+    }
     if instance:
         body["instance"] = instance
     if field:
@@ -106,11 +142,12 @@ def problem_body(status: int, detail: str, *, title: str | None = None, field: s
 
 
 def problem_response(status: int, detail: str, *, headers: dict[str, str] | None = None, **kwargs: Any) -> JSONResponse:
-    return JSONResponse(problem_body(status, detail, **kwargs), status_code=status, media_type=PROBLEM_JSON,
-                        headers=headers)  # fmt: skip
+    return JSONResponse(
+        problem_body(status, detail, **kwargs), status_code=status, media_type=PROBLEM_JSON, headers=headers
+    )
 
 
-def field_errors(errors: list[dict[str, Any]]) -> list[dict[str, str]]:
+def field_errors(errors: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
     """pydantic/FastAPI errors as ``{"field": "body.percent", "message": ...}``."""
     named = []
     for error in errors:
@@ -124,34 +161,45 @@ def field_errors(errors: list[dict[str, Any]]) -> list[dict[str, str]]:
 def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, error: RequestValidationError) -> JSONResponse:
-        errors = field_errors(list(error.errors()))
+        errors = field_errors(error.errors())
         detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
         return problem_response(422, detail, instance=request.url.path, errors=errors)
 
     @app.exception_handler(Problem)
     async def problem(request: Request, error: Problem) -> JSONResponse:
-        return problem_response(error.status, error.detail, title=error.title, field=error.field,
-                                instance=request.url.path, headers=error.headers, **error.extra)  # fmt: skip
+        return problem_response(
+            error.status,
+            error.detail,
+            title=error.title,
+            field=error.field,
+            instance=request.url.path,
+            headers=error.headers,
+            **error.extra,
+        )
 
     @app.exception_handler(Refused)
     async def refused(request: Request, error: Refused) -> JSONResponse:
-        return problem_response(REFUSAL_STATUS[error.kind], error.detail, title=error.title, field=error.field,
-                                instance=request.url.path)  # fmt: skip
+        return problem_response(
+            REFUSAL_STATUS[error.kind], error.detail, title=error.title, field=error.field, instance=request.url.path
+        )
 
     @app.exception_handler(AuthError)
     async def unauthenticated(request: Request, error: AuthError) -> JSONResponse:
-        return problem_response(401, str(error), instance=request.url.path,
-                                headers={"WWW-Authenticate": 'Bearer realm="policytrack"'})  # fmt: skip
+        return problem_response(
+            401, str(error), instance=request.url.path, headers={"WWW-Authenticate": 'Bearer realm="policytrack"'}
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
         if error.status_code == 400 and str(error.detail).startswith("There was an error parsing the body"):
             # FastAPI's answer to a body that is not even text; the same answer as to bad JSON.
             detail = "the body is not JSON text (UTF-8)"
-            return problem_response(422, detail, instance=request.url.path,
-                                    errors=[{"field": "body", "message": detail}])  # fmt: skip
-        return problem_response(error.status_code, str(error.detail), instance=request.url.path,
-                                headers=getattr(error, "headers", None))  # fmt: skip
+            return problem_response(
+                422, detail, instance=request.url.path, errors=[{"field": "body", "message": detail}]
+            )
+        return problem_response(
+            error.status_code, str(error.detail), instance=request.url.path, headers=getattr(error, "headers", None)
+        )
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, error: Exception) -> JSONResponse:

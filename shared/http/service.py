@@ -6,14 +6,13 @@ import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Annotated, Any, Protocol
-
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from typing import Annotated, Any, Protocol, TypeVar
 
 import uvicorn
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, Histogram, generate_latest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.auth import Actor, AuthError, InsecureConfiguration, TokenVerifier
 from shared.http.limits import BodySizeLimit
@@ -26,6 +25,8 @@ MAX_BODY_BYTES = 64 * 1024
 REQUEST_SECONDS = Histogram(
     "policytrack_http_request_seconds", "HTTP requests by route and status", ["service", "method", "route", "status"]
 )
+
+
 class Runtime(Protocol):
     """What bootstrap wires for a service: started and stopped with the app."""
 
@@ -55,8 +56,12 @@ def create_service_app(name: str, runtime: Runtime, *, title: str, description: 
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["operations"], summary="Ready: caught up with the log and able to work",
-             responses={503: {"description": "Not ready; the body says why"}})  # fmt: skip
+    @app.get(
+        "/readyz",
+        tags=["operations"],
+        summary="Ready: caught up with the log and able to work",
+        responses={503: {"description": "Not ready; the body says why"}},
+    )
     async def readyz() -> JSONResponse:
         try:
             ready, details = await runtime.readiness()
@@ -100,6 +105,21 @@ class RequestMetrics:
             REQUEST_SECONDS.labels(self.service, scope["method"], route, status).observe(time.perf_counter() - started)
 
 
+R = TypeVar("R")
+
+
+def runtime_of(kind: type[R]) -> Callable[[Request], R]:
+    """A dependency that hands routes the runtime ``bootstrap`` wired into ``app.state``."""
+
+    def runtime(request: Request) -> R:
+        found = request.app.state.runtime
+        if not isinstance(found, kind):
+            raise TypeError(f"the app's runtime is a {type(found).__name__}, not a {kind.__name__}")
+        return found
+
+    return runtime
+
+
 async def current_actor(request: Request) -> Actor:
     """The caller named by the bearer token; 401 when there is none or it does not verify."""
     header = request.headers.get("authorization", "")
@@ -115,13 +135,21 @@ Authenticated = Annotated[Actor, Depends(current_actor)]
 
 async def serve(app: FastAPI, settings: ServiceSettings) -> None:
     """Serve until SIGTERM/SIGINT; uvicorn then drains requests and runs the app's shutdown."""
-    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_config=None, access_log=False,
-                            lifespan="on", timeout_graceful_shutdown=10)  # fmt: skip
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=10,
+    )
     await uvicorn.Server(config).serve()
 
 
-def run_service(name: str, settings: ServiceSettings, bootstrap: Callable[[Any], Any],
-                create_app: Callable[[Any], FastAPI]) -> int:  # fmt: skip
+def run_service(
+    name: str, settings: ServiceSettings, bootstrap: Callable[[Any], Any], create_app: Callable[[Any], FastAPI]
+) -> int:
     """A service's ``python -m`` entry: configure, wire (refusing unsafe settings), serve."""
     configure_logging(settings.runtime, service=name)
     try:

@@ -84,8 +84,9 @@ class ConsumerRunner(Generic[T]):
         self.handled = 0
 
     async def start(self) -> None:
-        consumer = new_consumer(self._kafka, group_id=self._group_id, client_id=self.name,
-                                isolation_level=self._isolation_level)  # fmt: skip
+        consumer = new_consumer(
+            self._kafka, group_id=self._group_id, client_id=self.name, isolation_level=self._isolation_level
+        )
         await consumer.start()
         try:
             if self._group_id is None:
@@ -149,8 +150,7 @@ class ConsumerRunner(Generic[T]):
             return self._decode(record)
         except Exception as error:
             log.exception("decoder raised; dead-lettering the record")
-            return DecodeFailure(f"could not decode: {error!r}"[:1000], record.key, record.value,
-                                 tuple(record.headers))  # fmt: skip
+            return DecodeFailure(f"could not decode: {error!r}"[:1000], record.key, record.value, tuple(record.headers))
 
     async def _handle(self, record: ConsumerRecord) -> None:
         decoded = self._decoded(record)
@@ -204,14 +204,26 @@ class ConsumerRunner(Generic[T]):
             log.warning("offset commit failed", partition=str(partition), error=repr(error))
 
 
-def new_consumer(kafka: KafkaSettings, *, group_id: str | None = None, client_id: str = "policytrack",
-                 isolation_level: str = "read_committed", fetch_bytes: int = 4 * 1024 * 1024) -> AIOKafkaConsumer:
+def new_consumer(
+    kafka: KafkaSettings,
+    *,
+    group_id: str | None = None,
+    client_id: str = "policytrack",
+    isolation_level: str = "read_committed",
+    fetch_bytes: int = 4 * 1024 * 1024,
+) -> AIOKafkaConsumer:
     """The one way a consumer is made: no auto-commit, from the earliest record, committed
     records only unless told otherwise."""
-    return AIOKafkaConsumer(bootstrap_servers=kafka.bootstrap_servers, client_id=client_id, group_id=group_id,
-                            enable_auto_commit=False, auto_offset_reset="earliest", isolation_level=isolation_level,
-                            request_timeout_ms=kafka.request_timeout_ms,
-                            max_partition_fetch_bytes=fetch_bytes)  # fmt: skip
+    return AIOKafkaConsumer(
+        bootstrap_servers=kafka.bootstrap_servers,
+        client_id=client_id,
+        group_id=group_id,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        isolation_level=isolation_level,
+        request_timeout_ms=kafka.request_timeout_ms,
+        max_partition_fetch_bytes=fetch_bytes,
+    )
 
 
 async def stop_consumer(consumer: AIOKafkaConsumer) -> None:
@@ -243,11 +255,16 @@ async def partitions_of(consumer: AIOKafkaConsumer, topics: Sequence[str]) -> li
     return [TopicPartition(topic, p) for topic in topics for p in sorted(cluster.partitions_for_topic(topic))]
 
 
-async def run_until_signalled(*runners: ConsumerRunner) -> None:
+async def run_until_signalled(*runners: ConsumerRunner[Any]) -> None:
     """Run the runners until SIGTERM or SIGINT, then let each finish its batch and commit."""
     loop = asyncio.get_running_loop()
+
+    def stop_all() -> None:
+        for runner in runners:
+            runner.stop()
+
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, lambda: [runner.stop() for runner in runners])
+        loop.add_signal_handler(signum, stop_all)
     try:
         await asyncio.gather(*(runner.run() for runner in runners))
     finally:

@@ -19,7 +19,7 @@ from aiokafka.errors import MessageSizeTooLargeError
 from aiokafka.structs import RecordMetadata
 
 from shared.contract.codec import DecodeFailure, encode
-from shared.contract.envelope import CloudEvent
+from shared.contract.envelope import AnyEvent
 from shared.contract.topics import DEADLETTER
 from shared.kafka.secrets import strip_secrets
 from shared.settings import KafkaSettings
@@ -66,22 +66,23 @@ class EventProducer:
         await self.stop()
 
     async def enqueue(
-        self, event: CloudEvent, *, topic: str | None = None, partition: int | None = None
+        self, event: AnyEvent, *, topic: str | None = None, partition: int | None = None
     ) -> asyncio.Future[RecordMetadata]:
         """Buffer the event; the returned future resolves once the broker acknowledged it.
 
         ``topic`` and ``partition`` override the contract's routing (tests and benchmarks).
         """
         record = encode(event)
-        return await self._producer.send(
+        sent: asyncio.Future[RecordMetadata] = await self._producer.send(
             topic or record.topic, record.value, key=record.key, headers=list(record.headers), partition=partition
         )
+        return sent
 
-    async def publish(self, event: CloudEvent) -> RecordMetadata:
+    async def publish(self, event: AnyEvent) -> RecordMetadata:
         """Append one event and wait for the broker's acknowledgement."""
         return await (await self.enqueue(event))
 
-    async def publish_all(self, events: Iterable[CloudEvent]) -> list[RecordMetadata]:
+    async def publish_all(self, events: Iterable[AnyEvent]) -> list[RecordMetadata]:
         """Append events in order and wait until every one is acknowledged."""
         futures = [await self.enqueue(event) for event in events]
         return list(await asyncio.gather(*futures))

@@ -28,9 +28,13 @@ from shared.settings import KafkaSettings
 from tests.conftest import NAO, NDRC, SC, Broker, Receiver, eventually, read_from, token
 
 pytestmark = pytest.mark.chaos
-FAST = {"POLICYTRACK_NOTIFICATIONS_LEAD_TIMES": '["PT3S"]', "POLICYTRACK_NOTIFICATIONS_GRACE": "PT1S",
-        "POLICYTRACK_NOTIFICATIONS_ESCALATE_AFTER": "P30D", "POLICYTRACK_NOTIFICATIONS_RETRY_BASE_SECONDS": "0.2",
-        "POLICYTRACK_NOTIFICATIONS_RETRY_MAX_SECONDS": "1"}  # fmt: skip
+FAST = {
+    "POLICYTRACK_NOTIFICATIONS_LEAD_TIMES": '["PT3S"]',
+    "POLICYTRACK_NOTIFICATIONS_GRACE": "PT1S",
+    "POLICYTRACK_NOTIFICATIONS_ESCALATE_AFTER": "P30D",
+    "POLICYTRACK_NOTIFICATIONS_RETRY_BASE_SECONDS": "0.2",
+    "POLICYTRACK_NOTIFICATIONS_RETRY_MAX_SECONDS": "1",
+}
 DURATION = float(os.environ.get("POLICYTRACK_CHAOS_SECONDS", "100"))
 WRITERS = {"JILIN": "implementer", "MIIT": "supporter", "CHANGCHUN": "implementer", "MOFCOM": "supporter"}
 
@@ -60,8 +64,9 @@ class Load:
     async def _until_answered(self, client: httpx.AsyncClient, task: str, headers: dict[str, str], n: int) -> None:
         while True:
             try:
-                response = await client.post(f"/v1/tasks/{task}/progress", headers=headers,
-                                             json={"percent": n % 100 + 1, "note": f"report {n}"})  # fmt: skip
+                response = await client.post(
+                    f"/v1/tasks/{task}/progress", headers=headers, json={"percent": n % 100 + 1, "note": f"report {n}"}
+                )
                 if response.status_code == 200:
                     return
                 assert response.status_code in (409, 503), response.text  # in flight, or the log unavailable
@@ -77,23 +82,36 @@ async def log_of(kafka: KafkaSettings, topic: str) -> list[CloudEvent]:
     return [e for e in map(decode_record, records) if isinstance(e, CloudEvent)]
 
 
-async def setup(tasks: ServiceProcess, notifications: ServiceProcess, receiver: Receiver,
-                started: datetime) -> tuple[dict[str, list[str]], str, set[str]]:  # fmt: skip
+async def setup(
+    tasks: ServiceProcess, notifications: ServiceProcess, receiver: Receiver, started: datetime
+) -> tuple[dict[str, list[str]], str, set[str]]:
     async with httpx.AsyncClient(base_url=tasks.url, timeout=30) as client:
         plan = (await client.post("/v1/plans", headers=SC, json={"title": "Plan"})).json()["id"]
         owned: dict[str, list[str]] = {d: [] for d in WRITERS}
         milestones: set[str] = set()
         for n, (lead, supporting) in enumerate([("JILIN", "MIIT"), ("CHANGCHUN", "MOFCOM")] * 3):
-            created = await client.post("/v1/tasks", headers=token(f"u-{lead}", "JILIN", "implementer"), json={
-                "plan_id": plan, "title": f"Chaos task {n}", "field": "trade", "lead_department": lead,
-                "supporting_departments": [supporting], "due": "2030-01-01T00:00:00Z"})  # fmt: skip
+            created = await client.post(
+                "/v1/tasks",
+                headers=token(f"u-{lead}", "JILIN", "implementer"),
+                json={
+                    "plan_id": plan,
+                    "title": f"Chaos task {n}",
+                    "field": "trade",
+                    "lead_department": lead,
+                    "supporting_departments": [supporting],
+                    "due": "2030-01-01T00:00:00Z",
+                },
+            )
             task = created.json()["id"]
             owned[lead].append(task)
             owned[supporting].append(task)
             for m in range(2):
                 due = started + timedelta(seconds=15 + (DURATION - 25) * (2 * n + m) / 12)
-                milestone = await client.post(f"/v1/tasks/{task}/milestones", headers=token(
-                    f"u-{lead}", lead, "implementer"), json={"title": f"Milestone {n}.{m}", "due": due.isoformat()})
+                milestone = await client.post(
+                    f"/v1/tasks/{task}/milestones",
+                    headers=token(f"u-{lead}", lead, "implementer"),
+                    json={"title": f"Milestone {n}.{m}", "due": due.isoformat()},
+                )
                 milestones.add(milestone.json()["id"])
     async with httpx.AsyncClient(base_url=notifications.url, timeout=30) as client:
         made = await client.post("/v1/subscriptions", headers=NDRC, json={"webhook_url": receiver.url})
@@ -101,8 +119,9 @@ async def setup(tasks: ServiceProcess, notifications: ServiceProcess, receiver: 
     return owned, made.json()["secret"], milestones
 
 
-async def test_kills_and_a_broker_restart_lose_and_duplicate_nothing(spare_broker: Broker, service_factory,
-                                                                    receiver: Receiver) -> None:  # fmt: skip
+async def test_kills_and_a_broker_restart_lose_and_duplicate_nothing(
+    spare_broker: Broker, service_factory, receiver: Receiver
+) -> None:
     seed = int(os.environ.get("POLICYTRACK_CHAOS_SEED", time.time()))
     chance = random.Random(seed)
     kafka = spare_broker.settings
@@ -111,12 +130,14 @@ async def test_kills_and_a_broker_restart_lose_and_duplicate_nothing(spare_broke
     audit = service_factory("audit", POLICYTRACK_AUDIT_CHECKPOINT_INTERVAL_SECONDS="2", **on_spare).start()
     notifications = service_factory("notifications", **FAST, **on_spare).start()
     started = datetime.now(UTC)
-    owned, secret, milestones = await setup(tasks, notifications, receiver, started)
+    owned, _secret, milestones = await setup(tasks, notifications, receiver, started)
 
     load = Load(tasks.url, owned)
     writers = [asyncio.create_task(load.writer(d, r)) for d, r in WRITERS.items()]
-    faults = sorted([(chance.uniform(0.1, 0.8) * DURATION, name) for name in ("tasks", "audit", "notifications")]
-                    + [(chance.uniform(0.3, 0.7) * DURATION, "broker")])  # fmt: skip
+    faults = sorted(
+        [(chance.uniform(0.1, 0.8) * DURATION, name) for name in ("tasks", "audit", "notifications")]
+        + [(chance.uniform(0.3, 0.7) * DURATION, "broker")]
+    )
     services = {"tasks": tasks, "audit": audit, "notifications": notifications}
     print(f"\nchaos seed {seed}: faults at " + ", ".join(f"{name} +{at:.0f}s" for at, name in faults))
     clock = time.monotonic()
@@ -133,31 +154,43 @@ async def test_kills_and_a_broker_restart_lose_and_duplicate_nothing(spare_broke
     for service in services.values():
         await asyncio.to_thread(service.wait_ready, 180)
 
-    on_log = Counter(e.idempotencykey for e in await log_of(kafka, EVENTS)
-                     if e.type == c.TaskProgressReported.event_type and (e.idempotencykey or "").startswith("chaos-"))
+    on_log = Counter(
+        e.idempotencykey
+        for e in await log_of(kafka, EVENTS)
+        if e.type == c.TaskProgressReported.event_type and (e.idempotencykey or "").startswith("chaos-")
+    )
     missing = load.acknowledged - set(on_log)
     twice = {key: n for key, n in on_log.items() if n > 1}
 
     async with httpx.AsyncClient(base_url=audit.url, timeout=300) as client:
+
         async def caught_up() -> bool:
             return (await client.get("/readyz")).json().get("lag") == 0
 
         await eventually(caught_up, timeout=120, what="the audit trail caught up")
         verified = (await client.get("/v1/audit/verify", headers=NAO)).json()
 
-    due_alerts = {e.data.alert_id: e for e in await log_of(kafka, ALERTS)
-                  if isinstance(e.data, c.DeadlineAlert) and e.data.milestone_id in milestones}
+    due_alerts = {
+        e.data.alert_id: e
+        for e in await log_of(kafka, ALERTS)
+        if isinstance(e.data, c.DeadlineAlert) and e.data.milestone_id in milestones
+    }
 
     async def all_delivered() -> set[str] | None:
         got = {headers["webhook-id"] for _, headers, _ in receiver.received}
         return got if set(due_alerts) <= got else None
 
     delivered = await eventually(all_delivered, timeout=120, what="every due alert delivered")
-    deliveries = [(headers["webhook-id"], orjson.loads(body)["data"]["alert_id"]) for _, headers, body in receiver.received]
-    print(f"acknowledged {len(load.acknowledged):,} (after {load.retries:,} retries) / on the log {sum(on_log.values()):,} "
-          f"({len(on_log):,} distinct) / in the trail {verified['entries']:,} entries, verified {verified['ok']} / "
-          f"alerts due {len(due_alerts)}, delivered {len(set(delivered) & set(due_alerts))} "
-          f"({len(deliveries)} deliveries in all)")  # fmt: skip
+    deliveries = [
+        (headers["webhook-id"], orjson.loads(body)["data"]["alert_id"]) for _, headers, body in receiver.received
+    ]
+    print(
+        f"acknowledged {len(load.acknowledged):,} (after {load.retries:,} retries) / "
+        f"on the log {sum(on_log.values()):,} "
+        f"({len(on_log):,} distinct) / in the trail {verified['entries']:,} entries, verified {verified['ok']} / "
+        f"alerts due {len(due_alerts)}, delivered {len(set(delivered) & set(due_alerts))} "
+        f"({len(deliveries)} deliveries in all)"
+    )
     assert not missing, f"{len(missing)} acknowledged commands are not on the log"
     assert not twice, f"{len(twice)} commands are on the log more than once"
     assert verified["ok"] is True, verified["divergence"]

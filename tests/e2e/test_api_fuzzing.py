@@ -18,12 +18,15 @@ import pytest
 
 from tests.conftest import JILIN, NAO, NDRC, SC, ServiceProcess
 
-CHECKS = ("not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,"
-          "response_schema_conformance")  # fmt: skip
+CHECKS = (
+    "not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,"
+    "response_schema_conformance"
+)
 
 
-def schemathesis(service: ServiceProcess, headers: dict[str, str], tmp_path: Path,
-                 parameters: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:  # fmt: skip
+def schemathesis(
+    service: ServiceProcess, headers: dict[str, str], tmp_path: Path, parameters: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     config = tmp_path / f"schemathesis-{service.name}-{len(parameters or {})}.toml"
     exclude = ["--exclude-path", "/v1/alerts/stream"] if service.name == "notifications" else []
     lines = [f'headers = {{ Authorization = "{headers["Authorization"]}" }}', "request-timeout = 30.0"]
@@ -33,15 +36,33 @@ def schemathesis(service: ServiceProcess, headers: dict[str, str], tmp_path: Pat
     config.write_text("\n".join(lines) + "\n")
     # One worker: CPython 3.11's ast.parse is not safe across threads, and Hypothesis calls it.
     return subprocess.run(
-        [str(Path(sys.executable).parent / "st"), "--config-file", str(config), "run", f"{service.url}/openapi.json",
-         "--checks", CHECKS, "--phases", "examples,coverage,fuzzing", "--max-examples", "40", "--workers", "1",
-         "--seed", "20261129", "--no-color", *exclude],
-        capture_output=True, text=True, timeout=900,
-    )  # fmt: skip
+        [
+            str(Path(sys.executable).parent / "st"),
+            "--config-file",
+            str(config),
+            "run",
+            f"{service.url}/openapi.json",
+            "--checks",
+            CHECKS,
+            "--phases",
+            "examples,coverage,fuzzing",
+            "--max-examples",
+            "40",
+            "--workers",
+            "1",
+            "--seed",
+            "20261129",
+            "--no-color",
+            *exclude,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
 
 
 def assert_clean(result: subprocess.CompletedProcess[str]) -> None:
-    summary = result.stdout[result.stdout.find("FAILURES"):] if "FAILURES" in result.stdout else result.stdout[-3000:]
+    summary = result.stdout[result.stdout.find("FAILURES") :] if "FAILURES" in result.stdout else result.stdout[-3000:]
     assert result.returncode == 0, f"schemathesis found problems:\n{summary[:12000]}\n{result.stderr[-2000:]}"
 
 
@@ -50,15 +71,30 @@ def seeded(service_factory) -> tuple[ServiceProcess, dict[str, str]]:
     tasks = service_factory("tasks").start()
     with httpx.Client(base_url=tasks.url, timeout=30) as client:
         plan = client.post("/v1/plans", headers=SC, json={"title": "Plan"}).json()["id"]
-        task = client.post("/v1/tasks", headers=JILIN, json={
-            "plan_id": plan, "title": "Fuzzed", "field": "trade", "lead_department": "JILIN",
-            "supporting_departments": ["GACC"], "due": "2030-01-01T00:00:00Z"}).json()["id"]  # fmt: skip
-        milestone = client.post(f"/v1/tasks/{task}/milestones", headers=JILIN,
-                                json={"title": "m", "due": "2029-01-01T00:00:00Z"}).json()["id"]  # fmt: skip
+        task = client.post(
+            "/v1/tasks",
+            headers=JILIN,
+            json={
+                "plan_id": plan,
+                "title": "Fuzzed",
+                "field": "trade",
+                "lead_department": "JILIN",
+                "supporting_departments": ["GACC"],
+                "due": "2030-01-01T00:00:00Z",
+            },
+        ).json()["id"]
+        milestone = client.post(
+            f"/v1/tasks/{task}/milestones", headers=JILIN, json={"title": "m", "due": "2029-01-01T00:00:00Z"}
+        ).json()["id"]
         issue = client.post(f"/v1/tasks/{task}/issues", headers=JILIN, json={"title": "i", "severity": "high"})
         approval = client.post(f"/v1/tasks/{task}/approvals", headers=JILIN, json={"kind": "policy", "title": "a"})
-    return tasks, {"plan_id": plan, "task_id": task, "milestone_id": milestone, "issue_id": issue.json()["id"],
-                   "approval_id": approval.json()["id"]}  # fmt: skip
+    return tasks, {
+        "plan_id": plan,
+        "task_id": task,
+        "milestone_id": milestone,
+        "issue_id": issue.json()["id"],
+        "approval_id": approval.json()["id"],
+    }
 
 
 def test_the_tasks_api(seeded: tuple[ServiceProcess, dict[str, str]], tmp_path: Path) -> None:
@@ -69,8 +105,12 @@ def test_the_tasks_api(seeded: tuple[ServiceProcess, dict[str, str]], tmp_path: 
 
 def test_the_notifications_api(service_factory, tmp_path: Path) -> None:
     notifications = service_factory("notifications").start()
-    made = httpx.post(f"{notifications.url}/v1/subscriptions", headers=NDRC,
-                      json={"webhook_url": "http://127.0.0.1:9/hooks"}, timeout=30)  # fmt: skip
+    made = httpx.post(
+        f"{notifications.url}/v1/subscriptions",
+        headers=NDRC,
+        json={"webhook_url": "http://127.0.0.1:9/hooks"},
+        timeout=30,
+    )
     assert made.status_code == 201, made.text
     assert_clean(schemathesis(notifications, NDRC, tmp_path))
     assert_clean(schemathesis(notifications, NDRC, tmp_path, {"subscription_id": made.json()["id"]}))

@@ -37,8 +37,13 @@ async def test_the_demonstration_zone_scenario_end_to_end(service_factory, recei
     assert again == ids
     async with httpx.AsyncClient(base_url=tasks.url, timeout=30) as client:
         states = {key: (await client.get(f"/v1/tasks/{ids[key]}", headers=NAO)).json() for key, *_ in TASKS}
-        assert {state["field"] for state in states.values()} >= {"industry", "science_technology", "trade",
-                                                                  "humanities", "environment"}  # fmt: skip
+        assert {state["field"] for state in states.values()} >= {
+            "industry",
+            "science_technology",
+            "trade",
+            "humanities",
+            "environment",
+        }
         assert all(state["lead_department"] and state["supporting_departments"] for state in states.values())
         overdue = (await client.get("/v1/tasks", headers=NAO, params={"overdue": "true", "limit": 500})).json()
         late_tasks = {ids[task] for task, _, _, days, met in MILESTONES if days < 0 and not met}
@@ -62,27 +67,36 @@ async def test_the_demonstration_zone_scenario_end_to_end(service_factory, recei
 
     # The auditor: the trail holds the scenario, verifies, and replays to what the tasks service says.
     async with httpx.AsyncClient(base_url=audit.url, timeout=120) as client:
+
         async def caught_up() -> bool:
             ready = (await client.get("/readyz")).json()
             return ready.get("lag") == 0 and ready.get("entries", 0) > 0
 
         await eventually(caught_up, timeout=60, what="audit caught up")
-        for key, state in states.items():
+        for key, _state in states.items():
             replayed = (await client.get(f"/v1/audit/tasks/{ids[key]}/state", headers=NAO)).json()
             current = (await httpx.AsyncClient(base_url=tasks.url).get(f"/v1/tasks/{ids[key]}", headers=NAO)).json()
             assert replayed == current, key
-        escalations = (await client.get("/v1/audit/events", headers=NAO,
-                                        params={"type": "issue.escalated", "actor": "u-ndrc-regional-dept"})).json()
+        escalations = (
+            await client.get(
+                "/v1/audit/events", headers=NAO, params={"type": "issue.escalated", "actor": "u-ndrc-regional-dept"}
+            )
+        ).json()
         assert ids["issue"] in {e["event"]["subject"] for e in escalations["items"]}
 
     cli = [sys.executable, "-m", "policytrack.cli"]
-    verified = subprocess.run([*cli, "verify", "--audit-url", audit.url, "--json"], capture_output=True, text=True,
-                              timeout=300)  # fmt: skip
+    verified = subprocess.run(
+        [*cli, "verify", "--audit-url", audit.url, "--json"], capture_output=True, text=True, timeout=300
+    )
     assert verified.returncode == 0, verified.stderr
     assert orjson.loads(verified.stdout)["ok"] is True
     output = tmp_path / "trail.ndjson"
-    exported = subprocess.run([*cli, "export", "--audit-url", audit.url, "--output", str(output), "--json"],
-                              capture_output=True, text=True, timeout=300)  # fmt: skip
+    exported = subprocess.run(
+        [*cli, "export", "--audit-url", audit.url, "--output", str(output), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert exported.returncode == 0, exported.stderr
     lines = [orjson.loads(line) for line in output.read_bytes().splitlines()]
     assert len(lines) == orjson.loads(exported.stdout)["records"] >= orjson.loads(verified.stdout)["entries"]

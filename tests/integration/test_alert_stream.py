@@ -19,45 +19,64 @@ from shared.settings import KafkaSettings
 from tests.conftest import JILIN, NAO, SC, ServiceProcess
 
 
-async def read_stream(notifications: ServiceProcess, headers: dict[str, str], wanted: set[str], stop_after: int,
-                      last_event_id: str | None = None) -> list[tuple[str, str]]:  # fmt: skip
+async def read_stream(
+    notifications: ServiceProcess,
+    headers: dict[str, str],
+    wanted: set[str],
+    stop_after: int,
+    last_event_id: str | None = None,
+) -> list[tuple[str, str]]:
     """(event id, alert id) of our alerts, in order, until ``stop_after`` of them or all."""
     seen: list[tuple[str, str]] = []
     resume = {"Last-Event-ID": last_event_id} if last_event_id else {}
-    async with httpx.AsyncClient(base_url=notifications.url, timeout=30) as client, asyncio.timeout(60):
-        async with client.stream("GET", "/v1/alerts/stream", headers={**headers, **resume}) as stream:
-            event_id = None
-            async for line in stream.aiter_lines():
-                if line.startswith("id: "):
-                    event_id = line[4:]
-                elif line.startswith("data: "):
-                    alert = orjson.loads(line[6:])["data"]["alert_id"]
-                    if alert in wanted:
-                        seen.append((event_id or "", alert))
-                        if len(seen) >= stop_after or {a for _, a in seen} >= wanted:
-                            return seen
+    async with (
+        httpx.AsyncClient(base_url=notifications.url, timeout=30) as client,
+        asyncio.timeout(60),
+        client.stream("GET", "/v1/alerts/stream", headers={**headers, **resume}) as stream,
+    ):
+        event_id = None
+        async for line in stream.aiter_lines():
+            if line.startswith("id: "):
+                event_id = line[4:]
+            elif line.startswith("data: "):
+                alert = orjson.loads(line[6:])["data"]["alert_id"]
+                if alert in wanted:
+                    seen.append((event_id or "", alert))
+                    if len(seen) >= stop_after or {a for _, a in seen} >= wanted:
+                        return seen
     return seen
 
 
-async def test_resuming_after_any_event_sends_every_later_alert_exactly_once(service_factory,
-                                                                           kafka_settings: KafkaSettings) -> None:  # fmt: skip
+async def test_resuming_after_any_event_sends_every_later_alert_exactly_once(
+    service_factory, kafka_settings: KafkaSettings
+) -> None:
     notifications = service_factory("notifications").start()
     moment = datetime.now(UTC).replace(microsecond=0)
-    alerts = [c.DeadlineDue(alert_id=f"al-{uuid.uuid4().hex[:12]}", task_id=f"t-stream-{n}", title="Due", due=moment,
-                            departments=("JILIN",)) for n in range(24)]  # fmt: skip
+    alerts = [
+        c.DeadlineDue(
+            alert_id=f"al-{uuid.uuid4().hex[:12]}",
+            task_id=f"t-stream-{n}",
+            title="Due",
+            due=moment,
+            departments=("JILIN",),
+        )
+        for n in range(24)
+    ]
     wanted = {a.alert_id for a in alerts}
     live = asyncio.create_task(read_stream(notifications, JILIN, wanted, stop_after=len(wanted)))
     await asyncio.sleep(2)  # connected, and caught up with what was there before
     async with EventProducer(kafka_settings, client_id="test-stream") as producer:
         for batch in (alerts[:12], alerts[12:]):  # alerts of one moment, arriving while the stream is live
-            await producer.publish_all(new_event(a, actor="policytrack-notifications", id=a.alert_id, time=moment)
-                                       for a in batch)  # fmt: skip
+            await producer.publish_all(
+                new_event(a, actor="policytrack-notifications", id=a.alert_id, time=moment) for a in batch
+            )
     assert sorted(a for _, a in await live) == sorted(wanted), "a live listener gets every alert once"
     assert len({a.task_id for a in alerts}) > 3, "spread over partitions"
     for cut in (1, 5, 12, 23):
         first = await read_stream(notifications, JILIN, wanted, stop_after=cut)
-        rest = await read_stream(notifications, JILIN, wanted - {a for _, a in first}, stop_after=len(wanted),
-                                 last_event_id=first[-1][0])  # fmt: skip
+        rest = await read_stream(
+            notifications, JILIN, wanted - {a for _, a in first}, stop_after=len(wanted), last_event_id=first[-1][0]
+        )
         received = [a for _, a in first + rest]
         assert sorted(received) == sorted(wanted), f"cut after {cut}: every alert exactly once"
 
@@ -66,10 +85,12 @@ async def test_the_stream_ends_when_the_token_expires(service_factory) -> None:
     notifications = service_factory("notifications").start()
     short = {"Authorization": f"Bearer {mint_dev_token('u-jilin', 'JILIN', ['implementer'], ttl_seconds=2)}"}
     lines: list[str] = []
-    async with httpx.AsyncClient(base_url=notifications.url, timeout=30) as client, asyncio.timeout(40):
-        async with client.stream("GET", "/v1/alerts/stream", headers=short, params={"from": "now"}) as stream:
-            async for line in stream.aiter_lines():
-                lines.append(line)
+    async with (
+        httpx.AsyncClient(base_url=notifications.url, timeout=30) as client,
+        asyncio.timeout(40),
+        client.stream("GET", "/v1/alerts/stream", headers=short, params={"from": "now"}) as stream,
+    ):
+        lines.extend([line async for line in stream.aiter_lines()])
     assert "event: end" in lines and any("token expired" in line for line in lines)
 
 

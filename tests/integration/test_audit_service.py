@@ -23,6 +23,7 @@ def database(audit: ServiceProcess) -> Path:
 
 async def wait_caught_up(audit: ServiceProcess) -> int:
     async with httpx.AsyncClient(base_url=audit.url) as client:
+
         async def probe() -> int | None:
             ready = (await client.get("/readyz")).json()
             return ready["entries"] if ready.get("lag") == 0 else None
@@ -35,9 +36,20 @@ async def seed_task(tasks: ServiceProcess) -> tuple[str, list[tuple[datetime, di
     snapshots = []
     async with httpx.AsyncClient(base_url=tasks.url) as client:
         plan = (await client.post("/v1/plans", headers=SC, json={"title": "Plan"})).json()["id"]
-        task = (await client.post("/v1/tasks", headers=JILIN, json={
-            "plan_id": plan, "title": "Joint lab", "field": "science_technology", "lead_department": "MOST",
-            "supporting_departments": ["JILIN"], "due": DUE})).json()["id"]  # fmt: skip
+        task = (
+            await client.post(
+                "/v1/tasks",
+                headers=JILIN,
+                json={
+                    "plan_id": plan,
+                    "title": "Joint lab",
+                    "field": "science_technology",
+                    "lead_department": "MOST",
+                    "supporting_departments": ["JILIN"],
+                    "due": DUE,
+                },
+            )
+        ).json()["id"]
 
         async def snapshot() -> None:
             snapshots.append((datetime.now(UTC), (await client.get(f"/v1/tasks/{task}", headers=NAO)).json()))
@@ -68,33 +80,49 @@ async def test_queries_replay_and_access(tasks: ServiceProcess, audit: ServicePr
     async with httpx.AsyncClient(base_url=audit.url) as client:
         mine = (await client.get("/v1/audit/events", headers=NAO, params={"task_id": task})).json()["items"]
         assert [e["event"]["type"].split(".")[2] + "." + e["event"]["type"].split(".")[3] for e in mine] == [
-            "task.created", "task.assigned", "milestone.scheduled", "task.progress_reported",
-            "task.progress_reported"]  # fmt: skip
+            "task.created",
+            "task.assigned",
+            "milestone.scheduled",
+            "task.progress_reported",
+            "task.progress_reported",
+        ]
         assert [e["seq"] for e in mine] == sorted(e["seq"] for e in mine), "ordered by log position"
-        by_actor = (await client.get("/v1/audit/events", headers=NAO,
-                                     params={"task_id": task, "actor": "u-most"})).json()["items"]  # fmt: skip
+        by_actor = (
+            await client.get("/v1/audit/events", headers=NAO, params={"task_id": task, "actor": "u-most"})
+        ).json()["items"]
         assert len(by_actor) == 2 and {e["event"]["actordept"] for e in by_actor} == {"MOST"}
-        by_type = (await client.get("/v1/audit/events", headers=NAO,
-                                    params={"task_id": task, "type": "task.progress_reported"})).json()["items"]
+        by_type = (
+            await client.get(
+                "/v1/audit/events", headers=NAO, params={"task_id": task, "type": "task.progress_reported"}
+            )
+        ).json()["items"]
         assert len(by_type) == 2
-        since = (await client.get("/v1/audit/events", headers=NAO,
-                                  params={"task_id": task, "since": snapshots[2][0].isoformat()})).json()["items"]
+        since = (
+            await client.get(
+                "/v1/audit/events", headers=NAO, params={"task_id": task, "since": snapshots[2][0].isoformat()}
+            )
+        ).json()["items"]
         assert len(since) == 1
         first_page = (await client.get("/v1/audit/events", headers=NAO, params={"task_id": task, "limit": 2})).json()
-        second_page = (await client.get("/v1/audit/events", headers=NAO, params={
-            "task_id": task, "limit": 2, "cursor": first_page["next_cursor"]})).json()  # fmt: skip
+        second_page = (
+            await client.get(
+                "/v1/audit/events",
+                headers=NAO,
+                params={"task_id": task, "limit": 2, "cursor": first_page["next_cursor"]},
+            )
+        ).json()
         assert [e["seq"] for e in first_page["items"] + second_page["items"]] == [e["seq"] for e in mine[:4]]
 
         for moment, state in snapshots:
-            replayed = await client.get(f"/v1/audit/tasks/{task}/state", headers=NAO,
-                                        params={"as_of": moment.isoformat()})  # fmt: skip
+            replayed = await client.get(
+                f"/v1/audit/tasks/{task}/state", headers=NAO, params={"as_of": moment.isoformat()}
+            )
             assert replayed.json() == state, f"as of {moment}"
         now = (await client.get(f"/v1/audit/tasks/{task}/state", headers=NAO)).json()
         assert now == (await httpx.AsyncClient(base_url=tasks.url).get(f"/v1/tasks/{task}", headers=NAO)).json()
 
         assert (await client.get("/v1/audit/events", headers=MEE, params={"task_id": task})).json()["items"] == []
-        assert len((await client.get("/v1/audit/events", headers=MOST,
-                                      params={"task_id": task})).json()["items"]) == 5  # fmt: skip
+        assert len((await client.get("/v1/audit/events", headers=MOST, params={"task_id": task})).json()["items"]) == 5
         assert (await client.get(f"/v1/audit/tasks/{task}/state", headers=MEE)).status_code == 404
         assert (await client.get("/v1/audit/verify", headers=MEE)).status_code == 403
         responsibility = (await client.get("/v1/audit/responsibility", headers=NAO)).json()["departments"]
@@ -103,9 +131,13 @@ async def test_queries_replay_and_access(tasks: ServiceProcess, audit: ServicePr
 
 @pytest.mark.parametrize(
     ("params", "field"),
-    [({"type": "task.exploded"}, "type"), ({"since": "yesterday"}, "query.since"),
-     ({"until": "2027-01-01T00:00:00"}, "query.until"), ({"cursor": "bm9wZQ"}, "cursor"),
-     ({"department": "MARS"}, "query.department")],
+    [
+        ({"type": "task.exploded"}, "type"),
+        ({"since": "yesterday"}, "query.since"),
+        ({"until": "2027-01-01T00:00:00"}, "query.until"),
+        ({"cursor": "bm9wZQ"}, "cursor"),
+        ({"department": "MARS"}, "query.department"),
+    ],
 )
 async def test_bad_filters_get_problem_422(audit: ServiceProcess, params: dict, field: str) -> None:
     async with httpx.AsyncClient(base_url=audit.url) as client:
@@ -126,9 +158,14 @@ async def test_export_streams_every_entry_as_ndjson_and_csv(tasks: ServiceProces
     await seed_task(tasks)
     total = await wait_caught_up(audit)
     async with httpx.AsyncClient(base_url=audit.url, timeout=120) as client:
-        lines = [orjson.loads(line) for line in (await client.get("/v1/audit/export", headers=NAO)).content.splitlines()]
-        csv_rows = list(csv.DictReader(io.StringIO((await client.get("/v1/audit/export", headers=NAO,
-                                                                      params={"format": "csv"})).text)))  # fmt: skip
+        lines = [
+            orjson.loads(line) for line in (await client.get("/v1/audit/export", headers=NAO)).content.splitlines()
+        ]
+        csv_rows = list(
+            csv.DictReader(
+                io.StringIO((await client.get("/v1/audit/export", headers=NAO, params={"format": "csv"})).text)
+            )
+        )
     with sqlite3.connect(database(audit)) as db:
         stored = db.execute("select count(*) from audit_entries").fetchone()[0]
     assert len(lines) == len(csv_rows) == stored >= total
@@ -157,8 +194,9 @@ async def test_an_intact_trail_verifies(tasks: ServiceProcess, audit: ServicePro
 
 async def test_an_edited_row_is_found(tasks: ServiceProcess, audit: ServiceProcess) -> None:
     await seed_task(tasks)
-    result = await tamper_and_verify(audit, "update audit_entries set value = cast(? as blob) where seq = 3",
-                                     b'{"tampered": true}')  # fmt: skip
+    result = await tamper_and_verify(
+        audit, "update audit_entries set value = cast(? as blob) where seq = 3", b'{"tampered": true}'
+    )
     assert result["ok"] is False
     assert result["divergence"]["sequence"] == 3 and "edited" in result["divergence"]["problem"]
 
@@ -172,31 +210,35 @@ async def test_a_deleted_row_is_found(tasks: ServiceProcess, audit: ServiceProce
 
 async def test_an_inserted_row_with_a_recomputed_chain_is_found(tasks: ServiceProcess, audit: ServiceProcess) -> None:
     """A forger who inserts an entry and rewrites every hash after it still meets the log."""
-    from services.audit.domain.chain import LogRecord, chain_hash, headers_json
     from services.audit.adapters.store import derive
+    from services.audit.domain.chain import LogRecord, chain_hash, headers_json
 
     await seed_task(tasks)
     await wait_caught_up(audit)
     audit.stop()
     with sqlite3.connect(database(audit)) as db:
-        rows = db.execute("select seq, topic, partition, offset, timestamp, key, value, headers, hash "
-                          "from audit_entries order by seq").fetchall()  # fmt: skip
+        rows = db.execute(
+            "select seq, topic, partition, offset, timestamp, key, value, headers, hash from audit_entries order by seq"
+        ).fetchall()
         forged_after = len(rows) // 2
         db.execute("delete from audit_checkpoints")
         db.execute("update audit_entries set seq = seq + 100000 where seq > ?", (forged_after,))
         previous = rows[forged_after - 1][8]
         fake = LogRecord("policy.events", 0, 10**9, 0, b"x", b"{}", ())
         fake_hash = chain_hash(previous, fake)
-        db.execute("insert into audit_entries (seq, topic, partition, offset, timestamp, key, value, headers, "
-                   "prev_hash, hash, decode_error) values (?, 'policy.events', 0, ?, 0, ?, ?, ?, ?, ?, ?)",
-                   (forged_after + 1, 10**9, b"x", b"{}", headers_json(()), previous, fake_hash,
-                    derive(fake)["decode_error"]))  # fmt: skip
+        db.execute(
+            "insert into audit_entries (seq, topic, partition, offset, timestamp, key, value, headers, "
+            "prev_hash, hash, decode_error) values (?, 'policy.events', 0, ?, 0, ?, ?, ?, ?, ?, ?)",
+            (forged_after + 1, 10**9, b"x", b"{}", headers_json(()), previous, fake_hash, derive(fake)["decode_error"]),
+        )
         previous = fake_hash
         for seq, topic, partition, offset, timestamp, key, value, headers, _ in rows[forged_after:]:
             record = LogRecord(topic, partition, offset, timestamp, key, value, ())
             digest = chain_hash(previous, record, headers)
-            db.execute("update audit_entries set seq = ?, prev_hash = ?, hash = ? where seq = ?",
-                       (seq + 1, previous, digest, seq + 100000))  # fmt: skip
+            db.execute(
+                "update audit_entries set seq = ?, prev_hash = ?, hash = ? where seq = ?",
+                (seq + 1, previous, digest, seq + 100000),
+            )
             previous = digest
     audit.start(wait=False)
     audit.wait_alive()

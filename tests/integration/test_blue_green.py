@@ -18,16 +18,32 @@ from shared.settings import KafkaSettings
 from tests.conftest import JILIN, SC, end_offsets, eventually, read_from
 
 
-async def test_commands_survive_a_fenced_instance_that_keeps_its_partitions(service_factory,
-                                                                           kafka_settings: KafkaSettings) -> None:  # fmt: skip
-    shared = {"POLICYTRACK_TASKS_TRANSACTIONAL_ID": f"test-blue-green-{uuid.uuid4().hex[:8]}",
-              "POLICYTRACK_TASKS_CONSUMER_GROUP": f"test-blue-green-{uuid.uuid4().hex[:8]}"}  # fmt: skip
+async def test_commands_survive_a_fenced_instance_that_keeps_its_partitions(
+    service_factory, kafka_settings: KafkaSettings
+) -> None:
+    shared = {
+        "POLICYTRACK_TASKS_TRANSACTIONAL_ID": f"test-blue-green-{uuid.uuid4().hex[:8]}",
+        "POLICYTRACK_TASKS_CONSUMER_GROUP": f"test-blue-green-{uuid.uuid4().hex[:8]}",
+    }
     blue = service_factory("tasks", **shared).start()
     async with httpx.AsyncClient(base_url=blue.url, timeout=30) as client:
         plan = (await client.post("/v1/plans", headers=SC, json={"title": "Plan"})).json()["id"]
-        tasks = [(await client.post("/v1/tasks", headers=JILIN, json={
-            "plan_id": plan, "title": f"Task {n}", "field": "trade", "lead_department": "JILIN",
-            "due": "2030-01-01T00:00:00Z"})).json()["id"] for n in range(12)]  # fmt: skip
+        tasks = [
+            (
+                await client.post(
+                    "/v1/tasks",
+                    headers=JILIN,
+                    json={
+                        "plan_id": plan,
+                        "title": f"Task {n}",
+                        "field": "trade",
+                        "lead_department": "JILIN",
+                        "due": "2030-01-01T00:00:00Z",
+                    },
+                )
+            ).json()["id"]
+            for n in range(12)
+        ]
     green = service_factory("tasks", **shared).start()  # fences blue; both are in the command group now
     events, letters = await end_offsets(kafka_settings, EVENTS), await end_offsets(kafka_settings, DEADLETTER)
     correlations = [f"bg-{uuid.uuid4().hex[:10]}" for _ in range(36)]
@@ -36,23 +52,34 @@ async def test_commands_survive_a_fenced_instance_that_keeps_its_partitions(serv
     try:
         for n, correlation in enumerate(correlations):
             task = tasks[n % len(tasks)]
-            await producer.send_and_wait(COMMANDS, orjson.dumps({"task_id": task, "percent": 1 + n // len(tasks)}),
-                                         key=task.encode(), headers=[
-                                             ("command", b"report_progress"), ("correlationid", correlation.encode()),
-                                             ("authorization", JILIN["Authorization"].encode())])  # fmt: skip
+            await producer.send_and_wait(
+                COMMANDS,
+                orjson.dumps({"task_id": task, "percent": 1 + n // len(tasks)}),
+                key=task.encode(),
+                headers=[
+                    ("command", b"report_progress"),
+                    ("correlationid", correlation.encode()),
+                    ("authorization", JILIN["Authorization"].encode()),
+                ],
+            )
     finally:
         await producer.stop()
 
     async def every_command_answered() -> Counter | None:
         records = await read_from(kafka_settings, events, until=lambda rs: False, timeout=0.5)
-        answered = Counter(e.correlationid for e in map(decode_record, records)
-                           if isinstance(e, CloudEvent) and e.correlationid in correlations)  # fmt: skip
+        answered = Counter(
+            e.correlationid
+            for e in map(decode_record, records)
+            if isinstance(e, CloudEvent) and e.correlationid in correlations
+        )
         return answered if set(answered) == set(correlations) else None
 
     answered = await eventually(every_command_answered, timeout=120, what="every command answered")
     assert set(answered.values()) == {1}, "each command was appended once"
     records = await read_from(kafka_settings, events, until=lambda rs: False, timeout=1)
-    kinds = {e.type for e in map(decode_record, records) if isinstance(e, CloudEvent) and e.correlationid in correlations}
+    kinds = {
+        e.type for e in map(decode_record, records) if isinstance(e, CloudEvent) and e.correlationid in correlations
+    }
     assert kinds == {"org.policytrack.task.progress_reported.v1"}, "none was rejected or lost"
     dead = await read_from(kafka_settings, letters, until=lambda rs: False, timeout=1)
     assert not [r for r in dead if dict(r.headers).get("correlationid", b"").decode() in correlations]

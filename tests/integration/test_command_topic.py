@@ -15,9 +15,9 @@ from shared.settings import KafkaSettings
 from tests.conftest import JILIN, MOST, SC, ServiceProcess, end_offsets, eventually, read_from
 
 
-
-async def send_command(settings: KafkaSettings, name: str | None, body: bytes, auth: dict[str, str],
-                       correlation: str) -> None:  # fmt: skip
+async def send_command(
+    settings: KafkaSettings, name: str | None, body: bytes, auth: dict[str, str], correlation: str
+) -> None:
     headers = [("authorization", auth["Authorization"].encode()), ("correlationid", correlation.encode())]
     if name is not None:
         headers.append(("command", name.encode()))
@@ -35,21 +35,42 @@ async def test_commands_yield_events_or_a_rejection_and_malformed_ones_are_dead_
     tasks: ServiceProcess = service_factory("tasks").start()
     async with httpx.AsyncClient(base_url=tasks.url) as client:
         plan = (await client.post("/v1/plans", json={"title": "Plan"}, headers=SC)).json()["id"]
-        task = (await client.post("/v1/tasks", headers=JILIN, json={
-            "plan_id": plan, "title": "Trade facilitation", "field": "trade", "lead_department": "JILIN",
-            "supporting_departments": ["GACC"], "due": "2027-12-31T00:00:00Z"})).json()["id"]  # fmt: skip
+        task = (
+            await client.post(
+                "/v1/tasks",
+                headers=JILIN,
+                json={
+                    "plan_id": plan,
+                    "title": "Trade facilitation",
+                    "field": "trade",
+                    "lead_department": "JILIN",
+                    "supporting_departments": ["GACC"],
+                    "due": "2027-12-31T00:00:00Z",
+                },
+            )
+        ).json()["id"]
     event_starts = await end_offsets(kafka_settings, EVENTS)
     letter_starts = await end_offsets(kafka_settings, DEADLETTER)
     run = uuid.uuid4().hex[:8]
     accepted, forbidden, invalid, malformed, after = (f"{run}-{n}" for n in range(5))
 
-    await send_command(kafka_settings, "report_progress", orjson.dumps({"task_id": task, "percent": 35}), JILIN, accepted)
-    await send_command(kafka_settings, "report_progress", orjson.dumps({"task_id": task, "percent": 40}), MOST, forbidden)
-    await send_command(kafka_settings, "report_progress", orjson.dumps({"task_id": task, "percent": 140}), JILIN, invalid)
+    await send_command(
+        kafka_settings, "report_progress", orjson.dumps({"task_id": task, "percent": 35}), JILIN, accepted
+    )
+    await send_command(
+        kafka_settings, "report_progress", orjson.dumps({"task_id": task, "percent": 40}), MOST, forbidden
+    )
+    await send_command(
+        kafka_settings, "report_progress", orjson.dumps({"task_id": task, "percent": 140}), JILIN, invalid
+    )
     await send_command(kafka_settings, "report_progress", b"{not json", JILIN, malformed)
-    await send_command(kafka_settings, "schedule_milestone",
-                       orjson.dumps({"task_id": task, "title": "Single window", "due": "2027-03-01T00:00:00+09:00"}),
-                       JILIN, after)  # fmt: skip
+    await send_command(
+        kafka_settings,
+        "schedule_milestone",
+        orjson.dumps({"task_id": task, "title": "Single window", "due": "2027-03-01T00:00:00+09:00"}),
+        JILIN,
+        after,
+    )
 
     async def by_correlation() -> dict[str, CloudEvent] | None:
         records = await read_from(kafka_settings, event_starts, until=lambda rs: False, timeout=0.5)
@@ -66,9 +87,12 @@ async def test_commands_yield_events_or_a_rejection_and_malformed_ones_are_dead_
     assert events[after].type == "org.policytrack.milestone.scheduled.v1", "the loop went on after the poison"
     assert malformed not in events
 
-    letters = await read_from(kafka_settings, letter_starts, timeout=30,
-                              until=lambda rs: any(dict(r.headers).get("correlationid") == malformed.encode()
-                                                   for r in rs))  # fmt: skip
+    letters = await read_from(
+        kafka_settings,
+        letter_starts,
+        timeout=30,
+        until=lambda rs: any(dict(r.headers).get("correlationid") == malformed.encode() for r in rs),
+    )
     letter = next(r for r in letters if dict(r.headers).get("correlationid") == malformed.encode())
     assert b"not JSON" in dict(letter.headers)["dlq_reason"]
     assert letter.value == b"{not json"

@@ -7,12 +7,12 @@ import os
 import signal
 import uuid
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer, TopicPartition
 
 from shared.contract.catalog import TaskProgressReported
 from shared.contract.envelope import CloudEvent, new_event
 from shared.contract.topics import DEADLETTER
-from shared.kafka.consumer import ConsumerRunner, run_until_signalled
+from shared.kafka.consumer import ConsumerRunner, open_consumer, run_until_signalled
 from shared.kafka.producer import EventProducer
 from shared.settings import KafkaSettings
 from tests.conftest import end_offsets, eventually, read_from
@@ -36,12 +36,9 @@ async def publish_to(producer: EventProducer, topic: str, event: CloudEvent) -> 
 
 
 async def committed(settings: KafkaSettings, group: str, partition: TopicPartition) -> int | None:
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers, group_id=group)
-    await consumer.start()
-    try:
-        return await consumer.committed(partition)
-    finally:
-        await consumer.stop()
+    async with open_consumer(settings, group_id=group) as consumer:
+        offset: int | None = await consumer.committed(partition)
+        return offset
 
 
 async def test_poison_record_is_dead_lettered_and_the_next_good_record_is_handled(
@@ -61,9 +58,13 @@ async def test_poison_record_is_dead_lettered_and_the_next_good_record_is_handle
         await publish_to(producer, scratch_topic, good_after)
         group = f"test-{uuid.uuid4().hex[:8]}"
         runner = ConsumerRunner(
-            kafka_settings, name="test-poison", topics=[scratch_topic], handler=handler,
-            dead_letters=producer, group_id=group,
-        )  # fmt: skip
+            kafka_settings,
+            name="test-poison",
+            topics=[scratch_topic],
+            handler=handler,
+            dead_letters=producer,
+            group_id=group,
+        )
         task = asyncio.create_task(runner.run())
         try:
             await eventually(lambda: _async(len(handled) == 2), what="both good records handled")
@@ -104,9 +105,15 @@ async def test_a_handler_that_keeps_failing_is_dead_lettered_and_a_flaky_one_is_
         for event in (doomed, flaky, fine):
             await publish_to(producer, scratch_topic, event)
         runner = ConsumerRunner(
-            kafka_settings, name="test-failing", topics=[scratch_topic], handler=handler, dead_letters=producer,
-            group_id=f"test-{uuid.uuid4().hex[:8]}", max_attempts=4, retry_backoff=0.01,
-        )  # fmt: skip
+            kafka_settings,
+            name="test-failing",
+            topics=[scratch_topic],
+            handler=handler,
+            dead_letters=producer,
+            group_id=f"test-{uuid.uuid4().hex[:8]}",
+            max_attempts=4,
+            retry_backoff=0.01,
+        )
         task = asyncio.create_task(runner.run())
         try:
             await eventually(lambda: _async(fine.id in handled), what="the last record handled")
@@ -117,9 +124,10 @@ async def test_a_handler_that_keeps_failing_is_dead_lettered_and_a_flaky_one_is_
     assert handled == [flaky.id, fine.id]
     assert attempts == {doomed.id: 4, flaky.id: 3, fine.id: 1}
     records = await read_from(
-        kafka_settings, dead_letter_starts,
+        kafka_settings,
+        dead_letter_starts,
         until=lambda rs: any(dict(r.headers).get("ce_id") == doomed.id.encode() for r in rs),
-    )  # fmt: skip
+    )
     letter = next(r for r in records if dict(r.headers).get("ce_id") == doomed.id.encode())
     assert b"handler failed after 4 attempts" in dict(letter.headers)["dlq_reason"]
 
@@ -140,9 +148,13 @@ async def test_sigterm_stops_the_loop_after_committing_what_was_handled(
         for event in events:
             await publish_to(producer, scratch_topic, event)
         runner = ConsumerRunner(
-            kafka_settings, name="test-sigterm", topics=[scratch_topic], handler=handler, dead_letters=producer,
+            kafka_settings,
+            name="test-sigterm",
+            topics=[scratch_topic],
+            handler=handler,
+            dead_letters=producer,
             group_id=group,
-        )  # fmt: skip
+        )
         await asyncio.wait_for(run_until_signalled(runner), timeout=60)
 
     assert handled == [e.id for e in events]
@@ -163,9 +175,13 @@ async def test_a_restarted_group_member_goes_on_where_the_last_one_committed(
         for event in (first, second):
             await publish_to(producer, scratch_topic, event)
             runner = ConsumerRunner(
-                kafka_settings, name="test-resume", topics=[scratch_topic], handler=handler,
-                dead_letters=producer, group_id=group,
-            )  # fmt: skip
+                kafka_settings,
+                name="test-resume",
+                topics=[scratch_topic],
+                handler=handler,
+                dead_letters=producer,
+                group_id=group,
+            )
             task = asyncio.create_task(runner.run())
             await eventually(lambda e=event: _async(e.id in seen), what="record handled")
             runner.stop()

@@ -22,8 +22,12 @@ FAST = {"POLICYTRACK_NOTIFICATIONS_LEAD_TIMES": '["PT2S"]', "POLICYTRACK_NOTIFIC
 HOSTILE = [
     ("null header", b"t-hostile", b"{}", [("ce_specversion", b"1.0"), ("ce_type", None), ("command", None)]),
     ("not UTF-8", b"\xff\xfe", b"\xff", [("ce_specversion", b"\xff\xfe"), ("command", b"\xc3\x28")]),
-    ("twice", b"t-x", b"{}", [("ce_specversion", b"1.0"), ("ce_specversion", b"1.0"), ("command", b"a"),
-                              ("command", b"b")]),  # fmt: skip
+    (
+        "twice",
+        b"t-x",
+        b"{}",
+        [("ce_specversion", b"1.0"), ("ce_specversion", b"1.0"), ("command", b"a"), ("command", b"b")],
+    ),
     ("huge", None, b"x" * 200_000, [("ce_specversion", b"1.0"), ("ce_id", b"i" * 300_000)]),
     ("tombstone", b"t-y", None, [("ce_specversion", b"1.0"), ("ce_type", b"org.policytrack.task.created.v1")]),
 ]
@@ -44,9 +48,16 @@ async def send_command(settings: KafkaSettings, name: str, body: dict, correlati
     producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all")
     await producer.start()
     try:
-        await producer.send_and_wait(COMMANDS, orjson.dumps(body), key=body["task_id"].encode(), headers=[
-            ("command", name.encode()), ("authorization", JILIN["Authorization"].encode()),
-            ("correlationid", correlation.encode())])  # fmt: skip
+        await producer.send_and_wait(
+            COMMANDS,
+            orjson.dumps(body),
+            key=body["task_id"].encode(),
+            headers=[
+                ("command", name.encode()),
+                ("authorization", JILIN["Authorization"].encode()),
+                ("correlationid", correlation.encode()),
+            ],
+        )
     finally:
         await producer.stop()
 
@@ -57,9 +68,19 @@ async def test_every_consumer_handles_the_next_valid_record(service_factory, kaf
     notifications: ServiceProcess = service_factory("notifications", **FAST).start()
     async with httpx.AsyncClient(base_url=tasks.url, timeout=30) as client:
         plan = (await client.post("/v1/plans", headers=SC, json={"title": "Plan"})).json()["id"]
-        task = (await client.post("/v1/tasks", headers=JILIN, json={
-            "plan_id": plan, "title": "Green corridor", "field": "environment", "lead_department": "JILIN",
-            "due": "2030-01-01T00:00:00Z"})).json()["id"]  # fmt: skip
+        task = (
+            await client.post(
+                "/v1/tasks",
+                headers=JILIN,
+                json={
+                    "plan_id": plan,
+                    "title": "Green corridor",
+                    "field": "environment",
+                    "lead_department": "JILIN",
+                    "due": "2030-01-01T00:00:00Z",
+                },
+            )
+        ).json()["id"]
     starts = await end_offsets(kafka_settings, EVENTS)
     letters = await end_offsets(kafka_settings, DEADLETTER)
 
@@ -69,14 +90,19 @@ async def test_every_consumer_handles_the_next_valid_record(service_factory, kaf
 
     async def answered() -> CloudEvent | None:
         records = await read_from(kafka_settings, starts, until=lambda rs: False, timeout=0.5)
-        return next((e for e in map(decode_record, records)
-                     if isinstance(e, CloudEvent) and e.correlationid == correlation), None)  # fmt: skip
+        return next(
+            (e for e in map(decode_record, records) if isinstance(e, CloudEvent) and e.correlationid == correlation),
+            None,
+        )
 
     event = await eventually(answered, timeout=60, what="the valid command after the hostile ones")
     assert event.type == "org.policytrack.task.progress_reported.v1"
-    dead = await read_from(kafka_settings, letters, timeout=30,
-                           until=lambda rs: sum(dict(r.headers).get("dlq_consumer") == b"tasks-commands"
-                                                for r in rs) >= len(HOSTILE))  # fmt: skip
+    dead = await read_from(
+        kafka_settings,
+        letters,
+        timeout=30,
+        until=lambda rs: sum(dict(r.headers).get("dlq_consumer") == b"tasks-commands" for r in rs) >= len(HOSTILE),
+    )
     reasons = [dict(r.headers)["dlq_reason"] for r in dead if dict(r.headers).get("dlq_consumer") == b"tasks-commands"]
     assert len(reasons) == len(HOSTILE), reasons
 
@@ -85,6 +111,7 @@ async def test_every_consumer_handles_the_next_valid_record(service_factory, kaf
         assert (await client.get(f"/v1/tasks/{task}", headers=NAO)).json()["percent"] == 15
 
     async with httpx.AsyncClient(base_url=audit.url, timeout=60) as client:
+
         async def stored() -> list | None:
             items = (await client.get("/v1/audit/events", headers=NAO, params={"limit": 1000})).json()["items"]
             bad = [i for i in items if i["decode_error"]]
@@ -96,12 +123,18 @@ async def test_every_consumer_handles_the_next_valid_record(service_factory, kaf
 
     due = datetime.now(UTC) + timedelta(seconds=4)
     async with httpx.AsyncClient(base_url=tasks.url, timeout=30) as client:
-        milestone = (await client.post(f"/v1/tasks/{task}/milestones", headers=JILIN,
-                                       json={"title": "Stations", "due": due.isoformat()})).json()["id"]  # fmt: skip
-    async with httpx.AsyncClient(base_url=notifications.url, timeout=30) as client:
-        async with asyncio.timeout(30), client.stream("GET", "/v1/alerts/stream", headers=JILIN) as stream:
-            async for line in stream.aiter_lines():
-                if line.startswith("data: ") and milestone in line:
-                    break
+        milestone = (
+            await client.post(
+                f"/v1/tasks/{task}/milestones", headers=JILIN, json={"title": "Stations", "due": due.isoformat()}
+            )
+        ).json()["id"]
+    async with (
+        httpx.AsyncClient(base_url=notifications.url, timeout=30) as client,
+        asyncio.timeout(30),
+        client.stream("GET", "/v1/alerts/stream", headers=JILIN) as stream,
+    ):
+        async for line in stream.aiter_lines():
+            if line.startswith("data: ") and milestone in line:
+                break
     for service in (tasks, audit, notifications):
         assert service.readiness()["ready"] is True, service.name

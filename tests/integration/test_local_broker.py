@@ -19,7 +19,9 @@ from tests.conftest import KAFKA_SCRIPT, Broker
 
 
 def test_starting_a_running_broker_is_harmless(kafka: Broker) -> None:
-    pid_file = Path(kafka.env.get("POLICYTRACK_KAFKA_DATA_DIR", KAFKA_SCRIPT.parent.parent / ".data/kafka")) / "kafka.pid"
+    pid_file = (
+        Path(kafka.env.get("POLICYTRACK_KAFKA_DATA_DIR", KAFKA_SCRIPT.parent.parent / ".data/kafka")) / "kafka.pid"
+    )
     pid_before = pid_file.read_text()
     again = kafka.script("start")
     assert "already running" in again.stderr
@@ -36,8 +38,10 @@ def test_a_missing_java_gives_one_line_that_says_what_to_install(tmp_path: Path)
     result = subprocess.run(
         [str(bin_dir / "bash"), str(KAFKA_SCRIPT), "start"],
         env={"PATH": str(bin_dir), "HOME": os.environ.get("HOME", "/root"), "POLICYTRACK_KAFKA_PORT": "19192"},
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode != 0
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
@@ -66,15 +70,36 @@ async def test_topics_exist_with_their_configs(kafka_settings: KafkaSettings) ->
 
 
 async def test_kcat_shows_the_cloudevents_headers(kafka_settings: KafkaSettings) -> None:
-    event = new_event(TaskAssigned(task_id="t-kcat", lead_department="JILIN", supporting_departments=["MOST"]),
-                      actor="u-1", actordept="JILIN")  # fmt: skip
+    event = new_event(
+        TaskAssigned(task_id="t-kcat", lead_department="JILIN", supporting_departments=["MOST"]),
+        actor="u-1",
+        actordept="JILIN",
+    )
     async with EventProducer(kafka_settings, client_id="test-kcat") as producer:
         meta = await producer.publish(event)
     shown = subprocess.run(
-        ["kcat", "-C", "-b", kafka_settings.bootstrap_servers, "-t", "policy.events", "-p", str(meta.partition),
-         "-o", str(meta.offset), "-c", "1", "-e", "-f", "%h %s\\n"],
-        capture_output=True, text=True, timeout=60, check=True,
-    ).stdout  # fmt: skip
+        [
+            "kcat",
+            "-C",
+            "-b",
+            kafka_settings.bootstrap_servers,
+            "-t",
+            "policy.events",
+            "-p",
+            str(meta.partition),
+            "-o",
+            str(meta.offset),
+            "-c",
+            "1",
+            "-e",
+            "-f",
+            "%h %s\\n",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
     assert f"ce_id={event.id}" in shown
     assert "ce_type=org.policytrack.task.assigned.v1" in shown
     assert "ce_specversion=1.0" in shown

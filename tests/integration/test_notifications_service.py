@@ -14,10 +14,12 @@ import pytest
 from tests.conftest import JILIN, SC, Receiver, ServiceProcess, eventually, token
 
 FAST = {
-    "POLICYTRACK_NOTIFICATIONS_LEAD_TIMES": "[\"PT3S\"]", "POLICYTRACK_NOTIFICATIONS_GRACE": "PT1S",
-    "POLICYTRACK_NOTIFICATIONS_ESCALATE_AFTER": "P1D", "POLICYTRACK_NOTIFICATIONS_RETRY_BASE_SECONDS": "0.2",
+    "POLICYTRACK_NOTIFICATIONS_LEAD_TIMES": '["PT3S"]',
+    "POLICYTRACK_NOTIFICATIONS_GRACE": "PT1S",
+    "POLICYTRACK_NOTIFICATIONS_ESCALATE_AFTER": "P1D",
+    "POLICYTRACK_NOTIFICATIONS_RETRY_BASE_SECONDS": "0.2",
     "POLICYTRACK_NOTIFICATIONS_RETRY_MAX_SECONDS": "1",
-}  # fmt: skip
+}
 
 
 @pytest.fixture
@@ -33,22 +35,37 @@ def notifications(service_factory) -> ServiceProcess:
 async def new_task(tasks: ServiceProcess) -> str:
     async with httpx.AsyncClient(base_url=tasks.url) as client:
         plan = (await client.post("/v1/plans", headers=SC, json={"title": "Plan"})).json()["id"]
-        return (await client.post("/v1/tasks", headers=JILIN, json={
-            "plan_id": plan, "title": "Green corridor", "field": "environment", "lead_department": "JILIN",
-            "supporting_departments": ["MEE"], "due": "2030-01-01T00:00:00Z"})).json()["id"]  # fmt: skip
+        return (
+            await client.post(
+                "/v1/tasks",
+                headers=JILIN,
+                json={
+                    "plan_id": plan,
+                    "title": "Green corridor",
+                    "field": "environment",
+                    "lead_department": "JILIN",
+                    "supporting_departments": ["MEE"],
+                    "due": "2030-01-01T00:00:00Z",
+                },
+            )
+        ).json()["id"]
 
 
 async def milestone(tasks: ServiceProcess, task_id: str, due: datetime) -> str:
     async with httpx.AsyncClient(base_url=tasks.url) as client:
-        response = await client.post(f"/v1/tasks/{task_id}/milestones", headers=JILIN,
-                                     json={"title": "Monitoring stations", "due": due.isoformat()})  # fmt: skip
+        response = await client.post(
+            f"/v1/tasks/{task_id}/milestones",
+            headers=JILIN,
+            json={"title": "Monitoring stations", "due": due.isoformat()},
+        )
         return response.json()["id"]
 
 
 async def subscribe(notifications: ServiceProcess, receiver: Receiver, task_id: str) -> str:
     async with httpx.AsyncClient(base_url=notifications.url) as client:
-        response = await client.post("/v1/subscriptions", headers=JILIN,
-                                     json={"webhook_url": receiver.url, "task_id": task_id})  # fmt: skip
+        response = await client.post(
+            "/v1/subscriptions", headers=JILIN, json={"webhook_url": receiver.url, "task_id": task_id}
+        )
         assert response.status_code == 201, response.text
         return response.json()["secret"]
 
@@ -85,8 +102,9 @@ async def test_alerts_arrive_on_time_once_each_and_verify(tasks, notifications, 
     assert "overdue" not in kinds and "deadline_due" not in kinds
 
 
-async def test_a_receiver_down_for_a_while_gets_the_alert_once_after_retries(tasks, notifications,
-                                                                             receiver: Receiver) -> None:  # fmt: skip
+async def test_a_receiver_down_for_a_while_gets_the_alert_once_after_retries(
+    tasks, notifications, receiver: Receiver
+) -> None:
     task_id = await new_task(tasks)
     secret = await subscribe(notifications, receiver, task_id)
     receiver.down = True
@@ -98,8 +116,9 @@ async def test_a_receiver_down_for_a_while_gets_the_alert_once_after_retries(tas
     assert len(got) == 3
 
 
-async def test_killed_and_restarted_around_a_deadline_loses_and_repeats_nothing(tasks, notifications,
-                                                                                receiver: Receiver) -> None:  # fmt: skip
+async def test_killed_and_restarted_around_a_deadline_loses_and_repeats_nothing(
+    tasks, notifications, receiver: Receiver
+) -> None:
     task_id = await new_task(tasks)
     secret = await subscribe(notifications, receiver, task_id)
     due = datetime.now(UTC) + timedelta(seconds=9)
@@ -113,8 +132,11 @@ async def test_killed_and_restarted_around_a_deadline_loses_and_repeats_nothing(
     notifications.start()
     await wait_for_kinds(receiver, secret, milestone_id, ["deadline_approaching", "deadline_due", "overdue"])
     await eventually(lambda: _after(due + timedelta(seconds=6)), timeout=30, what="a while after the restart")
-    ids = [headers["webhook-id"] for _, headers, body in receiver.received
-           if orjson.loads(body)["data"].get("milestone_id") == milestone_id]  # fmt: skip
+    ids = [
+        headers["webhook-id"]
+        for _, headers, body in receiver.received
+        if orjson.loads(body)["data"].get("milestone_id") == milestone_id
+    ]
     assert len(ids) == 3 == len(set(ids))
 
 
@@ -152,10 +174,13 @@ async def test_the_live_stream_delivers_and_resumes_after_reconnecting(tasks, no
 
 @pytest.mark.parametrize(
     ("body", "field"),
-    [({"webhook_url": "ftp://example.org/x"}, "body.webhook_url"), ({"webhook_url": "not a url"}, "body.webhook_url"),
-     ({"webhook_url": "http://127.0.0.1:1/x", "event_types": ["alert.sneezed"]}, "body.event_types"),
-     ({"webhook_url": "http://127.0.0.1:1/x", "secret": ""}, "body.secret"),
-     ({"webhook_url": "http://10.1.2.3/x"}, "webhook_url")],
+    [
+        ({"webhook_url": "ftp://example.org/x"}, "body.webhook_url"),
+        ({"webhook_url": "not a url"}, "body.webhook_url"),
+        ({"webhook_url": "http://127.0.0.1:1/x", "event_types": ["alert.sneezed"]}, "body.event_types"),
+        ({"webhook_url": "http://127.0.0.1:1/x", "secret": ""}, "body.secret"),
+        ({"webhook_url": "http://10.1.2.3/x"}, "webhook_url"),
+    ],
 )
 async def test_bad_subscriptions_get_422_naming_the_field(notifications, body: dict, field: str) -> None:
     async with httpx.AsyncClient(base_url=notifications.url) as client:

@@ -19,25 +19,45 @@ from tests.conftest import JILIN, NAO, SC, ServiceProcess, end_offsets, eventual
 
 
 def raw_topic(settings: KafkaSettings, topic: str) -> bytes:
-    return subprocess.run(["kcat", "-C", "-b", settings.bootstrap_servers, "-t", topic, "-e", "-q",
-                           "-f", "%k|%h|%s\\n"], capture_output=True, timeout=120, check=True).stdout  # fmt: skip
+    return subprocess.run(
+        ["kcat", "-C", "-b", settings.bootstrap_servers, "-t", topic, "-e", "-q", "-f", "%k|%h|%s\\n"],
+        capture_output=True,
+        timeout=120,
+        check=True,
+    ).stdout
 
 
-async def test_tokens_are_stripped_from_every_dead_letter_and_the_trail(service_factory,
-                                                                        kafka_settings: KafkaSettings) -> None:  # fmt: skip
+async def test_tokens_are_stripped_from_every_dead_letter_and_the_trail(
+    service_factory, kafka_settings: KafkaSettings
+) -> None:
     tasks: ServiceProcess = service_factory("tasks").start()
     audit: ServiceProcess = service_factory("audit").start()
     async with httpx.AsyncClient(base_url=tasks.url, timeout=30) as client:
         plan = (await client.post("/v1/plans", headers=SC, json={"title": "Plan"})).json()["id"]
-        task = (await client.post("/v1/tasks", headers=JILIN, json={
-            "plan_id": plan, "title": "Trade facilitation", "field": "trade", "lead_department": "JILIN",
-            "due": "2030-01-01T00:00:00Z"})).json()["id"]  # fmt: skip
+        task = (
+            await client.post(
+                "/v1/tasks",
+                headers=JILIN,
+                json={
+                    "plan_id": plan,
+                    "title": "Trade facilitation",
+                    "field": "trade",
+                    "lead_department": "JILIN",
+                    "due": "2030-01-01T00:00:00Z",
+                },
+            )
+        ).json()["id"]
     secret = mint_dev_token(f"u-sc-{uuid.uuid4().hex[:6]}", "SC", ["approver"])
     jilin = mint_dev_token(f"u-jilin-{uuid.uuid4().hex[:6]}", "JILIN", ["implementer"])
     marker = f"secret-{uuid.uuid4().hex}"
-    carried = [("authorization", f"Bearer {secret}".encode()), ("Cookie", f"session={marker}".encode()),
-               ("Proxy-Authorization", f"Basic {marker}".encode()), ("x-api-token", marker.encode()),
-               ("X-Client-Secret", marker.encode()), ("db_password", marker.encode())]  # fmt: skip
+    carried = [
+        ("authorization", f"Bearer {secret}".encode()),
+        ("Cookie", f"session={marker}".encode()),
+        ("Proxy-Authorization", f"Basic {marker}".encode()),
+        ("x-api-token", marker.encode()),
+        ("X-Client-Secret", marker.encode()),
+        ("db_password", marker.encode()),
+    ]
     body = orjson.dumps({"task_id": task, "percent": 10})
     paths = [
         ("body is not JSON", b"{not json", [("command", b"report_progress")]),
@@ -53,10 +73,15 @@ async def test_tokens_are_stripped_from_every_dead_letter_and_the_trail(service_
     await producer.start()
     try:
         for name, value, headers in paths:
-            await producer.send_and_wait(COMMANDS, value, key=task.encode(),
-                                         headers=[*headers, *carried, ("correlationid", name.encode())][:12])
-        accepted = [("command", b"report_progress"), ("authorization", f"Bearer {jilin}".encode()),
-                    ("Cookie", f"session={marker}".encode()), ("correlationid", b"accepted")]  # fmt: skip
+            await producer.send_and_wait(
+                COMMANDS, value, key=task.encode(), headers=[*headers, *carried, ("correlationid", name.encode())][:12]
+            )
+        accepted = [
+            ("command", b"report_progress"),
+            ("authorization", f"Bearer {jilin}".encode()),
+            ("Cookie", f"session={marker}".encode()),
+            ("correlationid", b"accepted"),
+        ]
         await producer.send_and_wait(COMMANDS, body, key=task.encode(), headers=accepted)
     finally:
         await producer.stop()
@@ -65,14 +90,24 @@ async def test_tokens_are_stripped_from_every_dead_letter_and_the_trail(service_
     assert len(dead) == 5, [dict(r.headers).get("dlq_reason") for r in dead]
     for record in dead:
         redacted = dict(record.headers)["dlq_redacted"].decode().lower().split(",")
-        assert {"authorization", "cookie", "proxy-authorization", "x-api-token", "x-client-secret",
-                "db_password"} <= set(redacted)  # fmt: skip
+        assert {
+            "authorization",
+            "cookie",
+            "proxy-authorization",
+            "x-api-token",
+            "x-client-secret",
+            "db_password",
+        } <= set(redacted)
 
     async with httpx.AsyncClient(base_url=audit.url, timeout=120) as client:
+
         async def trail_has_everything() -> bool:
             ready = (await client.get("/readyz")).json()
-            events = (await client.get("/v1/audit/events", headers=NAO, params={"type": "task.progress_reported",
-                                                                               "task_id": task})).json()["items"]
+            events = (
+                await client.get(
+                    "/v1/audit/events", headers=NAO, params={"type": "task.progress_reported", "task_id": task}
+                )
+            ).json()["items"]
             return ready.get("lag") == 0 and len(events) == 1 and ready["entries"] > 0
 
         await eventually(trail_has_everything, timeout=60, what="the trail caught up")

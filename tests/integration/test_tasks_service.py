@@ -44,10 +44,18 @@ async def watch(settings: KafkaSettings) -> LogWatch:
 async def seed(client: httpx.AsyncClient) -> tuple[str, str]:
     plan = await client.post("/v1/plans", json={"title": "Overall Plan"}, headers=SC)
     assert plan.status_code == 201, plan.text
-    task = await client.post("/v1/tasks", headers=JILIN, json={
-        "plan_id": plan.json()["id"], "title": "Hydrogen vehicle cluster", "field": "industry",
-        "lead_department": "JILIN", "supporting_departments": ["MIIT"], "due": DUE,
-    })  # fmt: skip
+    task = await client.post(
+        "/v1/tasks",
+        headers=JILIN,
+        json={
+            "plan_id": plan.json()["id"],
+            "title": "Hydrogen vehicle cluster",
+            "field": "industry",
+            "lead_department": "JILIN",
+            "supporting_departments": ["MIIT"],
+            "due": DUE,
+        },
+    )
     assert task.status_code == 201, task.text
     return plan.json()["id"], task.json()["id"]
 
@@ -58,37 +66,55 @@ def client_for(service: ServiceProcess) -> httpx.AsyncClient:
 
 async def test_a_whole_task_life_cycle(tasks: ServiceProcess) -> None:
     async with client_for(tasks) as client:
-        plan_id, task_id = await seed(client)
+        _plan_id, task_id = await seed(client)
         created = (await client.get(f"/v1/tasks/{task_id}", headers=MIIT)).json()
         assert created["due"] == "2027-06-30T10:00:00Z", "times are stored in UTC"
         assert (created["lead_department"], created["supporting_departments"]) == ("JILIN", ["MIIT"])
 
-        milestone = await client.post(f"/v1/tasks/{task_id}/milestones", headers=MIIT,
-                                      json={"title": "Land allocated", "due": "2027-01-31T00:00:00Z"})  # fmt: skip
+        milestone = await client.post(
+            f"/v1/tasks/{task_id}/milestones",
+            headers=MIIT,
+            json={"title": "Land allocated", "due": "2027-01-31T00:00:00Z"},
+        )
         assert milestone.status_code == 201 and milestone.json()["task_id"] == task_id
         milestone_id = milestone.json()["id"]
-        assert (await client.post(f"/v1/tasks/{task_id}/progress", headers=JILIN,
-                                  json={"percent": 40, "note": "site prepared"})).status_code == 200  # fmt: skip
-        assert (await client.post(f"/v1/tasks/{task_id}/milestones/{milestone_id}/met", headers=JILIN,
-                                  json={})).status_code == 200  # fmt: skip
+        assert (
+            await client.post(
+                f"/v1/tasks/{task_id}/progress", headers=JILIN, json={"percent": 40, "note": "site prepared"}
+            )
+        ).status_code == 200
+        assert (
+            await client.post(f"/v1/tasks/{task_id}/milestones/{milestone_id}/met", headers=JILIN, json={})
+        ).status_code == 200
 
-        issue = await client.post(f"/v1/tasks/{task_id}/issues", headers=JILIN,
-                                  json={"title": "Customs delays", "severity": "major", "detail": "bonded zone"})
+        issue = await client.post(
+            f"/v1/tasks/{task_id}/issues",
+            headers=JILIN,
+            json={"title": "Customs delays", "severity": "major", "detail": "bonded zone"},
+        )
         assert issue.status_code == 201
-        escalated = await client.post(f"/v1/issues/{issue.json()['id']}/escalate", headers=NDRC,
-                                      json={"reason": "needs a State Council decision"})  # fmt: skip
+        escalated = await client.post(
+            f"/v1/issues/{issue.json()['id']}/escalate", headers=NDRC, json={"reason": "needs a State Council decision"}
+        )
         assert escalated.status_code == 200
         issue_state = (await client.get(f"/v1/issues/{issue.json()['id']}", headers=NDRC)).json()
         assert (issue_state["status"], issue_state["escalated_to"]) == ("escalated", "SC")
 
-        approval = await client.post(f"/v1/tasks/{task_id}/approvals", headers=JILIN,
-                                     json={"kind": "major_project", "title": "Park phase 2", "detail": "RMB 12bn"})
+        approval = await client.post(
+            f"/v1/tasks/{task_id}/approvals",
+            headers=JILIN,
+            json={"kind": "major_project", "title": "Park phase 2", "detail": "RMB 12bn"},
+        )
         assert approval.status_code == 201
-        decision = await client.post(f"/v1/approvals/{approval.json()['id']}/decision", headers=SC,
-                                     json={"granted": True, "reason": "in line with the plan"})  # fmt: skip
+        decision = await client.post(
+            f"/v1/approvals/{approval.json()['id']}/decision",
+            headers=SC,
+            json={"granted": True, "reason": "in line with the plan"},
+        )
         assert decision.status_code == 200
-        evaluation = await client.post(f"/v1/tasks/{task_id}/evaluations", headers=NDRC,
-                                       json={"rating": "good", "findings": "on schedule"})  # fmt: skip
+        evaluation = await client.post(
+            f"/v1/tasks/{task_id}/evaluations", headers=NDRC, json={"rating": "good", "findings": "on schedule"}
+        )
         assert evaluation.status_code == 201
         completed = await client.post(f"/v1/tasks/{task_id}/complete", headers=JILIN, json={"note": "opened"})
         assert completed.status_code == 200, completed.text
@@ -98,16 +124,27 @@ async def test_a_whole_task_life_cycle(tasks: ServiceProcess) -> None:
         assert final.headers["etag"] == f'"{final.json()["version"]}"'
         history = (await client.get(f"/v1/tasks/{task_id}/events", headers=NAO)).json()
         assert [e["type"].removeprefix("org.policytrack.").removesuffix(".v1") for e in history] == [
-            "task.created", "task.assigned", "milestone.scheduled", "task.progress_reported", "milestone.met",
-            "issue.reported", "issue.escalated", "approval.requested", "approval.granted", "evaluation.recorded",
+            "task.created",
+            "task.assigned",
+            "milestone.scheduled",
+            "task.progress_reported",
+            "milestone.met",
+            "issue.reported",
+            "issue.escalated",
+            "approval.requested",
+            "approval.granted",
+            "evaluation.recorded",
             "task.completed",
-        ]  # fmt: skip
-        actors = {e["type"].split(".")[2] + "." + e["type"].split(".")[3]: (e["actor"], e["actordept"]) for e in history}
+        ]
+        actors = {
+            e["type"].split(".")[2] + "." + e["type"].split(".")[3]: (e["actor"], e["actordept"]) for e in history
+        }
         assert actors["milestone.scheduled"] == ("u-miit", "MIIT"), "the actor comes from the token"
         assert actors["issue.escalated"] == ("u-ndrc", "NDRC")
         assert actors["approval.granted"] == ("u-sc", "SC")
-        listed = (await client.get("/v1/tasks", params={"department": "MIIT", "status": "completed"},
-                                   headers=NAO)).json()  # fmt: skip
+        listed = (
+            await client.get("/v1/tasks", params={"department": "MIIT", "status": "completed"}, headers=NAO)
+        ).json()
         assert task_id in [t["task_id"] for t in listed["items"]]
 
 
@@ -133,34 +170,41 @@ FORBIDDEN = [
 ]
 
 
-async def test_every_forbidden_action_is_refused_and_appends_nothing(tasks: ServiceProcess,
-                                                                     kafka_settings: KafkaSettings) -> None:  # fmt: skip
+async def test_every_forbidden_action_is_refused_and_appends_nothing(
+    tasks: ServiceProcess, kafka_settings: KafkaSettings
+) -> None:
     async with client_for(tasks) as client:
         plan_id, task_id = await seed(client)
         _, done_id = await seed(client)
         assert (await client.post(f"/v1/tasks/{done_id}/complete", headers=JILIN)).status_code == 200
         ids = {"task": task_id, "done": done_id}
-        ids["met"] = (await client.post(f"/v1/tasks/{task_id}/milestones", headers=JILIN,
-                                        json={"title": "m", "due": DUE})).json()["id"]  # fmt: skip
+        ids["met"] = (
+            await client.post(f"/v1/tasks/{task_id}/milestones", headers=JILIN, json={"title": "m", "due": DUE})
+        ).json()["id"]
         await client.post(f"/v1/tasks/{task_id}/milestones/{ids['met']}/met", headers=JILIN)
         await client.post(f"/v1/tasks/{task_id}/milestones", headers=JILIN, json={"title": "open", "due": DUE})
         await client.post(f"/v1/tasks/{task_id}/progress", headers=JILIN, json={"percent": 30})
-        ids["issue"] = (await client.post(f"/v1/tasks/{task_id}/issues", headers=JILIN,
-                                          json={"title": "i", "severity": "high"})).json()["id"]  # fmt: skip
-        ids["escalated"] = (await client.post(f"/v1/tasks/{task_id}/issues", headers=JILIN,
-                                              json={"title": "j", "severity": "major"})).json()["id"]  # fmt: skip
+        ids["issue"] = (
+            await client.post(f"/v1/tasks/{task_id}/issues", headers=JILIN, json={"title": "i", "severity": "high"})
+        ).json()["id"]
+        ids["escalated"] = (
+            await client.post(f"/v1/tasks/{task_id}/issues", headers=JILIN, json={"title": "j", "severity": "major"})
+        ).json()["id"]
         await client.post(f"/v1/issues/{ids['escalated']}/escalate", headers=NDRC)
-        ids["approval"] = (await client.post(f"/v1/tasks/{task_id}/approvals", headers=JILIN,
-                                             json={"kind": "policy", "title": "a"})).json()["id"]  # fmt: skip
-        ids["decided"] = (await client.post(f"/v1/tasks/{task_id}/approvals", headers=JILIN,
-                                            json={"kind": "policy", "title": "b"})).json()["id"]  # fmt: skip
+        ids["approval"] = (
+            await client.post(f"/v1/tasks/{task_id}/approvals", headers=JILIN, json={"kind": "policy", "title": "a"})
+        ).json()["id"]
+        ids["decided"] = (
+            await client.post(f"/v1/tasks/{task_id}/approvals", headers=JILIN, json={"kind": "policy", "title": "b"})
+        ).json()["id"]
         await client.post(f"/v1/approvals/{ids['decided']}/decision", headers=SC, json={"granted": True})
         task_body = {"plan_id": plan_id, "title": "x", "field": "trade", "lead_department": "MOFCOM", "due": DUE}
 
         log = await watch(kafka_settings)
         for name, method, path, headers, body, status in FORBIDDEN:
-            response = await client.request(method, path.format(**ids), headers=headers,
-                                            json=task_body if body == "TASK" else body)  # fmt: skip
+            response = await client.request(
+                method, path.format(**ids), headers=headers, json=task_body if body == "TASK" else body
+            )
             assert response.status_code == status, f"{name}: {response.status_code} {response.text}"
             assert response.headers["content-type"] == "application/problem+json", name
             assert response.json()["status"] == status
@@ -171,42 +215,62 @@ async def test_two_concurrent_writes_with_the_same_if_match_exactly_one_wins(tas
     async with client_for(tasks) as client:
         _, task_id = await seed(client)
         etag = (await client.get(f"/v1/tasks/{task_id}", headers=JILIN)).headers["etag"]
-        responses = await asyncio.gather(*(
-            client.post(f"/v1/tasks/{task_id}/progress", headers={**JILIN, "If-Match": etag},
-                        json={"percent": 10 + n, "note": f"writer {n}"})
-            for n in range(8)
-        ))  # fmt: skip
+        responses = await asyncio.gather(
+            *(
+                client.post(
+                    f"/v1/tasks/{task_id}/progress",
+                    headers={**JILIN, "If-Match": etag},
+                    json={"percent": 10 + n, "note": f"writer {n}"},
+                )
+                for n in range(8)
+            )
+        )
         statuses = sorted(r.status_code for r in responses)
         assert statuses == [200] + [412] * 7
-        bare_stale = await client.post(f"/v1/tasks/{task_id}/progress", headers={**JILIN, "If-Match": "2"},
-                                       json={"percent": 90})  # fmt: skip
+        bare_stale = await client.post(
+            f"/v1/tasks/{task_id}/progress", headers={**JILIN, "If-Match": "2"}, json={"percent": 90}
+        )
         assert bare_stale.status_code == 412 and bare_stale.json()["current_version"] == 3
 
 
-async def test_an_idempotent_retry_appends_once_before_and_after_a_restart(tasks: ServiceProcess,
-                                                                          kafka_settings: KafkaSettings) -> None:  # fmt: skip
+async def test_an_idempotent_retry_appends_once_before_and_after_a_restart(
+    tasks: ServiceProcess, kafka_settings: KafkaSettings
+) -> None:
     key = {"Idempotency-Key": f"retry-{uuid.uuid4()}"}
     async with client_for(tasks) as client:
         _, task_id = await seed(client)
         log = await watch(kafka_settings)
-        first = await client.post(f"/v1/tasks/{task_id}/issues", headers={**JILIN, **key},
-                                  json={"title": "Power supply", "severity": "medium"})  # fmt: skip
-        again = await client.post(f"/v1/tasks/{task_id}/issues", headers={**JILIN, **key},
-                                  json={"title": "Power supply", "severity": "medium"})  # fmt: skip
+        first = await client.post(
+            f"/v1/tasks/{task_id}/issues",
+            headers={**JILIN, **key},
+            json={"title": "Power supply", "severity": "medium"},
+        )
+        again = await client.post(
+            f"/v1/tasks/{task_id}/issues",
+            headers={**JILIN, **key},
+            json={"title": "Power supply", "severity": "medium"},
+        )
         assert first.status_code == again.status_code == 201
         assert first.json() == again.json()
         assert len(await log.appended()) == 1
     tasks.restart()
     async with client_for(tasks) as client:
-        after_restart = await client.post(f"/v1/tasks/{task_id}/issues", headers={**JILIN, **key},
-                                          json={"title": "Power supply", "severity": "medium"})  # fmt: skip
+        after_restart = await client.post(
+            f"/v1/tasks/{task_id}/issues",
+            headers={**JILIN, **key},
+            json={"title": "Power supply", "severity": "medium"},
+        )
         assert (after_restart.status_code, after_restart.json()) == (201, first.json())
         assert len(await log.appended()) == 1
-        other_user = await client.post(f"/v1/tasks/{task_id}/issues", headers={**MIIT, **key},
-                                       json={"title": "Power supply", "severity": "medium"})  # fmt: skip
+        other_user = await client.post(
+            f"/v1/tasks/{task_id}/issues", headers={**MIIT, **key}, json={"title": "Power supply", "severity": "medium"}
+        )
         assert other_user.json()["id"] != first.json()["id"], "keys are scoped to the user who sent them"
-        reused = await client.post(f"/v1/tasks/{task_id}/issues", headers={**JILIN, **key},
-                                   json={"title": "Water supply", "severity": "medium"})  # fmt: skip
+        reused = await client.post(
+            f"/v1/tasks/{task_id}/issues",
+            headers={**JILIN, **key},
+            json={"title": "Water supply", "severity": "medium"},
+        )
         assert reused.status_code == 422, "the request's fingerprint travels with its events and survives restarts"
         assert len(await log.appended()) == 2
 
@@ -216,10 +280,17 @@ async def test_after_a_restart_every_get_answers_the_same(tasks: ServiceProcess)
         _, task_id = await seed(client)
         await client.post(f"/v1/tasks/{task_id}/milestones", headers=JILIN, json={"title": "m", "due": DUE})
         await client.post(f"/v1/tasks/{task_id}/progress", headers=MIIT, json={"percent": 20})
-        issue = (await client.post(f"/v1/tasks/{task_id}/issues", headers=JILIN,
-                                   json={"title": "i", "severity": "low"})).json()["id"]  # fmt: skip
-        paths = [f"/v1/tasks/{task_id}", f"/v1/tasks/{task_id}/events", f"/v1/issues/{issue}",
-                 "/v1/tasks?limit=500", "/v1/tasks?department=MIIT&limit=3", "/v1/tasks?overdue=false&limit=500"]
+        issue = (
+            await client.post(f"/v1/tasks/{task_id}/issues", headers=JILIN, json={"title": "i", "severity": "low"})
+        ).json()["id"]
+        paths = [
+            f"/v1/tasks/{task_id}",
+            f"/v1/tasks/{task_id}/events",
+            f"/v1/issues/{issue}",
+            "/v1/tasks?limit=500",
+            "/v1/tasks?department=MIIT&limit=3",
+            "/v1/tasks?overdue=false&limit=500",
+        ]
         before = {path: (await client.get(path, headers=NAO)) for path in paths}
     tasks.restart()
     async with client_for(tasks) as client:
@@ -229,8 +300,9 @@ async def test_after_a_restart_every_get_answers_the_same(tasks: ServiceProcess)
             assert now.headers.get("etag") == earlier.headers.get("etag"), path
 
 
-async def test_a_zombie_instance_is_fenced_and_can_no_longer_append(service_factory,
-                                                                    kafka_settings: KafkaSettings) -> None:  # fmt: skip
+async def test_a_zombie_instance_is_fenced_and_can_no_longer_append(
+    service_factory, kafka_settings: KafkaSettings
+) -> None:
     shared_id = {"POLICYTRACK_TASKS_TRANSACTIONAL_ID": f"test-fencing-{uuid.uuid4().hex[:8]}"}
     old = service_factory("tasks", **shared_id).start()
     async with client_for(old) as client:
@@ -261,14 +333,22 @@ async def test_a_zombie_instance_is_fenced_and_can_no_longer_append(service_fact
     ],
 )
 async def test_bad_input_gets_a_problem_naming_the_field_and_appends_nothing(
-    tasks: ServiceProcess, kafka_settings: KafkaSettings, name: str, content: bytes, headers: dict, status: int,
+    tasks: ServiceProcess,
+    kafka_settings: KafkaSettings,
+    name: str,
+    content: bytes,
+    headers: dict,
+    status: int,
     field: str | None,
 ) -> None:
     async with client_for(tasks) as client:
         _, task_id = await seed(client)
         log = await watch(kafka_settings)
-        response = await client.post(f"/v1/tasks/{task_id}/progress", content=content,
-                                     headers={**JILIN, "content-type": "application/json", **headers})  # fmt: skip
+        response = await client.post(
+            f"/v1/tasks/{task_id}/progress",
+            content=content,
+            headers={**JILIN, "content-type": "application/json", **headers},
+        )
         assert response.status_code == status, response.text
         assert response.headers["content-type"] == "application/problem+json"
         if field:
@@ -287,9 +367,15 @@ async def test_unknown_department_and_field_of_cooperation_are_named(tasks: Serv
 
 def test_the_development_key_is_refused_outside_dev(tmp_path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "services.tasks"], capture_output=True, text=True, timeout=60,
-        env={"PATH": "/usr/bin:/bin", "POLICYTRACK_ENV": "prod",
-             "POLICYTRACK_AUTH_DEV_SIGNING_KEY": "policytrack-development-signing-key-not-for-production"},
-    )  # fmt: skip
+        [sys.executable, "-m", "services.tasks"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={
+            "PATH": "/usr/bin:/bin",
+            "POLICYTRACK_ENV": "prod",
+            "POLICYTRACK_AUTH_DEV_SIGNING_KEY": "policytrack-development-signing-key-not-for-production",
+        },
+    )
     assert result.returncode == 2
     assert "development signing key is only allowed with POLICYTRACK_ENV=dev" in result.stderr

@@ -34,9 +34,19 @@ def audit(service_factory) -> ServiceProcess:
 async def write_some(tasks: ServiceProcess, reports: int = 6) -> str:
     async with httpx.AsyncClient(base_url=tasks.url, timeout=30) as client:
         plan = (await client.post("/v1/plans", headers=SC, json={"title": "Plan"})).json()["id"]
-        task = (await client.post("/v1/tasks", headers=JILIN, json={
-            "plan_id": plan, "title": "Trade facilitation", "field": "trade", "lead_department": "JILIN",
-            "due": DUE})).json()["id"]  # fmt: skip
+        task = (
+            await client.post(
+                "/v1/tasks",
+                headers=JILIN,
+                json={
+                    "plan_id": plan,
+                    "title": "Trade facilitation",
+                    "field": "trade",
+                    "lead_department": "JILIN",
+                    "due": DUE,
+                },
+            )
+        ).json()["id"]
         for percent in range(1, reports + 1):
             response = await client.post(f"/v1/tasks/{task}/progress", headers=JILIN, json={"percent": percent})
             assert response.status_code == 200, response.text
@@ -46,12 +56,19 @@ async def write_some(tasks: ServiceProcess, reports: int = 6) -> str:
 async def settled(audit: ServiceProcess) -> dict:
     """Caught up with the log, and the newest checkpoint signs the newest entry it can."""
     async with httpx.AsyncClient(base_url=audit.url, timeout=30) as client:
+
         async def probe() -> dict | None:
             ready = (await client.get("/readyz")).json()
             checkpoints = (await client.get("/v1/audit/checkpoints", headers=NAO)).json()["checkpoints"]
             newest = checkpoints[-1] if checkpoints else None
-            return ready if ready.get("lag") == 0 and newest and newest.get("published", True) and \
-                newest["sequence"] >= ready["entries"] - 2 else None
+            return (
+                ready
+                if ready.get("lag") == 0
+                and newest
+                and newest.get("published", True)
+                and newest["sequence"] >= ready["entries"] - 2
+                else None
+            )
 
         return await eventually(probe, timeout=60, what="audit caught up with a fresh checkpoint")
 
@@ -105,12 +122,12 @@ async def test_deleting_the_newest_checkpoint_rows_is_found(tasks: ServiceProces
     restart_on(audit, "delete from audit_checkpoints where sequence >= ?", newest)
     result = await verify(audit)
     assert result["ok"] is False
-    assert any(p["sequence"] == newest and "has no row in the store" in p["problem"] for p in result["problems"]), \
+    assert any(p["sequence"] == newest and "has no row in the store" in p["problem"] for p in result["problems"]), (
         result["problems"]
+    )
 
 
-async def test_an_older_copy_of_the_database_is_found_and_refused(tasks: ServiceProcess,
-                                                                  audit: ServiceProcess) -> None:  # fmt: skip
+async def test_an_older_copy_of_the_database_is_found_and_refused(tasks: ServiceProcess, audit: ServiceProcess) -> None:
     await write_some(tasks)
     old_head = (await settled(audit))["entries"]
     audit.stop()

@@ -22,10 +22,9 @@ async def test_sigkill_mid_ingest_loses_and_duplicates_nothing(service_factory, 
     actor = f"u-load-{uuid.uuid4().hex[:8]}"
     async with EventProducer(kafka_settings, client_id="test-audit-crash") as producer:
         await producer.publish_all(
-            new_event(TaskProgressReported(task_id=f"load-{n % 500}", percent=n % 101), actor=actor,
-                      actordept="JILIN")
+            new_event(TaskProgressReported(task_id=f"load-{n % 500}", percent=n % 101), actor=actor, actordept="JILIN")
             for n in range(EVENTS)
-        )  # fmt: skip
+        )
     audit = service_factory("audit", POLICYTRACK_AUDIT_BATCH_SIZE="500")
     db = Path(audit.env["POLICYTRACK_DATA_DIR"]) / "audit" / "audit.db"
 

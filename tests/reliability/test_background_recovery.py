@@ -10,9 +10,9 @@ from pathlib import Path
 import asyncpg
 import httpx
 
-from services.audit.domain.chain import checkpoint_message
 from services.audit.adapters.keys import load_signing_key
 from services.audit.adapters.store import iso
+from services.audit.domain.chain import checkpoint_message
 from shared.contract.catalog import TaskProgressReported
 from shared.contract.codec import decode_record
 from shared.contract.envelope import CloudEvent, new_event
@@ -24,12 +24,15 @@ from tests.conftest import NAO, ServiceProcess, end_offsets, eventually, read_fr
 
 async def publish_progress(kafka: KafkaSettings, count: int, actor: str) -> None:
     async with EventProducer(kafka, client_id="test-recovery") as producer:
-        await producer.publish_all(new_event(TaskProgressReported(task_id=f"r-{n}", percent=n % 101), actor=actor,
-                                             actordept="JILIN") for n in range(count))  # fmt: skip
+        await producer.publish_all(
+            new_event(TaskProgressReported(task_id=f"r-{n}", percent=n % 101), actor=actor, actordept="JILIN")
+            for n in range(count)
+        )
 
 
-async def test_a_failing_store_is_reported_and_ingestion_recovers(service_factory, postgres_dsn: str,
-                                                                  kafka_settings: KafkaSettings) -> None:  # fmt: skip
+async def test_a_failing_store_is_reported_and_ingestion_recovers(
+    service_factory, postgres_dsn: str, kafka_settings: KafkaSettings
+) -> None:
     audit: ServiceProcess = service_factory("audit", POLICYTRACK_AUDIT_DSN=postgres_dsn).start(timeout=120)
     await publish_progress(kafka_settings, 10, "u-before")
     await eventually(lambda: _async(audit.readiness().get("lag") == 0), timeout=60, what="caught up")
@@ -57,8 +60,9 @@ async def test_a_failing_store_is_reported_and_ingestion_recovers(service_factor
         assert (await client.get("/v1/audit/verify", headers=NAO)).json()["ok"] is True
 
 
-async def test_a_checkpoint_recorded_but_not_published_is_published_next(service_factory,
-                                                                         kafka_settings: KafkaSettings) -> None:  # fmt: skip
+async def test_a_checkpoint_recorded_but_not_published_is_published_next(
+    service_factory, kafka_settings: KafkaSettings
+) -> None:
     audit: ServiceProcess = service_factory("audit", POLICYTRACK_AUDIT_CHECKPOINT_INTERVAL_SECONDS="1")
     audit.start()
     await publish_progress(kafka_settings, 5, "u-unpublished")
@@ -71,16 +75,28 @@ async def test_a_checkpoint_recorded_but_not_published_is_published_next(service
     with sqlite3.connect(database) as db:
         sequence, head_hash = db.execute("select seq, hash from audit_entries order by seq desc limit 1").fetchone()
         db.execute("delete from audit_checkpoints where sequence >= ?", (sequence,))
-        db.execute("insert into audit_checkpoints (sequence, head_hash, signed_at, key_id, signature, published) "
-                   "values (?, ?, ?, ?, ?, 0)", (sequence, head_hash, iso(signed_at), key.key_id,
-                                                 key.sign(checkpoint_message(sequence, head_hash, signed_at))))
+        db.execute(
+            "insert into audit_checkpoints (sequence, head_hash, signed_at, key_id, signature, published) "
+            "values (?, ?, ?, ?, ?, 0)",
+            (
+                sequence,
+                head_hash,
+                iso(signed_at),
+                key.key_id,
+                key.sign(checkpoint_message(sequence, head_hash, signed_at)),
+            ),
+        )
     starts = await end_offsets(kafka_settings, EVENTS)
     audit.start()
 
     def published(records: list) -> bool:
-        return any(isinstance(e := decode_record(r), CloudEvent) and e.type.endswith("audit.checkpoint.v1")
-                   and e.data.chain == audit.env["POLICYTRACK_AUDIT_CHAIN_ID"] and e.data.sequence == sequence
-                   for r in records)  # fmt: skip
+        return any(
+            isinstance(e := decode_record(r), CloudEvent)
+            and e.type.endswith("audit.checkpoint.v1")
+            and e.data.chain == audit.env["POLICYTRACK_AUDIT_CHAIN_ID"]
+            and e.data.sequence == sequence
+            for r in records
+        )
 
     assert published(await read_from(kafka_settings, starts, until=published, timeout=60))
     with sqlite3.connect(database) as db:

@@ -61,9 +61,11 @@ async def test_restart_in_the_middle_of_a_produce_loop_keeps_every_acknowledged_
 
     wanted = set(acknowledged)
     records = await read_from(
-        settings, await partitions(),
-        until=lambda rs: len(rs) >= len(acknowledged) + len(unacknowledged), timeout=30,
-    )  # fmt: skip
+        settings,
+        await partitions(),
+        until=lambda rs: len(rs) >= len(acknowledged) + len(unacknowledged),
+        timeout=30,
+    )
     counts = Counter(event.id for event in map(decode_record, records) if isinstance(event, CloudEvent))
     missing = wanted - set(counts)
     duplicated = {event_id: count for event_id, count in counts.items() if count > 1}

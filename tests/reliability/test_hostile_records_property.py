@@ -32,7 +32,7 @@ def almost_valid(draw: st.DrawFn) -> tuple[bytes | None, bytes | None, list]:
     record = draw(st.sampled_from(VALID))
     found = list(record.headers)
     index = draw(st.integers(0, len(found) - 1))
-    name, value = found[index]
+    name, _value = found[index]
     change = draw(st.sampled_from(["drop", "null", "twice", "garble", "data"]))
     if change == "drop":
         del found[index]
@@ -73,17 +73,25 @@ async def answered(settings_: KafkaSettings, task: str, percent: int) -> CloudEv
     producer = AIOKafkaProducer(bootstrap_servers=settings_.bootstrap_servers, acks="all")
     await producer.start()
     try:
-        await producer.send_and_wait(COMMANDS, orjson.dumps({"task_id": task, "percent": percent}),
-                                     key=task.encode(), headers=[
-                                         ("command", b"report_progress"), ("correlationid", correlation.encode()),
-                                         ("authorization", JILIN["Authorization"].encode())])  # fmt: skip
+        await producer.send_and_wait(
+            COMMANDS,
+            orjson.dumps({"task_id": task, "percent": percent}),
+            key=task.encode(),
+            headers=[
+                ("command", b"report_progress"),
+                ("correlationid", correlation.encode()),
+                ("authorization", JILIN["Authorization"].encode()),
+            ],
+        )
     finally:
         await producer.stop()
 
     async def found() -> CloudEvent | None:
         records = await read_from(settings_, starts, until=lambda rs: False, timeout=0.3)
-        return next((e for e in map(decode_record, records)
-                     if isinstance(e, CloudEvent) and e.correlationid == correlation), None)  # fmt: skip
+        return next(
+            (e for e in map(decode_record, records) if isinstance(e, CloudEvent) and e.correlationid == correlation),
+            None,
+        )
 
     return await eventually(found, timeout=60, what="the valid command answered")
 
@@ -94,14 +102,24 @@ def test_no_record_stops_a_consumer(service_factory, kafka_settings: KafkaSettin
     notifications: ServiceProcess = service_factory("notifications").start()
     with httpx.Client(base_url=tasks.url, timeout=30) as client:
         plan = client.post("/v1/plans", headers=SC, json={"title": "Plan"}).json()["id"]
-        task = client.post("/v1/tasks", headers=JILIN, json={
-            "plan_id": plan, "title": "Green corridor", "field": "environment", "lead_department": "JILIN",
-            "due": "2030-01-01T00:00:00Z"}).json()["id"]  # fmt: skip
+        task = client.post(
+            "/v1/tasks",
+            headers=JILIN,
+            json={
+                "plan_id": plan,
+                "title": "Green corridor",
+                "field": "environment",
+                "lead_department": "JILIN",
+                "due": "2030-01-01T00:00:00Z",
+            },
+        ).json()["id"]
     percent = iter(range(1, 101))
 
-    @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                     HealthCheck.data_too_large,
-                                                                     HealthCheck.too_slow])  # fmt: skip
+    @settings(
+        max_examples=12,
+        deadline=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.data_too_large, HealthCheck.too_slow],
+    )
     @given(records=st.lists(hostile_record, min_size=1, max_size=6))
     def after(records: list) -> None:
         asyncio.run(produce(kafka_settings, records))

@@ -24,18 +24,35 @@ async def test_ten_verifications_under_steady_writes_all_say_intact(spare_broker
     on_spare = {"POLICYTRACK_KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers}
     async with EventProducer(kafka, client_id="test-history") as producer:
         await producer.publish_all(
-            new_event(TaskProgressReported(task_id=f"history-{n % 1000}", percent=n % 101), actor="u-history",
-                      actordept="JILIN")
+            new_event(
+                TaskProgressReported(task_id=f"history-{n % 1000}", percent=n % 101),
+                actor="u-history",
+                actordept="JILIN",
+            )
             for n in range(HISTORY)
-        )  # fmt: skip
+        )
     tasks = service_factory("tasks", **on_spare).start(timeout=120)
     audit = service_factory("audit", POLICYTRACK_AUDIT_CHECKPOINT_INTERVAL_SECONDS="2", **on_spare).start(timeout=180)
     async with httpx.AsyncClient(base_url=tasks.url, timeout=30) as client:
         plan = (await client.post("/v1/plans", headers=SC, json={"title": "Plan"})).json()["id"]
-        task_ids = [(await client.post("/v1/tasks", headers=JILIN, json={
-            "plan_id": plan, "title": f"Task {n}", "field": "trade", "lead_department": "JILIN",
-            "due": "2030-01-01T00:00:00Z"})).json()["id"] for n in range(WRITERS)]  # fmt: skip
+        task_ids = [
+            (
+                await client.post(
+                    "/v1/tasks",
+                    headers=JILIN,
+                    json={
+                        "plan_id": plan,
+                        "title": f"Task {n}",
+                        "field": "trade",
+                        "lead_department": "JILIN",
+                        "due": "2030-01-01T00:00:00Z",
+                    },
+                )
+            ).json()["id"]
+            for n in range(WRITERS)
+        ]
     async with httpx.AsyncClient(base_url=audit.url, timeout=30) as client:
+
         async def caught_up() -> int | None:
             ready = (await client.get("/readyz")).json()
             return ready["entries"] if ready.get("lag") == 0 and ready["entries"] >= HISTORY else None
@@ -53,8 +70,9 @@ async def test_ten_verifications_under_steady_writes_all_say_intact(spare_broker
             while not stop.is_set():
                 percent = percent % 100 + 1
                 note = "" if percent > 1 else "a new cycle"
-                response = await client.post(f"/v1/tasks/{task_id}/progress", headers=JILIN,
-                                             json={"percent": percent, "note": note})  # fmt: skip
+                response = await client.post(
+                    f"/v1/tasks/{task_id}/progress", headers=JILIN, json={"percent": percent, "note": note}
+                )
                 assert response.status_code == 200, response.text
                 acknowledged += 1
                 next_at += period
@@ -73,8 +91,10 @@ async def test_ten_verifications_under_steady_writes_all_say_intact(spare_broker
         stop.set()
         await asyncio.gather(*writers)
     elapsed = time.monotonic() - started
-    print(f"\n{acknowledged:,} commands acknowledged in {elapsed:.1f}s ({acknowledged / elapsed:,.0f}/s) while "
-          f"verifying; entries covered: {[r['entries'] for r in results]}")
+    print(
+        f"\n{acknowledged:,} commands acknowledged in {elapsed:.1f}s ({acknowledged / elapsed:,.0f}/s) while "
+        f"verifying; entries covered: {[r['entries'] for r in results]}"
+    )
     for result in results:
         assert result["ok"] is True, result["divergence"]
         assert result["entries"] > HISTORY

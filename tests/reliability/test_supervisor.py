@@ -17,14 +17,22 @@ from tests.conftest import Broker, eventually, free_port
 
 async def test_a_killed_service_is_started_again_and_nothing_else_stops(spare_broker: Broker, tmp_path: Path) -> None:
     ports = {name: free_port() for name in ("tasks", "notifications", "audit")}
-    env = {**spare_broker.env, "POLICYTRACK_DATA_DIR": str(tmp_path / "data"),
-           "POLICYTRACK_KEYS_DIR": str(tmp_path / "keys"),
-           "POLICYTRACK_KAFKA_BOOTSTRAP_SERVERS": spare_broker.settings.bootstrap_servers,
-           **{f"POLICYTRACK_{name.upper()}_PORT": str(port) for name, port in ports.items()}}  # fmt: skip
+    env = {
+        **spare_broker.env,
+        "POLICYTRACK_DATA_DIR": str(tmp_path / "data"),
+        "POLICYTRACK_KEYS_DIR": str(tmp_path / "keys"),
+        "POLICYTRACK_KAFKA_BOOTSTRAP_SERVERS": spare_broker.settings.bootstrap_servers,
+        **{f"POLICYTRACK_{name.upper()}_PORT": str(port) for name, port in ports.items()},
+    }
     status = tmp_path / "data" / "run" / "status.json"
-    up = subprocess.Popen([sys.executable, "-m", "policytrack.cli", "up", "--no-demo"], env=env,
-                          stdout=subprocess.DEVNULL, stderr=(tmp_path / "up.log").open("wb"))  # fmt: skip
+    up = subprocess.Popen(
+        [sys.executable, "-m", "policytrack.cli", "up", "--no-demo"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=(tmp_path / "up.log").open("wb"),
+    )
     try:
+
         def services() -> dict[str, dict] | None:
             if not status.exists():
                 return None

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from services.audit.domain.chain import checkpoint_message
 from services.audit.adapters.keys import TrustedKeys, keep_public, load_signing_key, rotate
+from services.audit.domain.chain import checkpoint_message
 from services.audit.settings import AuditSettings
 
 

@@ -11,8 +11,9 @@ from shared.settings import RuntimeSettings
 
 
 def test_token_names_user_department_and_roles() -> None:
-    result = CliRunner().invoke(app, ["token", "--user", "u-1", "--department", "NDRC", "--role", "supervisor",
-                                      "--role", "auditor"])  # fmt: skip
+    result = CliRunner().invoke(
+        app, ["token", "--user", "u-1", "--department", "NDRC", "--role", "supervisor", "--role", "auditor"]
+    )
     assert result.exit_code == 0, result.output
     actor = TokenVerifier(AuthSettings(), RuntimeSettings(env="dev")).verify(result.output.strip())
     assert (actor.user, actor.department, set(actor.roles)) == ("u-1", "NDRC", {"supervisor", "auditor"})
@@ -49,12 +50,22 @@ def test_production_tokens_verify_with_the_identity_providers_public_key() -> No
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     key = Ed25519PrivateKey.generate()
-    public_pem = key.public_key().public_bytes(serialization.Encoding.PEM,
-                                               serialization.PublicFormat.SubjectPublicKeyInfo).decode()  # fmt: skip
-    verifier = TokenVerifier(AuthSettings(public_keys=[public_pem], issuer="https://idp.example.gov.cn"),
-                             RuntimeSettings(env="prod"))  # fmt: skip
-    claims = {"sub": "u-9", "dept": "MOFCOM", "roles": ["supporter"], "aud": "policytrack", "exp": time.time() + 60,
-              "iss": "https://idp.example.gov.cn"}  # fmt: skip
+    public_pem = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    verifier = TokenVerifier(
+        AuthSettings(public_keys=[public_pem], issuer="https://idp.example.gov.cn"), RuntimeSettings(env="prod")
+    )
+    claims = {
+        "sub": "u-9",
+        "dept": "MOFCOM",
+        "roles": ["supporter"],
+        "aud": "policytrack",
+        "exp": time.time() + 60,
+        "iss": "https://idp.example.gov.cn",
+    }
     actor = verifier.verify(jwt.encode(claims, key, algorithm="EdDSA"))
     assert (actor.user, actor.department) == ("u-9", "MOFCOM")
     from shared.auth import mint_dev_token

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from pydantic import ValidationError
@@ -14,24 +14,40 @@ from shared.contract.topics import ALERTS, EVENTS
 from tests.samples import PAYLOADS, sample_events
 
 DESIGN_CATALOG = {
-    "plan.approved", "plan.amended",
-    "task.created", "task.assigned", "task.reassigned", "task.deadline_changed", "task.progress_reported",
-    "task.completed", "task.cancelled",
-    "milestone.scheduled", "milestone.met",
-    "issue.reported", "issue.escalated", "issue.resolved",
-    "approval.requested", "approval.granted", "approval.rejected",
+    "plan.approved",
+    "plan.amended",
+    "task.created",
+    "task.assigned",
+    "task.reassigned",
+    "task.deadline_changed",
+    "task.progress_reported",
+    "task.completed",
+    "task.cancelled",
+    "milestone.scheduled",
+    "milestone.met",
+    "issue.reported",
+    "issue.escalated",
+    "issue.resolved",
+    "approval.requested",
+    "approval.granted",
+    "approval.rejected",
     "evaluation.recorded",
-    "alert.deadline_approaching", "alert.deadline_due", "alert.overdue", "alert.escalated", "alert.delivered",
+    "alert.deadline_approaching",
+    "alert.deadline_due",
+    "alert.overdue",
+    "alert.escalated",
+    "alert.delivered",
     "alert.delivery_failed",
     "command.rejected",
-    "subscription.created", "subscription.removed",
+    "subscription.created",
+    "subscription.removed",
     "audit.checkpoint",
-}  # fmt: skip
+}
 
 
 def test_catalog_covers_the_design_minimum() -> None:
     names = {event_type.removeprefix("org.policytrack.").rsplit(".v", 1)[0] for event_type in CATALOG}
-    assert DESIGN_CATALOG <= names
+    assert names >= DESIGN_CATALOG
 
 
 def test_every_event_type_has_a_sample() -> None:
@@ -64,7 +80,7 @@ def test_alerts_and_subscriptions_travel_on_the_alerts_topic() -> None:
 def test_times_are_accepted_with_any_offset_and_kept_in_utc() -> None:
     seoul = timezone(timedelta(hours=9))
     data = MilestoneScheduled(task_id="t-1", milestone_id="m-1", title="x", due=datetime(2027, 1, 1, 9, tzinfo=seoul))
-    assert data.due == datetime(2027, 1, 1, 0, tzinfo=timezone.utc)
+    assert data.due == datetime(2027, 1, 1, 0, tzinfo=UTC)
     assert data.due.utcoffset() == timedelta(0)
     assert b'"due":"2027-01-01T00:00:00Z"' in encode(new_event(data, actor="u")).value
 
@@ -79,7 +95,9 @@ def test_envelope_type_and_subject_must_agree_with_the_data() -> None:
     with pytest.raises(ValidationError, match="does not match"):
         CloudEvent.model_validate({**event.model_dump(), "data": event.data, "subject": "t-2"})
     with pytest.raises(ValidationError, match="does not match"):
-        CloudEvent.model_validate({**event.model_dump(), "data": event.data, "type": "org.policytrack.task.completed.v1"})
+        CloudEvent.model_validate(
+            {**event.model_dump(), "data": event.data, "type": "org.policytrack.task.completed.v1"}
+        )
 
 
 def _good_record() -> tuple[bytes, bytes, tuple[tuple[str, bytes], ...]]:

@@ -27,8 +27,11 @@ def test_every_event_type_has_a_schema_and_an_asyncapi_message() -> None:
     document = yaml.safe_load(files["contract/asyncapi.yaml"])
     assert document["asyncapi"] == "3.0.0"
     assert {c["address"] for c in document["channels"].values()} == {
-        "policy.commands", "policy.events", "policy.alerts", "policy.deadletter",
-    }  # fmt: skip
+        "policy.commands",
+        "policy.events",
+        "policy.alerts",
+        "policy.deadletter",
+    }
     named = {m["name"] for m in document["components"]["messages"].values()}
     for event_type in CATALOG:
         assert f"contract/schemas/{event_type}.json" in files

@@ -16,8 +16,21 @@ from shared.contract.envelope import CloudEvent
 from shared.kafka.secrets import strip_secrets
 from tests.samples import sample_events
 
-HEADER_NAMES = [f"ce_{name}" for name in ("specversion", "id", "source", "type", "time", "subject", "actor",
-                                          "actordept", "aggregateversion", "correlationid")]  # fmt: skip
+HEADER_NAMES = [
+    f"ce_{name}"
+    for name in (
+        "specversion",
+        "id",
+        "source",
+        "type",
+        "time",
+        "subject",
+        "actor",
+        "actordept",
+        "aggregateversion",
+        "correlationid",
+    )
+]
 HEADER_NAMES += ["content-type", "command", "authorization", "correlationid", "idempotency-key", "if-match"]
 
 
@@ -37,8 +50,9 @@ header_values = st.one_of(
     st.sampled_from([b"1.0", b"\xff\xfe", b"application/json", b"report_progress", *map(str.encode, CATALOG)]),
     st.text(max_size=40).map(str.encode),
 )
-headers = st.lists(st.tuples(st.one_of(st.sampled_from(HEADER_NAMES), st.text(max_size=12)), header_values),
-                   max_size=14)  # fmt: skip
+headers = st.lists(
+    st.tuples(st.one_of(st.sampled_from(HEADER_NAMES), st.text(max_size=12)), header_values), max_size=14
+)
 values = st.one_of(st.none(), st.binary(max_size=200), st.sampled_from([b"{}", b"[]", b'{"task_id": "t-1"}', b"null"]))
 
 
@@ -53,8 +67,9 @@ def test_decoding_any_record_gives_an_event_or_a_reason(key: bytes | None, value
 
 @settings(max_examples=400, deadline=None)
 @given(key=st.one_of(st.none(), st.binary(max_size=40)), value=values, headers=headers)
-def test_parsing_any_command_record_gives_a_command_or_a_reason(key: bytes | None, value: bytes | None,
-                                                                headers: list) -> None:  # fmt: skip
+def test_parsing_any_command_record_gives_a_command_or_a_reason(
+    key: bytes | None, value: bytes | None, headers: list
+) -> None:
     parsed = parse_command_record(Record(key, value, headers))  # type: ignore[arg-type]
     assert isinstance(parsed, CommandRecord | DecodeFailure)
 
@@ -75,9 +90,13 @@ def test_a_header_given_twice_is_refused_rather_than_guessed() -> None:
     twice = (*record.headers, ("ce_actor", b"u-someone-else"))
     failure = decode(record.key, record.value, twice)
     assert isinstance(failure, DecodeFailure) and "ce_actor appears twice" in failure.reason
-    parsed = parse_command_record(Record(b"k", b"{}", [("command", b"report_progress"),
-                                                       ("authorization", b"Bearer a"),
-                                                       ("Authorization", b"Bearer b")]))  # fmt: skip
+    parsed = parse_command_record(
+        Record(
+            b"k",
+            b"{}",
+            [("command", b"report_progress"), ("authorization", b"Bearer a"), ("Authorization", b"Bearer b")],
+        )
+    )
     assert isinstance(parsed, DecodeFailure) and "appears twice" in parsed.reason
 
 
@@ -100,11 +119,24 @@ def test_if_match_on_the_command_topic_is_strict() -> None:
 
 
 def test_secret_headers_are_named_and_stripped() -> None:
-    kept, removed = strip_secrets([
-        ("command", b"report_progress"), ("Authorization", b"Bearer abc"), ("Cookie", b"s=1"),
-        ("Proxy-Authorization", b"Basic x"), ("x-api-token", b"t"), ("X-Client-Secret", b"s"),
-        ("db_password", None), ("ce_id", b"e-1"),
-    ])  # fmt: skip
+    kept, removed = strip_secrets(
+        [
+            ("command", b"report_progress"),
+            ("Authorization", b"Bearer abc"),
+            ("Cookie", b"s=1"),
+            ("Proxy-Authorization", b"Basic x"),
+            ("x-api-token", b"t"),
+            ("X-Client-Secret", b"s"),
+            ("db_password", None),
+            ("ce_id", b"e-1"),
+        ]
+    )
     assert kept == (("command", b"report_progress"), ("ce_id", b"e-1"))
-    assert removed == ("Authorization", "Cookie", "Proxy-Authorization", "x-api-token", "X-Client-Secret",
-                       "db_password")  # fmt: skip
+    assert removed == (
+        "Authorization",
+        "Cookie",
+        "Proxy-Authorization",
+        "x-api-token",
+        "X-Client-Secret",
+        "db_password",
+    )

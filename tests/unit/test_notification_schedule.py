@@ -9,8 +9,11 @@ from shared.contract import catalog as c
 from shared.contract.envelope import new_event
 
 T0 = datetime(2027, 1, 1, tzinfo=UTC)
-POLICY = Policy(lead_times=(timedelta(days=30), timedelta(days=7), timedelta(days=1)), grace=timedelta(hours=1),
-                escalate_after=timedelta(days=7))  # fmt: skip
+POLICY = Policy(
+    lead_times=(timedelta(days=30), timedelta(days=7), timedelta(days=1)),
+    grace=timedelta(hours=1),
+    escalate_after=timedelta(days=7),
+)
 
 
 def at(moment: datetime, data: c.EventData):
@@ -19,8 +22,9 @@ def at(moment: datetime, data: c.EventData):
 
 def schedule_with_milestone(due: datetime, known: datetime = T0) -> Schedule:
     schedule = Schedule(POLICY)
-    schedule.apply(at(known, c.TaskCreated(task_id="t", plan_id="p", title="Task", field="trade",
-                                           due=due + timedelta(days=400))))  # fmt: skip
+    schedule.apply(
+        at(known, c.TaskCreated(task_id="t", plan_id="p", title="Task", field="trade", due=due + timedelta(days=400)))
+    )
     schedule.apply(at(known, c.TaskAssigned(task_id="t", lead_department="JILIN", supporting_departments=("MOFCOM",))))
     schedule.apply(at(known, c.MilestoneScheduled(task_id="t", milestone_id="m", title="Milestone", due=due)))
     return schedule
@@ -40,17 +44,23 @@ def test_a_deadline_gets_each_lead_time_then_due_overdue_and_escalation() -> Non
     due = T0 + timedelta(days=60)
     kinds = fired(schedule_with_milestone(due), due + timedelta(days=10))
     assert kinds == [
-        (due - timedelta(days=30), "deadline_approaching"), (due - timedelta(days=7), "deadline_approaching"),
-        (due - timedelta(days=1), "deadline_approaching"), (due, "deadline_due"),
-        (due + timedelta(hours=1), "overdue"), (due + timedelta(days=7, hours=1), "escalated"),
-    ]  # fmt: skip
+        (due - timedelta(days=30), "deadline_approaching"),
+        (due - timedelta(days=7), "deadline_approaching"),
+        (due - timedelta(days=1), "deadline_approaching"),
+        (due, "deadline_due"),
+        (due + timedelta(hours=1), "overdue"),
+        (due + timedelta(days=7, hours=1), "escalated"),
+    ]
 
 
 def test_inside_lead_times_when_scheduled_only_the_nearest_is_sent() -> None:
     due = T0 + timedelta(days=5)
     kinds = fired(schedule_with_milestone(due), due + timedelta(hours=2))
-    assert kinds[:3] == [(T0, "deadline_approaching"), (due - timedelta(days=1), "deadline_approaching"),
-                         (due, "deadline_due")]  # fmt: skip
+    assert kinds[:3] == [
+        (T0, "deadline_approaching"),
+        (due - timedelta(days=1), "deadline_approaching"),
+        (due, "deadline_due"),
+    ]
 
 
 def test_a_met_milestone_stops_its_alerts() -> None:
@@ -63,7 +73,9 @@ def test_a_met_milestone_stops_its_alerts() -> None:
 
 def test_a_completed_task_stops_everything_and_a_changed_deadline_reschedules() -> None:
     schedule = Schedule(POLICY)
-    schedule.apply(at(T0, c.TaskCreated(task_id="t", plan_id="p", title="T", field="trade", due=T0 + timedelta(days=2))))
+    schedule.apply(
+        at(T0, c.TaskCreated(task_id="t", plan_id="p", title="T", field="trade", due=T0 + timedelta(days=2)))
+    )
     schedule.apply(at(T0, c.TaskDeadlineChanged(task_id="t", due=T0 + timedelta(days=20), reason="moved")))
     alerts = schedule.due_alerts(T0 + timedelta(days=3))
     assert [a.event_type.split(".")[3] for a in alerts] == ["deadline_approaching"], "only the new deadline counts"
@@ -90,12 +102,19 @@ def test_an_escalated_issue_alerts_the_state_council_at_once() -> None:
 
 def test_a_task_and_its_milestone_due_at_the_same_moment_both_alert() -> None:
     schedule = Schedule(POLICY)
-    schedule.apply(at(T0, c.TaskCreated(task_id="t", plan_id="p", title="T", field="trade", due=T0 + timedelta(days=2))))
+    schedule.apply(
+        at(T0, c.TaskCreated(task_id="t", plan_id="p", title="T", field="trade", due=T0 + timedelta(days=2)))
+    )
     schedule.apply(at(T0, c.MilestoneScheduled(task_id="t", milestone_id="m", title="M", due=T0 + timedelta(days=2))))
     alerts = schedule.due_alerts(T0 + timedelta(days=2))
     assert sorted((a.milestone_id or "-", a.event_type.split(".")[3]) for a in alerts) == [
-        ("-", "deadline_approaching"), ("-", "deadline_approaching"), ("-", "deadline_due"),
-        ("m", "deadline_approaching"), ("m", "deadline_approaching"), ("m", "deadline_due")]  # 7-day and 1-day
+        ("-", "deadline_approaching"),
+        ("-", "deadline_approaching"),
+        ("-", "deadline_due"),
+        ("m", "deadline_approaching"),
+        ("m", "deadline_approaching"),
+        ("m", "deadline_due"),
+    ]  # 7-day and 1-day
 
 
 def test_a_deadline_at_the_end_of_the_calendar_does_not_stop_the_schedule() -> None:

@@ -20,9 +20,27 @@ PUBLIC = "93.184.215.14"
 PRODUCTION = AddressPolicy(dev=False, allow_private=False, allowed_hosts=frozenset())
 
 
-@pytest.mark.parametrize("address", ["127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254",
-                                     "100.64.0.1", "100.100.100.200", "0.0.0.0", "224.0.0.1", "::1", "fd00::1",
-                                     "fec0::1", "fe80::1", "::ffff:127.0.0.1", "::ffff:10.0.0.1", "192.0.2.1"])
+@pytest.mark.parametrize(
+    "address",
+    [
+        "127.0.0.1",
+        "10.1.2.3",
+        "172.16.0.1",
+        "192.168.1.1",
+        "169.254.169.254",
+        "100.64.0.1",
+        "100.100.100.200",
+        "0.0.0.0",
+        "224.0.0.1",
+        "::1",
+        "fd00::1",
+        "fec0::1",
+        "fe80::1",
+        "::ffff:127.0.0.1",
+        "::ffff:10.0.0.1",
+        "192.0.2.1",
+    ],
+)
 def test_no_address_that_is_not_public_is_called(address: str) -> None:
     assert PRODUCTION.refusal("hooks.example.org", [address]) is not None
     assert PRODUCTION.refusal("hooks.example.org", [PUBLIC, address]) is not None, "one bad address is enough"
@@ -42,8 +60,9 @@ async def test_a_resolver_answering_public_then_loopback_is_refused() -> None:
     assert await check_url("https://hooks.example.org/x", PRODUCTION, public_then_loopback) is not None
 
 
-async def test_dns_rebinding_never_reaches_the_private_address(receiver: Receiver,
-                                                               monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+async def test_dns_rebinding_never_reaches_the_private_address(
+    receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The host resolves to a public address when checked and to loopback the next time: a
     second resolution would connect to loopback. There is no second resolution."""
     answers = iter([PUBLIC, "127.0.0.1", "127.0.0.1", "127.0.0.1"])
@@ -67,8 +86,9 @@ async def test_dns_rebinding_never_reaches_the_private_address(receiver: Receive
 
 async def test_a_host_label_over_63_characters_is_422_not_500() -> None:
     async with in_process_notifications() as notifications:
-        response = await notifications.client.post("/v1/subscriptions", headers=NDRC, json={
-            "webhook_url": f"https://{'a' * 70}.example.org/hooks"})  # fmt: skip
+        response = await notifications.client.post(
+            "/v1/subscriptions", headers=NDRC, json={"webhook_url": f"https://{'a' * 70}.example.org/hooks"}
+        )
     assert response.status_code == 422, response.text
     assert "webhook_url" in [e["field"] for e in response.json()["errors"]]
 
@@ -83,11 +103,15 @@ async def test_each_department_and_role_subscribes_for_itself_and_auditors_never
     async with in_process_notifications() as notifications:
         for role in Role:
             headers = token(f"u-{department}-{role}", department, role)
-            own = await notifications.client.post("/v1/subscriptions", headers=headers,
-                                                  json={"webhook_url": "http://127.0.0.1:9/hooks"})  # fmt: skip
+            own = await notifications.client.post(
+                "/v1/subscriptions", headers=headers, json={"webhook_url": "http://127.0.0.1:9/hooks"}
+            )
             other = Department.MEE if department != Department.MEE else Department.GACC
-            foreign = await notifications.client.post("/v1/subscriptions", headers=headers, json={
-                "webhook_url": "http://127.0.0.1:9/hooks", "department": other})  # fmt: skip
+            foreign = await notifications.client.post(
+                "/v1/subscriptions",
+                headers=headers,
+                json={"webhook_url": "http://127.0.0.1:9/hooks", "department": other},
+            )
             expected_own = 201 if role in WRITING_ROLES else 403
             assert own.status_code == expected_own, (department, role, own.text)
             assert foreign.status_code == (201 if role is Role.ADMIN else 403), (department, role, foreign.text)
@@ -98,11 +122,13 @@ async def test_a_subscription_is_removed_only_by_its_maker_its_department_or_an_
         outcomes = {}
         for department in Department:
             for role in Role:
-                made = await notifications.client.post("/v1/subscriptions", headers=SC,
-                                                       json={"webhook_url": "http://127.0.0.1:9/hooks"})  # fmt: skip
+                made = await notifications.client.post(
+                    "/v1/subscriptions", headers=SC, json={"webhook_url": "http://127.0.0.1:9/hooks"}
+                )
                 subscription = made.json()["id"]
-                removed = await notifications.client.delete(f"/v1/subscriptions/{subscription}",
-                                                            headers=token(f"u-{department}-{role}", department, role))
+                removed = await notifications.client.delete(
+                    f"/v1/subscriptions/{subscription}", headers=token(f"u-{department}-{role}", department, role)
+                )
                 outcomes[(department, role)] = removed.status_code
         allowed = {case for case, status in outcomes.items() if status == 204}
         expected = {(Department.SC, role) for role in WRITING_ROLES} | {(d, Role.ADMIN) for d in Department}
@@ -112,21 +138,20 @@ async def test_a_subscription_is_removed_only_by_its_maker_its_department_or_an_
         assert outcomes[(Department.MEE, Role.SUPPORTER)] == 404, "what one may not see is not found"
 
 
-def _body(url: str):  # noqa: ANN202
+def _body(url: str):
     from services.notifications.domain.subscriptions import SubscriptionBody
 
     return SubscriptionBody(webhook_url=url)
 
 
-def _actor(department: str, role: str):  # noqa: ANN202
+def _actor(department: str, role: str):
     from shared.auth import Actor
 
     return Actor(user=f"u-{department.lower()}", department=department, roles=frozenset({role}))
 
 
-def _alert(at: datetime):  # noqa: ANN202
-    alert = c.DeadlineOverdue(alert_id="al-rebind", task_id="t-1", title="Bonded zone", due=at,
-                              departments=("JILIN",))  # fmt: skip
+def _alert(at: datetime):
+    alert = c.DeadlineOverdue(alert_id="al-rebind", task_id="t-1", title="Bonded zone", due=at, departments=("JILIN",))
     return new_event(alert, actor="policytrack-notifications", id="al-rebind", time=at)
 
 

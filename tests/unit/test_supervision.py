@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from shared.supervision import Backoff, BackgroundWork, Health
+from shared.supervision import BackgroundWork, Backoff, Health
 
 
 async def test_a_failing_loop_reports_why_and_recovers_without_a_restart() -> None:

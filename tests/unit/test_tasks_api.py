@@ -24,9 +24,18 @@ async def tasks() -> AsyncIterator[InProcessTasks]:
 
 async def seed(tasks: InProcessTasks) -> tuple[str, str]:
     plan = (await tasks.client.post("/v1/plans", headers=SC, json={"title": "Plan"})).json()["id"]
-    task = await tasks.client.post("/v1/tasks", headers=JILIN, json={
-        "plan_id": plan, "title": "Hydrogen cluster", "field": "industry", "lead_department": "JILIN",
-        "supporting_departments": ["MIIT"], "due": DUE})  # fmt: skip
+    task = await tasks.client.post(
+        "/v1/tasks",
+        headers=JILIN,
+        json={
+            "plan_id": plan,
+            "title": "Hydrogen cluster",
+            "field": "industry",
+            "lead_department": "JILIN",
+            "supporting_departments": ["MIIT"],
+            "due": DUE,
+        },
+    )
     assert task.status_code == 201, task.text
     return plan, task.json()["id"]
 
@@ -52,8 +61,9 @@ async def test_times_outside_the_calendar_are_422(tasks: InProcessTasks, due: st
 @pytest.mark.parametrize("if_match", ["9" * 5000, "yesterday", '"3', "-1", "0"])
 async def test_a_malformed_if_match_is_422(tasks: InProcessTasks, if_match: str) -> None:
     _, task = await seed(tasks)
-    response = await tasks.client.post(f"/v1/tasks/{task}/progress", headers={**JILIN, "If-Match": if_match},
-                                       json={"percent": 5})  # fmt: skip
+    response = await tasks.client.post(
+        f"/v1/tasks/{task}/progress", headers={**JILIN, "If-Match": if_match}, json={"percent": 5}
+    )
     assert response.status_code == 422 and response.json()["errors"][0]["field"] == "If-Match"
 
 
@@ -66,12 +76,15 @@ async def test_a_chunked_body_over_the_limit_is_413(tasks: InProcessTasks) -> No
             yield b"x" * 1024
         yield b'"}'
 
-    response = await tasks.client.post(f"/v1/tasks/{task}/progress", headers={**JILIN, "content-type":
-                                                                              "application/json"}, content=chunks())
+    response = await tasks.client.post(
+        f"/v1/tasks/{task}/progress", headers={**JILIN, "content-type": "application/json"}, content=chunks()
+    )
     assert response.status_code == 413, response.text
-    small = await tasks.client.post(f"/v1/tasks/{task}/progress", headers={**JILIN, "content-type":
-                                                                           "application/json"},
-                                    content=_once(b'{"percent": 7}'))  # fmt: skip
+    small = await tasks.client.post(
+        f"/v1/tasks/{task}/progress",
+        headers={**JILIN, "content-type": "application/json"},
+        content=_once(b'{"percent": 7}'),
+    )
     assert small.status_code == 200, "a small chunked body still reaches the route"
 
 
@@ -89,13 +102,15 @@ async def test_idempotency_key_for_another_request_is_422_even_on_another_route(
     _, task = await seed(tasks)
     key = {"Idempotency-Key": "report-2026-11-29"}
     first = await tasks.client.post(f"/v1/tasks/{task}/progress", headers={**JILIN, **key}, json={"percent": 10})
-    again = await tasks.client.post(f"/v1/tasks/{task}/progress", headers={**JILIN, **key, **JSON},
-                                    content=b'{ "percent" : 10 }')  # same request, other spacing
+    again = await tasks.client.post(
+        f"/v1/tasks/{task}/progress", headers={**JILIN, **key, **JSON}, content=b'{ "percent" : 10 }'
+    )  # same request, other spacing
     assert first.status_code == again.status_code == 200 and first.json() == again.json()
     appended = len(tasks.events)
     other_body = await tasks.client.post(f"/v1/tasks/{task}/progress", headers={**JILIN, **key}, json={"percent": 20})
-    other_route = await tasks.client.post(f"/v1/tasks/{task}/issues", headers={**JILIN, **key},
-                                          json={"title": "x", "severity": "low"})  # fmt: skip
+    other_route = await tasks.client.post(
+        f"/v1/tasks/{task}/issues", headers={**JILIN, **key}, json={"title": "x", "severity": "low"}
+    )
     for response in (other_body, other_route):
         assert response.status_code == 422, response.text
         assert response.json()["errors"][0]["field"] == "Idempotency-Key"
@@ -130,34 +145,39 @@ async def test_answers_and_fingerprints_survive_a_restart() -> None:
         reused = await restarted.client.post(f"/v1/tasks/{task}/progress", headers=key, json={"percent": 41})
         assert (again.status_code, again.json()) == (200, first.json())
         assert reused.status_code == 422
-        other_user = await restarted.client.post(f"/v1/tasks/{task}/progress",
-                                                 headers={**MIIT, "Idempotency-Key": "before-restart"},
-                                                 json={"percent": 41})  # fmt: skip
+        other_user = await restarted.client.post(
+            f"/v1/tasks/{task}/progress", headers={**MIIT, "Idempotency-Key": "before-restart"}, json={"percent": 41}
+        )
         assert other_user.status_code == 200, "keys are scoped to the user who sent them"
 
 
 async def test_an_id_used_by_another_type_is_refused_and_nothing_is_appended(tasks: InProcessTasks) -> None:
-    plan, task = await seed(tasks)
+    _plan, task = await seed(tasks)
     before = len(tasks.events)
     from services.tasks.domain import commands as cmd
     from shared.auth import Actor
 
     jilin = Actor(user="u-jilin", department="JILIN", roles=frozenset({"implementer"}))
     with pytest.raises(Exception, match="already the id of a Task"):
-        await tasks.runtime.service.execute(cmd.ReportIssue(task_id=task, issue_id=task, title="x", severity="low"),
-                                            jilin)  # fmt: skip
+        await tasks.runtime.service.execute(
+            cmd.ReportIssue(task_id=task, issue_id=task, title="x", severity="low"), jilin
+        )
     assert len(tasks.events) == before
 
 
-async def test_an_event_that_cannot_be_applied_is_never_appended(tasks: InProcessTasks,
-                                                                 monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+async def test_an_event_that_cannot_be_applied_is_never_appended(
+    tasks: InProcessTasks, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Evolve runs before the append: a rule that made an impossible event appends nothing, however often retried."""
     from services.tasks import application
     from shared.contract import catalog as c
 
     _, task = await seed(tasks)
-    monkeypatch.setattr(application, "decide", lambda command, actor, world: [
-        c.IssueReported(issue_id=task, task_id=task, title="collides", severity="low")])
+    monkeypatch.setattr(
+        application,
+        "decide",
+        lambda command, actor, world: [c.IssueReported(issue_id=task, task_id=task, title="collides", severity="low")],
+    )
     before = len(tasks.events)
     for _ in range(5):
         response = await tasks.client.post(f"/v1/tasks/{task}/progress", headers=JILIN, json={"percent": 50})
@@ -169,5 +189,6 @@ async def test_refusals_carry_the_status_of_their_kind(tasks: InProcessTasks) ->
     _, task = await seed(tasks)
     assert (await tasks.client.post(f"/v1/tasks/{task}/progress", headers=NDRC, json={"percent": 5})).status_code == 403
     assert (await tasks.client.post("/v1/tasks/nope/progress", headers=JILIN, json={"percent": 5})).status_code == 404
-    assert (await tasks.client.post(f"/v1/tasks/{task}/progress", headers=JILIN, json={"percent": 101})).status_code \
-        == 422
+    assert (
+        await tasks.client.post(f"/v1/tasks/{task}/progress", headers=JILIN, json={"percent": 101})
+    ).status_code == 422

@@ -40,6 +40,7 @@ def creator(d: Department, r: Role) -> bool:
 
 POLICY: dict[str, Rule] = {
     "approve_plan": approver,
+    "amend_plan": approver,
     "create_task": creator,
     "schedule_milestone": works_on_the_task,
     "mark_milestone_met": works_on_the_task,
@@ -57,6 +58,7 @@ POLICY: dict[str, Rule] = {
 }
 BODIES = {
     "approve_plan": {"title": "Plan"},
+    "amend_plan": {"summary": "Adds a trade facilitation chapter"},
     "create_task": {"title": "t", "field": "trade", "lead_department": "JILIN", "due": DUE},
     "schedule_milestone": {"title": "m", "due": DUE},
     "report_progress": {"percent": 10},
@@ -75,21 +77,35 @@ async def seeded(with_milestone: bool) -> tuple[InMemoryEventLog, dict[str, str]
     async with in_process_tasks(log) as tasks:
         post = tasks.client.post
         ids = {"plan_id": (await post("/v1/plans", headers=SC, json={"title": "Plan"})).json()["id"]}
-        ids["task_id"] = (await post("/v1/tasks", headers=JILIN, json={
-            "plan_id": ids["plan_id"], "title": "t", "field": "trade", "lead_department": "JILIN",
-            "supporting_departments": ["MIIT"], "due": DUE})).json()["id"]  # fmt: skip
+        ids["task_id"] = (
+            await post(
+                "/v1/tasks",
+                headers=JILIN,
+                json={
+                    "plan_id": ids["plan_id"],
+                    "title": "t",
+                    "field": "trade",
+                    "lead_department": "JILIN",
+                    "supporting_departments": ["MIIT"],
+                    "due": DUE,
+                },
+            )
+        ).json()["id"]
         if with_milestone:
-            ids["milestone_id"] = (await post(f"/v1/tasks/{ids['task_id']}/milestones", headers=JILIN,
-                                              json={"title": "m", "due": DUE})).json()["id"]  # fmt: skip
-        ids["issue_id"] = (await post(f"/v1/tasks/{ids['task_id']}/issues", headers=JILIN,
-                                      json={"title": "i", "severity": "major"})).json()["id"]  # fmt: skip
-        ids["approval_id"] = (await post(f"/v1/tasks/{ids['task_id']}/approvals", headers=JILIN,
-                                         json={"kind": "policy", "title": "a"})).json()["id"]  # fmt: skip
+            ids["milestone_id"] = (
+                await post(f"/v1/tasks/{ids['task_id']}/milestones", headers=JILIN, json={"title": "m", "due": DUE})
+            ).json()["id"]
+        ids["issue_id"] = (
+            await post(f"/v1/tasks/{ids['task_id']}/issues", headers=JILIN, json={"title": "i", "severity": "major"})
+        ).json()["id"]
+        ids["approval_id"] = (
+            await post(f"/v1/tasks/{ids['task_id']}/approvals", headers=JILIN, json={"kind": "policy", "title": "a"})
+        ).json()["id"]
     return log, ids
 
 
 @pytest.mark.parametrize("route", ROUTES, ids=lambda route: route.command.name)
-async def test_each_write_is_allowed_exactly_to_whom_the_reply_gives_it(route) -> None:  # noqa: ANN001
+async def test_each_write_is_allowed_exactly_to_whom_the_reply_gives_it(route) -> None:
     name = route.command.name
     log, ids = await seeded(with_milestone=name != "complete_task")
     body = {**BODIES.get(name, {}), **({"plan_id": ids["plan_id"]} if name == "create_task" else {})}
@@ -99,15 +115,18 @@ async def test_each_write_is_allowed_exactly_to_whom_the_reply_gives_it(route) -
         for department in Department:
             for role in Role:
                 restore(tasks.runtime, log.events)
-                response = await tasks.client.post(path, headers=token(f"u-{department}-{role}", department, role),
-                                                   json=body)  # fmt: skip
+                response = await tasks.client.post(
+                    path, headers=token(f"u-{department}-{role}", department, role), json=body
+                )
                 outcomes[(department, role)] = response.status_code
                 if response.status_code == 403:
                     assert len(tasks.events) == len(log.events), "a refused write appended something"
     allowed = {case for case, status in outcomes.items() if status in (200, 201)}
     refused = {case for case, status in outcomes.items() if status == 403}
     expected = {(d, r) for d in Department for r in Role if POLICY[name](d, r)}
-    assert allowed == expected, f"{name}: allowed {sorted(allowed - expected)} wrongly, refused {sorted(expected - allowed)}"
+    assert allowed == expected, (
+        f"{name}: allowed {sorted(allowed - expected)} wrongly, refused {sorted(expected - allowed)}"
+    )
     assert refused == set(outcomes) - expected, {case: s for case, s in outcomes.items() if s not in (200, 201, 403)}
     readers = {(d, r) for d in (Department.SC, Department.JILIN, Department.NDRC, Department.NAO) for r in Role}
     assert not (allowed & {(Department.NAO, r) for r in Role}), "the audit office never writes"
@@ -118,6 +137,9 @@ async def test_the_supervisor_escalates_and_the_approver_decides() -> None:
     log, ids = await seeded(with_milestone=True)
     async with in_process_tasks(log) as tasks:
         assert (await tasks.client.post(f"/v1/issues/{ids['issue_id']}/escalate", headers=NDRC)).status_code == 200
-        decision = await tasks.client.post(f"/v1/approvals/{ids['approval_id']}/decision", headers=SC,
-                                           json={"granted": False, "reason": "review missing"})  # fmt: skip
+        decision = await tasks.client.post(
+            f"/v1/approvals/{ids['approval_id']}/decision",
+            headers=SC,
+            json={"granted": False, "reason": "review missing"},
+        )
         assert decision.status_code == 200

@@ -11,7 +11,7 @@ from services.tasks.domain.decide import Conflict, Forbidden, Invalid, NotFound,
 from shared.auth import Actor
 from shared.contract import catalog as c
 from shared.contract.envelope import new_event
-from shared.domain.evolve import Projection
+from shared.domain.projection import Projection
 from shared.domain.state import Issue, IssueStatus, Plan, Task, TaskStatus
 
 DUE = datetime(2027, 6, 30, tzinfo=UTC)
@@ -58,8 +58,18 @@ class Scenario:
 def world() -> Scenario:
     scenario = Scenario()
     scenario.run(cmd.ApprovePlan(plan_id="plan", title="Overall Plan"), SC)
-    scenario.run(cmd.CreateTask(task_id="t", plan_id="plan", title="Hydrogen cluster", field="industry",
-                                lead_department="JILIN", supporting_departments=("MIIT",), due=DUE), JILIN)  # fmt: skip
+    scenario.run(
+        cmd.CreateTask(
+            task_id="t",
+            plan_id="plan",
+            title="Hydrogen cluster",
+            field="industry",
+            lead_department="JILIN",
+            supporting_departments=("MIIT",),
+            due=DUE,
+        ),
+        JILIN,
+    )
     return scenario
 
 
@@ -92,8 +102,15 @@ def test_tasks_are_created_by_sc_or_jilin_in_an_approved_plan_and_assigned_at_on
 
 
 def test_a_task_has_exactly_one_lead_that_is_not_also_supporting(world: Scenario) -> None:
-    create = cmd.CreateTask(task_id="t3", plan_id="plan", title="x", field="trade", lead_department="MOFCOM",
-                            supporting_departments=("MOFCOM", "GACC"), due=DUE)  # fmt: skip
+    create = cmd.CreateTask(
+        task_id="t3",
+        plan_id="plan",
+        title="x",
+        field="trade",
+        lead_department="MOFCOM",
+        supporting_departments=("MOFCOM", "GACC"),
+        due=DUE,
+    )
     refuse(world, create, JILIN, Invalid, "lead department")
     refuse(world, create.model_copy(update={"supporting_departments": ("GACC", "GACC")}), JILIN, Invalid, "twice")
 
@@ -156,19 +173,29 @@ def test_completing_needs_every_milestone_met_and_the_lead(world: Scenario) -> N
     assert (world.task("t").status, world.task("t").percent) == (TaskStatus.COMPLETED, 100)
 
 
-@pytest.mark.parametrize("close", [cmd.CompleteTask(task_id="t"), cmd.CancelTask(task_id="t", reason="merged")],
-                         ids=["completed", "cancelled"])  # fmt: skip
+@pytest.mark.parametrize(
+    "close",
+    [cmd.CompleteTask(task_id="t"), cmd.CancelTask(task_id="t", reason="merged")],
+    ids=["completed", "cancelled"],
+)
 def test_a_closed_task_accepts_no_more_writes(world: Scenario, close: cmd.Command) -> None:
     world.run(close, JILIN)
-    for command in [*WORK, cmd.CompleteTask(task_id="t"), cmd.CancelTask(task_id="t", reason="x"),
-                    cmd.ChangeDeadline(task_id="t", due=DUE, reason="x"),
-                    cmd.ReassignTask(task_id="t", lead_department="MIIT")]:  # fmt: skip
+    for command in [
+        *WORK,
+        cmd.CompleteTask(task_id="t"),
+        cmd.CancelTask(task_id="t", reason="x"),
+        cmd.ChangeDeadline(task_id="t", due=DUE, reason="x"),
+        cmd.ReassignTask(task_id="t", lead_department="MIIT"),
+    ]:
         refuse(world, command, JILIN, Conflict, "accepts no more writes")
 
 
 def test_only_sc_or_jilin_cancel_reassign_or_move_the_deadline(world: Scenario) -> None:
-    for command in (cmd.CancelTask(task_id="t", reason="x"), cmd.ReassignTask(task_id="t", lead_department="MIIT"),
-                    cmd.ChangeDeadline(task_id="t", due=DUE + timedelta(days=30), reason="x")):  # fmt: skip
+    for command in (
+        cmd.CancelTask(task_id="t", reason="x"),
+        cmd.ReassignTask(task_id="t", lead_department="MIIT"),
+        cmd.ChangeDeadline(task_id="t", due=DUE + timedelta(days=30), reason="x"),
+    ):
         refuse(world, command, MIIT, Forbidden)
     world.run(cmd.ReassignTask(task_id="t", lead_department="CHANGCHUN", supporting_departments=("MIIT",)), SC)
     assert world.task("t").lead_department == "CHANGCHUN"
@@ -218,8 +245,11 @@ def test_only_the_state_council_decides_an_approval_and_only_once(world: Scenari
 
 def test_auditors_and_admins_never_write(world: Scenario) -> None:
     for who in (NAO, ADMIN):
-        for command in [*WORK, cmd.CompleteTask(task_id="t"), cmd.RecordEvaluation(task_id="t", evaluation_id="e",
-                                                                                      rating="good")]:  # fmt: skip
+        for command in [
+            *WORK,
+            cmd.CompleteTask(task_id="t"),
+            cmd.RecordEvaluation(task_id="t", evaluation_id="e", rating="good"),
+        ]:
             refuse(world, command, who, Forbidden)
 
 
@@ -237,8 +267,8 @@ def test_replaying_the_same_events_twice_changes_nothing(world: Scenario) -> Non
     world.run(cmd.ReportProgress(task_id="t", percent=30), JILIN)
     events = [e for history in world.projection.history.values() for e in history]
     again = Projection()
-    again.apply_all(events)
-    again.apply_all(events)
+    for event in [*events, *events]:
+        again.apply(event)
     assert again.aggregates == world.projection.aggregates
 
 
@@ -254,7 +284,26 @@ def test_a_task_is_overdue_when_open_and_its_deadline_or_an_unmet_milestone_pass
 
 def test_an_id_is_unique_across_aggregate_types(world: Scenario) -> None:
     """A client-chosen issue id equal to an existing task id used to be appended, then fail to evolve."""
-    refuse(world, cmd.ReportIssue(task_id="t", issue_id="t", title="x", severity="low"), JILIN, Conflict,
-           match="already the id of a Task")  # fmt: skip
-    refuse(world, cmd.CreateTask(task_id="plan", plan_id="plan", title="x", field="trade", lead_department="JILIN",
-                                 due=DUE), JILIN, Conflict, match="already the id of a Plan")  # fmt: skip
+    refuse(
+        world,
+        cmd.ReportIssue(task_id="t", issue_id="t", title="x", severity="low"),
+        JILIN,
+        Conflict,
+        match="already the id of a Task",
+    )
+    refuse(
+        world,
+        cmd.CreateTask(task_id="plan", plan_id="plan", title="x", field="trade", lead_department="JILIN", due=DUE),
+        JILIN,
+        Conflict,
+        match="already the id of a Plan",
+    )
+
+
+def test_only_the_state_council_amends_a_plan(world: Scenario) -> None:
+    amendment = cmd.AmendPlan(plan_id="plan", summary="Adds a trade facilitation chapter", title="Overall Plan (2027)")
+    for who in (JILIN, NDRC, NAO, actor("SC", "auditor")):
+        refuse(world, amendment, who, Forbidden)
+    refuse(world, cmd.AmendPlan(plan_id="nope", summary="x"), SC, NotFound)
+    assert [type(e) for e in world.run(amendment, SC)] == [c.PlanAmended]
+    assert (world.plan("plan").title, world.plan("plan").summary) == ("Overall Plan (2027)", amendment.summary)

@@ -26,14 +26,25 @@ ED_KEY = ed25519.Ed25519PrivateKey.generate()
 
 
 def pem(private: Any) -> str:
-    return private.public_key().public_bytes(serialization.Encoding.PEM,
-                                             serialization.PublicFormat.SubjectPublicKeyInfo).decode()  # fmt: skip
+    return (
+        private.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
 
 
 def claims(**overrides: Any) -> dict[str, Any]:
     now = int(time.time())
-    return {"sub": "u-ndrc", "dept": "NDRC", "roles": ["supervisor"], "iss": ISSUER, "aud": "policytrack",
-            "iat": now, "exp": now + 600, **overrides}  # fmt: skip
+    return {
+        "sub": "u-ndrc",
+        "dept": "NDRC",
+        "roles": ["supervisor"],
+        "iss": ISSUER,
+        "aud": "policytrack",
+        "iat": now,
+        "exp": now + 600,
+        **overrides,
+    }
 
 
 def sign(private: Any, algorithm: str, kid: str | None = None, **overrides: Any) -> str:
@@ -62,8 +73,9 @@ def test_a_mixed_pem_list_accepts_each_key_type() -> None:
 
 def test_a_key_set_picks_the_key_by_id_so_rotation_works() -> None:
     new_rsa = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    rotating = verifier(jwks=jwks(("2026-old", RSA_KEY, "RS256"), ("2026-new", new_rsa, "RS256"),
-                                  ("ec-1", EC_KEY, "ES256")))  # fmt: skip
+    rotating = verifier(
+        jwks=jwks(("2026-old", RSA_KEY, "RS256"), ("2026-new", new_rsa, "RS256"), ("ec-1", EC_KEY, "ES256"))
+    )
     assert rotating.verify(sign(RSA_KEY, "RS256", kid="2026-old")).department == "NDRC"
     assert rotating.verify(sign(new_rsa, "RS256", kid="2026-new")).department == "NDRC"
     assert rotating.verify(sign(EC_KEY, "ES256", kid="ec-1")).department == "NDRC"

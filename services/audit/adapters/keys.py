@@ -11,6 +11,7 @@ can be rotated while old checkpoints still verify with the public key they were 
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import os
 import sys
@@ -83,8 +84,7 @@ def write_private(path: Path, key: Ed25519PrivateKey, *, replace: bool = False) 
     """Writes the key readable by its owner only, in one step: a temporary file opened 0600,
     then linked into place (or, with ``replace``, renamed over the old key)."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption())  # fmt: skip
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
@@ -93,7 +93,7 @@ def write_private(path: Path, key: Ed25519PrivateKey, *, replace: bool = False) 
             out.flush()
             os.fsync(out.fileno())
         if replace:
-            os.replace(temporary, path)
+            temporary.replace(path)
         else:
             os.link(temporary, path)  # fails if another process made the key first
     finally:
@@ -105,10 +105,8 @@ def load_signing_key(path: Path, *, create: bool) -> SigningKey:
     if not path.exists():
         if not create:
             raise FileNotFoundError(f"no checkpoint signing key at {path}")
-        try:
+        with contextlib.suppress(FileExistsError):  # made by another instance meanwhile: use that one
             write_private(path, Ed25519PrivateKey.generate())
-        except FileExistsError:
-            pass  # made by another instance meanwhile: use that one
     key = serialization.load_pem_private_key(path.read_bytes(), password=None)
     if not isinstance(key, Ed25519PrivateKey):
         raise ValueError(f"{path} is not an Ed25519 private key")
@@ -122,7 +120,7 @@ def keep_public(signing: SigningKey, folder: Path) -> Path:
     if not path.exists():
         temporary = folder / f".{signing.key_id}.{uuid.uuid4().hex}.tmp"
         temporary.write_text(public_pem(signing.public_key))
-        os.replace(temporary, path)
+        temporary.replace(path)
     return path
 
 

@@ -5,6 +5,7 @@ transaction as the entries, so a crash neither loses nor duplicates a record."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -40,13 +41,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.sql import Select
 
 from services.audit.domain.chain import GENESIS, LogRecord, chain_hash, headers_json
+from shared.contract.catalog import TaskAssigned, TaskReassigned
 from shared.contract.codec import DecodeFailure, decode
-from shared.contract.envelope import CloudEvent
+from shared.contract.envelope import AnyEvent
 
 metadata = MetaData()
 
 entries = Table(
-    "audit_entries", metadata,
+    "audit_entries",
+    metadata,
     Column("seq", BigInteger, primary_key=True, autoincrement=False),
     Column("topic", String(200), nullable=False),
     Column("partition", Integer, nullable=False),
@@ -66,32 +69,35 @@ entries = Table(
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
     UniqueConstraint("topic", "partition", "offset", name="uq_audit_position"),
-)  # fmt: skip
+)
 
 offsets = Table(
-    "audit_offsets", metadata,
+    "audit_offsets",
+    metadata,
     Column("topic", String(200), primary_key=True),
     Column("partition", Integer, primary_key=True),
     Column("next_offset", BigInteger, nullable=False),
-)  # fmt: skip
+)
 
 checkpoints = Table(
-    "audit_checkpoints", metadata,
+    "audit_checkpoints",
+    metadata,
     Column("sequence", BigInteger, primary_key=True, autoincrement=False),
     Column("head_hash", String(64), nullable=False),
     Column("signed_at", String(40), nullable=False),
     Column("key_id", String(64), nullable=False),
     Column("signature", String(200), nullable=False),
     Column("published", Boolean, nullable=False, default=False),
-)  # fmt: skip
+)
 
 task_access = Table(
-    "audit_task_access", metadata,
+    "audit_task_access",
+    metadata,
     Column("task_id", String(200), primary_key=True),
     Column("department", String(32), primary_key=True),
-)  # fmt: skip
+)
 
-ASSIGNING_TYPES = ("org.policytrack.task.assigned.v1", "org.policytrack.task.reassigned.v1")
+ASSIGNING_TYPES = (TaskAssigned.event_type, TaskReassigned.event_type)
 
 
 def iso(moment: datetime) -> str:
@@ -109,7 +115,7 @@ def log_record(row: Row[Any], *, with_headers: bool = True) -> LogRecord:
     return LogRecord(row.topic, row.partition, row.offset, row.timestamp, row.key, row.value, headers)
 
 
-def event_of(row: Row[Any]) -> CloudEvent | DecodeFailure:
+def event_of(row: Row[Any]) -> AnyEvent | DecodeFailure:
     return decode(row.key, row.value, decode_headers(row.headers))
 
 
@@ -159,8 +165,9 @@ class AuditStore:
         async with self.engine.begin() as conn:
             await conn.run_sync(metadata.create_all)
             await conn.run_sync(_add_published_column)
-            last = (await conn.execute(select(entries.c.seq, entries.c.hash).order_by(entries.c.seq.desc())
-                                       .limit(1))).first()  # fmt: skip
+            last = (
+                await conn.execute(select(entries.c.seq, entries.c.hash).order_by(entries.c.seq.desc()).limit(1))
+            ).first()
         self.head = Head(last.seq, last.hash) if last else Head(0, GENESIS)
 
     async def close(self) -> None:
@@ -177,7 +184,8 @@ class AuditStore:
         if not records:
             return self.head
         sequence, previous = self.head.sequence, self.head.hash
-        rows, access = [], set()
+        rows: list[dict[str, Any]] = []
+        access: set[tuple[str, str]] = set()
         for record in records:
             sequence += 1
             stored_headers = headers_json(record.headers)
@@ -210,7 +218,8 @@ class AuditStore:
         so that both come from the same committed state, on any database."""
         newest = select(func.max(entries.c.seq).label("head")).subquery()
         query = select(newest.c.head, offsets.c.topic, offsets.c.partition, offsets.c.next_offset).select_from(
-            newest.outerjoin(offsets, true()))
+            newest.outerjoin(offsets, true())
+        )
         async with self.engine.connect() as conn:
             rows = list(await conn.execute(query))
         head = (rows[0].head or 0) if rows else 0
@@ -228,14 +237,16 @@ class AuditStore:
     async def last_offsets(self) -> dict[tuple[str, int], int]:
         """Per partition, the offset of its newest stored entry."""
         query = select(entries.c.topic, entries.c.partition, func.max(entries.c.offset).label("last")).group_by(
-            entries.c.topic, entries.c.partition)
+            entries.c.topic, entries.c.partition
+        )
         async with self.engine.connect() as conn:
             return {(row.topic, row.partition): row.last for row in await conn.execute(query)}
 
     # --- checkpoints ---------------------------------------------------------------------------
 
-    async def add_checkpoint(self, sequence: int, head_hash: str, signed_at: datetime, key_id: str,
-                             signature: str) -> None:  # fmt: skip
+    async def add_checkpoint(
+        self, sequence: int, head_hash: str, signed_at: datetime, key_id: str, signature: str
+    ) -> None:
         """Recorded as not yet published: it is marked once it is on the log. On SQLite this
         commit is synced to disk (and with it every entry before it), so a published checkpoint
         never names entries that a power loss could take back."""
@@ -245,9 +256,16 @@ class AuditStore:
                 await conn.commit()
             try:
                 async with conn.begin():
-                    await conn.execute(checkpoints.insert().values(
-                        sequence=sequence, head_hash=head_hash, signed_at=iso(signed_at), key_id=key_id,
-                        signature=signature, published=False))  # fmt: skip
+                    await conn.execute(
+                        checkpoints.insert().values(
+                            sequence=sequence,
+                            head_hash=head_hash,
+                            signed_at=iso(signed_at),
+                            key_id=key_id,
+                            signature=signature,
+                            published=False,
+                        )
+                    )
             finally:
                 if self._dialect is sqlite:
                     await conn.exec_driver_sql("PRAGMA synchronous=NORMAL")
@@ -270,8 +288,12 @@ class AuditStore:
         query = select(entries).where(entries.c.seq > where.after_sequence)
         if where.through_sequence is not None:
             query = query.where(entries.c.seq <= where.through_sequence)
-        for column, value in ((entries.c.task_id, where.task_id), (entries.c.actor, where.actor),
-                              (entries.c.actordept, where.department), (entries.c.event_type, where.event_type)):
+        for column, value in (
+            (entries.c.task_id, where.task_id),
+            (entries.c.actor, where.actor),
+            (entries.c.actordept, where.department),
+            (entries.c.event_type, where.event_type),
+        ):
             if value is not None:
                 query = query.where(column == value)
         if where.since is not None:
@@ -308,9 +330,14 @@ class AuditStore:
         after = -1
         while True:
             async with self.engine.connect() as conn:
-                rows = list(await conn.execute(
-                    select(entries).where(entries.c.topic == topic, entries.c.partition == partition,
-                                          entries.c.offset > after).order_by(entries.c.offset).limit(chunk)))  # fmt: skip
+                rows = list(
+                    await conn.execute(
+                        select(entries)
+                        .where(entries.c.topic == topic, entries.c.partition == partition, entries.c.offset > after)
+                        .order_by(entries.c.offset)
+                        .limit(chunk)
+                    )
+                )
             if not rows:
                 return
             yield rows
@@ -332,35 +359,48 @@ def derive(record: LogRecord) -> dict[str, Any]:
     if isinstance(decoded, DecodeFailure):
         derived["decode_error"] = decoded.reason
         return derived
-    derived.update(event_id=decoded.id, event_type=decoded.type, subject=decoded.subject,
-                   task_id=getattr(decoded.data, "task_id", None), actor=decoded.actor,
-                   actordept=decoded.actordept and str(decoded.actordept), event_time=iso(decoded.time),
-                   _event=decoded)  # fmt: skip
+    derived.update(
+        event_id=decoded.id,
+        event_type=decoded.type,
+        subject=decoded.subject,
+        task_id=getattr(decoded.data, "task_id", None),
+        actor=decoded.actor,
+        actordept=decoded.actordept and str(decoded.actordept),
+        event_time=iso(decoded.time),
+        _event=decoded,
+    )
     return derived
 
 
-def _entry_row(sequence: int, record: LogRecord, stored_headers: bytes, previous: str, digest: str,
-               access: set[tuple[str, str]]) -> dict:  # fmt: skip
+def _entry_row(
+    sequence: int, record: LogRecord, stored_headers: bytes, previous: str, digest: str, access: set[tuple[str, str]]
+) -> dict[str, Any]:
     derived = derive(record)
     decoded = derived.pop("_event", None)
     if decoded is not None and decoded.type in ASSIGNING_TYPES:
         data = decoded.data
         access.update((data.task_id, str(d)) for d in (data.lead_department, *data.supporting_departments))
     return {
-        "seq": sequence, "topic": record.topic, "partition": record.partition, "offset": record.offset,
-        "timestamp": record.timestamp, "key": record.key, "value": record.value, "headers": stored_headers,
-        "prev_hash": previous, "hash": digest, **derived,
-    }  # fmt: skip
+        "seq": sequence,
+        "topic": record.topic,
+        "partition": record.partition,
+        "offset": record.offset,
+        "timestamp": record.timestamp,
+        "key": record.key,
+        "value": record.value,
+        "headers": stored_headers,
+        "prev_hash": previous,
+        "hash": digest,
+        **derived,
+    }
 
 
 def _create_private_file(path: Path) -> None:
     """The database readable by its owner only, from the first byte: SQLite gives its WAL and
     shared-memory files the database file's mode."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    try:
+    with contextlib.suppress(FileExistsError):
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-    except FileExistsError:
-        pass
 
 
 def _add_published_column(connection: Any) -> None:

@@ -3,26 +3,21 @@ that querying and exporting share, bounded by what the caller may see."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 from fastapi import Depends, Path, Query, Request
 
 from services.audit.adapters.store import AuditStore, EntryFilter
+from services.audit.bootstrap import AuditRuntime
 from services.audit.reports import visibility
 from shared.auth import Actor
 from shared.contract.catalog import CATALOG, full_type
 from shared.contract.codes import Department
 from shared.contract.types import AGGREGATE_ID_PATTERN, UtcDatetime
 from shared.http.problems import Problem
-from shared.http.service import Authenticated
+from shared.http.service import Authenticated, runtime_of
 
-if TYPE_CHECKING:
-    from services.audit.bootstrap import AuditRuntime
-
-
-def runtime(request: Request) -> AuditRuntime:
-    found: AuditRuntime = request.app.state.runtime
-    return found
+runtime = runtime_of(AuditRuntime)
 
 
 def store(request: Request) -> AuditStore:
@@ -30,7 +25,7 @@ def store(request: Request) -> AuditStore:
 
 
 Store = Annotated[AuditStore, Depends(store)]
-Runtime = Annotated["AuditRuntime", Depends(runtime)]
+Runtime = Annotated[AuditRuntime, Depends(runtime)]
 TaskIdPath = Annotated[str, Path(pattern=AGGREGATE_ID_PATTERN, max_length=128, examples=["task-5f0c2a9e1b3d4c6a"])]
 Moment = Annotated[UtcDatetime | None, Query(description="RFC 3339 with an offset, 2000-01-01 to 2200-12-31")]
 
@@ -45,9 +40,15 @@ def trail_filter(
     until: Moment = None,
 ) -> EntryFilter:
     """The filters that querying and exporting share, bounded by what the caller may see."""
-    return EntryFilter(task_id=task_id, actor=actor_id, department=department and str(department),
-                       event_type=_event_type(type), since=since, until=until,
-                       visible_to_department=visibility(actor))  # fmt: skip
+    return EntryFilter(
+        task_id=task_id,
+        actor=actor_id,
+        department=department and str(department),
+        event_type=_event_type(type),
+        since=since,
+        until=until,
+        visible_to_department=visibility(actor),
+    )
 
 
 TrailFilter = Annotated[EntryFilter, Depends(trail_filter)]

@@ -8,7 +8,6 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 
 from services.audit import verification
-from services.audit.adapters.keys import public_pem
 from services.audit.api.dependencies import Runtime, everything
 from shared.http.problems import problem_responses
 from shared.http.service import Authenticated
@@ -45,19 +44,25 @@ class CheckpointsAnswer(BaseModel):
     checkpoints: list[CheckpointRow]
 
 
-@router.get("/v1/audit/verify", response_model=VerificationAnswer, responses=problem_responses(401, 403, 422),
-            summary="Recompute the chain, check checkpoints, compare every entry with the Kafka log")  # fmt: skip
+@router.get(
+    "/v1/audit/verify",
+    response_model=VerificationAnswer,
+    responses=problem_responses(401, 403, 422),
+    summary="Recompute the chain, check checkpoints, compare every entry with the Kafka log",
+)
 async def verify(actor: Authenticated, runtime: Runtime, against_log: bool = True) -> dict[str, Any]:
     everything(actor)
-    result = await verification.verify(runtime.store, runtime.trusted_keys, runtime.settings.chain_id,
-                                       runtime.settings.kafka if against_log else None)  # fmt: skip
+    result = await verification.verify(
+        runtime.store, runtime.trusted_keys, runtime.settings.chain_id, runtime.settings.kafka if against_log else None
+    )
     return result.as_dict()
 
 
-@router.get("/v1/audit/checkpoints", response_model=CheckpointsAnswer, responses=problem_responses(401),
-            summary="Signed checkpoints and the keys that verify them")  # fmt: skip
+@router.get(
+    "/v1/audit/checkpoints",
+    response_model=CheckpointsAnswer,
+    responses=problem_responses(401),
+    summary="Signed checkpoints and the keys that verify them",
+)
 async def checkpoints(actor: Authenticated, runtime: Runtime) -> dict[str, Any]:
-    rows = await runtime.store.checkpoints()
-    return {"chain": runtime.settings.chain_id, "key_id": runtime.signing_key.key_id,
-            "public_key": public_pem(runtime.signing_key.public_key), "keys": runtime.trusted_keys.published(),
-            "checkpoints": [dict(row._mapping) for row in rows]}  # fmt: skip
+    return await runtime.checkpointer.published(runtime.trusted_keys)

@@ -24,8 +24,12 @@ class Responsibility(BaseModel):
     departments: dict[str, dict[str, int]]
 
 
-@router.get("/v1/audit/tasks/{task_id}/state", response_model=Task, responses=problem_responses(401, 404, 422),
-            summary="A task's state as of a moment, replayed with the tasks service's own evolve")  # fmt: skip
+@router.get(
+    "/v1/audit/tasks/{task_id}/state",
+    response_model=Task,
+    responses=problem_responses(401, 404, 422),
+    summary="A task's state as of a moment, replayed with the tasks service's own evolve",
+)
 async def task_state(task_id: TaskIdPath, actor: Authenticated, store: Store, as_of: Moment = None) -> JSONResponse:
     task = await reports.replay_task(store, task_id, as_of)
     if task is None or not can_read(actor, (task.lead_department, *task.supporting_departments)):
@@ -33,8 +37,12 @@ async def task_state(task_id: TaskIdPath, actor: Authenticated, store: Store, as
     return JSONResponse(task.model_dump(mode="json"), headers={"ETag": f'"{task.version}"'})
 
 
-@router.get("/v1/audit/responsibility", response_model=Responsibility, responses=problem_responses(401, 403),
-            summary="Per department: assigned (lead, supporting), acts, late, escalated")  # fmt: skip
+@router.get(
+    "/v1/audit/responsibility",
+    response_model=Responsibility,
+    responses=problem_responses(401, 403),
+    summary="Per department: assigned (lead, supporting), acts, late, escalated",
+)
 async def responsibility(actor: Authenticated, store: Store) -> dict[str, Any]:
     everything(actor)
     now = datetime.now(UTC)

@@ -38,8 +38,12 @@ class EntryPage(BaseModel):
     next_cursor: str | None
 
 
-@router.get("/v1/audit/events", response_model=EntryPage, responses=problem_responses(401, 422),
-            summary="Entries of the trail, filtered, in log order")  # fmt: skip
+@router.get(
+    "/v1/audit/events",
+    response_model=EntryPage,
+    responses=problem_responses(401, 422),
+    summary="Entries of the trail, filtered, in log order",
+)
 async def audit_events(
     where: TrailFilter,
     store: Store,
@@ -55,13 +59,27 @@ async def audit_events(
     return JSONResponse({"items": items, "next_cursor": encode_cursor(rows[-1].seq) if more else None})
 
 
-@router.get("/v1/audit/export", response_class=StreamingResponse,
-            responses={200: {"content": {"application/x-ndjson": {"schema": {"type": "string"}},
-                                         "text/csv": {"schema": {"type": "string"}}},
-                             "description": "every matching entry, streamed"}, **problem_responses(401, 422)},
-            summary="The trail as NDJSON or CSV, streamed")  # fmt: skip
-async def export_trail(where: TrailFilter, store: Store,
-                       format: Literal["ndjson", "csv"] = "ndjson") -> StreamingResponse:  # fmt: skip
+@router.get(
+    "/v1/audit/export",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "content": {
+                "application/x-ndjson": {"schema": {"type": "string"}},
+                "text/csv": {"schema": {"type": "string"}},
+            },
+            "description": "every matching entry, streamed",
+        },
+        **problem_responses(401, 422),
+    },
+    summary="The trail as NDJSON or CSV, streamed",
+)
+async def export_trail(
+    where: TrailFilter, store: Store, format: Literal["ndjson", "csv"] = "ndjson"
+) -> StreamingResponse:
     media = "application/x-ndjson" if format == "ndjson" else "text/csv"
-    return StreamingResponse(export(store, where, format), media_type=media,
-                             headers={"Content-Disposition": f'attachment; filename="policytrack-audit.{format}"'})
+    return StreamingResponse(
+        export(store, where, format),
+        media_type=media,
+        headers={"Content-Disposition": f'attachment; filename="policytrack-audit.{format}"'},
+    )

@@ -32,8 +32,16 @@ class LogRecord:
     headers: tuple[tuple[str, bytes | None], ...]
 
     @classmethod
-    def kept(cls, topic: str, partition: int, offset: int, timestamp: int, key: bytes | None, value: bytes | None,
-             headers: tuple[tuple[str, bytes | None], ...]) -> LogRecord:  # fmt: skip
+    def kept(
+        cls,
+        topic: str,
+        partition: int,
+        offset: int,
+        timestamp: int,
+        key: bytes | None,
+        value: bytes | None,
+        headers: tuple[tuple[str, bytes | None], ...],
+    ) -> LogRecord:
         """The record as the trail keeps it: secret headers (a bearer token) are never stored,
         and verification strips the log's copy the same way before comparing."""
         return cls(topic, partition, offset, timestamp, key, value, strip_secrets(headers)[0])
@@ -53,8 +61,17 @@ def canonical(record: LogRecord, stored_headers: bytes | None = None) -> bytes:
 
     ``stored_headers`` is ``headers_json(record.headers)`` when the caller already has it."""
     headers = stored_headers if stored_headers is not None else headers_json(record.headers)
-    return orjson.dumps([record.topic, record.partition, record.offset, record.timestamp, _b64(record.key),
-                         _b64(record.value), orjson.Fragment(headers)])  # fmt: skip
+    return orjson.dumps(
+        [
+            record.topic,
+            record.partition,
+            record.offset,
+            record.timestamp,
+            _b64(record.key),
+            _b64(record.value),
+            orjson.Fragment(headers),
+        ]
+    )
 
 
 def chain_hash(previous: str, record: LogRecord, stored_headers: bytes | None = None) -> str:

@@ -39,7 +39,7 @@ async def system_resolver(host: str, port: int) -> list[str]:
 
 
 def _plain(address: str) -> Address:
-    ip = ipaddress.ip_address(address.split("%")[0])
+    ip = ipaddress.ip_address(address.split("%", maxsplit=1)[0])
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         return ip.ipv4_mapped
     return ip
@@ -78,8 +78,14 @@ class VettedBackend(httpcore.AsyncNetworkBackend):
         self._resolve = resolve
         self._inner = httpcore.AnyIOBackend()
 
-    async def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
-                          socket_options: Iterable[Any] | None = None) -> httpcore.AsyncNetworkStream:  # fmt: skip
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
         addresses = await self._resolve(host, port)
         refusal = self._policy.refusal(host, addresses)
         if refusal is not None:
@@ -87,32 +93,40 @@ class VettedBackend(httpcore.AsyncNetworkBackend):
         last: Exception = RefusedAddress(f"{host} has no address")
         for address in addresses:
             try:
-                return await self._inner.connect_tcp(address, port, timeout=timeout, local_address=local_address,
-                                                     socket_options=socket_options)  # fmt: skip
+                return await self._inner.connect_tcp(
+                    address, port, timeout=timeout, local_address=local_address, socket_options=socket_options
+                )
             except (httpcore.ConnectError, httpcore.ConnectTimeout) as error:
                 last = error
         raise last
 
-    async def connect_unix_socket(self, path: str, timeout: float | None = None,
-                                  socket_options: Iterable[Any] | None = None) -> httpcore.AsyncNetworkStream:  # fmt: skip
+    async def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
+    ) -> httpcore.AsyncNetworkStream:
         raise RefusedAddress("webhooks do not go to unix sockets")
 
     async def sleep(self, seconds: float) -> None:
         await self._inner.sleep(seconds)
 
 
+DEFAULT_LIMITS = httpx.Limits()
+
+
 class VettedTransport(httpx.AsyncHTTPTransport):
     """httpx's transport over a connection pool whose every connection is vetted."""
 
-    def __init__(self, policy: AddressPolicy, resolve: Resolver = system_resolver, *,
-                 limits: httpx.Limits = httpx.Limits()) -> None:  # fmt: skip
+    def __init__(
+        self, policy: AddressPolicy, resolve: Resolver = system_resolver, *, limits: httpx.Limits = DEFAULT_LIMITS
+    ) -> None:
         super().__init__(limits=limits)
         # httpx takes no network backend; the pool it would have made, made with one.
         self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=ssl.create_default_context(), max_connections=limits.max_connections,
-            max_keepalive_connections=limits.max_keepalive_connections, keepalive_expiry=limits.keepalive_expiry,
+            ssl_context=ssl.create_default_context(),
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
             network_backend=VettedBackend(policy, resolve),
-        )  # fmt: skip
+        )
 
 
 def refused(error: BaseException) -> str | None:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from shared.contract import catalog as c
 from shared.contract.codec import decode_record
-from shared.contract.envelope import CloudEvent
+from shared.contract.envelope import AnyEvent, CloudEvent
 from shared.contract.topics import ALERTS
 from shared.kafka.consumer import open_consumer, partitions_of
 from shared.settings import KafkaSettings
@@ -45,8 +45,9 @@ class StreamPosition:
         return StreamPosition(tuple(sorted({**dict(self.offsets), partition: offset + 1}.items())))
 
 
-async def alerts_from(kafka: KafkaSettings, position: StreamPosition | None, *,
-                      from_end: bool = False) -> AsyncIterator[tuple[CloudEvent | None, StreamPosition]]:  # fmt: skip
+async def alerts_from(
+    kafka: KafkaSettings, position: StreamPosition | None, *, from_end: bool = False
+) -> AsyncIterator[tuple[AnyEvent | None, StreamPosition]]:
     """Deadline alerts from ``position`` on (from the beginning, or the end, without one), each
     with the position after it; ``(None, position)`` whenever a second passes without one."""
     async with open_consumer(kafka, client_id="alert-stream") as consumer:
@@ -60,7 +61,9 @@ async def alerts_from(kafka: KafkaSettings, position: StreamPosition | None, *,
         for tp in partitions:
             if tp.partition in starts:
                 consumer.seek(tp, starts[tp.partition])
-        current = StreamPosition(tuple(sorted({tp.partition: starts.get(tp.partition, 0) for tp in partitions}.items())))
+        current = StreamPosition(
+            tuple(sorted({tp.partition: starts.get(tp.partition, 0) for tp in partitions}.items()))
+        )
         while True:
             batch = await consumer.getmany(timeout_ms=1000, max_records=200)
             if not batch:

@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 from fastapi import Depends, Path, Request
 
 from services.notifications.application import NotificationService
+from services.notifications.bootstrap import NotificationsRuntime
 from shared.contract.types import AGGREGATE_ID_PATTERN
+from shared.http.service import runtime_of
 from shared.settings import KafkaSettings
 
-if TYPE_CHECKING:
-    from services.notifications.bootstrap import NotificationsRuntime
-
-
-def runtime(request: Request) -> NotificationsRuntime:
-    found: NotificationsRuntime = request.app.state.runtime
-    return found
+runtime = runtime_of(NotificationsRuntime)
 
 
 def notification_service(request: Request) -> NotificationService:
@@ -29,4 +25,6 @@ def kafka(request: Request) -> KafkaSettings:
 
 Service = Annotated[NotificationService, Depends(notification_service)]
 Kafka = Annotated[KafkaSettings, Depends(kafka)]
-SubscriptionIdPath = Annotated[str, Path(pattern=AGGREGATE_ID_PATTERN, max_length=128, examples=["sub-5f0c2a9e1b3d4c6a"])]
+SubscriptionIdPath = Annotated[
+    str, Path(pattern=AGGREGATE_ID_PATTERN, max_length=128, examples=["sub-5f0c2a9e1b3d4c6a"])
+]

@@ -20,7 +20,7 @@ from services.notifications.api.dependencies import Kafka
 from shared.auth import Actor, can_read
 from shared.contract.catalog import short_type
 from shared.contract.codec import to_structured
-from shared.contract.envelope import CloudEvent
+from shared.contract.envelope import AnyEvent
 from shared.http.problems import Problem, problem_responses
 from shared.http.service import Authenticated
 from shared.settings import KafkaSettings
@@ -39,10 +39,15 @@ SSE_EVENT = {
 }
 
 
-@router.get("/v1/alerts/stream", response_class=StreamingResponse,
-            responses={200: {"content": {"text/event-stream": {"schema": SSE_EVENT}},
-                             "description": "server-sent events"}, **problem_responses(401, 422)},
-            summary="Server-sent events of the alerts you may see; resumable with Last-Event-ID")  # fmt: skip
+@router.get(
+    "/v1/alerts/stream",
+    response_class=StreamingResponse,
+    responses={
+        200: {"content": {"text/event-stream": {"schema": SSE_EVENT}}, "description": "server-sent events"},
+        **problem_responses(401, 422),
+    },
+    summary="Server-sent events of the alerts you may see; resumable with Last-Event-ID",
+)
 async def alert_stream(
     request: Request,
     actor: Authenticated,
@@ -55,18 +60,25 @@ async def alert_stream(
         position = StreamPosition.parse(resume) if resume else None
     except ValueError as error:
         raise Problem(422, str(error), field="Last-Event-ID") from error
-    return StreamingResponse(_events(request, actor, kafka, position, start == "now"), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})  # fmt: skip
+    return StreamingResponse(
+        _events(request, actor, kafka, position, start == "now"),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
 
 
-async def _events(request: Request, actor: Actor, kafka: KafkaSettings, position: StreamPosition | None,
-                  from_end: bool) -> AsyncIterator[bytes]:  # fmt: skip
+async def _events(
+    request: Request, actor: Actor, kafka: KafkaSettings, position: StreamPosition | None, from_end: bool
+) -> AsyncIterator[bytes]:
     yield b"retry: 2000\n\n"
     quiet_since = time.monotonic()
     async for alert, after in alerts_from(kafka, position, from_end=from_end):
         if actor.expires_at is not None and datetime.now(UTC) >= actor.expires_at:
-            yield b"event: end\ndata: " + orjson.dumps({"reason": "the token expired; reconnect with a new one"}) + \
-                b"\n\n"
+            yield (
+                b"event: end\ndata: "
+                + orjson.dumps({"reason": "the token expired; reconnect with a new one"})
+                + b"\n\n"
+            )
             return
         if alert is not None and _may_see(actor, alert):
             quiet_since = time.monotonic()
@@ -78,11 +90,18 @@ async def _events(request: Request, actor: Actor, kafka: KafkaSettings, position
             yield b": keep-alive\n\n"
 
 
-def _may_see(actor: Actor, alert: CloudEvent) -> bool:
+def _may_see(actor: Actor, alert: AnyEvent) -> bool:
     data = alert.data
     return can_read(actor, (*getattr(data, "departments", ()), getattr(data, "escalated_to", None)))
 
 
-def _sse(alert: CloudEvent, after: StreamPosition) -> bytes:
-    return (b"id: " + after.encode().encode() + b"\nevent: " + short_type(alert.type).encode() + b"\ndata: "
-            + to_structured(alert) + b"\n\n")  # fmt: skip
+def _sse(alert: AnyEvent, after: StreamPosition) -> bytes:
+    return (
+        b"id: "
+        + after.encode().encode()
+        + b"\nevent: "
+        + short_type(alert.type).encode()
+        + b"\ndata: "
+        + to_structured(alert)
+        + b"\n\n"
+    )

@@ -35,31 +35,48 @@ class SubscriptionList(BaseModel):
     items: list[SubscriptionView]
 
 
-@router.post("/v1/subscriptions", status_code=201, response_model=CreatedSubscription,
-             responses=problem_responses(401, 403, 413, 422, 503),
-             summary="Subscribe a webhook to the alerts your department may see")  # fmt: skip
+@router.post(
+    "/v1/subscriptions",
+    status_code=201,
+    response_model=CreatedSubscription,
+    responses=problem_responses(401, 403, 413, 422, 503),
+    summary="Subscribe a webhook to the alerts your department may see",
+)
 async def subscribe(actor: Authenticated, service: Service, body: SubscriptionBody) -> JSONResponse:
     subscription, secret = await service.subscribe(body, actor)
     return JSONResponse({**subscription.public(), "secret": secret}, status_code=201)
 
 
-@router.get("/v1/subscriptions", response_model=SubscriptionList, responses=problem_responses(401),
-            summary="The subscriptions you may see")  # fmt: skip
+@router.get(
+    "/v1/subscriptions",
+    response_model=SubscriptionList,
+    responses=problem_responses(401),
+    summary="The subscriptions you may see",
+)
 async def list_subscriptions(actor: Authenticated, service: Service) -> dict[str, Any]:
     mine = [s.public() for s in service.subscriptions.values() if may_see(s, actor)]
     return {"items": sorted(mine, key=lambda s: str(s["created_at"]))}
 
 
-@router.get("/v1/subscriptions/{subscription_id}", response_model=SubscriptionView,
-            responses=problem_responses(401, 404, 422), summary="A subscription you may see")  # fmt: skip
-async def get_subscription(subscription_id: SubscriptionIdPath, actor: Authenticated,
-                           service: Service) -> dict[str, Any]:  # fmt: skip
+@router.get(
+    "/v1/subscriptions/{subscription_id}",
+    response_model=SubscriptionView,
+    responses=problem_responses(401, 404, 422),
+    summary="A subscription you may see",
+)
+async def get_subscription(
+    subscription_id: SubscriptionIdPath, actor: Authenticated, service: Service
+) -> dict[str, Any]:
     return service.visible(subscription_id, actor).public()
 
 
-@router.delete("/v1/subscriptions/{subscription_id}", status_code=204, response_class=Response,
-               responses=problem_responses(401, 403, 404, 422, 503),
-               summary="Remove a subscription: whoever made it, its department or an administrator")  # fmt: skip
+@router.delete(
+    "/v1/subscriptions/{subscription_id}",
+    status_code=204,
+    response_class=Response,
+    responses=problem_responses(401, 403, 404, 422, 503),
+    summary="Remove a subscription: whoever made it, its department or an administrator",
+)
 async def unsubscribe(subscription_id: SubscriptionIdPath, actor: Authenticated, service: Service) -> Response:
     await service.unsubscribe(subscription_id, actor)
     return Response(status_code=204)

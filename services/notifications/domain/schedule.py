@@ -19,7 +19,7 @@ from typing import Any
 
 from shared.contract import catalog as c
 from shared.contract.codes import Department
-from shared.contract.envelope import CloudEvent
+from shared.contract.envelope import AnyEvent
 
 ALERT_NAMESPACE = uuid.UUID("6f1d8c52-4a0b-4c8e-9a53-2f7c1d0e5b11")
 
@@ -97,17 +97,23 @@ def planned_alerts(deadline: Deadline, policy: Policy) -> list[PlannedAlert]:
         at = max(shifted(deadline.due, -lead), deadline.known_since)
         plan.append(PlannedAlert(at, ThresholdKind.APPROACHING, int(lead.total_seconds())))
     overdue_at = shifted(deadline.due, policy.grace)
-    plan += [PlannedAlert(deadline.due, ThresholdKind.DUE), PlannedAlert(overdue_at, ThresholdKind.OVERDUE),
-             PlannedAlert(shifted(overdue_at, policy.escalate_after), ThresholdKind.ESCALATED)]  # fmt: skip
+    plan += [
+        PlannedAlert(deadline.due, ThresholdKind.DUE),
+        PlannedAlert(overdue_at, ThresholdKind.OVERDUE),
+        PlannedAlert(shifted(overdue_at, policy.escalate_after), ThresholdKind.ESCALATED),
+    ]
     return sorted(plan, key=lambda alert: alert.at)
 
 
 def alert_event(deadline: Deadline, planned: PlannedAlert) -> c.DeadlineAlert:
     common: dict[str, Any] = {
         "alert_id": alert_id(deadline.task_id, deadline.milestone_id, deadline.due, planned.threshold),
-        "task_id": deadline.task_id, "milestone_id": deadline.milestone_id, "title": deadline.title,
-        "due": deadline.due, "departments": deadline.departments,
-    }  # fmt: skip
+        "task_id": deadline.task_id,
+        "milestone_id": deadline.milestone_id,
+        "title": deadline.title,
+        "due": deadline.due,
+        "departments": deadline.departments,
+    }
     if planned.kind is ThresholdKind.APPROACHING:
         return c.DeadlineApproaching(**common, lead_seconds=planned.lead_seconds)
     if planned.kind is ThresholdKind.DUE:
@@ -135,7 +141,7 @@ class Schedule:
         task = self.tasks.get(task_id)
         return None if task is None else task.departments
 
-    def apply(self, event: CloudEvent) -> list[c.EventData]:
+    def apply(self, event: AnyEvent) -> list[c.DeadlineAlert]:
         """Folds a domain event in; returns alerts it calls for at once (issue escalations)."""
         data, now = event.data, event.time
         match data:
@@ -149,10 +155,10 @@ class Schedule:
                     deadline.departments = task.departments
             case c.TaskDeadlineChanged():
                 self._close(data.task_id, None)
-                if (task := self.tasks.get(data.task_id)) and task.open:
-                    self._open(data.task_id, None, task.title, data.due, now)
+                if (changed := self.tasks.get(data.task_id)) and changed.open:
+                    self._open(data.task_id, None, changed.title, data.due, now)
             case c.MilestoneScheduled():
-                if (task := self.tasks.get(data.task_id)) and task.open:
+                if (owner := self.tasks.get(data.task_id)) and owner.open:
                     self._open(data.task_id, data.milestone_id, data.title, data.due, now)
             case c.MilestoneMet():
                 self._close(data.task_id, data.milestone_id)
@@ -165,19 +171,22 @@ class Schedule:
                 return self._issue_escalated(data, event.time)
         return []
 
-    def _issue_escalated(self, data: c.IssueEscalated, at: datetime) -> list[c.EventData]:
+    def _issue_escalated(self, data: c.IssueEscalated, at: datetime) -> list[c.DeadlineAlert]:
         task = self.tasks.get(data.task_id, TaskInfo())
         escalation = c.AlertEscalated(
             alert_id=alert_id(data.task_id, None, at, f"issue:{data.issue_id}"),
-            task_id=data.task_id, title=task.title or data.task_id, due=at,
-            departments=(*task.departments, Department.NDRC), escalated_to=data.escalated_to,
+            task_id=data.task_id,
+            title=task.title or data.task_id,
+            due=at,
+            departments=(*task.departments, Department.NDRC),
+            escalated_to=data.escalated_to,
             reason=f"issue {data.issue_id} escalated: {data.reason}".strip(),
-        )  # fmt: skip
+        )
         return [] if escalation.alert_id in self.emitted else [escalation]
 
-    def due_alerts(self, now: datetime) -> list[c.EventData]:
+    def due_alerts(self, now: datetime) -> list[c.DeadlineAlert]:
         """Alerts whose time has come and that were not emitted yet; reschedules the rest."""
-        alerts: list[c.EventData] = []
+        alerts: list[c.DeadlineAlert] = []
         while self._heap and self._heap[0][0] <= now:
             _, _, key = heapq.heappop(self._heap)
             deadline = self.deadlines.get(key)

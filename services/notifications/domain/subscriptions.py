@@ -15,7 +15,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator
 
-from shared.auth import Actor, can_read, can_read_everything
+from shared.auth import Actor, can_read, can_read_everything, can_write
 from shared.contract import catalog as c
 from shared.contract.catalog import CATALOG, full_type
 from shared.contract.codes import Department, Role
@@ -24,7 +24,6 @@ from shared.domain.refusals import Forbidden
 
 DELIVERABLE = frozenset(t for t, cls in CATALOG.items() if issubclass(cls, c.DeadlineAlert))
 """Alerts that go to subscribers; delivery receipts themselves do not."""
-SUBSCRIBING_ROLES = frozenset({Role.IMPLEMENTER, Role.SUPPORTER, Role.SUPERVISOR, Role.APPROVER, Role.ADMIN})
 
 
 class SubscriptionBody(BaseModel):
@@ -81,14 +80,22 @@ class Subscription:
             return False
         if self.task_id is not None and alert.task_id != self.task_id:
             return False
-        return self.department is None or self.department in alert.departments or (
-            getattr(alert, "escalated_to", None) == self.department
+        return (
+            self.department is None
+            or self.department in alert.departments
+            or (getattr(alert, "escalated_to", None) == self.department)
         )
 
     def public(self) -> dict[str, object]:
-        return {"id": self.subscription_id, "department": self.department, "task_id": self.task_id,
-                "event_types": sorted(self.event_types), "webhook_url": redacted_url(self.webhook_url),
-                "created_at": self.created_at.isoformat(), "created_by": self.created_by}  # fmt: skip
+        return {
+            "id": self.subscription_id,
+            "department": self.department,
+            "task_id": self.task_id,
+            "event_types": sorted(self.event_types),
+            "webhook_url": redacted_url(self.webhook_url),
+            "created_at": self.created_at.isoformat(),
+            "created_by": self.created_by,
+        }
 
 
 @dataclass(frozen=True)
@@ -100,11 +107,12 @@ class Sealed:
     sealed_secret: str
 
 
-def subscribe(body: SubscriptionBody, actor: Actor, task_departments: tuple[Department, ...] | None,
-              sealed: Sealed) -> c.SubscriptionCreated:  # fmt: skip
+def subscribe(
+    body: SubscriptionBody, actor: Actor, task_departments: tuple[Department, ...] | None, sealed: Sealed
+) -> c.SubscriptionCreated:
     """``task_departments``: the lead and supporting departments of ``body.task_id``, None
     when no such task is known."""
-    if not actor.roles & SUBSCRIBING_ROLES:
+    if not can_write(actor):
         raise Forbidden("auditors read alerts; they do not subscribe (a subscription is a write)")
     department = body.department
     if department not in (None, actor.department) and not actor.has(Role.ADMIN):
@@ -113,9 +121,15 @@ def subscribe(body: SubscriptionBody, actor: Actor, task_departments: tuple[Depa
         department = actor.department
         if body.task_id is not None and (task_departments is None or not can_read(actor, task_departments)):
             raise Forbidden(f"{actor.department} neither leads nor supports task {body.task_id}", "task_id")
-    return c.SubscriptionCreated(subscription_id=sealed.subscription_id, department=department, task_id=body.task_id,
-                                 event_types=body.event_types, webhook_url=redacted_url(str(body.webhook_url)),
-                                 sealed_webhook_url=sealed.sealed_url, sealed_secret=sealed.sealed_secret)
+    return c.SubscriptionCreated(
+        subscription_id=sealed.subscription_id,
+        department=department,
+        task_id=body.task_id,
+        event_types=body.event_types,
+        webhook_url=HttpUrl(redacted_url(str(body.webhook_url))),
+        sealed_webhook_url=sealed.sealed_url,
+        sealed_secret=sealed.sealed_secret,
+    )
 
 
 def may_see(subscription: Subscription, actor: Actor) -> bool:
@@ -126,9 +140,9 @@ def may_see(subscription: Subscription, actor: Actor) -> bool:
 def unsubscribe(subscription: Subscription, actor: Actor) -> c.SubscriptionRemoved:
     owner = subscription.department or subscription.created_by_department
     own_department = owner is not None and owner == actor.department
-    if not actor.roles & SUBSCRIBING_ROLES or not (
-        subscription.created_by == actor.user or own_department or actor.has(Role.ADMIN)
-    ):
-        raise Forbidden(f"only whoever made subscription {subscription.subscription_id}, its department or an "
-                        "administrator removes it")  # fmt: skip
+    if not can_write(actor) or not (subscription.created_by == actor.user or own_department or actor.has(Role.ADMIN)):
+        raise Forbidden(
+            f"only whoever made subscription {subscription.subscription_id}, its department or an "
+            "administrator removes it"
+        )
     return c.SubscriptionRemoved(subscription_id=subscription.subscription_id)

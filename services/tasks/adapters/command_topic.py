@@ -44,6 +44,7 @@ from shared.supervision import Backoff, Health
 log = get_logger(__name__)
 COMMAND_HEADERS = ("command", "authorization", "correlationid", "idempotency-key", "if-match")
 MAX_KEY = 255
+APPEND_RETRIES = Backoff(base_seconds=0.2, max_seconds=10)
 
 
 @dataclass(frozen=True)
@@ -100,17 +101,27 @@ def parse_command_record(record: ConsumerRecord) -> CommandRecord | DecodeFailur
         return failure("command body is not a JSON object")
     command_id = f"{record.topic}:{record.partition}:{record.offset}"
     key = headers.get("idempotency-key") or f"command:{command_id}"
-    return CommandRecord(command_id=command_id, name=name, token=headers.get("authorization", "").removeprefix(
-                             "Bearer ").strip(), body=body, correlation_id=headers.get("correlationid"),
-                         idempotency=IdempotencyKey(key, fingerprint("COMMAND", name, body)),
-                         if_match=if_match)  # fmt: skip
+    return CommandRecord(
+        command_id=command_id,
+        name=name,
+        token=headers.get("authorization", "").removeprefix("Bearer ").strip(),
+        body=body,
+        correlation_id=headers.get("correlationid"),
+        idempotency=IdempotencyKey(key, fingerprint("COMMAND", name, body)),
+        if_match=if_match,
+    )
 
 
 class CommandTopicHandler:
     """Handles one command record for the consumer runner."""
 
-    def __init__(self, service: TaskService, verifier: TokenVerifier, health: Callable[[], Health | None],
-                 backoff: Backoff = Backoff(base_seconds=0.2, max_seconds=10)) -> None:  # fmt: skip
+    def __init__(
+        self,
+        service: TaskService,
+        verifier: TokenVerifier,
+        health: Callable[[], Health | None],
+        backoff: Backoff = APPEND_RETRIES,
+    ) -> None:
         self._service = service
         self._verifier = verifier
         self._health = health
@@ -155,8 +166,14 @@ class CommandTopicHandler:
         except KeyReused as error:
             # Recorded under the record's own key: the reused one already answers the first command.
             own = IdempotencyKey(f"command:{command.command_id}", command.idempotency.digest)
-            return await self._reject(command, KEY_REUSED, str(error), actor, [
-                FieldError(field="idempotency-key", message=str(error))], idempotency=own)  # fmt: skip
+            return await self._reject(
+                command,
+                KEY_REUSED,
+                str(error),
+                actor,
+                [FieldError(field="idempotency-key", message=str(error))],
+                idempotency=own,
+            )
         except Exception as error:  # a bug must still answer the command, once
             log.exception("command could not be handled", command=command.name)
             return await self._reject(command, 500, f"the command could not be handled: {error!r}"[:2000], actor)
@@ -164,22 +181,47 @@ class CommandTopicHandler:
     async def _execute(self, command: CommandRecord, actor: Actor) -> Answer:
         command_class = cmd.COMMANDS.get(command.name)
         if command_class is None:
-            return await self._reject(command, 422, f"unknown command {command.name[:100]!r}", actor,
-                                      [FieldError(field="command", message=f"one of {', '.join(sorted(cmd.COMMANDS))}")])
+            return await self._reject(
+                command,
+                422,
+                f"unknown command {command.name[:100]!r}",
+                actor,
+                [FieldError(field="command", message=f"one of {', '.join(sorted(cmd.COMMANDS))}")],
+            )
         body = dict(command.body)
         if command_class.creates and command_class.creates not in body:
             body[command_class.creates] = new_id(command_class.creates.removesuffix("_id"))
         try:
             parsed = command_class.model_validate(body)
         except ValidationError as error:
-            errors = [FieldError(**e) for e in field_errors(list(error.errors()))]
-            return await self._reject(command, 422, "; ".join(f"{e.field}: {e.message}" for e in errors[:5]), actor,
-                                      errors)  # fmt: skip
-        return await self._service.execute(parsed, actor, if_match=command.if_match, idempotency=command.idempotency,
-                                           correlation_id=command.correlation_id)  # fmt: skip
+            errors = [FieldError(**e) for e in field_errors(error.errors())]
+            return await self._reject(
+                command, 422, "; ".join(f"{e.field}: {e.message}" for e in errors[:5]), actor, errors
+            )
+        return await self._service.execute(
+            parsed,
+            actor,
+            if_match=command.if_match,
+            idempotency=command.idempotency,
+            correlation_id=command.correlation_id,
+        )
 
-    async def _reject(self, command: CommandRecord, status: int, reason: str, actor: Actor | None = None,
-                      errors: Iterable[FieldError] = (), idempotency: IdempotencyKey | None = None) -> Answer:  # fmt: skip
-        return await self._service.reject(command.command_id, command.name, status, reason, errors=errors,
-                                          actor=actor, idempotency=idempotency or command.idempotency,
-                                          correlation_id=command.correlation_id)  # fmt: skip
+    async def _reject(
+        self,
+        command: CommandRecord,
+        status: int,
+        reason: str,
+        actor: Actor | None = None,
+        errors: Iterable[FieldError] = (),
+        idempotency: IdempotencyKey | None = None,
+    ) -> Answer:
+        return await self._service.reject(
+            command.command_id,
+            command.name,
+            status,
+            reason,
+            errors=errors,
+            actor=actor,
+            idempotency=idempotency or command.idempotency,
+            correlation_id=command.correlation_id,
+        )

@@ -14,7 +14,7 @@ from typing import Protocol
 
 from aiokafka.errors import KafkaError, ProducerFenced
 
-from shared.contract.envelope import CloudEvent
+from shared.contract.envelope import AnyEvent
 from shared.kafka.producer import EventProducer
 from shared.logging import get_logger
 from shared.settings import KafkaSettings
@@ -38,14 +38,14 @@ class EventLog(Protocol):
 
     async def start(self) -> None: ...
     async def stop(self) -> None: ...
-    async def append(self, events: list[CloudEvent]) -> None:
+    async def append(self, events: list[AnyEvent]) -> None:
         """Returns once every event is on the log; raises Fenced or LogUnavailable, appending nothing."""
         ...
 
 
 @dataclass
 class _Pending:
-    events: list[CloudEvent]
+    events: list[AnyEvent]
     done: asyncio.Future[None] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
 
@@ -53,8 +53,9 @@ class KafkaEventLog:
     def __init__(self, kafka: KafkaSettings, *, transactional_id: str, max_batch: int = 256) -> None:
         # A new transaction's first request is often answered "concurrent transactions" while the
         # broker still writes the last one's markers; a short backoff keeps that from adding 100 ms.
-        self._producer = EventProducer(kafka, client_id=transactional_id, transactional_id=transactional_id,
-                                       linger_ms=0, retry_backoff_ms=5)  # fmt: skip
+        self._producer = EventProducer(
+            kafka, client_id=transactional_id, transactional_id=transactional_id, linger_ms=0, retry_backoff_ms=5
+        )
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._max_batch = max_batch
         self._writer: asyncio.Task[None] | None = None
@@ -71,7 +72,7 @@ class KafkaEventLog:
             await asyncio.gather(self._writer, return_exceptions=True)
         await self._producer.stop()
 
-    async def append(self, events: list[CloudEvent]) -> None:
+    async def append(self, events: list[AnyEvent]) -> None:
         if self.fenced:
             raise Fenced()
         pending = _Pending(events)
@@ -113,7 +114,7 @@ class InMemoryEventLog:
     proves is proven again against the real broker by the integration tests."""
 
     def __init__(self) -> None:
-        self.events: list[CloudEvent] = []
+        self.events: list[AnyEvent] = []
         self.fenced = False
         self.unavailable = False
 
@@ -123,7 +124,7 @@ class InMemoryEventLog:
     async def stop(self) -> None:
         pass
 
-    async def append(self, events: list[CloudEvent]) -> None:
+    async def append(self, events: list[AnyEvent]) -> None:
         if self.fenced:
             raise Fenced()
         if self.unavailable:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import orjson
 
 from services.tasks.answers import Answer, answer_body, answer_for
-from shared.contract.envelope import CloudEvent
+from shared.contract.envelope import AnyEvent
 
 
 def fingerprint(method: str, path: str, body: object) -> str:
@@ -47,7 +47,7 @@ class IdempotencyIndex:
     def end(self, user: str, key: str) -> None:
         self._in_flight.discard((user, key))
 
-    def record(self, event: CloudEvent) -> None:
+    def record(self, event: AnyEvent) -> None:
         if event.idempotencykey is None:
             return
         slot = (event.actor, event.idempotencykey)

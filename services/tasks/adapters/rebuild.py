@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from services.tasks.adapters.idempotency import IdempotencyIndex
 from shared.contract.codec import DecodeFailure, decode_record
 from shared.contract.topics import EVENTS
-from shared.domain.evolve import Projection
+from shared.domain.projection import Projection
 from shared.kafka.consumer import open_consumer, partitions_of
 from shared.logging import get_logger
 from shared.settings import KafkaSettings
@@ -24,8 +24,9 @@ class RebuildReport:
     seconds: float = 0.0
 
 
-async def rebuild(kafka: KafkaSettings, projection: Projection, index: IdempotencyIndex,
-                  topic: str = EVENTS) -> RebuildReport:  # fmt: skip
+async def rebuild(
+    kafka: KafkaSettings, projection: Projection, index: IdempotencyIndex, topic: str = EVENTS
+) -> RebuildReport:
     """Reads the log from the beginning to its current end (committed records only)."""
     report = RebuildReport()
     started = time.perf_counter()

@@ -3,22 +3,18 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 from fastapi import Depends, Path, Request
 
 from services.tasks.application import TaskService
+from services.tasks.bootstrap import TasksRuntime
 from shared.contract.types import AGGREGATE_ID_PATTERN
-from shared.domain.evolve import Projection
+from shared.domain.projection import Projection
 from shared.http.problems import Problem
+from shared.http.service import runtime_of
 
-if TYPE_CHECKING:
-    from services.tasks.bootstrap import TasksRuntime
-
-
-def runtime(request: Request) -> TasksRuntime:
-    found: TasksRuntime = request.app.state.runtime
-    return found
+runtime = runtime_of(TasksRuntime)
 
 
 def task_service(request: Request) -> TaskService:

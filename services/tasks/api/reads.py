@@ -37,14 +37,24 @@ def found(aggregate: Aggregate | None, what: str, aggregate_id: str) -> Aggregat
     return aggregate
 
 
-@router.get("/v1/plans/{plan_id}", tags=["plans"], response_model=Plan, responses=READ_PROBLEMS,
-            summary="A plan and its version")  # fmt: skip
+@router.get(
+    "/v1/plans/{plan_id}",
+    tags=["plans"],
+    response_model=Plan,
+    responses=READ_PROBLEMS,
+    summary="A plan and its version",
+)
 async def get_plan(plan_id: AggregateIdPath, actor: Authenticated, state: State) -> JSONResponse:
     return state_response(found(state.plan(plan_id), "plan", plan_id))
 
 
-@router.get("/v1/tasks", tags=["tasks"], response_model=TaskPage, responses=READ_PROBLEMS,
-            summary="Tasks you may see, filtered, in creation order")  # fmt: skip
+@router.get(
+    "/v1/tasks",
+    tags=["tasks"],
+    response_model=TaskPage,
+    responses=READ_PROBLEMS,
+    summary="Tasks you may see, filtered, in creation order",
+)
 async def get_tasks(
     actor: Authenticated,
     state: State,
@@ -57,34 +67,55 @@ async def get_tasks(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> dict[str, Any]:
     try:
-        page, next_cursor = list_tasks(state, actor, TaskFilter(department, field, status, overdue), now,
-                                       limit=limit, cursor=cursor)  # fmt: skip
+        page, next_cursor = list_tasks(
+            state, actor, TaskFilter(department, field, status, overdue), now, limit=limit, cursor=cursor
+        )
     except BadCursor as error:
         raise Problem(422, str(error), field="cursor") from error
     return {"items": [task.model_dump(mode="json") for task in page], "next_cursor": next_cursor}
 
 
-@router.get("/v1/tasks/{task_id}", tags=["tasks"], response_model=Task, responses=READ_PROBLEMS,
-            summary="A task's current state, with its version as ETag")  # fmt: skip
+@router.get(
+    "/v1/tasks/{task_id}",
+    tags=["tasks"],
+    response_model=Task,
+    responses=READ_PROBLEMS,
+    summary="A task's current state, with its version as ETag",
+)
 async def get_task(task_id: AggregateIdPath, actor: Authenticated, state: State) -> JSONResponse:
     return state_response(found(readable_task(state.task(task_id), actor), "task", task_id))
 
 
-@router.get("/v1/tasks/{task_id}/events", tags=["tasks"], response_model=list[dict[str, Any]],
-            responses=READ_PROBLEMS, summary="Every event about the task, oldest first")  # fmt: skip
+@router.get(
+    "/v1/tasks/{task_id}/events",
+    tags=["tasks"],
+    response_model=list[dict[str, Any]],
+    responses=READ_PROBLEMS,
+    summary="Every event about the task, oldest first",
+)
 async def get_task_events(task_id: AggregateIdPath, actor: Authenticated, state: State) -> Response:
     found(readable_task(state.task(task_id), actor), "task", task_id)
     events = task_history(state, task_id)
     return Response(b"[" + b",".join(map(to_structured, events)) + b"]", media_type="application/json")
 
 
-@router.get("/v1/issues/{issue_id}", tags=["issues"], response_model=Issue, responses=READ_PROBLEMS,
-            summary="An issue and what became of it")  # fmt: skip
+@router.get(
+    "/v1/issues/{issue_id}",
+    tags=["issues"],
+    response_model=Issue,
+    responses=READ_PROBLEMS,
+    summary="An issue and what became of it",
+)
 async def get_issue(issue_id: AggregateIdPath, actor: Authenticated, state: State) -> JSONResponse:
     return state_response(found(readable(state, state.issue(issue_id), actor), "issue", issue_id))
 
 
-@router.get("/v1/approvals/{approval_id}", tags=["approvals"], response_model=Approval, responses=READ_PROBLEMS,
-            summary="An approval request and its decision")  # fmt: skip
+@router.get(
+    "/v1/approvals/{approval_id}",
+    tags=["approvals"],
+    response_model=Approval,
+    responses=READ_PROBLEMS,
+    summary="An approval request and its decision",
+)
 async def get_approval(approval_id: AggregateIdPath, actor: Authenticated, state: State) -> JSONResponse:
     return state_response(found(readable(state, state.approval(approval_id), actor), "approval", approval_id))

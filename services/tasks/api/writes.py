@@ -54,48 +54,120 @@ class CommandRoute:
 
 ROUTES = (
     CommandRoute("/v1/plans", cmd.ApprovePlan, cmd.PlanBody, "plans", "The State Council approves a plan"),
+    CommandRoute(
+        "/v1/plans/{plan_id}/amend", cmd.AmendPlan, cmd.AmendmentBody, "plans", "The State Council amends a plan"
+    ),
     CommandRoute("/v1/tasks", cmd.CreateTask, cmd.TaskBody, "tasks", "Create a task and assign its departments"),
-    CommandRoute("/v1/tasks/{task_id}/milestones", cmd.ScheduleMilestone, cmd.MilestoneBody, "milestones",
-                 "Schedule a milestone of the task, with its due date"),
-    CommandRoute("/v1/tasks/{task_id}/milestones/{milestone_id}/met", cmd.MarkMilestoneMet, cmd.EmptyBody,
-                 "milestones", "Mark a milestone met", optional_body=True),
-    CommandRoute("/v1/tasks/{task_id}/progress", cmd.ReportProgress, cmd.ProgressBody, "tasks",
-                 "Report the task's progress (lead or supporting department)"),
-    CommandRoute("/v1/tasks/{task_id}/complete", cmd.CompleteTask, cmd.CompletionBody, "tasks",
-                 "The lead department completes the task", optional_body=True),
+    CommandRoute(
+        "/v1/tasks/{task_id}/milestones",
+        cmd.ScheduleMilestone,
+        cmd.MilestoneBody,
+        "milestones",
+        "Schedule a milestone of the task, with its due date",
+    ),
+    CommandRoute(
+        "/v1/tasks/{task_id}/milestones/{milestone_id}/met",
+        cmd.MarkMilestoneMet,
+        cmd.EmptyBody,
+        "milestones",
+        "Mark a milestone met",
+        optional_body=True,
+    ),
+    CommandRoute(
+        "/v1/tasks/{task_id}/progress",
+        cmd.ReportProgress,
+        cmd.ProgressBody,
+        "tasks",
+        "Report the task's progress (lead or supporting department)",
+    ),
+    CommandRoute(
+        "/v1/tasks/{task_id}/complete",
+        cmd.CompleteTask,
+        cmd.CompletionBody,
+        "tasks",
+        "The lead department completes the task",
+        optional_body=True,
+    ),
     CommandRoute("/v1/tasks/{task_id}/cancel", cmd.CancelTask, cmd.CancellationBody, "tasks", "Cancel the task"),
-    CommandRoute("/v1/tasks/{task_id}/reassign", cmd.ReassignTask, cmd.ReassignmentBody, "tasks",
-                 "Give the task another lead or other supporting departments"),
-    CommandRoute("/v1/tasks/{task_id}/deadline", cmd.ChangeDeadline, cmd.DeadlineBody, "tasks",
-                 "Change the task's deadline, saying why"),
-    CommandRoute("/v1/tasks/{task_id}/issues", cmd.ReportIssue, cmd.IssueBody, "issues",
-                 "Report a difficulty or problem met in carrying the task out"),
-    CommandRoute("/v1/issues/{issue_id}/escalate", cmd.EscalateIssue, cmd.EscalationBody, "issues",
-                 "The supervisor (NDRC) reports a major issue on to the State Council", optional_body=True),
-    CommandRoute("/v1/issues/{issue_id}/resolve", cmd.ResolveIssue, cmd.ResolutionBody, "issues",
-                 "Resolve the issue", optional_body=True),
-    CommandRoute("/v1/tasks/{task_id}/approvals", cmd.RequestApproval, cmd.ApprovalBody, "approvals",
-                 "Submit an important policy or major construction project for approval"),
-    CommandRoute("/v1/approvals/{approval_id}/decision", cmd.DecideApproval, cmd.DecisionBody, "approvals",
-                 "The State Council decides"),
-    CommandRoute("/v1/tasks/{task_id}/evaluations", cmd.RecordEvaluation, cmd.EvaluationBody, "evaluations",
-                 "The supervisor (NDRC) records an evaluation of the task's implementation"),
-)  # fmt: skip
+    CommandRoute(
+        "/v1/tasks/{task_id}/reassign",
+        cmd.ReassignTask,
+        cmd.ReassignmentBody,
+        "tasks",
+        "Give the task another lead or other supporting departments",
+    ),
+    CommandRoute(
+        "/v1/tasks/{task_id}/deadline",
+        cmd.ChangeDeadline,
+        cmd.DeadlineBody,
+        "tasks",
+        "Change the task's deadline, saying why",
+    ),
+    CommandRoute(
+        "/v1/tasks/{task_id}/issues",
+        cmd.ReportIssue,
+        cmd.IssueBody,
+        "issues",
+        "Report a difficulty or problem met in carrying the task out",
+    ),
+    CommandRoute(
+        "/v1/issues/{issue_id}/escalate",
+        cmd.EscalateIssue,
+        cmd.EscalationBody,
+        "issues",
+        "The supervisor (NDRC) reports a major issue on to the State Council",
+        optional_body=True,
+    ),
+    CommandRoute(
+        "/v1/issues/{issue_id}/resolve",
+        cmd.ResolveIssue,
+        cmd.ResolutionBody,
+        "issues",
+        "Resolve the issue",
+        optional_body=True,
+    ),
+    CommandRoute(
+        "/v1/tasks/{task_id}/approvals",
+        cmd.RequestApproval,
+        cmd.ApprovalBody,
+        "approvals",
+        "Submit an important policy or major construction project for approval",
+    ),
+    CommandRoute(
+        "/v1/approvals/{approval_id}/decision",
+        cmd.DecideApproval,
+        cmd.DecisionBody,
+        "approvals",
+        "The State Council decides",
+    ),
+    CommandRoute(
+        "/v1/tasks/{task_id}/evaluations",
+        cmd.RecordEvaluation,
+        cmd.EvaluationBody,
+        "evaluations",
+        "The supervisor (NDRC) records an evaluation of the task's implementation",
+    ),
+)
 
 
-async def write(route: CommandRoute, request: Request, actor: Any, service: Any, body: BaseModel | None,
-                ids: dict[str, str]) -> JSONResponse:  # fmt: skip
+async def write(
+    route: CommandRoute, request: Request, actor: Any, service: Any, body: BaseModel | None, ids: dict[str, str]
+) -> JSONResponse:
     fields = {**(body.model_dump() if body is not None else {}), **ids}
     if route.command.creates is not None:
         fields[route.command.creates] = new_id(route.command.creates.removesuffix("_id"))
     try:
         command = route.command.model_validate(fields)
     except ValidationError as error:
-        errors = field_errors(list(error.errors()))
+        errors = field_errors(error.errors())
         raise Problem(422, "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5]), errors=errors) from error
-    answer = await service.execute(command, actor, if_match=_if_match(request),
-                                   idempotency=await _idempotency(request),
-                                   correlation_id=request.headers.get("x-correlation-id"))  # fmt: skip
+    answer = await service.execute(
+        command,
+        actor,
+        if_match=_if_match(request),
+        idempotency=await _idempotency(request),
+        correlation_id=request.headers.get("x-correlation-id"),
+    )
     headers = {"ETag": f'"{answer.body["version"]}"'} if answer.body.get("version") else {}
     return JSONResponse(answer.body, status_code=answer.status, headers=headers)
 
@@ -122,8 +194,9 @@ async def _idempotency(request: Request) -> IdempotencyKey | None:
 
 
 def _endpoint(route: CommandRoute) -> Any:
-    async def endpoint(request: Request, actor: Authenticated, service: Service, body: Any = None,
-                       **ids: str) -> JSONResponse:  # fmt: skip
+    async def endpoint(
+        request: Request, actor: Authenticated, service: Service, body: Any = None, **ids: str
+    ) -> JSONResponse:
         return await write(route, request, actor, service, body, ids)
 
     body_type: Any = route.body
@@ -131,13 +204,16 @@ def _endpoint(route: CommandRoute) -> Any:
     if route.optional_body:
         body_type, body_default = Annotated[route.body | None, Body()], None
     keyword = inspect.Parameter.KEYWORD_ONLY
-    endpoint.__signature__ = inspect.Signature([  # type: ignore[attr-defined]  # read by FastAPI
-        inspect.Parameter("request", keyword, annotation=Request),
-        inspect.Parameter("actor", keyword, annotation=Authenticated),
-        inspect.Parameter("service", keyword, annotation=Service),
-        *(inspect.Parameter(name, keyword, annotation=AggregateIdPath) for name in route.path_ids),
-        inspect.Parameter("body", keyword, annotation=body_type, default=body_default),
-    ])  # fmt: skip
+    signature = inspect.Signature(
+        [
+            inspect.Parameter("request", keyword, annotation=Request),
+            inspect.Parameter("actor", keyword, annotation=Authenticated),
+            inspect.Parameter("service", keyword, annotation=Service),
+            *(inspect.Parameter(name, keyword, annotation=AggregateIdPath) for name in route.path_ids),
+            inspect.Parameter("body", keyword, annotation=body_type, default=body_default),
+        ]
+    )
+    endpoint.__signature__ = signature  # type: ignore[attr-defined]  # FastAPI reads the parameters from it
     endpoint.__name__ = route.command.name
     return endpoint
 
@@ -145,7 +221,14 @@ def _endpoint(route: CommandRoute) -> Any:
 WRITE_PROBLEMS = problem_responses(401, 403, 404, 409, 412, 413, 422, 503)
 for _route in ROUTES:
     router.add_api_route(
-        _route.path, _endpoint(_route), methods=["POST"], status_code=201 if _route.creates else 200,
-        response_model=WriteAnswer, tags=[_route.tag], summary=_route.summary, responses=WRITE_PROBLEMS,
-        description=(_route.command.__doc__ or "").strip() or None, name=_route.command.name,
-    )  # fmt: skip
+        _route.path,
+        _endpoint(_route),
+        methods=["POST"],
+        status_code=201 if _route.creates else 200,
+        response_model=WriteAnswer,
+        tags=[_route.tag],
+        summary=_route.summary,
+        responses=WRITE_PROBLEMS,
+        description=(_route.command.__doc__ or "").strip() or None,
+        name=_route.command.name,
+    )

@@ -24,6 +24,11 @@ class PlanBody(Body):
     summary: Text = ""
 
 
+class AmendmentBody(Body):
+    title: Title | None = None
+    summary: Text = Field(min_length=1)
+
+
 class TaskBody(Body):
     plan_id: AggregateId
     title: Title
@@ -111,6 +116,14 @@ class ApprovePlan(PlanBody, Command):
     plan_id: AggregateId
 
 
+class AmendPlan(AmendmentBody, Command):
+    """The State Council amends a plan it approved."""
+
+    name: ClassVar[str] = "amend_plan"
+    target: ClassVar[str | None] = "plan_id"
+    plan_id: AggregateId
+
+
 class CreateTask(TaskBody, Command):
     name: ClassVar[str] = "create_task"
     creates: ClassVar[str | None] = "task_id"
@@ -192,8 +205,21 @@ class DecideApproval(DecisionBody, Command):
 COMMANDS: dict[str, type[Command]] = {
     cls.name: cls
     for cls in (
-        ApprovePlan, CreateTask, ScheduleMilestone, MarkMilestoneMet, ReportProgress, CompleteTask, CancelTask,
-        ReassignTask, ChangeDeadline, ReportIssue, RequestApproval, RecordEvaluation, EscalateIssue, ResolveIssue,
+        ApprovePlan,
+        AmendPlan,
+        CreateTask,
+        ScheduleMilestone,
+        MarkMilestoneMet,
+        ReportProgress,
+        CompleteTask,
+        CancelTask,
+        ReassignTask,
+        ChangeDeadline,
+        ReportIssue,
+        RequestApproval,
+        RecordEvaluation,
+        EscalateIssue,
+        ResolveIssue,
         DecideApproval,
     )
-}  # fmt: skip
+}

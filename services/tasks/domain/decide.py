@@ -14,10 +14,10 @@ from services.tasks.domain import commands as cmd
 from shared.auth import Actor
 from shared.contract import catalog as c
 from shared.contract.codes import Department, Role
-from shared.domain.refusals import Conflict, Forbidden, Invalid, NotFound, Refused, RefusalKind
+from shared.domain.refusals import Conflict, Forbidden, Invalid, NotFound, RefusalKind, Refused
 from shared.domain.state import Approval, ApprovalStatus, Issue, IssueStatus, Plan, Task
 
-__all__ = ["Conflict", "Forbidden", "Invalid", "NotFound", "Refused", "RefusalKind", "decide"]
+__all__ = ["Conflict", "Forbidden", "Invalid", "NotFound", "RefusalKind", "Refused", "decide"]
 
 
 class World(Protocol):
@@ -58,6 +58,14 @@ def _approve_plan(command: cmd.ApprovePlan, actor: Actor, world: World) -> list[
     return [c.PlanApproved(plan_id=command.plan_id, title=command.title, summary=command.summary)]
 
 
+def _amend_plan(command: cmd.AmendPlan, actor: Actor, world: World) -> list[c.EventData]:
+    if actor.department != Department.SC or not actor.has(Role.APPROVER):
+        raise Forbidden("only the State Council (role approver) amends a plan")
+    if world.plan(command.plan_id) is None:
+        raise NotFound(f"no plan {command.plan_id}", "plan_id")
+    return [c.PlanAmended(plan_id=command.plan_id, title=command.title, summary=command.summary)]
+
+
 def _create_task(command: cmd.CreateTask, actor: Actor, world: World) -> list[c.EventData]:
     if actor.department not in TASK_CREATORS or not actor.has(Role.IMPLEMENTER, Role.APPROVER):
         raise Forbidden("tasks are created by the State Council or the implementing government (JILIN)")
@@ -67,11 +75,15 @@ def _create_task(command: cmd.CreateTask, actor: Actor, world: World) -> list[c.
         raise Conflict(f"task {command.task_id} already exists", "task_id")
     _check_assignment(command.lead_department, command.supporting_departments)
     return [
-        c.TaskCreated(task_id=command.task_id, plan_id=command.plan_id, title=command.title, field=command.field,
-                      due=command.due),
-        c.TaskAssigned(task_id=command.task_id, lead_department=command.lead_department,
-                       supporting_departments=command.supporting_departments),
-    ]  # fmt: skip
+        c.TaskCreated(
+            task_id=command.task_id, plan_id=command.plan_id, title=command.title, field=command.field, due=command.due
+        ),
+        c.TaskAssigned(
+            task_id=command.task_id,
+            lead_department=command.lead_department,
+            supporting_departments=command.supporting_departments,
+        ),
+    ]
 
 
 def _check_assignment(lead: Department, supporting: tuple[Department, ...]) -> None:
@@ -108,8 +120,11 @@ def _schedule_milestone(command: cmd.ScheduleMilestone, actor: Actor, world: Wor
     task = _open_task_of(command, actor, world)
     if task.milestone(command.milestone_id) is not None:
         raise Conflict(f"milestone {command.milestone_id} already exists", "milestone_id")
-    return [c.MilestoneScheduled(task_id=task.task_id, milestone_id=command.milestone_id, title=command.title,
-                                 due=command.due)]  # fmt: skip
+    return [
+        c.MilestoneScheduled(
+            task_id=task.task_id, milestone_id=command.milestone_id, title=command.title, due=command.due
+        )
+    ]
 
 
 def _mark_milestone_met(command: cmd.MarkMilestoneMet, actor: Actor, world: World) -> list[c.EventData]:
@@ -133,16 +148,30 @@ def _report_issue(command: cmd.ReportIssue, actor: Actor, world: World) -> list[
     task = _open_task_of(command, actor, world)
     if world.issue(command.issue_id) is not None:
         raise Conflict(f"issue {command.issue_id} already exists", "issue_id")
-    return [c.IssueReported(issue_id=command.issue_id, task_id=task.task_id, title=command.title,
-                            severity=command.severity, detail=command.detail)]  # fmt: skip
+    return [
+        c.IssueReported(
+            issue_id=command.issue_id,
+            task_id=task.task_id,
+            title=command.title,
+            severity=command.severity,
+            detail=command.detail,
+        )
+    ]
 
 
 def _request_approval(command: cmd.RequestApproval, actor: Actor, world: World) -> list[c.EventData]:
     task = _open_task_of(command, actor, world)
     if world.approval(command.approval_id) is not None:
         raise Conflict(f"approval {command.approval_id} already exists", "approval_id")
-    return [c.ApprovalRequested(approval_id=command.approval_id, task_id=task.task_id, kind=command.kind,
-                                title=command.title, detail=command.detail)]  # fmt: skip
+    return [
+        c.ApprovalRequested(
+            approval_id=command.approval_id,
+            task_id=task.task_id,
+            kind=command.kind,
+            title=command.title,
+            detail=command.detail,
+        )
+    ]
 
 
 def _complete_task(command: cmd.CompleteTask, actor: Actor, world: World) -> list[c.EventData]:
@@ -171,8 +200,14 @@ def _cancel_task(command: cmd.CancelTask, actor: Actor, world: World) -> list[c.
 def _reassign_task(command: cmd.ReassignTask, actor: Actor, world: World) -> list[c.EventData]:
     task = _task_for_creator(command.task_id, actor, world, "reassigns a task")
     _check_assignment(command.lead_department, command.supporting_departments)
-    return [c.TaskReassigned(task_id=task.task_id, lead_department=command.lead_department,
-                             supporting_departments=command.supporting_departments, reason=command.reason)]  # fmt: skip
+    return [
+        c.TaskReassigned(
+            task_id=task.task_id,
+            lead_department=command.lead_department,
+            supporting_departments=command.supporting_departments,
+            reason=command.reason,
+        )
+    ]
 
 
 def _change_deadline(command: cmd.ChangeDeadline, actor: Actor, world: World) -> list[c.EventData]:
@@ -191,8 +226,11 @@ def _as_supervisor(actor: Actor, what: str) -> None:
 def _record_evaluation(command: cmd.RecordEvaluation, actor: Actor, world: World) -> list[c.EventData]:
     _as_supervisor(actor, "records evaluations")
     task = _existing_task(command.task_id, world)
-    return [c.EvaluationRecorded(evaluation_id=command.evaluation_id, task_id=task.task_id, rating=command.rating,
-                                 findings=command.findings)]  # fmt: skip
+    return [
+        c.EvaluationRecorded(
+            evaluation_id=command.evaluation_id, task_id=task.task_id, rating=command.rating, findings=command.findings
+        )
+    ]
 
 
 def _existing_issue(issue_id: str, world: World) -> Issue:
@@ -207,8 +245,11 @@ def _escalate_issue(command: cmd.EscalateIssue, actor: Actor, world: World) -> l
     issue = _existing_issue(command.issue_id, world)
     if issue.status is not IssueStatus.REPORTED:
         raise Conflict(f"issue {issue.issue_id} is already {issue.status}")
-    return [c.IssueEscalated(issue_id=issue.issue_id, task_id=issue.task_id, escalated_to=Department.SC,
-                             reason=command.reason)]  # fmt: skip
+    return [
+        c.IssueEscalated(
+            issue_id=issue.issue_id, task_id=issue.task_id, escalated_to=Department.SC, reason=command.reason
+        )
+    ]
 
 
 def _resolve_issue(command: cmd.ResolveIssue, actor: Actor, world: World) -> list[c.EventData]:
@@ -236,6 +277,7 @@ def _decide_approval(command: cmd.DecideApproval, actor: Actor, world: World) ->
 
 _DECIDERS: dict[type[cmd.Command], Callable[..., list[c.EventData]]] = {
     cmd.ApprovePlan: _approve_plan,
+    cmd.AmendPlan: _amend_plan,
     cmd.CreateTask: _create_task,
     cmd.ScheduleMilestone: _schedule_milestone,
     cmd.MarkMilestoneMet: _mark_milestone_met,

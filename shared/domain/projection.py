@@ -1,0 +1,84 @@
+"""The projection of the log: every aggregate's current state folded with ``evolve``, and each
+task's history."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TypeVar
+
+from shared.contract.envelope import AnyEvent
+from shared.domain.evolve import DOMAIN_TYPES, evolve
+from shared.domain.state import Aggregate, Approval, Evaluation, Issue, Plan, Task
+
+A = TypeVar("A", Plan, Task, Issue, Approval, Evaluation)
+
+
+@dataclass
+class Projection:
+    """Every aggregate's current state, folded from the log with ``evolve``.
+
+    ``apply`` ignores what it has already seen (a re-delivered event carries an aggregate
+    version at or below the state's), so replaying a log twice changes nothing.
+    """
+
+    aggregates: dict[str, Aggregate] = field(default_factory=dict)
+    history: dict[str, list[AnyEvent]] = field(default_factory=dict)
+    """Per task id: every event about the task (its own, and its issues', approvals', evaluations')."""
+    last_event_time: datetime | None = None
+
+    def apply(self, event: AnyEvent) -> bool:
+        """Fold one event in; False when it was already applied or does not change state."""
+        if event.type not in DOMAIN_TYPES:
+            return False
+        current = self.aggregates.get(event.subject)
+        if current is not None and event.aggregateversion is not None and event.aggregateversion <= current.version:
+            return False
+        self.aggregates[event.subject] = evolve(current, event)
+        self._remember(event)
+        return True
+
+    def preview(self, events: Iterable[AnyEvent]) -> dict[str, Aggregate]:
+        """The states ``events`` would lead to, leaving the projection as it is: a write evolves
+        its events before it appends them, so an event that cannot be applied is never appended."""
+        states: dict[str, Aggregate] = {}
+        for event in events:
+            if event.type in DOMAIN_TYPES:
+                states[event.subject] = evolve(states.get(event.subject) or self.aggregates.get(event.subject), event)
+        return states
+
+    def adopt(self, events: Iterable[AnyEvent], states: dict[str, Aggregate]) -> None:
+        """Takes in the states ``preview`` computed, once their events are on the log."""
+        self.aggregates.update(states)
+        for event in events:
+            if event.type in DOMAIN_TYPES:
+                self._remember(event)
+
+    def _remember(self, event: AnyEvent) -> None:
+        self.history.setdefault(str(getattr(event.data, "task_id", event.subject)), []).append(event)
+        self.last_event_time = event.time
+
+    def kind_of(self, aggregate_id: str) -> str | None:
+        """The type of the aggregate with this id, if there is one."""
+        found = self.aggregates.get(aggregate_id)
+        return None if found is None else type(found).__name__
+
+    def get(self, aggregate_id: str, kind: type[A]) -> A | None:
+        found = self.aggregates.get(aggregate_id)
+        return found if isinstance(found, kind) else None
+
+    def plan(self, plan_id: str) -> Plan | None:
+        return self.get(plan_id, Plan)
+
+    def task(self, task_id: str) -> Task | None:
+        return self.get(task_id, Task)
+
+    def issue(self, issue_id: str) -> Issue | None:
+        return self.get(issue_id, Issue)
+
+    def approval(self, approval_id: str) -> Approval | None:
+        return self.get(approval_id, Approval)
+
+    def tasks(self) -> list[Task]:
+        return [a for a in self.aggregates.values() if isinstance(a, Task)]
