@@ -66,6 +66,16 @@ def main() -> None:
     """Run the system and look into it."""
 
 
+DEMO_ENVIRONMENT = {
+    "POLICYTRACK_ENV": "dev",
+    # Health and evaluations are assessed every few seconds, and a month of evaluation cycles
+    # lasts ten seconds, so that the scenario shows a task going at risk and an evaluation
+    # falling due while one watches.
+    "POLICYTRACK_TASKS_WATCH_INTERVAL_SECONDS": "5",
+    "POLICYTRACK_TASKS_EVALUATION_MONTH_SECONDS": "10",
+}
+
+
 @app.command()
 def up(demo: bool = typer.Option(True, help="play the seed's scenario and keep a little activity going")) -> None:
     """Start the broker, the three services and the demo; a service that dies is started again;
@@ -73,11 +83,12 @@ def up(demo: bool = typer.Option(True, help="play the seed's scenario and keep a
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
-        with supervisor.system({"POLICYTRACK_ENV": "dev"}, say=lambda line: err.print(f"[yellow]{line}[/]")) as running:
+        with supervisor.system(DEMO_ENVIRONMENT, say=lambda line: err.print(f"[yellow]{line}[/]")) as running:
             urls = {service.name: service.url for service in running}
             if demo:
                 player = Demo(urls["tasks"], say=lambda line: err.print(f"[dim]demo[/] {line}"))
                 player.setup()
+                player.submit_report(urls["audit"])
             _where_to_look(running)
             if demo:
                 player.keep_going(stop.is_set)

@@ -165,6 +165,7 @@ class Demo:
                     "title": PLAN_TITLE,
                     "summary": "Approved in principle by the "
                     "State Council; Jilin organizes implementation; NDRC supervises.",
+                    "evaluation_interval_months": 6,
                 },
                 "plan",
             )["id"]
@@ -205,6 +206,7 @@ class Demo:
             self.say("milestones scheduled; three already late, one due in a few minutes")
             self._progress()
             self._issue_escalated()
+            self._support_requested(now)
             self._approval_decided()
             self.post(
                 "ndrc",
@@ -257,6 +259,49 @@ class Demo:
             "escalate:bonded-zone",
         )
         self.say("JILIN reported a major issue; NDRC escalated it to the State Council")
+
+    def _support_requested(self, now: datetime) -> None:
+        request = self.post(
+            "jilin",
+            f"/v1/issues/{self.ids['issue']}/support-requests",
+            {
+                "departments": ["MOFCOM", "GACC"],
+                "by": (now + timedelta(days=14)).isoformat(),
+                "need": "Guidance on the bonded zone's customs status and on trade facilitation with the ROK.",
+            },
+            "support:bonded-zone",
+        )
+        self.ids["support"] = request["id"]
+        self.post("mofcom", f"/v1/support-requests/{request['id']}/acknowledge", {}, "support:mofcom:ack")
+        self.post(
+            "mofcom",
+            f"/v1/support-requests/{request['id']}/answer",
+            {"answer": "MOFCOM issued guidance and set up a joint working group with GACC and Jilin."},
+            "support:mofcom:answer",
+        )
+        self.say("JILIN asked MOFCOM and GACC for support; MOFCOM answered, GACC has not acknowledged yet")
+
+    def submit_report(self, audit_url: str, wait: float = 60) -> dict[str, Any]:
+        """The NDRC submits its report on the demo's period (from the plan's approval to now),
+        once the audit trail holds the scenario."""
+        headers = {"Authorization": f"Bearer {token_for('ndrc')}"}
+        deadline = time.monotonic() + wait
+        with httpx.Client(base_url=audit_url, timeout=60) as client:
+            while time.monotonic() < deadline:
+                ready = client.get("/readyz")
+                if ready.status_code == 200 and ready.json().get("lag") == 0:
+                    break
+                time.sleep(0.5)
+            plan = httpx.get(f"{self.tasks_url}/v1/plans/{self.ids['plan']}", headers=headers, timeout=30)
+            period = {"from": plan.json()["created_at"], "to": datetime.now(UTC).isoformat()}
+            submitted = client.post("/v1/audit/reports/implementation/submit", headers=headers, json=period)
+        if submitted.status_code != 201:
+            raise RuntimeError(f"report: {submitted.status_code} {submitted.text}")
+        self.say(
+            f"NDRC submitted its report on the period to the State Council (sha256 {submitted.json()['sha256'][:12]}…)"
+        )
+        result: dict[str, Any] = submitted.json()
+        return result
 
     def _approval_decided(self) -> None:
         approval = self.post(

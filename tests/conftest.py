@@ -15,6 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TypeVar
 
+import httpx
 import pytest
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -22,7 +23,7 @@ from standardwebhooks.webhooks import Webhook
 
 from policytrack.processes import ServiceProcess
 from shared.auth import mint_dev_token
-from shared.kafka.consumer import open_consumer, partitions_of
+from shared.kafka.consumer import open_consumer, partitions_of, read_since
 from shared.logging import configure_logging
 from shared.settings import PROJECT_ROOT, KafkaSettings, RuntimeSettings
 
@@ -145,6 +146,22 @@ async def read_from(
     return records
 
 
+async def caught_up(service: ServiceProcess, *, timeout: float = 120) -> dict:
+    """Poll a consuming service's readiness until it reports no lag; that readiness."""
+    async with httpx.AsyncClient(base_url=service.url, timeout=30) as client:
+
+        async def probe() -> dict | None:
+            ready: dict = (await client.get("/readyz")).json()
+            return ready if ready.get("lag") == 0 else None
+
+        return await eventually(probe, timeout=timeout, what=f"{service.name} caught up with the log")
+
+
+async def read_to_end(settings: KafkaSettings, topic: str, *, timeout: float = 60) -> list:
+    """Every committed record on ``topic``, from its start to where it ends now."""
+    return await read_since(settings, topic, 0, timeout=timeout)
+
+
 # --- service processes ------------------------------------------------------------------------------
 
 
@@ -171,6 +188,8 @@ def service_factory(kafka: Broker, tmp_path: Path) -> Iterator[Callable[..., Ser
             "POLICYTRACK_KAFKA_BOOTSTRAP_SERVERS": kafka.settings.bootstrap_servers,
             "POLICYTRACK_KEYS_DIR": str(tmp_path / f"{name}-{port}-keys"),
             "POLICYTRACK_AUDIT_CHAIN_ID": f"test-chain-{uuid.uuid4().hex[:8]}",
+            # Assessments append events on their own schedule; tests that count events turn them on.
+            "POLICYTRACK_TASKS_WATCH_INTERVAL_SECONDS": "0",
             f"{prefix}PORT": str(port),
             f"{prefix}TRANSACTIONAL_ID": f"test-{name}-{uuid.uuid4().hex[:8]}",
             **env,

@@ -1,17 +1,22 @@
 """What the audit service works out from the trail: a task as of any moment (replayed with the
-tasks service's own ``evolve``) and the responsibility report."""
+tasks service's own ``evolve``), the responsibility report, and the NDRC's implementation report."""
 
 from __future__ import annotations
 
-from collections import Counter
+import hashlib
+import re
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
+import orjson
+from jinja2 import Environment, PackageLoader
+
 from services.audit.adapters.store import AuditStore, EntryFilter, event_of
+from services.audit.domain import accounts
+from services.audit.domain.implementation import Replay, implementation_report
 from shared.auth import Actor, can_read_everything
 from shared.contract.catalog import IssueEscalated
-from shared.contract.codes import Department
 from shared.contract.envelope import AnyEvent, CloudEvent
 from shared.domain.evolve import DOMAIN_TYPES, EvolveError
 from shared.domain.projection import Projection
@@ -42,30 +47,60 @@ async def replay_task(store: AuditStore, task_id: str, as_of: datetime | None) -
     return projection.task(task_id)
 
 
-async def responsibility(store: AuditStore, now: datetime) -> dict[str, dict[str, int]]:
-    """Per department: what it was assigned (lead, supporting), what it did, what is late and
-    what was escalated."""
-    projection = Projection()
-    acts: Counter[str] = Counter()
-    escalated_tasks: Counter[str] = Counter()
-    async for row, event in domain_events(store, EntryFilter()):
+async def replay(store: AuditStore, until: datetime, since: datetime | None = None) -> Replay:
+    """The trail's domain events up to ``until`` folded, with the acts per department, the
+    escalations per task, and the events of ``[since, until]``."""
+    folded = Replay()
+    async for row, event in domain_events(store, EntryFilter(until=until)):
         if row.actordept:
-            acts[row.actordept] += 1
-        if fold(projection, event) and isinstance(event.data, IssueEscalated):
-            escalated_tasks[event.data.task_id] += 1
-    table = {
-        str(d): {"lead": 0, "supporting": 0, "acts": acts.get(str(d), 0), "late": 0, "escalated": 0} for d in Department
-    }
-    for task in projection.tasks():
-        departments = [task.lead_department, *task.supporting_departments]
-        if task.lead_department:
-            table[str(task.lead_department)]["lead"] += 1
-        for department in task.supporting_departments:
-            table[str(department)]["supporting"] += 1
-        for department in filter(None, departments):
-            table[str(department)]["late"] += int(task.is_overdue(now))
-            table[str(department)]["escalated"] += escalated_tasks.get(task.task_id, 0)
-    return table
+            folded.acts[row.actordept] += 1
+        if fold(folded.projection, event) and isinstance(event.data, IssueEscalated):
+            folded.escalations[event.data.task_id] += 1
+        if since is not None and since <= event.time:
+            folded.in_period.append(event)
+    return folded
+
+
+async def responsibility(store: AuditStore, now: datetime) -> dict[str, dict[str, int]]:
+    """Per department: what it was assigned, what it did, what is late, at risk or escalated,
+    and how it answered support requests."""
+    folded = await replay(store, now)
+    return accounts.responsibility(folded.projection, folded.acts, folded.escalations, now)
+
+
+async def implementation(store: AuditStore, period_from: datetime, period_to: datetime) -> dict[str, Any]:
+    """The NDRC's report on ``[period_from, period_to]``, from the trail alone."""
+    return implementation_report(await replay(store, period_to, period_from), period_from, period_to)
+
+
+def canonical_report(report: dict[str, Any]) -> bytes:
+    """The report's bytes as hashed: sorted keys, no spaces."""
+    return orjson.dumps(report, option=orjson.OPT_SORT_KEYS)
+
+
+def digest(report: dict[str, Any]) -> str:
+    return hashlib.sha256(canonical_report(report)).hexdigest()
+
+
+_TEMPLATES = Environment(loader=PackageLoader("services.audit"), autoescape=False, keep_trailing_newline=True)
+
+
+def as_markdown_text(text: object) -> str:
+    """Text someone wrote, kept on its line and in its table cell, and inert as Markdown: it
+    cannot start a heading, a list or a table row, link, or smuggle in HTML."""
+    flat = " ".join(str(text or "").split())
+    return _MARKDOWN_SPECIALS.sub(
+        lambda match: "\\" + match.group(0), flat.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    )
+
+
+_MARKDOWN_SPECIALS = re.compile(r"[\\`*_{}\[\]()#+\-!|~]")
+_TEMPLATES.filters["text"] = as_markdown_text
+
+
+def markdown(report: dict[str, Any]) -> str:
+    """The same report as a document a person reads, with the same numbers."""
+    return _TEMPLATES.get_template("implementation.md.j2").render(report=report)
 
 
 def visibility(actor: Actor) -> str | None:

@@ -24,7 +24,7 @@ from services.notifications.domain.subscriptions import Sealed, Subscription, Su
 from shared.auth import Actor
 from shared.clock import Clock, utc_now
 from shared.contract import catalog as c
-from shared.contract.envelope import AnyEvent, is_of, new_event
+from shared.contract.envelope import AnyEvent, is_notice, new_event
 from shared.domain.refusals import Invalid, NotFound
 from shared.kafka.producer import EventProducer
 from shared.logging import get_logger
@@ -46,12 +46,12 @@ class NotificationService:
     delivered: set[tuple[str, str]] = field(default_factory=set)
     live: bool = False
     _replayed: dict[str, Alert] = field(default_factory=dict)
-    _immediate: list[c.DeadlineAlert] = field(default_factory=list)
+    _immediate: list[c.Notice] = field(default_factory=list)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def on_record(self, event: AnyEvent, _record: ConsumerRecord | None = None) -> None:
         data = event.data
-        if is_of(event, c.DeadlineAlert):
+        if is_notice(event):
             self.schedule.emitted.add(event.data.alert_id)
             if self.live:
                 await self._hand_out(event)
@@ -157,7 +157,7 @@ class NotificationService:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=timeout)
 
-    async def _emit(self, alerts: list[c.DeadlineAlert], now: datetime, health: Health | None = None) -> None:
+    async def _emit(self, alerts: list[c.Notice], now: datetime, health: Health | None = None) -> None:
         """Appends the alerts together; their ids are derived, so a retry cannot double them
         for anyone who reads the log back (this service included)."""
         events = [new_event(alert, actor=ACTOR, id=alert.alert_id, time=now) for alert in alerts]

@@ -23,6 +23,7 @@ CREATING_TYPES = frozenset(
         c.IssueReported,
         c.ApprovalRequested,
         c.EvaluationRecorded,
+        c.SupportRequested,
     )
 )
 

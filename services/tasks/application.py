@@ -12,17 +12,21 @@ from __future__ import annotations
 import asyncio
 import uuid
 import weakref
-from collections.abc import Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import partial
 
 from services.tasks.adapters.event_log import EventLog
 from services.tasks.adapters.idempotency import IdempotencyIndex
 from services.tasks.answers import Answer, KeyInFlight, KeyReused, StaleVersion, answer_for
 from services.tasks.domain import commands as cmd
+from services.tasks.domain.assessments import evaluation_due, health_change
 from services.tasks.domain.decide import decide
 from shared.auth import Actor
 from shared.clock import Clock, utc_now
 from shared.contract.catalog import CommandRejected, EventData, FieldError
+from shared.contract.codes import Department
 from shared.contract.envelope import AnyEvent, new_event
 from shared.domain.projection import Projection
 
@@ -36,6 +40,17 @@ class IdempotencyKey:
     key: str
     digest: str
     """The request's fingerprint (``adapters.idempotency.fingerprint``)."""
+
+
+@dataclass(frozen=True)
+class Author:
+    """Whom an event names as its actor: the token's user, or the system itself."""
+
+    user: str
+    department: Department | None
+
+
+SYSTEM = Author("policytrack-tasks", None)
 
 
 class KeyedLocks:
@@ -57,6 +72,8 @@ class TaskService:
         self.projection = projection
         self.index = index
         self.clock = clock
+        self.month: timedelta | None = None
+        """A month's length for evaluation cycles, in demonstrations only; calendar months otherwise."""
         self._locks = KeyedLocks()
 
     async def execute(
@@ -99,16 +116,49 @@ class TaskService:
                 if current is not None and current.version != if_match:
                     raise StaleVersion(if_match, current.version)
             decided = decide(command, actor, self.projection)
-            events = self._envelope(decided, actor, idempotency, correlation_id)
-            states = self.projection.preview(events)  # an event that cannot be applied is never appended
-            await self.log.append(events)
-            self.projection.adopt(events, states)
-            for event in events:
-                self.index.record(event)
+            events = self._envelope(decided, Author(actor.user, actor.department), idempotency, correlation_id)
+            await self._append(events)
         return answer_for(events)
 
+    async def _append(self, events: list[AnyEvent]) -> None:
+        states = self.projection.preview(events)  # an event that cannot be applied is never appended
+        await self.log.append(events)
+        self.projection.adopt(events, states)
+        for event in events:
+            self.index.record(event)
+
+    async def assess(self) -> int:
+        """What the system records as time passes: each task's health when it changes, each
+        plan's evaluation when it falls due. Returns how many events that took."""
+        now = self.clock()
+        recorded = 0
+        for task in self.projection.tasks():
+            recorded += await self._as_system(task.task_id, partial(self._health, task.task_id, now))
+        for plan in self.projection.plans():
+            recorded += await self._as_system(plan.plan_id, partial(self._evaluation, plan.plan_id, now))
+        return recorded
+
+    def _health(self, task_id: str, now: datetime) -> list[EventData]:
+        task = self.projection.task(task_id)
+        return health_change(task, now) if task is not None else []
+
+    def _evaluation(self, plan_id: str, now: datetime) -> list[EventData]:
+        plan = self.projection.plan(plan_id)
+        return evaluation_due(plan, self.projection, now, self.month) if plan is not None else []
+
+    async def _as_system(self, aggregate_id: str, decided: Callable[[], list[EventData]]) -> int:
+        async with self._locks(aggregate_id):
+            events = self._envelope(decided(), SYSTEM, None, None)
+            if events:
+                await self._append(events)
+        return len(events)
+
     def _envelope(
-        self, decided: Iterable[EventData], actor: Actor, idempotency: IdempotencyKey | None, correlation_id: str | None
+        self,
+        decided: Iterable[EventData],
+        author: Author,
+        idempotency: IdempotencyKey | None,
+        correlation_id: str | None,
     ) -> list[AnyEvent]:
         now = self.clock()
         versions: dict[str, int] = {}
@@ -118,8 +168,8 @@ class TaskService:
             versions[data.subject] = versions.get(data.subject, current.version if current else 0) + 1
             event = new_event(
                 data,
-                actor=actor.user,
-                actordept=actor.department,
+                actor=author.user,
+                actordept=author.department,
                 aggregateversion=versions[data.subject],
                 correlationid=correlation_id,
                 causationid=events[-1].id if events else None,

@@ -4,6 +4,7 @@ service, the command topic; the HTTP app reads it all from ``app.state.runtime``
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from services.tasks.adapters.command_topic import CommandRecord, CommandTopicHandler, parse_command_record
@@ -12,7 +13,7 @@ from services.tasks.adapters.idempotency import IdempotencyIndex
 from services.tasks.adapters.rebuild import RebuildReport, rebuild
 from services.tasks.application import TaskService
 from services.tasks.settings import TasksSettings
-from shared.auth import TokenVerifier
+from shared.auth import InsecureConfiguration, TokenVerifier
 from shared.clock import Clock, utc_now
 from shared.contract.topics import COMMANDS
 from shared.domain.projection import Projection
@@ -58,6 +59,18 @@ class TasksRuntime:
             decode=parse_command_record,
         )
         self._health = self.work.start("command-topic", self._consume_commands)
+        if self.settings.watch_interval_seconds > 0:
+            self.work.start("assessments", self._assess)
+
+    async def _assess(self, health: Health) -> None:
+        """Health and evaluations as time passes: recorded every interval, at once at start."""
+        while True:
+            recorded = await self.service.assess()
+            if recorded:
+                log.info("assessed", events=recorded)
+            health.healthy()
+            if await self.work.sleep(self.settings.watch_interval_seconds):
+                return
 
     async def _consume_commands(self, health: Health) -> None:
         assert self._runner is not None
@@ -76,12 +89,13 @@ class TasksRuntime:
         await self.dead_letters.stop()
 
     async def readiness(self) -> tuple[bool, dict[str, Any]]:
-        fenced = self.service.log.fenced
+        fenced, recovering = self.service.log.fenced, self.service.log.recovering
         working, background = self.work.readiness()
-        ready = self.rebuilt is not None and not fenced and working
+        ready = self.rebuilt is not None and not fenced and not recovering and working
         details: dict[str, Any] = {
             "rebuilt": self.rebuilt is not None,
             "fenced": fenced,
+            "log_writer_recovering": recovering,
             "command_topic": background.get("command-topic", {}).get("ok", False),
             "background": background,
         }
@@ -97,5 +111,11 @@ def bootstrap(
     verifier = TokenVerifier(settings.auth, settings.runtime)  # refuses the dev key outside dev
     event_log = log_ or KafkaEventLog(settings.kafka, transactional_id=settings.transactional_id)
     service = TaskService(event_log, Projection(), IdempotencyIndex(), clock)
+    if settings.evaluation_month_seconds is not None:
+        if settings.runtime.env != "dev":
+            raise InsecureConfiguration(
+                "refusing to start: POLICYTRACK_TASKS_EVALUATION_MONTH_SECONDS is for development"
+            )
+        service.month = timedelta(seconds=settings.evaluation_month_seconds)
     dead_letters = EventProducer(settings.kafka, client_id=f"{settings.transactional_id}-deadletters")
     return TasksRuntime(settings=settings, verifier=verifier, service=service, dead_letters=dead_letters)

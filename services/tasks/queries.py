@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from shared.auth import Actor, can_read
-from shared.contract.codes import CooperationField, Department
+from shared.contract.codes import CooperationField, Department, TaskHealth
 from shared.contract.envelope import AnyEvent
 from shared.domain.projection import Projection
-from shared.domain.state import Aggregate, Task, TaskStatus
+from shared.domain.state import Aggregate, SupportRequest, Task, TaskStatus
 from shared.http.cursor import decode_cursor, encode_cursor
 
 
@@ -20,6 +20,7 @@ class TaskFilter:
     field: CooperationField | None = None
     status: TaskStatus | None = None
     overdue: bool | None = None
+    health: TaskHealth | None = None
 
 
 def readable_task(task: Task | None, actor: Actor) -> Task | None:
@@ -35,6 +36,16 @@ def readable(projection: Projection, aggregate: Aggregate | None, actor: Actor) 
     if aggregate is None or task_id is None or readable_task(projection.task(task_id), actor) is None:
         return None
     return aggregate
+
+
+def readable_request(projection: Projection, request: SupportRequest | None, actor: Actor) -> SupportRequest | None:
+    """A support request, if the actor may see it: its task's departments, the departments it
+    asks, and whoever reads everything."""
+    task = projection.task(request.task_id) if request is not None else None
+    if request is None or task is None:
+        return None
+    departments = (task.lead_department, *task.supporting_departments, *(a.department for a in request.answers))
+    return request if can_read(actor, departments) else None
 
 
 def list_tasks(
@@ -60,6 +71,7 @@ def _matches(task: Task, where: TaskFilter, now: datetime) -> bool:
         and (where.field is None or task.field == where.field)
         and (where.status is None or task.status is where.status)
         and (where.overdue is None or task.is_overdue(now) == where.overdue)
+        and (where.health is None or task.health is where.health)
     )
 
 

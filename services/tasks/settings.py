@@ -18,4 +18,10 @@ class TasksSettings(ServiceSettings):
         default="policytrack-tasks-0",
         description="stable per writing instance: a restarted or second instance with it fences the old one",
     )
+    watch_interval_seconds: float = Field(
+        default=60.0, ge=0, description="how often tasks' health and plans' evaluations are assessed; 0: never"
+    )
+    evaluation_month_seconds: float | None = Field(
+        default=None, gt=0, description="development only: a month of evaluation cycles lasts this many seconds"
+    )
     auth: AuthSettings = Field(default_factory=AuthSettings)

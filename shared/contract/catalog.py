@@ -6,12 +6,11 @@ aggregate (the record key and the CloudEvents ``subject``).
 
 from __future__ import annotations
 
+from typing import Annotated, Any, ClassVar, Self
 
-from typing import Any, ClassVar
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl
-
-from shared.contract.codes import ApprovalKind, CooperationField, Department, Rating, Severity
+from shared.contract.codes import ApprovalKind, CooperationField, Department, Rating, Severity, TaskHealth
 from shared.contract.types import AggregateId, Percent, Text, Title, UtcDatetime
 from shared.contract.topics import ALERTS, EVENTS
 
@@ -65,16 +64,30 @@ class PlanEvent(EventData):
     plan_id: AggregateId
 
 
+EvaluationInterval = Annotated[int, Field(ge=1, le=60, description="months between evaluations of the plan")]
+
+
 class PlanApproved(PlanEvent):
     event_type: ClassVar[str] = event_type("plan.approved")
     title: Title
     summary: Text = ""
+    evaluation_interval_months: EvaluationInterval | None = None
 
 
 class PlanAmended(PlanEvent):
     event_type: ClassVar[str] = event_type("plan.amended")
     title: Title | None = None
     summary: Text
+    evaluation_interval_months: EvaluationInterval | None = None
+
+
+class PlanEvaluationDue(PlanEvent):
+    """An evaluation of the plan's implementation fell due (its interval has passed since the
+    plan was approved or last evaluated as a whole)."""
+
+    event_type: ClassVar[str] = event_type("plan.evaluation_due")
+    due: UtcDatetime
+    last_evaluated_at: UtcDatetime | None = None
 
 
 # --- task and its milestones ----------------------------------------------------------------
@@ -116,6 +129,15 @@ class TaskProgressReported(TaskEvent):
     event_type: ClassVar[str] = event_type("task.progress_reported")
     percent: Percent
     note: Text = ""
+
+
+class TaskHealthChanged(TaskEvent):
+    """The task's health as its milestones and progress say (docs/health.md), when it changes."""
+
+    event_type: ClassVar[str] = event_type("task.health_changed")
+    health: TaskHealth
+    previous: TaskHealth
+    reason: Text = ""
 
 
 class TaskCompleted(TaskEvent):
@@ -201,21 +223,95 @@ class ApprovalRejected(ApprovalEvent):
 
 
 class EvaluationRecorded(EventData):
-    """The NDRC's evaluation of a task's implementation."""
+    """The NDRC's evaluation of the implementation: of a task, or of a plan as a whole."""
 
     event_type: ClassVar[str] = event_type("evaluation.recorded")
     subject_field: ClassVar[str] = "evaluation_id"
     evaluation_id: AggregateId
-    task_id: AggregateId
+    task_id: AggregateId | None = None
+    plan_id: AggregateId | None = None
     rating: Rating
     findings: Text = ""
+
+    @model_validator(mode="after")
+    def _of_a_task_or_a_plan(self) -> Self:
+        if (self.task_id is None) == (self.plan_id is None):
+            raise ValueError("an evaluation is of a task or of a plan: give exactly one of task_id and plan_id")
+        return self
+
+
+# --- support requests (item 4 of the reply: State Council departments help solve difficulties) --
+
+
+class SupportRequestEvent(EventData):
+    subject_field: ClassVar[str] = "request_id"
+    request_id: AggregateId
+    issue_id: AggregateId
+    task_id: AggregateId
+
+
+class SupportRequested(SupportRequestEvent):
+    """The lead department (or the NDRC) asks State Council departments for help on an issue."""
+
+    event_type: ClassVar[str] = event_type("support_request.requested")
+    departments: tuple[Department, ...] = Field(min_length=1, max_length=12)
+    need: Text = Field(min_length=1)
+    by: UtcDatetime
+
+
+class SupportAcknowledged(SupportRequestEvent):
+    """An asked department acknowledges the request (for itself only)."""
+
+    event_type: ClassVar[str] = event_type("support_request.acknowledged")
+    department: Department
+
+
+class SupportAnswered(SupportRequestEvent):
+    """An asked department answers with what it did."""
+
+    event_type: ClassVar[str] = event_type("support_request.answered")
+    department: Department
+    answer: Text = Field(min_length=1)
+
+
+class SupportDeclined(SupportRequestEvent):
+    """An asked department declines, saying why."""
+
+    event_type: ClassVar[str] = event_type("support_request.declined")
+    department: Department
+    reason: Text = Field(min_length=1)
+
+
+class SupportRequestClosed(SupportRequestEvent):
+    """The requester closes the request."""
+
+    event_type: ClassVar[str] = event_type("support_request.closed")
+    note: Text = ""
+
+
+# --- the NDRC's report to the State Council --------------------------------------------------
+
+
+class ReportSubmitted(EventData):
+    """The NDRC reports on a period to the State Council: who sent which report, and its SHA-256,
+    so that the trail proves what the State Council was told."""
+
+    event_type: ClassVar[str] = event_type("report.submitted")
+    source: ClassVar[str] = "/policytrack/audit"
+    subject_field: ClassVar[str] = "report_id"
+    report_id: AggregateId
+    period_from: UtcDatetime
+    period_to: UtcDatetime
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    media_type: str = "application/json"
 
 
 # --- alerts (emitted by the notifications service) -----------------------------------------
 
 
 class AlertEvent(EventData):
-    """Alerts are keyed by task so that every alert about one task stays in order."""
+    """Alerts are keyed by task so that every alert about one task stays in order (receipts of
+    a plan's alert carry the plan's id in ``task_id``)."""
 
     source: ClassVar[str] = "/policytrack/notifications"
     topic: ClassVar[str] = ALERTS
@@ -248,6 +344,48 @@ class AlertEscalated(DeadlineAlert):
     event_type: ClassVar[str] = event_type("alert.escalated")
     escalated_to: Department
     reason: Text = ""
+
+
+class TaskAtRisk(DeadlineAlert):
+    """The task's health changed to at risk: to its lead department and the NDRC."""
+
+    event_type: ClassVar[str] = event_type("alert.at_risk")
+    reason: Text = ""
+
+
+class SupportUnacknowledged(DeadlineAlert):
+    """A support request not acknowledged within 5 working days: to the asked department and the NDRC."""
+
+    event_type: ClassVar[str] = event_type("alert.support_unacknowledged")
+    request_id: AggregateId
+    department: Department
+
+
+class SupportOverdue(DeadlineAlert):
+    """A support request past its "by when" without an answer: to the asked department and the NDRC."""
+
+    event_type: ClassVar[str] = event_type("alert.support_overdue")
+    request_id: AggregateId
+    department: Department
+
+
+class EvaluationFallingDue(EventData):
+    """An evaluation of the plan fell due: to the NDRC. Keyed by the plan."""
+
+    event_type: ClassVar[str] = event_type("alert.evaluation_due")
+    source: ClassVar[str] = "/policytrack/notifications"
+    topic: ClassVar[str] = ALERTS
+    subject_field: ClassVar[str] = "plan_id"
+    alert_id: AggregateId
+    plan_id: AggregateId
+    title: Title
+    due: UtcDatetime
+    departments: tuple[Department, ...] = ()
+
+
+Notice = DeadlineAlert | EvaluationFallingDue
+"""What subscribers are told: an alert with its recipients (``departments``)."""
+NOTICES = (DeadlineAlert, EvaluationFallingDue)
 
 
 class AlertDelivered(AlertEvent):

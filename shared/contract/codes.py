@@ -40,6 +40,15 @@ class Role(StrEnum):
     ADMIN = "admin"
 
 
+class TaskHealth(StrEnum):
+    """Whether a task will be done on time, by the rule in docs/health.md."""
+
+    ON_TRACK = "on_track"
+    AT_RISK = "at_risk"
+    LATE = "late"
+    DONE = "done"
+
+
 class Severity(StrEnum):
     LOW = "low"
     MEDIUM = "medium"

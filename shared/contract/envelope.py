@@ -8,7 +8,7 @@ from typing import Any, Generic, Literal, Self, TypeGuard, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, model_validator
 
-from shared.contract.catalog import EventData
+from shared.contract.catalog import NOTICES, EventData, Notice
 from shared.contract.codes import Department
 from shared.contract.types import UtcDatetime
 
@@ -65,6 +65,11 @@ E = TypeVar("E", bound=EventData)
 def is_of(event: CloudEvent[Any], kind: type[E]) -> TypeGuard[CloudEvent[E]]:
     """Narrows an event to one whose data is a ``kind``."""
     return isinstance(event.data, kind)
+
+
+def is_notice(event: CloudEvent[Any]) -> TypeGuard[CloudEvent[Notice]]:
+    """Narrows an event to an alert that subscribers are told."""
+    return isinstance(event.data, NOTICES)
 
 
 def new_event(

@@ -7,15 +7,20 @@ from typing import Any, TypedDict
 
 from shared.contract import catalog as c
 from shared.contract.envelope import AnyEvent
+from shared.domain.health import TREND_WINDOW
 from shared.domain.state import (
     Aggregate,
+    AnswerState,
     Approval,
     ApprovalStatus,
+    DepartmentAnswer,
     Evaluation,
     Issue,
     IssueStatus,
     Milestone,
     Plan,
+    ProgressPoint,
+    SupportRequest,
     Task,
     TaskStatus,
 )
@@ -47,7 +52,14 @@ def _origin(event: AnyEvent) -> _Origin:
 
 
 def _plan(data: c.PlanApproved, event: AnyEvent) -> Plan:
-    return Plan(plan_id=data.plan_id, title=data.title, summary=data.summary, approved_by=event.actor, **_origin(event))
+    return Plan(
+        plan_id=data.plan_id,
+        title=data.title,
+        summary=data.summary,
+        approved_by=event.actor,
+        evaluation_interval_months=data.evaluation_interval_months,
+        **_origin(event),
+    )
 
 
 def _task(data: c.TaskCreated, event: AnyEvent) -> Task:
@@ -91,9 +103,24 @@ def _evaluation(data: c.EvaluationRecorded, event: AnyEvent) -> Evaluation:
     return Evaluation(
         evaluation_id=data.evaluation_id,
         task_id=data.task_id,
+        plan_id=data.plan_id,
         rating=data.rating,
         findings=data.findings,
         evaluated_by=event.actor,
+        **_origin(event),
+    )
+
+
+def _support_request(data: c.SupportRequested, event: AnyEvent) -> SupportRequest:
+    return SupportRequest(
+        request_id=data.request_id,
+        issue_id=data.issue_id,
+        task_id=data.task_id,
+        need=data.need,
+        by=data.by,
+        requested_by=event.actor,
+        requested_by_department=event.actordept,
+        answers=tuple(DepartmentAnswer(department=d) for d in data.departments),
         **_origin(event),
     )
 
@@ -104,37 +131,86 @@ _CREATES: dict[type[c.EventData], Callable[[Any, AnyEvent], Aggregate]] = {
     c.IssueReported: _issue,
     c.ApprovalRequested: _approval,
     c.EvaluationRecorded: _evaluation,
+    c.SupportRequested: _support_request,
 }
 
 
 def _change(state: Aggregate, data: c.EventData, event: AnyEvent) -> dict[str, object]:
+    changes = _task_change(state, data, event) if isinstance(state, Task) else _other_change(state, data, event)
+    if changes is None:
+        raise EvolveError(f"{event.type} does not apply to {type(state).__name__} {event.subject}")
+    return changes
+
+
+def _task_change(task: Task, data: c.EventData, event: AnyEvent) -> dict[str, object] | None:
+    match data:
+        case c.TaskAssigned() | c.TaskReassigned():
+            return {"lead_department": data.lead_department, "supporting_departments": data.supporting_departments}
+        case c.TaskDeadlineChanged():
+            return {"due": data.due}
+        case c.TaskProgressReported():
+            point = ProgressPoint(at=event.time, percent=data.percent)
+            recent = (*task.recent_progress, point)[-TREND_WINDOW:]
+            return {"percent": data.percent, "progress_note": data.note, "recent_progress": recent}
+        case c.TaskHealthChanged():
+            return {"health": data.health, "health_reason": data.reason}
+        case c.TaskCompleted():
+            return {"status": TaskStatus.COMPLETED, "percent": 100, "closed_at": event.time}
+        case c.TaskCancelled():
+            return {"status": TaskStatus.CANCELLED, "closed_at": event.time}
+        case c.MilestoneScheduled():
+            milestone = Milestone(milestone_id=data.milestone_id, title=data.title, due=data.due)
+            return {"milestones": (*task.milestones, milestone)}
+        case c.MilestoneMet():
+            return {"milestones": _met(task.milestones, data.milestone_id, event)}
+    return None
+
+
+def _other_change(state: Aggregate, data: c.EventData, event: AnyEvent) -> dict[str, object] | None:
     match state, data:
         case Plan(), c.PlanAmended():
-            return {"summary": data.summary, **({"title": data.title} if data.title else {})}
-        case Task(), c.TaskAssigned() | c.TaskReassigned():
-            return {"lead_department": data.lead_department, "supporting_departments": data.supporting_departments}
-        case Task(), c.TaskDeadlineChanged():
-            return {"due": data.due}
-        case Task(), c.TaskProgressReported():
-            return {"percent": data.percent, "progress_note": data.note}
-        case Task(), c.TaskCompleted():
-            return {"status": TaskStatus.COMPLETED, "percent": 100, "closed_at": event.time}
-        case Task(), c.TaskCancelled():
-            return {"status": TaskStatus.CANCELLED, "closed_at": event.time}
-        case Task(), c.MilestoneScheduled():
-            milestone = Milestone(milestone_id=data.milestone_id, title=data.title, due=data.due)
-            return {"milestones": (*state.milestones, milestone)}
-        case Task(), c.MilestoneMet():
-            return {"milestones": _met(state.milestones, data.milestone_id, event)}
+            interval = {"evaluation_interval_months": data.evaluation_interval_months}
+            return {
+                "summary": data.summary,
+                **({"title": data.title} if data.title else {}),
+                **(interval if data.evaluation_interval_months else {}),
+            }
+        case Plan(), c.PlanEvaluationDue():
+            return {"evaluation_due": data.due}
         case Issue(), c.IssueEscalated():
             return {"status": IssueStatus.ESCALATED, "escalated_to": data.escalated_to, "escalated_by": event.actor}
         case Issue(), c.IssueResolved():
             return {"status": IssueStatus.RESOLVED, "resolution": data.resolution}
-        case Approval(), c.ApprovalGranted():
-            return {"status": ApprovalStatus.GRANTED, "decided_by": event.actor, "reason": data.reason}
-        case Approval(), c.ApprovalRejected():
-            return {"status": ApprovalStatus.REJECTED, "decided_by": event.actor, "reason": data.reason}
-    raise EvolveError(f"{event.type} does not apply to {type(state).__name__} {event.subject}")
+        case Approval(), c.ApprovalGranted() | c.ApprovalRejected():
+            granted = isinstance(data, c.ApprovalGranted)
+            status = ApprovalStatus.GRANTED if granted else ApprovalStatus.REJECTED
+            return {"status": status, "decided_by": event.actor, "reason": data.reason}
+        case SupportRequest(), c.SupportAcknowledged() | c.SupportAnswered() | c.SupportDeclined():
+            return {"answers": _answered(state.answers, data, event)}
+        case SupportRequest(), c.SupportRequestClosed():
+            return {"closed_at": event.time}
+    return None
+
+
+def _answered(
+    answers: tuple[DepartmentAnswer, ...], data: c.EventData, event: AnyEvent
+) -> tuple[DepartmentAnswer, ...]:
+    department = getattr(data, "department", None)
+    match data:
+        case c.SupportAcknowledged():
+            update: dict[str, object] = {"state": AnswerState.ACKNOWLEDGED, "acknowledged_at": event.time}
+        case c.SupportAnswered():
+            update = {"state": AnswerState.ANSWERED, "answered_at": event.time, "answer": data.answer}
+        case c.SupportDeclined():
+            update = {"state": AnswerState.DECLINED, "answered_at": event.time, "reason": data.reason}
+        case _:
+            raise EvolveError(f"{event.type} is not a department's answer")
+    return tuple(
+        a.model_copy(update={**update, "acknowledged_at": a.acknowledged_at or event.time})
+        if a.department == department
+        else a
+        for a in answers
+    )
 
 
 def _met(milestones: tuple[Milestone, ...], milestone_id: str, event: AnyEvent) -> tuple[Milestone, ...]:
@@ -165,6 +241,13 @@ DOMAIN_TYPES = frozenset(
         c.ApprovalGranted,
         c.ApprovalRejected,
         c.EvaluationRecorded,
+        c.TaskHealthChanged,
+        c.PlanEvaluationDue,
+        c.SupportRequested,
+        c.SupportAcknowledged,
+        c.SupportAnswered,
+        c.SupportDeclined,
+        c.SupportRequestClosed,
     )
 )
 """The event types that change an aggregate; everything else on the log leaves state alone."""

@@ -8,11 +8,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TypeVar
 
+from shared.contract.catalog import EvaluationRecorded
 from shared.contract.envelope import AnyEvent
 from shared.domain.evolve import DOMAIN_TYPES, evolve
-from shared.domain.state import Aggregate, Approval, Evaluation, Issue, Plan, Task
+from shared.domain.state import Aggregate, Approval, Evaluation, Issue, Plan, SupportRequest, Task
 
-A = TypeVar("A", Plan, Task, Issue, Approval, Evaluation)
+A = TypeVar("A", Plan, Task, Issue, Approval, Evaluation, SupportRequest)
 
 
 @dataclass
@@ -27,6 +28,8 @@ class Projection:
     history: dict[str, list[AnyEvent]] = field(default_factory=dict)
     """Per task id: every event about the task (its own, and its issues', approvals', evaluations')."""
     last_event_time: datetime | None = None
+    plan_evaluated: dict[str, datetime] = field(default_factory=dict)
+    """Per plan: when it was last evaluated as a whole."""
 
     def apply(self, event: AnyEvent) -> bool:
         """Fold one event in; False when it was already applied or does not change state."""
@@ -56,8 +59,12 @@ class Projection:
                 self._remember(event)
 
     def _remember(self, event: AnyEvent) -> None:
-        self.history.setdefault(str(getattr(event.data, "task_id", event.subject)), []).append(event)
+        data = event.data
+        about = getattr(data, "task_id", None) or getattr(data, "plan_id", None) or event.subject
+        self.history.setdefault(str(about), []).append(event)
         self.last_event_time = event.time
+        if isinstance(data, EvaluationRecorded) and data.plan_id is not None:
+            self.plan_evaluated[data.plan_id] = event.time
 
     def kind_of(self, aggregate_id: str) -> str | None:
         """The type of the aggregate with this id, if there is one."""
@@ -79,6 +86,15 @@ class Projection:
 
     def approval(self, approval_id: str) -> Approval | None:
         return self.get(approval_id, Approval)
+
+    def support_request(self, request_id: str) -> SupportRequest | None:
+        return self.get(request_id, SupportRequest)
+
+    def plans(self) -> list[Plan]:
+        return [a for a in self.aggregates.values() if isinstance(a, Plan)]
+
+    def last_plan_evaluation(self, plan_id: str) -> datetime | None:
+        return self.plan_evaluated.get(plan_id)
 
     def tasks(self) -> list[Task]:
         return [a for a in self.aggregates.values() if isinstance(a, Task)]

@@ -1,4 +1,5 @@
-"""State of the aggregates: Plan, Task (with its milestones), Issue, Approval, Evaluation."""
+"""State of the aggregates: Plan, Task (with its milestones), Issue, Approval, Evaluation,
+SupportRequest."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
 
-from shared.contract.codes import ApprovalKind, CooperationField, Department, Rating, Severity
+from shared.contract.codes import ApprovalKind, CooperationField, Department, Rating, Severity, TaskHealth
 
 
 class State(BaseModel):
@@ -23,6 +24,9 @@ class Plan(State):
     title: str
     summary: str = ""
     approved_by: str
+    evaluation_interval_months: int | None = None
+    evaluation_due: datetime | None = None
+    """When the last evaluation that fell due did (set by ``plan.evaluation_due``)."""
 
 
 class TaskStatus(StrEnum):
@@ -45,6 +49,13 @@ class Milestone(BaseModel):
         return self.met_at is not None
 
 
+class ProgressPoint(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    at: datetime
+    percent: int
+
+
 class Task(State):
     task_id: str
     plan_id: str
@@ -59,6 +70,10 @@ class Task(State):
     progress_note: str = ""
     milestones: tuple[Milestone, ...] = ()
     closed_at: datetime | None = None
+    health: TaskHealth = TaskHealth.ON_TRACK
+    health_reason: str = ""
+    recent_progress: tuple[ProgressPoint, ...] = ()
+    """The last few progress reports, for the trend (docs/health.md)."""
 
     @property
     def is_open(self) -> bool:
@@ -119,10 +134,54 @@ class Approval(State):
 
 class Evaluation(State):
     evaluation_id: str
-    task_id: str
+    task_id: str | None = None
+    plan_id: str | None = None
     rating: Rating
     findings: str = ""
     evaluated_by: str
 
 
-Aggregate = Plan | Task | Issue | Approval | Evaluation
+class AnswerState(StrEnum):
+    ASKED = "asked"
+    ACKNOWLEDGED = "acknowledged"
+    ANSWERED = "answered"
+    DECLINED = "declined"
+
+
+class DepartmentAnswer(BaseModel):
+    """One asked department's part of a support request."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    department: Department
+    state: AnswerState = AnswerState.ASKED
+    acknowledged_at: datetime | None = None
+    answered_at: datetime | None = None
+    answer: str = ""
+    reason: str = ""
+
+    @property
+    def done(self) -> bool:
+        return self.state in (AnswerState.ANSWERED, AnswerState.DECLINED)
+
+
+class SupportRequest(State):
+    request_id: str
+    issue_id: str
+    task_id: str
+    need: str
+    by: datetime
+    requested_by: str
+    requested_by_department: Department | None = None
+    answers: tuple[DepartmentAnswer, ...]
+    closed_at: datetime | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self.closed_at is None
+
+    def answer_of(self, department: Department | None) -> DepartmentAnswer | None:
+        return next((a for a in self.answers if a.department == department), None)
+
+
+Aggregate = Plan | Task | Issue | Approval | Evaluation | SupportRequest

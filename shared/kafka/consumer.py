@@ -270,3 +270,22 @@ async def run_until_signalled(*runners: ConsumerRunner[Any]) -> None:
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
+
+
+async def read_since(kafka: KafkaSettings, topic: str, since_ms: int, *, timeout: float = 60) -> list[ConsumerRecord]:
+    """Every committed record on ``topic`` stamped at or after ``since_ms`` (milliseconds since
+    the epoch; 0 for all), up to where the topic ends now."""
+    async with open_consumer(kafka, isolation_level="read_committed") as consumer:
+        partitions = await partitions_of(consumer, [topic])
+        ends = await consumer.end_offsets(partitions)
+        starts = await consumer.offsets_for_times(dict.fromkeys(partitions, since_ms))
+        consumer.assign(partitions)
+        for partition in partitions:
+            found = starts.get(partition)
+            consumer.seek(partition, found.offset if found is not None else ends[partition])
+        records: list[ConsumerRecord] = []
+        async with asyncio.timeout(timeout):
+            while any([await consumer.position(p) < ends[p] for p in partitions]):
+                for batch in (await consumer.getmany(timeout_ms=200)).values():
+                    records.extend(r for r in batch if r.offset < ends[TopicPartition(r.topic, r.partition)])
+    return records

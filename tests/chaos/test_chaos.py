@@ -10,22 +10,17 @@ import asyncio
 import os
 import random
 import time
-import uuid
-from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import orjson
 import pytest
-from aiokafka import TopicPartition
 
 from policytrack.processes import ServiceProcess
 from shared.contract import catalog as c
-from shared.contract.codec import decode_record
-from shared.contract.envelope import CloudEvent
-from shared.contract.topics import ALERTS, EVENTS
-from shared.settings import KafkaSettings
-from tests.conftest import NAO, NDRC, SC, Broker, Receiver, eventually, read_from, token
+from shared.contract.topics import ALERTS
+from tests.conftest import NAO, NDRC, SC, Broker, Receiver, caught_up, eventually, token
+from tests.load import Load, keys_on_log, log_of
 
 pytestmark = pytest.mark.chaos
 FAST = {
@@ -37,49 +32,6 @@ FAST = {
 }
 DURATION = float(os.environ.get("POLICYTRACK_CHAOS_SECONDS", "100"))
 WRITERS = {"JILIN": "implementer", "MIIT": "supporter", "CHANGCHUN": "implementer", "MOFCOM": "supporter"}
-
-
-class Load:
-    """Writers that report progress steadily, each request with its own Idempotency-Key,
-    retried with the same key until it is answered, as a careful client does."""
-
-    def __init__(self, url: str, tasks: dict[str, list[str]]) -> None:
-        self.url, self.tasks = url, tasks
-        self.acknowledged: set[str] = set()
-        self.retries = 0
-        self.stop = asyncio.Event()
-
-    async def writer(self, department: str, role: str) -> None:
-        headers = token(f"u-chaos-{department.lower()}", department, role)
-        async with httpx.AsyncClient(base_url=self.url, timeout=10) as client:
-            n = 0
-            while not self.stop.is_set():
-                task = self.tasks[department][n % len(self.tasks[department])]
-                key = f"chaos-{department}-{n}-{uuid.uuid4().hex[:6]}"
-                await self._until_answered(client, task, {**headers, "Idempotency-Key": key}, n)
-                self.acknowledged.add(key)
-                n += 1
-                await asyncio.sleep(0.08)
-
-    async def _until_answered(self, client: httpx.AsyncClient, task: str, headers: dict[str, str], n: int) -> None:
-        while True:
-            try:
-                response = await client.post(
-                    f"/v1/tasks/{task}/progress", headers=headers, json={"percent": n % 100 + 1, "note": f"report {n}"}
-                )
-                if response.status_code == 200:
-                    return
-                assert response.status_code in (409, 503), response.text  # in flight, or the log unavailable
-            except httpx.TransportError:
-                pass  # the service is down: the same request again, with the same key
-            self.retries += 1
-            await asyncio.sleep(0.3)
-
-
-async def log_of(kafka: KafkaSettings, topic: str) -> list[CloudEvent]:
-    starts = {TopicPartition(topic, p): 0 for p in range(kafka.partitions)}
-    records = await read_from(kafka, starts, until=lambda rs: False, timeout=5)
-    return [e for e in map(decode_record, records) if isinstance(e, CloudEvent)]
 
 
 async def setup(
@@ -132,7 +84,7 @@ async def test_kills_and_a_broker_restart_lose_and_duplicate_nothing(
     started = datetime.now(UTC)
     owned, _secret, milestones = await setup(tasks, notifications, receiver, started)
 
-    load = Load(tasks.url, owned)
+    load = Load(tasks.url, owned, prefix="chaos")
     writers = [asyncio.create_task(load.writer(d, r)) for d, r in WRITERS.items()]
     faults = sorted(
         [(chance.uniform(0.1, 0.8) * DURATION, name) for name in ("tasks", "audit", "notifications")]
@@ -154,20 +106,12 @@ async def test_kills_and_a_broker_restart_lose_and_duplicate_nothing(
     for service in services.values():
         await asyncio.to_thread(service.wait_ready, 180)
 
-    on_log = Counter(
-        e.idempotencykey
-        for e in await log_of(kafka, EVENTS)
-        if e.type == c.TaskProgressReported.event_type and (e.idempotencykey or "").startswith("chaos-")
-    )
+    on_log = await keys_on_log(kafka, "chaos")
     missing = load.acknowledged - set(on_log)
     twice = {key: n for key, n in on_log.items() if n > 1}
 
     async with httpx.AsyncClient(base_url=audit.url, timeout=300) as client:
-
-        async def caught_up() -> bool:
-            return (await client.get("/readyz")).json().get("lag") == 0
-
-        await eventually(caught_up, timeout=120, what="the audit trail caught up")
+        await caught_up(audit)
         verified = (await client.get("/v1/audit/verify", headers=NAO)).json()
 
     due_alerts = {

@@ -21,7 +21,10 @@ NDRC = {"Authorization": f"Bearer {token_for('ndrc')}"}
 
 
 async def test_the_demonstration_zone_scenario_end_to_end(service_factory, receiver: Receiver, tmp_path: Path) -> None:
-    tasks = service_factory("tasks").start()
+    # Assessed twice a second, with six-second "months": the scenario's at-risk task and its
+    # evaluation falling due show within the test.
+    watching = {"POLICYTRACK_TASKS_WATCH_INTERVAL_SECONDS": "0.5", "POLICYTRACK_TASKS_EVALUATION_MONTH_SECONDS": "1"}
+    tasks = service_factory("tasks", **watching).start()
     notifications = service_factory("notifications").start()
     audit = service_factory("audit", POLICYTRACK_AUDIT_CHECKPOINT_INTERVAL_SECONDS="1").start()
 
@@ -32,7 +35,8 @@ async def test_the_demonstration_zone_scenario_end_to_end(service_factory, recei
 
     # The departmental systems: every step answered, and a second run changes nothing.
     namespace = f"e2e-{uuid.uuid4().hex[:8]}"
-    ids = await asyncio.to_thread(Demo(tasks.url, say=lambda _: None, namespace=namespace).setup)
+    player = Demo(tasks.url, say=lambda _: None, namespace=namespace)
+    ids = await asyncio.to_thread(player.setup)
     again = await asyncio.to_thread(Demo(tasks.url, say=lambda _: None, namespace=namespace).setup)
     assert again == ids
     async with httpx.AsyncClient(base_url=tasks.url, timeout=30) as client:
@@ -65,6 +69,24 @@ async def test_the_demonstration_zone_scenario_end_to_end(service_factory, recei
     alerts = await eventually(alerted, timeout=60, what="overdue and escalation alerts at the subscriber")
     assert len({a["id"] for a in alerts}) == len(alerts), "no alert delivered twice"
 
+    # The division of labour: support asked and answered (or not), risk before lateness, an
+    # evaluation falling due, each alerted to the NDRC.
+    async with httpx.AsyncClient(base_url=tasks.url, timeout=30) as client:
+        support = (await client.get(f"/v1/support-requests/{ids['support']}", headers=NAO)).json()
+        assert {a["department"]: a["state"] for a in support["answers"]} == {"MOFCOM": "answered", "GACC": "asked"}
+
+    async def divided() -> list[dict] | None:
+        events = [event for _, event in receiver.alerts(secret)]
+        at_risk = {e["data"]["task_id"] for e in events if e["type"].endswith(".at_risk.v1")}
+        evaluation = [e for e in events if e["type"].endswith(".evaluation_due.v1")]
+        return events if ids["humanities"] in at_risk and evaluation else None
+
+    alerts = await eventually(divided, timeout=60, what="at-risk and evaluation-due alerts at the NDRC")
+    assert {e["data"]["plan_id"] for e in alerts if e["type"].endswith(".evaluation_due.v1")} == {ids["plan"]}
+    async with httpx.AsyncClient(base_url=tasks.url, timeout=30) as client:
+        at_risk = (await client.get("/v1/tasks", headers=NAO, params={"health": "at_risk", "limit": 500})).json()
+        assert ids["humanities"] in {t["task_id"] for t in at_risk["items"]}
+
     # The auditor: the trail holds the scenario, verifies, and replays to what the tasks service says.
     async with httpx.AsyncClient(base_url=audit.url, timeout=120) as client:
 
@@ -83,6 +105,17 @@ async def test_the_demonstration_zone_scenario_end_to_end(service_factory, recei
             )
         ).json()
         assert ids["issue"] in {e["event"]["subject"] for e in escalations["items"]}
+
+    # The NDRC's report to the State Council: submitted, and on the trail with its SHA-256.
+    submitted = await asyncio.to_thread(player.submit_report, audit.url)
+    async with httpx.AsyncClient(base_url=audit.url, timeout=120) as client:
+
+        async def reported() -> list[dict] | None:
+            found = await client.get("/v1/audit/events", headers=NAO, params={"type": "report.submitted"})
+            return [e for e in found.json()["items"] if e["event"]["subject"] == submitted["id"]] or None
+
+        on_trail = await eventually(reported, timeout=60, what="report.submitted on the trail")
+        assert on_trail[0]["event"]["data"]["sha256"] == submitted["sha256"]
 
     cli = [sys.executable, "-m", "policytrack.cli"]
     verified = subprocess.run(

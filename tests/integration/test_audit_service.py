@@ -12,7 +12,7 @@ import httpx
 import orjson
 import pytest
 
-from tests.conftest import JILIN, MEE, MOST, NAO, SC, ServiceProcess, eventually
+from tests.conftest import JILIN, MEE, MOST, NAO, SC, ServiceProcess, caught_up
 
 DUE = "2027-06-30T00:00:00Z"
 
@@ -22,13 +22,8 @@ def database(audit: ServiceProcess) -> Path:
 
 
 async def wait_caught_up(audit: ServiceProcess) -> int:
-    async with httpx.AsyncClient(base_url=audit.url) as client:
-
-        async def probe() -> int | None:
-            ready = (await client.get("/readyz")).json()
-            return ready["entries"] if ready.get("lag") == 0 else None
-
-        return await eventually(probe, timeout=120, what="audit caught up with the log")
+    entries: int = (await caught_up(audit))["entries"]
+    return entries
 
 
 async def seed_task(tasks: ServiceProcess) -> tuple[str, list[tuple[datetime, dict]]]:

@@ -19,7 +19,7 @@ from shared.contract.envelope import CloudEvent, new_event
 from shared.contract.topics import EVENTS
 from shared.kafka.producer import EventProducer
 from shared.settings import KafkaSettings
-from tests.conftest import NAO, ServiceProcess, end_offsets, eventually, read_from
+from tests.conftest import NAO, ServiceProcess, caught_up, end_offsets, eventually, read_from
 
 
 async def publish_progress(kafka: KafkaSettings, count: int, actor: str) -> None:
@@ -35,7 +35,7 @@ async def test_a_failing_store_is_reported_and_ingestion_recovers(
 ) -> None:
     audit: ServiceProcess = service_factory("audit", POLICYTRACK_AUDIT_DSN=postgres_dsn).start(timeout=120)
     await publish_progress(kafka_settings, 10, "u-before")
-    await eventually(lambda: _async(audit.readiness().get("lag") == 0), timeout=60, what="caught up")
+    await caught_up(audit, timeout=60)
     database = await asyncpg.connect(postgres_dsn.replace("+asyncpg", ""))
     try:
         await database.execute("alter table audit_entries rename to audit_entries_away")
@@ -66,7 +66,7 @@ async def test_a_checkpoint_recorded_but_not_published_is_published_next(
     audit: ServiceProcess = service_factory("audit", POLICYTRACK_AUDIT_CHECKPOINT_INTERVAL_SECONDS="1")
     audit.start()
     await publish_progress(kafka_settings, 5, "u-unpublished")
-    await eventually(lambda: _async(audit.readiness().get("lag") == 0), timeout=60, what="caught up")
+    await caught_up(audit, timeout=60)
     audit.kill()
     # The state a crash leaves between recording a checkpoint and publishing it.
     database = Path(audit.env["POLICYTRACK_DATA_DIR"]) / "audit" / "audit.db"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 import pytest
 
@@ -192,3 +193,18 @@ async def test_refusals_carry_the_status_of_their_kind(tasks: InProcessTasks) ->
     assert (
         await tasks.client.post(f"/v1/tasks/{task}/progress", headers=JILIN, json={"percent": 101})
     ).status_code == 422
+
+
+async def test_tasks_are_listed_by_health_under_either_filter_name(tasks: InProcessTasks) -> None:
+    _, task = await seed(tasks)
+    soon = (tasks.runtime.service.clock() + timedelta(days=2)).isoformat()
+    await tasks.client.post(f"/v1/tasks/{task}/milestones", headers=JILIN, json={"title": "Gate", "due": soon})
+    assert await tasks.runtime.service.assess() == 1
+    for params in ({"health": "at_risk"}, {"status": "at_risk"}, {"status": "open", "health": "at_risk"}):
+        listed = await tasks.client.get("/v1/tasks", headers=NDRC, params=params)
+        assert [t["task_id"] for t in listed.json()["items"]] == [task], params
+        assert listed.json()["items"][0]["health"] == "at_risk"
+    for params in ({"health": "on_track"}, {"status": "completed"}):
+        assert (await tasks.client.get("/v1/tasks", headers=NDRC, params=params)).json()["items"] == []
+    both = await tasks.client.get("/v1/tasks", headers=NDRC, params={"status": "at_risk", "health": "late"})
+    assert both.status_code == 422 and both.json()["errors"][0]["field"] == "health"

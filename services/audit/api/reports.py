@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Any
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
 from services.audit import reports
-from services.audit.api.dependencies import Moment, Store, TaskIdPath, everything
-from shared.auth import can_read
+from services.audit.api.dependencies import Moment, Runtime, Store, TaskIdPath, everything
+from shared.auth import Actor, can_read
+from shared.contract.catalog import ReportSubmitted
+from shared.contract.codes import Department, Role
+from shared.contract.envelope import new_event
+from shared.contract.types import UtcDatetime
 from shared.domain.state import Task
 from shared.http.problems import Problem, problem_responses
 from shared.http.service import Authenticated
@@ -40,10 +45,98 @@ async def task_state(task_id: TaskIdPath, actor: Authenticated, store: Store, as
 @router.get(
     "/v1/audit/responsibility",
     response_model=Responsibility,
-    responses=problem_responses(401, 403),
-    summary="Per department: assigned (lead, supporting), acts, late, escalated",
+    responses=problem_responses(401, 403, 422),
+    summary="Per department, as of a moment: assigned, acts, done, late, at risk, escalated, support answered",
 )
-async def responsibility(actor: Authenticated, store: Store) -> dict[str, Any]:
+async def responsibility(actor: Authenticated, store: Store, as_of: Moment = None) -> dict[str, Any]:
     everything(actor)
+    moment = _not_after_now(as_of)
+    return {"as_of": moment.isoformat(), "departments": await reports.responsibility(store, moment)}
+
+
+READERS_OF_REPORTS = frozenset({Department.NDRC, Department.SC})
+
+
+class Period(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, extra="forbid")
+
+    period_from: UtcDatetime = Field(alias="from")
+    period_to: UtcDatetime = Field(alias="to")
+
+
+class Submitted(BaseModel):
+    id: str
+    sha256: str
+    period: dict[str, str]
+
+
+def _may_read_reports(actor: Actor) -> None:
+    if actor.department not in READERS_OF_REPORTS and not actor.has(Role.AUDITOR):
+        raise Problem(403, "the implementation report is for the NDRC, the State Council and auditors")
+
+
+def _not_after_now(moment: datetime | None) -> datetime:
+    """The moment asked for, but no later than now: what has not happened is not reported."""
     now = datetime.now(UTC)
-    return {"as_of": now.isoformat(), "departments": await reports.responsibility(store, now)}
+    return now if moment is None else min(moment, now)
+
+
+def _period(period_from: datetime | None, period_to: datetime | None) -> tuple[datetime, datetime]:
+    """The period asked for, ending no later than now; half a year when no start is given."""
+    end = _not_after_now(period_to)
+    start = period_from or end - timedelta(days=182)
+    if start > end:
+        raise Problem(422, "the period's start is after its end", field="from")
+    return start, end
+
+
+@router.get(
+    "/v1/audit/reports/implementation",
+    responses={
+        200: {
+            "content": {
+                "application/json": {"schema": {"type": "object"}},
+                "text/markdown": {"schema": {"type": "string"}},
+            },
+            "description": "the report, as JSON or as a document with the same numbers",
+        },
+        **problem_responses(401, 403, 422),
+    },
+    summary="The NDRC's report on a period to the State Council, from the trail alone",
+)
+async def implementation_report(
+    actor: Authenticated,
+    store: Store,
+    period_from: Annotated[Moment, Query(alias="from")] = None,
+    period_to: Annotated[Moment, Query(alias="to")] = None,
+    format: Literal["json", "md"] = "json",
+) -> Response:
+    _may_read_reports(actor)
+    start, end = _period(period_from, period_to)
+    report = await reports.implementation(store, start, end)
+    if format == "md":
+        return Response(reports.markdown(report), media_type="text/markdown; charset=utf-8")
+    return Response(
+        reports.canonical_report(report),
+        media_type="application/json",
+        headers={"Digest": f"sha-256={reports.digest(report)}"},
+    )
+
+
+@router.post(
+    "/v1/audit/reports/implementation/submit",
+    status_code=201,
+    response_model=Submitted,
+    responses=problem_responses(401, 403, 413, 422, 503),
+    summary="The NDRC submits the report on a period: the trail records who sent it and its SHA-256",
+)
+async def submit_report(actor: Authenticated, runtime: Runtime, period: Period) -> dict[str, Any]:
+    if actor.department != Department.NDRC or not actor.has(Role.SUPERVISOR):
+        raise Problem(403, "only the supervisor (NDRC) submits the implementation report")
+    start, end = _period(period.period_from, period.period_to)
+    report = await reports.implementation(runtime.store, start, end)
+    submitted = ReportSubmitted(
+        report_id=f"report-{uuid.uuid4().hex[:16]}", period_from=start, period_to=end, sha256=reports.digest(report)
+    )
+    await runtime.producer.publish(new_event(submitted, actor=actor.user, actordept=actor.department))
+    return {"id": submitted.report_id, "sha256": submitted.sha256, "period": report["period"]}

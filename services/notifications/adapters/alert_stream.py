@@ -72,5 +72,5 @@ async def alerts_from(
                 for record in records:
                     current = current.after(tp.partition, record.offset)
                     event = decode_record(record)
-                    if isinstance(event, CloudEvent) and isinstance(event.data, c.DeadlineAlert):
+                    if isinstance(event, CloudEvent) and isinstance(event.data, c.NOTICES):
                         yield event, current

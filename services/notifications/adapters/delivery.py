@@ -30,7 +30,7 @@ from shared.logging import get_logger
 from shared.supervision import Backoff
 
 log = get_logger(__name__)
-Alert = CloudEvent[c.DeadlineAlert]
+Alert = CloudEvent[c.Notice]
 ACTOR = "policytrack-notifications"
 DELIVERIES = Counter("policytrack_webhook_deliveries_total", "Webhook delivery attempts", ["outcome"])
 QUEUED = Gauge("policytrack_webhook_queued", "Alerts waiting for delivery, all subscribers")
@@ -67,7 +67,7 @@ class SubscriberWorker:
 
     def put(self, alert: Alert) -> None:
         """Raises ``asyncio.QueueFull`` when this subscriber is too far behind."""
-        self._lanes[zlib.crc32(alert.data.task_id.encode()) % len(self._lanes)].put_nowait(alert)
+        self._lanes[zlib.crc32(alert.data.subject.encode()) % len(self._lanes)].put_nowait(alert)
 
     async def _run(self, lane: asyncio.Queue[Alert], deliver: Callable[[Subscription, Alert], Awaitable[None]]) -> None:
         while True:
@@ -162,7 +162,7 @@ class Deliveries:
                     await self._record(
                         c.AlertDelivered(
                             alert_id=alert.data.alert_id,
-                            task_id=alert.data.task_id,
+                            task_id=alert.data.subject,
                             subscription_id=subscription.subscription_id,
                             attempts=attempt,
                             status_code=response.status_code,
@@ -194,7 +194,7 @@ class Deliveries:
         )
         failed = c.AlertDeliveryFailed(
             alert_id=alert.data.alert_id,
-            task_id=alert.data.task_id,
+            task_id=alert.data.subject,
             subscription_id=subscription.subscription_id,
             attempts=max(attempts, 1),
             reason=reason,

@@ -17,8 +17,9 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from services.notifications.domain.support import SupportWatch
 from shared.contract import catalog as c
-from shared.contract.codes import Department
+from shared.contract.codes import Department, TaskHealth
 from shared.contract.envelope import AnyEvent
 
 ALERT_NAMESPACE = uuid.UUID("6f1d8c52-4a0b-4c8e-9a53-2f7c1d0e5b11")
@@ -71,6 +72,7 @@ class TaskInfo:
     title: str = ""
     departments: tuple[Department, ...] = ()
     open: bool = True
+    due: datetime | None = None
 
 
 def shifted(moment: datetime, delta: timedelta) -> datetime:
@@ -133,6 +135,9 @@ class Schedule:
     tasks: dict[str, TaskInfo] = field(default_factory=dict)
     emitted: set[str] = field(default_factory=set)
     by_task: dict[str, set[tuple[str, str | None]]] = field(default_factory=dict)
+    plans: dict[str, str] = field(default_factory=dict)
+    """plan id -> title"""
+    support: SupportWatch = field(default_factory=SupportWatch)
     _heap: list[tuple[datetime, int, tuple[str, str | None]]] = field(default_factory=list)
     _pushes: itertools.count[int] = field(default_factory=itertools.count)
 
@@ -141,12 +146,31 @@ class Schedule:
         task = self.tasks.get(task_id)
         return None if task is None else task.departments
 
-    def apply(self, event: AnyEvent) -> list[c.DeadlineAlert]:
-        """Folds a domain event in; returns alerts it calls for at once (issue escalations)."""
-        data, now = event.data, event.time
+    def apply(self, event: AnyEvent) -> list[c.Notice]:
+        """Folds a domain event in; returns alerts it calls for at once (issue escalations, a
+        task going at risk, an evaluation falling due)."""
+        data = event.data
+        if isinstance(data, c.SupportRequestEvent):
+            self.support.apply(data, event.time, self.tasks.get(data.task_id, TaskInfo()).title or data.task_id)
+            return []
+        match data:
+            case c.PlanApproved() | c.PlanAmended():
+                self.plans[data.plan_id] = getattr(data, "title", None) or self.plans.get(data.plan_id, data.plan_id)
+            case c.PlanEvaluationDue():
+                return self._evaluation_due(data, event.id)
+            case c.TaskHealthChanged() if data.health is TaskHealth.AT_RISK:
+                return self._at_risk(data, event.id)
+            case c.IssueEscalated():
+                return self._issue_escalated(data, event.time)
+            case _:
+                self._track(data, event.time)
+        return []
+
+    def _track(self, data: c.EventData, now: datetime) -> None:
+        """What changes a task's deadlines: the task itself, its departments, its milestones."""
         match data:
             case c.TaskCreated():
-                self.tasks[data.task_id] = TaskInfo(title=data.title)
+                self.tasks[data.task_id] = TaskInfo(title=data.title, due=data.due)
                 self._open(data.task_id, None, data.title, data.due, now)
             case c.TaskAssigned() | c.TaskReassigned():
                 task = self.tasks.setdefault(data.task_id, TaskInfo())
@@ -156,6 +180,7 @@ class Schedule:
             case c.TaskDeadlineChanged():
                 self._close(data.task_id, None)
                 if (changed := self.tasks.get(data.task_id)) and changed.open:
+                    changed.due = data.due
                     self._open(data.task_id, None, changed.title, data.due, now)
             case c.MilestoneScheduled():
                 if (owner := self.tasks.get(data.task_id)) and owner.open:
@@ -167,11 +192,31 @@ class Schedule:
                     self.tasks[data.task_id].open = False
                 for deadline in list(self._of_task(data.task_id)):
                     self._close(deadline.task_id, deadline.milestone_id)
-            case c.IssueEscalated():
-                return self._issue_escalated(data, event.time)
-        return []
 
-    def _issue_escalated(self, data: c.IssueEscalated, at: datetime) -> list[c.DeadlineAlert]:
+    def _at_risk(self, data: c.TaskHealthChanged, event_id: str) -> list[c.Notice]:
+        task = self.tasks.get(data.task_id, TaskInfo())
+        lead = task.departments[:1]
+        alert = c.TaskAtRisk(
+            alert_id=str(uuid.uuid5(ALERT_NAMESPACE, f"health:{event_id}")),
+            task_id=data.task_id,
+            title=task.title or data.task_id,
+            due=task.due or datetime.max.replace(tzinfo=UTC),
+            departments=(*lead, Department.NDRC),
+            reason=data.reason,
+        )
+        return [] if alert.alert_id in self.emitted else [alert]
+
+    def _evaluation_due(self, data: c.PlanEvaluationDue, event_id: str) -> list[c.Notice]:
+        alert = c.EvaluationFallingDue(
+            alert_id=str(uuid.uuid5(ALERT_NAMESPACE, f"evaluation:{event_id}")),
+            plan_id=data.plan_id,
+            title=f"An evaluation of {self.plans.get(data.plan_id, data.plan_id)} is due",
+            due=data.due,
+            departments=(Department.NDRC,),
+        )
+        return [] if alert.alert_id in self.emitted else [alert]
+
+    def _issue_escalated(self, data: c.IssueEscalated, at: datetime) -> list[c.Notice]:
         task = self.tasks.get(data.task_id, TaskInfo())
         escalation = c.AlertEscalated(
             alert_id=alert_id(data.task_id, None, at, f"issue:{data.issue_id}"),
@@ -184,9 +229,10 @@ class Schedule:
         )
         return [] if escalation.alert_id in self.emitted else [escalation]
 
-    def due_alerts(self, now: datetime) -> list[c.DeadlineAlert]:
+    def due_alerts(self, now: datetime) -> list[c.Notice]:
         """Alerts whose time has come and that were not emitted yet; reschedules the rest."""
-        alerts: list[c.DeadlineAlert] = []
+        alerts: list[c.Notice] = self.support.due_alerts(now, self.emitted)
+        self.emitted.update(alert.alert_id for alert in alerts)
         while self._heap and self._heap[0][0] <= now:
             _, _, key = heapq.heappop(self._heap)
             deadline = self.deadlines.get(key)

@@ -22,7 +22,7 @@ from shared.contract.codes import Department, Role
 from shared.contract.types import AggregateId, redacted_url
 from shared.domain.refusals import Forbidden
 
-DELIVERABLE = frozenset(t for t, cls in CATALOG.items() if issubclass(cls, c.DeadlineAlert))
+DELIVERABLE = frozenset(t for t, cls in CATALOG.items() if issubclass(cls, c.NOTICES))
 """Alerts that go to subscribers; delivery receipts themselves do not."""
 
 
@@ -73,12 +73,12 @@ class Subscription:
     created_by: str
     created_by_department: Department | None = None
 
-    def wants(self, alert: c.DeadlineAlert, at: datetime) -> bool:
+    def wants(self, alert: c.Notice, at: datetime) -> bool:
         if alert.event_type not in DELIVERABLE or at < self.created_at:
             return False
         if self.event_types and alert.event_type not in self.event_types:
             return False
-        if self.task_id is not None and alert.task_id != self.task_id:
+        if self.task_id is not None and getattr(alert, "task_id", None) != self.task_id:
             return False
         return (
             self.department is None

@@ -4,22 +4,39 @@
 stable ``transactional.id``: starting a second instance with the same id fences this one,
 which can then no longer append. Concurrent commands share a transaction (group commit),
 so throughput does not hang on one transaction per command.
+
+An append whose outcome the broker did not acknowledge (a broker restart in the middle of a
+commit, a producer that aiokafka gave up on: aio-libs/aiokafka#1151) is never answered on a
+guess. The writer starts a new producer under the same transactional id, which makes the
+coordinator finish or abort the open transaction, then reads the log to learn whether the
+batch is on it: acknowledged if it is, refused if it is not. Meanwhile the batch stays in
+flight, so a client retrying with the same Idempotency-Key waits rather than writes twice.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from aiokafka.errors import KafkaError, ProducerFenced
+from aiokafka import ConsumerRecord
+from aiokafka.errors import ProducerFenced
 
 from shared.contract.envelope import AnyEvent
+from shared.contract.topics import EVENTS
+from shared.kafka.consumer import read_since
 from shared.kafka.producer import EventProducer
 from shared.logging import get_logger
 from shared.settings import KafkaSettings
+from shared.supervision import Backoff
 
 log = get_logger(__name__)
+
+SOURCE = "/policytrack/tasks"
+CLOCK_MARGIN_MS = 5_000
+"""How far before a batch's start the read-back looks: record timestamps come from this host's clock."""
 
 
 class Fenced(RuntimeError):
@@ -35,6 +52,7 @@ class LogUnavailable(RuntimeError):
 
 class EventLog(Protocol):
     fenced: bool
+    recovering: bool
 
     async def start(self) -> None: ...
     async def stop(self) -> None: ...
@@ -51,15 +69,26 @@ class _Pending:
 
 class KafkaEventLog:
     def __init__(self, kafka: KafkaSettings, *, transactional_id: str, max_batch: int = 256) -> None:
-        # A new transaction's first request is often answered "concurrent transactions" while the
-        # broker still writes the last one's markers; a short backoff keeps that from adding 100 ms.
-        self._producer = EventProducer(
-            kafka, client_id=transactional_id, transactional_id=transactional_id, linger_ms=0, retry_backoff_ms=5
-        )
+        self._kafka, self._transactional_id = kafka, transactional_id
+        self._producer = self._new_producer()
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._max_batch = max_batch
         self._writer: asyncio.Task[None] | None = None
+        self._commit_timeout = 2 * kafka.request_timeout_ms / 1000
+        self._recent: deque[tuple[float, frozenset[str]]] = deque()
         self.fenced = False
+        self.recovering = False
+
+    def _new_producer(self) -> EventProducer:
+        # A new transaction's first request is often answered "concurrent transactions" while the
+        # broker still writes the last one's markers; a short backoff keeps that from adding 100 ms.
+        return EventProducer(
+            self._kafka,
+            client_id=self._transactional_id,
+            transactional_id=self._transactional_id,
+            linger_ms=0,
+            retry_backoff_ms=5,
+        )
 
     async def start(self) -> None:
         """Registers the transactional id: older instances with it are fenced from here on."""
@@ -86,27 +115,103 @@ class KafkaEventLog:
                 batch.append(self._queue.get_nowait())
             error = await self._commit(batch)
             for pending in batch:
+                if pending.done.done():
+                    continue
                 if error is None:
                     pending.done.set_result(None)
-                elif not pending.done.done():
+                else:
                     pending.done.set_exception(error)
 
     async def _commit(self, batch: list[_Pending]) -> Exception | None:
         if self.fenced:
             return Fenced()
-        try:
-            async with self._producer.transaction():
-                for pending in batch:
-                    for event in pending.events:
-                        await self._producer.enqueue(event)
+        started_ms = int(time.time() * 1000)
+        # The transaction runs as a task of its own, so that a commit aiokafka never finishes
+        # (or an abort after it, which asyncio's timeouts cannot interrupt) is left behind.
+        attempt = asyncio.create_task(self._transaction(batch), name="event-log-transaction")
+        done, _ = await asyncio.wait({attempt}, timeout=self._commit_timeout)
+        if not done:
+            attempt.cancel()
+        error = attempt.exception() if done else TimeoutError(f"no answer in {self._commit_timeout:.0f} s")
+        if error is None:
+            self._remember(batch)
             return None
-        except ProducerFenced:
-            self.fenced = True
-            log.error("fenced: another instance took over this transactional id; refusing writes")
-            return Fenced()
-        except KafkaError as error:
-            log.warning("append failed", error=repr(error))
-            return LogUnavailable(f"the log did not acknowledge the append: {error!r}")
+        if isinstance(error, ProducerFenced):
+            return self._fenced()
+        log.warning("append not acknowledged; learning its outcome from the log", error=repr(error))
+        return await self._recover(batch, started_ms)
+
+    async def _transaction(self, batch: list[_Pending]) -> None:
+        async with self._producer.transaction():
+            for pending in batch:
+                for event in pending.events:
+                    await self._producer.enqueue(event)
+
+    def _fenced(self) -> Fenced:
+        self.fenced = True
+        log.error("fenced: another instance took over this transactional id; refusing writes")
+        return Fenced()
+
+    async def _recover(self, batch: list[_Pending], started_ms: int) -> Exception | None:
+        """A new producer under the same id settles the open transaction; the log then says
+        whether the batch is on it. Retried until the broker answers both."""
+        self.recovering = True
+        failures = 0
+        try:
+            while True:
+                try:
+                    await self._restart_producer()
+                    on_log = await read_since(self._kafka, EVENTS, started_ms - CLOCK_MARGIN_MS)
+                    break
+                except ProducerFenced:
+                    return self._fenced()
+                except Exception as error:
+                    failures += 1
+                    log.warning("the log writer is recovering", error=repr(error), failures=failures)
+                    await asyncio.sleep(Backoff(0.5, 10).delay(failures))
+        finally:
+            self.recovering = False
+        return self._outcome(batch, on_log)
+
+    async def _restart_producer(self) -> None:
+        old, self._producer = self._producer, self._new_producer()
+        try:
+            async with asyncio.timeout(self._commit_timeout):
+                await old.stop()
+        except Exception as error:  # the old producer is abandoned either way
+            log.info("the old producer did not stop cleanly", error=repr(error))
+        await self._producer.start()
+
+    def _outcome(self, batch: list[_Pending], records: list[ConsumerRecord]) -> Exception | None:
+        ours = {event.id for pending in batch for event in pending.events}
+        ids_on_log = {_header(r, "ce_id") for r in records if _header(r, "ce_source") == SOURCE}
+        strangers = ids_on_log - ours - self._recently_appended()
+        if strangers:
+            # Someone else appended while this writer was away: it may not decide on its state any more.
+            log.error("another writer appended during recovery", events=len(strangers))
+            return self._fenced()
+        if ours <= ids_on_log:
+            log.info("the unacknowledged append is on the log after all", events=len(ours))
+            self._remember(batch)
+            return None
+        return LogUnavailable("the log did not take the append; nothing of it is on the log")
+
+    def _remember(self, batch: list[_Pending]) -> None:
+        """What this writer appended lately, to tell its own events from another writer's."""
+        now = time.time()
+        self._recent.append((now, frozenset(e.id for p in batch for e in p.events)))
+        while self._recent and self._recent[0][0] < now - 2 * CLOCK_MARGIN_MS / 1000:
+            self._recent.popleft()
+
+    def _recently_appended(self) -> set[str]:
+        return set().union(*(ids for _, ids in self._recent))
+
+
+def _header(record: ConsumerRecord, name: str) -> str | None:
+    for key, value in record.headers:
+        if key == name and value is not None:
+            return bytes(value).decode(errors="replace")
+    return None
 
 
 class InMemoryEventLog:
@@ -116,6 +221,7 @@ class InMemoryEventLog:
     def __init__(self) -> None:
         self.events: list[AnyEvent] = []
         self.fenced = False
+        self.recovering = False
         self.unavailable = False
 
     async def start(self) -> None:

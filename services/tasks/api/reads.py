@@ -10,10 +10,10 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
 from services.tasks.api.dependencies import AggregateIdPath, Now, State
-from services.tasks.queries import TaskFilter, list_tasks, readable, readable_task, task_history
+from services.tasks.queries import TaskFilter, list_tasks, readable, readable_request, readable_task, task_history
 from shared.contract.codec import to_structured
-from shared.contract.codes import CooperationField, Department
-from shared.domain.state import Aggregate, Approval, Issue, Plan, Task, TaskStatus
+from shared.contract.codes import CooperationField, Department, TaskHealth
+from shared.domain.state import Aggregate, Approval, Issue, Plan, SupportRequest, Task, TaskStatus
 from shared.http.cursor import BadCursor
 from shared.http.problems import Problem, problem_responses
 from shared.http.service import Authenticated
@@ -61,14 +61,22 @@ async def get_tasks(
     now: Now,
     department: Department | None = None,
     field: CooperationField | None = None,
-    status: TaskStatus | None = None,
+    status: Annotated[
+        TaskStatus | TaskHealth | None,
+        Query(description="A lifecycle status, or a health (the same as `health=`)"),
+    ] = None,
     overdue: bool | None = None,
+    health: TaskHealth | None = None,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> dict[str, Any]:
+    if isinstance(status, TaskHealth):
+        if health not in (None, status):
+            raise Problem(422, f"status={status} and health={health} cannot both hold", field="health")
+        status, health = None, status
     try:
         page, next_cursor = list_tasks(
-            state, actor, TaskFilter(department, field, status, overdue), now, limit=limit, cursor=cursor
+            state, actor, TaskFilter(department, field, status, overdue, health), now, limit=limit, cursor=cursor
         )
     except BadCursor as error:
         raise Problem(422, str(error), field="cursor") from error
@@ -119,3 +127,15 @@ async def get_issue(issue_id: AggregateIdPath, actor: Authenticated, state: Stat
 )
 async def get_approval(approval_id: AggregateIdPath, actor: Authenticated, state: State) -> JSONResponse:
     return state_response(found(readable(state, state.approval(approval_id), actor), "approval", approval_id))
+
+
+@router.get(
+    "/v1/support-requests/{request_id}",
+    tags=["support"],
+    response_model=SupportRequest,
+    responses=READ_PROBLEMS,
+    summary="A support request and each asked department's answer",
+)
+async def get_support_request(request_id: AggregateIdPath, actor: Authenticated, state: State) -> JSONResponse:
+    request = readable_request(state, state.support_request(request_id), actor)
+    return state_response(found(request, "support request", request_id))

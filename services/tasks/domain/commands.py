@@ -11,6 +11,7 @@ from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.contract.catalog import EvaluationInterval
 from shared.contract.codes import ApprovalKind, CooperationField, Department, Rating, Severity
 from shared.contract.types import AggregateId, Percent, Text, Title, UtcDatetime
 
@@ -22,11 +23,13 @@ class Body(BaseModel):
 class PlanBody(Body):
     title: Title
     summary: Text = ""
+    evaluation_interval_months: EvaluationInterval | None = None
 
 
 class AmendmentBody(Body):
     title: Title | None = None
     summary: Text = Field(min_length=1)
+    evaluation_interval_months: EvaluationInterval | None = None
 
 
 class TaskBody(Body):
@@ -99,6 +102,24 @@ class DecisionBody(Body):
 class EvaluationBody(Body):
     rating: Rating
     findings: Text = ""
+
+
+class SupportRequestBody(Body):
+    departments: tuple[Department, ...] = Field(min_length=1, max_length=12)
+    need: Text = Field(min_length=1)
+    by: UtcDatetime
+
+
+class AnswerBody(Body):
+    answer: Text = Field(min_length=1)
+
+
+class DeclineBody(Body):
+    reason: Text = Field(min_length=1)
+
+
+class ClosingBody(Body):
+    note: Text = ""
 
 
 class Command(Body):
@@ -202,6 +223,55 @@ class DecideApproval(DecisionBody, Command):
     approval_id: AggregateId
 
 
+class RecordPlanEvaluation(EvaluationBody, Command):
+    """The supervisor (NDRC) evaluates the implementation of a plan as a whole."""
+
+    name: ClassVar[str] = "record_plan_evaluation"
+    target: ClassVar[str | None] = "plan_id"
+    creates: ClassVar[str | None] = "evaluation_id"
+    plan_id: AggregateId
+    evaluation_id: AggregateId
+
+
+class RequestSupport(SupportRequestBody, Command):
+    """The lead department (or the NDRC) asks State Council departments for help on an issue."""
+
+    name: ClassVar[str] = "request_support"
+    target: ClassVar[str | None] = "issue_id"
+    creates: ClassVar[str | None] = "request_id"
+    issue_id: AggregateId
+    request_id: AggregateId
+
+
+class SupportCommand(Command):
+    target: ClassVar[str | None] = "request_id"
+    request_id: AggregateId
+
+
+class AcknowledgeSupport(EmptyBody, SupportCommand):
+    """An asked department acknowledges a support request."""
+
+    name: ClassVar[str] = "acknowledge_support"
+
+
+class AnswerSupport(AnswerBody, SupportCommand):
+    """An asked department answers with what it did."""
+
+    name: ClassVar[str] = "answer_support"
+
+
+class DeclineSupport(DeclineBody, SupportCommand):
+    """An asked department declines, saying why."""
+
+    name: ClassVar[str] = "decline_support"
+
+
+class CloseSupport(ClosingBody, SupportCommand):
+    """The requester closes a support request."""
+
+    name: ClassVar[str] = "close_support"
+
+
 COMMANDS: dict[str, type[Command]] = {
     cls.name: cls
     for cls in (
@@ -221,5 +291,11 @@ COMMANDS: dict[str, type[Command]] = {
         EscalateIssue,
         ResolveIssue,
         DecideApproval,
+        RecordPlanEvaluation,
+        RequestSupport,
+        AcknowledgeSupport,
+        AnswerSupport,
+        DeclineSupport,
+        CloseSupport,
     )
 }

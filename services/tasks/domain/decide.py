@@ -8,9 +8,12 @@ edges map kinds to what they answer.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Protocol
 
 from services.tasks.domain import commands as cmd
+from services.tasks.domain import support
+from services.tasks.domain.support import SupportWorld
 from shared.auth import Actor
 from shared.contract import catalog as c
 from shared.contract.codes import Department, Role
@@ -20,10 +23,11 @@ from shared.domain.state import Approval, ApprovalStatus, Issue, IssueStatus, Pl
 __all__ = ["Conflict", "Forbidden", "Invalid", "NotFound", "RefusalKind", "Refused", "decide"]
 
 
-class World(Protocol):
+class World(SupportWorld, Protocol):
     """Read access to the current state of aggregates, as rebuilt from the log."""
 
     def kind_of(self, aggregate_id: str) -> str | None: ...
+    def last_plan_evaluation(self, plan_id: str) -> datetime | None: ...
 
     def plan(self, plan_id: str) -> Plan | None: ...
     def task(self, task_id: str) -> Task | None: ...
@@ -43,7 +47,7 @@ def decide(command: cmd.Command, actor: Actor, world: World) -> list[c.EventData
     return _DECIDERS[type(command)](command, actor, world)
 
 
-AGGREGATE_IDS = frozenset({"plan_id", "task_id", "issue_id", "approval_id", "evaluation_id"})
+AGGREGATE_IDS = frozenset({"plan_id", "task_id", "issue_id", "approval_id", "evaluation_id", "request_id"})
 """Ids of aggregates: unique across types, since each is a record key and a stream of its own."""
 
 
@@ -55,7 +59,14 @@ def _approve_plan(command: cmd.ApprovePlan, actor: Actor, world: World) -> list[
         raise Forbidden("only the State Council (role approver) approves a plan")
     if world.plan(command.plan_id) is not None:
         raise Conflict(f"plan {command.plan_id} already exists", "plan_id")
-    return [c.PlanApproved(plan_id=command.plan_id, title=command.title, summary=command.summary)]
+    return [
+        c.PlanApproved(
+            plan_id=command.plan_id,
+            title=command.title,
+            summary=command.summary,
+            evaluation_interval_months=command.evaluation_interval_months,
+        )
+    ]
 
 
 def _amend_plan(command: cmd.AmendPlan, actor: Actor, world: World) -> list[c.EventData]:
@@ -63,7 +74,14 @@ def _amend_plan(command: cmd.AmendPlan, actor: Actor, world: World) -> list[c.Ev
         raise Forbidden("only the State Council (role approver) amends a plan")
     if world.plan(command.plan_id) is None:
         raise NotFound(f"no plan {command.plan_id}", "plan_id")
-    return [c.PlanAmended(plan_id=command.plan_id, title=command.title, summary=command.summary)]
+    return [
+        c.PlanAmended(
+            plan_id=command.plan_id,
+            title=command.title,
+            summary=command.summary,
+            evaluation_interval_months=command.evaluation_interval_months,
+        )
+    ]
 
 
 def _create_task(command: cmd.CreateTask, actor: Actor, world: World) -> list[c.EventData]:
@@ -233,6 +251,20 @@ def _record_evaluation(command: cmd.RecordEvaluation, actor: Actor, world: World
     ]
 
 
+def _record_plan_evaluation(command: cmd.RecordPlanEvaluation, actor: Actor, world: World) -> list[c.EventData]:
+    _as_supervisor(actor, "records evaluations")
+    if world.plan(command.plan_id) is None:
+        raise NotFound(f"no plan {command.plan_id}", "plan_id")
+    return [
+        c.EvaluationRecorded(
+            evaluation_id=command.evaluation_id,
+            plan_id=command.plan_id,
+            rating=command.rating,
+            findings=command.findings,
+        )
+    ]
+
+
 def _existing_issue(issue_id: str, world: World) -> Issue:
     issue = world.issue(issue_id)
     if issue is None:
@@ -292,5 +324,11 @@ _DECIDERS: dict[type[cmd.Command], Callable[..., list[c.EventData]]] = {
     cmd.EscalateIssue: _escalate_issue,
     cmd.ResolveIssue: _resolve_issue,
     cmd.DecideApproval: _decide_approval,
+    cmd.RecordPlanEvaluation: _record_plan_evaluation,
+    cmd.RequestSupport: support.request_support,
+    cmd.AcknowledgeSupport: support.acknowledge_support,
+    cmd.AnswerSupport: support.answer_support,
+    cmd.DeclineSupport: support.decline_support,
+    cmd.CloseSupport: support.close_support,
 }
 assert set(_DECIDERS) == set(cmd.COMMANDS.values()), "every command needs a decider"
