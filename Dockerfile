@@ -1,4 +1,4 @@
-# One image for the three services; docker-compose.yml picks the service by its command.
+# One image for the services and the dashboard; docker-compose.yml picks one by its command.
 FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 POLICYTRACK_DATA_DIR=/data
 WORKDIR /app

@@ -31,10 +31,13 @@ $(INSTALLED):
 	rm -f $(VENV)/.installed-* && touch $@
 
 # kcat is how people look at the topics by hand (the tests check what it shows); the audit
-# store's PostgreSQL path is tested against a real server (Debian's postgresql).
+# store's PostgreSQL path is tested against a real server (Debian's postgresql); the dashboard
+# is tested in Debian's chromium, driven through its chromium-driver.
 tools:
 	@missing=""; command -v kcat >/dev/null || missing="$$missing kcat"; \
 	  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	  command -v chromium >/dev/null || missing="$$missing chromium"; \
+	  command -v chromedriver >/dev/null || missing="$$missing chromium-driver"; \
 	  if [ -n "$$missing" ]; then echo "installing$$missing (Debian packages)"; \
 	    SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	    $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq $$missing >/dev/null; fi

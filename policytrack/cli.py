@@ -16,13 +16,12 @@ import httpx
 import orjson
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, ProgressColumn, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
-from rich.text import Text
 
 from policytrack import supervisor
 from policytrack.demo import Demo, token_for
 from policytrack.processes import ServiceProcess
+from policytrack.progress import Meter
 from shared.auth import mint_dev_token
 from shared.contract.catalog import full_type
 from shared.contract.codec import DecodeFailure, decode_record, to_structured
@@ -103,6 +102,8 @@ def _where_to_look(running: list[ServiceProcess]) -> None:
     table = Table(title="policytrack is up", show_header=True)
     table.add_column("what")
     table.add_column("where")
+    dashboard = next(f"{s.url}/" for s in running if s.name == supervisor.DASHBOARD.name)
+    table.add_row("dashboard", f"[bold]{dashboard}[/]   (sign in as a department and role)")
     table.add_row("Kafka", "127.0.0.1:9092  (kcat -C -b 127.0.0.1:9092 -t policy.events -f '%h %s\\n')")
     for service in running:
         table.add_row(service.name, f"{service.url}/docs   log: {service.log_path}")
@@ -111,6 +112,7 @@ def _where_to_look(running: list[ServiceProcess]) -> None:
     table.add_row("verify the trail", "policytrack verify   then   policytrack export --output trail.ndjson")
     table.add_row("status", "policytrack status   (services, restarts, readiness)")
     console.print(table)
+    err.print(f"[bold]The dashboard is at {dashboard}[/]")
     err.print("Ctrl-C stops everything, the broker last.")
 
 
@@ -268,23 +270,7 @@ def verify(
 ) -> None:
     """Verify the audit trail: chain, signed checkpoints, every entry against the log. Exit 0 only when intact."""
     started = time.monotonic()
-    with Progress(
-        SpinnerColumn(),
-        TextColumn("verifying the trail"),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
-        disable=as_json,
-    ) as progress:
-        progress.add_task("verify")
-        response = httpx.get(
-            f"{audit_url}/v1/audit/verify",
-            headers=_bearer(token),
-            timeout=3600,
-            params={"against_log": str(against_log).lower()},
-        )
-    _fail_unless_ok(response)
-    result = response.json()
+    result = _verified(audit_url, token, against_log, quiet=as_json)
     seconds = time.monotonic() - started
     if as_json:
         print(orjson.dumps({**result, "seconds": round(seconds, 3)}).decode())
@@ -301,6 +287,27 @@ def verify(
             table.add_row("first divergence", orjson.dumps(result["divergence"]).decode())
         console.print(table)
     raise typer.Exit(0 if result["ok"] else 1)
+
+
+def _verified(audit_url: str, token: str | None, against_log: bool, *, quiet: bool) -> dict[str, Any]:
+    """The verification's result, its progress shown as the audit service reports it."""
+    params = {"against_log": str(against_log).lower(), "progress": "true"}
+    with (
+        httpx.Client(base_url=audit_url, headers=_bearer(token), timeout=3600) as client,
+        client.stream("GET", "/v1/audit/verify", params=params) as response,
+        Meter("verifying the trail", err, quiet=quiet) as meter,
+    ):
+        _fail_unless_ok(response)
+        for line in response.iter_lines():
+            if not line:
+                continue
+            message = orjson.loads(line)
+            if "result" in message:
+                result: dict[str, Any] = message["result"]
+                return result
+            meter.update(message["checked"], message["of"])
+    err.print("[red]the audit service ended the verification without a result[/]")
+    raise typer.Exit(2)
 
 
 @app.command()
@@ -329,48 +336,35 @@ def export(
 
 
 def _stream_export(client: httpx.Client, params: dict[str, Any], fmt: str, out: Any, quiet: bool) -> Any:
-    """Streams /v1/audit/export with a progress bar and rate; to ``out`` (returns the count) or
-    collected (returns the lines)."""
+    """Streams /v1/audit/export, showing progress; to ``out`` (returns the count) or collected
+    (returns the lines). The total is the trail's size, a bound when the export is filtered."""
     total = None
     ready = client.get("/readyz")
     if ready.status_code == 200:
         total = ready.json().get("entries")
     lines: list[bytes] = []
     count = 0
-    columns = (
-        TextColumn("exporting"),
-        BarColumn(),
-        TextColumn("{task.completed:,} records"),
-        TransferRate(),
-        TimeElapsedColumn(),
-    )
-    with Progress(*columns, console=err, disable=quiet, transient=False) as progress:
-        bar = progress.add_task("export", total=total)
-        with client.stream("GET", "/v1/audit/export", params={**params, "format": fmt}) as response:
-            _fail_unless_ok(response)
-            header = fmt == "csv"
-            for line in response.iter_lines():
-                if header:
-                    header = False
-                    if out is not None:
-                        out.write(line.encode() + b"\n")
-                    continue
-                count += 1
+    with (
+        Meter("exporting", err, total=total, quiet=quiet) as meter,
+        client.stream("GET", "/v1/audit/export", params={**params, "format": fmt}) as response,
+    ):
+        _fail_unless_ok(response)
+        header = fmt == "csv"
+        for line in response.iter_lines():
+            if header:
+                header = False
                 if out is not None:
                     out.write(line.encode() + b"\n")
-                else:
-                    lines.append(line.encode())
-                if count % 1000 == 0:
-                    progress.update(bar, completed=count)
-        progress.update(bar, completed=count, total=max(count, total or 0))
+                continue
+            count += 1
+            if out is not None:
+                out.write(line.encode() + b"\n")
+            else:
+                lines.append(line.encode())
+            if count % 1000 == 0:
+                meter.update(count)
+        meter.update(count)
     return count if out is not None else lines
-
-
-class TransferRate(ProgressColumn):
-    """Records per second."""
-
-    def render(self, task: Any) -> Text:
-        return Text(f"{task.speed or 0:,.0f}/s")
 
 
 def _fail_unless_ok(response: httpx.Response) -> None:
@@ -387,23 +381,26 @@ def status(token: str | None = TOKEN, as_json: bool = JSON) -> None:
     supervised = {}
     if supervisor.status_file().exists():
         supervised = {s["name"]: s for s in orjson.loads(supervisor.status_file().read_bytes())["services"]}
+    # Where ``make run`` put each service (its status file says), else where it puts them by default.
+    urls = {spec.name: supervised.get(spec.name, {}).get("url", spec.url) for spec in supervisor.SERVICES}
     rows = []
     with httpx.Client(timeout=5, headers=_bearer(token)) as client:
         for spec in supervisor.SERVICES:
             row: dict[str, Any] = {
                 "service": spec.name,
-                "url": spec.url,
+                "url": urls[spec.name],
                 **{k: supervised.get(spec.name, {}).get(k) for k in ("pid", "restarts", "last_exit")},
             }
             try:
-                ready = client.get(f"{spec.url}/readyz")
+                ready = client.get(f"{urls[spec.name]}/readyz")
                 row.update(ready=ready.status_code == 200, details=ready.json())
             except httpx.HTTPError as error:
                 row.update(ready=False, details={"error": type(error).__name__})
             rows.append(row)
-        checkpoint = _last_checkpoint(client, supervisor.SERVICES[2].url)
+        checkpoint = _last_checkpoint(client, urls[supervisor.AUDIT.name])
+    dashboard = f"{urls[supervisor.DASHBOARD.name]}/"
     if as_json:
-        print(orjson.dumps({"services": rows, "last_checkpoint": checkpoint}).decode())
+        print(orjson.dumps({"services": rows, "last_checkpoint": checkpoint, "dashboard": dashboard}).decode())
         return
     table = Table(title="policytrack status")
     for column in ("service", "url", "ready", "restarts", "lag", "entries"):
@@ -419,6 +416,7 @@ def status(token: str | None = TOKEN, as_json: bool = JSON) -> None:
             str(details.get("entries", "")),
         )
     console.print(table)
+    console.print(f"dashboard: {dashboard}")
     if checkpoint:
         console.print(
             f"last signed checkpoint: entry {checkpoint['sequence']:,} at {checkpoint['signed_at']} "

@@ -34,7 +34,13 @@ class ServiceSpec:
         return f"http://127.0.0.1:{self.port}"
 
 
-SERVICES = (ServiceSpec("tasks", 8001), ServiceSpec("notifications", 8002), ServiceSpec("audit", 8003))
+SERVICES = (
+    ServiceSpec("tasks", 8001),
+    ServiceSpec("notifications", 8002),
+    ServiceSpec("audit", 8003),
+    ServiceSpec("web", 8000),
+)
+AUDIT, DASHBOARD = SERVICES[2], SERVICES[3]
 
 
 def kafka(*args: str) -> None:
@@ -152,9 +158,18 @@ def system(
     started: list[ServiceProcess] = []
     supervisor: Supervisor | None = None
     try:
+        ports = {spec.name: int(env.get(f"POLICYTRACK_{spec.name.upper()}_PORT", spec.port)) for spec in SERVICES}
+        # The dashboard reads the other services wherever they were put.
+        env.update(
+            {
+                f"POLICYTRACK_WEB_{name.upper()}_URL": f"http://127.0.0.1:{port}"
+                for name, port in ports.items()
+                if name != "web"
+            }
+        )
         for spec in SERVICES:
-            port = int(env.get(f"POLICYTRACK_{spec.name.upper()}_PORT", spec.port))
-            started.append(ServiceProcess(spec.name, port, env, log_dir / f"{spec.name}.log").start(wait=False))
+            service = ServiceProcess(spec.name, ports[spec.name], env, log_dir / f"{spec.name}.log")
+            started.append(service.start(wait=False))
         for service in started:
             service.wait_ready(ready_timeout)
         supervisor = Supervisor([Supervised(service) for service in started], status_file(env), say=say)

@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import socket
 import subprocess
 import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import httpx
+import orjson
 import pytest
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -57,8 +61,10 @@ def broker_env(port: int, data_dir: Path | None) -> dict[str, str]:
     return env
 
 
-TEST_BROKER_PORT = 29092
-"""The suite's own broker: never the developer's 127.0.0.1:9092 of ``make run``."""
+TEST_BROKER_PORT = int(os.environ.get("POLICYTRACK_TEST_KAFKA_PORT", "29092"))
+"""The suite's own broker: never the developer's 127.0.0.1:9092 of ``make run`` (another port
+lets two checkouts run their suites side by side)."""
+SPARE_BROKER_PORT = int(os.environ.get("POLICYTRACK_TEST_SPARE_KAFKA_PORT", "19092"))
 
 
 @pytest.fixture(scope="session")
@@ -78,7 +84,8 @@ def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
 @pytest.fixture
 def spare_broker(tmp_path: Path) -> Iterator[Broker]:
     """A second, throw-away broker on its own ports and data folder, for tests that stop it."""
-    broker = Broker(port=19092, data_dir=tmp_path / "kafka", env=broker_env(19092, tmp_path / "kafka"))
+    port = SPARE_BROKER_PORT
+    broker = Broker(port=port, data_dir=tmp_path / "kafka", env=broker_env(port, tmp_path / "kafka"))
     started = broker.script("start", check=False)
     assert started.returncode == 0, f"spare broker failed to start:\n{started.stderr}"
     try:
@@ -172,8 +179,8 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-@pytest.fixture
-def service_factory(kafka: Broker, tmp_path: Path) -> Iterator[Callable[..., ServiceProcess]]:
+@contextmanager
+def services_on(kafka: Broker, directory: Path) -> Iterator[Callable[..., ServiceProcess]]:
     """Makes service processes against the project's broker; all are stopped afterwards."""
     made: list[ServiceProcess] = []
 
@@ -184,9 +191,9 @@ def service_factory(kafka: Broker, tmp_path: Path) -> Iterator[Callable[..., Ser
             **os.environ,
             "POLICYTRACK_ENV": "dev",
             "POLICYTRACK_LOG_LEVEL": "INFO",
-            "POLICYTRACK_DATA_DIR": str(tmp_path / f"{name}-{port}"),
+            "POLICYTRACK_DATA_DIR": str(directory / f"{name}-{port}"),
             "POLICYTRACK_KAFKA_BOOTSTRAP_SERVERS": kafka.settings.bootstrap_servers,
-            "POLICYTRACK_KEYS_DIR": str(tmp_path / f"{name}-{port}-keys"),
+            "POLICYTRACK_KEYS_DIR": str(directory / f"{name}-{port}-keys"),
             "POLICYTRACK_AUDIT_CHAIN_ID": f"test-chain-{uuid.uuid4().hex[:8]}",
             # Assessments append events on their own schedule; tests that count events turn them on.
             "POLICYTRACK_TASKS_WATCH_INTERVAL_SECONDS": "0",
@@ -194,13 +201,29 @@ def service_factory(kafka: Broker, tmp_path: Path) -> Iterator[Callable[..., Ser
             f"{prefix}TRANSACTIONAL_ID": f"test-{name}-{uuid.uuid4().hex[:8]}",
             **env,
         }
-        service = ServiceProcess(name, port, process_env, tmp_path / f"{name}-{port}.log")
+        service = ServiceProcess(name, port, process_env, directory / f"{name}-{port}.log")
         made.append(service)
         return service
 
-    yield make
-    for service in made:
-        service.stop()
+    try:
+        yield make
+    finally:
+        for service in made:
+            service.stop()
+
+
+@pytest.fixture
+def service_factory(kafka: Broker, tmp_path: Path) -> Iterator[Callable[..., ServiceProcess]]:
+    """Service processes for one test."""
+    with services_on(kafka, tmp_path) as make:
+        yield make
+
+
+@pytest.fixture(scope="module")
+def module_services(kafka: Broker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., ServiceProcess]]:
+    """Service processes shared by the tests of one module."""
+    with services_on(kafka, tmp_path_factory.mktemp("services")) as make:
+        yield make
 
 
 def token(user: str, department: str, *roles: str) -> dict[str, str]:
@@ -348,3 +371,69 @@ async def postgres_dsn(postgres_server: str) -> AsyncIterator[str]:
         yield postgres_server.rsplit("/", 1)[0] + f"/{name}"
     finally:
         await admin.close()
+
+
+@dataclass
+class Browser:
+    """Debian's chromium, headless, driven by Selenium through chromium-driver. It can reach no
+    host but 127.0.0.1, and remembers every request its pages made."""
+
+    driver: Any
+    screenshots: Path
+
+    def requested_hosts(self) -> set[str]:
+        hosts = set()
+        for line in self.driver.get_log("performance"):
+            message = orjson.loads(line["message"])["message"]
+            if message["method"] == "Network.requestWillBeSent":
+                url = urlsplit(message["params"]["request"]["url"])
+                if url.scheme in ("http", "https", "ws", "wss"):
+                    hosts.add(url.hostname or "")
+        return hosts
+
+    def screenshot(self, name: str) -> Path:
+        """The whole page, saved under the test's output (and POLICYTRACK_SCREENSHOTS, if set)."""
+        height = self.driver.execute_script("return document.documentElement.scrollHeight")
+        self.driver.set_window_size(1280, max(800, min(int(height) + 40, 4000)))
+        path = self.screenshots / f"{name}.png"
+        self.driver.save_screenshot(str(path))
+        if keep := os.environ.get("POLICYTRACK_SCREENSHOTS"):
+            Path(keep).mkdir(parents=True, exist_ok=True)
+            shutil.copy(path, Path(keep) / path.name)
+        self.driver.set_window_size(1280, 1000)
+        return path
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[Browser]:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    chromium, chromedriver = shutil.which("chromium"), shutil.which("chromedriver")
+    assert chromium and chromedriver, "make test installs Debian's chromium and chromium-driver (make tools)"
+    options = Options()
+    options.binary_location = chromium
+    for argument in (
+        "--headless=new",
+        "--no-sandbox",  # the suite may run as root, where chromium's sandbox cannot start
+        "--disable-dev-shm-usage",
+        "--window-size=1280,1000",
+        # The network cut off: every name but 127.0.0.1 fails to resolve.
+        "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
+        "--no-proxy-server",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--no-first-run",
+    ):
+        options.add_argument(argument)
+    options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
+    service = Service(executable_path=chromedriver, log_output=str(tmp_path / "chromedriver.log"))
+    driver = webdriver.Chrome(service=service, options=options)
+    screenshots = tmp_path / "screenshots"
+    screenshots.mkdir()
+    try:
+        yield Browser(driver, screenshots)
+    finally:
+        driver.quit()
+        print(f"screenshots: {screenshots}")

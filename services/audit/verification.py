@@ -11,6 +11,7 @@ reported as lag, not as tampering.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +36,7 @@ from shared.kafka.consumer import open_consumer, partitions_of
 from shared.settings import KafkaSettings
 
 MAX_PROBLEMS = 50
+Progress = Callable[[int, int], None]
 
 
 @dataclass
@@ -103,6 +105,8 @@ class Verifier:
     result: Verification = field(default_factory=Verification)
     on_log: dict[int, tuple[CheckpointSigned, str]] = field(default_factory=dict)
     """The chain's checkpoints found on the log, by sequence, with where they were found."""
+    progress: Progress | None = None
+    """Told, after each chunk of entries, how many were checked of how many."""
 
     async def run(self) -> Verification:
         self.result.against_log = self.kafka is not None
@@ -175,6 +179,8 @@ class Verifier:
                     await self._published_checkpoint(row)
                 previous, expected = digest, expected + 1
                 self.result.entries += 1
+            if self.progress is not None:
+                self.progress(self.result.entries, snapshot.head.sequence)
         return True
 
     def _row_holds(self, stored: Any, digest: str) -> bool:
@@ -321,6 +327,7 @@ async def verify(
     chain_id: str,
     kafka: KafkaSettings | None,
     topics: tuple[str, ...] = AUDITED_TOPICS,
+    progress: Progress | None = None,
 ) -> Verification:
     """Verifies the chain and its checkpoints; with ``kafka``, also against the log."""
-    return await Verifier(store, keys, chain_id, kafka, topics).run()
+    return await Verifier(store, keys, chain_id, kafka, topics, progress=progress).run()

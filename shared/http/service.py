@@ -15,6 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, Histogram, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.auth import Actor, AuthError, InsecureConfiguration, TokenVerifier
+from shared.http.docs import serve_docs_locally
 from shared.http.limits import BodySizeLimit
 from shared.http.problems import document_problems, install_problem_handlers
 from shared.logging import configure_logging
@@ -46,7 +47,16 @@ def create_service_app(name: str, runtime: Runtime, *, title: str, description: 
         finally:
             await runtime.stop()
 
-    app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan)
+    app = FastAPI(
+        title=title,
+        description=description,
+        version="1.0.0",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
+    )
+    serve_docs_locally(app)
     app.state.runtime = runtime
     app.state.verifier = runtime.verifier
     install_problem_handlers(app)

@@ -5,6 +5,7 @@ verifies and replays."""
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 import uuid
@@ -123,6 +124,19 @@ async def test_the_demonstration_zone_scenario_end_to_end(service_factory, recei
     )
     assert verified.returncode == 0, verified.stderr
     assert orjson.loads(verified.stdout)["ok"] is True
+    assert verified.stderr == "", "--json prints the result and nothing else"
+    # Not on a terminal: plain progress lines; on one (as Rich is told), a bar with rate and time left.
+    plain = subprocess.run([*cli, "verify", "--audit-url", audit.url], capture_output=True, text=True, timeout=300)
+    assert plain.returncode == 0 and "verifying the trail done: " in plain.stderr, plain.stderr
+    on_terminal = subprocess.run(
+        [*cli, "export", "--audit-url", audit.url, "--output", str(tmp_path / "again.ndjson")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "TTY_COMPATIBLE": "1", "COLUMNS": "160"},
+    )
+    assert on_terminal.returncode == 0, on_terminal.stderr
+    assert "━" in on_terminal.stderr and "/s" in on_terminal.stderr and "exporting" in on_terminal.stderr
     output = tmp_path / "trail.ndjson"
     exported = subprocess.run(
         [*cli, "export", "--audit-url", audit.url, "--output", str(output), "--json"],

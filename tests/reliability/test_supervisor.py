@@ -16,7 +16,7 @@ from tests.conftest import Broker, eventually, free_port
 
 
 async def test_a_killed_service_is_started_again_and_nothing_else_stops(spare_broker: Broker, tmp_path: Path) -> None:
-    ports = {name: free_port() for name in ("tasks", "notifications", "audit")}
+    ports = {name: free_port() for name in ("tasks", "notifications", "audit", "web")}
     env = {
         **spare_broker.env,
         "POLICYTRACK_DATA_DIR": str(tmp_path / "data"),
@@ -54,9 +54,16 @@ async def test_a_killed_service_is_started_again_and_nothing_else_stops(spare_br
 
         after = await eventually(restarted, timeout=120, what="tasks started again and ready")
         assert after["tasks"]["last_exit"] == -signal.SIGKILL
-        for name in ("notifications", "audit"):
+        for name in ("notifications", "audit", "web"):
             assert after[name]["pid"] == before[name]["pid"] and after[name]["restarts"] == 0, name
         assert up.poll() is None, "the supervisor keeps running"
+        shown = subprocess.run(
+            [sys.executable, "-m", "policytrack.cli", "status", "--json"], env=env, capture_output=True, timeout=60
+        )
+        status_now = orjson.loads(shown.stdout)
+        assert status_now["dashboard"] == f"http://127.0.0.1:{ports['web']}/"
+        assert {row["service"]: row["ready"] for row in status_now["services"]} == dict.fromkeys(ports, True)
+        assert f"The dashboard is at http://127.0.0.1:{ports['web']}/" in (tmp_path / "up.log").read_text()
         assert spare_broker.script("status", check=False).returncode == 0, "the broker keeps running"
     finally:
         up.send_signal(signal.SIGTERM)

@@ -11,7 +11,7 @@ from pydantic_settings import BaseSettings
 
 from shared.settings import PROJECT_ROOT, ServiceSettings
 
-SERVICES = ("tasks", "notifications", "audit")
+SERVICES = ("tasks", "notifications", "audit", "web")
 COMPOSE = yaml.safe_load((PROJECT_ROOT / "docker-compose.yml").read_text())
 
 
@@ -70,6 +70,14 @@ def test_each_service_is_wired_as_its_settings_expect(service: str) -> None:
     assert f"127.0.0.1:{port}/readyz" in " ".join(spec["healthcheck"]["test"])
     unknown = {name for name in environment if name.startswith("POLICYTRACK_")} - KNOWN_ENV
     assert not unknown, f"{service} sets variables no settings class reads: {unknown}"
+
+
+def test_the_dashboard_reads_each_service_where_compose_runs_it() -> None:
+    environment = COMPOSE["services"]["web"]["environment"]
+    for service in SERVICES[:3]:
+        port = settings_class(service).model_fields["port"].default
+        assert environment[f"POLICYTRACK_WEB_{service.upper()}_URL"] == f"http://{service}:{port}"
+        assert COMPOSE["services"]["web"]["depends_on"][service]["condition"] == "service_healthy"
 
 
 def test_dockerfile_installs_the_pinned_project() -> None:

@@ -90,6 +90,19 @@ checkpoints = Table(
     Column("published", Boolean, nullable=False, default=False),
 )
 
+verifications = Table(
+    "audit_verifications",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("verified_at", String(40), nullable=False),
+    Column("by_user", String(200), nullable=False),
+    Column("by_department", String(32), nullable=False),
+    Column("ok", Boolean, nullable=False),
+    Column("entries", BigInteger, nullable=False),
+    Column("checkpoints", Integer, nullable=False),
+    Column("against_log", Boolean, nullable=False),
+)
+
 task_access = Table(
     "audit_task_access",
     metadata,
@@ -279,6 +292,39 @@ class AuditStore:
         query = select(checkpoints).order_by(checkpoints.c.sequence)
         if unpublished_only:
             query = query.where(checkpoints.c.published == literal(False))
+        async with self.engine.connect() as conn:
+            return list(await conn.execute(query))
+
+    # --- verifications -------------------------------------------------------------------------
+
+    async def record_verification(
+        self,
+        *,
+        at: datetime,
+        by_user: str,
+        by_department: str,
+        ok: bool,
+        entries: int,
+        checkpoints: int,
+        against_log: bool,
+    ) -> None:
+        """Who verified the trail, when, and what they found (shown on the dashboard's trail page)."""
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                verifications.insert().values(
+                    verified_at=iso(at),
+                    by_user=by_user,
+                    by_department=by_department,
+                    ok=ok,
+                    entries=entries,
+                    checkpoints=checkpoints,
+                    against_log=against_log,
+                )
+            )
+
+    async def verifications(self, limit: int) -> list[Row[Any]]:
+        """The latest first."""
+        query = select(verifications).order_by(verifications.c.id.desc()).limit(limit)
         async with self.engine.connect() as conn:
             return list(await conn.execute(query))
 

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+import orjson
+from fastapi import APIRouter, Query, Response
+from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel
 
 from services.audit import verification
-from services.audit.api.dependencies import Runtime, everything
+from services.audit.api.dependencies import Runtime, Store, everything
+from services.audit.bootstrap import AuditRuntime
+from shared.auth import Actor
 from shared.http.problems import problem_responses
 from shared.http.service import Authenticated
 
@@ -47,15 +54,109 @@ class CheckpointsAnswer(BaseModel):
 @router.get(
     "/v1/audit/verify",
     response_model=VerificationAnswer,
-    responses=problem_responses(401, 403, 422),
+    responses={
+        200: {
+            "content": {
+                "application/x-ndjson": {
+                    "schema": {"type": "string"},
+                    "description": 'with progress=true: {"checked": n, "of": total} lines, then {"result": ...}',
+                }
+            },
+            "description": "the verification's result (with progress=true, preceded by its progress)",
+        },
+        **problem_responses(401, 403, 422),
+    },
     summary="Recompute the chain, check checkpoints, compare every entry with the Kafka log",
 )
-async def verify(actor: Authenticated, runtime: Runtime, against_log: bool = True) -> dict[str, Any]:
+async def verify(actor: Authenticated, runtime: Runtime, against_log: bool = True, progress: bool = False) -> Response:
     everything(actor)
+    if progress:
+        return StreamingResponse(_verifying(actor, runtime, against_log), media_type="application/x-ndjson")
+    return JSONResponse(await _verified(actor, runtime, against_log))
+
+
+async def _verified(
+    actor: Actor, runtime: AuditRuntime, against_log: bool, progress: verification.Progress | None = None
+) -> dict[str, Any]:
+    """Verifies, and records who verified, when, and what they found."""
     result = await verification.verify(
-        runtime.store, runtime.trusted_keys, runtime.settings.chain_id, runtime.settings.kafka if against_log else None
+        runtime.store,
+        runtime.trusted_keys,
+        runtime.settings.chain_id,
+        runtime.settings.kafka if against_log else None,
+        progress=progress,
+    )
+    await runtime.store.record_verification(
+        at=datetime.now(UTC),
+        by_user=actor.user,
+        by_department=str(actor.department),
+        ok=result.ok,
+        entries=result.entries,
+        checkpoints=result.checkpoints,
+        against_log=result.against_log,
     )
     return result.as_dict()
+
+
+async def _verifying(actor: Actor, runtime: AuditRuntime, against_log: bool) -> AsyncIterator[bytes]:
+    """Progress lines as chunks of entries are checked (the latest only, if the reader lags),
+    then the result. A reader that goes away stops the verification."""
+    checked: asyncio.Queue[tuple[int, int] | None] = asyncio.Queue()
+    running = asyncio.create_task(_verified(actor, runtime, against_log, lambda n, of: checked.put_nowait((n, of))))
+    running.add_done_callback(lambda _: checked.put_nowait(None))
+    try:
+        while True:
+            arrived = [await checked.get()]
+            while not checked.empty():
+                arrived.append(checked.get_nowait())
+            counts = [count for count in arrived if count is not None]
+            if counts:
+                yield orjson.dumps({"checked": counts[-1][0], "of": counts[-1][1]}) + b"\n"
+            if None in arrived:
+                break
+        yield orjson.dumps({"result": await running}) + b"\n"
+    finally:
+        running.cancel()
+
+
+class Verification(BaseModel):
+    verified_at: str
+    by: str
+    department: str
+    ok: bool
+    entries: int
+    checkpoints: int
+    against_log: bool
+
+
+class Verifications(BaseModel):
+    items: list[Verification]
+
+
+@router.get(
+    "/v1/audit/verifications",
+    response_model=Verifications,
+    responses=problem_responses(401, 422),
+    summary="Who verified the trail lately, when, and what they found (the latest first)",
+)
+async def verifications(
+    actor: Authenticated, store: Store, limit: Annotated[int, Query(ge=1, le=100)] = 10
+) -> dict[str, Any]:
+    rows = await store.verifications(limit)
+    return {
+        "items": [
+            {
+                "verified_at": row.verified_at,
+                "by": row.by_user,
+                "department": row.by_department,
+                "ok": row.ok,
+                "entries": row.entries,
+                "checkpoints": row.checkpoints,
+                "against_log": row.against_log,
+            }
+            for row in rows
+        ]
+    }
 
 
 @router.get(

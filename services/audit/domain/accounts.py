@@ -9,23 +9,11 @@ from datetime import datetime
 from typing import Any
 
 from shared.contract.codes import Department, TaskHealth
+from shared.contract.reports import RESPONSIBILITY_COLUMNS
 from shared.domain.projection import Projection
 from shared.domain.state import AnswerState, DepartmentAnswer, Plan, SupportRequest, Task, TaskStatus
 
-COLUMNS = (
-    "lead",
-    "supporting",
-    "acts",
-    "done",
-    "late",
-    "at_risk",
-    "escalated",
-    "support_received",
-    "support_answered_in_time",
-    "support_late",
-    "support_declined",
-    "evaluations_overdue",
-)
+COLUMNS = RESPONSIBILITY_COLUMNS
 
 
 def responsibility(

@@ -11,8 +11,9 @@ from typing import Any
 
 from services.audit.domain.accounts import overdue_evaluations, responsibility, task_line
 from shared.contract import catalog as c
-from shared.contract.codes import CooperationField, Severity, TaskHealth
+from shared.contract.codes import Severity, TaskHealth
 from shared.contract.envelope import AnyEvent
+from shared.domain.progress import field_progress
 from shared.domain.projection import Projection
 from shared.domain.state import Issue, SupportRequest
 
@@ -65,19 +66,16 @@ def _plan_line(projection: Projection, plan_id: str) -> dict[str, Any]:
 
 def _fields(projection: Projection, at: datetime) -> dict[str, dict[str, Any]]:
     """Per field of cooperation: how many tasks, their average progress, done, late, at risk."""
-    fields: dict[str, dict[str, Any]] = {}
-    for name in CooperationField:
-        tasks = [t for t in projection.tasks() if t.field == name]
-        if not tasks:
-            continue
-        fields[str(name)] = {
-            "tasks": len(tasks),
-            "average_percent": round(sum(t.percent for t in tasks) / len(tasks), 1),
-            "done": sum(1 for t in tasks if not t.is_open),
-            "late": sum(1 for t in tasks if t.is_overdue(at)),
-            "at_risk": sum(1 for t in tasks if t.is_open and not t.is_overdue(at) and t.health is TaskHealth.AT_RISK),
+    return {
+        str(row.field): {
+            "tasks": row.tasks,
+            "average_percent": row.average_percent,
+            "done": row.done,
+            "late": row.late,
+            "at_risk": row.at_risk,
         }
-    return fields
+        for row in field_progress(list(projection.tasks()), at)
+    }
 
 
 def _major_issues(projection: Projection) -> list[dict[str, Any]]:

@@ -1,0 +1,116 @@
+"""The three services as the dashboard calls them: server-side, with the signed-in user's
+token, so each page holds exactly what that user may see."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Any, Literal
+
+import httpx
+
+Service = Literal["tasks", "notifications", "audit"]
+MAX_PAGES = 200
+
+
+class BackendRefused(Exception):
+    """A service answered with an error; ``status`` and ``detail`` say which and why."""
+
+    def __init__(self, service: str, status: int, detail: str) -> None:
+        super().__init__(f"{service} answered {status}: {detail}")
+        self.service = service
+        self.status = status
+        self.detail = detail
+
+
+class BackendDown(Exception):
+    """A service did not answer at all."""
+
+
+class Backends:
+    def __init__(
+        self, urls: Mapping[Service, str], timeout: float = 30, transport: httpx.AsyncBaseTransport | None = None
+    ) -> None:
+        self.urls = dict(urls)
+        self._client = httpx.AsyncClient(
+            timeout=httpx.Timeout(timeout, connect=5), follow_redirects=False, transport=transport
+        )
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+    async def get(self, service: Service, path: str, token: str, params: Mapping[str, Any] | None = None) -> Any:
+        response = await self._send("GET", service, path, token, params=params)
+        return response.json()
+
+    async def post(self, service: Service, path: str, token: str, body: Any) -> Any:
+        return (await self._send("POST", service, path, token, json=body)).json()
+
+    async def every(
+        self, service: Service, path: str, token: str, params: Mapping[str, Any], *, limit: int
+    ) -> list[Any]:
+        """Every item of a paged list (``items`` and ``next_cursor``), up to ``MAX_PAGES`` pages."""
+        items: list[Any] = []
+        cursor = None
+        for _ in range(MAX_PAGES):
+            page = await self.get(
+                service, path, token, {**params, "limit": limit, **({"cursor": cursor} if cursor else {})}
+            )
+            items.extend(page["items"])
+            cursor = page.get("next_cursor")
+            if not cursor:
+                break
+        return items
+
+    async def alive(self, service: Service) -> bool:
+        try:
+            return (await self._client.get(f"{self.urls[service]}/healthz", timeout=2)).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    @asynccontextmanager
+    async def stream(
+        self,
+        service: Service,
+        path: str,
+        token: str,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> AsyncIterator[httpx.Response]:
+        """The response, open, for passing on as it arrives (alerts, exports)."""
+        request = self._client.build_request(
+            "GET",
+            f"{self.urls[service]}{path}",
+            params=params,
+            headers={**(headers or {}), "Authorization": f"Bearer {token}"},
+            timeout=httpx.Timeout(None, connect=5),
+        )
+        try:
+            response = await self._client.send(request, stream=True)
+        except httpx.HTTPError as error:
+            raise BackendDown(f"{service}: {type(error).__name__}") from error
+        try:
+            if response.status_code >= 400:
+                await response.aread()
+                raise BackendRefused(service, response.status_code, _detail(response))
+            yield response
+        finally:
+            await response.aclose()
+
+    async def _send(self, method: str, service: Service, path: str, token: str, **options: Any) -> httpx.Response:
+        try:
+            response = await self._client.request(
+                method, f"{self.urls[service]}{path}", headers={"Authorization": f"Bearer {token}"}, **options
+            )
+        except httpx.HTTPError as error:
+            raise BackendDown(f"{service}: {type(error).__name__}") from error
+        if response.status_code >= 400:
+            raise BackendRefused(service, response.status_code, _detail(response))
+        return response
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        return str(response.json().get("detail", response.text))[:500]
+    except ValueError:
+        return response.text[:500]

@@ -1,0 +1,57 @@
+"""What the dashboard passes on as it arrives: the live alert stream (server-sent events, resumed
+by the browser's Last-Event-ID) and exports of the trail. The user's token stays on the server."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
+from typing import Annotated, Literal
+
+import httpx
+from fastapi import APIRouter, Header
+from fastapi.responses import StreamingResponse
+
+from services.web.api.session import Runtime, SignedIn
+
+router = APIRouter(include_in_schema=False)
+
+
+async def relayed(
+    upstream: AbstractAsyncContextManager[httpx.Response], *, media_type: str, headers: dict[str, str]
+) -> StreamingResponse:
+    """The upstream response is opened before answering, so that its refusal (say 403) is this
+    answer's; once open, its bytes are passed on unchanged until either side ends."""
+    stack = AsyncExitStack()
+    response = await stack.enter_async_context(upstream)
+
+    async def body() -> AsyncIterator[bytes]:
+        async with stack:
+            async for chunk in response.aiter_raw():
+                yield chunk
+
+    return StreamingResponse(body(), media_type=media_type, headers=headers)
+
+
+@router.get("/alerts/stream")
+async def alert_stream(
+    web: Runtime, session: SignedIn, last_event_id: Annotated[str | None, Header(max_length=20_000)] = None
+) -> StreamingResponse:
+    upstream = web.backends.stream(
+        "notifications",
+        "/v1/alerts/stream",
+        session.token,
+        headers={"Last-Event-ID": last_event_id} if last_event_id else None,
+    )
+    return await relayed(
+        upstream, media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    )
+
+
+@router.get("/trail/export")
+async def export(web: Runtime, session: SignedIn, format: Literal["ndjson", "csv"] = "ndjson") -> StreamingResponse:
+    upstream = web.backends.stream("audit", "/v1/audit/export", session.token, {"format": format})
+    return await relayed(
+        upstream,
+        media_type="application/x-ndjson" if format == "ndjson" else "text/csv",
+        headers={"Content-Disposition": f'attachment; filename="policytrack-audit.{format}"'},
+    )

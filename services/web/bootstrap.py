@@ -1,0 +1,42 @@
+"""Wires the web dashboard: settings -> token verifier, sessions, the three services' clients."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from services.web.adapters.backends import Backends
+from services.web.adapters.sessions import Sessions
+from services.web.settings import WebSettings
+from shared.auth import TokenVerifier
+
+
+@dataclass
+class WebRuntime:
+    settings: WebSettings
+    verifier: TokenVerifier
+    sessions: Sessions
+    backends: Backends
+
+    async def start(self) -> None:
+        """Nothing to start: the dashboard keeps no state but its sessions."""
+
+    async def stop(self) -> None:
+        await self.backends.close()
+
+    async def readiness(self) -> tuple[bool, dict[str, Any]]:
+        """Ready when the three services answer; each page needs one or more of them."""
+        alive = {name: await self.backends.alive(name) for name in ("tasks", "notifications", "audit")}
+        return all(alive.values()), {"services": alive, "sessions": len(self.sessions)}
+
+
+def bootstrap(settings: WebSettings | None = None) -> WebRuntime:
+    settings = settings or WebSettings()
+    return WebRuntime(
+        settings=settings,
+        verifier=TokenVerifier(settings.auth, settings.runtime),
+        sessions=Sessions(settings.session_lifetime, settings.max_sessions),
+        backends=Backends(
+            {"tasks": settings.tasks_url, "notifications": settings.notifications_url, "audit": settings.audit_url}
+        ),
+    )

@@ -1,0 +1,27 @@
+"""Settings of the web dashboard (environment prefix ``POLICYTRACK_WEB_``)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from shared.auth import AuthSettings
+from shared.settings import ServiceSettings
+
+
+class WebSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="POLICYTRACK_WEB_", extra="ignore")
+
+    port: int = 8000
+    tasks_url: str = "http://127.0.0.1:8001"
+    notifications_url: str = "http://127.0.0.1:8002"
+    audit_url: str = "http://127.0.0.1:8003"
+    session_lifetime: timedelta = Field(default=timedelta(hours=8), description="a session ends after this")
+    max_sessions: int = Field(default=10_000, ge=1)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+
+    @property
+    def dev(self) -> bool:
+        return self.runtime.env == "dev"
