@@ -164,6 +164,19 @@ async def caught_up(service: ServiceProcess, *, timeout: float = 120) -> dict:
         return await eventually(probe, timeout=timeout, what=f"{service.name} caught up with the log")
 
 
+async def whole_trail(client: httpx.AsyncClient) -> list[dict]:
+    """Every entry of an audit service's trail, page by page (the session's broker holds what
+    earlier tests wrote, so the first page is not the whole story)."""
+    items: list[dict] = []
+    cursor = None
+    while True:
+        params = {"limit": 1000, **({"cursor": cursor} if cursor else {})}
+        page = (await client.get("/v1/audit/events", headers=NAO, params=params)).json()
+        items += page["items"]
+        if not (cursor := page["next_cursor"]):
+            return items
+
+
 async def read_to_end(settings: KafkaSettings, topic: str, *, timeout: float = 60) -> list:
     """Every committed record on ``topic``, from its start to where it ends now."""
     return await read_since(settings, topic, 0, timeout=timeout)
