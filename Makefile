@@ -51,12 +51,18 @@ stop:
 contract: venv
 	$(BIN)/python -m shared.contract.generate
 
-# wrk drives the HTTP benchmarks.
+# wrk drives the HTTP benchmarks. Each benchmark writes bench/results/<name>.json; the report
+# renders docs/BENCHMARKS.md and its plot from them. BENCH_SCALE=small ends within minutes.
 bench: venv broker
 	@command -v wrk >/dev/null || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq wrk >/dev/null; }
+	rm -f bench/results/*.json
+	$(BIN)/python -m bench.decode
 	$(BIN)/python -m bench.kafka_throughput
 	$(BIN)/python -m bench.tasks_service
+	$(BIN)/python -m bench.audit_service
+	$(BIN)/python -m bench.notifications_service
+	$(BIN)/python -m bench.report
 
 clean:
 	deploy/kafka.sh stop

@@ -47,12 +47,3 @@ class stopwatch:
 
     def __exit__(self, *exc: object) -> None:
         self.result.seconds = time.perf_counter() - self._start
-
-
-def report(title: str, rows: list[tuple[str, Timed, Timed]]) -> None:
-    """Prints project-path against baseline rates and their ratio, one row per measurement."""
-    print(f"\n{title}")
-    print(f"{'':<10}{'project/s':>14}{'baseline/s':>14}{'ratio':>8}")
-    for label, project, baseline in rows:
-        ratio = project.rate / baseline.rate if baseline.rate else float("nan")
-        print(f"{label:<10}{project.rate:>14,.0f}{baseline.rate:>14,.0f}{ratio:>8.2f}")

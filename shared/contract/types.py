@@ -18,10 +18,16 @@ overflows."""
 
 def _to_utc(moment: datetime) -> datetime:
     # The year is checked before converting: at the edges of the calendar the conversion
-    # itself overflows.
-    if not EARLIEST.year <= moment.year <= LATEST.year or not EARLIEST <= moment.astimezone(UTC) <= LATEST:
-        raise ValueError("must be between 2000-01-01T00:00:00Z and 2200-12-31T23:59:59Z")
-    return moment.astimezone(UTC)
+    # itself overflows. One conversion, compared with the bounds: this runs for every event read.
+    if not EARLIEST.year <= moment.year <= LATEST.year:
+        raise ValueError(OUTSIDE_THE_CALENDAR)
+    utc = moment.astimezone(UTC)
+    if not EARLIEST <= utc <= LATEST:
+        raise ValueError(OUTSIDE_THE_CALENDAR)
+    return utc
+
+
+OUTSIDE_THE_CALENDAR = "must be between 2000-01-01T00:00:00Z and 2200-12-31T23:59:59Z"
 
 
 UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]

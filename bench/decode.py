@@ -1,0 +1,76 @@
+"""What reading one record of our own log costs, step by step, in µs per record (no broker):
+parsing the JSON alone is the floor; then the headers, the payload's validation from bytes, the
+envelope's validation, and the whole decode every reader runs.
+
+    .venv/bin/python -m bench.decode [--records 100000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+from bench.results import Results, Row, scaled
+from shared.contract.catalog import CATALOG, TaskProgressReported
+from shared.contract.codec import _read_headers, decode, encode
+from shared.contract.envelope import CloudEvent, new_event
+from shared.process import tune_garbage_collector
+
+
+def records(count: int) -> list[tuple[bytes, bytes, tuple[tuple[str, bytes | None], ...]]]:
+    encoded = [
+        encode(
+            new_event(
+                TaskProgressReported(task_id=f"task-{n % 1000}", percent=n % 101, note="site works on schedule"),
+                actor="u-jilin-1",
+                actordept="JILIN",
+                aggregateversion=n + 1,
+            )
+        )
+        for n in range(count)
+    ]
+    return [(e.key, e.value, e.headers) for e in encoded]
+
+
+def per_record(step: Callable[[Any], object], inputs: list[Any], rounds: int = 3) -> float:
+    """The best of ``rounds`` passes, in µs per record."""
+    best = float("inf")
+    for _ in range(rounds):
+        started = time.perf_counter()
+        for item in inputs:
+            step(item)
+        best = min(best, time.perf_counter() - started)
+    return best / len(inputs) * 1e6
+
+
+def main(count: int) -> None:
+    made = records(count)
+    attributes = [_read_headers(headers)[0] for _, _, headers in made]
+    payloads = [
+        CATALOG[a["type"]].model_validate_json(value) for a, (_, value, _) in zip(attributes, made, strict=True)
+    ]
+    results = Results("decode")
+    print(f"decoding {count:,} records of our own log, µs per record (best of 3):")
+    floor = per_record(lambda r: orjson.loads(r[1]), made)
+    results.add(Row("JSON parse of the value alone (the floor)", floor, "µs"))
+    results.add(Row("reading the ce_* headers", per_record(lambda r: _read_headers(r[2]), made), "µs"))
+    validate = per_record(lambda r: TaskProgressReported.model_validate_json(r[1]), made)
+    results.add(Row("payload validated from bytes (pydantic-core)", validate, "µs", baseline=floor))
+    pairs = list(zip(attributes, payloads, strict=True))
+    envelope = per_record(lambda p: CloudEvent.model_validate({**p[0], "data": p[1]}), pairs)
+    results.add(Row("envelope validated (attributes + type/subject check)", envelope, "µs"))
+    whole = per_record(lambda r: decode(*r), made)
+    results.add(Row("whole decode, as every reader runs it", whole, "µs", baseline=floor))
+    results.note(f"{1e6 / whole:,.0f} records/s on one core through the whole decode")
+    results.save()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--records", type=int, default=scaled(200_000, 30_000))
+    tune_garbage_collector()
+    main(parser.parse_args().records)
