@@ -40,8 +40,7 @@ pydantic {{ machine.pydantic }}, FastAPI {{ machine.fastapi }}, SQLite {{ machin
 
 ![each figure against its target](benchmarks.png)
 
-Not measured yet: the time from an accepted command to its audit entry and to its SSE alert,
-and the `eventsourcing` library rebuilding the same aggregates as a peer.
+Not measured yet: the time from an accepted command to its audit entry and to its SSE alert.
 
 {% for result in results %}
 ## {{ result.name }}

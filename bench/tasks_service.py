@@ -18,10 +18,12 @@ import tempfile
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from importlib.metadata import version
 
 import httpx
 
 from bench.common import Timed, bench_topic, stopwatch
+from bench.peer import rebuild_with_eventsourcing
 from bench.results import Results, Row, scaled
 from services.tasks.adapters.idempotency import IdempotencyIndex
 from services.tasks.adapters.rebuild import rebuild
@@ -242,6 +244,15 @@ def main() -> None:
         )
     )
     results.note("the start is the rebuild: no snapshot yet, so it grows with the log")
+    events, seconds = rebuild_with_eventsourcing(args.events // 100, 100)
+    print("\nThe peer: the eventsourcing library reading back the same aggregates from its SQLite store")
+    results.add(
+        Row("tasks rebuild vs eventsourcing library (SQLite), same events", rebuilt.rate, "ev/s", events / seconds)
+    )
+    results.note(
+        f"eventsourcing {version('eventsourcing')} read {events:,} events of {args.events // 100:,} aggregates "
+        f"in {seconds:.1f}s"
+    )
     results.save()
 
 

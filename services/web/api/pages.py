@@ -13,6 +13,7 @@ from fastapi.responses import RedirectResponse, Response
 from services.web.api.charts import field_progress_chart, milestone_timeline
 from services.web.api.rendering import may_verify, page
 from services.web.api.session import Runtime, SignedIn, checked, same_origin
+from services.web.bootstrap import WebRuntime
 from services.web.domain import responsibility as heat
 from services.web.domain.history import history
 from services.web.domain.overview import ISSUE_AND_APPROVAL_TYPES, overview
@@ -38,12 +39,12 @@ def moment(text: str | None) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-async def _tasks(web: Any, token: str) -> list[Task]:
+async def _tasks(web: WebRuntime, token: str) -> list[Task]:
     items = await web.backends.every("tasks", "/v1/tasks", token, {}, limit=500)
     return [Task.model_validate(item) for item in items]
 
 
-async def _entries(web: Any, token: str, **filters: str) -> list[dict[str, Any]]:
+async def _entries(web: WebRuntime, token: str, **filters: str) -> list[dict[str, Any]]:
     entries: list[dict[str, Any]] = await web.backends.every("audit", "/v1/audit/events", token, filters, limit=1000)
     return entries
 
