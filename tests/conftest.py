@@ -164,6 +164,20 @@ async def caught_up(service: ServiceProcess, *, timeout: float = 120) -> dict:
         return await eventually(probe, timeout=timeout, what=f"{service.name} caught up with the log")
 
 
+async def plan_and_task(client: httpx.AsyncClient, **task: object) -> str:
+    """A plan the State Council approved and one task in it, created by JILIN; the task's id.
+    The task is Jilin's trade facilitation unless ``task`` says otherwise."""
+    plan = (await client.post("/v1/plans", headers=SC, json={"title": "Plan"})).json()["id"]
+    body = {
+        "title": "Trade facilitation",
+        "field": "trade",
+        "lead_department": "JILIN",
+        "due": "2030-01-01T00:00:00Z",
+        **task,
+    }
+    return str((await client.post("/v1/tasks", headers=JILIN, json={"plan_id": plan, **body})).json()["id"])
+
+
 async def whole_trail(client: httpx.AsyncClient) -> list[dict]:
     """Every entry of an audit service's trail, page by page (the session's broker holds what
     earlier tests wrote, so the first page is not the whole story)."""

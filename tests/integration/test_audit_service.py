@@ -12,7 +12,7 @@ import httpx
 import orjson
 import pytest
 
-from tests.conftest import JILIN, MEE, MOST, NAO, SC, ServiceProcess, caught_up
+from tests.conftest import JILIN, MEE, MOST, NAO, ServiceProcess, caught_up, plan_and_task
 
 DUE = "2027-06-30T00:00:00Z"
 
@@ -30,21 +30,14 @@ async def seed_task(tasks: ServiceProcess) -> tuple[str, list[tuple[datetime, di
     """A task with a few writes; after each, when it happened and what the tasks service showed."""
     snapshots = []
     async with httpx.AsyncClient(base_url=tasks.url) as client:
-        plan = (await client.post("/v1/plans", headers=SC, json={"title": "Plan"})).json()["id"]
-        task = (
-            await client.post(
-                "/v1/tasks",
-                headers=JILIN,
-                json={
-                    "plan_id": plan,
-                    "title": "Joint lab",
-                    "field": "science_technology",
-                    "lead_department": "MOST",
-                    "supporting_departments": ["JILIN"],
-                    "due": DUE,
-                },
-            )
-        ).json()["id"]
+        task = await plan_and_task(
+            client,
+            title="Joint lab",
+            field="science_technology",
+            lead_department="MOST",
+            supporting_departments=["JILIN"],
+            due=DUE,
+        )
 
         async def snapshot() -> None:
             snapshots.append((datetime.now(UTC), (await client.get(f"/v1/tasks/{task}", headers=NAO)).json()))

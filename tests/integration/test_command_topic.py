@@ -12,7 +12,7 @@ from shared.contract.codec import decode_record
 from shared.contract.envelope import CloudEvent
 from shared.contract.topics import COMMANDS, DEADLETTER, EVENTS
 from shared.settings import KafkaSettings
-from tests.conftest import JILIN, MOST, SC, ServiceProcess, end_offsets, eventually, read_from
+from tests.conftest import JILIN, MOST, ServiceProcess, end_offsets, eventually, plan_and_task, read_from
 
 
 async def send_command(
@@ -34,21 +34,7 @@ async def test_commands_yield_events_or_a_rejection_and_malformed_ones_are_dead_
 ) -> None:
     tasks: ServiceProcess = service_factory("tasks").start()
     async with httpx.AsyncClient(base_url=tasks.url) as client:
-        plan = (await client.post("/v1/plans", json={"title": "Plan"}, headers=SC)).json()["id"]
-        task = (
-            await client.post(
-                "/v1/tasks",
-                headers=JILIN,
-                json={
-                    "plan_id": plan,
-                    "title": "Trade facilitation",
-                    "field": "trade",
-                    "lead_department": "JILIN",
-                    "supporting_departments": ["GACC"],
-                    "due": "2027-12-31T00:00:00Z",
-                },
-            )
-        ).json()["id"]
+        task = await plan_and_task(client, supporting_departments=["GACC"], due="2027-12-31T00:00:00Z")
     event_starts = await end_offsets(kafka_settings, EVENTS)
     letter_starts = await end_offsets(kafka_settings, DEADLETTER)
     run = uuid.uuid4().hex[:8]

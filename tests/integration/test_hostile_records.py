@@ -16,7 +16,17 @@ from shared.contract.codec import decode_record
 from shared.contract.envelope import CloudEvent
 from shared.contract.topics import ALERTS, COMMANDS, DEADLETTER, EVENTS
 from shared.settings import KafkaSettings
-from tests.conftest import JILIN, NAO, SC, ServiceProcess, caught_up, end_offsets, eventually, read_from, whole_trail
+from tests.conftest import (
+    JILIN,
+    NAO,
+    ServiceProcess,
+    caught_up,
+    end_offsets,
+    eventually,
+    plan_and_task,
+    read_from,
+    whole_trail,
+)
 
 FAST = {"POLICYTRACK_NOTIFICATIONS_LEAD_TIMES": '["PT2S"]', "POLICYTRACK_NOTIFICATIONS_GRACE": "PT1S"}
 HOSTILE = [
@@ -67,20 +77,7 @@ async def test_every_consumer_handles_the_next_valid_record(service_factory, kaf
     audit: ServiceProcess = service_factory("audit").start()
     notifications: ServiceProcess = service_factory("notifications", **FAST).start()
     async with httpx.AsyncClient(base_url=tasks.url, timeout=30) as client:
-        plan = (await client.post("/v1/plans", headers=SC, json={"title": "Plan"})).json()["id"]
-        task = (
-            await client.post(
-                "/v1/tasks",
-                headers=JILIN,
-                json={
-                    "plan_id": plan,
-                    "title": "Green corridor",
-                    "field": "environment",
-                    "lead_department": "JILIN",
-                    "due": "2030-01-01T00:00:00Z",
-                },
-            )
-        ).json()["id"]
+        task = await plan_and_task(client, title="Green corridor", field="environment")
     starts = await end_offsets(kafka_settings, EVENTS)
     letters = await end_offsets(kafka_settings, DEADLETTER)
     # The broker is the session's: the trail also holds what earlier tests wrote.

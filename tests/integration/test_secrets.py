@@ -15,7 +15,15 @@ from aiokafka import AIOKafkaProducer
 from shared.auth import mint_dev_token
 from shared.contract.topics import ALERTS, COMMANDS, DEADLETTER, EVENTS
 from shared.settings import KafkaSettings
-from tests.conftest import JILIN, NAO, SC, ServiceProcess, end_offsets, eventually, read_from, whole_trail
+from tests.conftest import (
+    NAO,
+    ServiceProcess,
+    end_offsets,
+    eventually,
+    plan_and_task,
+    read_from,
+    whole_trail,
+)
 
 
 def raw_topic(settings: KafkaSettings, topic: str) -> bytes:
@@ -33,20 +41,7 @@ async def test_tokens_are_stripped_from_every_dead_letter_and_the_trail(
     tasks: ServiceProcess = service_factory("tasks").start()
     audit: ServiceProcess = service_factory("audit").start()
     async with httpx.AsyncClient(base_url=tasks.url, timeout=30) as client:
-        plan = (await client.post("/v1/plans", headers=SC, json={"title": "Plan"})).json()["id"]
-        task = (
-            await client.post(
-                "/v1/tasks",
-                headers=JILIN,
-                json={
-                    "plan_id": plan,
-                    "title": "Trade facilitation",
-                    "field": "trade",
-                    "lead_department": "JILIN",
-                    "due": "2030-01-01T00:00:00Z",
-                },
-            )
-        ).json()["id"]
+        task = await plan_and_task(client)
     secret = mint_dev_token(f"u-sc-{uuid.uuid4().hex[:6]}", "SC", ["approver"])
     jilin = mint_dev_token(f"u-jilin-{uuid.uuid4().hex[:6]}", "JILIN", ["implementer"])
     marker = f"secret-{uuid.uuid4().hex}"

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import JILIN, NAO, SC, ServiceProcess, eventually
+from tests.conftest import JILIN, NAO, ServiceProcess, eventually, plan_and_task
 
 DUE = "2027-06-30T00:00:00Z"
 
@@ -33,20 +33,7 @@ def audit(service_factory) -> ServiceProcess:
 
 async def write_some(tasks: ServiceProcess, reports: int = 6) -> str:
     async with httpx.AsyncClient(base_url=tasks.url, timeout=30) as client:
-        plan = (await client.post("/v1/plans", headers=SC, json={"title": "Plan"})).json()["id"]
-        task = (
-            await client.post(
-                "/v1/tasks",
-                headers=JILIN,
-                json={
-                    "plan_id": plan,
-                    "title": "Trade facilitation",
-                    "field": "trade",
-                    "lead_department": "JILIN",
-                    "due": DUE,
-                },
-            )
-        ).json()["id"]
+        task = await plan_and_task(client, due=DUE)
         for percent in range(1, reports + 1):
             response = await client.post(f"/v1/tasks/{task}/progress", headers=JILIN, json={"percent": percent})
             assert response.status_code == 200, response.text
