@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
@@ -43,7 +44,9 @@ def system(module_services) -> dict[str, Any]:
 
 
 def until(driver: Any, condition: Callable[[Any], Any], what: str, timeout: float = WAIT) -> Any:
-    return WebDriverWait(driver, timeout, poll_frequency=0.2).until(condition, message=f"waited {timeout}s for {what}")
+    # A page that reloads while it is polled leaves stale elements behind: poll again.
+    waiting = WebDriverWait(driver, timeout, poll_frequency=0.2, ignored_exceptions=(StaleElementReferenceException,))
+    return waiting.until(condition, message=f"waited {timeout}s for {what}")
 
 
 def sign_in(browser: Browser, web_url: str, department: str, role: str, user: str) -> None:
