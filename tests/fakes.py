@@ -21,15 +21,14 @@ from services.notifications.application import NotificationService
 from services.notifications.bootstrap import NotificationsRuntime
 from services.notifications.domain.schedule import Policy, Schedule
 from services.notifications.settings import NotificationsSettings
-from services.tasks.adapters.event_log import InMemoryEventLog
-from services.tasks.adapters.idempotency import IdempotencyIndex
+from services.tasks.adapters.event_log import Committed, InMemoryEventLog
 from services.tasks.adapters.rebuild import RebuildReport
 from services.tasks.api.app import create_app
 from services.tasks.bootstrap import TasksRuntime, bootstrap
 from services.tasks.settings import TasksSettings
+from services.tasks.view import LogView, Placement
 from shared.auth import TokenVerifier
 from shared.contract.envelope import CloudEvent
-from shared.domain.projection import Projection
 from shared.settings import RuntimeSettings
 
 
@@ -56,10 +55,9 @@ def restore(runtime: TasksRuntime, events: list[CloudEvent]) -> None:
     log = runtime.service.log
     assert isinstance(log, InMemoryEventLog)
     log.events = list(events)
-    runtime.service.projection, runtime.service.index = Projection(), IdempotencyIndex()
-    for event in events:
-        runtime.service.projection.apply(event)
-        runtime.service.index.record(event)
+    runtime.service.view = LogView()
+    for offset, event in enumerate(events):
+        runtime.service.view.take(event, Placement(event.topic, 0, offset))
     runtime.rebuilt = RebuildReport(events=len(events))
 
 
@@ -79,9 +77,9 @@ class SlowLog(InMemoryEventLog):
         super().__init__()
         self.release = asyncio.Event()
 
-    async def append(self, events: list) -> None:
+    async def append(self, events: list, committed: Committed | None = None) -> None:
         await self.release.wait()
-        await super().append(events)
+        await super().append(events, committed)
 
 
 class RecordingProducer:

@@ -23,6 +23,7 @@ from services.tasks.answers import Answer, KeyInFlight, KeyReused, StaleVersion,
 from services.tasks.domain import commands as cmd
 from services.tasks.domain.assessments import evaluation_due, health_change
 from services.tasks.domain.decide import decide
+from services.tasks.view import LogView
 from shared.auth import Actor
 from shared.clock import Clock, utc_now
 from shared.contract.catalog import CommandRejected, EventData, FieldError
@@ -67,14 +68,21 @@ class KeyedLocks:
 
 
 class TaskService:
-    def __init__(self, log: EventLog, projection: Projection, index: IdempotencyIndex, clock: Clock = utc_now) -> None:
+    def __init__(self, log: EventLog, view: LogView, clock: Clock = utc_now) -> None:
         self.log = log
-        self.projection = projection
-        self.index = index
+        self.view = view
         self.clock = clock
         self.month: timedelta | None = None
         """A month's length for evaluation cycles, in demonstrations only; calendar months otherwise."""
         self._locks = KeyedLocks()
+
+    @property
+    def projection(self) -> Projection:
+        return self.view.projection
+
+    @property
+    def index(self) -> IdempotencyIndex:
+        return self.view.index
 
     async def execute(
         self,
@@ -122,10 +130,7 @@ class TaskService:
 
     async def _append(self, events: list[AnyEvent]) -> None:
         states = self.projection.preview(events)  # an event that cannot be applied is never appended
-        await self.log.append(events)
-        self.projection.adopt(events, states)
-        for event in events:
-            self.index.record(event)
+        await self.log.append(events, partial(self.view.adopt, events, states))
 
     async def assess(self) -> int:
         """What the system records as time passes: each task's health when it changes, each
@@ -213,6 +218,5 @@ class TaskService:
             requestdigest=idempotency.digest,
             time=self.clock(),
         )
-        await self.log.append([event])
-        self.index.record(event)
+        await self._append([event])
         return answer_for([event])

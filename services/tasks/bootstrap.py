@@ -9,14 +9,15 @@ from typing import Any
 
 from services.tasks.adapters.command_topic import CommandRecord, CommandTopicHandler, parse_command_record
 from services.tasks.adapters.event_log import EventLog, KafkaEventLog
-from services.tasks.adapters.idempotency import IdempotencyIndex
-from services.tasks.adapters.rebuild import RebuildReport, rebuild
+from services.tasks.adapters.history import TaskHistory
+from services.tasks.adapters.rebuild import RebuildReport, catch_up
+from services.tasks.adapters.snapshots import SnapshotStore, take_snapshot
 from services.tasks.application import TaskService
 from services.tasks.settings import TasksSettings
+from services.tasks.view import LogView
 from shared.auth import InsecureConfiguration, TokenVerifier
 from shared.clock import Clock, utc_now
 from shared.contract.topics import COMMANDS
-from shared.domain.projection import Projection
 from shared.kafka.consumer import ConsumerRunner, StopConsuming
 from shared.kafka.producer import EventProducer
 from shared.logging import get_logger
@@ -31,7 +32,9 @@ class TasksRuntime:
     verifier: TokenVerifier
     service: TaskService
     dead_letters: EventProducer
+    snapshots: SnapshotStore
     rebuilt: RebuildReport | None = None
+    _snapshot_taken_at: int = 0
     work: BackgroundWork = field(default_factory=BackgroundWork)
     _runner: ConsumerRunner[CommandRecord] | None = None
     _health: Health | None = None
@@ -41,9 +44,11 @@ class TasksRuntime:
         # the log, so nothing can be appended behind our back while we rebuild.
         await self.service.log.start()
         await self.dead_letters.start()
-        self.rebuilt = await rebuild(self.settings.kafka, self.service.projection, self.service.index)
+        self.service.view, self.rebuilt = await catch_up(self.settings.kafka, self.snapshots)
+        self._snapshot_taken_at = 0 if self.rebuilt.snapshot == "used" else -1
         log.info(
             "state rebuilt from the log",
+            snapshot=self.rebuilt.snapshot,
             events=self.rebuilt.events,
             skipped=self.rebuilt.skipped,
             seconds=round(self.rebuilt.seconds, 3),
@@ -61,6 +66,25 @@ class TasksRuntime:
         self._health = self.work.start("command-topic", self._consume_commands)
         if self.settings.watch_interval_seconds > 0:
             self.work.start("assessments", self._assess)
+        if self.settings.snapshot_interval_seconds > 0:
+            self.work.start("snapshots", self._snapshot_every_interval)
+
+    async def snapshot(self) -> bool:
+        """Writes what changed since the last snapshot; False when nothing did."""
+        view = self.service.view
+        if view.events_taken == self._snapshot_taken_at or self.service.log.fenced:
+            return False
+        self._snapshot_taken_at = await take_snapshot(self.snapshots, view)
+        return True
+
+    async def _snapshot_every_interval(self, health: Health) -> None:
+        """At once (the state just rebuilt is worth keeping), then every interval."""
+        while True:
+            if await self.snapshot():
+                log.info("snapshot written", events=self.service.view.events_taken)
+            health.healthy()
+            if await self.work.sleep(self.settings.snapshot_interval_seconds):
+                return
 
     async def _assess(self, health: Health) -> None:
         """Health and evaluations as time passes: recorded every interval, at once at start."""
@@ -87,6 +111,11 @@ class TasksRuntime:
         await self.work.stop()
         await self.service.log.stop()
         await self.dead_letters.stop()
+        if self.rebuilt is not None and self.settings.snapshot_interval_seconds > 0:
+            try:
+                await self.snapshot()
+            except Exception as error:  # derived data: the next start rebuilds from the log
+                log.warning("no snapshot at stop", error=repr(error))
 
     async def readiness(self) -> tuple[bool, dict[str, Any]]:
         fenced, recovering = self.service.log.fenced, self.service.log.recovering
@@ -101,6 +130,7 @@ class TasksRuntime:
         }
         if self.rebuilt is not None:
             details["events"] = self.rebuilt.events
+            details["snapshot"] = self.rebuilt.snapshot
         return ready, details
 
 
@@ -110,7 +140,8 @@ def bootstrap(
     settings = settings or TasksSettings()
     verifier = TokenVerifier(settings.auth, settings.runtime)  # refuses the dev key outside dev
     event_log = log_ or KafkaEventLog(settings.kafka, transactional_id=settings.transactional_id)
-    service = TaskService(event_log, Projection(), IdempotencyIndex(), clock)
+    snapshots = SnapshotStore(settings.snapshot_file())
+    service = TaskService(event_log, LogView(history=TaskHistory(archive=snapshots)), clock)
     if settings.evaluation_month_seconds is not None:
         if settings.runtime.env != "dev":
             raise InsecureConfiguration(
@@ -118,4 +149,6 @@ def bootstrap(
             )
         service.month = timedelta(seconds=settings.evaluation_month_seconds)
     dead_letters = EventProducer(settings.kafka, client_id=f"{settings.transactional_id}-deadletters")
-    return TasksRuntime(settings=settings, verifier=verifier, service=service, dead_letters=dead_letters)
+    return TasksRuntime(
+        settings=settings, verifier=verifier, service=service, dead_letters=dead_letters, snapshots=snapshots
+    )

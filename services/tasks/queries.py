@@ -8,7 +8,6 @@ from datetime import datetime
 
 from shared.auth import Actor, can_read
 from shared.contract.codes import CooperationField, Department, TaskHealth
-from shared.contract.envelope import AnyEvent
 from shared.domain.projection import Projection
 from shared.domain.state import Aggregate, SupportRequest, Task, TaskStatus
 from shared.http.cursor import decode_cursor, encode_cursor
@@ -77,8 +76,3 @@ def _matches(task: Task, where: TaskFilter, now: datetime) -> bool:
 
 def _order(task: Task) -> tuple[str, str]:
     return (task.created_at.isoformat(), task.task_id)
-
-
-def task_history(projection: Projection, task_id: str) -> list[AnyEvent]:
-    """Every event about the task (its issues', approvals' and evaluations' too), in time order."""
-    return sorted(projection.history.get(task_id, ()), key=lambda e: (e.time, e.aggregateversion or 0, e.id))

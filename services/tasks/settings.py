@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
@@ -24,4 +26,13 @@ class TasksSettings(ServiceSettings):
     evaluation_month_seconds: float | None = Field(
         default=None, gt=0, description="development only: a month of evaluation cycles lasts this many seconds"
     )
+    snapshot_interval_seconds: float = Field(
+        default=30.0, ge=0, description="how often a snapshot of the state is written if it changed; 0: never"
+    )
+    snapshot_path: Path | None = Field(
+        default=None, description="the snapshot file; by default <data dir>/tasks/<transactional id>.snapshot.sqlite"
+    )
     auth: AuthSettings = Field(default_factory=AuthSettings)
+
+    def snapshot_file(self) -> Path:
+        return self.snapshot_path or self.runtime.data_dir / "tasks" / f"{self.transactional_id}.snapshot.sqlite"

@@ -1,5 +1,4 @@
-"""The projection of the log: every aggregate's current state folded with ``evolve``, and each
-task's history."""
+"""The projection of the log: every aggregate's current state folded with ``evolve``."""
 
 from __future__ import annotations
 
@@ -25,11 +24,11 @@ class Projection:
     """
 
     aggregates: dict[str, Aggregate] = field(default_factory=dict)
-    history: dict[str, list[AnyEvent]] = field(default_factory=dict)
-    """Per task id: every event about the task (its own, and its issues', approvals', evaluations')."""
     last_event_time: datetime | None = None
     plan_evaluated: dict[str, datetime] = field(default_factory=dict)
     """Per plan: when it was last evaluated as a whole."""
+    changed: set[str] = field(default_factory=set)
+    """Aggregates changed since whoever keeps a copy of the state (a snapshot) last took them."""
 
     def apply(self, event: AnyEvent) -> bool:
         """Fold one event in; False when it was already applied or does not change state."""
@@ -39,6 +38,7 @@ class Projection:
         if current is not None and event.aggregateversion is not None and event.aggregateversion <= current.version:
             return False
         self.aggregates[event.subject] = evolve(current, event)
+        self.changed.add(event.subject)
         self._remember(event)
         return True
 
@@ -54,14 +54,13 @@ class Projection:
     def adopt(self, events: Iterable[AnyEvent], states: dict[str, Aggregate]) -> None:
         """Takes in the states ``preview`` computed, once their events are on the log."""
         self.aggregates.update(states)
+        self.changed.update(states)
         for event in events:
             if event.type in DOMAIN_TYPES:
                 self._remember(event)
 
     def _remember(self, event: AnyEvent) -> None:
         data = event.data
-        about = getattr(data, "task_id", None) or getattr(data, "plan_id", None) or event.subject
-        self.history.setdefault(str(about), []).append(event)
         self.last_event_time = event.time
         if isinstance(data, EvaluationRecorded) and data.plan_id is not None:
             self.plan_evaluated[data.plan_id] = event.time

@@ -17,9 +17,8 @@ HOSTILE = "Zone | bonded\n# Heading <script>alert(1)</script> [link](http://x) &
 
 def replay_of(world: Scenario) -> Replay:
     acts = Counter[str]()
-    for history in world.projection.history.values():
-        for event in history:
-            acts[event.actordept or ""] += 1
+    for event in world.events:
+        acts[event.actordept or ""] += 1
     return Replay(projection=world.projection, acts=acts)
 
 

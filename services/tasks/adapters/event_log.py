@@ -18,12 +18,15 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from aiokafka import ConsumerRecord
 from aiokafka.errors import ProducerFenced
+from aiokafka.structs import RecordMetadata
 
+from services.tasks.view import Placement
 from shared.contract.envelope import AnyEvent
 from shared.contract.topics import EVENTS
 from shared.kafka.consumer import read_since
@@ -50,21 +53,32 @@ class LogUnavailable(RuntimeError):
     """The append was not acknowledged; nothing of it is on the log."""
 
 
+Committed = Callable[[list[Placement]], None]
+"""Told where each appended event landed, in the writer, before any append after it is answered."""
+
+
 class EventLog(Protocol):
     fenced: bool
     recovering: bool
 
     async def start(self) -> None: ...
     async def stop(self) -> None: ...
-    async def append(self, events: list[AnyEvent]) -> None:
-        """Returns once every event is on the log; raises Fenced or LogUnavailable, appending nothing."""
+    async def append(self, events: list[AnyEvent], committed: Committed | None = None) -> None:
+        """Returns once every event is on the log, after ``committed`` was told where; raises
+        Fenced or LogUnavailable, appending nothing."""
         ...
+
+
+def _no_one(placed: list[Placement]) -> None:
+    pass
 
 
 @dataclass
 class _Pending:
     events: list[AnyEvent]
+    committed: Committed = _no_one
     done: asyncio.Future[None] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+    sent: list[asyncio.Future[RecordMetadata]] = field(default_factory=list)
 
 
 class KafkaEventLog:
@@ -101,10 +115,10 @@ class KafkaEventLog:
             await asyncio.gather(self._writer, return_exceptions=True)
         await self._producer.stop()
 
-    async def append(self, events: list[AnyEvent]) -> None:
+    async def append(self, events: list[AnyEvent], committed: Committed | None = None) -> None:
         if self.fenced:
             raise Fenced()
-        pending = _Pending(events)
+        pending = _Pending(events, committed or _no_one)
         await self._queue.put(pending)
         await pending.done
 
@@ -113,16 +127,18 @@ class KafkaEventLog:
             batch = [await self._queue.get()]
             while len(batch) < self._max_batch and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
-            error = await self._commit(batch)
+            outcome = await self._commit(batch)
             for pending in batch:
                 if pending.done.done():
                     continue
-                if error is None:
-                    pending.done.set_result(None)
-                else:
-                    pending.done.set_exception(error)
+                if isinstance(outcome, Exception):
+                    pending.done.set_exception(outcome)
+                    continue
+                _tell(pending, [outcome[event.id] for event in pending.events])
+                pending.done.set_result(None)
 
-    async def _commit(self, batch: list[_Pending]) -> Exception | None:
+    async def _commit(self, batch: list[_Pending]) -> dict[str, Placement] | Exception:
+        """Where each event of the batch landed, or why the batch is not on the log."""
         if self.fenced:
             return Fenced()
         started_ms = int(time.time() * 1000)
@@ -135,7 +151,11 @@ class KafkaEventLog:
         error = attempt.exception() if done else TimeoutError(f"no answer in {self._commit_timeout:.0f} s")
         if error is None:
             self._remember(batch)
-            return None
+            return {
+                event.id: _placed(sent.result())
+                for pending in batch
+                for event, sent in zip(pending.events, pending.sent, strict=True)
+            }
         if isinstance(error, ProducerFenced):
             return self._fenced()
         log.warning("append not acknowledged; learning its outcome from the log", error=repr(error))
@@ -144,15 +164,14 @@ class KafkaEventLog:
     async def _transaction(self, batch: list[_Pending]) -> None:
         async with self._producer.transaction():
             for pending in batch:
-                for event in pending.events:
-                    await self._producer.enqueue(event)
+                pending.sent = [await self._producer.enqueue(event) for event in pending.events]
 
     def _fenced(self) -> Fenced:
         self.fenced = True
         log.error("fenced: another instance took over this transactional id; refusing writes")
         return Fenced()
 
-    async def _recover(self, batch: list[_Pending], started_ms: int) -> Exception | None:
+    async def _recover(self, batch: list[_Pending], started_ms: int) -> dict[str, Placement] | Exception:
         """A new producer under the same id settles the open transaction; the log then says
         whether the batch is on it. Retried until the broker answers both."""
         self.recovering = True
@@ -182,9 +201,14 @@ class KafkaEventLog:
             log.info("the old producer did not stop cleanly", error=repr(error))
         await self._producer.start()
 
-    def _outcome(self, batch: list[_Pending], records: list[ConsumerRecord]) -> Exception | None:
+    def _outcome(self, batch: list[_Pending], records: list[ConsumerRecord]) -> dict[str, Placement] | Exception:
         ours = {event.id for pending in batch for event in pending.events}
-        ids_on_log = {_header(r, "ce_id") for r in records if _header(r, "ce_source") == SOURCE}
+        placed = {
+            _header(r, "ce_id"): Placement(r.topic, r.partition, r.offset)
+            for r in records
+            if _header(r, "ce_source") == SOURCE
+        }
+        ids_on_log = set(placed)
         strangers = ids_on_log - ours - self._recently_appended()
         if strangers:
             # Someone else appended while this writer was away: it may not decide on its state any more.
@@ -193,7 +217,7 @@ class KafkaEventLog:
         if ours <= ids_on_log:
             log.info("the unacknowledged append is on the log after all", events=len(ours))
             self._remember(batch)
-            return None
+            return {event_id: placed[event_id] for event_id in ours}
         return LogUnavailable("the log did not take the append; nothing of it is on the log")
 
     def _remember(self, batch: list[_Pending]) -> None:
@@ -205,6 +229,18 @@ class KafkaEventLog:
 
     def _recently_appended(self) -> set[str]:
         return set().union(*(ids for _, ids in self._recent))
+
+
+def _placed(sent: RecordMetadata) -> Placement:
+    return Placement(sent.topic, sent.partition, sent.offset)
+
+
+def _tell(pending: _Pending, placed: list[Placement]) -> None:
+    try:
+        pending.committed(placed)
+    except Exception as error:
+        # The events are on the log whatever the listener made of them; a restart reads them back.
+        log.error("an appended batch could not be taken in", error=repr(error))
 
 
 def _header(record: ConsumerRecord, name: str) -> str | None:
@@ -230,10 +266,12 @@ class InMemoryEventLog:
     async def stop(self) -> None:
         pass
 
-    async def append(self, events: list[AnyEvent]) -> None:
+    async def append(self, events: list[AnyEvent], committed: Committed | None = None) -> None:
         if self.fenced:
             raise Fenced()
         if self.unavailable:
             raise LogUnavailable("the log is unavailable (in-memory log told to fail)")
         await asyncio.sleep(0)  # an append is never instantaneous: let concurrent callers interleave
+        placed = [Placement(event.topic, 0, len(self.events) + i) for i, event in enumerate(events)]
         self.events += events
+        (committed or _no_one)(placed)

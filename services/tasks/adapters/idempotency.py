@@ -33,6 +33,8 @@ class IdempotencyIndex:
     def __init__(self) -> None:
         self._answers: dict[tuple[str, str], Remembered] = {}
         self._in_flight: set[tuple[str, str]] = set()
+        self.changed: set[tuple[str, str]] = set()
+        """Slots changed since a snapshot last took them."""
 
     def get(self, user: str, key: str) -> Remembered | None:
         return self._answers.get((user, key))
@@ -47,6 +49,13 @@ class IdempotencyIndex:
     def end(self, user: str, key: str) -> None:
         self._in_flight.discard((user, key))
 
+    def remembered(self, slots: set[tuple[str, str]]) -> list[tuple[str, str, Remembered]]:
+        return [(user, key, self._answers[user, key]) for user, key in slots if (user, key) in self._answers]
+
+    def restore(self, user: str, key: str, remembered: Remembered) -> None:
+        """Takes back an answer a snapshot kept."""
+        self._answers[user, key] = remembered
+
     def record(self, event: AnyEvent) -> None:
         if event.idempotencykey is None:
             return
@@ -56,5 +65,7 @@ class IdempotencyIndex:
             # a later event of the same command: same answer, newer version
             answer = Answer(first.answer.status, {**first.answer.body, "version": event.aggregateversion})
             self._answers[slot] = Remembered(first.digest, answer)
+            self.changed.add(slot)
         elif first is None:
             self._answers[slot] = Remembered(event.requestdigest, answer_for([event]))
+            self.changed.add(slot)

@@ -9,8 +9,8 @@ from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
-from services.tasks.api.dependencies import AggregateIdPath, Now, State
-from services.tasks.queries import TaskFilter, list_tasks, readable, readable_request, readable_task, task_history
+from services.tasks.api.dependencies import AggregateIdPath, Now, Service, State
+from services.tasks.queries import TaskFilter, list_tasks, readable, readable_request, readable_task
 from shared.contract.codec import to_structured
 from shared.contract.codes import CooperationField, Department, TaskHealth
 from shared.domain.state import Aggregate, Approval, Issue, Plan, SupportRequest, Task, TaskStatus
@@ -101,9 +101,9 @@ async def get_task(task_id: AggregateIdPath, actor: Authenticated, state: State)
     responses=READ_PROBLEMS,
     summary="Every event about the task, oldest first",
 )
-async def get_task_events(task_id: AggregateIdPath, actor: Authenticated, state: State) -> Response:
-    found(readable_task(state.task(task_id), actor), "task", task_id)
-    events = task_history(state, task_id)
+async def get_task_events(task_id: AggregateIdPath, actor: Authenticated, service: Service) -> Response:
+    found(readable_task(service.projection.task(task_id), actor), "task", task_id)
+    events = await service.view.history.of(task_id)
     return Response(b"[" + b",".join(map(to_structured, events)) + b"]", media_type="application/json")
 
 

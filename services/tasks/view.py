@@ -1,0 +1,72 @@
+"""What the tasks service knows from the log and how far it has read it: the state ``decide``
+reads, the idempotency answers, each task's history and, per partition, the position covered.
+Events enter it one way, committed and placed on the log, whether read at start or appended."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from services.tasks.adapters.history import TaskHistory
+from services.tasks.adapters.idempotency import IdempotencyIndex
+from shared.contract.envelope import AnyEvent
+from shared.contract.topics import EVENTS
+from shared.domain.projection import Projection
+from shared.domain.state import Aggregate
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """Where a record is on the log."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+@dataclass
+class LogPositions:
+    """Per partition of the events topic: the next offset not yet taken in, and the id of the
+    record just before it, so a snapshot's claim can be checked against the log."""
+
+    topic: str = EVENTS
+    next: dict[int, tuple[int, str]] = field(default_factory=dict)
+
+    def took(self, where: Placement, event_id: str) -> None:
+        if where.topic != self.topic:
+            return
+        current = self.next.get(where.partition)
+        if current is None or where.offset >= current[0]:
+            self.next[where.partition] = (where.offset + 1, event_id)
+
+    def offset(self, partition: int) -> int:
+        found = self.next.get(partition)
+        return 0 if found is None else found[0]
+
+
+@dataclass
+class LogView:
+    projection: Projection = field(default_factory=Projection)
+    index: IdempotencyIndex = field(default_factory=IdempotencyIndex)
+    history: TaskHistory = field(default_factory=TaskHistory)
+    positions: LogPositions = field(default_factory=LogPositions)
+    events_taken: int = 0
+    """Events taken in since the view was made (from a snapshot or from nothing)."""
+
+    def take(self, event: AnyEvent, where: Placement) -> None:
+        """One event read from the log. Raises when it cannot follow its aggregate's state; the
+        position still moves past it."""
+        self.positions.took(where, event.id)
+        if self.projection.apply(event):
+            self.history.add(event)
+        self.index.record(event)
+        self.events_taken += 1
+
+    def adopt(self, events: list[AnyEvent], states: dict[str, Aggregate], placed: list[Placement]) -> None:
+        """Events this service appended, with the states ``Projection.preview`` computed for them."""
+        self.projection.adopt(events, states)
+        for event, where in zip(events, placed, strict=True):
+            self.positions.took(where, event.id)
+            if event.subject in states:
+                self.history.add(event)
+            self.index.record(event)
+            self.events_taken += 1
