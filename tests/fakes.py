@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import httpx
 from cryptography.fernet import Fernet
@@ -21,7 +22,7 @@ from services.notifications.application import NotificationService
 from services.notifications.bootstrap import NotificationsRuntime
 from services.notifications.domain.schedule import Policy, Schedule
 from services.notifications.settings import NotificationsSettings
-from services.tasks.adapters.event_log import Committed, InMemoryEventLog
+from services.tasks.adapters.event_log import InMemoryEventLog
 from services.tasks.adapters.rebuild import RebuildReport
 from services.tasks.api.app import create_app
 from services.tasks.bootstrap import TasksRuntime, bootstrap
@@ -76,10 +77,14 @@ class SlowLog(InMemoryEventLog):
     def __init__(self) -> None:
         super().__init__()
         self.release = asyncio.Event()
+        self.submitted = 0
 
-    async def append(self, events: list, committed: Committed | None = None) -> None:
+    def submit(self, *args: Any, **kwargs: Any) -> asyncio.Future[None]:
+        self.submitted += 1
+        return super().submit(*args, **kwargs)
+
+    async def written(self) -> None:
         await self.release.wait()
-        await super().append(events, committed)
 
 
 class RecordingProducer:

@@ -1,18 +1,20 @@
 """What the tasks service does with a command, whichever edge it came in by: check it against
 the state rebuilt from the log, evolve its events, append them, and answer.
 
-Per aggregate, commands are decided one after another; the state they are decided against
-is only changed once their events are on the log. An Idempotency-Key returns the first
-answer to a retry of the same request, refuses the same key for a different request, and
-refuses it while the first request is in flight.
+Commands are decided one after another, each against the state its predecessors will have
+made: the committed state overlaid with what is submitted but not yet on the log. Their
+events are then written together (group commit), in the order they were decided, so a slow
+transaction does not serialize the callers. The committed state changes only once events
+are on the log; when a write fails, everything decided on it fails too and the overlay is
+dropped. An Idempotency-Key returns the first answer to a retry of the same request, refuses
+the same key for a different request, and refuses it while the first request is in flight.
 """
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-import weakref
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -23,13 +25,14 @@ from services.tasks.answers import Answer, KeyInFlight, KeyReused, StaleVersion,
 from services.tasks.domain import commands as cmd
 from services.tasks.domain.assessments import evaluation_due, health_change
 from services.tasks.domain.decide import decide
-from services.tasks.view import LogView
+from services.tasks.view import LogView, Placement
 from shared.auth import Actor
 from shared.clock import Clock, utc_now
 from shared.contract.catalog import CommandRejected, EventData, FieldError
 from shared.contract.codes import Department
 from shared.contract.envelope import AnyEvent, new_event
 from shared.domain.projection import Projection
+from shared.domain.state import Aggregate
 
 
 def new_id(prefix: str) -> str:
@@ -54,19 +57,6 @@ class Author:
 SYSTEM = Author("policytrack-tasks", None)
 
 
-class KeyedLocks:
-    """One asyncio lock per key, alive only while someone holds or awaits it."""
-
-    def __init__(self) -> None:
-        self._locks: weakref.WeakValueDictionary[Hashable, asyncio.Lock] = weakref.WeakValueDictionary()
-
-    def __call__(self, key: Hashable) -> asyncio.Lock:
-        lock = self._locks.get(key)
-        if lock is None:
-            lock = self._locks[key] = asyncio.Lock()
-        return lock
-
-
 class TaskService:
     def __init__(self, log: EventLog, view: LogView, clock: Clock = utc_now) -> None:
         self.log = log
@@ -74,7 +64,8 @@ class TaskService:
         self.clock = clock
         self.month: timedelta | None = None
         """A month's length for evaluation cycles, in demonstrations only; calendar months otherwise."""
-        self._locks = KeyedLocks()
+        self._unwritten: dict[str, tuple[Aggregate, int]] = {}
+        """Per aggregate: its state once the submitted appends are on the log, and how many are not yet."""
 
     @property
     def projection(self) -> Projection:
@@ -117,20 +108,37 @@ class TaskService:
         idempotency: IdempotencyKey | None,
         correlation_id: str | None,
     ) -> Answer:
-        aggregate_id = getattr(command, command.target or command.creates or "", None) or "-"
-        async with self._locks(aggregate_id):
-            if if_match is not None and command.target is not None:
-                current = self.projection.aggregates.get(aggregate_id)
-                if current is not None and current.version != if_match:
-                    raise StaleVersion(if_match, current.version)
-            decided = decide(command, actor, self.projection)
-            events = self._envelope(decided, Author(actor.user, actor.department), idempotency, correlation_id)
-            await self._append(events)
+        # No await from reading the state to submitting the events: that is what orders the commands.
+        state = self._deciding_state()
+        if if_match is not None and command.target is not None:
+            current = state.aggregates.get(getattr(command, command.target))
+            if current is not None and current.version != if_match:
+                raise StaleVersion(if_match, current.version)
+        decided = decide(command, actor, state)
+        events = self._envelope(state, decided, Author(actor.user, actor.department), idempotency, correlation_id)
+        await self._append(state, events)
         return answer_for(events)
 
-    async def _append(self, events: list[AnyEvent]) -> None:
-        states = self.projection.preview(events)  # an event that cannot be applied is never appended
-        await self.log.append(events, partial(self.view.adopt, events, states))
+    def _deciding_state(self) -> Projection:
+        """The committed state overlaid with what is submitted but not yet on the log."""
+        return self.projection.overlaid({key: state for key, (state, _) in self._unwritten.items()})
+
+    async def _append(self, state: Projection, events: list[AnyEvent]) -> None:
+        states = state.preview(events)  # an event that cannot be applied is never appended
+        written = self.log.submit(events, partial(self._written, events, states), self._unwritten.clear)
+        for aggregate_id, after in states.items():
+            self._unwritten[aggregate_id] = (after, self._unwritten.get(aggregate_id, (after, 0))[1] + 1)
+        # A caller that gives up does not stop the write, nor its taking into the state.
+        await asyncio.shield(written)
+
+    def _written(self, events: list[AnyEvent], states: dict[str, Aggregate], placed: list[Placement]) -> None:
+        self.view.adopt(events, states, placed)
+        for aggregate_id in states:
+            after, pending = self._unwritten.get(aggregate_id, (None, 0))
+            if pending > 1 and after is not None:
+                self._unwritten[aggregate_id] = (after, pending - 1)
+            else:
+                self._unwritten.pop(aggregate_id, None)
 
     async def assess(self) -> int:
         """What the system records as time passes: each task's health when it changes, each
@@ -138,28 +146,30 @@ class TaskService:
         now = self.clock()
         recorded = 0
         for task in self.projection.tasks():
-            recorded += await self._as_system(task.task_id, partial(self._health, task.task_id, now))
+            recorded += await self._as_system(partial(self._health, task.task_id, now))
         for plan in self.projection.plans():
-            recorded += await self._as_system(plan.plan_id, partial(self._evaluation, plan.plan_id, now))
+            recorded += await self._as_system(partial(self._evaluation, plan.plan_id, now))
         return recorded
 
     def _health(self, task_id: str, now: datetime) -> list[EventData]:
-        task = self.projection.task(task_id)
+        task = self._deciding_state().task(task_id)
         return health_change(task, now) if task is not None else []
 
     def _evaluation(self, plan_id: str, now: datetime) -> list[EventData]:
-        plan = self.projection.plan(plan_id)
-        return evaluation_due(plan, self.projection, now, self.month) if plan is not None else []
+        state = self._deciding_state()
+        plan = state.plan(plan_id)
+        return evaluation_due(plan, state, now, self.month) if plan is not None else []
 
-    async def _as_system(self, aggregate_id: str, decided: Callable[[], list[EventData]]) -> int:
-        async with self._locks(aggregate_id):
-            events = self._envelope(decided(), SYSTEM, None, None)
-            if events:
-                await self._append(events)
+    async def _as_system(self, decided: Callable[[], list[EventData]]) -> int:
+        state = self._deciding_state()
+        events = self._envelope(state, decided(), SYSTEM, None, None)
+        if events:
+            await self._append(state, events)
         return len(events)
 
     def _envelope(
         self,
+        state: Projection,
         decided: Iterable[EventData],
         author: Author,
         idempotency: IdempotencyKey | None,
@@ -169,7 +179,7 @@ class TaskService:
         versions: dict[str, int] = {}
         events: list[AnyEvent] = []
         for data in decided:
-            current = self.projection.aggregates.get(data.subject)
+            current = state.aggregates.get(data.subject)
             versions[data.subject] = versions.get(data.subject, current.version if current else 0) + 1
             event = new_event(
                 data,
@@ -218,5 +228,5 @@ class TaskService:
             requestdigest=idempotency.digest,
             time=self.clock(),
         )
-        await self._append([event])
+        await self._append(self.projection, [event])
         return answer_for([event])

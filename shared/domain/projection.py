@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections import ChainMap
+from collections.abc import Iterable, Mapping, MutableMapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TypeVar
 
@@ -23,7 +24,7 @@ class Projection:
     version at or below the state's), so replaying a log twice changes nothing.
     """
 
-    aggregates: dict[str, Aggregate] = field(default_factory=dict)
+    aggregates: MutableMapping[str, Aggregate] = field(default_factory=dict)
     last_event_time: datetime | None = None
     plan_evaluated: dict[str, datetime] = field(default_factory=dict)
     """Per plan: when it was last evaluated as a whole."""
@@ -50,6 +51,13 @@ class Projection:
             if event.type in DOMAIN_TYPES:
                 states[event.subject] = evolve(states.get(event.subject) or self.aggregates.get(event.subject), event)
         return states
+
+    def overlaid(self, states: Mapping[str, Aggregate]) -> Projection:
+        """The projection as it will be once ``states`` are adopted, for deciding a command while
+        earlier ones are still being written; this projection is left as it is."""
+        if not states:
+            return self
+        return replace(self, aggregates=ChainMap(dict(states), self.aggregates))
 
     def adopt(self, events: Iterable[AnyEvent], states: dict[str, Aggregate]) -> None:
         """Takes in the states ``preview`` computed, once their events are on the log."""

@@ -233,6 +233,29 @@ async def test_two_concurrent_writes_with_the_same_if_match_exactly_one_wins(tas
         assert bare_stale.status_code == 412 and bare_stale.json()["current_version"] == 3
 
 
+async def test_concurrent_commands_on_one_task_each_land_once_in_version_order(
+    tasks: ServiceProcess, kafka_settings: KafkaSettings
+) -> None:
+    callers = 32
+    async with client_for(tasks) as client:
+        _, task_id = await seed(client)
+        version = (await client.get(f"/v1/tasks/{task_id}", headers=JILIN)).json()["version"]
+        log = await watch(kafka_settings)
+        responses = await asyncio.gather(
+            *(
+                client.post(f"/v1/tasks/{task_id}/progress", headers=JILIN, json={"percent": 50, "note": f"caller {n}"})
+                for n in range(callers)
+            )
+        )
+        assert [r.status_code for r in responses] == [200] * callers
+        answered = {r.json()["version"] for r in responses}
+        assert answered == set(range(version + 1, version + callers + 1)), "one version each, no gap"
+        on_log = sorted((r for r in await log.appended() if r.key == task_id.encode()), key=lambda r: r.offset)
+        versions = [int(dict(r.headers)["ce_aggregateversion"]) for r in on_log]
+        assert versions == sorted(answered), "each command once, in version order on its partition"
+        assert (await client.get(f"/v1/tasks/{task_id}", headers=JILIN)).json()["version"] == version + callers
+
+
 async def test_an_idempotent_retry_appends_once_before_and_after_a_restart(
     tasks: ServiceProcess, kafka_settings: KafkaSettings
 ) -> None:

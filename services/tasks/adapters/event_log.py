@@ -2,8 +2,10 @@
 
 ``KafkaEventLog`` is the service's single writer. It appends in Kafka transactions under a
 stable ``transactional.id``: starting a second instance with the same id fences this one,
-which can then no longer append. Concurrent commands share a transaction (group commit),
-so throughput does not hang on one transaction per command.
+which can then no longer append. Submissions are written in the order they were made;
+concurrent ones share a transaction (group commit), so throughput does not hang on one
+transaction per command. When a batch fails, every submission queued behind it fails too
+without being tried: it may have been decided on the state the failed batch would have made.
 
 An append whose outcome the broker did not acknowledge (a broker restart in the middle of a
 commit, a producer that aiokafka gave up on: aio-libs/aiokafka#1151) is never answered on a
@@ -54,7 +56,17 @@ class LogUnavailable(RuntimeError):
 
 
 Committed = Callable[[list[Placement]], None]
-"""Told where each appended event landed, in the writer, before any append after it is answered."""
+"""Told where each appended event landed, in the writer, in submission order."""
+Failed = Callable[[], None]
+"""Told, in the writer, that a submission will not be on the log."""
+
+
+def _no_one(placed: list[Placement]) -> None:
+    pass
+
+
+def _nobody() -> None:
+    pass
 
 
 class EventLog(Protocol):
@@ -63,22 +75,37 @@ class EventLog(Protocol):
 
     async def start(self) -> None: ...
     async def stop(self) -> None: ...
-    async def append(self, events: list[AnyEvent], committed: Committed | None = None) -> None:
-        """Returns once every event is on the log, after ``committed`` was told where; raises
-        Fenced or LogUnavailable, appending nothing."""
+    def submit(
+        self, events: list[AnyEvent], committed: Committed = _no_one, failed: Failed = _nobody
+    ) -> asyncio.Future[None]:
+        """Queues ``events`` behind every earlier submission; raises Fenced at once if this
+        writer is fenced. The future resolves once they are on the log, after ``committed`` was
+        told where; it raises Fenced or LogUnavailable, after ``failed`` was told, when nothing
+        of them is."""
         ...
-
-
-def _no_one(placed: list[Placement]) -> None:
-    pass
 
 
 @dataclass
 class _Pending:
     events: list[AnyEvent]
     committed: Committed = _no_one
+    failed: Failed = _nobody
     done: asyncio.Future[None] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
     sent: list[asyncio.Future[RecordMetadata]] = field(default_factory=list)
+
+    def succeeded(self, placed: list[Placement]) -> None:
+        try:
+            self.committed(placed)
+        except Exception as error:
+            # The events are on the log whatever the listener made of them; a restart reads them back.
+            log.error("an appended batch could not be taken in", error=repr(error))
+        if not self.done.done():
+            self.done.set_result(None)
+
+    def refused(self, error: Exception) -> None:
+        self.failed()
+        if not self.done.done():
+            self.done.set_exception(error)
 
 
 class KafkaEventLog:
@@ -115,12 +142,14 @@ class KafkaEventLog:
             await asyncio.gather(self._writer, return_exceptions=True)
         await self._producer.stop()
 
-    async def append(self, events: list[AnyEvent], committed: Committed | None = None) -> None:
+    def submit(
+        self, events: list[AnyEvent], committed: Committed = _no_one, failed: Failed = _nobody
+    ) -> asyncio.Future[None]:
         if self.fenced:
             raise Fenced()
-        pending = _Pending(events, committed or _no_one)
-        await self._queue.put(pending)
-        await pending.done
+        pending = _Pending(events, committed, failed)
+        self._queue.put_nowait(pending)
+        return pending.done
 
     async def _write_loop(self) -> None:
         while True:
@@ -128,14 +157,18 @@ class KafkaEventLog:
             while len(batch) < self._max_batch and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             outcome = await self._commit(batch)
+            if isinstance(outcome, Exception):
+                self._refuse(batch, outcome)
+                continue
             for pending in batch:
-                if pending.done.done():
-                    continue
-                if isinstance(outcome, Exception):
-                    pending.done.set_exception(outcome)
-                    continue
-                _tell(pending, [outcome[event.id] for event in pending.events])
-                pending.done.set_result(None)
+                pending.succeeded([outcome[event.id] for event in pending.events])
+
+    def _refuse(self, batch: list[_Pending], error: Exception) -> None:
+        for pending in batch:
+            pending.refused(error)
+        behind = error if isinstance(error, Fenced) else LogUnavailable("an append before this one failed; not tried")
+        while not self._queue.empty():
+            self._queue.get_nowait().refused(behind)
 
     async def _commit(self, batch: list[_Pending]) -> dict[str, Placement] | Exception:
         """Where each event of the batch landed, or why the batch is not on the log."""
@@ -235,14 +268,6 @@ def _placed(sent: RecordMetadata) -> Placement:
     return Placement(sent.topic, sent.partition, sent.offset)
 
 
-def _tell(pending: _Pending, placed: list[Placement]) -> None:
-    try:
-        pending.committed(placed)
-    except Exception as error:
-        # The events are on the log whatever the listener made of them; a restart reads them back.
-        log.error("an appended batch could not be taken in", error=repr(error))
-
-
 def _header(record: ConsumerRecord, name: str) -> str | None:
     for key, value in record.headers:
         if key == name and value is not None:
@@ -259,6 +284,8 @@ class InMemoryEventLog:
         self.fenced = False
         self.recovering = False
         self.unavailable = False
+        self._order = asyncio.Lock()  # FIFO: submissions are written in the order they were made
+        self._failures = 0
 
     async def start(self) -> None:
         pass
@@ -266,12 +293,27 @@ class InMemoryEventLog:
     async def stop(self) -> None:
         pass
 
-    async def append(self, events: list[AnyEvent], committed: Committed | None = None) -> None:
+    def submit(
+        self, events: list[AnyEvent], committed: Committed = _no_one, failed: Failed = _nobody
+    ) -> asyncio.Future[None]:
         if self.fenced:
             raise Fenced()
-        if self.unavailable:
-            raise LogUnavailable("the log is unavailable (in-memory log told to fail)")
-        await asyncio.sleep(0)  # an append is never instantaneous: let concurrent callers interleave
-        placed = [Placement(event.topic, 0, len(self.events) + i) for i, event in enumerate(events)]
-        self.events += events
-        (committed or _no_one)(placed)
+        return asyncio.ensure_future(self._write(_Pending(events, committed, failed), self._failures))
+
+    async def _write(self, pending: _Pending, failures_before: int) -> None:
+        async with self._order:
+            await self.written()
+            if self._failures != failures_before:
+                pending.refused(LogUnavailable("an append before this one failed; not tried"))
+            elif self.unavailable:
+                self._failures += 1
+                pending.refused(LogUnavailable("the log is unavailable (in-memory log told to fail)"))
+            else:
+                placed = [Placement(event.topic, 0, len(self.events) + i) for i, event in enumerate(pending.events)]
+                self.events += pending.events
+                pending.succeeded(placed)
+        await pending.done
+
+    async def written(self) -> None:
+        """Waits as a write does; an append is never instantaneous, so concurrent callers interleave."""
+        await asyncio.sleep(0)
