@@ -1,4 +1,5 @@
-"""Creates the project's topics on the broker: ``python -m shared.kafka.topics``.
+"""Creates the project's topics on the broker: ``python -m shared.kafka.topics``; with
+``--describe``, prints each partition's leader and in-sync replicas.
 
 Creating is idempotent: missing topics are made, existing ones get their configs brought
 in line (partitions are only ever reported, since Kafka cannot shrink them).
@@ -23,6 +24,8 @@ def topic_configs(spec: TopicSpec, kafka: KafkaSettings) -> dict[str, str]:
     return {
         "cleanup.policy": "delete",
         "min.insync.replicas": str(kafka.min_insync_replicas),
+        # A replica that missed acknowledged records must never lead: losing them is worse than waiting.
+        "unclean.leader.election.enable": "false",
         **spec.configs,
     }
 
@@ -76,11 +79,34 @@ async def ensure_topics(kafka: KafkaSettings, wait_seconds: float = 0) -> list[s
     return report
 
 
+async def describe_topics(kafka: KafkaSettings) -> list[str]:
+    """One line per partition of the project's topics: its leader, replicas and in-sync replicas."""
+    admin = await connect_admin(kafka)
+    try:
+        described = await admin.describe_topics([spec.name for spec in TOPICS])
+    finally:
+        await admin.close()
+    lines = []
+    for topic in sorted(described, key=lambda t: str(t["topic"])):
+        for partition in sorted(topic["partitions"], key=lambda p: int(p["partition"])):
+            replicas = ",".join(map(str, partition["replicas"]))
+            isr = ",".join(map(str, partition["isr"]))
+            lines.append(
+                f"{topic['topic']}/{partition['partition']}: leader {partition['leader']}, "
+                f"replicas {replicas}, in sync {isr}"
+            )
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Create the policytrack topics (idempotent).")
     parser.add_argument("--wait", type=float, default=0, help="seconds to wait for the broker to answer")
+    parser.add_argument("--describe", action="store_true", help="print partitions, leaders and ISR instead")
     args = parser.parse_args(argv)
     try:
+        if args.describe:
+            print("\n".join(asyncio.run(describe_topics(KafkaSettings()))))
+            return 0
         for line in asyncio.run(ensure_topics(KafkaSettings(), args.wait)):
             print(f"topics: {line}", file=sys.stderr)
     except (KafkaConnectionError, KafkaError) as error:

@@ -86,3 +86,35 @@ def test_dockerfile_installs_the_pinned_project() -> None:
     assert "-c constraints.txt" in dockerfile
     for package in ("shared", "services", "policytrack"):
         assert f"COPY {package} ./{package}" in dockerfile
+
+
+CLUSTER = yaml.safe_load((PROJECT_ROOT / "docker-compose.cluster.yml").read_text())
+
+
+def test_the_cluster_profile_runs_three_voting_nodes_with_replicated_topics() -> None:
+    nodes = {name: spec for name, spec in CLUSTER["services"].items() if name.startswith("kafka")}
+    assert sorted(nodes) == ["kafka", "kafka-2", "kafka-3"]
+    ids = sorted(int(spec["environment"]["KAFKA_NODE_ID"]) for spec in nodes.values())
+    assert ids == [1, 2, 3]
+    for spec in nodes.values():
+        environment = spec["environment"]
+        assert environment["KAFKA_CONTROLLER_QUORUM_VOTERS"] == "1@kafka:9093,2@kafka-2:9093,3@kafka-3:9093"
+        assert (environment["KAFKA_MIN_INSYNC_REPLICAS"], environment["KAFKA_UNCLEAN_LEADER_ELECTION_ENABLE"]) == (
+            2,
+            "false",
+        )
+    host_ports = {p.split(":")[1] for spec in nodes.values() for p in spec.get("ports", [])}
+    assert host_ports == {"9093", "9094"}, "node 1 keeps docker-compose.yml's 127.0.0.1:9092"
+
+
+@pytest.mark.parametrize("service", ("topics", *SERVICES))
+def test_in_the_cluster_profile_every_client_knows_all_three_nodes(service: str) -> None:
+    environment = CLUSTER["services"][service]["environment"]
+    assert environment["POLICYTRACK_KAFKA_BOOTSTRAP_SERVERS"].count(":19092") == 3
+    assert (
+        environment["POLICYTRACK_KAFKA_REPLICATION_FACTOR"],
+        environment["POLICYTRACK_KAFKA_MIN_INSYNC_REPLICAS"],
+    ) == (
+        "3",
+        "2",
+    )
