@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterable
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -87,9 +88,21 @@ ALGORITHM_FAMILIES = {
 }
 
 
+VERIFIED_TOKENS_KEPT = 10_000
+
+
 class TokenVerifier:
-    def __init__(self, auth: AuthSettings, runtime: RuntimeSettings) -> None:
+    """Verifies bearer tokens. A token that verified is remembered until it expires (at most
+    ``VERIFIED_TOKENS_KEPT`` of them, the least recently used leaving first): a client sends the
+    same token with every request, and checking its signature again each time is most of what
+    an accepted request costs. The whole token is the key, so any other bytes are verified."""
+
+    def __init__(
+        self, auth: AuthSettings, runtime: RuntimeSettings, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    ) -> None:
         self._auth = auth
+        self._clock = clock
+        self._verified: OrderedDict[str, Actor] = OrderedDict()
         self._dev = runtime.env == "dev"
         dev_key = auth.dev_signing_key or (DEV_SIGNING_KEY if self._dev else None)
         if dev_key is not None and not self._dev:
@@ -110,6 +123,18 @@ class TokenVerifier:
         self._dev_key = dev_key
 
     def verify(self, token: str) -> Actor:
+        known = self._verified.get(token)
+        if known is not None and known.expires_at is not None and known.expires_at > self._clock():
+            self._verified.move_to_end(token)
+            return known
+        self._verified.pop(token, None)
+        actor = self._verify(token)
+        self._verified[token] = actor
+        if len(self._verified) > VERIFIED_TOKENS_KEPT:
+            self._verified.popitem(last=False)
+        return actor
+
+    def _verify(self, token: str) -> Actor:
         claims = self._claims(token)
         try:
             return Actor(

@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import json
 import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import jwt
@@ -132,3 +133,20 @@ def test_the_token_expiry_is_known_to_the_service() -> None:
     expires = int(time.time()) + 120
     actor = verifier(public_keys=[pem(RSA_KEY)]).verify(sign(RSA_KEY, "RS256", exp=expires))
     assert actor.expires_at is not None and int(actor.expires_at.timestamp()) == expires
+
+
+def test_a_verified_token_is_remembered_until_it_expires_and_other_bytes_are_verified() -> None:
+    moment = [datetime.now(UTC)]
+    checker = TokenVerifier(AuthSettings(issuer=ISSUER, public_keys=[pem(RSA_KEY)]), PROD, clock=lambda: moment[0])
+    token = sign(RSA_KEY, "RS256")
+    first = checker.verify(token)
+    checked = []
+    original = checker._verify
+    checker._verify = lambda t: checked.append(t) or original(t)  # type: ignore[method-assign]
+    assert checker.verify(token) == first and checked == [], "the same token is not checked again"
+    with pytest.raises(AuthError):
+        checker.verify(token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB"))
+    assert first.expires_at is not None
+    moment[0] = first.expires_at + timedelta(seconds=1)
+    checker.verify(token)
+    assert checked[-1] == token, "past its expiry a remembered token is checked again (and PyJWT refuses it then)"

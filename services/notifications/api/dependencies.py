@@ -15,11 +15,11 @@ from shared.settings import KafkaSettings
 runtime = runtime_of(NotificationsRuntime)
 
 
-def notification_service(request: Request) -> NotificationService:
+async def notification_service(request: Request) -> NotificationService:
     return runtime(request).service
 
 
-def kafka(request: Request) -> KafkaSettings:
+async def kafka(request: Request) -> KafkaSettings:
     return runtime(request).settings.kafka
 
 

@@ -17,18 +17,18 @@ from shared.http.service import runtime_of
 runtime = runtime_of(TasksRuntime)
 
 
-def task_service(request: Request) -> TaskService:
+async def task_service(request: Request) -> TaskService:
     """The application service, once the state is rebuilt from the log (503 before)."""
     if runtime(request).rebuilt is None:
         raise Problem(503, "still rebuilding state from the log", headers={"Retry-After": "2"})
     return runtime(request).service
 
 
-def projection(request: Request) -> Projection:
-    return task_service(request).projection
+async def projection(request: Request) -> Projection:
+    return (await task_service(request)).projection
 
 
-def now(request: Request) -> datetime:
+async def now(request: Request) -> datetime:
     """The service's clock (a test may set it)."""
     return runtime(request).service.clock()
 
