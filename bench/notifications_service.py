@@ -153,7 +153,7 @@ def main(open_milestones: int, burst: int) -> None:
                         "py-spy",
                         "record",
                         "-d",
-                        "12",
+                        "30",
                         "-o",
                         "/tmp/noti-profile.txt",
                         "-f",

@@ -40,8 +40,6 @@ pydantic {{ machine.pydantic }}, FastAPI {{ machine.fastapi }}, SQLite {{ machin
 
 ![each figure against its target](benchmarks.png)
 
-Not measured yet: the time from an accepted command to its audit entry and to its SSE alert.
-
 {% for result in results %}
 ## {{ result.name }}
 

@@ -1,0 +1,223 @@
+"""End to end: from an accepted command to its entry in the audit trail, and to the alert it
+raises on the live SSE stream, at a steady 200 commands/s.
+
+The three services run as processes against a throw-away broker of their own (deploy/kafka.sh
+on port 19392). Each command schedules a milestone due within the hour, so the notifications
+service raises ``deadline_approaching`` for it at once. The audit trail is read by polling
+``/v1/audit/events`` every 5 ms (so its figures include up to 5 ms of polling).
+
+    .venv/bin/python -m bench.latency [--rate 200] [--seconds 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import orjson
+
+from bench.results import Results, Row, scaled
+from shared.auth import mint_dev_token
+from shared.http.cursor import encode_cursor
+from shared.settings import PROJECT_ROOT
+
+BROKER_PORT = 19392
+PORTS = {"tasks": 18961, "notifications": 18962, "audit": 18963}
+SC = {"Authorization": f"Bearer {mint_dev_token('u-sc', 'SC', ['approver'])}"}
+JILIN = {"Authorization": f"Bearer {mint_dev_token('u-jilin', 'JILIN', ['implementer'])}"}
+NDRC = {"Authorization": f"Bearer {mint_dev_token('u-ndrc', 'NDRC', ['supervisor'])}"}
+
+
+def url(service: str) -> str:
+    return f"http://127.0.0.1:{PORTS[service]}"
+
+
+@contextmanager
+def running_system(folder: str) -> Iterator[None]:
+    env = {**os.environ, "POLICYTRACK_KAFKA_PORT": str(BROKER_PORT), "POLICYTRACK_KAFKA_DATA_DIR": f"{folder}/kafka"}
+    script = str(PROJECT_ROOT / "deploy" / "kafka.sh")
+    subprocess.run([script, "start"], env=env, check=True, capture_output=True)
+    processes = []
+    try:
+        for service, port in PORTS.items():
+            service_env = {
+                **env,
+                "POLICYTRACK_ENV": "dev",
+                "POLICYTRACK_LOG_LEVEL": "WARNING",
+                "POLICYTRACK_KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{BROKER_PORT}",
+                "POLICYTRACK_DATA_DIR": f"{folder}/{service}",
+                "POLICYTRACK_KEYS_DIR": f"{folder}/{service}-keys",
+                f"POLICYTRACK_{service.upper()}_PORT": str(port),
+                "POLICYTRACK_TASKS_TRANSACTIONAL_ID": f"bench-{uuid.uuid4().hex[:8]}",
+            }
+            processes.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", f"services.{service}"],
+                    env=service_env,
+                    cwd=PROJECT_ROOT,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
+        for service in PORTS:
+            wait_ready(url(service))
+        yield
+    finally:
+        for process in processes:
+            process.terminate()
+            process.wait()
+        subprocess.run([script, "stop"], env=env, capture_output=True)
+
+
+def wait_ready(base: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}/readyz", timeout=2).json().get("ready"):
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{base} did not become ready")
+
+
+class Arrivals:
+    """When each milestone's command was answered, and when its entry and its alert arrived."""
+
+    def __init__(self) -> None:
+        self.answered: dict[str, float] = {}
+        self.in_trail: dict[str, float] = {}
+        self.alerted: dict[str, float] = {}
+
+    def latencies(self, arrived: dict[str, float]) -> list[float]:
+        return sorted(arrived[m] - at for m, at in self.answered.items() if m in arrived)
+
+
+async def follow_alerts(arrivals: Arrivals, stop: asyncio.Event) -> None:
+    async with (
+        httpx.AsyncClient(base_url=url("notifications"), headers=NDRC, timeout=None) as client,
+        client.stream("GET", "/v1/alerts/stream") as stream,
+    ):
+        async for line in stream.aiter_lines():
+            if line.startswith("data: "):
+                alert = orjson.loads(line[6:])
+                milestone = alert.get("data", {}).get("milestone_id")
+                if milestone is not None:
+                    arrivals.alerted.setdefault(milestone, time.monotonic())
+            if stop.is_set():
+                return
+
+
+async def follow_trail(arrivals: Arrivals, stop: asyncio.Event) -> None:
+    after = 0
+    async with httpx.AsyncClient(base_url=url("audit"), headers=NDRC, timeout=30) as client:
+        while not stop.is_set():
+            params = {"type": "milestone.scheduled", "limit": 1000}
+            if after:
+                params["cursor"] = encode_cursor(after)
+            items = (await client.get("/v1/audit/events", params=params)).json()["items"]
+            now = time.monotonic()
+            for item in items:
+                after = item["seq"]
+                arrivals.in_trail.setdefault(item["event"]["data"]["milestone_id"], now)
+            await asyncio.sleep(0.005)
+
+
+async def send_commands(arrivals: Arrivals, rate: int, seconds: int) -> int:
+    async with httpx.AsyncClient(base_url=url("tasks"), headers=JILIN, timeout=30) as client:
+        plan = (await client.post("/v1/plans", json={"title": "latency"}, headers=SC)).json()["id"]
+        due = (datetime.now(UTC) + timedelta(days=365)).isoformat()
+        tasks = [
+            (
+                await client.post(
+                    "/v1/tasks",
+                    json={"plan_id": plan, "title": f"t{n}", "field": "trade", "lead_department": "JILIN", "due": due},
+                )
+            ).json()["id"]
+            for n in range(50)
+        ]
+        refused = 0
+
+        async def one(n: int) -> None:
+            nonlocal refused
+            soon = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+            task = tasks[n % len(tasks)]
+            answer = await client.post(f"/v1/tasks/{task}/milestones", json={"title": "m", "due": soon})
+            if answer.status_code == 201:
+                arrivals.answered[answer.json()["id"]] = time.monotonic()
+            else:
+                refused += 1
+
+        started = time.monotonic()
+        sent: list[asyncio.Task[None]] = []
+        for n in range(rate * seconds):
+            await asyncio.sleep(max(0.0, started + n / rate - time.monotonic()))
+            sent.append(asyncio.create_task(one(n)))
+        await asyncio.gather(*sent)
+        return refused
+
+
+async def measure(rate: int, seconds: int) -> tuple[Arrivals, int]:
+    arrivals, stop = Arrivals(), asyncio.Event()
+    followers = [asyncio.create_task(follow_alerts(arrivals, stop)), asyncio.create_task(follow_trail(arrivals, stop))]
+    await asyncio.sleep(1)  # both followers connected before the first command
+    refused = await send_commands(arrivals, rate, seconds)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and (
+        len(arrivals.in_trail) < len(arrivals.answered) or len(arrivals.alerted) < len(arrivals.answered)
+    ):
+        await asyncio.sleep(0.1)
+    stop.set()
+    for follower in followers:
+        follower.cancel()
+    await asyncio.gather(*followers, return_exceptions=True)
+    return arrivals, refused
+
+
+def percentile(values: list[float], share: float) -> float:
+    return values[max(0, int(len(values) * share) - 1)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rate", type=int, default=200)
+    parser.add_argument("--seconds", type=int, default=scaled(10, 5))
+    args = parser.parse_args()
+    results = Results("latency")
+    with tempfile.TemporaryDirectory() as folder, running_system(folder):
+        arrivals, refused = asyncio.run(measure(args.rate, args.seconds))
+    print(f"\nAccepted command to its audit entry and to its SSE alert, {args.rate} commands/s")
+    for name, arrived in (("audit entry", arrivals.in_trail), ("SSE alert", arrivals.alerted)):
+        latencies = arrivals.latencies(arrived)
+        results.add(
+            Row(
+                f"accepted command to its {name}: p99 at {args.rate} commands/s",
+                percentile(latencies, 0.99) * 1000,
+                "ms",
+                target=50,
+                target_of="value",
+                lower_is_better=True,
+            )
+        )
+        results.note(
+            f"{name}: {len(latencies):,} of {len(arrivals.answered):,} accepted commands arrived; "
+            f"p50 {statistics.median(latencies) * 1000:,.1f} ms, max {latencies[-1] * 1000:,.1f} ms"
+        )
+    if refused:
+        results.note(f"{refused} commands were not accepted")
+    results.save()
+
+
+if __name__ == "__main__":
+    main()
