@@ -5,12 +5,26 @@ against an in-memory log whose writes wait until released."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from services.tasks.adapters.event_log import InMemoryEventLog
 from tests.conftest import JILIN, NAO, eventually, plan_and_task
 from tests.fakes import InProcessTasks, SlowLog, in_process_tasks
 
 CALLERS = 32
+
+
+@asynccontextmanager
+async def a_task_behind_a_held_log() -> AsyncIterator[tuple[InProcessTasks, SlowLog, str, int]]:
+    """A task, made while the log writes at once; from then on each write waits for ``log.release``."""
+    log = SlowLog()
+    log.release.set()
+    async with in_process_tasks(log) as tasks:
+        task = await plan_and_task(tasks.client)
+        version = (await tasks.client.get(f"/v1/tasks/{task}", headers=NAO)).json()["version"]
+        log.release.clear()
+        yield tasks, log, task, version
 
 
 async def reports_in_flight(tasks: InProcessTasks, log: SlowLog, task: str, count: int) -> list[asyncio.Task]:
@@ -32,12 +46,7 @@ async def reports_in_flight(tasks: InProcessTasks, log: SlowLog, task: str, coun
 
 
 async def test_commands_on_one_task_are_all_decided_while_the_first_is_still_being_written() -> None:
-    log = SlowLog()
-    log.release.set()
-    async with in_process_tasks(log) as tasks:
-        task = await plan_and_task(tasks.client)
-        version = (await tasks.client.get(f"/v1/tasks/{task}", headers=NAO)).json()["version"]
-        log.release.clear()
+    async with a_task_behind_a_held_log() as (tasks, log, task, version):
         sent = await reports_in_flight(tasks, log, task, CALLERS)
         assert not any(request.done() for request in sent), "nobody is answered before the log has the events"
         log.release.set()
@@ -51,13 +60,8 @@ async def test_commands_on_one_task_are_all_decided_while_the_first_is_still_bei
 
 
 async def test_a_failed_write_fails_what_was_decided_on_it_and_leaves_no_gap() -> None:
-    log = SlowLog()
-    log.release.set()
-    async with in_process_tasks(log) as tasks:
-        task = await plan_and_task(tasks.client)
-        version = (await tasks.client.get(f"/v1/tasks/{task}", headers=NAO)).json()["version"]
+    async with a_task_behind_a_held_log() as (tasks, log, task, version):
         appended = len(log.events)
-        log.release.clear()
         sent = await reports_in_flight(tasks, log, task, 3)
         log.unavailable = True
         log.release.set()
@@ -72,12 +76,7 @@ async def test_a_failed_write_fails_what_was_decided_on_it_and_leaves_no_gap() -
 
 
 async def test_if_match_is_checked_against_the_state_the_earlier_commands_will_make() -> None:
-    log = SlowLog()
-    log.release.set()
-    async with in_process_tasks(log) as tasks:
-        task = await plan_and_task(tasks.client)
-        version = (await tasks.client.get(f"/v1/tasks/{task}", headers=NAO)).json()["version"]
-        log.release.clear()
+    async with a_task_behind_a_held_log() as (tasks, log, task, version):
         headers = {**JILIN, "If-Match": f'"{version}"'}
         both = [
             asyncio.create_task(tasks.client.post(f"/v1/tasks/{task}/progress", headers=headers, json={"percent": p}))
@@ -90,11 +89,7 @@ async def test_if_match_is_checked_against_the_state_the_earlier_commands_will_m
 
 
 async def test_a_restart_after_pipelined_writes_has_the_same_state() -> None:
-    log = SlowLog()
-    log.release.set()
-    async with in_process_tasks(log) as tasks:
-        task = await plan_and_task(tasks.client)
-        log.release.clear()
+    async with a_task_behind_a_held_log() as (tasks, log, task, _):
         sent = await reports_in_flight(tasks, log, task, 8)
         log.release.set()
         await asyncio.gather(*sent)
