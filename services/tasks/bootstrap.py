@@ -131,6 +131,7 @@ class TasksRuntime:
         if self.rebuilt is not None:
             details["events"] = self.rebuilt.events
             details["snapshot"] = self.rebuilt.snapshot
+            details["events_since_snapshot"] = self.service.view.events_taken - max(self._snapshot_taken_at, 0)
         return ready, details
 
 

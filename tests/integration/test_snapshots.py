@@ -71,6 +71,7 @@ async def test_a_restart_reads_only_what_came_after_the_snapshot_and_answers_the
     again = await readiness(tasks)
     assert again["snapshot"] == "used", again
     assert again["events"] == 0, "nothing was appended after the snapshot, so nothing is read"
+    assert again["events_since_snapshot"] == 0
     async with httpx.AsyncClient(base_url=tasks.url, timeout=30) as client:
         assert await answers(client, paths) == before, "state and history come back whole from the snapshot"
 
