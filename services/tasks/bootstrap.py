@@ -34,7 +34,8 @@ class TasksRuntime:
     dead_letters: EventProducer
     snapshots: SnapshotStore
     rebuilt: RebuildReport | None = None
-    _snapshot_taken_at: int = 0
+    _snapshot_covers: int | None = None
+    """How many of the view's events the last snapshot holds; None before the first one."""
     work: BackgroundWork = field(default_factory=BackgroundWork)
     _runner: ConsumerRunner[CommandRecord] | None = None
     _health: Health | None = None
@@ -45,7 +46,7 @@ class TasksRuntime:
         await self.service.log.start()
         await self.dead_letters.start()
         self.service.view, self.rebuilt = await catch_up(self.settings.kafka, self.snapshots)
-        self._snapshot_taken_at = 0 if self.rebuilt.snapshot == "used" else -1
+        self._snapshot_covers = 0 if self.rebuilt.snapshot == "used" else None
         log.info(
             "state rebuilt from the log",
             snapshot=self.rebuilt.snapshot,
@@ -72,9 +73,9 @@ class TasksRuntime:
     async def snapshot(self) -> bool:
         """Writes what changed since the last snapshot; False when nothing did."""
         view = self.service.view
-        if view.events_taken == self._snapshot_taken_at or self.service.log.fenced:
+        if view.events_taken == self._snapshot_covers or self.service.log.fenced:
             return False
-        self._snapshot_taken_at = await take_snapshot(self.snapshots, view)
+        self._snapshot_covers = await take_snapshot(self.snapshots, view)
         return True
 
     async def _snapshot_every_interval(self, health: Health) -> None:
@@ -131,7 +132,7 @@ class TasksRuntime:
         if self.rebuilt is not None:
             details["events"] = self.rebuilt.events
             details["snapshot"] = self.rebuilt.snapshot
-            details["events_since_snapshot"] = self.service.view.events_taken - max(self._snapshot_taken_at, 0)
+            details["events_since_snapshot"] = self.service.view.events_taken - (self._snapshot_covers or 0)
         return ready, details
 
 

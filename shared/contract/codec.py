@@ -120,6 +120,14 @@ def _envelope_problem(attributes: dict[str, str], value: bytes | None) -> str | 
     return None
 
 
+def header(headers: Headers, name: str) -> str | None:
+    """The text of the header ``name``, if the record has it with a value."""
+    for key, value in headers:
+        if key == name and value is not None:
+            return bytes(value).decode(errors="replace")
+    return None
+
+
 def decode_record(record: ConsumedRecord) -> AnyEvent | DecodeFailure:
     return decode(record.key, record.value, tuple(record.headers))
 

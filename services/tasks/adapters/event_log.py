@@ -29,6 +29,7 @@ from aiokafka.errors import ProducerFenced
 from aiokafka.structs import RecordMetadata
 
 from services.tasks.view import Placement
+from shared.contract.codec import header
 from shared.contract.envelope import AnyEvent
 from shared.contract.topics import EVENTS
 from shared.kafka.consumer import read_since
@@ -237,9 +238,9 @@ class KafkaEventLog:
     def _outcome(self, batch: list[_Pending], records: list[ConsumerRecord]) -> dict[str, Placement] | Exception:
         ours = {event.id for pending in batch for event in pending.events}
         placed = {
-            _header(r, "ce_id"): Placement(r.topic, r.partition, r.offset)
+            header(r.headers, "ce_id"): Placement(r.topic, r.partition, r.offset)
             for r in records
-            if _header(r, "ce_source") == SOURCE
+            if header(r.headers, "ce_source") == SOURCE
         }
         ids_on_log = set(placed)
         strangers = ids_on_log - ours - self._recently_appended()
@@ -266,13 +267,6 @@ class KafkaEventLog:
 
 def _placed(sent: RecordMetadata) -> Placement:
     return Placement(sent.topic, sent.partition, sent.offset)
-
-
-def _header(record: ConsumerRecord, name: str) -> str | None:
-    for key, value in record.headers:
-        if key == name and value is not None:
-            return bytes(value).decode(errors="replace")
-    return None
 
 
 class InMemoryEventLog:

@@ -5,7 +5,6 @@ the older ones are read from the snapshot's archive when a task's history is ask
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
 from typing import Protocol
 
 from shared.contract.envelope import AnyEvent
@@ -49,10 +48,3 @@ class TaskHistory:
                 self.recent[task_id] = remaining
             else:
                 self.recent.pop(task_id, None)
-
-    def count(self) -> int:
-        return sum(map(len, self.recent.values()))
-
-
-def flatten(history: dict[str, list[AnyEvent]]) -> Iterable[tuple[str, AnyEvent]]:
-    return ((task_id, event) for task_id, events in history.items() for event in events)

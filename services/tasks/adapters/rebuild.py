@@ -13,7 +13,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from services.tasks.adapters.history import TaskHistory
 from services.tasks.adapters.snapshots import CODE_VERSION, Claim, SnapshotStore
 from services.tasks.view import LogPositions, LogView, Placement
-from shared.contract.codec import DecodeFailure, decode_record
+from shared.contract.codec import DecodeFailure, decode_record, header
 from shared.contract.topics import EVENTS
 from shared.kafka.consumer import open_consumer, partitions_of
 from shared.logging import get_logger
@@ -123,4 +123,4 @@ async def _id_at(consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int) ->
     records = (await consumer.getmany(tp, timeout_ms=5_000, max_records=1)).get(tp, [])
     if not records or records[0].offset != offset:
         return None
-    return next((bytes(v).decode() for k, v in records[0].headers if k == "ce_id" and v is not None), None)
+    return header(records[0].headers, "ce_id")

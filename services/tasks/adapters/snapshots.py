@@ -142,13 +142,18 @@ class SnapshotStore:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._schema_made = False
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fresh = not self._schema_made or not self.path.exists()  # deleting the file is always allowed
+        if fresh:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
         with closing(sqlite3.connect(self.path, timeout=30)) as connection:
-            connection.execute("PRAGMA journal_mode=WAL")
-            connection.executescript(_SCHEMA)
+            if fresh:  # once per file: the history route connects on every read
+                connection.execute("PRAGMA journal_mode=WAL")  # kept by the file from then on
+                connection.executescript(_SCHEMA)
+                self._schema_made = True
             yield connection
 
     def claim(self) -> Claim | None:
