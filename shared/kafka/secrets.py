@@ -8,6 +8,7 @@ everything would find the token and could replay it.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import lru_cache
 
 RecordHeaders = tuple[tuple[str, bytes | None], ...]
 
@@ -15,13 +16,19 @@ SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "s
 SECRET_WORDS = ("token", "secret", "password")
 
 
+@lru_cache(maxsize=4096)
 def is_secret(name: str) -> bool:
+    # Remembered: every record asks about the same few names, and this runs on every record
+    # the audit ingests.
     lowered = name.lower()
     return lowered in SECRET_HEADERS or any(word in lowered for word in SECRET_WORDS)
 
 
 def strip_secrets(headers: Iterable[tuple[str, bytes | None]]) -> tuple[RecordHeaders, tuple[str, ...]]:
     """The headers without the secret ones, and the names of those removed (in order)."""
+    headers = tuple(headers)
+    if not any(is_secret(name) for name, _ in headers):
+        return headers, ()
     kept: list[tuple[str, bytes | None]] = []
     removed: list[str] = []
     for name, value in headers:

@@ -115,7 +115,9 @@ ASSIGNING_TYPES = (TaskAssigned.event_type, TaskReassigned.event_type)
 
 def iso(moment: datetime) -> str:
     """A fixed-width UTC form whose text order is time order (SQLite compares text)."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    utc = moment if moment.tzinfo is UTC else moment.astimezone(UTC)
+    # isoformat, not strftime: a third of the cost on every ingested record, and it pads the year.
+    return utc.isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 def decode_headers(raw: bytes) -> tuple[tuple[str, bytes | None], ...]:

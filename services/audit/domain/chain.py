@@ -7,7 +7,7 @@ hash at a sequence (``keys.py``), so a copy of it held elsewhere pins the histor
 
 from __future__ import annotations
 
-import base64
+import binascii
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime
@@ -48,7 +48,7 @@ class LogRecord:
 
 
 def _b64(raw: bytes | None) -> str | None:
-    return None if raw is None else base64.b64encode(raw).decode()
+    return None if raw is None else binascii.b2a_base64(raw, newline=False).decode()
 
 
 def headers_json(headers: tuple[tuple[str, bytes | None], ...]) -> bytes:
