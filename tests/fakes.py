@@ -17,6 +17,7 @@ from cryptography.fernet import Fernet
 from services.notifications.adapters.addresses import AddressPolicy, Resolver, system_resolver
 from services.notifications.adapters.delivery import Deliveries, RetryPolicy
 from services.notifications.adapters.sealing import Sealer
+from services.notifications.adapters.snapshots import ScheduleSnapshots
 from services.notifications.api.app import create_app as create_notifications_app
 from services.notifications.application import NotificationService
 from services.notifications.bootstrap import NotificationsRuntime
@@ -131,7 +132,8 @@ async def in_process_notifications(
         Schedule(Policy()), producer, deliveries, Sealer(settings.sealing_key or ""), addresses, resolve=resolver
     )  # type: ignore[arg-type]  # the recording stand-in
     verifier = TokenVerifier(settings.auth, settings.runtime)
-    runtime = NotificationsRuntime(settings, verifier, service, producer)  # type: ignore[arg-type]  # the stand-in
+    snapshots = ScheduleSnapshots(settings.snapshot_file())  # never read or written: nothing runs the scheduler here
+    runtime = NotificationsRuntime(settings, verifier, service, producer, snapshots)  # type: ignore[arg-type]  # the stand-in
     transport = httpx.ASGITransport(app=create_notifications_app(runtime), raise_app_exceptions=False)  # type: ignore[arg-type]
     async with httpx.AsyncClient(transport=transport, base_url="http://notifications.test", timeout=10) as client:
         yield InProcessNotifications(service, producer, client)

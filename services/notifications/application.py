@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -18,6 +19,7 @@ from aiokafka import ConsumerRecord
 from services.notifications.adapters.addresses import AddressPolicy, Resolver, check_url, system_resolver
 from services.notifications.adapters.delivery import ACTOR, Alert, Deliveries
 from services.notifications.adapters.sealing import Sealer
+from services.notifications.adapters.snapshots import capture
 from services.notifications.domain import subscriptions as rules
 from services.notifications.domain.schedule import Schedule
 from services.notifications.domain.subscriptions import Sealed, Subscription, SubscriptionBody, new_secret
@@ -25,8 +27,10 @@ from shared.auth import Actor
 from shared.clock import Clock, utc_now
 from shared.contract import catalog as c
 from shared.contract.envelope import AnyEvent, is_notice, new_event
+from shared.contract.topics import EVENTS
 from shared.domain.refusals import Invalid, NotFound
 from shared.kafka.producer import EventProducer
+from shared.kafka.snapshots import Positions
 from shared.logging import get_logger
 from shared.supervision import Health
 
@@ -45,6 +49,9 @@ class NotificationService:
     subscriptions: dict[str, Subscription] = field(default_factory=dict)
     delivered: set[tuple[str, str]] = field(default_factory=set)
     live: bool = False
+    positions: Positions = field(default_factory=dict)
+    """Per partition of ``policy.events``, where the schedule stands: what a snapshot claims."""
+    events_applied: int = 0
     _replayed: dict[str, Alert] = field(default_factory=dict)
     _immediate: list[c.Notice] = field(default_factory=list)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
@@ -67,6 +74,17 @@ class NotificationService:
         else:
             self._immediate += self.schedule.apply(event)
             self._wake.set()
+        if _record is not None and _record.topic == EVENTS:
+            self.positions[_record.partition] = (_record.offset + 1, event.id)
+            self.events_applied += 1
+
+    def resume(self, schedule: Schedule, pending: list[c.Notice], positions: Positions) -> None:
+        """Starts from a snapshot's schedule instead of an empty one (before reading the log)."""
+        self.schedule, self._immediate, self.positions = schedule, list(pending), dict(positions)
+
+    def capture(self) -> bytes:
+        """The schedule, the alerts it still owes and where it stands, as one moment."""
+        return capture(self.schedule, self._immediate, self.positions)
 
     def _subscribed(self, data: c.SubscriptionCreated, event: AnyEvent) -> None:
         secret = self.sealer.unseal(data.sealed_secret)
@@ -138,8 +156,15 @@ class NotificationService:
 
     # --- emitting alerts -------------------------------------------------------------------------
 
-    async def run_scheduler(self, stopping: asyncio.Event, health: Health | None = None) -> None:
-        """Emits every alert whose time has come; waits for the next one or for news."""
+    async def run_scheduler(
+        self,
+        stopping: asyncio.Event,
+        health: Health | None = None,
+        settled: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        """Emits every alert whose time has come; waits for the next one or for news.
+        ``settled`` is awaited whenever every alert decided so far is on the log (the moment a
+        snapshot may be taken: no alert is then only in memory)."""
         while not stopping.is_set():
             if health is not None:
                 health.healthy()
@@ -151,6 +176,8 @@ class NotificationService:
             due += self.schedule.due_alerts(now)
             if due:
                 await self._emit(due, now, health)
+            if settled is not None:
+                await settled()
             next_wake = self.schedule.next_wake()
             timeout = 1.0 if next_wake is None else max(0.0, min(1.0, (next_wake - self.clock()).total_seconds()))
             self._wake.clear()

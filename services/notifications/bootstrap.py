@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from aiokafka import TopicPartition
 from cryptography.fernet import Fernet
 
 from services.notifications.adapters.addresses import AddressPolicy
 from services.notifications.adapters.delivery import Deliveries, RetryPolicy
 from services.notifications.adapters.sealing import Sealer
+from services.notifications.adapters.snapshots import CODE_VERSION, ScheduleSnapshots, SnapshotUnreadable
 from services.notifications.application import NotificationService
 from services.notifications.domain.schedule import Policy, Schedule
 from services.notifications.settings import NotificationsSettings
@@ -20,6 +24,7 @@ from shared.contract.envelope import AnyEvent
 from shared.contract.topics import ALERTS, EVENTS
 from shared.kafka.consumer import ConsumerRunner
 from shared.kafka.producer import EventProducer
+from shared.kafka.snapshots import disproof
 from shared.logging import get_logger
 from shared.supervision import BackgroundWork, Health
 
@@ -48,8 +53,14 @@ class NotificationsRuntime:
     verifier: TokenVerifier
     service: NotificationService
     producer: EventProducer
+    snapshots: ScheduleSnapshots
     work: BackgroundWork = field(default_factory=BackgroundWork)
+    snapshot: str = "none"
+    """What the start made of the snapshot: used, none, or why it was discarded."""
     _runner: ConsumerRunner[AnyEvent] | None = None
+    _snapshot_covers: int | None = None
+    """How many of the events applied in this process the last snapshot holds."""
+    _snapshot_taken: float = float("-inf")
 
     async def start(self) -> None:
         await self.producer.start()
@@ -60,9 +71,48 @@ class NotificationsRuntime:
             handler=self.service.on_record,
             dead_letters=SkipPoison(),
             group_id=None,
+            start_at=await self._resume(),
         )
         self.work.start("log", self._runner.run)
         self.work.start("scheduler", self._schedule)
+
+    async def _resume(self) -> dict[TopicPartition, int]:
+        """The schedule from the snapshot if the log bears it out; where to read ``policy.events`` from."""
+        claim = await asyncio.to_thread(self.snapshots.claim)
+        if claim is None:
+            return {}
+        reason = await disproof(
+            self.settings.kafka, claim, topic=EVENTS, version=CODE_VERSION, client_id="notifications-snapshot-check"
+        )
+        resumed = None
+        if reason is None:
+            try:
+                resumed = await asyncio.to_thread(self.snapshots.restore, self.service.schedule.policy)
+            except SnapshotUnreadable as error:
+                reason = str(error)
+        if resumed is None:
+            log.warning("schedule snapshot discarded; reading the log from its beginning", reason=reason)
+            self.snapshot = f"discarded: {reason}"
+            await asyncio.to_thread(self.snapshots.discard)
+            return {}
+        self.service.resume(resumed.schedule, resumed.pending, resumed.positions)
+        self.snapshot, self._snapshot_covers = "used", 0
+        return {TopicPartition(EVENTS, partition): offset for partition, (offset, _) in resumed.positions.items()}
+
+    async def _snapshot_when_due(self) -> None:
+        """Writes the schedule if it changed and the interval has passed; a failure is logged
+        and tried again later (a snapshot only saves reading)."""
+        interval = self.settings.snapshot_interval_seconds
+        applied = self.service.events_applied
+        if interval <= 0 or applied == self._snapshot_covers or time.monotonic() - self._snapshot_taken < interval:
+            return
+        try:
+            captured = self.service.capture()  # before any await: one moment of the schedule
+            await asyncio.to_thread(self.snapshots.save, captured)
+        except Exception as error:
+            log.warning("could not write the schedule snapshot", error=repr(error))
+            return
+        self._snapshot_covers, self._snapshot_taken = applied, time.monotonic()
 
     async def _schedule(self, health: Health) -> None:
         """Once caught up with the log, go live: deliver, and emit alerts as they fall due."""
@@ -76,7 +126,7 @@ class NotificationsRuntime:
             if await self.work.sleep(0.05):
                 return
         health.healthy()
-        await self.service.run_scheduler(self.work.stopping, health)
+        await self.service.run_scheduler(self.work.stopping, health, settled=self._snapshot_when_due)
 
     async def stop(self) -> None:
         if self._runner is not None:
@@ -91,6 +141,9 @@ class NotificationsRuntime:
             "live": self.service.live,
             "subscriptions": len(self.service.subscriptions),
             "open_deadlines": len(self.service.schedule.deadlines),
+            "snapshot": self.snapshot,
+            "events": self.service.events_applied,
+            "events_since_snapshot": self.service.events_applied - (self._snapshot_covers or 0),
             "background": background,
         }
 
@@ -134,4 +187,10 @@ def bootstrap(settings: NotificationsSettings | None = None, clock: Clock = utc_
         addresses,
         clock,
     )
-    return NotificationsRuntime(settings=settings, verifier=verifier, service=service, producer=producer)
+    return NotificationsRuntime(
+        settings=settings,
+        verifier=verifier,
+        service=service,
+        producer=producer,
+        snapshots=ScheduleSnapshots(settings.snapshot_file()),
+    )

@@ -30,7 +30,16 @@ class NotificationsSettings(ServiceSettings):
     allow_private_networks: bool = Field(default=False, description="deliver to private and loopback addresses")
     allowed_hosts: list[str] = Field(default_factory=list, description="webhook hosts allowed whatever they resolve to")
     sealing_key: str | None = Field(default=None, description="Fernet key that seals webhook secrets on the log")
+    snapshot_interval_seconds: float = Field(
+        default=30.0, ge=0, description="how often a snapshot of the schedule is written if it changed; 0: never"
+    )
+    snapshot_path: Path | None = Field(
+        default=None, description="the schedule's snapshot; by default <data dir>/notifications/schedule.snapshot.json"
+    )
     auth: AuthSettings = Field(default_factory=AuthSettings)
 
     def sealing_key_file(self) -> Path:
         return self.runtime.data_dir / "notifications" / "sealing.key"
+
+    def snapshot_file(self) -> Path:
+        return self.snapshot_path or self.runtime.data_dir / "notifications" / "schedule.snapshot.json"

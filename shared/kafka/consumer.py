@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -66,6 +66,7 @@ class ConsumerRunner(Generic[T]):
         retry_backoff: float = 0.2,
         max_records: int = 500,
         isolation_level: str = "read_committed",
+        start_at: Mapping[TopicPartition, int] | None = None,
     ) -> None:
         self.name = name
         self._kafka = kafka
@@ -80,7 +81,9 @@ class ConsumerRunner(Generic[T]):
         self._isolation_level = isolation_level
         self._stopping = asyncio.Event()
         self._consumer: AIOKafkaConsumer | None = None
-        self._resume: dict[TopicPartition, int] = {}
+        self._resume: dict[TopicPartition, int] = dict(start_at or {})
+        """Where each partition goes on (without a group): from ``start_at`` (a snapshot's
+        positions), then past every record handled in this process."""
         self.handled = 0
 
     async def start(self) -> None:

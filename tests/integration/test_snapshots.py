@@ -105,7 +105,7 @@ async def test_after_a_kill_the_events_since_the_last_snapshot_are_read_from_the
     [
         ("UPDATE positions SET last_event_id = 'not-on-the-log'", "is not not-on-the-log"),
         ("UPDATE positions SET next_offset = next_offset + 1000", "outside the log"),
-        ("UPDATE meta SET value = 'older-code' WHERE name = 'code_version'", "other evolve code"),
+        ("UPDATE meta SET value = 'older-code' WHERE name = 'code_version'", "written by other code"),
     ],
     ids=["another-log", "beyond-the-end", "other-code"],
 )

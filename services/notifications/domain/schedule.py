@@ -258,12 +258,31 @@ class Schedule:
     def next_wake(self) -> datetime | None:
         return self._heap[0][0] if self._heap else None
 
+    @classmethod
+    def resumed(
+        cls,
+        policy: Policy,
+        deadlines: list[Deadline],
+        tasks: dict[str, TaskInfo],
+        plans: dict[str, str],
+        support: SupportWatch,
+    ) -> Schedule:
+        """The schedule a snapshot kept. Which alerts were emitted is not kept: it is learned
+        again from the alerts on the log, so each deadline is watched from its first alert."""
+        schedule = cls(policy, tasks=tasks, plans=plans, support=support)
+        for deadline in deadlines:
+            schedule._watch(deadline)
+        return schedule
+
     def _open(self, task_id: str, milestone_id: str | None, title: str, due: datetime, now: datetime) -> None:
         departments = self.tasks.get(task_id, TaskInfo()).departments
-        key = (task_id, milestone_id)
-        self.deadlines[key] = Deadline(task_id, milestone_id, title, due, now, departments)
-        self.by_task.setdefault(task_id, set()).add(key)
-        self._push(min(p.at for p in planned_alerts(self.deadlines[key], self.policy)), key)
+        self._watch(Deadline(task_id, milestone_id, title, due, now, departments))
+
+    def _watch(self, deadline: Deadline) -> None:
+        key = (deadline.task_id, deadline.milestone_id)
+        self.deadlines[key] = deadline
+        self.by_task.setdefault(deadline.task_id, set()).add(key)
+        self._push(min(p.at for p in planned_alerts(deadline, self.policy)), key)
 
     def _push(self, at: datetime, key: tuple[str, str | None]) -> None:
         heapq.heappush(self._heap, (at, next(self._pushes), key))  # the counter breaks ties before keys

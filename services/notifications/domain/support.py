@@ -36,7 +36,6 @@ class Watched:
     answer_by: datetime
     acknowledged: bool = False
     answered: bool = False
-    alerted: set[str] = field(default_factory=set)
 
 
 @dataclass

@@ -8,14 +8,15 @@ import asyncio
 import time
 from dataclasses import dataclass
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import ConsumerRecord
 
 from services.tasks.adapters.history import TaskHistory
-from services.tasks.adapters.snapshots import CODE_VERSION, Claim, SnapshotStore
+from services.tasks.adapters.snapshots import CODE_VERSION, SnapshotStore
 from services.tasks.view import LogPositions, LogView, Placement
-from shared.contract.codec import DecodeFailure, decode_record, header
+from shared.contract.codec import DecodeFailure, decode_record
 from shared.contract.topics import EVENTS
 from shared.kafka.consumer import open_consumer, partitions_of
+from shared.kafka.snapshots import disproof
 from shared.logging import get_logger
 from shared.settings import KafkaSettings
 
@@ -39,7 +40,11 @@ async def catch_up(
     report = RebuildReport()
     started = time.perf_counter()
     claim = await asyncio.to_thread(snapshots.claim)
-    reason = "none" if claim is None else await disproof(kafka, claim, topic)
+    reason = (
+        "none"
+        if claim is None
+        else await disproof(kafka, claim, topic=topic, version=CODE_VERSION, client_id="tasks-snapshot-check")
+    )
     if claim is not None and reason is None:
         view = await asyncio.to_thread(snapshots.restore, claim)
         report.snapshot = "used"
@@ -90,37 +95,3 @@ def _take(view: LogView, record: ConsumerRecord, report: RebuildReport) -> None:
         report.skipped += 1
         return
     report.events += 1
-
-
-async def disproof(kafka: KafkaSettings, claim: Claim, topic: str) -> str | None:
-    """Why a snapshot's claim does not hold, or None when the log bears it out: the same evolve
-    code and topic, and at each position the very record the snapshot last took from there."""
-    if claim.code_version != CODE_VERSION:
-        return f"written by other evolve code ({claim.code_version}, now {CODE_VERSION})"
-    if claim.topic != topic:
-        return f"taken from {claim.topic!r}, not {topic!r}"
-    async with open_consumer(kafka, client_id="tasks-snapshot-check") as consumer:
-        partitions = {tp.partition: tp for tp in await partitions_of(consumer, [topic])}
-        unknown = set(claim.positions) - set(partitions)
-        if unknown:
-            return f"claims partitions the log does not have: {sorted(unknown)}"
-        claimed = {partitions[p]: position for p, position in claim.positions.items()}
-        if not claimed:
-            return None
-        starts = await consumer.beginning_offsets(list(claimed))
-        ends = await consumer.end_offsets(list(claimed))
-        consumer.assign(list(claimed))
-        for tp, (next_offset, event_id) in claimed.items():
-            if not starts[tp] < next_offset <= ends[tp]:
-                return f"partition {tp.partition}: position {next_offset} is outside the log ({starts[tp]}..{ends[tp]})"
-            if await _id_at(consumer, tp, next_offset - 1) != event_id:
-                return f"partition {tp.partition}: the record before {next_offset} is not {event_id}"
-    return None
-
-
-async def _id_at(consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int) -> str | None:
-    consumer.seek(tp, offset)
-    records = (await consumer.getmany(tp, timeout_ms=5_000, max_records=1)).get(tp, [])
-    if not records or records[0].offset != offset:
-        return None
-    return header(records[0].headers, "ce_id")

@@ -12,8 +12,6 @@ the log; otherwise it is discarded and the state is rebuilt from the log's begin
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import inspect
 import sqlite3
 import sys
 import time
@@ -22,7 +20,6 @@ from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from types import ModuleType
 
 import orjson
 
@@ -38,6 +35,7 @@ from shared.contract.codec import DecodeFailure, from_structured, to_structured
 from shared.contract.envelope import AnyEvent
 from shared.domain import evolve, projection, state
 from shared.domain.state import Aggregate, Approval, Evaluation, Issue, Plan, SupportRequest, Task
+from shared.kafka.snapshots import Claim, code_version
 from shared.logging import get_logger
 
 log = get_logger(__name__)
@@ -61,27 +59,10 @@ CREATE TABLE IF NOT EXISTS history (
 """
 
 
-def _code_version(*modules: ModuleType) -> str:
-    digest = hashlib.sha256()
-    for module in modules:
-        digest.update(inspect.getsource(module).encode())
-    return digest.hexdigest()[:16]
-
-
-CODE_VERSION = _code_version(
+CODE_VERSION = code_version(
     catalog, envelope, state, evolve, projection, answers, idempotency, history_module, sys.modules[__name__]
 )
 """Changes whenever the code that shapes the state or the snapshot does: older snapshots are discarded."""
-
-
-@dataclass(frozen=True)
-class Claim:
-    """What a snapshot says it covers."""
-
-    code_version: str
-    topic: str
-    positions: dict[int, tuple[int, str]]
-    written_at: float
 
 
 @dataclass

@@ -1,0 +1,184 @@
+"""Snapshots of the deadline schedule, so that a start reads only the domain events appended
+since the last one instead of the whole history of ``policy.events``.
+
+One JSON file beside the service's other local data: the open deadlines, what the schedule
+knows of tasks and plans, the watched support requests, alerts decided but not yet emitted,
+and per partition of ``policy.events`` the position it covers with the id of the event just
+before it. Never the only copy of anything: which alerts were emitted and delivered, and the
+subscriptions, are always read again from ``policy.alerts``; a snapshot written by other code
+or whose positions the log does not bear out is discarded and the schedule rebuilt.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from services.notifications.domain import schedule as schedule_module
+from services.notifications.domain import support as support_module
+from services.notifications.domain.schedule import Deadline, Policy, Schedule, TaskInfo
+from services.notifications.domain.support import SupportWatch, Watched
+from shared.contract import catalog, envelope
+from shared.contract.catalog import CATALOG, NOTICES, Notice
+from shared.contract.codes import Department
+from shared.contract.topics import EVENTS
+from shared.kafka.snapshots import Claim, Positions, code_version
+from shared.logging import get_logger
+
+log = get_logger(__name__)
+
+CODE_VERSION = code_version(catalog, envelope, schedule_module, support_module, sys.modules[__name__])
+"""Changes whenever the code that shapes the schedule or its snapshot does."""
+
+
+class SnapshotUnreadable(Exception):
+    """The snapshot's content is not what this code writes."""
+
+
+@dataclass(frozen=True)
+class Resumed:
+    """What a snapshot gives back: the schedule, the alerts it still owed, where it stood."""
+
+    schedule: Schedule
+    pending: list[Notice]
+    positions: Positions
+
+
+def capture(schedule: Schedule, pending: list[Notice], positions: Positions) -> bytes:
+    """The schedule at this moment, as bytes: taken without yielding to the event loop, so the
+    positions and the state they produced are one moment."""
+    return orjson.dumps(
+        {
+            "code_version": CODE_VERSION,
+            "topic": EVENTS,
+            "written_at": time.time(),
+            "positions": [[partition, offset, event_id] for partition, (offset, event_id) in positions.items()],
+            "deadlines": list(schedule.deadlines.values()),
+            "tasks": schedule.tasks,
+            "plans": schedule.plans,
+            "support": list(schedule.support.watched.values()),
+            "pending": [
+                {"type": n.event_type, "data": n.__pydantic_serializer__.to_python(n, mode="json")} for n in pending
+            ],
+        }
+    )
+
+
+class ScheduleSnapshots:
+    """The snapshot file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def _document(self) -> dict[str, Any] | None:
+        try:
+            document = orjson.loads(self.path.read_bytes())
+        except FileNotFoundError:
+            return None
+        except (OSError, orjson.JSONDecodeError) as error:
+            log.warning("the schedule snapshot cannot be read", path=str(self.path), error=repr(error))
+            return None
+        return document if isinstance(document, dict) and "code_version" in document else None
+
+    def claim(self) -> Claim | None:
+        """What the snapshot claims to cover; None when there is none or it cannot be read."""
+        document = self._document()
+        if document is None:
+            return None
+        try:
+            return Claim(
+                code_version=str(document["code_version"]),
+                topic=str(document["topic"]),
+                positions=_positions(document),
+                written_at=float(document["written_at"]),
+            )
+        except (KeyError, TypeError, ValueError) as error:
+            log.warning("the schedule snapshot claims nothing readable", path=str(self.path), error=repr(error))
+            return None
+
+    def restore(self, policy: Policy) -> Resumed:
+        document = self._document()
+        if document is None:
+            raise SnapshotUnreadable("the snapshot is gone or cannot be read")
+        try:
+            schedule = Schedule.resumed(
+                policy,
+                deadlines=[_deadline(saved) for saved in document["deadlines"]],
+                tasks={task_id: _task(saved) for task_id, saved in document["tasks"].items()},
+                plans=dict(document["plans"]),
+                support=SupportWatch({(w.request_id, w.department): w for w in map(_watched, document["support"])}),
+            )
+            pending = [_notice(saved) for saved in document["pending"]]
+            positions = _positions(document)
+        except (KeyError, TypeError, ValueError) as error:
+            raise SnapshotUnreadable(f"the snapshot cannot be read: {error!r}"[:500]) from error
+        return Resumed(schedule, pending, positions)
+
+    def save(self, captured: bytes) -> None:
+        """Whole or not at all: written beside the file, synced, then renamed over it."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        partial = self.path.with_name(self.path.name + ".partial")
+        with partial.open("wb") as file:
+            file.write(captured)
+            file.flush()
+            os.fsync(file.fileno())
+        partial.replace(self.path)
+
+    def discard(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+
+def _positions(document: dict[str, Any]) -> Positions:
+    return {int(partition): (int(offset), str(event_id)) for partition, offset, event_id in document["positions"]}
+
+
+def _moment(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text)
+
+
+def _departments(saved: list[str]) -> tuple[Department, ...]:
+    return tuple(Department(code) for code in saved)
+
+
+def _deadline(saved: dict[str, Any]) -> Deadline:
+    return Deadline(
+        task_id=saved["task_id"],
+        milestone_id=saved["milestone_id"],
+        title=saved["title"],
+        due=datetime.fromisoformat(saved["due"]),
+        known_since=datetime.fromisoformat(saved["known_since"]),
+        departments=_departments(saved["departments"]),
+    )
+
+
+def _task(saved: dict[str, Any]) -> TaskInfo:
+    return TaskInfo(saved["title"], _departments(saved["departments"]), saved["open"], _moment(saved["due"]))
+
+
+def _watched(saved: dict[str, Any]) -> Watched:
+    return Watched(
+        request_id=saved["request_id"],
+        task_id=saved["task_id"],
+        department=Department(saved["department"]),
+        title=saved["title"],
+        acknowledge_by=datetime.fromisoformat(saved["acknowledge_by"]),
+        answer_by=datetime.fromisoformat(saved["answer_by"]),
+        acknowledged=saved["acknowledged"],
+        answered=saved["answered"],
+    )
+
+
+def _notice(saved: dict[str, Any]) -> Notice:
+    data = CATALOG[saved["type"]].model_validate(saved["data"])
+    if not isinstance(data, NOTICES):
+        raise ValueError(f"a pending alert of type {saved['type']!r} is not an alert")
+    return data

@@ -1,0 +1,93 @@
+"""The schedule's snapshot: what comes back is the schedule that was kept, and it goes on to
+send the same alerts at the same moments; a file that is not a snapshot is never trusted."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from services.notifications.adapters.snapshots import (
+    CODE_VERSION,
+    ScheduleSnapshots,
+    SnapshotUnreadable,
+    capture,
+)
+from services.notifications.domain.schedule import Schedule
+from shared.contract import catalog as c
+from shared.contract.codes import TaskHealth
+from tests.unit.test_notification_schedule import POLICY, T0, at, schedule_with_milestone
+
+DUE = T0 + timedelta(days=60)
+
+
+def busy_schedule() -> tuple[Schedule, list[c.Notice]]:
+    """A milestone part-way through its alerts, a plan, a support request being watched, and
+    an at-risk alert decided but not yet emitted."""
+    schedule = schedule_with_milestone(DUE)
+    schedule.apply(at(T0, c.PlanApproved(plan_id="p", title="The plan")))
+    schedule.apply(
+        at(
+            T0,
+            c.SupportRequested(
+                request_id="r", issue_id="i", task_id="t", departments=("MOFCOM", "GACC"), need="x", by=DUE
+            ),
+        )
+    )
+    schedule.apply(at(T0, c.SupportAcknowledged(request_id="r", issue_id="i", task_id="t", department="GACC")))
+    pending = schedule.apply(
+        at(T0, c.TaskHealthChanged(task_id="t", health=TaskHealth.AT_RISK, previous=TaskHealth.ON_TRACK))
+    )
+    assert pending, "an at-risk change calls for an alert at once"
+    schedule.due_alerts(DUE - timedelta(days=20))  # the 30-day alert is gone already
+    return schedule, pending
+
+
+def alerts_from(schedule: Schedule, start: timedelta, until: timedelta) -> list[tuple[str, str]]:
+    sent, now = [], DUE + start
+    while now <= DUE + until:
+        sent += [(now.isoformat(), alert.alert_id) for alert in schedule.due_alerts(now)]
+        now += timedelta(hours=6)
+    return sent
+
+
+def test_a_restored_schedule_is_the_one_kept_and_sends_the_same_alerts(tmp_path: Path) -> None:
+    kept, pending = busy_schedule()
+    snapshots = ScheduleSnapshots(tmp_path / "schedule.snapshot.json")
+    snapshots.save(capture(kept, pending, {0: (42, "event-41"), 2: (7, "event-6")}))
+
+    claim = snapshots.claim()
+    assert claim is not None
+    assert (claim.code_version, claim.topic) == (CODE_VERSION, "policy.events")
+    assert claim.positions == {0: (42, "event-41"), 2: (7, "event-6")}
+    resumed = snapshots.restore(POLICY)
+    assert resumed.schedule.deadlines == kept.deadlines
+    assert resumed.schedule.tasks == kept.tasks
+    assert resumed.schedule.plans == kept.plans
+    assert resumed.schedule.support.watched == kept.support.watched
+    assert resumed.pending == pending
+    assert resumed.positions == claim.positions
+
+    # What was emitted comes back from the alerts on the log, as a start reads them.
+    resumed.schedule.emitted |= kept.emitted
+    expected = alerts_from(kept, -timedelta(days=20), timedelta(days=10))
+    assert len(expected) >= 5, "approaching, due, overdue, escalated and the support request's alerts"
+    assert alerts_from(resumed.schedule, -timedelta(days=20), timedelta(days=10)) == expected
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"", b"not json", b"[]", b'{"code_version": "x", "topic": "policy.events"}'],
+)
+def test_a_file_that_is_not_a_whole_snapshot_is_never_restored(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "schedule.snapshot.json"
+    path.write_bytes(content)
+    snapshots = ScheduleSnapshots(path)
+    assert snapshots.claim() is None
+    with pytest.raises(SnapshotUnreadable):
+        snapshots.restore(POLICY)
+
+
+def test_a_missing_snapshot_claims_nothing(tmp_path: Path) -> None:
+    assert ScheduleSnapshots(tmp_path / "none.json").claim() is None
