@@ -55,13 +55,18 @@ class Resumed:
 def capture(schedule: Schedule, pending: list[Notice], positions: Positions) -> bytes:
     """The schedule at this moment, as bytes: taken without yielding to the event loop, so the
     positions and the state they produced are one moment."""
+    watch_times = schedule.watch_times()
     return orjson.dumps(
         {
             "code_version": CODE_VERSION,
             "topic": EVENTS,
             "written_at": time.time(),
             "positions": [[partition, offset, event_id] for partition, (offset, event_id) in positions.items()],
-            "deadlines": list(schedule.deadlines.values()),
+            # Rows, not objects: a hundred thousand deadlines read back in half the time.
+            "deadlines": [
+                [d.task_id, d.milestone_id, d.title, d.due, d.known_since, d.departments, watch_times[key]]
+                for key, d in schedule.deadlines.items()
+            ],
             "tasks": schedule.tasks,
             "plans": schedule.plans,
             "support": list(schedule.support.watched.values()),
@@ -111,7 +116,7 @@ class ScheduleSnapshots:
         try:
             schedule = Schedule.resumed(
                 policy,
-                deadlines=[_deadline(saved) for saved in document["deadlines"]],
+                deadlines=[_deadline(*saved) for saved in document["deadlines"]],
                 tasks={task_id: _task(saved) for task_id, saved in document["tasks"].items()},
                 plans=dict(document["plans"]),
                 support=SupportWatch({(w.request_id, w.department): w for w in map(_watched, document["support"])}),
@@ -145,19 +150,19 @@ def _moment(text: str | None) -> datetime | None:
     return None if text is None else datetime.fromisoformat(text)
 
 
+_DEPARTMENTS = {department.value: department for department in Department}
+
+
 def _departments(saved: list[str]) -> tuple[Department, ...]:
-    return tuple(Department(code) for code in saved)
+    return tuple(_DEPARTMENTS[code] for code in saved)
 
 
-def _deadline(saved: dict[str, Any]) -> Deadline:
-    return Deadline(
-        task_id=saved["task_id"],
-        milestone_id=saved["milestone_id"],
-        title=saved["title"],
-        due=datetime.fromisoformat(saved["due"]),
-        known_since=datetime.fromisoformat(saved["known_since"]),
-        departments=_departments(saved["departments"]),
-    )
+def _deadline(
+    task_id: str, milestone_id: str | None, title: str, due: str, known_since: str, departments: list[str], at: str
+) -> tuple[Deadline, datetime]:
+    moment = datetime.fromisoformat
+    deadline = Deadline(task_id, milestone_id, title, moment(due), moment(known_since), _departments(departments))
+    return deadline, moment(at)
 
 
 def _task(saved: dict[str, Any]) -> TaskInfo:

@@ -262,27 +262,36 @@ class Schedule:
     def resumed(
         cls,
         policy: Policy,
-        deadlines: list[Deadline],
+        deadlines: list[tuple[Deadline, datetime]],
         tasks: dict[str, TaskInfo],
         plans: dict[str, str],
         support: SupportWatch,
     ) -> Schedule:
-        """The schedule a snapshot kept. Which alerts were emitted is not kept: it is learned
-        again from the alerts on the log, so each deadline is watched from its first alert."""
+        """The schedule a snapshot kept: each deadline with when it is next looked at (from
+        ``watch_times``). Which alerts were emitted is not kept: it is learned again from the
+        alerts on the log."""
         schedule = cls(policy, tasks=tasks, plans=plans, support=support)
-        for deadline in deadlines:
-            schedule._watch(deadline)
+        for deadline, look_at in deadlines:
+            schedule._watch(deadline, look_at)
         return schedule
+
+    def watch_times(self) -> dict[tuple[str, str | None], datetime]:
+        """When each open deadline is next looked at (its earliest entry in the heap)."""
+        earliest: dict[tuple[str, str | None], datetime] = {}
+        for at, _, key in self._heap:
+            if key in self.deadlines and (key not in earliest or at < earliest[key]):
+                earliest[key] = at
+        return earliest
 
     def _open(self, task_id: str, milestone_id: str | None, title: str, due: datetime, now: datetime) -> None:
         departments = self.tasks.get(task_id, TaskInfo()).departments
         self._watch(Deadline(task_id, milestone_id, title, due, now, departments))
 
-    def _watch(self, deadline: Deadline) -> None:
+    def _watch(self, deadline: Deadline, look_at: datetime | None = None) -> None:
         key = (deadline.task_id, deadline.milestone_id)
         self.deadlines[key] = deadline
         self.by_task.setdefault(deadline.task_id, set()).add(key)
-        self._push(min(p.at for p in planned_alerts(deadline, self.policy)), key)
+        self._push(look_at or min(p.at for p in planned_alerts(deadline, self.policy)), key)
 
     def _push(self, at: datetime, key: tuple[str, str | None]) -> None:
         heapq.heappush(self._heap, (at, next(self._pushes), key))  # the counter breaks ties before keys
