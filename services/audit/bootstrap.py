@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
 from services.audit.adapters.keys import SigningKey, TrustedKeys, keep_public, load_signing_key
+from services.audit.adapters.lease import AdvisoryLease, SoleWriter, WriterLease
 from services.audit.adapters.store import AuditStore
 from services.audit.checkpoints import Checkpointer
 from services.audit.ingest import Ingestor
 from services.audit.settings import AuditSettings
 from shared.auth import TokenVerifier
 from shared.kafka.producer import EventProducer
+from shared.logging import get_logger
 from shared.supervision import BackgroundWork, Health
+
+log = get_logger(__name__)
 
 
 @dataclass
@@ -25,35 +30,75 @@ class AuditRuntime:
     ingestor: Ingestor
     checkpointer: Checkpointer
     producer: EventProducer
+    lease: WriterLease
     caught_up: bool = False
     work: BackgroundWork = field(default_factory=BackgroundWork)
+    writing: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set while this instance holds the writer's lease; every instance serves reads."""
 
     async def start(self) -> None:
         await self.store.open()
         await self.producer.start()
-        self.work.start("ingest", self.ingestor.run)
+        self.work.start("lease", self._hold_lease)
+        self.work.start("ingest", self._ingest)
         self.work.start("checkpoints", self._checkpoints)
 
+    async def _hold_lease(self, health: Health) -> None:
+        """Takes the writer's lease when it is free and checks that it still holds it; on
+        losing it, stops ingesting at once (the store's keys refuse a late append anyway)."""
+        while True:
+            held = await self.lease.try_acquire()
+            if held and not self.writing.is_set():
+                log.info("writing the chain", chain=self.settings.chain_id)
+                self.writing.set()
+            elif not held and self.writing.is_set():
+                log.warning("lost the writer's lease; standing by", chain=self.settings.chain_id)
+                self.writing.clear()
+                self.ingestor.stop()
+            health.healthy()
+            if await self.work.sleep(self.settings.lease_check_seconds):
+                return
+
+    async def _until_writing(self, health: Health) -> bool:
+        """Waits (healthy: standing by is work too) until this instance writes; True when stopping."""
+        while not self.writing.is_set():
+            health.healthy()
+            if await self.work.sleep(0.2):
+                return True
+        return False
+
+    async def _ingest(self, health: Health) -> None:
+        while not await self._until_writing(health):
+            await self.store.open()  # the head as the previous writer left it
+            self.ingestor.go_on()
+            await self.ingestor.run(health)
+            if self.work.stopping.is_set():
+                return
+
     async def _checkpoints(self, health: Health) -> None:
-        await self.checkpointer.run(health, self.work)
+        if not await self._until_writing(health):
+            await self.checkpointer.run(health, self.work)
 
     async def stop(self) -> None:
         self.ingestor.stop()
         await self.work.stop()
+        await self.lease.release()
         await self.producer.stop()
         await self.store.close()
 
     async def readiness(self) -> tuple[bool, dict[str, Any]]:
         working, background = self.work.readiness()
-        lag = await self.ingestor.lag()
+        writer = self.writing.is_set()
+        lag = await self.ingestor.lag() if writer else None
         self.caught_up = self.caught_up or lag == 0
         details = {
+            "role": "writer" if writer else "standby",
             "lag": lag,
-            "entries": self.store.head.sequence,
+            "entries": self.store.head.sequence if writer else await self.store.stored_head(),
             "chain": self.settings.chain_id,
             "background": background,
         }
-        return working and self.caught_up, details
+        return working and (self.caught_up or not writer), details
 
 
 def bootstrap(settings: AuditSettings | None = None) -> AuditRuntime:
@@ -65,15 +110,16 @@ def bootstrap(settings: AuditSettings | None = None) -> AuditRuntime:
     trusted = TrustedKeys.load(signing_key, settings.trusted_keys_folder(), settings.trusted_public_keys)
     producer = EventProducer(settings.kafka, client_id="policytrack-audit")
     ingestor = Ingestor(settings.kafka, store, settings.batch_size, settings.chain_id)
+    lease = AdvisoryLease(store.engine, settings.chain_id) if store.shared else SoleWriter()
     checkpointer = Checkpointer(
         store,
         signing_key,
         producer,
         settings.chain_id,
         settings.checkpoint_interval_seconds,
-        may_sign=lambda: ingestor.consistent,
+        may_sign=lambda: ingestor.consistent and runtime.writing.is_set(),
     )
-    return AuditRuntime(
+    runtime = AuditRuntime(
         settings=settings,
         verifier=verifier,
         store=store,
@@ -82,4 +128,6 @@ def bootstrap(settings: AuditSettings | None = None) -> AuditRuntime:
         ingestor=ingestor,
         checkpointer=checkpointer,
         producer=producer,
+        lease=lease,
     )
+    return runtime

@@ -165,6 +165,10 @@ class Ingestor:
     def stop(self) -> None:
         self._stopping.set()
 
+    def go_on(self) -> None:
+        """Run again after a ``stop`` (this instance is the chain's writer again)."""
+        self._stopping.clear()
+
     async def run(self, health: Health) -> None:
         """Check the store against the log, then ingest until stopped. Raises (and is run again
         by its supervisor) when the store disagrees with the log or an append fails."""

@@ -33,6 +33,9 @@ class AuditSettings(ServiceSettings):
     trusted_public_keys: list[str] = Field(default_factory=list, description="more trusted public keys, PEM")
     checkpoint_interval_seconds: float = Field(default=60.0, gt=0)
     batch_size: int = Field(default=5000, ge=1)
+    lease_check_seconds: float = Field(
+        default=1.0, gt=0, description="how often the writer checks its lease, and a standby asks for it (PostgreSQL)"
+    )
     auth: AuthSettings = Field(default_factory=AuthSettings)
 
     def database_url(self) -> str:

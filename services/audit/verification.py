@@ -125,10 +125,11 @@ class Verifier:
             await self._walk(snapshot, rows, None)
         else:
             await self._against_log(snapshot, rows, self.kafka)
+        newest = await self.store.stored_head()
         for row in rows:
-            if row.sequence > snapshot.head.sequence and row.sequence > self.store.head.sequence:
+            if row.sequence > snapshot.head.sequence and row.sequence > newest:
                 self.result.fail(row.sequence, "a checkpoint covers entries that are not in the store")
-        self.result.lag["entries"] = max(0, self.store.head.sequence - snapshot.head.sequence)
+        self.result.lag["entries"] = max(0, newest - snapshot.head.sequence)
         return self.result
 
     async def _against_log(self, snapshot: Snapshot, rows: list[Any], kafka: KafkaSettings) -> None:
@@ -154,7 +155,8 @@ class Verifier:
         if walked:
             # Rows are written before they are published: read after the log, they include a
             # row for everything found on it; read before, every row marked published is on it.
-            self._rows_match_the_log(snapshot, rows, await self.store.checkpoints())
+            rows_now = await self.store.checkpoints()
+            self._rows_match_the_log(snapshot, rows, rows_now, await self.store.stored_head())
 
     async def _walk(self, snapshot: Snapshot, rows: list[Any], reader: LogReader | None) -> bool:
         """Every entry of the snapshot in order; False at the first one that is not what it
@@ -300,7 +302,7 @@ class Verifier:
                 continue
             where = f"{tp.topic}/{tp.partition}@{record.offset}"
             self.on_log[checkpoint.sequence] = (checkpoint, where)
-            head = self.store.head.sequence
+            head = await self.store.stored_head()
             if checkpoint.sequence > head:
                 self.result.fail(
                     head + 1,
@@ -312,11 +314,11 @@ class Verifier:
             elif checkpoint.sequence <= snapshot.head.sequence:
                 self._check_published(checkpoint, where, await self.store.hash_at(checkpoint.sequence))
 
-    def _rows_match_the_log(self, snapshot: Snapshot, rows: list[Any], rows_now: list[Any]) -> None:
+    def _rows_match_the_log(self, snapshot: Snapshot, rows: list[Any], rows_now: list[Any], newest: int) -> None:
         """The store's checkpoint rows and the copies on the log: neither may lack the other."""
         by_sequence = {row.sequence: row for row in rows_now}
         for sequence, (checkpoint, where) in sorted(self.on_log.items()):
-            if sequence not in by_sequence and sequence <= self.store.head.sequence:
+            if sequence not in by_sequence and sequence <= newest:
                 self.result.fail(
                     sequence,
                     f"the checkpoint published at {where} (signed "

@@ -241,6 +241,17 @@ class AuditStore:
         next_offsets = {(row.topic, row.partition): row.next_offset for row in rows if row.topic is not None}
         return Snapshot(Head(head, await self.hash_at(head)), next_offsets)
 
+    @property
+    def shared(self) -> bool:
+        """PostgreSQL: other instances may read it, and one of them writes it."""
+        return self._dialect is postgresql
+
+    async def stored_head(self) -> int:
+        """The newest sequence in the database, whoever wrote it (``head`` is what this
+        instance wrote, and a standby writes nothing)."""
+        async with self.engine.connect() as conn:
+            return int((await conn.execute(select(func.max(entries.c.seq)))).scalar() or 0)
+
     async def hash_at(self, sequence: int) -> str:
         """The chain's hash after entry ``sequence`` (GENESIS before the first)."""
         if sequence <= 0:
