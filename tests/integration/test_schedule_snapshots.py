@@ -78,7 +78,14 @@ def other_code(document: dict) -> None:
 
 
 def another_log(document: dict) -> None:
-    document["positions"] = [[partition, offset, "not-the-event-there"] for partition, offset, _ in document["positions"]]
+    positions = document["positions"]
+    document["positions"] = [[partition, offset, "not-the-event-there"] for partition, offset, _ in positions]
+
+
+def tampered(snapshot_file: Path, tamper: Callable[[dict], None]) -> None:
+    document = orjson.loads(snapshot_file.read_bytes())
+    tamper(document)
+    snapshot_file.write_bytes(orjson.dumps(document))
 
 
 @pytest.mark.parametrize(
@@ -98,9 +105,7 @@ async def test_a_snapshot_the_log_does_not_bear_out_is_discarded_and_the_schedul
     before = await snapshot_holds_everything(notifications, open_deadlines=already + 2)
 
     notifications.stop()
-    document = orjson.loads(snapshot_file.read_bytes())
-    tamper(document)
-    snapshot_file.write_bytes(orjson.dumps(document))
+    tampered(snapshot_file, tamper)
     notifications.start()
 
     after = await readiness(notifications)
