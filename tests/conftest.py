@@ -153,6 +153,13 @@ async def read_from(
     return records
 
 
+async def readiness(service: ServiceProcess) -> dict:
+    """What the service's ``/readyz`` says now, ready or not."""
+    async with httpx.AsyncClient(base_url=service.url, timeout=30) as client:
+        answer: dict = (await client.get("/readyz")).json()
+        return answer
+
+
 async def caught_up(service: ServiceProcess, *, timeout: float = 120) -> dict:
     """Poll a consuming service's readiness until it reports no lag; that readiness."""
     async with httpx.AsyncClient(base_url=service.url, timeout=30) as client:

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import JILIN, NAO, ServiceProcess, caught_up, eventually, plan_and_task
+from tests.conftest import JILIN, NAO, ServiceProcess, caught_up, eventually, plan_and_task, readiness
 
 
 @pytest.fixture
@@ -30,11 +30,6 @@ def audit_pair(service_factory, postgres_dsn: str, tmp_path: Path) -> tuple[Serv
     }
     first = service_factory("audit", **shared).start()
     return first, service_factory("audit", **shared)
-
-
-async def readiness(service: ServiceProcess) -> dict:
-    async with httpx.AsyncClient(base_url=service.url, timeout=30) as client:
-        return (await client.get("/readyz")).json()
 
 
 async def role_of(service: ServiceProcess, role: str) -> dict | None:

@@ -8,11 +8,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import httpx
 import orjson
 import pytest
 
-from tests.conftest import Receiver, ServiceProcess, eventually
+from tests.conftest import Receiver, ServiceProcess, eventually, readiness
 from tests.integration.test_notifications_service import FAST, milestone, new_task, subscribe, wait_for_kinds
 
 KINDS = ["deadline_approaching", "deadline_due", "overdue"]
@@ -36,11 +35,6 @@ def notifications(service_factory, snapshot_file: Path) -> ServiceProcess:
         POLICYTRACK_NOTIFICATIONS_SNAPSHOT_PATH=str(snapshot_file),
         POLICYTRACK_NOTIFICATIONS_SNAPSHOT_INTERVAL_SECONDS="0.2",
     ).start()
-
-
-async def readiness(service: ServiceProcess) -> dict:
-    async with httpx.AsyncClient(base_url=service.url, timeout=30) as client:
-        return (await client.get("/readyz")).json()
 
 
 async def snapshot_holds_everything(service: ServiceProcess, open_deadlines: int) -> dict:

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from services.tasks.adapters.snapshots import SnapshotStore
-from tests.conftest import JILIN, NAO, ServiceProcess, eventually, plan_and_task
+from tests.conftest import JILIN, NAO, ServiceProcess, eventually, plan_and_task, readiness
 
 DUE = "2027-06-30T18:00:00+08:00"
 
@@ -28,11 +28,6 @@ def tasks(service_factory, snapshot_file: Path) -> ServiceProcess:
         POLICYTRACK_TASKS_SNAPSHOT_PATH=str(snapshot_file),
         POLICYTRACK_TASKS_SNAPSHOT_INTERVAL_SECONDS="0.2",
     ).start()
-
-
-async def readiness(service: ServiceProcess) -> dict:
-    async with httpx.AsyncClient(base_url=service.url, timeout=30) as client:
-        return (await client.get("/readyz")).json()
 
 
 async def some_history(client: httpx.AsyncClient, reports: int) -> tuple[str, list[str]]:
