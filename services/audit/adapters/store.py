@@ -26,7 +26,6 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
-    and_,
     event,
     func,
     inspect,
@@ -230,11 +229,14 @@ class AuditStore:
         return self.head
 
     async def _save_offsets(self, conn: AsyncConnection, next_offsets: dict[tuple[str, int], int]) -> None:
-        for (topic, partition), next_offset in next_offsets.items():
-            where = and_(offsets.c.topic == topic, offsets.c.partition == partition)
-            result = await conn.execute(update(offsets).where(where).values(next_offset=next_offset))
-            if result.rowcount == 0:
-                await conn.execute(offsets.insert().values(topic=topic, partition=partition, next_offset=next_offset))
+        # One statement for every partition of the batch: each statement is a round trip to
+        # the database (a thread hop on SQLite), and the batch waits for all of them.
+        upsert = self._dialect.insert(offsets)
+        upsert = upsert.on_conflict_do_update(
+            index_elements=[offsets.c.topic, offsets.c.partition], set_={"next_offset": upsert.excluded.next_offset}
+        )
+        rows = [{"topic": t, "partition": p, "next_offset": n} for (t, p), n in next_offsets.items()]
+        await conn.execute(upsert, rows)
 
     async def snapshot(self) -> Snapshot:
         """The head and the partitions' next offsets as of one moment, read in one statement
