@@ -240,12 +240,13 @@ class Schedule:
                 continue
             upcoming = None
             for planned in planned_alerts(deadline, self.policy):
-                data = alert_event(deadline, planned)
-                if data.alert_id in self.emitted:
+                # The id first: an alert already emitted is not built again.
+                planned_id = alert_id(deadline.task_id, deadline.milestone_id, deadline.due, planned.threshold)
+                if planned_id in self.emitted:
                     continue
                 if planned.at <= now:
-                    alerts.append(data)
-                    self.emitted.add(data.alert_id)
+                    alerts.append(alert_event(deadline, planned))
+                    self.emitted.add(planned_id)
                 else:
                     upcoming = planned.at
                     break
