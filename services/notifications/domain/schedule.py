@@ -107,9 +107,10 @@ def planned_alerts(deadline: Deadline, policy: Policy) -> list[PlannedAlert]:
     return sorted(plan, key=lambda alert: alert.at)
 
 
-def alert_event(deadline: Deadline, planned: PlannedAlert) -> c.DeadlineAlert:
+def alert_event(deadline: Deadline, planned: PlannedAlert, planned_id: str) -> c.DeadlineAlert:
+    """The alert ``planned`` for ``deadline``, under the id ``alert_id`` derives for it."""
     common: dict[str, Any] = {
-        "alert_id": alert_id(deadline.task_id, deadline.milestone_id, deadline.due, planned.threshold),
+        "alert_id": planned_id,
         "task_id": deadline.task_id,
         "milestone_id": deadline.milestone_id,
         "title": deadline.title,
@@ -245,7 +246,7 @@ class Schedule:
                 if planned_id in self.emitted:
                     continue
                 if planned.at <= now:
-                    alerts.append(alert_event(deadline, planned))
+                    alerts.append(alert_event(deadline, planned, planned_id))
                     self.emitted.add(planned_id)
                 else:
                     upcoming = planned.at
