@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
 
-.PHONY: run test test-chaos lint venv broker stop tools contract bench clean
+.PHONY: run test test-chaos test-cluster lint venv broker stop tools contract bench clean
 
 run: venv broker
 	$(BIN)/policytrack up
@@ -21,6 +21,10 @@ lint: venv
 # A few minutes of kills and a broker restart under load; prints what it counted.
 test-chaos: venv tools
 	$(BIN)/pytest -m chaos -s tests/chaos $(PYTEST_ARGS)
+
+# Three brokers, two instances of every service, a broker stopped and instances killed under load.
+test-cluster: venv tools
+	$(BIN)/pytest -m cluster -s tests/cluster $(PYTEST_ARGS)
 
 venv: $(INSTALLED)
 

@@ -94,6 +94,27 @@ def spare_broker(tmp_path: Path) -> Iterator[Broker]:
         broker.script("stop", check=False)
 
 
+CLUSTER_PORT = int(os.environ.get("POLICYTRACK_TEST_CLUSTER_KAFKA_PORT", "29192"))
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Broker]:
+    """Three KRaft nodes (``deploy/kafka.sh start --nodes 3``) on CLUSTER_PORT and the two after it."""
+    broker = Broker(port=CLUSTER_PORT, data_dir=tmp_path / "kafka", env=broker_env(CLUSTER_PORT, tmp_path / "kafka"))
+    started = broker.script("start", "--nodes", "3", check=False)
+    assert started.returncode == 0, f"the cluster failed to start:\n{started.stderr}"
+    try:
+        yield broker
+    finally:
+        broker.script("stop", check=False)
+
+
+def cluster_settings(cluster: Broker) -> KafkaSettings:
+    """How clients reach every node of the cluster."""
+    bootstrap = ",".join(f"127.0.0.1:{cluster.port + i}" for i in range(3))
+    return KafkaSettings(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+
+
 @pytest.fixture
 def kafka_settings(kafka: Broker) -> KafkaSettings:
     return kafka.settings

@@ -5,6 +5,7 @@ reliability and chaos tests, which then look for every acknowledged key on the l
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections import Counter
 
@@ -21,14 +22,20 @@ from tests.conftest import read_from, token
 
 class Load:
     """Writers that report progress steadily, each request with its own Idempotency-Key,
-    retried with the same key until it is answered, as a careful client does."""
+    retried with the same key until it is answered, as a careful client does. Given several
+    instances, a writer moves to the next one when its instance is down or answers 503."""
 
-    def __init__(self, url: str, tasks: dict[str, list[str]], prefix: str = "load") -> None:
-        self.url, self.tasks, self.prefix = url, tasks, prefix
+    def __init__(self, url: str | list[str], tasks: dict[str, list[str]], prefix: str = "load") -> None:
+        self.urls = [url] if isinstance(url, str) else url
+        self.tasks, self.prefix = tasks, prefix
         self.acknowledged: set[str] = set()
         self._counted = 0
         self.retries = 0
         self.stop = asyncio.Event()
+        self.answered: list[tuple[float, float, str]] = []
+        """(when, seconds from the first attempt to the answer, task) per acknowledged command."""
+        self.unexpected: list[str] = []
+        """Answers a careful client cannot act on: a 5xx other than 503 with Retry-After."""
 
     def mark(self) -> None:
         self._counted = len(self.acknowledged)
@@ -37,29 +44,44 @@ class Load:
         """Whether ``count`` more commands were acknowledged since ``mark()``."""
         return len(self.acknowledged) >= self._counted + count
 
-    async def writer(self, department: str, role: str) -> None:
+    async def writer(self, department: str, role: str, *, instance: int = 0) -> None:
         headers = token(f"u-chaos-{department.lower()}", department, role)
-        async with httpx.AsyncClient(base_url=self.url, timeout=10) as client:
+        clients = [httpx.AsyncClient(base_url=url, timeout=10) for url in self.urls]
+        try:
             n = 0
             while not self.stop.is_set():
                 task = self.tasks[department][n % len(self.tasks[department])]
                 key = f"{self.prefix}-{department}-{n}-{uuid.uuid4().hex[:6]}"
-                await self._until_answered(client, task, {**headers, "Idempotency-Key": key}, n)
+                started = time.monotonic()
+                instance = await self._until_answered(clients, instance, task, {**headers, "Idempotency-Key": key}, n)
+                self.answered.append((time.monotonic(), time.monotonic() - started, task))
                 self.acknowledged.add(key)
                 n += 1
                 await asyncio.sleep(0.08)
+        finally:
+            for client in clients:
+                await client.aclose()
 
-    async def _until_answered(self, client: httpx.AsyncClient, task: str, headers: dict[str, str], n: int) -> None:
+    async def _until_answered(
+        self, clients: list[httpx.AsyncClient], instance: int, task: str, headers: dict[str, str], n: int
+    ) -> int:
+        """The instance that answered, after as many retries (with the same key) as it took."""
         while True:
             try:
-                response = await client.post(
+                response = await clients[instance].post(
                     f"/v1/tasks/{task}/progress", headers=headers, json={"percent": n % 100 + 1, "note": f"report {n}"}
                 )
                 if response.status_code == 200:
-                    return
-                assert response.status_code in (409, 503), response.text  # in flight, or the log unavailable
+                    return instance
+                if response.status_code >= 500 and not (
+                    response.status_code == 503 and "retry-after" in response.headers
+                ):
+                    self.unexpected.append(f"{response.status_code}: {response.text[:300]}")
+                else:
+                    assert response.status_code in (409, 503), response.text  # in flight, or the log unavailable
             except httpx.TransportError:
-                pass  # the service is down: the same request again, with the same key
+                pass  # the instance is down: the same request again, with the same key
+            instance = (instance + 1) % len(clients)
             self.retries += 1
             await asyncio.sleep(0.3)
 

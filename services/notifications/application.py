@@ -37,6 +37,10 @@ from shared.supervision import Health
 log = get_logger(__name__)
 
 
+def every_task(task_id: str) -> bool:
+    return True
+
+
 @dataclass
 class NotificationService:
     schedule: Schedule
@@ -52,6 +56,15 @@ class NotificationService:
     positions: Positions = field(default_factory=dict)
     """Per partition of ``policy.events``, where the schedule stands: what a snapshot claims."""
     events_applied: int = 0
+    owns: Callable[[str], bool] = every_task
+    """Whether this instance decides and delivers a task's alerts (with several instances, the
+    owner of the task's partition does)."""
+    deferred: dict[str, c.Notice] = field(default_factory=dict)
+    """Alerts due on another instance's partitions, until read back from the log: if their
+    partition comes to this instance first, it emits them."""
+    _known: dict[str, Alert] = field(default_factory=dict)
+    """Every alert read from the log, so that a new owner of its partition hands out what has
+    no receipt yet."""
     _replayed: dict[str, Alert] = field(default_factory=dict)
     _immediate: list[c.Notice] = field(default_factory=list)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
@@ -60,10 +73,14 @@ class NotificationService:
         data = event.data
         if is_notice(event):
             self.schedule.emitted.add(event.data.alert_id)
-            if self.live:
-                await self._hand_out(event)
-            else:
-                self._replayed[event.data.alert_id] = event
+            self.deferred.pop(event.data.alert_id, None)
+            if self.owns is not every_task:
+                self._known[event.data.alert_id] = event
+            if self.owns(event.subject):
+                if self.live:
+                    await self._hand_out(event)
+                else:
+                    self._replayed[event.data.alert_id] = event
         elif isinstance(data, c.AlertDelivered | c.AlertDeliveryFailed):
             self.delivered.add((data.alert_id, data.subscription_id))
         elif isinstance(data, c.SubscriptionCreated):
@@ -84,7 +101,7 @@ class NotificationService:
 
     def capture(self) -> bytes:
         """The schedule, the alerts it still owes and where it stands, as one moment."""
-        return capture(self.schedule, self._immediate, self.positions)
+        return capture(self.schedule, [*self._immediate, *self.deferred.values()], self.positions)
 
     def _subscribed(self, data: c.SubscriptionCreated, event: AnyEvent) -> None:
         secret = self.sealer.unseal(data.sealed_secret)
@@ -115,6 +132,17 @@ class NotificationService:
         replayed, self._replayed = self._replayed, {}
         for alert in replayed.values():
             await self._hand_out(alert)
+        await self.took_over(frozenset())  # partitions assigned while catching up
+
+    async def took_over(self, partitions: frozenset[int]) -> None:
+        """Partitions just assigned: hand out their alerts that have no receipt yet, and emit
+        at the next pass the ones their previous owner left due."""
+        if not self.live:
+            return  # going live hands them out
+        for alert in list(self._known.values()):
+            if self.owns(alert.subject):
+                await self._hand_out(alert)
+        self._wake.set()
 
     async def _hand_out(self, alert: Alert) -> None:
         for subscription in list(self.subscriptions.values()):
@@ -174,8 +202,13 @@ class NotificationService:
             for alert in due:
                 self.schedule.emitted.add(alert.alert_id)
             due += self.schedule.due_alerts(now)
-            if due:
-                await self._emit(due, now, health)
+            due += [alert for alert in self.deferred.values() if self.owns(alert.subject)]
+            mine = [alert for alert in due if self.owns(alert.subject)]
+            self.deferred.update((alert.alert_id, alert) for alert in due if not self.owns(alert.subject))
+            for alert in mine:
+                self.deferred.pop(alert.alert_id, None)
+            if mine:
+                await self._emit(mine, now, health)
             if settled is not None:
                 await settled()
             next_wake = self.schedule.next_wake()

@@ -23,6 +23,7 @@ from shared.contract.codec import DecodeFailure
 from shared.contract.envelope import AnyEvent
 from shared.contract.topics import ALERTS, EVENTS
 from shared.kafka.consumer import ConsumerRunner
+from shared.kafka.ownership import PartitionShare
 from shared.kafka.producer import EventProducer
 from shared.kafka.snapshots import disproof
 from shared.logging import get_logger
@@ -61,9 +62,13 @@ class NotificationsRuntime:
     _snapshot_covers: int | None = None
     """How many of the events applied in this process the last snapshot holds."""
     _snapshot_taken: float = float("-inf")
+    share: PartitionShare | None = None
+    """With several instances: the partitions whose alerts this one decides and delivers."""
 
     async def start(self) -> None:
         await self.producer.start()
+        if self.share is not None:
+            self.work.start("partitions", self.share.hold)
         self._runner = ConsumerRunner(
             self.settings.kafka,
             name="notifications",
@@ -140,6 +145,7 @@ class NotificationsRuntime:
         return working and self.service.live, {
             "live": self.service.live,
             "subscriptions": len(self.service.subscriptions),
+            **({} if self.share is None else {"deciding_partitions": sorted(self.share.owned)}),
             "open_deadlines": len(self.service.schedule.deadlines),
             "snapshot": self.snapshot,
             "events": self.service.events_applied,
@@ -187,10 +193,22 @@ def bootstrap(settings: NotificationsSettings | None = None, clock: Clock = utc_
         addresses,
         clock,
     )
+    share = None
+    if settings.partitioned:
+        share = PartitionShare(
+            settings.kafka,
+            group_id=settings.owners_group,
+            topic=EVENTS,
+            client_id="notifications-owners",
+            session_timeout_ms=settings.group_session_timeout_ms,
+            taken=service.took_over,
+        )
+        service.owns = share.owns_key
     return NotificationsRuntime(
         settings=settings,
         verifier=verifier,
         service=service,
         producer=producer,
         snapshots=ScheduleSnapshots(settings.snapshot_file()),
+        share=share,
     )

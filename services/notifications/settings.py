@@ -36,6 +36,14 @@ class NotificationsSettings(ServiceSettings):
     snapshot_path: Path | None = Field(
         default=None, description="the schedule's snapshot; by default <data dir>/notifications/schedule.snapshot.json"
     )
+    partitioned: bool = Field(
+        default=False,
+        description="several instances: each decides and delivers the alerts of the partitions its group gives it",
+    )
+    owners_group: str = Field(default="policytrack-notifications-owners", description="the group that shares them")
+    group_session_timeout_ms: int = Field(
+        default=6_000, ge=1_000, description="how soon the group notices a dead instance and moves its partitions"
+    )
     auth: AuthSettings = Field(default_factory=AuthSettings)
 
     def sealing_key_file(self) -> Path:

@@ -50,6 +50,14 @@ class KeyInFlight(Exception):
         super().__init__("a request with this Idempotency-Key is still in flight; retry once it has been answered")
 
 
+class NotOwner(Exception):
+    """Another instance decides the aggregates of this partition (it is forwarded there)."""
+
+    def __init__(self, partition: int) -> None:
+        super().__init__(f"partition {partition} is decided by another instance")
+        self.partition = partition
+
+
 @dataclass(frozen=True)
 class Answer:
     """What a write answered; a retry with the same idempotency key gets it again."""

@@ -18,10 +18,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
+from typing import Protocol
 
 from services.tasks.adapters.event_log import EventLog
 from services.tasks.adapters.idempotency import IdempotencyIndex
-from services.tasks.answers import Answer, KeyInFlight, KeyReused, StaleVersion, answer_for
+from services.tasks.answers import Answer, KeyInFlight, KeyReused, NotOwner, StaleVersion, answer_for
 from services.tasks.domain import commands as cmd
 from services.tasks.domain.assessments import evaluation_due, health_change
 from services.tasks.domain.decide import decide
@@ -57,11 +58,25 @@ class Author:
 SYSTEM = Author("policytrack-tasks", None)
 
 
+class Ownership(Protocol):
+    """With several instances: which partition an aggregate is on, and which this one decides."""
+
+    def partition_of(self, aggregate_id: str) -> int: ...
+    def owns(self, partition: int) -> bool: ...
+    def writes(self, partition: int) -> bool:
+        """Owns it, or still finishes the appends it made while it did."""
+        ...
+
+
 class TaskService:
-    def __init__(self, log: EventLog, view: LogView, clock: Clock = utc_now) -> None:
+    def __init__(
+        self, log: EventLog, view: LogView, clock: Clock = utc_now, ownership: Ownership | None = None
+    ) -> None:
         self.log = log
         self.view = view
         self.clock = clock
+        self.ownership = ownership
+        """None with one instance, which decides every aggregate."""
         self.month: timedelta | None = None
         """A month's length for evaluation cycles, in demonstrations only; calendar months otherwise."""
         self._unwritten: dict[str, tuple[Aggregate, int]] = {}
@@ -109,6 +124,7 @@ class TaskService:
         correlation_id: str | None,
     ) -> Answer:
         # No await from reading the state to submitting the events: that is what orders the commands.
+        partition = self.owned_partition(command.subject_id)
         state = self._deciding_state()
         if if_match is not None and command.target is not None:
             current = state.aggregates.get(getattr(command, command.target))
@@ -116,23 +132,37 @@ class TaskService:
                 raise StaleVersion(if_match, current.version)
         decided = decide(command, actor, state)
         events = self._envelope(state, decided, Author(actor.user, actor.department), idempotency, correlation_id)
-        await self._append(state, events)
+        await self._append(state, events, partition)
         return answer_for(events)
+
+    def owned_partition(self, aggregate_id: str) -> int | None:
+        """The partition this instance decides ``aggregate_id`` on; NotOwner when another does."""
+        if self.ownership is None:
+            return None
+        partition = self.ownership.partition_of(aggregate_id)
+        if not self.ownership.owns(partition):
+            raise NotOwner(partition)
+        return partition
 
     def _deciding_state(self) -> Projection:
         """The committed state overlaid with what is submitted but not yet on the log."""
         return self.projection.overlaid({key: state for key, (state, _) in self._unwritten.items()})
 
-    async def _append(self, state: Projection, events: list[AnyEvent]) -> None:
+    async def _append(self, state: Projection, events: list[AnyEvent], partition: int | None) -> None:
         states = state.preview(events)  # an event that cannot be applied is never appended
-        written = self.log.submit(events, partial(self._written, events, states), self._unwritten.clear)
+        written = self.log.submit(
+            events, partial(self._written, events, states), partial(self._forget, states), partition=partition
+        )
         for aggregate_id, after in states.items():
             self._unwritten[aggregate_id] = (after, self._unwritten.get(aggregate_id, (after, 0))[1] + 1)
         # A caller that gives up does not stop the write, nor its taking into the state.
         await asyncio.shield(written)
 
     def _written(self, events: list[AnyEvent], states: dict[str, Aggregate], placed: list[Placement]) -> None:
-        self.view.adopt(events, states, placed)
+        if self.ownership is None:
+            self.view.adopt(events, states, placed)
+        else:
+            self.view.adopt(events, states, placed, self.ownership.writes)
         for aggregate_id in states:
             after, pending = self._unwritten.get(aggregate_id, (None, 0))
             if pending > 1 and after is not None:
@@ -140,15 +170,21 @@ class TaskService:
             else:
                 self._unwritten.pop(aggregate_id, None)
 
+    def _forget(self, states: dict[str, Aggregate]) -> None:
+        """A write failed: whatever was decided on it fails too (the log refuses what is queued
+        behind it), so its aggregates are decided on the committed state again."""
+        for aggregate_id in states:
+            self._unwritten.pop(aggregate_id, None)
+
     async def assess(self) -> int:
         """What the system records as time passes: each task's health when it changes, each
         plan's evaluation when it falls due. Returns how many events that took."""
         now = self.clock()
         recorded = 0
         for task in self.projection.tasks():
-            recorded += await self._as_system(partial(self._health, task.task_id, now))
+            recorded += await self._as_system(task.task_id, partial(self._health, task.task_id, now))
         for plan in self.projection.plans():
-            recorded += await self._as_system(partial(self._evaluation, plan.plan_id, now))
+            recorded += await self._as_system(plan.plan_id, partial(self._evaluation, plan.plan_id, now))
         return recorded
 
     def _health(self, task_id: str, now: datetime) -> list[EventData]:
@@ -160,11 +196,16 @@ class TaskService:
         plan = state.plan(plan_id)
         return evaluation_due(plan, state, now, self.month) if plan is not None else []
 
-    async def _as_system(self, decided: Callable[[], list[EventData]]) -> int:
+    async def _as_system(self, decider: str, decided: Callable[[], list[EventData]]) -> int:
+        """What ``decided`` records, decided by the owner of ``decider``'s partition."""
+        try:
+            partition = self.owned_partition(decider)
+        except NotOwner:
+            return 0
         state = self._deciding_state()
         events = self._envelope(state, decided(), SYSTEM, None, None)
         if events:
-            await self._append(state, events)
+            await self._append(state, events, partition)
         return len(events)
 
     def _envelope(
@@ -207,8 +248,10 @@ class TaskService:
         actor: Actor | None = None,
         idempotency: IdempotencyKey,
         correlation_id: str | None,
+        partition: int | None = None,
     ) -> Answer:
-        """Appends ``command.rejected`` for a command from the command topic (once per key)."""
+        """Appends ``command.rejected`` for a command from the command topic (once per key),
+        through the writer of the command's partition when there are several."""
         user = actor.user if actor else "unauthenticated"
         if (remembered := self.index.get(user, idempotency.key)) is not None:
             return remembered.answer
@@ -228,5 +271,5 @@ class TaskService:
             requestdigest=idempotency.digest,
             time=self.clock(),
         )
-        await self._append(self.projection, [event])
+        await self._append(self.projection, [event], partition)
         return answer_for([event])

@@ -32,6 +32,16 @@ class TasksSettings(ServiceSettings):
     snapshot_path: Path | None = Field(
         default=None, description="the snapshot file; by default <data dir>/tasks/<transactional id>.snapshot.sqlite"
     )
+    partitioned_writers: bool = Field(
+        default=False,
+        description="several instances: each decides the partitions the consumer group gives it, forwards the rest",
+    )
+    forward_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="how long a forwarded command waits for its owner's answer before 503"
+    )
+    group_session_timeout_ms: int = Field(
+        default=6_000, ge=1_000, description="how soon the group notices a dead instance and moves its partitions"
+    )
     auth: AuthSettings = Field(default_factory=AuthSettings)
 
     def snapshot_file(self) -> Path:

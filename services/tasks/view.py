@@ -4,6 +4,7 @@ Events enter it one way, committed and placed on the log, whether read at start 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from services.tasks.adapters.history import TaskHistory
@@ -12,6 +13,10 @@ from shared.contract.envelope import AnyEvent
 from shared.contract.topics import EVENTS
 from shared.domain.projection import Projection
 from shared.domain.state import Aggregate
+
+
+def _every_partition(partition: int) -> bool:
+    return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,10 +66,22 @@ class LogView:
         self.index.record(event)
         self.events_taken += 1
 
-    def adopt(self, events: list[AnyEvent], states: dict[str, Aggregate], placed: list[Placement]) -> None:
-        """Events this service appended, with the states ``Projection.preview`` computed for them."""
+    def adopt(
+        self,
+        events: list[AnyEvent],
+        states: dict[str, Aggregate],
+        placed: list[Placement],
+        writes: Callable[[int], bool] = _every_partition,
+    ) -> None:
+        """Events this service appended, with the states ``Projection.preview`` computed for them.
+
+        With several writers, only events on partitions this instance ``writes`` are taken here:
+        another partition's position must move only as its records are read in order. An event
+        that reading the log already took in is not taken twice."""
         self.projection.adopt(events, states)
         for event, where in zip(events, placed, strict=True):
+            if not writes(where.partition) or where.offset < self.positions.offset(where.partition):
+                continue
             self.positions.took(where, event.id)
             if event.subject in states:
                 self.history.add(event)

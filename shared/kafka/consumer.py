@@ -9,13 +9,14 @@ are committed only for records that were handled or dead-lettered, so a crash re
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Generic, Protocol, TypeVar
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
-from aiokafka.errors import CommitFailedError, KafkaError
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from shared.contract.codec import DecodeFailure, decode_record
 from shared.kafka.producer import EventProducer
@@ -34,6 +35,11 @@ Decoder = Callable[[ConsumerRecord], "T | DecodeFailure"]
 class StopConsuming(Exception):
     """Raised by a handler that must not go on (its instance was fenced): the runner stops at
     once, committing nothing more, and leaves its group so another member takes the record."""
+
+
+class PartitionMoved(Exception):
+    """Raised by a handler whose instance no longer owns the record's partition: the runner
+    leaves the rest of that partition's batch unhandled and uncommitted for the new owner."""
 
 
 class DeadLetters(Protocol):
@@ -67,8 +73,12 @@ class ConsumerRunner(Generic[T]):
         max_records: int = 500,
         isolation_level: str = "read_committed",
         start_at: Mapping[TopicPartition, int] | None = None,
+        rebalance: ConsumerRebalanceListener | None = None,
+        session_timeout_ms: int = 10_000,
     ) -> None:
         self.name = name
+        self._rebalance = rebalance
+        self._session_timeout_ms = session_timeout_ms
         self._kafka = kafka
         self._topics = tuple(topics)
         self._handler = handler
@@ -88,7 +98,11 @@ class ConsumerRunner(Generic[T]):
 
     async def start(self) -> None:
         consumer = new_consumer(
-            self._kafka, group_id=self._group_id, client_id=self.name, isolation_level=self._isolation_level
+            self._kafka,
+            group_id=self._group_id,
+            client_id=self.name,
+            isolation_level=self._isolation_level,
+            session_timeout_ms=self._session_timeout_ms,
         )
         await consumer.start()
         try:
@@ -99,6 +113,8 @@ class ConsumerRunner(Generic[T]):
                 for tp in partitions:
                     if tp in self._resume:
                         consumer.seek(tp, self._resume[tp])
+            elif self._rebalance is not None:
+                consumer.subscribe(list(self._topics), listener=self._rebalance)
             else:
                 consumer.subscribe(list(self._topics))
         except BaseException:
@@ -119,16 +135,30 @@ class ConsumerRunner(Generic[T]):
             while not self._stopping.is_set():
                 batch = await consumer.getmany(timeout_ms=200, max_records=self._max_records)
                 for partition, records in batch.items():
-                    for record in records:
-                        await self._handle(record)
-                        self._resume[partition] = record.offset + 1
-                    await self._commit(consumer, partition, records[-1].offset + 1)
-                    EVENTS_HANDLED.labels(self.name, partition.topic).inc(len(records))
+                    handled = await self._handle_all(consumer, partition, records)
+                    if handled:
+                        await self._commit(consumer, partition, records[handled - 1].offset + 1)
+                        EVENTS_HANDLED.labels(self.name, partition.topic).inc(handled)
                 if health is not None:
                     health.healthy()
         finally:
             self._consumer = None
             await stop_consumer(consumer)
+
+    async def _handle_all(
+        self, consumer: AIOKafkaConsumer, partition: TopicPartition, records: list[ConsumerRecord]
+    ) -> int:
+        """How many of ``records`` were handled, in order, before the partition moved away."""
+        for handled, record in enumerate(records):
+            try:
+                await self._handle(record)
+            except PartitionMoved:
+                log.info("partition moved to another owner", partition=str(partition), offset=record.offset)
+                with contextlib.suppress(IllegalStateError):  # already revoked: the owner reads it
+                    consumer.seek(partition, record.offset)
+                return handled
+            self._resume[partition] = record.offset + 1
+        return len(records)
 
     async def lag(self) -> int | None:
         """Records on the assigned partitions that this runner has not handled yet; None
@@ -166,7 +196,7 @@ class ConsumerRunner(Generic[T]):
                     await self._handler(decoded, record)
                     self.handled += 1
                     return
-                except StopConsuming:
+                except (StopConsuming, PartitionMoved):
                     raise
                 except Exception as error:  # a handler's failure must not stop the loop
                     if attempt == self._max_attempts:
@@ -214,6 +244,7 @@ def new_consumer(
     client_id: str = "policytrack",
     isolation_level: str = "read_committed",
     fetch_bytes: int = 4 * 1024 * 1024,
+    session_timeout_ms: int = 10_000,
 ) -> AIOKafkaConsumer:
     """The one way a consumer is made: no auto-commit, from the earliest record, committed
     records only unless told otherwise."""
@@ -226,6 +257,8 @@ def new_consumer(
         isolation_level=isolation_level,
         request_timeout_ms=kafka.request_timeout_ms,
         max_partition_fetch_bytes=fetch_bytes,
+        session_timeout_ms=session_timeout_ms,
+        heartbeat_interval_ms=session_timeout_ms // 3,
     )
 
 

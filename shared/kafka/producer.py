@@ -99,6 +99,12 @@ class EventProducer:
         futures = [await self.enqueue(event) for event in events]
         return list(await asyncio.gather(*futures))
 
+    async def send(
+        self, topic: str, value: bytes, *, key: bytes, headers: list[tuple[str, bytes]], partition: int
+    ) -> RecordMetadata:
+        """A record that is not an event (a command forwarded to its owner), acknowledged."""
+        return await (await self._producer.send(topic, value, key=key, headers=headers, partition=partition))
+
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:
         """Everything published inside is committed together, or aborted together."""

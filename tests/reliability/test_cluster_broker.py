@@ -4,12 +4,7 @@ stopping, as the multi-broker deployment relies on. Real brokers, started by the
 from __future__ import annotations
 
 import asyncio
-import os
 import re
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 
 from shared.contract.catalog import TaskAssigned
 from shared.contract.envelope import new_event
@@ -17,20 +12,7 @@ from shared.contract.topics import EVENTS
 from shared.kafka.consumer import read_since
 from shared.kafka.producer import EventProducer
 from shared.settings import KafkaSettings
-from tests.conftest import Broker, broker_env, eventually
-
-CLUSTER_PORT = int(os.environ.get("POLICYTRACK_TEST_CLUSTER_KAFKA_PORT", "29192"))
-
-
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Broker]:
-    broker = Broker(port=CLUSTER_PORT, data_dir=tmp_path / "kafka", env=broker_env(CLUSTER_PORT, tmp_path / "kafka"))
-    started = broker.script("start", "--nodes", "3", check=False)
-    assert started.returncode == 0, f"the cluster failed to start:\n{started.stderr}"
-    try:
-        yield broker
-    finally:
-        broker.script("stop", check=False)
+from tests.conftest import Broker, cluster_settings, eventually
 
 
 def partitions(status: str) -> dict[str, tuple[int, set[int]]]:
@@ -46,8 +28,7 @@ async def publish_one(settings: KafkaSettings, note: str) -> None:
 
 
 async def test_three_nodes_replicate_every_topic_and_keep_taking_writes_with_one_stopped(cluster: Broker) -> None:
-    bootstrap = ",".join(f"127.0.0.1:{CLUSTER_PORT + i}" for i in range(3))
-    settings = KafkaSettings(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+    settings = cluster_settings(cluster)
     status = cluster.script("status", check=False)
     assert status.returncode == 0, status.stderr
     assert all(f"node {i} running" in status.stderr for i in (1, 2, 3)), status.stderr

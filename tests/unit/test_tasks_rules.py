@@ -48,6 +48,8 @@ class Scenario:
 
     def run(self, command: cmd.Command, who: Actor) -> list[c.EventData]:
         events = decide(command, who, self.projection)
+        # With several writers, a command is decided by the owner of its subject's partition.
+        assert {data.subject for data in events} <= {command.subject_id}, "events about another aggregate"
         for data in events:
             current = self.projection.aggregates.get(data.subject)
             version = (current.version if current else 0) + 1

@@ -27,6 +27,7 @@ from services.tasks.answers import (
     Answer,
     KeyInFlight,
     KeyReused,
+    NotOwner,
     StaleVersion,
 )
 from services.tasks.application import IdempotencyKey, TaskService, new_id
@@ -37,12 +38,13 @@ from shared.contract.catalog import FieldError
 from shared.contract.codec import DecodeFailure
 from shared.http.preconditions import parse_if_match
 from shared.http.problems import REFUSAL_STATUS, field_errors
-from shared.kafka.consumer import StopConsuming
+from shared.kafka.consumer import PartitionMoved, StopConsuming
+from shared.kafka.producer import EventProducer
 from shared.logging import get_logger
 from shared.supervision import Backoff, Health
 
 log = get_logger(__name__)
-COMMAND_HEADERS = ("command", "authorization", "correlationid", "idempotency-key", "if-match")
+COMMAND_HEADERS = ("command", "authorization", "correlationid", "idempotency-key", "if-match", "request-digest")
 MAX_KEY = 255
 APPEND_RETRIES = Backoff(base_seconds=0.2, max_seconds=10)
 
@@ -52,6 +54,7 @@ class CommandRecord:
     """A record from ``policy.commands``: the command's name, the caller's token and its body."""
 
     command_id: str
+    partition: int
     name: str
     token: str
     body: dict[str, Any]
@@ -101,15 +104,27 @@ def parse_command_record(record: ConsumerRecord) -> CommandRecord | DecodeFailur
         return failure("command body is not a JSON object")
     command_id = f"{record.topic}:{record.partition}:{record.offset}"
     key = headers.get("idempotency-key") or f"command:{command_id}"
+    # A command forwarded from another instance's HTTP edge carries that request's fingerprint,
+    # so that the same Idempotency-Key means the same request on every instance.
+    digest = headers.get("request-digest") or fingerprint("COMMAND", name, body)
     return CommandRecord(
         command_id=command_id,
+        partition=record.partition,
         name=name,
         token=headers.get("authorization", "").removeprefix("Bearer ").strip(),
         body=body,
         correlation_id=headers.get("correlationid"),
-        idempotency=IdempotencyKey(key, fingerprint("COMMAND", name, body)),
+        idempotency=IdempotencyKey(key, digest),
         if_match=if_match,
     )
+
+
+class Misrouted(Exception):
+    """The record is on another partition than the aggregate it commands."""
+
+    def __init__(self, subject_id: str, partition: int) -> None:
+        super().__init__(f"{subject_id} is decided on partition {partition}")
+        self.subject_id, self.partition = subject_id, partition
 
 
 class CommandTopicHandler:
@@ -121,14 +136,31 @@ class CommandTopicHandler:
         verifier: TokenVerifier,
         health: Callable[[], Health | None],
         backoff: Backoff = APPEND_RETRIES,
+        forwarding: EventProducer | None = None,
     ) -> None:
+        self._forwarding = forwarding
+        """With several instances: where a misrouted record is sent on to its partition."""
         self._service = service
         self._verifier = verifier
         self._health = health
         self._backoff = backoff
 
-    async def __call__(self, command: CommandRecord, _record: ConsumerRecord) -> None:
-        await self._until_appended(lambda: self.answer(command))
+    async def __call__(self, command: CommandRecord, record: ConsumerRecord) -> None:
+        try:
+            await self._until_appended(lambda: self.answer(command))
+        except Misrouted as misrouted:
+            await self._forward(record, misrouted.subject_id, misrouted.partition)
+        except NotOwner as error:
+            raise PartitionMoved(str(error)) from error
+
+    async def _forward(self, record: ConsumerRecord, subject_id: str, partition: int) -> None:
+        """A record keyed otherwise than by its aggregate goes on to the partition that decides it."""
+        assert self._forwarding is not None
+        log.info("command forwarded to its aggregate's partition", partition=partition)
+        headers = [(name, value) for name, value in record.headers if value is not None]
+        await self._forwarding.send(
+            record.topic, record.value or b"", key=subject_id.encode(), headers=headers, partition=partition
+        )
 
     async def _until_appended(self, attempt: Callable[[], Awaitable[Answer]]) -> Answer:
         failures = 0
@@ -136,6 +168,8 @@ class CommandTopicHandler:
             try:
                 answer = await attempt()
             except Fenced as error:
+                if self._service.ownership is not None:  # one partition's writer: it moved away
+                    raise PartitionMoved(str(error)) from error
                 raise StopConsuming(str(error)) from error
             except (LogUnavailable, KeyInFlight) as error:
                 failures += 1
@@ -156,7 +190,7 @@ class CommandTopicHandler:
             return await self._reject(command, UNAUTHENTICATED, f"unauthenticated: {error}")
         try:
             return await self._execute(command, actor)
-        except (Fenced, LogUnavailable, KeyInFlight):
+        except (Fenced, LogUnavailable, KeyInFlight, NotOwner, Misrouted):
             raise
         except Refused as error:
             field = [FieldError(field=error.field, message=error.detail)] if error.field else []
@@ -198,6 +232,9 @@ class CommandTopicHandler:
             return await self._reject(
                 command, 422, "; ".join(f"{e.field}: {e.message}" for e in errors[:5]), actor, errors
             )
+        ownership = self._service.ownership
+        if ownership is not None and ownership.partition_of(parsed.subject_id) != command.partition:
+            raise Misrouted(parsed.subject_id, ownership.partition_of(parsed.subject_id))
         return await self._service.execute(
             parsed,
             actor,
@@ -224,4 +261,5 @@ class CommandTopicHandler:
             actor=actor,
             idempotency=idempotency or command.idempotency,
             correlation_id=command.correlation_id,
+            partition=None if self._service.ownership is None else command.partition,
         )

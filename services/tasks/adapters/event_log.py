@@ -62,35 +62,42 @@ Failed = Callable[[], None]
 """Told, in the writer, that a submission will not be on the log."""
 
 
-def _no_one(placed: list[Placement]) -> None:
+def ignore_placed(placed: list[Placement]) -> None:
     pass
 
 
-def _nobody() -> None:
+def ignore_failure() -> None:
     pass
 
 
 class EventLog(Protocol):
-    fenced: bool
-    recovering: bool
+    @property
+    def fenced(self) -> bool: ...
+    @property
+    def recovering(self) -> bool: ...
 
     async def start(self) -> None: ...
     async def stop(self) -> None: ...
     def submit(
-        self, events: list[AnyEvent], committed: Committed = _no_one, failed: Failed = _nobody
+        self,
+        events: list[AnyEvent],
+        committed: Committed = ignore_placed,
+        failed: Failed = ignore_failure,
+        *,
+        partition: int | None = None,
     ) -> asyncio.Future[None]:
-        """Queues ``events`` behind every earlier submission; raises Fenced at once if this
-        writer is fenced. The future resolves once they are on the log, after ``committed`` was
-        told where; it raises Fenced or LogUnavailable, after ``failed`` was told, when nothing
-        of them is."""
+        """Queues ``events`` behind every earlier submission (of ``partition``'s writer, when
+        there is one per partition); raises Fenced at once if this writer is fenced. The future
+        resolves once they are on the log, after ``committed`` was told where; it raises Fenced
+        or LogUnavailable, after ``failed`` was told, when nothing of them is."""
         ...
 
 
 @dataclass
 class _Pending:
     events: list[AnyEvent]
-    committed: Committed = _no_one
-    failed: Failed = _nobody
+    committed: Committed = ignore_placed
+    failed: Failed = ignore_failure
     done: asyncio.Future[None] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
     sent: list[asyncio.Future[RecordMetadata]] = field(default_factory=list)
 
@@ -110,8 +117,13 @@ class _Pending:
 
 
 class KafkaEventLog:
-    def __init__(self, kafka: KafkaSettings, *, transactional_id: str, max_batch: int = 256) -> None:
+    def __init__(
+        self, kafka: KafkaSettings, *, transactional_id: str, max_batch: int = 256, partition: int | None = None
+    ) -> None:
         self._kafka, self._transactional_id = kafka, transactional_id
+        self._partition = partition
+        """The partition whose aggregates this writer alone appends to, when it is one of several."""
+        self._in_flight: set[asyncio.Future[None]] = set()
         self._producer = self._new_producer()
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._max_batch = max_batch
@@ -144,13 +156,24 @@ class KafkaEventLog:
         await self._producer.stop()
 
     def submit(
-        self, events: list[AnyEvent], committed: Committed = _no_one, failed: Failed = _nobody
+        self,
+        events: list[AnyEvent],
+        committed: Committed = ignore_placed,
+        failed: Failed = ignore_failure,
+        *,
+        partition: int | None = None,
     ) -> asyncio.Future[None]:
         if self.fenced:
             raise Fenced()
         pending = _Pending(events, committed, failed)
         self._queue.put_nowait(pending)
+        self._in_flight.add(pending.done)
+        pending.done.add_done_callback(self._in_flight.discard)
         return pending.done
+
+    async def drain(self) -> None:
+        """Waits until everything submitted so far is on the log or refused."""
+        await asyncio.gather(*self._in_flight, return_exceptions=True)
 
     async def _write_loop(self) -> None:
         while True:
@@ -243,7 +266,9 @@ class KafkaEventLog:
             if header(r.headers, "ce_source") == SOURCE
         }
         ids_on_log = set(placed)
-        strangers = ids_on_log - ours - self._recently_appended()
+        # Another partition's writers append all the time; only this one's partition is ours alone.
+        theirs = {i for i, where in placed.items() if self._partition in (None, where.partition)}
+        strangers = theirs - ours - self._recently_appended()
         if strangers:
             # Someone else appended while this writer was away: it may not decide on its state any more.
             log.error("another writer appended during recovery", events=len(strangers))
@@ -288,7 +313,12 @@ class InMemoryEventLog:
         pass
 
     def submit(
-        self, events: list[AnyEvent], committed: Committed = _no_one, failed: Failed = _nobody
+        self,
+        events: list[AnyEvent],
+        committed: Committed = ignore_placed,
+        failed: Failed = ignore_failure,
+        *,
+        partition: int | None = None,
     ) -> asyncio.Future[None]:
         if self.fenced:
             raise Fenced()

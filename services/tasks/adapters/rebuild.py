@@ -14,6 +14,7 @@ from services.tasks.adapters.history import TaskHistory
 from services.tasks.adapters.snapshots import CODE_VERSION, SnapshotStore
 from services.tasks.view import LogPositions, LogView, Placement
 from shared.contract.codec import DecodeFailure, decode_record
+from shared.contract.envelope import AnyEvent
 from shared.contract.topics import EVENTS
 from shared.kafka.consumer import open_consumer, partitions_of
 from shared.kafka.snapshots import disproof
@@ -73,7 +74,7 @@ async def rebuild(kafka: KafkaSettings, view: LogView, report: RebuildReport | N
             batch = await consumer.getmany(*remaining, timeout_ms=500, max_records=5000)
             for records in batch.values():
                 for record in records:
-                    _take(view, record, report)
+                    take_record(view, record, report)
             for tp in list(remaining):
                 if await consumer.position(tp) >= ends[tp]:
                     remaining.discard(tp)
@@ -81,11 +82,12 @@ async def rebuild(kafka: KafkaSettings, view: LogView, report: RebuildReport | N
     return report
 
 
-def _take(view: LogView, record: ConsumerRecord, report: RebuildReport) -> None:
+def take_record(view: LogView, record: ConsumerRecord, report: RebuildReport) -> AnyEvent | None:
+    """The record's event, taken into the view; None (and counted) when it is skipped."""
     event = decode_record(record)
     if isinstance(event, DecodeFailure):
         report.skipped += 1
-        return
+        return None
     try:
         view.take(event, Placement(record.topic, record.partition, record.offset))
     except Exception as error:
@@ -93,5 +95,6 @@ def _take(view: LogView, record: ConsumerRecord, report: RebuildReport) -> None:
         # the log still has to be served.
         log.warning("event does not fit its aggregate; skipped", event_id=event.id, error=repr(error))
         report.skipped += 1
-        return
+        return None
     report.events += 1
+    return event

@@ -13,10 +13,13 @@ from fastapi import APIRouter, Body, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 
+from services.tasks.adapters.forwarding import ForwardTimedOut
 from services.tasks.adapters.idempotency import fingerprint
-from services.tasks.api.dependencies import AggregateIdPath, Service
+from services.tasks.answers import Answer, NotOwner
+from services.tasks.api.dependencies import AggregateIdPath, Service, runtime
 from services.tasks.application import IdempotencyKey, new_id
 from services.tasks.domain import commands as cmd
+from shared.auth import Actor
 from shared.http.preconditions import parse_if_match
 from shared.http.problems import Problem, field_errors, problem_responses
 from shared.http.service import Authenticated
@@ -205,15 +208,41 @@ async def write(
     except ValidationError as error:
         errors = field_errors(error.errors())
         raise Problem(422, "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5]), errors=errors) from error
-    answer = await service.execute(
-        command,
-        actor,
-        if_match=_if_match(request),
-        idempotency=await _idempotency(request),
-        correlation_id=request.headers.get("x-correlation-id"),
-    )
+    if_match, idempotency = _if_match(request), await _idempotency(request)
+    correlation_id = request.headers.get("x-correlation-id")
+    try:
+        answer = await service.execute(
+            command, actor, if_match=if_match, idempotency=idempotency, correlation_id=correlation_id
+        )
+    except NotOwner:
+        answer = await _forwarded(request, command, actor, if_match, idempotency, correlation_id)
     headers = {"ETag": f'"{answer.body["version"]}"'} if answer.body.get("version") else {}
     return JSONResponse(answer.body, status_code=answer.status, headers=headers)
+
+
+async def _forwarded(
+    request: Request,
+    command: cmd.Command,
+    actor: Actor,
+    if_match: int | None,
+    idempotency: IdempotencyKey | None,
+    correlation_id: str | None,
+) -> Answer:
+    """Another instance decides the command's aggregate: it is sent there, and its answer read
+    back from the log; a refusal there is the same problem it would have been here."""
+    forwarder = runtime(request).forwarder
+    if forwarder is None:
+        raise Problem(503, "this instance does not decide for that aggregate", headers={"Retry-After": "1"})
+    token = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+    try:
+        answer = await forwarder.forward(
+            command, actor, token, if_match=if_match, idempotency=idempotency, correlation_id=correlation_id
+        )
+    except ForwardTimedOut as error:
+        raise Problem(503, str(error), headers={"Retry-After": "2"}) from error
+    if answer.status >= 400:
+        raise Problem(answer.status, answer.body["detail"], errors=answer.body["errors"] or None)
+    return answer
 
 
 def _if_match(request: Request) -> int | None:

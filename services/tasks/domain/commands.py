@@ -129,6 +129,16 @@ class Command(Body):
     name: ClassVar[str]
     target: ClassVar[str | None] = None
     creates: ClassVar[str | None] = None
+    about: ClassVar[str | None] = None
+    """The id field of the aggregate its events are about, when that is neither what it creates
+    nor (failing that) its target."""
+
+    @property
+    def subject_id(self) -> str:
+        """The aggregate its events are about: the one whose partition's owner decides it."""
+        field = self.about or self.creates or self.target
+        assert field is not None, f"{self.name} names no aggregate"
+        return str(getattr(self, field))
 
 
 class ApprovePlan(PlanBody, Command):
@@ -159,6 +169,7 @@ class TaskCommand(Command):
 class ScheduleMilestone(MilestoneBody, TaskCommand):
     name: ClassVar[str] = "schedule_milestone"
     creates: ClassVar[str | None] = "milestone_id"
+    about: ClassVar[str | None] = "task_id"
     milestone_id: AggregateId
 
 

@@ -1,0 +1,12 @@
+"""Which partition a key lands on: the producers' default partitioner (murmur2, as the Java
+client), so an instance can tell, before it appends, whose partition an aggregate is on."""
+
+from __future__ import annotations
+
+from aiokafka.partitioner import murmur2
+
+
+def partition_for(key: str, partitions: int) -> int:
+    """The partition a record keyed ``key`` goes to on a topic of ``partitions`` partitions."""
+    hashed: int = murmur2(key.encode())
+    return (hashed & 0x7FFFFFFF) % partitions

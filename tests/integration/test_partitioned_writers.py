@@ -1,0 +1,156 @@
+"""Two tasks instances share the writes by partition: each decides the partitions the consumer
+group gives it and forwards the rest through the command topic. Whichever instance a caller
+reaches, If-Match, Idempotency-Key and per-aggregate order hold as with one; when an owner is
+killed, the other takes its partitions over."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections import Counter
+
+import httpx
+
+from policytrack.processes import ServiceProcess
+from shared.contract.codec import decode_record
+from shared.contract.envelope import CloudEvent
+from shared.contract.topics import EVENTS
+from shared.kafka.partitioning import partition_for
+from shared.settings import KafkaSettings
+from tests.conftest import JILIN, SC, end_offsets, eventually, read_from, readiness
+
+
+def partitioned_pair(service_factory) -> tuple[ServiceProcess, ServiceProcess]:
+    shared = {
+        "POLICYTRACK_TASKS_PARTITIONED_WRITERS": "true",
+        "POLICYTRACK_TASKS_TRANSACTIONAL_ID": f"test-owners-{uuid.uuid4().hex[:8]}",
+        "POLICYTRACK_TASKS_CONSUMER_GROUP": f"test-owners-{uuid.uuid4().hex[:8]}",
+    }
+    return service_factory("tasks", **shared).start(), service_factory("tasks", **shared).start()
+
+
+async def deciding(*instances: ServiceProcess) -> list[set[int]]:
+    return [set((await readiness(instance))["deciding_partitions"]) for instance in instances]
+
+
+async def split_between(first: ServiceProcess, second: ServiceProcess, partitions: int) -> list[set[int]]:
+    async def probe() -> list[set[int]] | None:
+        owned = await deciding(first, second)
+        every = owned[0] | owned[1]
+        return owned if every == set(range(partitions)) and not owned[0] & owned[1] and all(owned) else None
+
+    return await eventually(probe, timeout=60, what="the partitions split between both instances")
+
+
+async def new_task(client: httpx.AsyncClient, plan: str, n: int) -> str:
+    body = {
+        "plan_id": plan,
+        "title": f"Task {n}",
+        "field": "trade",
+        "lead_department": "JILIN",
+        "due": "2030-01-01T00:00:00Z",
+    }
+    answer = await client.post("/v1/tasks", headers=JILIN, json=body)
+    assert answer.status_code == 201, answer.text
+    return str(answer.json()["id"])
+
+
+async def test_any_instance_takes_any_command_and_the_owner_decides(
+    service_factory, kafka_settings: KafkaSettings
+) -> None:
+    first, second = partitioned_pair(service_factory)
+    owned = await split_between(first, second, kafka_settings.partitions)
+    start = await end_offsets(kafka_settings, EVENTS)
+    async with (
+        httpx.AsyncClient(base_url=first.url, timeout=30) as one,
+        httpx.AsyncClient(base_url=second.url, timeout=30) as other,
+    ):
+        plan = (await one.post("/v1/plans", headers=SC, json={"title": "Plan"})).json()["id"]
+        tasks = [await new_task((one, other)[n % 2], plan, n) for n in range(12)]
+        partitions = {partition_for(task, kafka_settings.partitions) for task in tasks}
+        assert partitions & owned[0] and partitions & owned[1], "some commands were forwarded each way"
+
+        # Through the instance that does not own it, with If-Match: the owner decides.
+        for task in tasks:
+            via = other if partition_for(task, kafka_settings.partitions) in owned[0] else one
+            answer = await via.post(
+                f"/v1/tasks/{task}/progress", headers={**JILIN, "If-Match": '"2"'}, json={"percent": 10}
+            )
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["version"] == 3
+            stale = await via.post(
+                f"/v1/tasks/{task}/progress", headers={**JILIN, "If-Match": '"2"'}, json={"percent": 20}
+            )
+            assert stale.status_code == 412, stale.text
+            assert stale.headers["content-type"].startswith("application/problem+json")
+
+        # The same Idempotency-Key through both instances: one event, the same answer; another
+        # request under the key is refused, wherever it arrives.
+        task = tasks[0]
+        keyed = {**JILIN, "Idempotency-Key": f"k-{uuid.uuid4().hex}"}
+        answers = [
+            await via.post(f"/v1/tasks/{task}/progress", headers=keyed, json={"percent": 30}) for via in (one, other)
+        ]
+        assert [a.status_code for a in answers] == [200, 200]
+        assert answers[0].json() == answers[1].json()
+        for via in (one, other):
+            reused = await via.post(f"/v1/tasks/{task}/progress", headers=keyed, json={"percent": 31})
+            assert reused.status_code == 422, reused.text
+
+        # Concurrent commands on one aggregate through both instances: one order, no gap, no twice.
+        racing = tasks[1]
+        results = await asyncio.gather(
+            *(
+                (one, other)[n % 2].post(
+                    f"/v1/tasks/{racing}/progress", headers=JILIN, json={"percent": 40 + n, "note": f"report {n}"}
+                )
+                for n in range(20)
+            )
+        )
+        assert {r.status_code for r in results} == {200}, [r.text for r in results if r.status_code != 200]
+        assert sorted(r.json()["version"] for r in results) == list(range(4, 24))
+
+        # A read carries the caller's write once the answering instance has read it back.
+        async def reflected() -> dict | None:
+            read = (await one.get(f"/v1/tasks/{racing}", headers=JILIN)).json()
+            return read if read["version"] == 23 else None
+
+        await eventually(reflected, timeout=10, what="the other instance's write read back")
+
+    records = await read_from(kafka_settings, start, until=lambda rs: False, timeout=1)
+    versions = Counter(
+        (e.subject, e.aggregateversion)
+        for e in map(decode_record, records)
+        if isinstance(e, CloudEvent) and e.subject in tasks
+    )
+    assert set(versions.values()) == {1}, "no version of a task appended twice"
+    assert sorted(v for (s, v) in versions if s == racing) == list(range(1, 24))
+    assert sum(1 for (s, _) in versions if s == task) == 4, "created, assigned, 10%, and the keyed 30% once"
+
+
+async def test_a_killed_owner_s_partitions_move_to_the_survivor(service_factory, kafka_settings: KafkaSettings) -> None:
+    first, second = partitioned_pair(service_factory)
+    owned = await split_between(first, second, kafka_settings.partitions)
+    async with httpx.AsyncClient(base_url=second.url, timeout=30) as survivor:
+        plan = (await survivor.post("/v1/plans", headers=SC, json={"title": "Plan"})).json()["id"]
+        tasks = [await new_task(survivor, plan, n) for n in range(9)]
+        orphaned = [task for task in tasks if partition_for(task, kafka_settings.partitions) in owned[0]]
+        assert orphaned, "some tasks are on the killed instance's partitions"
+
+        first.kill()
+        killed_at = time.monotonic()
+        for task in orphaned:
+            while True:
+                answer = await survivor.post(
+                    f"/v1/tasks/{task}/progress",
+                    headers={**JILIN, "Idempotency-Key": f"after-kill-{task}"},
+                    json={"percent": 50},
+                )
+                if answer.status_code != 503:
+                    break
+                assert "Retry-After" in answer.headers
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["version"] == 3, "once, whatever the retries"
+        print(f"commands for the killed owner's partitions resumed {time.monotonic() - killed_at:.1f} s after the kill")
+        assert (await deciding(second))[0] == set(range(kafka_settings.partitions))
