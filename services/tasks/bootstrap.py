@@ -82,6 +82,7 @@ class TasksRuntime:
             if isinstance(self.service.log, PartitionedEventLog)
             else None,
             session_timeout_ms=self.settings.group_session_timeout_ms,
+            pipelined=True,
         )
         self._health = self.work.start("command-topic", self._consume_commands)
         if self.settings.watch_interval_seconds > 0:

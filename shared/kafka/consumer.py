@@ -75,8 +75,11 @@ class ConsumerRunner(Generic[T]):
         start_at: Mapping[TopicPartition, int] | None = None,
         rebalance: ConsumerRebalanceListener | None = None,
         session_timeout_ms: int = 10_000,
+        pipelined: bool = False,
     ) -> None:
         self.name = name
+        self._pipelined = pipelined
+        """Handle a partition's batch concurrently (started in order) rather than one by one."""
         self._rebalance = rebalance
         self._session_timeout_ms = session_timeout_ms
         self._kafka = kafka
@@ -149,16 +152,32 @@ class ConsumerRunner(Generic[T]):
         self, consumer: AIOKafkaConsumer, partition: TopicPartition, records: list[ConsumerRecord]
     ) -> int:
         """How many of ``records`` were handled, in order, before the partition moved away."""
-        for handled, record in enumerate(records):
-            try:
-                await self._handle(record)
-            except PartitionMoved:
+        if self._pipelined:
+            # Each handler starts in record order and runs up to its first wait (a command is
+            # decided and submitted there), so the partition's order holds while the appends
+            # of the whole batch share transactions.
+            outcomes = list(await asyncio.gather(*(self._attempt(record) for record in records)))
+        else:
+            outcomes = []
+            for record in records:
+                outcomes.append(await self._attempt(record))
+                if outcomes[-1] is not None:
+                    break
+        for handled, (record, moved) in enumerate(zip(records, outcomes, strict=False)):
+            if moved is not None:
                 log.info("partition moved to another owner", partition=str(partition), offset=record.offset)
                 with contextlib.suppress(IllegalStateError):  # already revoked: the owner reads it
                     consumer.seek(partition, record.offset)
                 return handled
             self._resume[partition] = record.offset + 1
         return len(records)
+
+    async def _attempt(self, record: ConsumerRecord) -> PartitionMoved | None:
+        try:
+            await self._handle(record)
+        except PartitionMoved as moved:
+            return moved
+        return None
 
     async def lag(self) -> int | None:
         """Records on the assigned partitions that this runner has not handled yet; None

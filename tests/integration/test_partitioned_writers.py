@@ -11,12 +11,14 @@ import uuid
 from collections import Counter
 
 import httpx
+import orjson
 
 from policytrack.processes import ServiceProcess
 from shared.contract.codec import decode_record
 from shared.contract.envelope import CloudEvent
-from shared.contract.topics import EVENTS
+from shared.contract.topics import COMMANDS, EVENTS
 from shared.kafka.partitioning import partition_for
+from shared.kafka.producer import EventProducer
 from shared.settings import KafkaSettings
 from tests.conftest import JILIN, SC, end_offsets, eventually, read_from, readiness
 
@@ -111,12 +113,28 @@ async def test_any_instance_takes_any_command_and_the_owner_decides(
         assert {r.status_code for r in results} == {200}, [r.text for r in results if r.status_code != 200]
         assert sorted(r.json()["version"] for r in results) == list(range(4, 24))
 
-        # A read carries the caller's write once the answering instance has read it back.
-        async def reflected() -> dict | None:
-            read = (await one.get(f"/v1/tasks/{racing}", headers=JILIN)).json()
-            return read if read["version"] == 23 else None
+        # A read that names the version it must reflect gets it from either instance.
+        for via in (one, other):
+            read = await via.get(f"/v1/tasks/{racing}", headers=JILIN, params={"min_version": 23})
+            assert read.status_code == 200 and read.json()["version"] == 23, read.text
 
-        await eventually(reflected, timeout=10, what="the other instance's write read back")
+        # A command-topic record keyed by something else is sent on to its aggregate's partition.
+        misrouted = f"misrouted-{uuid.uuid4().hex[:8]}"
+        wrong = (partition_for(racing, kafka_settings.partitions) + 1) % kafka_settings.partitions
+        async with EventProducer(kafka_settings, client_id="test-misrouted") as producer:
+            await producer.send(
+                COMMANDS,
+                orjson.dumps({"task_id": racing, "percent": 90, "note": "misrouted"}),
+                key=b"not-the-aggregate",
+                headers=[
+                    ("command", b"report_progress"),
+                    ("correlationid", misrouted.encode()),
+                    ("authorization", JILIN["Authorization"].encode()),
+                ],
+                partition=wrong,
+            )
+        moved = await via.get(f"/v1/tasks/{racing}", headers=JILIN, params={"min_version": 24})
+        assert moved.status_code == 200 and moved.json()["percent"] == 90, moved.text
 
     records = await read_from(kafka_settings, start, until=lambda rs: False, timeout=1)
     versions = Counter(
@@ -125,7 +143,9 @@ async def test_any_instance_takes_any_command_and_the_owner_decides(
         if isinstance(e, CloudEvent) and e.subject in tasks
     )
     assert set(versions.values()) == {1}, "no version of a task appended twice"
-    assert sorted(v for (s, v) in versions if s == racing) == list(range(1, 24))
+    assert sorted(v for (s, v) in versions if s == racing) == list(range(1, 25))
+    handled = [r for r in records if (e := decode_record(r)) and getattr(e, "correlationid", None) == misrouted]
+    assert len(handled) == 1 and handled[0].partition != wrong, "the misrouted command handled once, on its partition"
     assert sum(1 for (s, _) in versions if s == task) == 4, "created, assigned, 10%, and the keyed 30% once"
 
 

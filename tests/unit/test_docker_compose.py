@@ -118,3 +118,26 @@ def test_in_the_cluster_profile_every_client_knows_all_three_nodes(service: str)
         "3",
         "2",
     )
+
+
+@pytest.mark.parametrize("service", SERVICES[:3])
+def test_the_cluster_profile_runs_a_second_instance_that_shares_the_work(service: str) -> None:
+    first, second = CLUSTER["services"][service], CLUSTER["services"][f"{service}-2"]
+    settings = settings_class(service)
+    assert second["command"] == ["python", "-m", f"services.{service}"]
+    environment = {name: str(value) for name, value in second["environment"].items()}
+    assert environment[f"{settings.model_config['env_prefix']}HOST"] == "0.0.0.0"
+    shared = {name: str(value) for name, value in first["environment"].items()}
+    assert shared.items() <= environment.items(), "both instances run with the same cluster settings"
+    unknown = {name for name in environment if name.startswith("POLICYTRACK_")} - KNOWN_ENV
+    assert not unknown, f"{service}-2 sets variables no settings class reads: {unknown}"
+    assert {volume.split(":")[0] for volume in second["volumes"]} & {f"{service}-data"} == set(), "data of its own"
+
+
+def test_in_the_cluster_profile_writers_share_partitions_and_audit_a_postgresql_store() -> None:
+    services = CLUSTER["services"]
+    assert services["tasks"]["environment"]["POLICYTRACK_TASKS_PARTITIONED_WRITERS"] == "true"
+    assert services["notifications"]["environment"]["POLICYTRACK_NOTIFICATIONS_PARTITIONED"] == "true"
+    assert "SEALING_KEY" in " ".join(services["notifications"]["environment"]), "one sealing key for both"
+    assert services["audit"]["environment"]["POLICYTRACK_AUDIT_DSN"].startswith("postgresql+asyncpg://")
+    assert "audit-keys:/keys" in services["audit-2"]["volumes"], "one signing key for the chain"

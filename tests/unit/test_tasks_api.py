@@ -208,3 +208,29 @@ async def test_tasks_are_listed_by_health_under_either_filter_name(tasks: InProc
         assert (await tasks.client.get("/v1/tasks", headers=NDRC, params=params)).json()["items"] == []
     both = await tasks.client.get("/v1/tasks", headers=NDRC, params={"status": "at_risk", "health": "late"})
     assert both.status_code == 422 and both.json()["errors"][0]["field"] == "health"
+
+
+async def test_a_read_waits_for_the_version_it_must_reflect_then_answers_503(
+    tasks: InProcessTasks, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from services.tasks.api import reads
+
+    monkeypatch.setattr(reads, "REFLECT_SECONDS", 0.2)
+    _, task_id = await seed(tasks)
+    version = int((await tasks.client.get(f"/v1/tasks/{task_id}", headers=JILIN)).headers["etag"].strip('"'))
+
+    reached = await tasks.client.get(f"/v1/tasks/{task_id}", headers=JILIN, params={"min_version": version})
+    assert reached.status_code == 200 and reached.json()["version"] == version
+
+    async def report_later() -> None:
+        await asyncio.sleep(0.05)  # the write lands while the read waits (the scenario, not a readiness wait)
+        await tasks.client.post(f"/v1/tasks/{task_id}/progress", headers=JILIN, json={"percent": 5})
+
+    waited, _ = await asyncio.gather(
+        tasks.client.get(f"/v1/tasks/{task_id}", headers=JILIN, params={"min_version": version + 1}), report_later()
+    )
+    assert waited.status_code == 200 and waited.json()["version"] == version + 1
+
+    ahead = await tasks.client.get(f"/v1/tasks/{task_id}", headers=JILIN, params={"min_version": version + 5})
+    assert ahead.status_code == 503 and ahead.headers["retry-after"] == "1"
+    assert ahead.headers["content-type"].startswith("application/problem+json")

@@ -3,6 +3,8 @@ each bounded by what the caller may see."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -13,13 +15,15 @@ from services.tasks.api.dependencies import AggregateIdPath, Now, Service, State
 from services.tasks.queries import TaskFilter, list_tasks, readable, readable_request, readable_task
 from shared.contract.codec import to_structured
 from shared.contract.codes import CooperationField, Department, TaskHealth
+from shared.domain.projection import Projection
 from shared.domain.state import Aggregate, Approval, Issue, Plan, SupportRequest, Task, TaskStatus
 from shared.http.cursor import BadCursor
 from shared.http.problems import Problem, problem_responses
 from shared.http.service import Authenticated
 
 router = APIRouter()
-READ_PROBLEMS = problem_responses(401, 404, 422)
+READ_PROBLEMS = problem_responses(401, 404, 422, 503)
+REFLECT_SECONDS = 5.0
 
 
 class TaskPage(BaseModel):
@@ -27,8 +31,34 @@ class TaskPage(BaseModel):
     next_cursor: str | None
 
 
-def state_response(aggregate: Aggregate) -> JSONResponse:
+def state_response(aggregate: Aggregate, min_version: int | None = None) -> JSONResponse:
+    if min_version is not None and aggregate.version < min_version:
+        raise Problem(503, f"version {min_version} is not read here yet", headers={"Retry-After": "1"})
     return JSONResponse(aggregate.model_dump(mode="json"), headers={"ETag": f'"{aggregate.version}"'})
+
+
+MinVersion = Annotated[
+    int | None,
+    Query(
+        ge=1,
+        le=2**31,
+        description="Answer once the aggregate has reached this version (a write's ETag): with several "
+        "instances, a read may reach one that has not yet read the write back from the log. Waits up to "
+        f"{REFLECT_SECONDS:g} s, then 503 with Retry-After.",
+    ),
+]
+
+
+async def reflecting(state: Projection, aggregate_id: str, min_version: int | None) -> Projection:
+    """The state once it holds ``min_version`` of the aggregate (a caller's own write), or
+    after waiting for it in vain (``state_response`` then answers 503)."""
+    deadline = time.monotonic() + REFLECT_SECONDS
+    while min_version is not None and time.monotonic() < deadline:
+        current = state.aggregates.get(aggregate_id)
+        if current is not None and current.version >= min_version:
+            break
+        await asyncio.sleep(0.02)
+    return state
 
 
 def found(aggregate: Aggregate | None, what: str, aggregate_id: str) -> Aggregate:
@@ -44,8 +74,11 @@ def found(aggregate: Aggregate | None, what: str, aggregate_id: str) -> Aggregat
     responses=READ_PROBLEMS,
     summary="A plan and its version",
 )
-async def get_plan(plan_id: AggregateIdPath, actor: Authenticated, state: State) -> JSONResponse:
-    return state_response(found(state.plan(plan_id), "plan", plan_id))
+async def get_plan(
+    plan_id: AggregateIdPath, actor: Authenticated, state: State, min_version: MinVersion = None
+) -> JSONResponse:
+    state = await reflecting(state, plan_id, min_version)
+    return state_response(found(state.plan(plan_id), "plan", plan_id), min_version)
 
 
 @router.get(
@@ -90,8 +123,11 @@ async def get_tasks(
     responses=READ_PROBLEMS,
     summary="A task's current state, with its version as ETag",
 )
-async def get_task(task_id: AggregateIdPath, actor: Authenticated, state: State) -> JSONResponse:
-    return state_response(found(readable_task(state.task(task_id), actor), "task", task_id))
+async def get_task(
+    task_id: AggregateIdPath, actor: Authenticated, state: State, min_version: MinVersion = None
+) -> JSONResponse:
+    state = await reflecting(state, task_id, min_version)
+    return state_response(found(readable_task(state.task(task_id), actor), "task", task_id), min_version)
 
 
 @router.get(
@@ -114,8 +150,11 @@ async def get_task_events(task_id: AggregateIdPath, actor: Authenticated, servic
     responses=READ_PROBLEMS,
     summary="An issue and what became of it",
 )
-async def get_issue(issue_id: AggregateIdPath, actor: Authenticated, state: State) -> JSONResponse:
-    return state_response(found(readable(state, state.issue(issue_id), actor), "issue", issue_id))
+async def get_issue(
+    issue_id: AggregateIdPath, actor: Authenticated, state: State, min_version: MinVersion = None
+) -> JSONResponse:
+    state = await reflecting(state, issue_id, min_version)
+    return state_response(found(readable(state, state.issue(issue_id), actor), "issue", issue_id), min_version)
 
 
 @router.get(
@@ -125,8 +164,13 @@ async def get_issue(issue_id: AggregateIdPath, actor: Authenticated, state: Stat
     responses=READ_PROBLEMS,
     summary="An approval request and its decision",
 )
-async def get_approval(approval_id: AggregateIdPath, actor: Authenticated, state: State) -> JSONResponse:
-    return state_response(found(readable(state, state.approval(approval_id), actor), "approval", approval_id))
+async def get_approval(
+    approval_id: AggregateIdPath, actor: Authenticated, state: State, min_version: MinVersion = None
+) -> JSONResponse:
+    state = await reflecting(state, approval_id, min_version)
+    return state_response(
+        found(readable(state, state.approval(approval_id), actor), "approval", approval_id), min_version
+    )
 
 
 @router.get(
@@ -136,6 +180,9 @@ async def get_approval(approval_id: AggregateIdPath, actor: Authenticated, state
     responses=READ_PROBLEMS,
     summary="A support request and each asked department's answer",
 )
-async def get_support_request(request_id: AggregateIdPath, actor: Authenticated, state: State) -> JSONResponse:
+async def get_support_request(
+    request_id: AggregateIdPath, actor: Authenticated, state: State, min_version: MinVersion = None
+) -> JSONResponse:
+    state = await reflecting(state, request_id, min_version)
     request = readable_request(state, state.support_request(request_id), actor)
-    return state_response(found(request, "support request", request_id))
+    return state_response(found(request, "support request", request_id), min_version)
