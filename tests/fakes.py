@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 from cryptography.fernet import Fernet
+from fastapi import FastAPI
 
 from services.notifications.adapters.addresses import AddressPolicy, Resolver, system_resolver
 from services.notifications.adapters.delivery import Deliveries, RetryPolicy
@@ -39,6 +40,7 @@ class InProcessTasks:
     runtime: TasksRuntime
     log: InMemoryEventLog
     client: httpx.AsyncClient
+    app: FastAPI
 
     @property
     def events(self) -> list:
@@ -67,9 +69,10 @@ def restore(runtime: TasksRuntime, events: list[CloudEvent]) -> None:
 async def in_process_tasks(log: InMemoryEventLog | None = None) -> AsyncIterator[InProcessTasks]:
     log = log or InMemoryEventLog()
     runtime = rebuilt_from(log)
-    transport = httpx.ASGITransport(app=create_app(runtime), raise_app_exceptions=False)
+    app = create_app(runtime)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://tasks.test", timeout=10) as client:
-        yield InProcessTasks(runtime, log, client)
+        yield InProcessTasks(runtime, log, client, app)
 
 
 class SlowLog(InMemoryEventLog):

@@ -8,6 +8,8 @@ import asyncio
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
+from datetime import datetime
 
 import httpx
 from aiokafka import TopicPartition
@@ -17,7 +19,56 @@ from shared.contract.codec import decode_record
 from shared.contract.envelope import CloudEvent
 from shared.contract.topics import EVENTS
 from shared.settings import KafkaSettings
-from tests.conftest import read_from, token
+from tests.conftest import NDRC, SC, read_from, token
+
+WRITERS = {"JILIN": "implementer", "MIIT": "supporter", "CHANGCHUN": "implementer", "MOFCOM": "supporter"}
+"""The departments that send the load: two leads, each with a supporting department."""
+
+
+async def tasks_with_deadlines(
+    tasks_url: str, count: int, milestone_dues: Callable[[int], list[datetime]], title: str = "Load"
+) -> tuple[dict[str, list[str]], set[str]]:
+    """``count`` tasks, led by JILIN or CHANGCHUN in turn and supported by MIIT or MOFCOM, each
+    with milestones due at ``milestone_dues(n)``: the tasks each writer works on, and the milestones."""
+    owned: dict[str, list[str]] = {d: [] for d in WRITERS}
+    milestones: set[str] = set()
+    async with httpx.AsyncClient(base_url=tasks_url, timeout=30) as client:
+        plan = (await client.post("/v1/plans", headers=SC, json={"title": "Plan"})).json()["id"]
+        for n in range(count):
+            lead, supporting = (("JILIN", "MIIT"), ("CHANGCHUN", "MOFCOM"))[n % 2]
+            created = await client.post(
+                "/v1/tasks",
+                headers=token(f"u-{lead}", "JILIN", "implementer"),
+                json={
+                    "plan_id": plan,
+                    "title": f"{title} task {n}",
+                    "field": "trade",
+                    "lead_department": lead,
+                    "supporting_departments": [supporting],
+                    "due": "2030-01-01T00:00:00Z",
+                },
+            )
+            assert created.status_code == 201, created.text
+            task = created.json()["id"]
+            owned[lead].append(task)
+            owned[supporting].append(task)
+            for m, due in enumerate(milestone_dues(n)):
+                milestone = await client.post(
+                    f"/v1/tasks/{task}/milestones",
+                    headers=token(f"u-{lead}", lead, "implementer"),
+                    json={"title": f"Milestone {n}.{m}", "due": due.isoformat()},
+                )
+                assert milestone.status_code == 201, milestone.text
+                milestones.add(milestone.json()["id"])
+    return owned, milestones
+
+
+async def subscribe_receiver(notifications_url: str, receiver_url: str) -> str:
+    """The NDRC subscribes the receiver to every alert; the subscription's signing secret."""
+    async with httpx.AsyncClient(base_url=notifications_url, timeout=30) as client:
+        made = await client.post("/v1/subscriptions", headers=NDRC, json={"webhook_url": receiver_url})
+        assert made.status_code == 201, made.text
+        return str(made.json()["secret"])
 
 
 class Load:

@@ -19,6 +19,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from shared.contract.codec import DecodeFailure, decode_record
+from shared.kafka.patience import started
 from shared.kafka.producer import EventProducer
 from shared.logging import correlated, get_logger
 from shared.metrics import CONSUMER_LAG, DEAD_LETTERED, EVENTS_HANDLED, HANDLER_RETRIES
@@ -100,14 +101,16 @@ class ConsumerRunner(Generic[T]):
         self.handled = 0
 
     async def start(self) -> None:
-        consumer = new_consumer(
-            self._kafka,
-            group_id=self._group_id,
-            client_id=self.name,
-            isolation_level=self._isolation_level,
-            session_timeout_ms=self._session_timeout_ms,
+        consumer = await started(
+            lambda: new_consumer(
+                self._kafka,
+                group_id=self._group_id,
+                client_id=self.name,
+                isolation_level=self._isolation_level,
+                session_timeout_ms=self._session_timeout_ms,
+            ),
+            what=self.name,
         )
-        await consumer.start()
         try:
             if self._group_id is None:
                 partitions = await partitions_of(consumer, self._topics)
@@ -292,8 +295,7 @@ async def stop_consumer(consumer: AIOKafkaConsumer) -> None:
 @asynccontextmanager
 async def open_consumer(kafka: KafkaSettings, **options: Any) -> AsyncIterator[AIOKafkaConsumer]:
     """A started consumer (``new_consumer``'s options), stopped on leaving."""
-    consumer = new_consumer(kafka, **options)
-    await consumer.start()
+    consumer = await started(lambda: new_consumer(kafka, **options), what=str(options.get("client_id", "consumer")))
     try:
         yield consumer
     finally:

@@ -10,6 +10,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 
 from shared.kafka.consumer import new_consumer, stop_consumer
 from shared.kafka.partitioning import partition_for
+from shared.kafka.patience import started
 from shared.logging import get_logger
 from shared.settings import KafkaSettings
 from shared.supervision import Health
@@ -53,13 +54,15 @@ class PartitionShare:
 
     async def hold(self, health: Health) -> None:
         """Stays in the group until cancelled; polls only to show the coordinator it is alive."""
-        consumer = new_consumer(
-            self._kafka,
-            group_id=self._group_id,
-            client_id=self._client_id,
-            session_timeout_ms=self._session_timeout_ms,
+        consumer = await started(
+            lambda: new_consumer(
+                self._kafka,
+                group_id=self._group_id,
+                client_id=self._client_id,
+                session_timeout_ms=self._session_timeout_ms,
+            ),
+            what=self._client_id,
         )
-        await consumer.start()
         try:
             consumer.subscribe([self._topic], listener=_Listener(self, consumer))
             while True:

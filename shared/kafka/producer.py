@@ -22,6 +22,7 @@ from aiokafka.structs import RecordMetadata
 from shared.contract.codec import DecodeFailure, encode
 from shared.contract.envelope import AnyEvent
 from shared.contract.topics import DEADLETTER
+from shared.kafka.patience import started
 from shared.kafka.secrets import strip_secrets
 from shared.settings import KafkaSettings
 
@@ -64,8 +65,7 @@ class EventProducer:
 
     async def start(self) -> None:
         # aiokafka binds to the running event loop, so the client is made here, not in __init__.
-        self._producer = AIOKafkaProducer(**self._config)
-        await self._producer.start()
+        self._producer = await started(lambda: AIOKafkaProducer(**self._config), what=str(self._config["client_id"]))
 
     async def stop(self) -> None:
         await self._producer.stop()

@@ -16,11 +16,10 @@ import httpx
 import orjson
 import pytest
 
-from policytrack.processes import ServiceProcess
 from shared.contract import catalog as c
 from shared.contract.topics import ALERTS
-from tests.conftest import NAO, NDRC, SC, Broker, Receiver, caught_up, eventually, token
-from tests.load import Load, keys_on_log, log_of
+from tests.conftest import NAO, Broker, Receiver, caught_up, eventually
+from tests.load import WRITERS, Load, keys_on_log, log_of, subscribe_receiver, tasks_with_deadlines
 
 pytestmark = pytest.mark.chaos
 FAST = {
@@ -31,44 +30,6 @@ FAST = {
     "POLICYTRACK_NOTIFICATIONS_RETRY_MAX_SECONDS": "1",
 }
 DURATION = float(os.environ.get("POLICYTRACK_CHAOS_SECONDS", "100"))
-WRITERS = {"JILIN": "implementer", "MIIT": "supporter", "CHANGCHUN": "implementer", "MOFCOM": "supporter"}
-
-
-async def setup(
-    tasks: ServiceProcess, notifications: ServiceProcess, receiver: Receiver, started: datetime
-) -> tuple[dict[str, list[str]], str, set[str]]:
-    async with httpx.AsyncClient(base_url=tasks.url, timeout=30) as client:
-        plan = (await client.post("/v1/plans", headers=SC, json={"title": "Plan"})).json()["id"]
-        owned: dict[str, list[str]] = {d: [] for d in WRITERS}
-        milestones: set[str] = set()
-        for n, (lead, supporting) in enumerate([("JILIN", "MIIT"), ("CHANGCHUN", "MOFCOM")] * 3):
-            created = await client.post(
-                "/v1/tasks",
-                headers=token(f"u-{lead}", "JILIN", "implementer"),
-                json={
-                    "plan_id": plan,
-                    "title": f"Chaos task {n}",
-                    "field": "trade",
-                    "lead_department": lead,
-                    "supporting_departments": [supporting],
-                    "due": "2030-01-01T00:00:00Z",
-                },
-            )
-            task = created.json()["id"]
-            owned[lead].append(task)
-            owned[supporting].append(task)
-            for m in range(2):
-                due = started + timedelta(seconds=15 + (DURATION - 25) * (2 * n + m) / 12)
-                milestone = await client.post(
-                    f"/v1/tasks/{task}/milestones",
-                    headers=token(f"u-{lead}", lead, "implementer"),
-                    json={"title": f"Milestone {n}.{m}", "due": due.isoformat()},
-                )
-                milestones.add(milestone.json()["id"])
-    async with httpx.AsyncClient(base_url=notifications.url, timeout=30) as client:
-        made = await client.post("/v1/subscriptions", headers=NDRC, json={"webhook_url": receiver.url})
-        assert made.status_code == 201, made.text
-    return owned, made.json()["secret"], milestones
 
 
 async def test_kills_and_a_broker_restart_lose_and_duplicate_nothing(
@@ -82,7 +43,13 @@ async def test_kills_and_a_broker_restart_lose_and_duplicate_nothing(
     audit = service_factory("audit", POLICYTRACK_AUDIT_CHECKPOINT_INTERVAL_SECONDS="2", **on_spare).start()
     notifications = service_factory("notifications", **FAST, **on_spare).start()
     started = datetime.now(UTC)
-    owned, _secret, milestones = await setup(tasks, notifications, receiver, started)
+    owned, milestones = await tasks_with_deadlines(
+        tasks.url,
+        6,
+        lambda n: [started + timedelta(seconds=15 + (DURATION - 25) * (2 * n + m) / 12) for m in range(2)],
+        title="Chaos",
+    )
+    await subscribe_receiver(notifications.url, receiver.url)
 
     load = Load(tasks.url, owned, prefix="chaos")
     writers = [asyncio.create_task(load.writer(d, r)) for d, r in WRITERS.items()]

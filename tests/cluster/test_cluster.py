@@ -29,17 +29,14 @@ from shared.contract.topics import ALERTS
 from shared.kafka.partitioning import partition_for
 from tests.conftest import (
     NAO,
-    NDRC,
-    SC,
     Broker,
     Receiver,
     cluster_settings,
     eventually,
     readiness,
     services_on,
-    token,
 )
-from tests.load import Load, keys_on_log, log_of
+from tests.load import WRITERS, Load, keys_on_log, log_of, subscribe_receiver, tasks_with_deadlines
 
 pytestmark = pytest.mark.cluster
 DURATION = float(os.environ.get("POLICYTRACK_CLUSTER_SECONDS", "100"))
@@ -50,7 +47,6 @@ FAST_ALERTS = {
     "POLICYTRACK_NOTIFICATIONS_RETRY_BASE_SECONDS": "0.2",
     "POLICYTRACK_NOTIFICATIONS_RETRY_MAX_SECONDS": "1",
 }
-WRITERS = {"JILIN": "implementer", "MIIT": "supporter", "CHANGCHUN": "implementer", "MOFCOM": "supporter"}
 
 
 def percentiles(latencies: list[float]) -> str:
@@ -58,43 +54,6 @@ def percentiles(latencies: list[float]) -> str:
         return f"{len(latencies)} commands"
     cuts = statistics.quantiles(latencies, n=100)
     return f"{len(latencies):,} commands, p50 {cuts[49] * 1000:.0f} ms, p99 {cuts[98] * 1000:.0f} ms"
-
-
-async def setup(tasks: ServiceProcess, receiver_url: str, notifications: ServiceProcess, started: datetime):
-    """Tasks over every partition, each with milestones falling due during the run; a subscription."""
-    owned: dict[str, list[str]] = {d: [] for d in WRITERS}
-    milestones: set[str] = set()
-    async with httpx.AsyncClient(base_url=tasks.url, timeout=30) as client:
-        plan = (await client.post("/v1/plans", headers=SC, json={"title": "Plan"})).json()["id"]
-        for n, (lead, supporting) in enumerate([("JILIN", "MIIT"), ("CHANGCHUN", "MOFCOM")] * 6):
-            created = await client.post(
-                "/v1/tasks",
-                headers=token(f"u-{lead}", "JILIN", "implementer"),
-                json={
-                    "plan_id": plan,
-                    "title": f"Cluster task {n}",
-                    "field": "trade",
-                    "lead_department": lead,
-                    "supporting_departments": [supporting],
-                    "due": "2030-01-01T00:00:00Z",
-                },
-            )
-            assert created.status_code == 201, created.text
-            task = created.json()["id"]
-            owned[lead].append(task)
-            owned[supporting].append(task)
-            due = started + timedelta(seconds=20 + (DURATION - 30) * n / 12)
-            milestone = await client.post(
-                f"/v1/tasks/{task}/milestones",
-                headers=token(f"u-{lead}", lead, "implementer"),
-                json={"title": f"Milestone {n}", "due": due.isoformat()},
-            )
-            assert milestone.status_code == 201, milestone.text
-            milestones.add(milestone.json()["id"])
-    async with httpx.AsyncClient(base_url=notifications.url, timeout=30) as client:
-        made = await client.post("/v1/subscriptions", headers=NDRC, json={"webhook_url": receiver_url})
-        assert made.status_code == 201, made.text
-    return owned, milestones
 
 
 async def partitions_split(instances: list[ServiceProcess], partitions: int) -> list[set[int]]:
@@ -153,7 +112,10 @@ async def test_two_of_each_service_on_three_brokers_survive_a_broker_stop_and_ki
         await partitions_split(tasks, kafka.partitions)
         await partitions_split(notifications, kafka.partitions)
         started = datetime.now(UTC)
-        owned, milestones = await setup(tasks[0], receiver.url, notifications[0], started)
+        owned, milestones = await tasks_with_deadlines(
+            tasks[0].url, 12, lambda n: [started + timedelta(seconds=20 + (DURATION - 30) * n / 12)], title="Cluster"
+        )
+        await subscribe_receiver(notifications[0].url, receiver.url)
 
         load = Load([t.url for t in tasks], owned, prefix=f"cluster-{run}")
         writers = [asyncio.create_task(load.writer(d, r, instance=n % 2)) for n, (d, r) in enumerate(WRITERS.items())]

@@ -210,17 +210,25 @@ async def test_tasks_are_listed_by_health_under_either_filter_name(tasks: InProc
     assert both.status_code == 422 and both.json()["errors"][0]["field"] == "health"
 
 
-async def test_a_read_waits_for_the_version_it_must_reflect_then_answers_503(
-    tasks: InProcessTasks, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from services.tasks.api import reads
-
-    monkeypatch.setattr(reads, "REFLECT_SECONDS", 0.2)
+async def test_a_read_names_the_version_it_must_reflect(tasks: InProcessTasks) -> None:
     _, task_id = await seed(tasks)
     version = int((await tasks.client.get(f"/v1/tasks/{task_id}", headers=JILIN)).headers["etag"].strip('"'))
 
     reached = await tasks.client.get(f"/v1/tasks/{task_id}", headers=JILIN, params={"min_version": version})
     assert reached.status_code == 200 and reached.json()["version"] == version
+    # One instance holds every write it answered: a version it does not have does not exist.
+    ahead = await tasks.client.get(f"/v1/tasks/{task_id}", headers=JILIN, params={"min_version": version + 1})
+    assert ahead.status_code == 412 and ahead.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_an_instance_that_follows_other_writers_waits_for_the_version_then_answers_503(
+    tasks: InProcessTasks,
+) -> None:
+    from services.tasks.api.reads import reflection_wait
+
+    tasks.app.dependency_overrides[reflection_wait] = lambda: 0.3
+    _, task_id = await seed(tasks)
+    version = int((await tasks.client.get(f"/v1/tasks/{task_id}", headers=JILIN)).headers["etag"].strip('"'))
 
     async def report_later() -> None:
         await asyncio.sleep(0.05)  # the write lands while the read waits (the scenario, not a readiness wait)
@@ -230,7 +238,5 @@ async def test_a_read_waits_for_the_version_it_must_reflect_then_answers_503(
         tasks.client.get(f"/v1/tasks/{task_id}", headers=JILIN, params={"min_version": version + 1}), report_later()
     )
     assert waited.status_code == 200 and waited.json()["version"] == version + 1
-
     ahead = await tasks.client.get(f"/v1/tasks/{task_id}", headers=JILIN, params={"min_version": version + 5})
     assert ahead.status_code == 503 and ahead.headers["retry-after"] == "1"
-    assert ahead.headers["content-type"].startswith("application/problem+json")

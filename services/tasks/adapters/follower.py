@@ -9,6 +9,7 @@ import asyncio
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from services.tasks.adapters.rebuild import RebuildReport, take_record
+from services.tasks.answers import KeyInFlight
 from services.tasks.view import LogView
 from shared.contract.codec import DecodeFailure, decode_record
 from shared.contract.envelope import AnyEvent
@@ -29,6 +30,9 @@ class Outcomes:
         return bool(self._waiting)
 
     def expect(self, user: str, key: str) -> asyncio.Future[list[AnyEvent]]:
+        """KeyInFlight when a request with this key is already waiting here."""
+        if (user, key) in self._waiting:
+            raise KeyInFlight()
         future = self._waiting[(user, key)] = asyncio.get_running_loop().create_future()
         return future
 

@@ -66,7 +66,7 @@ class Forwarder:
             headers.append(("if-match", f'"{if_match}"'))
         if correlation_id is not None:
             headers.append(("correlationid", correlation_id))
-        outcome = self._outcomes.expect(actor.user, key.key)
+        outcome = self._outcomes.expect(actor.user, key.key)  # before sending: the answer may come at once
         try:
             await self._producer.send(
                 COMMANDS,

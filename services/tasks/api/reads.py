@@ -7,11 +7,11 @@ import asyncio
 import time
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
-from services.tasks.api.dependencies import AggregateIdPath, Now, Service, State
+from services.tasks.api.dependencies import AggregateIdPath, Now, Service, State, runtime
 from services.tasks.queries import TaskFilter, list_tasks, readable, readable_request, readable_task
 from shared.contract.codec import to_structured
 from shared.contract.codes import CooperationField, Department, TaskHealth
@@ -22,7 +22,7 @@ from shared.http.problems import Problem, problem_responses
 from shared.http.service import Authenticated
 
 router = APIRouter()
-READ_PROBLEMS = problem_responses(401, 404, 422, 503)
+READ_PROBLEMS = problem_responses(401, 404, 412, 422, 503)
 REFLECT_SECONDS = 5.0
 
 
@@ -31,9 +31,11 @@ class TaskPage(BaseModel):
     next_cursor: str | None
 
 
-def state_response(aggregate: Aggregate, min_version: int | None = None) -> JSONResponse:
+def state_response(aggregate: Aggregate, min_version: int | None = None, waited: float = 0.0) -> JSONResponse:
     if min_version is not None and aggregate.version < min_version:
-        raise Problem(503, f"version {min_version} is not read here yet", headers={"Retry-After": "1"})
+        if waited:
+            raise Problem(503, f"version {min_version} is not read here yet", headers={"Retry-After": "1"})
+        raise Problem(412, f"version {min_version} does not exist; the current version is {aggregate.version}")
     return JSONResponse(aggregate.model_dump(mode="json"), headers={"ETag": f'"{aggregate.version}"'})
 
 
@@ -42,17 +44,26 @@ MinVersion = Annotated[
     Query(
         ge=1,
         le=2**31,
-        description="Answer once the aggregate has reached this version (a write's ETag): with several "
-        "instances, a read may reach one that has not yet read the write back from the log. Waits up to "
-        f"{REFLECT_SECONDS:g} s, then 503 with Retry-After.",
+        description="Answer only with this version of the aggregate or a later one (a write's ETag). With "
+        "several instances a read may reach one that has not yet read the write back from the log: it waits "
+        f"up to {REFLECT_SECONDS:g} s, then answers 503 with Retry-After. A single instance holds every "
+        "write it answered, so it answers 412 at once for a version it does not have.",
     ),
 ]
 
 
-async def reflecting(state: Projection, aggregate_id: str, min_version: int | None) -> Projection:
-    """The state once it holds ``min_version`` of the aggregate (a caller's own write), or
-    after waiting for it in vain (``state_response`` then answers 503)."""
-    deadline = time.monotonic() + REFLECT_SECONDS
+async def reflection_wait(request: Request) -> float:
+    """How long a read may wait for a version: only an instance that follows other instances'
+    appends can see one arrive."""
+    return REFLECT_SECONDS if runtime(request).follower is not None else 0.0
+
+
+ReflectionWait = Annotated[float, Depends(reflection_wait)]
+
+
+async def reflecting(state: Projection, aggregate_id: str, min_version: int | None, wait: float) -> Projection:
+    """The state once it holds ``min_version`` of the aggregate, or after waiting in vain."""
+    deadline = time.monotonic() + wait
     while min_version is not None and time.monotonic() < deadline:
         current = state.aggregates.get(aggregate_id)
         if current is not None and current.version >= min_version:
@@ -75,10 +86,10 @@ def found(aggregate: Aggregate | None, what: str, aggregate_id: str) -> Aggregat
     summary="A plan and its version",
 )
 async def get_plan(
-    plan_id: AggregateIdPath, actor: Authenticated, state: State, min_version: MinVersion = None
+    plan_id: AggregateIdPath, actor: Authenticated, state: State, wait: ReflectionWait, min_version: MinVersion = None
 ) -> JSONResponse:
-    state = await reflecting(state, plan_id, min_version)
-    return state_response(found(state.plan(plan_id), "plan", plan_id), min_version)
+    state = await reflecting(state, plan_id, min_version, wait)
+    return state_response(found(state.plan(plan_id), "plan", plan_id), min_version, wait)
 
 
 @router.get(
@@ -124,10 +135,10 @@ async def get_tasks(
     summary="A task's current state, with its version as ETag",
 )
 async def get_task(
-    task_id: AggregateIdPath, actor: Authenticated, state: State, min_version: MinVersion = None
+    task_id: AggregateIdPath, actor: Authenticated, state: State, wait: ReflectionWait, min_version: MinVersion = None
 ) -> JSONResponse:
-    state = await reflecting(state, task_id, min_version)
-    return state_response(found(readable_task(state.task(task_id), actor), "task", task_id), min_version)
+    state = await reflecting(state, task_id, min_version, wait)
+    return state_response(found(readable_task(state.task(task_id), actor), "task", task_id), min_version, wait)
 
 
 @router.get(
@@ -151,10 +162,10 @@ async def get_task_events(task_id: AggregateIdPath, actor: Authenticated, servic
     summary="An issue and what became of it",
 )
 async def get_issue(
-    issue_id: AggregateIdPath, actor: Authenticated, state: State, min_version: MinVersion = None
+    issue_id: AggregateIdPath, actor: Authenticated, state: State, wait: ReflectionWait, min_version: MinVersion = None
 ) -> JSONResponse:
-    state = await reflecting(state, issue_id, min_version)
-    return state_response(found(readable(state, state.issue(issue_id), actor), "issue", issue_id), min_version)
+    state = await reflecting(state, issue_id, min_version, wait)
+    return state_response(found(readable(state, state.issue(issue_id), actor), "issue", issue_id), min_version, wait)
 
 
 @router.get(
@@ -165,11 +176,15 @@ async def get_issue(
     summary="An approval request and its decision",
 )
 async def get_approval(
-    approval_id: AggregateIdPath, actor: Authenticated, state: State, min_version: MinVersion = None
+    approval_id: AggregateIdPath,
+    actor: Authenticated,
+    state: State,
+    wait: ReflectionWait,
+    min_version: MinVersion = None,
 ) -> JSONResponse:
-    state = await reflecting(state, approval_id, min_version)
+    state = await reflecting(state, approval_id, min_version, wait)
     return state_response(
-        found(readable(state, state.approval(approval_id), actor), "approval", approval_id), min_version
+        found(readable(state, state.approval(approval_id), actor), "approval", approval_id), min_version, wait
     )
 
 
@@ -181,8 +196,12 @@ async def get_approval(
     summary="A support request and each asked department's answer",
 )
 async def get_support_request(
-    request_id: AggregateIdPath, actor: Authenticated, state: State, min_version: MinVersion = None
+    request_id: AggregateIdPath,
+    actor: Authenticated,
+    state: State,
+    wait: ReflectionWait,
+    min_version: MinVersion = None,
 ) -> JSONResponse:
-    state = await reflecting(state, request_id, min_version)
+    state = await reflecting(state, request_id, min_version, wait)
     request = readable_request(state, state.support_request(request_id), actor)
-    return state_response(found(request, "support request", request_id), min_version)
+    return state_response(found(request, "support request", request_id), min_version, wait)
