@@ -64,6 +64,12 @@ class AuthError(Exception):
     """The token is missing, malformed, expired or not signed by a trusted key (401)."""
 
 
+def bearer_token(authorization: str) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header; None for anything else."""
+    scheme, _, token = authorization.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
 class InsecureConfiguration(RuntimeError):
     """The service would trust tokens it should not (the development key outside development,
     no issuer, or no key at all)."""

@@ -37,10 +37,6 @@ from shared.supervision import Health
 log = get_logger(__name__)
 
 
-def every_task(task_id: str) -> bool:
-    return True
-
-
 @dataclass
 class NotificationService:
     schedule: Schedule
@@ -56,9 +52,9 @@ class NotificationService:
     positions: Positions = field(default_factory=dict)
     """Per partition of ``policy.events``, where the schedule stands: what a snapshot claims."""
     events_applied: int = 0
-    owns: Callable[[str], bool] = every_task
-    """Whether this instance decides and delivers a task's alerts (with several instances, the
-    owner of the task's partition does)."""
+    owns: Callable[[str], bool] | None = None
+    """With several instances: whether this one decides and delivers the alerts keyed by an
+    id (the owner of its partition does). None: this instance decides every alert."""
     deferred: dict[str, c.Notice] = field(default_factory=dict)
     """Alerts due on another instance's partitions, until read back from the log: if their
     partition comes to this instance first, it emits them."""
@@ -74,9 +70,9 @@ class NotificationService:
         if is_notice(event):
             self.schedule.emitted.add(event.data.alert_id)
             self.deferred.pop(event.data.alert_id, None)
-            if self.owns is not every_task:
+            if self.owns is not None:
                 self._known[event.data.alert_id] = event
-            if self.owns(event.subject):
+            if self._decides(event.subject):
                 if self.live:
                     await self._hand_out(event)
                 else:
@@ -140,9 +136,12 @@ class NotificationService:
         if not self.live:
             return  # going live hands them out
         for alert in list(self._known.values()):
-            if self.owns(alert.subject):
+            if self._decides(alert.subject):
                 await self._hand_out(alert)
         self._wake.set()
+
+    def _decides(self, subject: str) -> bool:
+        return self.owns is None or self.owns(subject)
 
     async def _hand_out(self, alert: Alert) -> None:
         for subscription in list(self.subscriptions.values()):
@@ -202,11 +201,13 @@ class NotificationService:
             for alert in due:
                 self.schedule.emitted.add(alert.alert_id)
             due += self.schedule.due_alerts(now)
-            due += [alert for alert in self.deferred.values() if self.owns(alert.subject)]
-            mine = [alert for alert in due if self.owns(alert.subject)]
-            self.deferred.update((alert.alert_id, alert) for alert in due if not self.owns(alert.subject))
-            for alert in mine:
-                self.deferred.pop(alert.alert_id, None)
+            due += self.deferred.values()
+            mine, self.deferred = [], {}
+            for alert in due:
+                if self._decides(alert.subject):
+                    mine.append(alert)
+                else:
+                    self.deferred[alert.alert_id] = alert
             if mine:
                 await self._emit(mine, now, health)
             if settled is not None:

@@ -159,10 +159,7 @@ class TaskService:
         await asyncio.shield(written)
 
     def _written(self, events: list[AnyEvent], states: dict[str, Aggregate], placed: list[Placement]) -> None:
-        if self.ownership is None:
-            self.view.adopt(events, states, placed)
-        else:
-            self.view.adopt(events, states, placed, self.ownership.writes)
+        self.view.adopt(events, states, placed, self.ownership.writes if self.ownership else None)
         for aggregate_id in states:
             after, pending = self._unwritten.get(aggregate_id, (None, 0))
             if pending > 1 and after is not None:

@@ -29,17 +29,28 @@ from shared.supervision import BackgroundWork, Health
 log = get_logger(__name__)
 
 
+@dataclass(frozen=True)
+class Partitioned:
+    """What an instance that is one of several writers has besides a single writer's parts."""
+
+    owners: PartitionedEventLog
+    """The partitions it decides, each with its writer (the service's log)."""
+    follower: LogFollower
+    """What keeps the view current with the other instances' appends."""
+    forwarder: Forwarder
+
+
 @dataclass
 class TasksRuntime:
     settings: TasksSettings
     verifier: TokenVerifier
     service: TaskService
-    dead_letters: EventProducer
+    producer: EventProducer
+    """Records that are not this service's events: dead letters, commands sent on to their owner."""
     snapshots: SnapshotStore
     rebuilt: RebuildReport | None = None
-    follower: LogFollower | None = None
-    """With several instances: what keeps the view current with the others' appends."""
-    forwarder: Forwarder | None = None
+    partitioned: Partitioned | None = None
+    """None with one instance."""
     _snapshot_covers: int | None = None
     """How many of the view's events the last snapshot holds; None before the first one."""
     work: BackgroundWork = field(default_factory=BackgroundWork)
@@ -51,12 +62,12 @@ class TasksRuntime:
         # the log, so nothing can be appended behind our back while we rebuild. (With several
         # instances, each partition's id is registered when the group assigns the partition.)
         await self.service.log.start()
-        await self.dead_letters.start()
+        await self.producer.start()
         self.service.view, rebuilt = await catch_up(self.settings.kafka, self.snapshots)
-        if self.follower is not None:
-            await self._count_partitions()
-            self.follower.view = self.service.view
-            self.work.start("log-follower", self.follower.run)
+        if self.partitioned is not None:
+            self.partitioned.owners.partitions = await self._count_partitions()
+            self.partitioned.follower.view = self.service.view
+            self.work.start("log-follower", self.partitioned.follower.run)
         self.rebuilt = rebuilt
         self._snapshot_covers = 0 if self.rebuilt.snapshot == "used" else None
         log.info(
@@ -66,21 +77,19 @@ class TasksRuntime:
             skipped=self.rebuilt.skipped,
             seconds=round(self.rebuilt.seconds, 3),
         )
-        partitioned = isinstance(self.service.log, PartitionedEventLog)
+        partitioned = self.partitioned
         handler = CommandTopicHandler(
-            self.service, self.verifier, lambda: self._health, forwarding=self.dead_letters if partitioned else None
+            self.service, self.verifier, lambda: self._health, forwarding=self.producer if partitioned else None
         )
         self._runner = ConsumerRunner(
             self.settings.kafka,
             name="tasks-commands",
             topics=[COMMANDS],
             handler=handler,
-            dead_letters=self.dead_letters,
+            dead_letters=self.producer,
             group_id=f"{self.settings.consumer_group}-commands",
             decode=parse_command_record,
-            rebalance=CommandPartitions(self.service.log)
-            if isinstance(self.service.log, PartitionedEventLog)
-            else None,
+            rebalance=CommandPartitions(partitioned.owners) if partitioned else None,
             session_timeout_ms=self.settings.group_session_timeout_ms,
             pipelined=True,
         )
@@ -90,15 +99,14 @@ class TasksRuntime:
         if self.settings.snapshot_interval_seconds > 0:
             self.work.start("snapshots", self._snapshot_every_interval)
 
-    async def _count_partitions(self) -> None:
+    async def _count_partitions(self) -> int:
         """Commands and events must have as many partitions, so that one key is one owner on both."""
         async with open_consumer(self.settings.kafka, client_id="tasks-partitions") as consumer:
             events = len(await partitions_of(consumer, [EVENTS]))
             commands = len(await partitions_of(consumer, [COMMANDS]))
         if events != commands:
             raise RuntimeError(f"{EVENTS} has {events} partitions and {COMMANDS} {commands}: they must be equal")
-        assert isinstance(self.service.log, PartitionedEventLog)
-        self.service.log.partitions = events
+        return events
 
     async def snapshot(self) -> bool:
         """Writes what changed since the last snapshot; False when nothing did."""
@@ -141,7 +149,7 @@ class TasksRuntime:
             self._runner.stop()
         await self.work.stop()
         await self.service.log.stop()
-        await self.dead_letters.stop()
+        await self.producer.stop()
         if self.rebuilt is not None and self.settings.snapshot_interval_seconds > 0:
             try:
                 await self.snapshot()
@@ -159,8 +167,8 @@ class TasksRuntime:
             "command_topic": background.get("command-topic", {}).get("ok", False),
             "background": background,
         }
-        if isinstance(self.service.log, PartitionedEventLog):
-            details["deciding_partitions"] = sorted(self.service.log.owned)
+        if self.partitioned is not None:
+            details["deciding_partitions"] = sorted(self.partitioned.owners.owned)
         if self.rebuilt is not None:
             details["events"] = self.rebuilt.events
             details["snapshot"] = self.rebuilt.snapshot
@@ -173,17 +181,18 @@ def bootstrap(
 ) -> TasksRuntime:
     settings = settings or TasksSettings()
     verifier = TokenVerifier(settings.auth, settings.runtime)  # refuses the dev key outside dev
-    dead_letters = EventProducer(settings.kafka, client_id=f"{settings.transactional_id}-deadletters")
+    producer = EventProducer(settings.kafka, client_id=f"{settings.transactional_id}-records")
     snapshots = SnapshotStore(settings.snapshot_file())
     view = LogView(history=TaskHistory(archive=snapshots))
-    follower = LogFollower(settings.kafka, view, Outcomes()) if settings.partitioned_writers and log_ is None else None
-    forwarder: Forwarder | None = None
-    if follower is not None:
-        partitioned = PartitionedEventLog(
+    partitioned = None
+    if settings.partitioned_writers and log_ is None:
+        follower = LogFollower(settings.kafka, view, Outcomes())
+        owners = PartitionedEventLog(
             settings.kafka, transactional_prefix=settings.transactional_id, caught_up=follower.caught_up
         )
-        service = TaskService(partitioned, view, clock, ownership=partitioned)
-        forwarder = Forwarder(dead_letters, follower.outcomes, partitioned, service, settings.forward_timeout_seconds)
+        service = TaskService(owners, view, clock, ownership=owners)
+        forwarder = Forwarder(producer, follower.outcomes, owners, service, settings.forward_timeout_seconds)
+        partitioned = Partitioned(owners, follower, forwarder)
     else:
         event_log = log_ or KafkaEventLog(settings.kafka, transactional_id=settings.transactional_id)
         service = TaskService(event_log, view, clock)
@@ -197,8 +206,7 @@ def bootstrap(
         settings=settings,
         verifier=verifier,
         service=service,
-        dead_letters=dead_letters,
+        producer=producer,
         snapshots=snapshots,
-        follower=follower,
-        forwarder=forwarder,
+        partitioned=partitioned,
     )

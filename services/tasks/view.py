@@ -15,10 +15,6 @@ from shared.domain.projection import Projection
 from shared.domain.state import Aggregate
 
 
-def _every_partition(partition: int) -> bool:
-    return True
-
-
 @dataclass(frozen=True, slots=True)
 class Placement:
     """Where a record is on the log."""
@@ -71,7 +67,7 @@ class LogView:
         events: list[AnyEvent],
         states: dict[str, Aggregate],
         placed: list[Placement],
-        writes: Callable[[int], bool] = _every_partition,
+        writes: Callable[[int], bool] | None = None,
     ) -> None:
         """Events this service appended, with the states ``Projection.preview`` computed for them.
 
@@ -80,7 +76,8 @@ class LogView:
         that reading the log already took in is not taken twice."""
         self.projection.adopt(events, states)
         for event, where in zip(events, placed, strict=True):
-            if not writes(where.partition) or where.offset < self.positions.offset(where.partition):
+            mine = writes is None or writes(where.partition)
+            if not mine or where.offset < self.positions.offset(where.partition):
                 continue
             self.positions.took(where, event.id)
             if event.subject in states:

@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, Histogram, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared.auth import Actor, AuthError, InsecureConfiguration, TokenVerifier
+from shared.auth import Actor, AuthError, InsecureConfiguration, TokenVerifier, bearer_token
 from shared.http.docs import serve_docs_locally
 from shared.http.limits import BodySizeLimit
 from shared.http.problems import document_problems, install_problem_handlers
@@ -132,12 +132,11 @@ def runtime_of(kind: type[R]) -> Callable[[Request], R]:
 
 async def current_actor(request: Request) -> Actor:
     """The caller named by the bearer token; 401 when there is none or it does not verify."""
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    token = bearer_token(request.headers.get("authorization", ""))
+    if token is None:
         raise AuthError("a bearer token is required")
     verifier: TokenVerifier = request.app.state.verifier
-    return verifier.verify(token.strip())
+    return verifier.verify(token)
 
 
 Authenticated = Annotated[Actor, Depends(current_actor)]

@@ -233,8 +233,8 @@ class CommandTopicHandler:
                 command, 422, "; ".join(f"{e.field}: {e.message}" for e in errors[:5]), actor, errors
             )
         ownership = self._service.ownership
-        if ownership is not None and ownership.partition_of(parsed.subject_id) != command.partition:
-            raise Misrouted(parsed.subject_id, ownership.partition_of(parsed.subject_id))
+        if ownership is not None and (owner := ownership.partition_of(parsed.subject_id)) != command.partition:
+            raise Misrouted(parsed.subject_id, owner)
         return await self._service.execute(
             parsed,
             actor,

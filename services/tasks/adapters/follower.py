@@ -8,12 +8,12 @@ import asyncio
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
-from services.tasks.adapters.rebuild import RebuildReport, take_record
+from services.tasks.adapters.rebuild import RebuildReport, read_after, take_record
 from services.tasks.answers import KeyInFlight
 from services.tasks.view import LogView
 from shared.contract.codec import DecodeFailure, decode_record
 from shared.contract.envelope import AnyEvent
-from shared.kafka.consumer import open_consumer, partitions_of
+from shared.kafka.consumer import open_consumer
 from shared.settings import KafkaSettings
 from shared.supervision import Health
 
@@ -76,10 +76,7 @@ class LogFollower:
 
     async def run(self, health: Health) -> None:
         async with open_consumer(self._kafka, client_id="tasks-follower") as consumer:
-            partitions = await partitions_of(consumer, [self.view.positions.topic])
-            consumer.assign(partitions)
-            for partition in partitions:
-                consumer.seek(partition, self.view.positions.offset(partition.partition))
+            partitions = await read_after(consumer, self.view)
             while True:
                 batch = await consumer.getmany(timeout_ms=100, max_records=2000)
                 for records in batch.values():
@@ -107,10 +104,13 @@ class LogFollower:
             ends = await consumer.end_offsets(partitions)
             self._targets += [(ends, request) for request in self._requests]
             self._requests = []
-        reached = []
+        if not self._targets:
+            return
+        positions = {tp: await consumer.position(tp) for tp in partitions}
+        waiting = []
         for ends, request in self._targets:
-            if all([await consumer.position(tp) >= end for tp, end in ends.items()]):
-                reached.append(request)
-                if not request.done():
-                    request.set_result(None)
-        self._targets = [(ends, request) for ends, request in self._targets if request not in reached]
+            if any(positions[tp] < end for tp, end in ends.items()):
+                waiting.append((ends, request))
+            elif not request.done():
+                request.set_result(None)
+        self._targets = waiting

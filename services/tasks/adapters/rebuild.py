@@ -8,7 +8,7 @@ import asyncio
 import time
 from dataclasses import dataclass
 
-from aiokafka import ConsumerRecord
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from services.tasks.adapters.history import TaskHistory
 from services.tasks.adapters.snapshots import CODE_VERSION, SnapshotStore
@@ -64,10 +64,7 @@ async def rebuild(kafka: KafkaSettings, view: LogView, report: RebuildReport | N
     report = report or RebuildReport()
     started = time.perf_counter()
     async with open_consumer(kafka, client_id="tasks-rebuild", fetch_bytes=8 * 1024 * 1024) as consumer:
-        partitions = await partitions_of(consumer, [view.positions.topic])
-        consumer.assign(partitions)
-        for partition in partitions:
-            consumer.seek(partition, view.positions.offset(partition.partition))
+        partitions = await read_after(consumer, view)
         ends = await consumer.end_offsets(partitions)
         remaining = {tp for tp, end in ends.items() if end > view.positions.offset(tp.partition)}
         while remaining:
@@ -80,6 +77,15 @@ async def rebuild(kafka: KafkaSettings, view: LogView, report: RebuildReport | N
                     remaining.discard(tp)
     report.seconds += time.perf_counter() - started
     return report
+
+
+async def read_after(consumer: AIOKafkaConsumer, view: LogView) -> list[TopicPartition]:
+    """Points ``consumer`` at every partition of the view's topic, past what the view holds."""
+    partitions = await partitions_of(consumer, [view.positions.topic])
+    consumer.assign(partitions)
+    for partition in partitions:
+        consumer.seek(partition, view.positions.offset(partition.partition))
+    return partitions
 
 
 def take_record(view: LogView, record: ConsumerRecord, report: RebuildReport) -> AnyEvent | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -31,14 +32,6 @@ class TaskPage(BaseModel):
     next_cursor: str | None
 
 
-def state_response(aggregate: Aggregate, min_version: int | None = None, waited: float = 0.0) -> JSONResponse:
-    if min_version is not None and aggregate.version < min_version:
-        if waited:
-            raise Problem(503, f"version {min_version} is not read here yet", headers={"Retry-After": "1"})
-        raise Problem(412, f"version {min_version} does not exist; the current version is {aggregate.version}")
-    return JSONResponse(aggregate.model_dump(mode="json"), headers={"ETag": f'"{aggregate.version}"'})
-
-
 MinVersion = Annotated[
     int | None,
     Query(
@@ -55,21 +48,39 @@ MinVersion = Annotated[
 async def reflection_wait(request: Request) -> float:
     """How long a read may wait for a version: only an instance that follows other instances'
     appends can see one arrive."""
-    return REFLECT_SECONDS if runtime(request).follower is not None else 0.0
+    return REFLECT_SECONDS if runtime(request).partitioned is not None else 0.0
 
 
-ReflectionWait = Annotated[float, Depends(reflection_wait)]
+@dataclass(frozen=True)
+class Reflection:
+    """The version a read must reflect, if it names one, and how long it may wait for it."""
+
+    min_version: int | None
+    wait: float
+
+    async def reached(self, state: Projection, aggregate_id: str) -> None:
+        """Returns once the state holds the version, or after waiting for it in vain."""
+        deadline = time.monotonic() + self.wait
+        while self.min_version is not None and time.monotonic() < deadline:
+            current = state.aggregates.get(aggregate_id)
+            if current is not None and current.version >= self.min_version:
+                return
+            await asyncio.sleep(0.02)
+
+    def response(self, aggregate: Aggregate) -> JSONResponse:
+        """The aggregate with its version as ETag, if it is the version asked for or later."""
+        if self.min_version is not None and aggregate.version < self.min_version:
+            if self.wait:
+                raise Problem(503, f"version {self.min_version} is not read here yet", headers={"Retry-After": "1"})
+            raise Problem(412, f"version {self.min_version} does not exist; the current version is {aggregate.version}")
+        return JSONResponse(aggregate.model_dump(mode="json"), headers={"ETag": f'"{aggregate.version}"'})
 
 
-async def reflecting(state: Projection, aggregate_id: str, min_version: int | None, wait: float) -> Projection:
-    """The state once it holds ``min_version`` of the aggregate, or after waiting in vain."""
-    deadline = time.monotonic() + wait
-    while min_version is not None and time.monotonic() < deadline:
-        current = state.aggregates.get(aggregate_id)
-        if current is not None and current.version >= min_version:
-            break
-        await asyncio.sleep(0.02)
-    return state
+async def reflection(wait: Annotated[float, Depends(reflection_wait)], min_version: MinVersion = None) -> Reflection:
+    return Reflection(min_version, wait)
+
+
+Reflected = Annotated[Reflection, Depends(reflection)]
 
 
 def found(aggregate: Aggregate | None, what: str, aggregate_id: str) -> Aggregate:
@@ -85,11 +96,9 @@ def found(aggregate: Aggregate | None, what: str, aggregate_id: str) -> Aggregat
     responses=READ_PROBLEMS,
     summary="A plan and its version",
 )
-async def get_plan(
-    plan_id: AggregateIdPath, actor: Authenticated, state: State, wait: ReflectionWait, min_version: MinVersion = None
-) -> JSONResponse:
-    state = await reflecting(state, plan_id, min_version, wait)
-    return state_response(found(state.plan(plan_id), "plan", plan_id), min_version, wait)
+async def get_plan(plan_id: AggregateIdPath, actor: Authenticated, state: State, reflection: Reflected) -> JSONResponse:
+    await reflection.reached(state, plan_id)
+    return reflection.response(found(state.plan(plan_id), "plan", plan_id))
 
 
 @router.get(
@@ -134,11 +143,9 @@ async def get_tasks(
     responses=READ_PROBLEMS,
     summary="A task's current state, with its version as ETag",
 )
-async def get_task(
-    task_id: AggregateIdPath, actor: Authenticated, state: State, wait: ReflectionWait, min_version: MinVersion = None
-) -> JSONResponse:
-    state = await reflecting(state, task_id, min_version, wait)
-    return state_response(found(readable_task(state.task(task_id), actor), "task", task_id), min_version, wait)
+async def get_task(task_id: AggregateIdPath, actor: Authenticated, state: State, reflection: Reflected) -> JSONResponse:
+    await reflection.reached(state, task_id)
+    return reflection.response(found(readable_task(state.task(task_id), actor), "task", task_id))
 
 
 @router.get(
@@ -162,10 +169,10 @@ async def get_task_events(task_id: AggregateIdPath, actor: Authenticated, servic
     summary="An issue and what became of it",
 )
 async def get_issue(
-    issue_id: AggregateIdPath, actor: Authenticated, state: State, wait: ReflectionWait, min_version: MinVersion = None
+    issue_id: AggregateIdPath, actor: Authenticated, state: State, reflection: Reflected
 ) -> JSONResponse:
-    state = await reflecting(state, issue_id, min_version, wait)
-    return state_response(found(readable(state, state.issue(issue_id), actor), "issue", issue_id), min_version, wait)
+    await reflection.reached(state, issue_id)
+    return reflection.response(found(readable(state, state.issue(issue_id), actor), "issue", issue_id))
 
 
 @router.get(
@@ -179,13 +186,10 @@ async def get_approval(
     approval_id: AggregateIdPath,
     actor: Authenticated,
     state: State,
-    wait: ReflectionWait,
-    min_version: MinVersion = None,
+    reflection: Reflected,
 ) -> JSONResponse:
-    state = await reflecting(state, approval_id, min_version, wait)
-    return state_response(
-        found(readable(state, state.approval(approval_id), actor), "approval", approval_id), min_version, wait
-    )
+    await reflection.reached(state, approval_id)
+    return reflection.response(found(readable(state, state.approval(approval_id), actor), "approval", approval_id))
 
 
 @router.get(
@@ -199,9 +203,8 @@ async def get_support_request(
     request_id: AggregateIdPath,
     actor: Authenticated,
     state: State,
-    wait: ReflectionWait,
-    min_version: MinVersion = None,
+    reflection: Reflected,
 ) -> JSONResponse:
-    state = await reflecting(state, request_id, min_version, wait)
+    await reflection.reached(state, request_id)
     request = readable_request(state, state.support_request(request_id), actor)
-    return state_response(found(request, "support request", request_id), min_version, wait)
+    return reflection.response(found(request, "support request", request_id))

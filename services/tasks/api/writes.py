@@ -19,7 +19,7 @@ from services.tasks.answers import Answer, NotOwner
 from services.tasks.api.dependencies import AggregateIdPath, Service, runtime
 from services.tasks.application import IdempotencyKey, new_id
 from services.tasks.domain import commands as cmd
-from shared.auth import Actor
+from shared.auth import Actor, bearer_token
 from shared.http.preconditions import parse_if_match
 from shared.http.problems import Problem, field_errors, problem_responses
 from shared.http.service import Authenticated
@@ -230,12 +230,12 @@ async def _forwarded(
 ) -> Answer:
     """Another instance decides the command's aggregate: it is sent there, and its answer read
     back from the log; a refusal there is the same problem it would have been here."""
-    forwarder = runtime(request).forwarder
-    if forwarder is None:
-        raise Problem(503, "this instance does not decide for that aggregate", headers={"Retry-After": "1"})
-    token = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+    partitioned = runtime(request).partitioned
+    assert partitioned is not None, "only an instance that is one of several writers is not an owner"
+    token = bearer_token(request.headers.get("authorization", ""))
+    assert token is not None, "the caller was authenticated by its bearer token"
     try:
-        answer = await forwarder.forward(
+        answer = await partitioned.forwarder.forward(
             command, actor, token, if_match=if_match, idempotency=idempotency, correlation_id=correlation_id
         )
     except ForwardTimedOut as error:
