@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import csv
 import io
+from binascii import a2b_base64
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -19,36 +20,33 @@ SUBSCRIPTION_CREATED = SubscriptionCreated.event_type
 
 
 def ndjson_line(row: Any) -> bytes:
-    event: Any = None
+    event: dict[str, Any] | None = None
     if row.decode_error is None:
-        attributes = {
-            name.removeprefix("ce_"): base64.b64decode(value).decode()
-            for name, value in orjson.loads(row.headers)
-            if name.startswith("ce_")
-        }
-        event = {**attributes, "datacontenttype": "application/json", "data": _readable_data(row)}
-    return (
-        orjson.dumps(
-            {
-                "seq": row.seq,
-                "topic": row.topic,
-                "partition": row.partition,
-                "offset": row.offset,
-                "timestamp": row.timestamp,
-                "prev_hash": row.prev_hash,
-                "hash": row.hash,
-                "event": event,
-                "decode_error": row.decode_error,
-                "raw": None
-                if event is not None
-                else {
-                    "key": row.key and base64.b64encode(row.key).decode(),
-                    "value": row.value and base64.b64encode(row.value).decode(),
-                    "headers": orjson.Fragment(row.headers),
-                },
-            }
-        )
-        + b"\n"
+        # A decoded entry's headers all have values. binascii, not base64.b64decode: this
+        # runs for a dozen headers of every exported entry, and the wrapper costs half of it.
+        event = {name[3:]: a2b_base64(value).decode() for name, value in orjson.loads(row.headers) if name[:3] == "ce_"}
+        event["datacontenttype"] = "application/json"
+        event["data"] = _readable_data(row)
+    return orjson.dumps(
+        {
+            "seq": row.seq,
+            "topic": row.topic,
+            "partition": row.partition,
+            "offset": row.offset,
+            "timestamp": row.timestamp,
+            "prev_hash": row.prev_hash,
+            "hash": row.hash,
+            "event": event,
+            "decode_error": row.decode_error,
+            "raw": None
+            if event is not None
+            else {
+                "key": row.key and base64.b64encode(row.key).decode(),
+                "value": row.value and base64.b64encode(row.value).decode(),
+                "headers": orjson.Fragment(row.headers),
+            },
+        },
+        option=orjson.OPT_APPEND_NEWLINE,
     )
 
 

@@ -15,7 +15,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.partitioner import DefaultPartitioner
 from pydantic import ValidationError
 
-from services.audit.adapters.store import AuditStore
+from services.audit.adapters.store import AuditStore, ChainedBatch, chained
 from services.audit.domain.chain import LogRecord
 from shared.contract.catalog import CheckpointSigned
 from shared.contract.codec import HEADER_PREFIX
@@ -180,23 +180,38 @@ class Ingestor:
             )
         consumer = new_consumer(self._kafka, client_id="audit-ingest", fetch_bytes=FETCH_BYTES)
         await consumer.start()
+        writing: asyncio.Task[None] | None = None
         try:
             await self._seek_to_store(consumer)
             self._consumer = consumer
+            chained_head = self._store.head
             while not self._stopping.is_set():
-                batch = await consumer.getmany(timeout_ms=200, max_records=self._batch_size)
-                records = [as_log_record(r) for records in batch.values() for r in records]
-                if records:
-                    await self._store.append(records)
-                    self.ingested += len(records)
-                # Everything up to the positions is now stored; they also step over the
-                # transaction markers, which take offsets but are never returned.
-                for tp in self._stored:
-                    self._stored[tp] = await consumer.position(tp)
+                fetched = await consumer.getmany(timeout_ms=200, max_records=self._batch_size)
+                records = [as_log_record(r) for records in fetched.values() for r in records]
+                # The positions also step over the transaction markers, which take offsets
+                # but are never returned.
+                positions = {tp: await consumer.position(tp) for tp in self._stored}
+                # Chaining is CPU and the write is the database's thread: this batch is
+                # chained while the previous one is written, and written after it.
+                batch = chained(records, chained_head)
+                chained_head = batch.head
+                if writing is not None:
+                    await writing
+                writing = asyncio.create_task(self._write(batch, positions))
                 health.healthy()
+            if writing is not None:
+                await writing
         finally:
+            if writing is not None and not writing.done():
+                writing.cancel()
+                await asyncio.gather(writing, return_exceptions=True)
             self._consumer = None
             await stop_consumer(consumer)
+
+    async def _write(self, batch: ChainedBatch, positions: dict[TopicPartition, int]) -> None:
+        await self._store.write(batch)
+        self.ingested += len(batch.rows)
+        self._stored.update(positions)
 
     async def _seek_to_store(self, consumer: AIOKafkaConsumer) -> None:
         partitions = await partitions_of(consumer, self._topics)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, Protocol, TypeVar
 
@@ -118,10 +118,13 @@ class RequestMetrics:
 R = TypeVar("R")
 
 
-def runtime_of(kind: type[R]) -> Callable[[Request], R]:
-    """A dependency that hands routes the runtime ``bootstrap`` wired into ``app.state``."""
+def runtime_of(kind: type[R]) -> Callable[[Request], Awaitable[R]]:
+    """A dependency that hands routes the runtime ``bootstrap`` wired into ``app.state``.
 
-    def runtime(request: Request) -> R:
+    A coroutine, as every dependency here is: FastAPI runs a plain function dependency in its
+    thread pool, a hop to another thread and back on every request."""
+
+    async def runtime(request: Request) -> R:
         found = request.app.state.runtime
         if not isinstance(found, kind):
             raise TypeError(f"the app's runtime is a {type(found).__name__}, not a {kind.__name__}")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.dialects import sqlite
 
-from services.audit.adapters.store import AuditStore, EntryFilter
+from services.audit.adapters.store import ENTRY_COLUMNS, AuditStore, EntryFilter, StoredEntry, entries
 
 FILTERS = {
     "type": EntryFilter(event_type="org.policytrack.task.progress_reported.v1", after_sequence=5),
@@ -55,3 +55,10 @@ async def test_a_store_made_with_single_column_indexes_gets_the_pairs(tmp_path: 
     finally:
         await reopened.close()
     assert plan == ["SEARCH audit_entries USING INDEX ix_audit_entries_event_type_seq (event_type=? AND seq>?)"]
+
+
+def test_a_stored_entry_names_every_column_of_the_table_in_its_order() -> None:
+    # Entries are read positionally into StoredEntry: a column added to the table and not to
+    # the tuple (or the other way round) would shift every field after it.
+    assert [column.name for column in ENTRY_COLUMNS] == list(StoredEntry._fields)
+    assert {column.name for column in entries.c} == set(StoredEntry._fields)

@@ -20,8 +20,8 @@ from shared.http.service import Authenticated, runtime_of
 runtime = runtime_of(AuditRuntime)
 
 
-def store(request: Request) -> AuditStore:
-    return runtime(request).store
+async def store(request: Request) -> AuditStore:
+    return (await runtime(request)).store
 
 
 Store = Annotated[AuditStore, Depends(store)]
@@ -30,7 +30,7 @@ TaskIdPath = Annotated[str, Path(pattern=AGGREGATE_ID_PATTERN, max_length=128, e
 Moment = Annotated[UtcDatetime | None, Query(description="RFC 3339 with an offset, 2000-01-01 to 2200-12-31")]
 
 
-def trail_filter(
+async def trail_filter(
     actor: Authenticated,
     task_id: Annotated[str | None, Query(pattern=AGGREGATE_ID_PATTERN, max_length=128)] = None,
     actor_id: Annotated[str | None, Query(alias="actor", min_length=1, max_length=200)] = None,

@@ -16,11 +16,11 @@ runtime = runtime_of(NotificationsRuntime)
 
 
 async def notification_service(request: Request) -> NotificationService:
-    return runtime(request).service
+    return (await runtime(request)).service
 
 
 async def kafka(request: Request) -> KafkaSettings:
-    return runtime(request).settings.kafka
+    return (await runtime(request)).settings.kafka
 
 
 Service = Annotated[NotificationService, Depends(notification_service)]

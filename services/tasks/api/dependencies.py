@@ -19,9 +19,9 @@ runtime = runtime_of(TasksRuntime)
 
 async def task_service(request: Request) -> TaskService:
     """The application service, once the state is rebuilt from the log (503 before)."""
-    if runtime(request).rebuilt is None:
+    if (await runtime(request)).rebuilt is None:
         raise Problem(503, "still rebuilding state from the log", headers={"Retry-After": "2"})
-    return runtime(request).service
+    return (await runtime(request)).service
 
 
 async def projection(request: Request) -> Projection:
@@ -30,7 +30,7 @@ async def projection(request: Request) -> Projection:
 
 async def now(request: Request) -> datetime:
     """The service's clock (a test may set it)."""
-    return runtime(request).service.clock()
+    return (await runtime(request)).service.clock()
 
 
 Service = Annotated[TaskService, Depends(task_service)]

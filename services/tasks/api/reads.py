@@ -48,7 +48,7 @@ MinVersion = Annotated[
 async def reflection_wait(request: Request) -> float:
     """How long a read may wait for a version: only an instance that follows other instances'
     appends can see one arrive."""
-    return REFLECT_SECONDS if runtime(request).partitioned is not None else 0.0
+    return REFLECT_SECONDS if (await runtime(request)).partitioned is not None else 0.0
 
 
 @dataclass(frozen=True)

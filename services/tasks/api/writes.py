@@ -230,7 +230,7 @@ async def _forwarded(
 ) -> Answer:
     """Another instance decides the command's aggregate: it is sent there, and its answer read
     back from the log; a refusal there is the same problem it would have been here."""
-    partitioned = runtime(request).partitioned
+    partitioned = (await runtime(request)).partitioned
     assert partitioned is not None, "only an instance that is one of several writers is not an owner"
     token = bearer_token(request.headers.get("authorization", ""))
     assert token is not None, "the caller was authenticated by its bearer token"

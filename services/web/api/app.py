@@ -40,21 +40,21 @@ def _explain_failures(app: FastAPI) -> None:
 
     @app.exception_handler(ForgedForm)
     async def forged(request: Request, error: ForgedForm) -> Response:
-        return page(request, "refused.html.j2", _session(request), status=403, detail=str(error))
+        return page(request, "refused.html.j2", await _session(request), status=403, detail=str(error))
 
     @app.exception_handler(BackendRefused)
     async def refused(request: Request, error: BackendRefused) -> Response:
         status = error.status if error.status in (403, 404, 422) else 502
-        return page(request, "refused.html.j2", _session(request), status=status, detail=error.detail)
+        return page(request, "refused.html.j2", await _session(request), status=status, detail=error.detail)
 
     @app.exception_handler(BackendDown)
     async def down(request: Request, error: BackendDown) -> Response:
-        return page(request, "refused.html.j2", _session(request), status=503, detail=f"not answering: {error}")
+        return page(request, "refused.html.j2", await _session(request), status=503, detail=f"not answering: {error}")
 
 
-def _session(request: Request) -> Session | None:
+async def _session(request: Request) -> Session | None:
     try:
-        return signed_in(request, request.app.state.runtime)
+        return await signed_in(request, request.app.state.runtime)
     except SignInNeeded:
         return None
 

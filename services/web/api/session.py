@@ -37,7 +37,7 @@ class ForgedForm(Exception):
     """A post without this session's CSRF token, or from another origin."""
 
 
-def signed_in(request: Request, web: Runtime) -> Session:
+async def signed_in(request: Request, web: Runtime) -> Session:
     session = web.sessions.find(request.cookies.get(SESSION_COOKIE))
     if session is None:
         raise SignInNeeded(request.url.path + (f"?{request.url.query}" if request.url.query else ""))

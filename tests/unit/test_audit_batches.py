@@ -1,0 +1,45 @@
+"""Ingestion chains the next batch while the database writes the previous one: chaining is
+pure, so batches chained one after another are the chain of all their records, and the store
+takes a batch only if it is chained onto the head it has committed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from services.audit.adapters.store import AuditStore, Head, chained
+from services.audit.domain.chain import GENESIS, LogRecord
+
+
+def records(first: int, count: int) -> list[LogRecord]:
+    return [
+        LogRecord.kept("policy.events", offset % 3, offset, 1_700_000_000_000 + offset, b"k", b'{"n": 1}', ())
+        for offset in range(first, first + count)
+    ]
+
+
+def test_batches_chained_one_after_another_are_the_chain_of_all_their_records() -> None:
+    whole = chained(records(0, 10), Head(0, GENESIS))
+    first = chained(records(0, 4), Head(0, GENESIS))
+    second = chained(records(4, 6), first.head)
+    assert second.head == whole.head
+    assert [row["hash"] for row in first.rows + second.rows] == [row["hash"] for row in whole.rows]
+    assert {**first.next_offsets, **second.next_offsets} == whole.next_offsets
+
+
+async def test_the_store_takes_a_batch_only_onto_the_head_it_has_committed(tmp_path: Path) -> None:
+    store = AuditStore(f"sqlite+aiosqlite:///{tmp_path / 'audit.db'}")
+    await store.open()
+    try:
+        first = chained(records(0, 4), store.head)
+        second = chained(records(4, 2), first.head)
+        with pytest.raises(ValueError, match="chained onto entry 4"):
+            await store.write(second)  # the batch it follows is not written yet
+        assert store.head == Head(0, GENESIS) and await store.count() == 0
+        await store.write(first)
+        await store.write(second)
+        assert store.head == second.head and await store.count() == 6
+        assert await store.positions() == {("policy.events", 0): 4, ("policy.events", 1): 5, ("policy.events", 2): 6}
+    finally:
+        await store.close()
