@@ -191,9 +191,9 @@ class Ingestor:
                 # The positions also step over the transaction markers, which take offsets
                 # but are never returned.
                 positions = {tp: await consumer.position(tp) for tp in self._stored}
-                # Chaining is CPU and the write is the database's thread: this batch is
-                # chained while the previous one is written, and written after it.
-                batch = chained(records, chained_head)
+                # This batch is chained while the previous one is written, and written after
+                # it. In a thread: the write's steps, and the API, need the event loop meanwhile.
+                batch = await asyncio.to_thread(chained, records, chained_head)
                 chained_head = batch.head
                 if writing is not None:
                     await writing

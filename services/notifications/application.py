@@ -10,9 +10,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from aiokafka import ConsumerRecord
 
@@ -35,6 +37,8 @@ from shared.logging import get_logger
 from shared.supervision import Health
 
 log = get_logger(__name__)
+EMIT_CHUNK = 64
+"""Alerts appended between looks at which of them the log has acknowledged."""
 
 
 @dataclass
@@ -143,6 +147,24 @@ class NotificationService:
     def _decides(self, subject: str) -> bool:
         return self.owns is None or self.owns(subject)
 
+    async def _append_and_hand_out(self, events: list[Alert]) -> None:
+        """Each alert is handed out once the log has it (and every alert before it), not once
+        the log has all of them: of thousands due at once, the first are delivered while the
+        last are still being appended. One handed out before a failure is not handed out again."""
+        appending: deque[tuple[Alert, asyncio.Future[Any]]] = deque()
+        for count, event in enumerate(events, 1):
+            appending.append((event, await self.producer.enqueue(event)))
+            if count % EMIT_CHUNK == 0:
+                await asyncio.sleep(0)  # the producer sends what is buffered; deliveries go on
+                while appending and appending[0][1].done():
+                    await self._handed_out_once_on_the_log(*appending.popleft())
+        while appending:
+            await self._handed_out_once_on_the_log(*appending.popleft())
+
+    async def _handed_out_once_on_the_log(self, event: Alert, on_the_log: asyncio.Future[Any]) -> None:
+        await on_the_log
+        await self._hand_out(event)
+
     async def _hand_out(self, alert: Alert) -> None:
         for subscription in list(self.subscriptions.values()):
             if (alert.data.alert_id, subscription.subscription_id) in self.delivered:
@@ -224,10 +246,8 @@ class NotificationService:
         events = [new_event(alert, actor=ACTOR, id=alert.alert_id, time=now) for alert in alerts]
         while True:  # an alert whose time has come must not be lost: retry until the log has it
             try:
-                await self.producer.publish_all(events)
+                await self._append_and_hand_out(events)
                 log.info("alerts emitted", count=len(events), types=sorted({a.event_type for a in alerts}))
-                for event in events:  # on the log now: hand out at once rather than on reading it back
-                    await self._hand_out(event)
                 return
             except Exception as error:
                 log.warning("could not emit alerts; retrying", count=len(events), error=repr(error))

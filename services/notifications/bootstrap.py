@@ -188,7 +188,7 @@ def bootstrap(settings: NotificationsSettings | None = None, clock: Clock = utc_
     service = NotificationService(
         Schedule(policy),
         producer,
-        Deliveries(producer, retry, addresses, settings.subscriber_queue_limit),
+        Deliveries(producer, retry, addresses, settings.subscriber_queue_limit, settings.subscriber_concurrency),
         Sealer(sealing_key(settings)),
         addresses,
         clock,

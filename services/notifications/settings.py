@@ -27,6 +27,9 @@ class NotificationsSettings(ServiceSettings):
     retry_max_seconds: float = Field(default=600.0, gt=0)
     delivery_timeout_seconds: float = Field(default=10.0, gt=0)
     subscriber_queue_limit: int = Field(default=10_000, ge=1)
+    subscriber_concurrency: int = Field(
+        default=8, ge=1, le=256, description="deliveries in flight at once to one subscriber (a task's in order)"
+    )
     allow_private_networks: bool = Field(default=False, description="deliver to private and loopback addresses")
     allowed_hosts: list[str] = Field(default_factory=list, description="webhook hosts allowed whatever they resolve to")
     sealing_key: str | None = Field(default=None, description="Fernet key that seals webhook secrets on the log")

@@ -147,6 +147,10 @@ class ConsumerRunner(Generic[T]):
                         EVENTS_HANDLED.labels(self.name, partition.topic).inc(handled)
                 if health is not None:
                     health.healthy()
+                # getmany returns buffered records without suspending, and a handler that
+                # has nothing to wait for does not suspend either: without this, catching up
+                # through thousands of records holds the event loop (HTTP, deliveries) that long.
+                await asyncio.sleep(0)
         finally:
             self._consumer = None
             await stop_consumer(consumer)

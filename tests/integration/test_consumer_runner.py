@@ -191,3 +191,44 @@ async def test_a_restarted_group_member_goes_on_where_the_last_one_committed(
 
 async def _async(value: object) -> object:
     return value
+
+
+async def test_catching_up_lets_the_rest_of_the_service_run_between_batches(
+    kafka_settings: KafkaSettings, scratch_topic: str
+) -> None:
+    """Found by the webhook benchmark: buffered records come back from getmany without a
+    suspension, so a runner catching up held the event loop through every batch it had."""
+    events = [progress("t-e", n % 101) for n in range(600)]
+    loop_turns = 0
+    turn_of_each: list[int] = []
+
+    async def other_work() -> None:
+        nonlocal loop_turns
+        while True:
+            loop_turns += 1
+            await asyncio.sleep(0)
+
+    async def handler(_event: CloudEvent, _record) -> None:
+        turn_of_each.append(loop_turns)  # nothing to wait for, as when alerts are read back
+
+    async with EventProducer(kafka_settings, client_id="test-fair") as producer:
+        await asyncio.gather(*[await producer.enqueue(event, topic=scratch_topic, partition=0) for event in events])
+        runner = ConsumerRunner(
+            kafka_settings,
+            name="test-fair",
+            topics=[scratch_topic],
+            handler=handler,
+            dead_letters=producer,
+            group_id=None,  # as the notifications service reads: no commit to wait for either
+            max_records=50,
+        )
+        task = asyncio.create_task(runner.run())
+        ticking = asyncio.create_task(other_work())
+        try:
+            await eventually(lambda: _async(len(turn_of_each) == len(events)), what="every record handled")
+        finally:
+            runner.stop()
+            ticking.cancel()
+            await task
+    # At most 50 records a batch: at least twelve batches, with other work between each two.
+    assert len(set(turn_of_each)) >= len(events) // 50, sorted(set(turn_of_each))
