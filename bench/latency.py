@@ -3,8 +3,9 @@ raises on the live SSE stream, at a steady 200 commands/s.
 
 The three services run as processes against a throw-away broker of their own (deploy/kafka.sh
 on port 19392). Each command schedules a milestone due within the hour, so the notifications
-service raises ``deadline_approaching`` for it at once. The audit trail is read by polling
-``/v1/audit/events`` every 5 ms (so its figures include up to 5 ms of polling).
+service raises ``deadline_approaching`` for it at once. The audit trail is followed as a
+live reader would: each page of ``/v1/audit/events`` after the last waits for the next entry
+(``wait``), so the figure includes one query and its answer, not a polling interval.
 
     .venv/bin/python -m bench.latency [--rate 200] [--seconds 10]
 """
@@ -123,7 +124,7 @@ async def follow_trail(arrivals: Arrivals, stop: asyncio.Event) -> None:
     after = 0
     async with httpx.AsyncClient(base_url=url("audit"), headers=NDRC, timeout=30) as client:
         while not stop.is_set():
-            params = {"type": "milestone.scheduled", "limit": 1000}
+            params: dict[str, str | int] = {"type": "milestone.scheduled", "limit": 1000, "wait": 5}
             if after:
                 params["cursor"] = encode_cursor(after)
             items = (await client.get("/v1/audit/events", params=params)).json()["items"]
@@ -131,7 +132,6 @@ async def follow_trail(arrivals: Arrivals, stop: asyncio.Event) -> None:
             for item in items:
                 after = item["seq"]
                 arrivals.in_trail.setdefault(item["event"]["data"]["milestone_id"], now)
-            await asyncio.sleep(0.005)
 
 
 async def send_commands(arrivals: Arrivals, rate: int, seconds: int) -> int:

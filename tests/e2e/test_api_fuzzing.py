@@ -119,5 +119,7 @@ def test_the_notifications_api(service_factory, tmp_path: Path) -> None:
 def test_the_audit_api(seeded: tuple[ServiceProcess, dict[str, str]], service_factory, tmp_path: Path) -> None:
     _, ids = seeded
     audit = service_factory("audit").start()
-    assert_clean(schemathesis(audit, NAO, tmp_path))
-    assert_clean(schemathesis(audit, NAO, tmp_path, {"task_id": ids["task_id"]}))
+    # A page that waits for news (``wait``, up to 30 s) would only make the fuzzer sleep: it is
+    # not waited for here; its bounds and what it returns are checked in test_audit_service.
+    assert_clean(schemathesis(audit, NAO, tmp_path, {"wait": "0"}))
+    assert_clean(schemathesis(audit, NAO, tmp_path, {"wait": "0", "task_id": ids["task_id"]}))

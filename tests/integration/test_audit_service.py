@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import sqlite3
@@ -12,6 +13,7 @@ import httpx
 import orjson
 import pytest
 
+from shared.http.cursor import encode_cursor
 from tests.conftest import JILIN, MEE, MOST, NAO, ServiceProcess, caught_up, plan_and_task
 
 DUE = "2027-06-30T00:00:00Z"
@@ -115,6 +117,23 @@ async def test_queries_replay_and_access(tasks: ServiceProcess, audit: ServicePr
         assert (await client.get("/v1/audit/verify", headers=MEE)).status_code == 403
         responsibility = (await client.get("/v1/audit/responsibility", headers=NAO)).json()["departments"]
         assert responsibility["MOST"]["lead"] >= 1 and responsibility["MOST"]["acts"] >= 2
+
+        # Following the trail: a page after the newest entry waits for the next one.
+        newest = {"task_id": task, "cursor": encode_cursor(mine[-1]["seq"])}
+        assert (await client.get("/v1/audit/events", headers=NAO, params={**newest, "wait": 0.3})).json() == {
+            "items": [],
+            "next_cursor": None,
+        }
+        following = asyncio.create_task(
+            client.get("/v1/audit/events", headers=NAO, params={**newest, "wait": 30}, timeout=60)
+        )
+        async with httpx.AsyncClient(base_url=tasks.url) as writer:
+            await writer.post(f"/v1/tasks/{task}/progress", headers=MOST, json={"percent": 70})
+        followed = (await following).json()["items"]
+        assert [(e["event"]["type"], e["event"]["data"]["percent"]) for e in followed] == [
+            ("org.policytrack.task.progress_reported.v1", 70)
+        ]
+        assert (await client.get("/v1/audit/events", headers=NAO, params={"wait": 31})).status_code == 422
 
 
 @pytest.mark.parametrize(

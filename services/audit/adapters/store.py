@@ -204,6 +204,7 @@ class AuditStore:
         if url.startswith("sqlite"):
             _create_private_file(Path(url.split("///", 1)[1]))
         self.engine: AsyncEngine = create_async_engine(url)
+        self._written = asyncio.Event()
         self._dialect = sqlite if url.startswith("sqlite") else postgresql
         if url.startswith("sqlite"):
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
@@ -251,7 +252,16 @@ class AuditStore:
                 insert = self._dialect.insert(task_access).on_conflict_do_nothing()
                 await conn.execute(insert, [{"task_id": t, "department": d} for t, d in batch.access])
         self.head = batch.head
+        # Whoever waits for news holds the event that is set now; later waiters get a new one.
+        self._written.set()
+        self._written = asyncio.Event()
         return self.head
+
+    async def written(self, within: float) -> None:
+        """Returns when this instance writes entries, or after ``within`` seconds (entries that
+        another instance writes to a shared database are seen by looking again then)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._written.wait(), within)
 
     async def _save_offsets(self, conn: AsyncConnection, next_offsets: dict[tuple[str, int], int]) -> None:
         # One statement for every partition of the batch: each statement is a round trip to

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from typing import Annotated, Any, Literal
 
@@ -16,6 +17,8 @@ from shared.http.cursor import BadCursor, decode_cursor, encode_cursor
 from shared.http.problems import Problem, problem_responses
 
 router = APIRouter(tags=["audit"])
+LOOK_AGAIN_SECONDS = 0.25
+"""How often a waiting reader looks again without news from this instance's own writes."""
 
 
 class Entry(BaseModel):
@@ -49,12 +52,21 @@ async def audit_events(
     store: Store,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    wait: Annotated[
+        float,
+        Query(ge=0, le=30, description="seconds to wait for a first entry when none matches yet (following the trail)"),
+    ] = 0,
 ) -> JSONResponse:
     try:
         after = int(decode_cursor(cursor, int)[0]) if cursor else 0
     except BadCursor as error:
         raise Problem(422, str(error), field="cursor") from error
-    rows, more = await store.page(replace(where, after_sequence=after), limit)
+    where = replace(where, after_sequence=after)
+    rows, more = await store.page(where, limit)
+    give_up_at = time.monotonic() + wait
+    while not rows and (left := give_up_at - time.monotonic()) > 0:
+        await store.written(min(left, LOOK_AGAIN_SECONDS))
+        rows, more = await store.page(where, limit)
     items = [orjson.loads(ndjson_line(row)) for row in rows]
     return JSONResponse({"items": items, "next_cursor": encode_cursor(rows[-1].seq) if more else None})
 
