@@ -37,6 +37,7 @@ baseline measured in the same run; the plot shows each figure as a share of its 
 Machine: {{ machine.cores }} cores, {{ machine.memory }} GiB, {{ machine.system }};
 Python {{ machine.python }}, Kafka {{ machine.kafka }}, aiokafka {{ machine.aiokafka }},
 pydantic {{ machine.pydantic }}, FastAPI {{ machine.fastapi }}, SQLite {{ machine.sqlite }}.
+Where a target is missed, [performance.md](performance.md) says where the time goes.
 
 ![each figure against its target](benchmarks.png)
 
