@@ -12,6 +12,7 @@ import asyncio
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.errors import KafkaError
 from aiokafka.partitioner import DefaultPartitioner
 from pydantic import ValidationError
 
@@ -26,6 +27,7 @@ from shared.supervision import Health
 
 AUDITED_TOPICS = (EVENTS, ALERTS, DEADLETTER)
 CHECKPOINT_TYPE = CheckpointSigned.event_type.encode()
+LAG_TIMEOUT_SECONDS = 3.0
 
 
 class StoreDisagrees(RuntimeError):
@@ -227,5 +229,12 @@ class Ingestor:
         consumer = self._consumer
         if consumer is None:
             return None
-        ends: dict[TopicPartition, int] = await consumer.end_offsets(list(self._stored))
+        try:
+            # Bounded: when ingestion fails meanwhile, its consumer is stopped under this call,
+            # whose wait for metadata would then never end (and /readyz with it).
+            ends: dict[TopicPartition, int] = await asyncio.wait_for(
+                consumer.end_offsets(list(self._stored)), LAG_TIMEOUT_SECONDS
+            )
+        except (TimeoutError, KafkaError):
+            return None
         return sum(max(0, ends[tp] - offset) for tp, offset in self._stored.items())

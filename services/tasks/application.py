@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Protocol
 
-from services.tasks.adapters.event_log import EventLog
+from services.tasks.adapters.event_log import EventLog, LogUnavailable
 from services.tasks.adapters.idempotency import IdempotencyIndex
 from services.tasks.answers import Answer, KeyInFlight, KeyReused, NotOwner, StaleVersion, answer_for
 from services.tasks.domain import commands as cmd
@@ -33,6 +33,7 @@ from shared.contract.catalog import CommandRejected, EventData, FieldError
 from shared.contract.codes import Department
 from shared.contract.envelope import AnyEvent, new_event
 from shared.domain.projection import Projection
+from shared.domain.refusals import Refused
 from shared.domain.state import Aggregate
 
 
@@ -56,6 +57,8 @@ class Author:
 
 
 SYSTEM = Author("policytrack-tasks", None)
+CATCH_UP_SECONDS = 5.0
+"""How long a command refused on this instance's view may wait for the others' appends."""
 
 
 class Ownership(Protocol):
@@ -65,6 +68,10 @@ class Ownership(Protocol):
     def owns(self, partition: int) -> bool: ...
     def writes(self, partition: int) -> bool:
         """Owns it, or still finishes the appends it made while it did."""
+        ...
+
+    async def caught_up(self) -> None:
+        """Returns once the view holds what every writer had appended when it was called."""
         ...
 
 
@@ -125,15 +132,36 @@ class TaskService:
     ) -> Answer:
         # No await from reading the state to submitting the events: that is what orders the commands.
         partition = self.owned_partition(command.subject_id)
+        try:
+            state, decided = self._decided(command, actor, if_match)
+        except Refused:
+            if self.ownership is None:
+                raise
+            # What the command refers to (a new task's plan, an issue's task) may be another
+            # writer's, appended after this view last read the log: refused only once it has.
+            await self._caught_up_or(command.subject_id)
+            state, decided = self._decided(command, actor, if_match)
+        events = self._envelope(state, decided, Author(actor.user, actor.department), idempotency, correlation_id)
+        await self._append(state, events, partition)
+        return answer_for(events)
+
+    def _decided(self, command: cmd.Command, actor: Actor, if_match: int | None) -> tuple[Projection, list[EventData]]:
         state = self._deciding_state()
         if if_match is not None and command.target is not None:
             current = state.aggregates.get(getattr(command, command.target))
             if current is not None and current.version != if_match:
                 raise StaleVersion(if_match, current.version)
-        decided = decide(command, actor, state)
-        events = self._envelope(state, decided, Author(actor.user, actor.department), idempotency, correlation_id)
-        await self._append(state, events, partition)
-        return answer_for(events)
+        return state, decide(command, actor, state)
+
+    async def _caught_up_or(self, aggregate_id: str) -> None:
+        """Waits for the view to hold what every writer has appended; raises NotOwner when the
+        aggregate's partition moved meanwhile (and LogUnavailable when the log cannot say)."""
+        assert self.ownership is not None
+        try:
+            await asyncio.wait_for(self.ownership.caught_up(), CATCH_UP_SECONDS)
+        except TimeoutError as error:
+            raise LogUnavailable("the log was not read to its end in time") from error
+        self.owned_partition(aggregate_id)
 
     def owned_partition(self, aggregate_id: str) -> int | None:
         """The partition this instance decides ``aggregate_id`` on; NotOwner when another does."""

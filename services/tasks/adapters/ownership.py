@@ -79,6 +79,11 @@ class PartitionedEventLog:
             raise NotOwner(partition)
         return writer.submit(events, committed, failed)
 
+    async def caught_up(self) -> None:
+        """Returns once the view holds every record committed on the log when it was called,
+        the other writers' appends included."""
+        await self._caught_up()
+
     async def acquire(self, partitions: list[int]) -> None:
         """Fences each partition's previous writer, reads the log to its end, then decides."""
         for partition in partitions:
