@@ -12,14 +12,14 @@ from typing import Any
 
 import orjson
 
-from services.audit.adapters.store import AuditStore, EntryFilter
+from services.audit.adapters.store import AuditStore, EntryFilter, StoredEntry
 from shared.contract.catalog import SubscriptionCreated
 from shared.contract.types import redacted_url
 
 SUBSCRIPTION_CREATED = SubscriptionCreated.event_type
 
 
-def ndjson_line(row: Any) -> bytes:
+def ndjson_line(row: StoredEntry) -> bytes:
     event: dict[str, Any] | None = None
     if row.decode_error is None:
         # A decoded entry's headers all have values. binascii, not base64.b64decode: this

@@ -12,7 +12,6 @@ import asyncio
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
-from aiokafka.errors import KafkaError
 from aiokafka.partitioner import DefaultPartitioner
 from pydantic import ValidationError
 
@@ -21,13 +20,12 @@ from services.audit.domain.chain import LogRecord
 from shared.contract.catalog import CheckpointSigned
 from shared.contract.codec import HEADER_PREFIX
 from shared.contract.topics import ALERTS, DEADLETTER, EVENTS
-from shared.kafka.consumer import new_consumer, open_consumer, partitions_of, stop_consumer
+from shared.kafka.consumer import end_offsets_within, new_consumer, open_consumer, partitions_of, stop_consumer
 from shared.settings import KafkaSettings
 from shared.supervision import Health
 
 AUDITED_TOPICS = (EVENTS, ALERTS, DEADLETTER)
 CHECKPOINT_TYPE = CheckpointSigned.event_type.encode()
-LAG_TIMEOUT_SECONDS = 3.0
 
 
 class StoreDisagrees(RuntimeError):
@@ -229,12 +227,7 @@ class Ingestor:
         consumer = self._consumer
         if consumer is None:
             return None
-        try:
-            # Bounded: when ingestion fails meanwhile, its consumer is stopped under this call,
-            # whose wait for metadata would then never end (and /readyz with it).
-            ends: dict[TopicPartition, int] = await asyncio.wait_for(
-                consumer.end_offsets(list(self._stored)), LAG_TIMEOUT_SECONDS
-            )
-        except (TimeoutError, KafkaError):
+        ends = await end_offsets_within(consumer, list(self._stored))
+        if ends is None:
             return None
         return sum(max(0, ends[tp] - offset) for tp, offset in self._stored.items())

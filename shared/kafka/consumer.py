@@ -195,7 +195,9 @@ class ConsumerRunner(Generic[T]):
         assigned = consumer.assignment()
         if not assigned:
             return None if self._group_id is None else 0
-        ends = await consumer.end_offsets(list(assigned))
+        ends = await end_offsets_within(consumer, list(assigned))
+        if ends is None:
+            return None
         lag = 0
         for tp in assigned:
             lag += max(0, ends[tp] - await consumer.position(tp))
@@ -286,6 +288,22 @@ def new_consumer(
         session_timeout_ms=session_timeout_ms,
         heartbeat_interval_ms=session_timeout_ms // 3,
     )
+
+
+END_OFFSETS_SECONDS = 3.0
+
+
+async def end_offsets_within(
+    consumer: AIOKafkaConsumer, partitions: list[TopicPartition]
+) -> dict[TopicPartition, int] | None:
+    """The partitions' end offsets, or None when the broker does not say in time. Bounded: a
+    consumer stopped under the call (its reader failed meanwhile) leaves its wait for metadata
+    without an end, and a readiness probe with it."""
+    try:
+        ends: dict[TopicPartition, int] = await asyncio.wait_for(consumer.end_offsets(partitions), END_OFFSETS_SECONDS)
+    except (TimeoutError, KafkaError):
+        return None
+    return ends
 
 
 async def stop_consumer(consumer: AIOKafkaConsumer) -> None:

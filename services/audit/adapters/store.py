@@ -232,13 +232,9 @@ class AuditStore:
             rows = await conn.execute(select(offsets))
             return {(row.topic, row.partition): row.next_offset for row in rows}
 
-    async def append(self, records: Sequence[LogRecord]) -> Head:
-        """Chains and stores records, and moves the offsets past them, in one transaction."""
-        return await self.write(chained(records, self.head))
-
     async def write(self, batch: ChainedBatch) -> Head:
-        """Stores a batch chained onto the store's head, in one transaction; the head moves
-        only once it is committed."""
+        """Stores a batch chained onto the store's head (``chained``) and moves the offsets past
+        it, in one transaction; the head moves only once it is committed."""
         if batch.after != self.head:
             raise ValueError(f"the batch is chained onto entry {batch.after.sequence}, the store ends at {self.head}")
         if not batch.rows:

@@ -19,9 +19,10 @@ runtime = runtime_of(TasksRuntime)
 
 async def task_service(request: Request) -> TaskService:
     """The application service, once the state is rebuilt from the log (503 before)."""
-    if (await runtime(request)).rebuilt is None:
+    tasks = await runtime(request)
+    if tasks.rebuilt is None:
         raise Problem(503, "still rebuilding state from the log", headers={"Retry-After": "2"})
-    return (await runtime(request)).service
+    return tasks.service
 
 
 async def projection(request: Request) -> Projection:
