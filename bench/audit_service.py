@@ -25,7 +25,7 @@ from services.audit.verification import verify
 from shared.contract.catalog import TaskProgressReported
 from shared.contract.envelope import new_event
 from shared.kafka.producer import EventProducer
-from shared.process import tune_garbage_collector
+from shared.process import tune_interpreter
 from shared.settings import KafkaSettings
 from shared.supervision import Health
 
@@ -122,5 +122,5 @@ async def main(count: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=scaled(1_000_000, 50_000))
-    tune_garbage_collector()
+    tune_interpreter()
     asyncio.run(main(parser.parse_args().events))

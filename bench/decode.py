@@ -18,7 +18,7 @@ from bench.results import Results, Row, scaled
 from shared.contract.catalog import CATALOG, TaskProgressReported
 from shared.contract.codec import _read_headers, decode, encode
 from shared.contract.envelope import CloudEvent, new_event
-from shared.process import tune_garbage_collector
+from shared.process import tune_interpreter
 
 
 def records(count: int) -> list[tuple[bytes, bytes, tuple[tuple[str, bytes | None], ...]]]:
@@ -72,5 +72,5 @@ def main(count: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--records", type=int, default=scaled(200_000, 30_000))
-    tune_garbage_collector()
+    tune_interpreter()
     main(parser.parse_args().records)

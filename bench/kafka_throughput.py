@@ -20,7 +20,7 @@ from shared.contract.codec import DecodeFailure, encode
 from shared.contract.envelope import CloudEvent, new_event
 from shared.kafka.consumer import ConsumerRunner
 from shared.kafka.producer import EventProducer
-from shared.process import tune_garbage_collector
+from shared.process import tune_interpreter
 from shared.settings import KafkaSettings
 
 
@@ -174,5 +174,5 @@ if __name__ == "__main__":
     parser.add_argument("--events", type=int, default=scaled(200_000, 30_000))
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
-    tune_garbage_collector()  # as the services do; it applies to both paths
+    tune_interpreter()  # as the services do; it applies to both paths
     asyncio.run(main(args.events, args.rounds))

@@ -33,7 +33,7 @@ from shared.auth import mint_dev_token
 from shared.contract import catalog as c
 from shared.contract.envelope import AnyEvent, new_event
 from shared.kafka.producer import EventProducer
-from shared.process import tune_garbage_collector
+from shared.process import tune_interpreter
 from shared.settings import PROJECT_ROOT, KafkaSettings
 
 CLIENTS = 16
@@ -228,7 +228,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=scaled(15, 5))
     parser.add_argument("--events", type=int, default=scaled(1_000_000, 50_000))
     args = parser.parse_args()
-    tune_garbage_collector()
+    tune_interpreter()
     results = Results("tasks_service")
     service, ceiling, one_task = http_benchmark(args.seconds)
     print(f"\nTasks service over HTTP (wrk, {args.seconds}s each; baseline: a FastAPI route that only answers)")

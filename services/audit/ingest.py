@@ -39,6 +39,10 @@ def as_log_record(record: ConsumerRecord) -> LogRecord:
 
 
 FETCH_BYTES = 8 * 1024 * 1024
+CHAIN_IN_LOOP = 64
+"""Batches this small are chained on the event loop: a hop to a thread and back costs more
+latency (waiting for the interpreter) than chaining them, and live traffic comes in such
+batches. Larger ones, as when catching up, are chained in a thread while the last is written."""
 
 
 def checkpoint_partition(chain_id: str, partitions: int) -> TopicPartition:
@@ -192,8 +196,13 @@ class Ingestor:
                 # but are never returned.
                 positions = {tp: await consumer.position(tp) for tp in self._stored}
                 # This batch is chained while the previous one is written, and written after
-                # it. In a thread: the write's steps, and the API, need the event loop meanwhile.
-                batch = await asyncio.to_thread(chained, records, chained_head)
+                # it. A large one in a thread: the write's steps, and the API, need the event
+                # loop meanwhile.
+                batch = (
+                    chained(records, chained_head)
+                    if len(records) <= CHAIN_IN_LOOP
+                    else await asyncio.to_thread(chained, records, chained_head)
+                )
                 chained_head = batch.head
                 if writing is not None:
                     await writing
