@@ -23,8 +23,9 @@ from importlib.metadata import version
 from pathlib import Path
 
 import httpx
+import psutil
 
-from bench.common import Timed, bench_topic, stopwatch
+from bench.common import CpuMeter, Timed, bench_topic, listening_on, stopwatch
 from bench.peer import rebuild_with_eventsourcing
 from bench.results import Results, Row, scaled
 from services.tasks.adapters.rebuild import catch_up
@@ -103,7 +104,16 @@ def wrk(url: str, paths: list[str], token: str, seconds: int, connections: int =
     return Timed(total - failed, elapsed)
 
 
-def http_benchmark(seconds: int) -> tuple[Timed, Timed, Timed]:
+@dataclass
+class HttpFigures:
+    service: Timed
+    ceiling: Timed
+    one_task: Timed
+    service_cpu: CpuMeter
+    ceiling_cpu: CpuMeter
+
+
+def http_benchmark(seconds: int) -> HttpFigures:
     if shutil.which("wrk") is None:
         sys.exit("wrk not found: apt-get install wrk")
     env = {
@@ -129,7 +139,9 @@ def http_benchmark(seconds: int) -> tuple[Timed, Timed, Timed]:
                 for n in range(CLIENTS * 4)
             ]
         paths = [f"/v1/tasks/{task_id}/progress" for task_id in task_ids]
-        service = wrk(tasks_url, paths, jilin, seconds)
+        broker = listening_on(int(KafkaSettings().bootstrap_servers.rsplit(":", 1)[1]))
+        with CpuMeter({"service": psutil.Process(tasks.pid), "broker": broker}) as service_cpu:
+            service = wrk(tasks_url, paths, jilin, seconds)
         one_task = wrk(tasks_url, paths[:1], jilin, seconds, connections=32)
     finally:
         tasks.terminate()
@@ -138,11 +150,12 @@ def http_benchmark(seconds: int) -> tuple[Timed, Timed, Timed]:
         [sys.executable, "-m", "bench.http_ceiling"], {**env, "PORT": str(CEILING_PORT)}, ceiling_url
     )
     try:
-        ceiling = wrk(ceiling_url, paths, jilin, seconds)
+        with CpuMeter({"no-op route": psutil.Process(ceiling_process.pid)}) as ceiling_cpu:
+            ceiling = wrk(ceiling_url, paths, jilin, seconds)
     finally:
         ceiling_process.terminate()
         ceiling_process.wait()
-    return service, ceiling, one_task
+    return HttpFigures(service, ceiling, one_task, service_cpu, ceiling_cpu)
 
 
 def _history_events(task_id: str, versions: range, due: datetime) -> list[AnyEvent]:
@@ -230,19 +243,21 @@ def main() -> None:
     args = parser.parse_args()
     tune_interpreter()
     results = Results("tasks_service")
-    service, ceiling, one_task = http_benchmark(args.seconds)
+    http = http_benchmark(args.seconds)
     print(f"\nTasks service over HTTP (wrk, {args.seconds}s each; baseline: a FastAPI route that only answers)")
     results.add(
         Row(
             f"commands over HTTP, many tasks, {CLIENTS} clients, vs no-op route",
-            service.rate,
+            http.service.rate,
             "cmd/s",
-            ceiling.rate,
+            http.ceiling.rate,
             0.5,
         )
     )
+    results.note(http.service_cpu.per(http.service.count, "command"))
+    results.note(http.ceiling_cpu.per(http.ceiling.count, "no-op request"))
     results.add(
-        Row("commands on ONE task, 32 concurrent clients", one_task.rate, "cmd/s", target=500, target_of="value")
+        Row("commands on ONE task, 32 concurrent clients", http.one_task.rate, "cmd/s", target=500, target_of="value")
     )
     figures = asyncio.run(rebuild_benchmark(args.events))
     rebuilt, bare = figures.rebuilt, figures.bare
