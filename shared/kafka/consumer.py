@@ -68,7 +68,7 @@ class ConsumerRunner(Generic[T]):
         handler: Handler[T],
         dead_letters: DeadLetters | EventProducer,
         group_id: str | None,
-        decode: Decoder[T] = decode_record,  # type: ignore[assignment]
+        decode: Decoder[T] = decode_record,  # type: ignore[assignment]  # the default: T is then AnyEvent
         max_attempts: int = 5,
         retry_backoff: float = 0.2,
         max_records: int = 500,

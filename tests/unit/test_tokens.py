@@ -142,7 +142,7 @@ def test_a_verified_token_is_remembered_until_it_expires_and_other_bytes_are_ver
     first = checker.verify(token)
     checked = []
     original = checker._verify
-    checker._verify = lambda t: checked.append(t) or original(t)  # type: ignore[method-assign]
+    checker._verify = lambda t: checked.append(t) or original(t)  # type: ignore[method-assign]  # a spy
     assert checker.verify(token) == first and checked == [], "the same token is not checked again"
     with pytest.raises(AuthError):
         checker.verify(token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB"))
