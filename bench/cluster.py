@@ -81,7 +81,7 @@ def failover_seconds(survivor: str, orphaned_task: str, killed: subprocess.Popen
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=int, default=scaled(15, 5))
+    parser.add_argument("--seconds", type=int, default=scaled(15, 3))
     args = parser.parse_args()
     results = Results("cluster")
     jilin = mint_dev_token("u-bench", "JILIN", ["implementer"])

@@ -231,7 +231,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rate", type=int, default=200)
     parser.add_argument("--seconds", type=int, default=scaled(10, 5))
-    parser.add_argument("--warm-up", type=int, default=scaled(10, 5), help="seconds of load before measuring")
+    parser.add_argument("--warm-up", type=int, default=scaled(10, 3), help="seconds of load before measuring")
     args = parser.parse_args()
     results = Results("latency")
     with tempfile.TemporaryDirectory() as folder, running_system(folder) as system:
