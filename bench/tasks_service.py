@@ -239,7 +239,7 @@ async def bare_read(kafka: KafkaSettings, topic: str, count: int) -> Timed:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=int, default=scaled(15, 3))
-    parser.add_argument("--events", type=int, default=scaled(1_000_000, 50_000))
+    parser.add_argument("--events", type=int, default=scaled(1_000_000, 20_000))
     args = parser.parse_args()
     tune_interpreter()
     results = Results("tasks_service")
