@@ -4,11 +4,12 @@ raises on the live SSE stream, at a steady 200 commands/s.
 The three services run as processes against a throw-away broker of their own (deploy/kafka.sh
 on port 19392). Each command schedules a milestone due within the hour, so the notifications
 service raises ``deadline_approaching`` for it at once. The same load runs for a while first,
-unmeasured, so that the figure is the steady state and not the broker's start. The audit trail is followed as a
-live reader would: each page of ``/v1/audit/events`` after the last waits for the next entry
-(``wait``), so the figure includes one query and its answer, not a polling interval.
+unmeasured, so that the figure is the steady state and not the broker's start. The audit
+trail is followed as a live reader would: each page of ``/v1/audit/events`` after the last
+waits for the next entry (``wait``), so the figure includes one query and its answer, not a
+polling interval.
 
-    .venv/bin/python -m bench.latency [--rate 200] [--seconds 10]
+    .venv/bin/python -m bench.latency [--rate 200] [--seconds 10] [--warm-up 10]
 """
 
 from __future__ import annotations
@@ -158,7 +159,7 @@ async def post(client: aiohttp.ClientSession, path: str, body: object, headers: 
 
 async def send_commands(arrivals: Arrivals, rate: int, seconds: int) -> int:
     """Sends ``rate`` commands a second for ``seconds`` (aiohttp: the load generator shares the
-    machine's two cores with everything it measures, and httpx took twice the CPU)."""
+    machine's two cores with everything it measures, and httpx took 3-5 times the CPU)."""
     headers = {"Content-Type": "application/json"}
     async with aiohttp.ClientSession(url("tasks"), headers=headers, timeout=aiohttp.ClientTimeout(total=30)) as client:
         plan = (await post(client, "/v1/plans", {"title": "latency"}, SC))[1]["id"]
