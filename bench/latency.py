@@ -9,7 +9,7 @@ trail is followed as a live reader would: each page of ``/v1/audit/events`` afte
 waits for the next entry (``wait``), so the figure includes one query and its answer, not a
 polling interval.
 
-    .venv/bin/python -m bench.latency [--rate 200] [--seconds 10] [--warm-up 10]
+    .venv/bin/python -m bench.latency [--rate 200] [--seconds 10] [--warm-up 30]
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from bench.common import CpuMeter, listening_on
 from bench.results import Results, Row, scaled
 from shared.auth import mint_dev_token
 from shared.http.cursor import encode_cursor
+from shared.process import tune_interpreter
 from shared.settings import PROJECT_ROOT
 
 BROKER_PORT = 19392
@@ -200,8 +201,10 @@ async def measure(
 ) -> tuple[Arrivals, int, CpuMeter]:
     arrivals, stop = Arrivals(), asyncio.Event()
     followers = [asyncio.create_task(follow_alerts(arrivals, stop)), asyncio.create_task(follow_trail(arrivals, stop))]
-    # Not measured: the broker, just started, compiles its hot paths (its JIT compiler took 40%
-    # of a core for the first half minute) and the services make their first calls. Once the
+    # Not measured: the broker, just started, compiles its hot paths and the services make
+    # their first calls. The broker's compiler threads (read per thread from /proc) took 0.4
+    # of a core for the first 20 s after its start, 0.2-0.3 for the next 20, ~0.1 until 70 s;
+    # after a 10 s warm-up they still took a sixth of the machine while this measured. Once the
     # warm-up's commands have all arrived, both followers are known to be connected too.
     await send_commands(arrivals, rate, warm_up)
     await all_arrived(arrivals)
@@ -232,8 +235,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rate", type=int, default=200)
     parser.add_argument("--seconds", type=int, default=scaled(10, 5))
-    parser.add_argument("--warm-up", type=int, default=scaled(10, 3), help="seconds of load before measuring")
+    parser.add_argument("--warm-up", type=int, default=scaled(30, 3), help="seconds of load before measuring")
     args = parser.parse_args()
+    tune_interpreter()  # as the services do: the load generator's own collections would count as latency
     results = Results("latency")
     with tempfile.TemporaryDirectory() as folder, running_system(folder) as system:
         arrivals, refused, meter = asyncio.run(measure(args.rate, args.seconds, args.warm_up, system))

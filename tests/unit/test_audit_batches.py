@@ -4,6 +4,7 @@ takes a batch only if it is chained onto the head it has committed."""
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 import pytest
@@ -41,5 +42,26 @@ async def test_the_store_takes_a_batch_only_onto_the_head_it_has_committed(tmp_p
         await store.write(second)
         assert store.head == second.head and await store.count() == 6
         assert await store.positions() == {("policy.events", 0): 4, ("policy.events", 1): 5, ("policy.events", 2): 6}
+    finally:
+        await store.close()
+
+
+async def test_writing_batches_leaves_nothing_for_the_garbage_collector(tmp_path: Path) -> None:
+    """Garbage in reference cycles is freed only by a collection, which stops the event loop:
+    statements rebuilt on every write left ~40 such objects each, and under steady load a
+    collection every ~10 s held ingest for 80-150 ms."""
+    store = AuditStore(f"sqlite+aiosqlite:///{tmp_path / 'audit.db'}")
+    await store.open()
+    try:
+        await store.write(chained(records(0, 2), store.head))  # first use: caches fill, once
+        gc.collect()
+        gc.disable()
+        try:
+            for first in range(2, 202, 2):
+                await store.write(chained(records(first, 2), store.head))
+            in_cycles = gc.collect()
+        finally:
+            gc.enable()
+        assert in_cycles < 100, f"100 writes left {in_cycles} objects in reference cycles"
     finally:
         await store.close()

@@ -212,6 +212,15 @@ class AuditStore:
         compiled = entries.insert().compile(dialect=self.engine.dialect, column_keys=[c.name for c in entries.c])
         self._insert_sql = compiled.string
         self._insert_values = itemgetter(*(compiled.positiontup or [c.name for c in entries.c]))
+        # Built once: ``excluded`` is a new alias of the table on every call, and its columns
+        # are reference cycles that only the garbage collector frees. Built per write, ~130
+        # a second under load, they made a collection every ~10 s that stopped ingest for
+        # 80-150 ms (the trail's p99 at 200 commands/s).
+        upsert = self._dialect.insert(offsets)
+        self._upsert_offsets = upsert.on_conflict_do_update(
+            index_elements=[offsets.c.topic, offsets.c.partition], set_={"next_offset": upsert.excluded.next_offset}
+        )
+        self._insert_access = self._dialect.insert(task_access).on_conflict_do_nothing()
 
     async def open(self) -> None:
         async with self.engine.begin() as conn:
@@ -245,8 +254,7 @@ class AuditStore:
             await conn.exec_driver_sql(self._insert_sql, list(map(self._insert_values, batch.rows)))
             await self._save_offsets(conn, batch.next_offsets)
             if batch.access:
-                insert = self._dialect.insert(task_access).on_conflict_do_nothing()
-                await conn.execute(insert, [{"task_id": t, "department": d} for t, d in batch.access])
+                await conn.execute(self._insert_access, [{"task_id": t, "department": d} for t, d in batch.access])
         self.head = batch.head
         # Whoever waits for news holds the event that is set now; later waiters get a new one.
         self._written.set()
@@ -262,12 +270,8 @@ class AuditStore:
     async def _save_offsets(self, conn: AsyncConnection, next_offsets: dict[tuple[str, int], int]) -> None:
         # One statement for every partition of the batch: each statement is a round trip to
         # the database (a thread hop on SQLite), and the batch waits for all of them.
-        upsert = self._dialect.insert(offsets)
-        upsert = upsert.on_conflict_do_update(
-            index_elements=[offsets.c.topic, offsets.c.partition], set_={"next_offset": upsert.excluded.next_offset}
-        )
         rows = [{"topic": t, "partition": p, "next_offset": n} for (t, p), n in next_offsets.items()]
-        await conn.execute(upsert, rows)
+        await conn.execute(self._upsert_offsets, rows)
 
     async def snapshot(self) -> Snapshot:
         """The head and the partitions' next offsets as of one moment, read in one statement
@@ -286,6 +290,11 @@ class AuditStore:
     def shared(self) -> bool:
         """PostgreSQL: other instances may read it, and one of them writes it."""
         return self._dialect is postgresql
+
+    def holds_nothing_after(self, sequence: int) -> bool:
+        """Known without a query: this instance is the database's only writer and has written
+        nothing after ``sequence`` (a follower of the trail then waits without asking)."""
+        return not self.shared and self.head.sequence <= sequence
 
     async def stored_head(self) -> int:
         """The newest sequence in the database, whoever wrote it (``head`` is what this

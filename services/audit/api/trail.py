@@ -62,8 +62,8 @@ async def audit_events(
     except BadCursor as error:
         raise Problem(422, str(error), field="cursor") from error
     where = replace(where, after_sequence=after)
-    rows, more = await store.page(where, limit)
     give_up_at = time.monotonic() + wait
+    rows, more = ([], False) if wait and store.holds_nothing_after(after) else await store.page(where, limit)
     while not rows and (left := give_up_at - time.monotonic()) > 0:
         await store.written(min(left, LOOK_AGAIN_SECONDS))
         rows, more = await store.page(where, limit)
