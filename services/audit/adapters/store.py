@@ -1,5 +1,6 @@
 """The append-only audit store: SQLite (WAL) by default, PostgreSQL when a DSN is set, one
-code path (SQLAlchemy 2 Core, async). The consumer's offsets are written in the same
+code path (SQLAlchemy 2 Core, async; on SQLite, short statements run on the event loop's
+thread, see ``sqlite.py``). The consumer's offsets are written in the same
 transaction as the entries, so a crash neither loses nor duplicates a record."""
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
-    event,
     func,
     inspect,
     literal,
@@ -42,6 +42,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.sql import Select
 
+from services.audit.adapters.sqlite import loop_thread_engine, threaded_engine
 from services.audit.domain.chain import GENESIS, LogRecord, chain_hash, headers_json
 from shared.contract.catalog import TaskAssigned, TaskReassigned
 from shared.contract.codec import DecodeFailure, decode
@@ -201,13 +202,18 @@ class EntryFilter:
 
 class AuditStore:
     def __init__(self, url: str) -> None:
+        self.engine: AsyncEngine
+        """Every statement but the long reads: on SQLite, run on the event loop's thread."""
+        self._reader: AsyncEngine
+        """Reads of thousands of rows (export, verification): on SQLite, in a thread of their own."""
         if url.startswith("sqlite"):
-            _create_private_file(Path(url.split("///", 1)[1]))
-        self.engine: AsyncEngine = create_async_engine(url)
+            path = Path(url.split("///", 1)[1])
+            _create_private_file(path)
+            self.engine, self._reader = loop_thread_engine(path), threaded_engine(path)
+        else:
+            self.engine = self._reader = create_async_engine(url)
         self._written = asyncio.Event()
         self._dialect = sqlite if url.startswith("sqlite") else postgresql
-        if url.startswith("sqlite"):
-            event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self.head = Head(0, GENESIS)
         compiled = entries.insert().compile(dialect=self.engine.dialect, column_keys=[c.name for c in entries.c])
         self._insert_sql = compiled.string
@@ -234,6 +240,7 @@ class AuditStore:
 
     async def close(self) -> None:
         await self.engine.dispose()
+        await self._reader.dispose()
 
     async def positions(self) -> dict[tuple[str, int], int]:
         """Where ingestion goes on: the next offset of every partition seen so far."""
@@ -415,7 +422,10 @@ class AuditStore:
         return query.order_by(entries.c.seq)
 
     async def page(self, where: EntryFilter, limit: int) -> tuple[list[StoredEntry], bool]:
-        async with self.engine.connect() as conn:
+        return await self._page(self.engine, where, limit)
+
+    async def _page(self, engine: AsyncEngine, where: EntryFilter, limit: int) -> tuple[list[StoredEntry], bool]:
+        async with engine.connect() as conn:
             rows = list(map(StoredEntry._make, await conn.execute(self._select(where).limit(limit + 1))))
         return rows[:limit], len(rows) > limit
 
@@ -423,12 +433,13 @@ class AuditStore:
         """Every matching entry in log order, ``chunk`` rows at a time (constant memory: the
         next chunk is read while the caller handles this one, so the database's thread and
         the caller's work overlap)."""
-        reading = asyncio.ensure_future(self.page(where, chunk))
+        reading = asyncio.ensure_future(self._page(self._reader, where, chunk))
         try:
             while True:
                 rows, more = await reading
                 if more:
-                    reading = asyncio.ensure_future(self.page(replace(where, after_sequence=rows[-1].seq), chunk))
+                    after = replace(where, after_sequence=rows[-1].seq)
+                    reading = asyncio.ensure_future(self._page(self._reader, after, chunk))
                 if rows:
                     yield rows
                 if not more:
@@ -446,7 +457,7 @@ class AuditStore:
         """One partition's entries in offset order."""
         after = -1
         while True:
-            async with self.engine.connect() as conn:
+            async with self._reader.connect() as conn:
                 rows = list(
                     map(
                         StoredEntry._make,
@@ -565,10 +576,3 @@ def _filter_indexes(connection: Any) -> None:
         connection.execute(text(f"DROP INDEX IF EXISTS ix_audit_entries_{name}"))
     for index in FILTER_INDEXES:
         index.create(connection, checkfirst=True)
-
-
-def _sqlite_pragmas(connection: Any, _record: Any) -> None:
-    cursor = connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.close()

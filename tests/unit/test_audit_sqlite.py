@@ -1,0 +1,47 @@
+"""The audit store's SQLite engines: short statements on the event loop's thread (no hop to
+a thread and back for each call), long reads in a thread of their own."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from sqlalchemy import event, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.audit.adapters.sqlite import loop_thread_engine, threaded_engine
+from services.audit.adapters.store import AuditStore, EntryFilter, chained
+from tests.unit.test_audit_batches import records
+
+
+async def thread_of_statements(engine: AsyncEngine) -> int:
+    def register(connection: object, _record: object) -> None:
+        connection.create_function("thread_id", 0, threading.get_ident)  # type: ignore[attr-defined]  # SQLAlchemy's adapted connection
+
+    event.listen(engine.sync_engine, "connect", register)
+    try:
+        async with engine.connect() as conn:
+            return int((await conn.execute(text("SELECT thread_id()"))).scalar_one())
+    finally:
+        await engine.dispose()
+
+
+async def test_short_statements_run_on_the_event_loop_s_thread(tmp_path: Path) -> None:
+    assert await thread_of_statements(loop_thread_engine(tmp_path / "audit.db")) == threading.get_ident()
+
+
+async def test_long_reads_run_in_a_thread_of_their_own(tmp_path: Path) -> None:
+    assert await thread_of_statements(threaded_engine(tmp_path / "audit.db")) != threading.get_ident()
+
+
+async def test_what_is_written_on_the_loop_s_thread_is_what_the_threaded_reader_streams(tmp_path: Path) -> None:
+    store = AuditStore(f"sqlite+aiosqlite:///{tmp_path / 'audit.db'}")
+    await store.open()
+    try:
+        for first in range(0, 30, 3):
+            await store.write(chained(records(first, 3), store.head))
+        streamed = [row.offset async for rows in store.stream(EntryFilter(), chunk=7) for row in rows]
+        paged, more = await store.page(EntryFilter(), 100)
+        assert streamed == [row.offset for row in paged] == list(range(30)) and not more
+    finally:
+        await store.close()
