@@ -322,7 +322,7 @@ class AuditStore:
         query = select(entries.c.topic, entries.c.partition, func.max(entries.c.offset).label("last")).group_by(
             entries.c.topic, entries.c.partition
         )
-        async with self.engine.connect() as conn:
+        async with self._reader.connect() as conn:  # a scan of every entry's position
             return {(row.topic, row.partition): row.last for row in await conn.execute(query)}
 
     # --- checkpoints ---------------------------------------------------------------------------
@@ -475,7 +475,7 @@ class AuditStore:
             after = rows[-1].offset
 
     async def stored_partitions(self) -> list[tuple[str, int]]:
-        async with self.engine.connect() as conn:
+        async with self._reader.connect() as conn:  # a scan of every entry's position
             rows = await conn.execute(select(entries.c.topic, entries.c.partition).distinct())
             return sorted((row.topic, row.partition) for row in rows)
 
