@@ -4,8 +4,8 @@ in a thread of their own.
 aiosqlite runs every call (cursor, execute, fetch, close, commit) in its connection's thread
 and hands each result back to the event loop: seven hops for a write of the ingest loop, five
 for a page of the trail, and under load each hop waits for the interpreter. Measured on an
-idle loop, a write of two entries cost 935 µs of CPU that way and 333 µs on the loop's thread;
-a page of two entries 636 and 304 µs. SQLite in WAL mode answers such statements in
+idle loop, a write of two entries cost 935 µs of CPU that way and 546 µs on the loop's thread;
+a page of two entries 636 and 269 µs (the rest is SQLAlchemy's). SQLite in WAL mode answers such statements in
 microseconds, so they run where they are called. Reads of thousands of rows (export,
 verification) keep the thread: there they overlap the caller's work on the previous chunk.
 
@@ -60,15 +60,15 @@ def loop_thread_engine(path: Path) -> AsyncEngine:
         # Not bound to one thread: the pool may close a connection from the collector's.
         return await LoopThreadConnection(partial(sqlite3.connect, str(path), check_same_thread=False), 64)
 
-    return with_pragmas(create_async_engine(f"sqlite+aiosqlite:///{path}", async_creator=connect))
+    return _with_pragmas(create_async_engine(f"sqlite+aiosqlite:///{path}", async_creator=connect))
 
 
 def threaded_engine(path: Path) -> AsyncEngine:
     """An engine whose statements run in each connection's own thread (aiosqlite's way)."""
-    return with_pragmas(create_async_engine(f"sqlite+aiosqlite:///{path}"))
+    return _with_pragmas(create_async_engine(f"sqlite+aiosqlite:///{path}"))
 
 
-def with_pragmas(engine: AsyncEngine) -> AsyncEngine:
+def _with_pragmas(engine: AsyncEngine) -> AsyncEngine:
     event.listen(engine.sync_engine, "connect", _pragmas)
     return engine
 

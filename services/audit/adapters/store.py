@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from operator import itemgetter
 from pathlib import Path
+from types import ModuleType
 from typing import Any, NamedTuple
 
 import orjson
@@ -210,10 +211,11 @@ class AuditStore:
             path = Path(url.split("///", 1)[1])
             _create_private_file(path)
             self.engine, self._reader = loop_thread_engine(path), threaded_engine(path)
+            self._dialect: ModuleType = sqlite
         else:
             self.engine = self._reader = create_async_engine(url)
+            self._dialect = postgresql
         self._written = asyncio.Event()
-        self._dialect = sqlite if url.startswith("sqlite") else postgresql
         self.head = Head(0, GENESIS)
         compiled = entries.insert().compile(dialect=self.engine.dialect, column_keys=[c.name for c in entries.c])
         self._insert_sql = compiled.string
@@ -276,7 +278,7 @@ class AuditStore:
 
     async def _save_offsets(self, conn: AsyncConnection, next_offsets: dict[tuple[str, int], int]) -> None:
         # One statement for every partition of the batch: each statement is a round trip to
-        # the database (a thread hop on SQLite), and the batch waits for all of them.
+        # the database, and the batch waits for all of them.
         rows = [{"topic": t, "partition": p, "next_offset": n} for (t, p), n in next_offsets.items()]
         await conn.execute(self._upsert_offsets, rows)
 
