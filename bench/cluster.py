@@ -15,27 +15,19 @@ import tempfile
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 
-from bench.common import Timed
+from bench.common import Timed, scratch_broker
 from bench.results import Results, Row, scaled
-from bench.tasks_service import CLIENTS, start, wrk
+from bench.tasks_service import CLIENTS, new_tasks, start, wrk
 from shared.auth import mint_dev_token
 from shared.kafka.partitioning import partition_for
-from shared.settings import PROJECT_ROOT
 
 PORT = int(os.environ.get("BENCH_CLUSTER_KAFKA_PORT", "29292"))
 FIRST, SECOND = 18911, 18912
-BOOTSTRAP = ",".join(f"127.0.0.1:{PORT + i}" for i in range(3))
 PARTITIONS = 3
-
-
-def kafka_script(data_dir: Path, *args: str) -> None:
-    env = {**os.environ, "POLICYTRACK_KAFKA_PORT": str(PORT), "POLICYTRACK_KAFKA_DATA_DIR": str(data_dir)}
-    subprocess.run([str(PROJECT_ROOT / "deploy" / "kafka.sh"), *args], env=env, check=True, capture_output=True)
 
 
 def deciding(url: str) -> set[int]:
@@ -48,18 +40,6 @@ def wait_for(probe: object, what: str, timeout: float = 90) -> None:
         if time.monotonic() > deadline:
             raise RuntimeError(f"timed out waiting for {what}")
         time.sleep(0.2)
-
-
-def make_tasks(url: str, count: int) -> list[str]:
-    jilin = {"Authorization": f"Bearer {mint_dev_token('u-bench', 'JILIN', ['implementer'])}"}
-    sc = {"Authorization": f"Bearer {mint_dev_token('u-sc', 'SC', ['approver'])}"}
-    due = (datetime.now(UTC) + timedelta(days=365)).isoformat()
-    with httpx.Client(base_url=url, timeout=30) as client:
-        plan = client.post("/v1/plans", json={"title": "bench"}, headers=sc).json()["id"]
-        body = {"plan_id": plan, "field": "trade", "lead_department": "JILIN", "due": due}
-        return [
-            client.post("/v1/tasks", json={**body, "title": f"t{n}"}, headers=jilin).json()["id"] for n in range(count)
-        ]
 
 
 def failover_seconds(survivor: str, orphaned_task: str, killed: subprocess.Popen[bytes]) -> float:
@@ -86,15 +66,14 @@ def main() -> None:
     results = Results("cluster")
     jilin = mint_dev_token("u-bench", "JILIN", ["implementer"])
     run = uuid.uuid4().hex[:8]
-    with tempfile.TemporaryDirectory() as scratch:
+    with tempfile.TemporaryDirectory() as scratch, scratch_broker(PORT, scratch, nodes=3) as cluster:
         data = Path(scratch)
-        kafka_script(data / "kafka", "start", "--nodes", "3")
         processes: list[subprocess.Popen[bytes]] = []
         try:
             env = {
+                **cluster.env,
                 "POLICYTRACK_ENV": "dev",
                 "POLICYTRACK_LOG_LEVEL": "WARNING",
-                "POLICYTRACK_KAFKA_BOOTSTRAP_SERVERS": BOOTSTRAP,
                 "POLICYTRACK_TASKS_PARTITIONED_WRITERS": "true",
                 "POLICYTRACK_TASKS_TRANSACTIONAL_ID": f"bench-cluster-{run}",
                 "POLICYTRACK_TASKS_CONSUMER_GROUP": f"bench-cluster-{run}",
@@ -109,7 +88,7 @@ def main() -> None:
                 )
             )
             wait_for(lambda: deciding(urls[0]) == set(range(PARTITIONS)), "the first instance to own every partition")
-            paths = [f"/v1/tasks/{task}/progress" for task in make_tasks(urls[0], CLIENTS * 4)]
+            paths = [f"/v1/tasks/{task}/progress" for task in new_tasks(urls[0], CLIENTS * 4)]
             one = wrk(urls[0], paths, jilin, args.seconds)
 
             processes.append(
@@ -131,7 +110,6 @@ def main() -> None:
             for process in processes:
                 process.terminate()
                 process.wait()
-            kafka_script(data / "kafka", "stop")
     print(f"\nTasks on three brokers (wrk, {args.seconds}s each, {CLIENTS} clients; baseline: one instance)")
     results.add(Row("commands over HTTP, many tasks, 1 tasks instance, 3 brokers", one.rate, "cmd/s"))
     results.add(Row("commands over HTTP, many tasks, 2 tasks instances, 3 brokers", two.rate, "cmd/s", one.rate))

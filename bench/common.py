@@ -1,18 +1,21 @@
-"""What the benchmarks share: throw-away topics on the real broker and how figures are printed."""
+"""What the benchmarks share: throw-away topics on the real broker, throw-away brokers for the
+benchmarks that run services, and how figures are printed."""
 
 from __future__ import annotations
 
 import os
+import subprocess
 import time
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import psutil
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from shared.settings import KafkaSettings
+from shared.settings import PROJECT_ROOT, KafkaSettings
 
 
 @asynccontextmanager
@@ -27,6 +30,48 @@ async def bench_topic(kafka: KafkaSettings, partitions: int = 3) -> AsyncIterato
     finally:
         await admin.delete_topics([name])
         await admin.close()
+
+
+@dataclass(frozen=True)
+class ScratchBroker:
+    """A broker (or cluster) of one benchmark's own, started by deploy/kafka.sh in a scratch folder."""
+
+    port: int
+    folder: Path
+    nodes: int = 1
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return ",".join(f"127.0.0.1:{self.port + node}" for node in range(self.nodes))
+
+    @property
+    def env(self) -> dict[str, str]:
+        """What a service run against this broker needs, its data kept in the scratch folder too."""
+        return {
+            **os.environ,
+            "POLICYTRACK_KAFKA_PORT": str(self.port),
+            "POLICYTRACK_KAFKA_DATA_DIR": str(self.folder / "kafka"),
+            "POLICYTRACK_KAFKA_BOOTSTRAP_SERVERS": self.bootstrap_servers,
+            "POLICYTRACK_DATA_DIR": str(self.folder / "data"),
+            "POLICYTRACK_KEYS_DIR": str(self.folder / "keys"),
+        }
+
+    def script(self, *args: str, check: bool = True) -> None:
+        script = str(PROJECT_ROOT / "deploy" / "kafka.sh")
+        subprocess.run([script, *args], env=self.env, check=check, capture_output=True)
+
+
+@contextmanager
+def scratch_broker(port: int, folder: str | Path, nodes: int = 1) -> Iterator[ScratchBroker]:
+    """A benchmark that runs services runs them here: the broker and data folder of ``make run``
+    stay as they were (each run of the tasks benchmark once left its commands on that broker's
+    log and a snapshot of up to 600 MiB in its data folder)."""
+    broker = ScratchBroker(port, Path(folder), nodes)
+    broker.script("start", *(("--nodes", str(nodes)) if nodes > 1 else ()))
+    try:
+        yield broker
+    finally:
+        broker.script("stop", check=False)
 
 
 @dataclass

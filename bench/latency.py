@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
 import subprocess
 import sys
@@ -33,7 +32,7 @@ import httpx
 import orjson
 import psutil
 
-from bench.common import CpuMeter, listening_on
+from bench.common import CpuMeter, listening_on, scratch_broker
 from bench.results import Results, Row, scaled
 from shared.auth import mint_dev_token
 from shared.http.cursor import encode_cursor
@@ -54,43 +53,39 @@ def url(service: str) -> str:
 @contextmanager
 def running_system(folder: str) -> Iterator[dict[str, psutil.Process]]:
     """The broker and the three services, by name, running until the block ends."""
-    env = {**os.environ, "POLICYTRACK_KAFKA_PORT": str(BROKER_PORT), "POLICYTRACK_KAFKA_DATA_DIR": f"{folder}/kafka"}
-    script = str(PROJECT_ROOT / "deploy" / "kafka.sh")
-    subprocess.run([script, "start"], env=env, check=True, capture_output=True)
-    processes = []
-    try:
-        for service, port in PORTS.items():
-            service_env = {
-                **env,
-                "POLICYTRACK_ENV": "dev",
-                "POLICYTRACK_LOG_LEVEL": "WARNING",
-                "POLICYTRACK_KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{BROKER_PORT}",
-                "POLICYTRACK_DATA_DIR": f"{folder}/{service}",
-                "POLICYTRACK_KEYS_DIR": f"{folder}/{service}-keys",
-                f"POLICYTRACK_{service.upper()}_PORT": str(port),
-                "POLICYTRACK_TASKS_TRANSACTIONAL_ID": f"bench-{uuid.uuid4().hex[:8]}",
-            }
-            processes.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", f"services.{service}"],
-                    env=service_env,
-                    cwd=PROJECT_ROOT,
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
+    with scratch_broker(BROKER_PORT, folder) as broker:
+        processes = []
+        try:
+            for service, port in PORTS.items():
+                service_env = {
+                    **broker.env,
+                    "POLICYTRACK_ENV": "dev",
+                    "POLICYTRACK_LOG_LEVEL": "WARNING",
+                    "POLICYTRACK_DATA_DIR": f"{folder}/{service}",
+                    "POLICYTRACK_KEYS_DIR": f"{folder}/{service}-keys",
+                    f"POLICYTRACK_{service.upper()}_PORT": str(port),
+                    "POLICYTRACK_TASKS_TRANSACTIONAL_ID": f"bench-{uuid.uuid4().hex[:8]}",
+                }
+                processes.append(
+                    subprocess.Popen(
+                        [sys.executable, "-m", f"services.{service}"],
+                        env=service_env,
+                        cwd=PROJECT_ROOT,
+                        stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL,
+                    )
                 )
-            )
-        for service in PORTS:
-            wait_ready(url(service))
-        yield {
-            "broker": listening_on(BROKER_PORT),
-            **{service: psutil.Process(p.pid) for service, p in zip(PORTS, processes, strict=True)},
-            "load generator": psutil.Process(),
-        }
-    finally:
-        for process in processes:
-            process.terminate()
-            process.wait()
-        subprocess.run([script, "stop"], env=env, capture_output=True)
+            for service in PORTS:
+                wait_ready(url(service))
+            yield {
+                "broker": listening_on(BROKER_PORT),
+                **{service: psutil.Process(p.pid) for service, p in zip(PORTS, processes, strict=True)},
+                "load generator": psutil.Process(),
+            }
+        finally:
+            for process in processes:
+                process.terminate()
+                process.wait()
 
 
 def wait_ready(base: str, timeout: float = 120) -> None:

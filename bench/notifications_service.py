@@ -1,7 +1,7 @@
 """Notifications: resident memory with 100,000 open milestones scheduled, and the latency from
 due time to receipt of 1,000 alerts due in the same second at a local webhook receiver.
 
-Runs against a throw-away broker of its own (deploy/kafka.sh on port 19292), so the real
+Runs against a throw-away broker of its own (``scratch_broker`` on port 19292), so the real
 topics stay clean.    .venv/bin/python -m bench.notifications_service [--open 100000] [--burst 1000]
 """
 
@@ -24,7 +24,7 @@ import httpx
 import orjson
 import psutil
 
-from bench.common import CpuMeter, listening_on
+from bench.common import CpuMeter, listening_on, scratch_broker
 from bench.results import Results, Row, scaled
 from shared.auth import mint_dev_token
 from shared.contract import catalog as c
@@ -110,22 +110,17 @@ def start_service(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], float, 
 
 def main(open_milestones: int, burst: int) -> None:
     results = Results("notifications_service")
-    with tempfile.TemporaryDirectory() as folder:
-        env = {**os.environ, "POLICYTRACK_KAFKA_PORT": str(PORT), "POLICYTRACK_KAFKA_DATA_DIR": f"{folder}/kafka"}
-        script = str(PROJECT_ROOT / "deploy" / "kafka.sh")
-        subprocess.run([script, "start"], env=env, check=True, capture_output=True)
-        kafka = KafkaSettings(bootstrap_servers=f"127.0.0.1:{PORT}")
+    with tempfile.TemporaryDirectory() as folder, scratch_broker(PORT, folder) as broker:
+        kafka = KafkaSettings(bootstrap_servers=broker.bootstrap_servers)
         service = None
         try:
             far = datetime.now(UTC) + timedelta(days=200)
             asyncio.run(schedule(kafka, open_milestones // 100, 100, far, "open"))
             service_env = {
-                **env,
+                **broker.env,
                 "POLICYTRACK_ENV": "dev",
                 "POLICYTRACK_LOG_LEVEL": "WARNING",
-                "POLICYTRACK_KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
                 "POLICYTRACK_NOTIFICATIONS_PORT": str(SERVICE_PORT),
-                "POLICYTRACK_DATA_DIR": folder,
             }
             service, rebuilt, ready = start_service(service_env)
             url = f"http://127.0.0.1:{SERVICE_PORT}"
@@ -226,7 +221,6 @@ def main(open_milestones: int, burst: int) -> None:
             if service is not None:
                 service.terminate()
                 service.wait()
-            subprocess.run([script, "stop"], env=env, capture_output=True)
 
 
 if __name__ == "__main__":
