@@ -66,16 +66,6 @@ def start(args: list[str], env: dict[str, str], url: str) -> subprocess.Popen[by
     raise RuntimeError(f"{args} did not become ready")
 
 
-def snapshot_written(url: str) -> None:
-    """Waits for the first snapshot after start: writing it is start-up work, not steady state
-    (its cost is a figure of its own below)."""
-    deadline = time.monotonic() + 300
-    while httpx.get(f"{url}/readyz", timeout=5).json().get("events_since_snapshot", 0) > 0:
-        if time.monotonic() > deadline:
-            raise RuntimeError("the tasks service wrote no snapshot within 5 minutes")
-        time.sleep(0.2)
-
-
 def wrk(url: str, paths: list[str], token: str, seconds: int, connections: int = CLIENTS) -> Timed:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(WRK_SCRIPT % ", ".join(f'"{p}"' for p in paths))
@@ -148,7 +138,6 @@ def http_benchmark(seconds: int, warm_up: int) -> HttpFigures:
         }
         tasks = start([sys.executable, "-m", "services.tasks"], env, tasks_url)
         try:
-            snapshot_written(tasks_url)
             paths = [f"/v1/tasks/{task_id}/progress" for task_id in new_tasks(tasks_url, CLIENTS * 4)]
             if warm_up:
                 wrk(tasks_url, paths, jilin, warm_up)
