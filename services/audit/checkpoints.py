@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from services.audit.adapters.keys import SigningKey, TrustedKeys, public_pem
-from services.audit.adapters.store import AuditStore, EntryFilter
+from services.audit.adapters.store import AuditStore, EntryFilter, TrailEntry
 from services.audit.domain.chain import checkpoint_message
 from shared.clock import Clock, utc_now
 from shared.contract.catalog import CheckpointSigned
@@ -105,5 +105,5 @@ class Checkpointer:
         await self.store.mark_published(checkpoint.sequence)
 
     async def _only_checkpoints_since(self, sequence: int) -> bool:
-        rows, _ = await self.store.page(EntryFilter(after_sequence=sequence), 1000)
+        rows, _ = await self.store.page(TrailEntry, EntryFilter(after_sequence=sequence), 1000)
         return bool(rows) and all(row.event_type == CHECKPOINT_TYPE for row in rows) and len(rows) < 1000

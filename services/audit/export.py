@@ -12,14 +12,14 @@ from typing import Any
 
 import orjson
 
-from services.audit.adapters.store import AuditStore, EntryFilter, StoredEntry
+from services.audit.adapters.store import AuditStore, EntryFilter, StoredEntry, TrailEntry
 from shared.contract.catalog import SubscriptionCreated
 from shared.contract.types import redacted_url
 
 SUBSCRIPTION_CREATED = SubscriptionCreated.event_type
 
 
-def ndjson_line(row: StoredEntry) -> bytes:
+def ndjson_line(row: TrailEntry | StoredEntry) -> bytes:
     event: dict[str, Any] | None = None
     if row.decode_error is None:
         # A decoded entry's headers all have values. binascii, not base64.b64decode: this
@@ -81,7 +81,7 @@ async def export(store: AuditStore, where: EntryFilter, fmt: str) -> AsyncIterat
     """The trail as NDJSON or CSV, streamed a chunk at a time."""
     if fmt == "csv":
         yield (",".join(CSV_COLUMNS) + "\r\n").encode()
-    async for rows in store.stream(where, chunk=2000):
+    async for rows in store.stream(TrailEntry, where, chunk=2000):
         if fmt == "ndjson":
             yield b"".join(map(ndjson_line, rows))
         else:

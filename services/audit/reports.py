@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 from jinja2 import Environment, PackageLoader
 
-from services.audit.adapters.store import AuditStore, EntryFilter, event_of
+from services.audit.adapters.store import AuditStore, EntryFilter, StoredEntry, event_of
 from services.audit.domain import accounts
 from services.audit.domain.implementation import Replay, implementation_report
 from shared.auth import Actor, can_read_everything
@@ -25,7 +25,7 @@ from shared.domain.state import Task
 
 async def domain_events(store: AuditStore, where: EntryFilter) -> AsyncIterator[tuple[Any, AnyEvent]]:
     """The stored domain events that match, in log order, with their entries."""
-    async for rows in store.stream(where):
+    async for rows in store.stream(StoredEntry, where):
         for row in rows:
             if row.event_type in DOMAIN_TYPES and isinstance(event := event_of(row), CloudEvent):
                 yield row, event

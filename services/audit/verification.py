@@ -20,7 +20,16 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from pydantic import ValidationError
 
 from services.audit.adapters.keys import TrustedKeys
-from services.audit.adapters.store import DERIVED, AuditStore, EntryFilter, Snapshot, derive, entries, log_record
+from services.audit.adapters.store import (
+    DERIVED,
+    AuditStore,
+    EntryFilter,
+    Snapshot,
+    StoredEntry,
+    derive,
+    entries,
+    log_record,
+)
 from services.audit.checkpoints import CHECKPOINT_TYPE, parse_time
 from services.audit.domain.chain import GENESIS, LogRecord, chain_hash, checkpoint_message, headers_json
 from services.audit.ingest import (
@@ -163,7 +172,9 @@ class Verifier:
         should be (what follows it cannot be judged)."""
         by_sequence = {row.sequence: row for row in rows if row.sequence <= snapshot.head.sequence}
         previous, expected = GENESIS, 1
-        async for chunk in self.store.stream(EntryFilter(through_sequence=snapshot.head.sequence), chunk=5000):
+        async for chunk in self.store.stream(
+            StoredEntry, EntryFilter(through_sequence=snapshot.head.sequence), chunk=5000
+        ):
             for row in chunk:
                 if row.seq != expected:
                     self.result.fail(expected, f"entry {expected} is missing (the next stored entry is {row.seq})")

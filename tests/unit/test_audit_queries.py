@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.dialects import sqlite
 
-from services.audit.adapters.store import ENTRY_COLUMNS, AuditStore, EntryFilter, StoredEntry, entries
+from services.audit.adapters.store import ENTRY_COLUMNS, AuditStore, EntryFilter, StoredEntry, TrailEntry, entries
 
 FILTERS = {
     "type": EntryFilter(event_type="org.policytrack.task.progress_reported.v1", after_sequence=5),
@@ -22,7 +22,7 @@ FILTERS = {
 
 
 async def plan_of(store: AuditStore, where: EntryFilter) -> list[str]:
-    query = store._select(where).limit(101)
+    query = store._select(TrailEntry, where).limit(101)
     sql = str(query.compile(dialect=sqlite.dialect(), compile_kwargs={"literal_binds": True}))
     async with store.engine.connect() as connection:
         return [row[3] for row in await connection.exec_driver_sql("EXPLAIN QUERY PLAN " + sql)]

@@ -10,7 +10,7 @@ from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.audit.adapters.sqlite import loop_thread_engine, threaded_engine
-from services.audit.adapters.store import AuditStore, EntryFilter, chained
+from services.audit.adapters.store import AuditStore, EntryFilter, StoredEntry, chained
 from tests.unit.test_audit_batches import records
 
 
@@ -40,8 +40,8 @@ async def test_what_is_written_on_the_loop_s_thread_is_what_the_threaded_reader_
     try:
         for first in range(0, 30, 3):
             await store.write(chained(records(first, 3), store.head))
-        streamed = [row.offset async for rows in store.stream(EntryFilter(), chunk=7) for row in rows]
-        paged, more = await store.page(EntryFilter(), 100)
+        streamed = [row.offset async for rows in store.stream(StoredEntry, EntryFilter(), chunk=7) for row in rows]
+        paged, more = await store.page(StoredEntry, EntryFilter(), 100)
         assert streamed == [row.offset for row in paged] == list(range(30)) and not more
     finally:
         await store.close()

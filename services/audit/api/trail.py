@@ -11,6 +11,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel
 
+from services.audit.adapters.store import TrailEntry
 from services.audit.api.dependencies import Store, TrailFilter
 from services.audit.export import export, ndjson_line
 from shared.http.cursor import BadCursor, decode_cursor, encode_cursor
@@ -63,10 +64,12 @@ async def audit_events(
         raise Problem(422, str(error), field="cursor") from error
     where = replace(where, after_sequence=after)
     give_up_at = time.monotonic() + wait
-    rows, more = ([], False) if wait and store.holds_nothing_after(after) else await store.page(where, limit)
+    rows, more = (
+        ([], False) if wait and store.holds_nothing_after(after) else await store.page(TrailEntry, where, limit)
+    )
     while not rows and (left := give_up_at - time.monotonic()) > 0:
         await store.written(min(left, LOOK_AGAIN_SECONDS))
-        rows, more = await store.page(where, limit)
+        rows, more = await store.page(TrailEntry, where, limit)
     items = [orjson.loads(ndjson_line(row)) for row in rows]
     return JSONResponse({"items": items, "next_cursor": encode_cursor(rows[-1].seq) if more else None})
 

@@ -1,0 +1,60 @@
+"""Readers of the trail (a page, the NDJSON export) read only the columns they are shown; what
+they are shown is the same as from the whole stored entry."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+
+from services.audit.adapters.store import AuditStore, EntryFilter, StoredEntry, TrailEntry, chained
+from services.audit.domain.chain import LogRecord
+from services.audit.export import export, ndjson_line
+from shared.contract.catalog import SubscriptionCreated, TaskProgressReported
+from shared.contract.codec import encode
+from shared.contract.envelope import new_event
+
+
+def log_of_every_kind() -> list[LogRecord]:
+    """An event, a subscription an older version recorded with its whole URL, and a record
+    that is not an event at all."""
+    events = [
+        new_event(
+            TaskProgressReported(task_id="task-1", percent=40, note="site works"), actor="u-jilin", actordept="JILIN"
+        ),
+        new_event(
+            SubscriptionCreated(
+                subscription_id="sub-1",
+                webhook_url="https://ops:hunter2@hooks.example.org/in?token=abc",
+                sealed_secret="sealed",
+            ),
+            actor="u-jilin",
+        ),
+    ]
+    encoded = [encode(event) for event in events]
+    return [
+        *(
+            LogRecord.kept(e.topic, 0, n, 1_700_000_000_000 + n, e.key, e.value, e.headers)
+            for n, e in enumerate(encoded)
+        ),
+        LogRecord.kept("policy.events", 0, 2, 1_700_000_000_002, b"k", b"not json", (("ce_id", b"x"),)),
+    ]
+
+
+async def test_the_trail_s_readers_show_what_the_whole_entry_holds(tmp_path: Path) -> None:
+    store = AuditStore(f"sqlite+aiosqlite:///{tmp_path / 'audit.db'}")
+    await store.open()
+    try:
+        await store.write(chained(log_of_every_kind(), store.head))
+        whole, _ = await store.page(StoredEntry, EntryFilter(), 10)
+        shown, _ = await store.page(TrailEntry, EntryFilter(), 10)
+        exported = b"".join([chunk async for chunk in export(store, EntryFilter(), "ndjson")])
+    finally:
+        await store.close()
+    expected = [ndjson_line(row) for row in whole]
+    assert [ndjson_line(row) for row in shown] == expected
+    assert exported == b"".join(expected)
+    progress, subscription, not_an_event = map(orjson.loads, expected)
+    assert progress["event"]["actordept"] == "JILIN" and progress["event"]["data"]["percent"] == 40
+    assert subscription["event"]["data"]["webhook_url"] == "https://redacted@hooks.example.org/in?redacted"
+    assert not_an_event["event"] is None and not_an_event["decode_error"]
