@@ -78,14 +78,15 @@ CSV_COLUMNS = (
 
 
 async def export(store: AuditStore, where: EntryFilter, fmt: str) -> AsyncIterator[bytes]:
-    """The trail as NDJSON or CSV, streamed a chunk at a time."""
-    if fmt == "csv":
-        yield (",".join(CSV_COLUMNS) + "\r\n").encode()
-    async for rows in store.stream(TrailEntry, where, chunk=2000):
-        if fmt == "ndjson":
-            yield b"".join(map(ndjson_line, rows))
-        else:
-            buffer = io.StringIO()
-            writer = csv.writer(buffer)
-            writer.writerows([getattr(row, column) for column in CSV_COLUMNS] for row in rows)
-            yield buffer.getvalue().encode()
+    """The trail as NDJSON or CSV, streamed a chunk at a time. NDJSON reads only what a line
+    shows; CSV is the query columns, so it reads whole entries."""
+    if fmt == "ndjson":
+        async for shown in store.stream(TrailEntry, where, chunk=2000):
+            yield b"".join(map(ndjson_line, shown))
+        return
+    yield (",".join(CSV_COLUMNS) + "\r\n").encode()
+    async for rows in store.stream(StoredEntry, where, chunk=2000):
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerows([getattr(row, column) for column in CSV_COLUMNS] for row in rows)
+        yield buffer.getvalue().encode()

@@ -3,13 +3,15 @@ they are shown is the same as from the whole stored entry."""
 
 from __future__ import annotations
 
+import csv
+import io
 from pathlib import Path
 
 import orjson
 
 from services.audit.adapters.store import AuditStore, EntryFilter, StoredEntry, TrailEntry, chained
 from services.audit.domain.chain import LogRecord
-from services.audit.export import export, ndjson_line
+from services.audit.export import CSV_COLUMNS, export, ndjson_line
 from shared.contract.catalog import SubscriptionCreated, TaskProgressReported
 from shared.contract.codec import encode
 from shared.contract.envelope import new_event
@@ -58,3 +60,23 @@ async def test_the_trail_s_readers_show_what_the_whole_entry_holds(tmp_path: Pat
     assert progress["event"]["actordept"] == "JILIN" and progress["event"]["data"]["percent"] == 40
     assert subscription["event"]["data"]["webhook_url"] == "https://redacted@hooks.example.org/in?redacted"
     assert not_an_event["event"] is None and not_an_event["decode_error"]
+
+
+async def test_the_csv_export_holds_every_query_column_of_every_entry(tmp_path: Path) -> None:
+    """CSV is the query columns, which a read of only what the NDJSON shows does not have."""
+    store = AuditStore(f"sqlite+aiosqlite:///{tmp_path / 'audit.db'}")
+    await store.open()
+    try:
+        await store.write(chained(log_of_every_kind(), store.head))
+        whole, _ = await store.page(StoredEntry, EntryFilter(), 10)
+        exported = b"".join([chunk async for chunk in export(store, EntryFilter(), "csv")])
+    finally:
+        await store.close()
+    rows = list(csv.DictReader(io.StringIO(exported.decode())))
+    assert list(rows[0]) == list(CSV_COLUMNS)
+    expected = [
+        {column: "" if getattr(entry, column) is None else str(getattr(entry, column)) for column in CSV_COLUMNS}
+        for entry in whole
+    ]
+    assert rows == expected
+    assert rows[0]["actor"] == "u-jilin" and rows[0]["task_id"] == "task-1" and rows[0]["actordept"] == "JILIN"
