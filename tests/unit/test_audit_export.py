@@ -1,13 +1,15 @@
 """Readers of the trail (a page, the NDJSON export) read only the columns they are shown; what
-they are shown is the same as from the whole stored entry."""
+they are shown is the same as from the whole stored entry. CSV shows the query columns."""
 
 from __future__ import annotations
 
 import csv
 import io
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import orjson
+import pytest
 
 from services.audit.adapters.store import AuditStore, EntryFilter, StoredEntry, TrailEntry, chained
 from services.audit.domain.chain import LogRecord
@@ -43,36 +45,38 @@ def log_of_every_kind() -> list[LogRecord]:
     ]
 
 
-async def test_the_trail_s_readers_show_what_the_whole_entry_holds(tmp_path: Path) -> None:
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[AuditStore]:
+    """A store holding ``log_of_every_kind``."""
     store = AuditStore(f"sqlite+aiosqlite:///{tmp_path / 'audit.db'}")
     await store.open()
     try:
         await store.write(chained(log_of_every_kind(), store.head))
-        whole, _ = await store.page(StoredEntry, EntryFilter(), 10)
-        shown, _ = await store.page(TrailEntry, EntryFilter(), 10)
-        exported = b"".join([chunk async for chunk in export(store, EntryFilter(), "ndjson")])
+        yield store
     finally:
         await store.close()
+
+
+async def exported(store: AuditStore, fmt: str) -> bytes:
+    return b"".join([chunk async for chunk in export(store, EntryFilter(), fmt)])
+
+
+async def test_the_trail_s_readers_show_what_the_whole_entry_holds(store: AuditStore) -> None:
+    whole, _ = await store.page(StoredEntry, EntryFilter(), 10)
+    shown, _ = await store.page(TrailEntry, EntryFilter(), 10)
     expected = [ndjson_line(row) for row in whole]
     assert [ndjson_line(row) for row in shown] == expected
-    assert exported == b"".join(expected)
+    assert await exported(store, "ndjson") == b"".join(expected)
     progress, subscription, not_an_event = map(orjson.loads, expected)
     assert progress["event"]["actordept"] == "JILIN" and progress["event"]["data"]["percent"] == 40
     assert subscription["event"]["data"]["webhook_url"] == "https://redacted@hooks.example.org/in?redacted"
     assert not_an_event["event"] is None and not_an_event["decode_error"]
 
 
-async def test_the_csv_export_holds_every_query_column_of_every_entry(tmp_path: Path) -> None:
+async def test_the_csv_export_holds_every_query_column_of_every_entry(store: AuditStore) -> None:
     """CSV is the query columns, which a read of only what the NDJSON shows does not have."""
-    store = AuditStore(f"sqlite+aiosqlite:///{tmp_path / 'audit.db'}")
-    await store.open()
-    try:
-        await store.write(chained(log_of_every_kind(), store.head))
-        whole, _ = await store.page(StoredEntry, EntryFilter(), 10)
-        exported = b"".join([chunk async for chunk in export(store, EntryFilter(), "csv")])
-    finally:
-        await store.close()
-    rows = list(csv.DictReader(io.StringIO(exported.decode())))
+    whole, _ = await store.page(StoredEntry, EntryFilter(), 10)
+    rows = list(csv.DictReader(io.StringIO((await exported(store, "csv")).decode())))
     assert list(rows[0]) == list(CSV_COLUMNS)
     expected = [
         {column: "" if getattr(entry, column) is None else str(getattr(entry, column)) for column in CSV_COLUMNS}
