@@ -14,7 +14,7 @@ from pathlib import Path
 
 import psutil
 
-from bench.common import Timed, bench_topic, stopwatch
+from bench.common import Timed, bench_topic, local_admin, stopwatch
 from bench.results import Results, Row, scaled
 from bench.tasks_service import bare_read
 from services.audit.adapters.keys import TrustedKeys, load_signing_key
@@ -26,7 +26,6 @@ from shared.contract.catalog import TaskProgressReported
 from shared.contract.envelope import new_event
 from shared.kafka.producer import EventProducer
 from shared.process import tune_interpreter
-from shared.settings import KafkaSettings
 from shared.supervision import Health
 
 
@@ -51,7 +50,7 @@ class PeakMemory:
 
 
 async def main(count: int) -> None:
-    kafka = KafkaSettings()
+    kafka = local_admin()
     async with bench_topic(kafka) as topic, EventProducer(kafka, client_id="bench-audit") as producer:
         futures = [
             await producer.enqueue(

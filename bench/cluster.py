@@ -75,8 +75,8 @@ def main() -> None:
                 "POLICYTRACK_ENV": "dev",
                 "POLICYTRACK_LOG_LEVEL": "WARNING",
                 "POLICYTRACK_TASKS_PARTITIONED_WRITERS": "true",
-                "POLICYTRACK_TASKS_TRANSACTIONAL_ID": f"bench-cluster-{run}",
-                "POLICYTRACK_TASKS_CONSUMER_GROUP": f"bench-cluster-{run}",
+                "POLICYTRACK_TASKS_TRANSACTIONAL_ID": f"policytrack-tasks-bench-{run}",
+                "POLICYTRACK_TASKS_CONSUMER_GROUP": f"policytrack-tasks-bench-{run}",
                 "POLICYTRACK_TASKS_WATCH_INTERVAL_SECONDS": "0",
             }
             urls = [f"http://127.0.0.1:{port}" for port in (FIRST, SECOND)]

@@ -15,14 +15,22 @@ from pathlib import Path
 import psutil
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from shared.kafka.access import ADMIN
+from shared.kafka.connection import client_options
 from shared.settings import PROJECT_ROOT, KafkaSettings
+
+
+def local_admin() -> KafkaSettings:
+    """The local broker of ``make bench`` (deploy/kafka.sh's), as its admin: benchmarks make and
+    fill scratch topics there."""
+    return KafkaSettings().as_user(ADMIN)
 
 
 @asynccontextmanager
 async def bench_topic(kafka: KafkaSettings, partitions: int = 3) -> AsyncIterator[str]:
     """A topic for one benchmark run, deleted afterwards so the real topics stay clean."""
     name = f"bench.{uuid.uuid4().hex[:10]}"
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers)
+    admin = AIOKafkaAdminClient(**client_options(kafka))
     await admin.start()
     try:
         await admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])
@@ -51,10 +59,20 @@ class ScratchBroker:
             **os.environ,
             "POLICYTRACK_KAFKA_PORT": str(self.port),
             "POLICYTRACK_KAFKA_DATA_DIR": str(self.folder / "kafka"),
+            "POLICYTRACK_KAFKA_CREDENTIALS_DIR": str(self.folder / "kafka-credentials"),
             "POLICYTRACK_KAFKA_BOOTSTRAP_SERVERS": self.bootstrap_servers,
             "POLICYTRACK_DATA_DIR": str(self.folder / "data"),
             "POLICYTRACK_KEYS_DIR": str(self.folder / "keys"),
         }
+
+    @property
+    def settings(self) -> KafkaSettings:
+        """The benchmark's own clients: the broker's admin, who may make and fill scratch topics."""
+        return KafkaSettings(
+            bootstrap_servers=self.bootstrap_servers,
+            username=ADMIN,
+            credentials_dir=self.folder / "kafka-credentials",
+        )
 
     def script(self, *args: str, check: bool = True) -> None:
         script = str(PROJECT_ROOT / "deploy" / "kafka.sh")

@@ -13,11 +13,12 @@ import uuid
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from bench.common import Timed, bench_topic, stopwatch
+from bench.common import Timed, bench_topic, local_admin, stopwatch
 from bench.results import Results, Row, scaled
 from shared.contract.catalog import TaskProgressReported
 from shared.contract.codec import DecodeFailure, encode
 from shared.contract.envelope import CloudEvent, new_event
+from shared.kafka.connection import client_options
 from shared.kafka.consumer import ConsumerRunner
 from shared.kafka.producer import EventProducer
 from shared.process import tune_interpreter
@@ -58,7 +59,7 @@ def build_events(count: int) -> tuple[list[CloudEvent], Timed]:
 
 async def bare_produce(kafka: KafkaSettings, topic: str, records: list) -> Timed:
     producer = AIOKafkaProducer(
-        bootstrap_servers=kafka.bootstrap_servers,
+        **client_options(kafka),
         acks="all",
         enable_idempotence=True,
         linger_ms=5,
@@ -105,7 +106,7 @@ async def project_consume(kafka: KafkaSettings, topic: str, count: int) -> Timed
 async def bare_consume(kafka: KafkaSettings, topic: str, count: int) -> Timed:
     consumer = AIOKafkaConsumer(
         topic,
-        bootstrap_servers=kafka.bootstrap_servers,
+        **client_options(kafka),
         group_id=f"bench-{uuid.uuid4().hex[:8]}",
         enable_auto_commit=False,
         auto_offset_reset="earliest",
@@ -126,7 +127,7 @@ async def bare_consume(kafka: KafkaSettings, topic: str, count: int) -> Timed:
 
 
 async def main(count: int, rounds: int) -> None:
-    kafka = KafkaSettings()
+    kafka = local_admin()
     events, built = build_events(count)
     raw = [(r.key, r.value, list(r.headers)) for r in map(encode, events)]
     size = sum(len(value) + sum(len(k) + len(v) for k, v in headers) for _, value, headers in raw) / count

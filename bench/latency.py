@@ -64,7 +64,7 @@ def running_system(folder: str) -> Iterator[dict[str, psutil.Process]]:
                     "POLICYTRACK_DATA_DIR": f"{folder}/{service}",
                     "POLICYTRACK_KEYS_DIR": f"{folder}/{service}-keys",
                     f"POLICYTRACK_{service.upper()}_PORT": str(port),
-                    "POLICYTRACK_TASKS_TRANSACTIONAL_ID": f"bench-{uuid.uuid4().hex[:8]}",
+                    "POLICYTRACK_TASKS_TRANSACTIONAL_ID": f"policytrack-tasks-bench-{uuid.uuid4().hex[:8]}",
                 }
                 processes.append(
                     subprocess.Popen(

@@ -111,7 +111,7 @@ def start_service(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], float, 
 def main(open_milestones: int, burst: int) -> None:
     results = Results("notifications_service")
     with tempfile.TemporaryDirectory() as folder, scratch_broker(PORT, folder) as broker:
-        kafka = KafkaSettings(bootstrap_servers=broker.bootstrap_servers)
+        kafka = broker.settings
         service = None
         try:
             far = datetime.now(UTC) + timedelta(days=200)

@@ -26,7 +26,7 @@ from pathlib import Path
 import httpx
 import psutil
 
-from bench.common import CpuMeter, Timed, bench_topic, listening_on, scratch_broker, stopwatch
+from bench.common import CpuMeter, Timed, bench_topic, listening_on, local_admin, scratch_broker, stopwatch
 from bench.peer import rebuild_with_eventsourcing
 from bench.results import Results, Row, scaled
 from services.tasks.adapters.rebuild import catch_up
@@ -34,6 +34,7 @@ from services.tasks.adapters.snapshots import SnapshotStore, take_snapshot
 from shared.auth import mint_dev_token
 from shared.contract import catalog as c
 from shared.contract.envelope import AnyEvent, new_event
+from shared.kafka.connection import client_options
 from shared.kafka.producer import EventProducer
 from shared.process import tune_interpreter
 from shared.settings import PROJECT_ROOT, KafkaSettings
@@ -134,7 +135,7 @@ def http_benchmark(seconds: int, warm_up: int) -> HttpFigures:
             "POLICYTRACK_ENV": "dev",
             "POLICYTRACK_LOG_LEVEL": "WARNING",
             "POLICYTRACK_TASKS_PORT": str(TASKS_PORT),
-            "POLICYTRACK_TASKS_TRANSACTIONAL_ID": f"bench-{uuid.uuid4().hex[:8]}",
+            "POLICYTRACK_TASKS_TRANSACTIONAL_ID": f"policytrack-tasks-bench-{uuid.uuid4().hex[:8]}",
         }
         tasks = start([sys.executable, "-m", "services.tasks"], env, tasks_url)
         try:
@@ -194,7 +195,7 @@ class StartFigures:
 async def rebuild_benchmark(count: int) -> StartFigures:
     """Writes ``count`` events of 10,000 tasks to a scratch topic and rebuilds from it; then
     snapshots, appends 1% more, and starts again from the snapshot as the service does."""
-    kafka = KafkaSettings()
+    kafka = local_admin()
     per_task = 100
     tasks = count // per_task
     async with bench_topic(kafka) as topic, EventProducer(kafka, client_id="bench-rebuild-writer") as producer:
@@ -220,7 +221,7 @@ async def bare_read(kafka: KafkaSettings, topic: str, count: int) -> Timed:
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=kafka.bootstrap_servers, enable_auto_commit=False, max_partition_fetch_bytes=8 * 1024 * 1024
+        **client_options(kafka), enable_auto_commit=False, max_partition_fetch_bytes=8 * 1024 * 1024
     )
     await consumer.start()
     try:

@@ -10,12 +10,22 @@
 #   deploy/kafka.sh stop [--node I]   graceful shutdown of every node (or of node I); data stays
 #   deploy/kafka.sh status            each node, then each partition's leader and in-sync
 #                                     replicas; exit 0 when every node runs and answers
+#   deploy/kafka.sh rotate-password P a new password for principal P, applied to the running
+#                                     broker (restart the clients that connect as P)
+#
+# Every client authenticates (SASL/SCRAM-SHA-512; the broker's own admin principal uses PLAIN,
+# a static credential in the broker's 0600 config) and is authorized by ACL, with the KRaft
+# StandardAuthorizer and allow.everyone.if.no.acl.found=false. The principals and what each may
+# do are in shared/kafka/access.py; their passwords are generated on first start, one 0600 file
+# per principal in the credentials folder, and provisioned by deploy/kafka/Provision.java.
 #
 # Environment (all optional): POLICYTRACK_KAFKA_PORT (9092: the first node's port),
 # POLICYTRACK_KAFKA_CONTROLLER_PORT (one node: port+1; a cluster: port+100, +101, +102),
 # POLICYTRACK_KAFKA_DATA_DIR (.data/kafka; a cluster uses <it>-cluster/node-I),
-# POLICYTRACK_KAFKA_HEAP (512m per node), POLICYTRACK_PYTHON (the interpreter that creates
-# the topics; .venv/bin/python).
+# POLICYTRACK_KAFKA_CREDENTIALS_DIR (.data/kafka-credentials: beside the data, so that a --fresh
+# start keeps the passwords), POLICYTRACK_KAFKA_TLS (1: clients connect with SASL_SSL, to
+# certificates made with openssl in <credentials>/tls), POLICYTRACK_KAFKA_HEAP (512m per node),
+# POLICYTRACK_PYTHON (the interpreter that creates the topics; .venv/bin/python).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -27,6 +37,11 @@ SINGLE_DATA="${POLICYTRACK_KAFKA_DATA_DIR:-$ROOT/.data/kafka}"
 CLUSTER_DATA="$SINGLE_DATA-cluster"
 HEAP="${POLICYTRACK_KAFKA_HEAP:-512m}"
 PYTHON="${POLICYTRACK_PYTHON:-$ROOT/.venv/bin/python}"
+CREDENTIALS="${POLICYTRACK_KAFKA_CREDENTIALS_DIR:-$(dirname "$SINGLE_DATA")/kafka-credentials}"
+TLS="${POLICYTRACK_KAFKA_TLS:-}"
+case "$TLS" in 0 | false | no) TLS="" ;; esac
+CLIENT_PROTOCOL=SASL_PLAINTEXT
+[ -z "$TLS" ] || CLIENT_PROTOCOL=SASL_SSL
 START_TIMEOUT="${POLICYTRACK_KAFKA_START_TIMEOUT:-90}"
 STOP_TIMEOUT="${POLICYTRACK_KAFKA_STOP_TIMEOUT:-60}"
 # How many nodes: what start is told; otherwise the cluster recorded by the last start with --nodes.
@@ -69,24 +84,60 @@ resolve() {
 pid_alive() { [ -f "$(pidfile "$1")" ] && kill -0 "$(cat "$(pidfile "$1")")" 2>/dev/null; }
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
+# PLAIN knows two static principals: the broker's admin, and the operator who reads the log by
+# hand with kcat. Debian's kcat links librdkafka 2.0.2, whose SCRAM client Kafka 4 rejects
+# (librdkafka#4895, fixed in 2.6.1); every other client uses SCRAM-SHA-512.
+jaas_plain() {
+  local admin users
+  admin="$(cat "$CREDENTIALS/admin")"
+  users="user_admin=\"$admin\""
+  [ "${1:-}" != with-operator ] || users="$users user_operator=\"$(cat "$CREDENTIALS/operator")\""
+  echo "org.apache.kafka.common.security.plain.PlainLoginModule required username=\"admin\" password=\"$admin\" $users;"
+}
+
+tls_config() {
+  [ -n "$TLS" ] || return 0
+  cat <<EOF
+ssl.keystore.type=PEM
+ssl.keystore.certificate.chain=$CREDENTIALS/tls/broker.pem
+ssl.keystore.key=$CREDENTIALS/tls/broker.key
+ssl.truststore.type=PEM
+ssl.truststore.location=$CREDENTIALS/tls/ca.pem
+ssl.client.auth=none
+EOF
+}
+
 write_config() {
-  local i="$1" dir port controller quorum
+  local i="$1" dir port controller quorum listener
   dir="$(node_dir "$i")"
   port="$(node_port "$i")"
   controller="$(controller_port "$i")"
+  listener="$(echo "$CLIENT_PROTOCOL" | tr '[:upper:]' '[:lower:]')"
   if [ "$NODES" -eq 1 ]; then quorum="controller.quorum.bootstrap.servers=127.0.0.1:$controller"
   else quorum="controller.quorum.voters=$(voters)"; fi
   mkdir -p "$dir/log" "$dir/logs"
-  cat >"$dir/server.properties" <<EOF
+  # The config holds the admin password: readable by its owner only, from its first byte.
+  (umask 077 && cat >"$dir/server.properties" <<EOF
 # Written by deploy/kafka.sh: node $i of $NODES, a combined broker+controller on loopback.
 process.roles=broker,controller
 node.id=$i
 $quorum
-listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$controller
-advertised.listeners=PLAINTEXT://127.0.0.1:$port
+listeners=$CLIENT_PROTOCOL://127.0.0.1:$port,CONTROLLER://127.0.0.1:$controller
+advertised.listeners=$CLIENT_PROTOCOL://127.0.0.1:$port
 controller.listener.names=CONTROLLER
-inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+inter.broker.listener.name=$CLIENT_PROTOCOL
+listener.security.protocol.map=CONTROLLER:SASL_PLAINTEXT,$CLIENT_PROTOCOL:$CLIENT_PROTOCOL
+sasl.enabled.mechanisms=SCRAM-SHA-512,PLAIN
+sasl.mechanism.inter.broker.protocol=PLAIN
+sasl.mechanism.controller.protocol=PLAIN
+listener.name.controller.sasl.enabled.mechanisms=PLAIN
+listener.name.controller.plain.sasl.jaas.config=$(jaas_plain)
+listener.name.$listener.plain.sasl.jaas.config=$(jaas_plain with-operator)
+listener.name.$listener.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+$(tls_config)
+authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+super.users=User:admin
+allow.everyone.if.no.acl.found=false
 log.dirs=$dir/log
 auto.create.topics.enable=false
 num.partitions=1
@@ -103,6 +154,7 @@ share.coordinator.state.topic.min.isr=$(min_isr)
 group.initial.rebalance.delay.ms=0
 log.retention.hours=-1
 EOF
+  )
   cat >"$dir/log4j2.properties" <<'EOF'
 rootLogger.level=INFO
 rootLogger.appenderRef.stdout.ref=STDOUT
@@ -146,11 +198,85 @@ format_storage() {
   say "formatted KRaft storage in $dir/log (cluster $id)"
 }
 
+py() {
+  [ -x "$PYTHON" ] || die "no Python environment at $PYTHON: run 'make venv' first"
+  PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" POLICYTRACK_KAFKA_CREDENTIALS_DIR="$CREDENTIALS" "$PYTHON" "$@"
+}
+
+ensure_credentials() {
+  py -m shared.kafka.access passwords --credentials-dir "$CREDENTIALS" >&2
+}
+
+# kcat -F <credentials>/kcat.conf: how people read the log by hand, as the operator (who reads,
+# never writes), with PLAIN (see jaas_plain).
+write_kcat_config() {
+  (umask 077 && {
+    echo "bootstrap.servers=$(bootstrap)"
+    echo "security.protocol=$CLIENT_PROTOCOL"
+    echo "sasl.mechanisms=PLAIN"
+    echo "sasl.username=operator"
+    echo "sasl.password=$(cat "$CREDENTIALS/operator")"
+    [ -z "$TLS" ] || echo "ssl.ca.location=$CREDENTIALS/tls/ca.pem"
+  } >"$CREDENTIALS/kcat.conf")
+}
+
+# Certificates for the TLS option: a CA of this installation and a certificate for the brokers
+# on 127.0.0.1 and localhost; clients trust the CA (POLICYTRACK_KAFKA_SSL_CAFILE).
+ensure_tls() {
+  [ -n "$TLS" ] || return 0
+  local tls="$CREDENTIALS/tls"
+  [ -f "$tls/broker.pem" ] && return 0
+  command -v openssl >/dev/null 2>&1 || die "openssl not found: install it for POLICYTRACK_KAFKA_TLS"
+  (umask 077 && mkdir -p "$tls" &&
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 \
+      -subj "/CN=policytrack local CA" -keyout "$tls/ca.key" -out "$tls/ca.pem" 2>/dev/null &&
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=127.0.0.1" \
+      -keyout "$tls/broker.key" -out "$tls/broker.csr" 2>/dev/null &&
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >"$tls/san.ext" &&
+    openssl x509 -req -in "$tls/broker.csr" -CA "$tls/ca.pem" -CAkey "$tls/ca.key" -CAcreateserial \
+      -days 3650 -extfile "$tls/san.ext" -out "$tls/broker.pem" 2>/dev/null) \
+    || die "could not make TLS certificates in $tls"
+  say "made a CA and a broker certificate in $tls (clients: POLICYTRACK_KAFKA_SSL_CAFILE=$tls/ca.pem)"
+}
+
+# What the topics tool and the provisioner connect as: the admin principal.
+as_admin() (
+  export POLICYTRACK_KAFKA_BOOTSTRAP_SERVERS="$(bootstrap)" POLICYTRACK_KAFKA_USERNAME=admin \
+    POLICYTRACK_KAFKA_SECURITY_PROTOCOL="$CLIENT_PROTOCOL"
+  [ -z "$TLS" ] || export POLICYTRACK_KAFKA_SSL_CAFILE="$CREDENTIALS/tls/ca.pem"
+  "$@"
+)
+
+# The principals and ACLs of shared/kafka/access.py, applied with Kafka's own Admin client;
+# skipped when nothing changed since the last time (the record is kept with the data, so a
+# fresh start provisions again).
+provision() {
+  local spec marker digest data
+  data="$(if [ "$NODES" -eq 1 ]; then echo "$SINGLE_DATA"; else echo "$CLUSTER_DATA"; fi)"
+  spec="$(py -m shared.kafka.access spec --credentials-dir "$CREDENTIALS")"
+  digest="$( (echo "$spec"; for name in $(echo "$spec" | sed -n 's/^user \([^ ]*\) .*/\1/p'); do cat "$CREDENTIALS/$name"; done) \
+    | sha256sum | cut -d' ' -f1)"
+  marker="$data/provisioned"
+  [ -f "$marker" ] && [ "$(cat "$marker")" = "$digest" ] && return 0
+  cat >"$data/provision-log4j2.properties" <<'EOF'
+rootLogger.level=WARN
+rootLogger.appenderRef.stderr.ref=STDERR
+appender.stderr.type=Console
+appender.stderr.name=STDERR
+appender.stderr.target=SYSTEM_ERR
+appender.stderr.layout.type=PatternLayout
+appender.stderr.layout.pattern=%p %m%n
+EOF
+  if ! echo "$spec" | as_admin java -Xmx256m -Dlog4j2.configurationFile="$data/provision-log4j2.properties" \
+    -cp "$LIB/*" "$ROOT/deploy/kafka/Provision.java" "$(bootstrap)" admin "$CREDENTIALS/admin" >&2; then
+    die "could not provision the principals and ACLs"
+  fi
+  echo "$digest" >"$marker"
+}
+
 ensure_topics() {
-  [ -x "$PYTHON" ] || die "no Python environment at $PYTHON to create topics: run 'make venv' first"
-  POLICYTRACK_KAFKA_BOOTSTRAP_SERVERS="$(bootstrap)" POLICYTRACK_KAFKA_REPLICATION_FACTOR="$(replication)" \
-    POLICYTRACK_KAFKA_MIN_INSYNC_REPLICAS="$(min_isr)" PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" \
-    "$PYTHON" -m shared.kafka.topics --wait "$START_TIMEOUT" "$@" >&2
+  POLICYTRACK_KAFKA_REPLICATION_FACTOR="$(replication)" POLICYTRACK_KAFKA_MIN_INSYNC_REPLICAS="$(min_isr)" \
+    as_admin py -m shared.kafka.topics --wait "$START_TIMEOUT" "$@" >&2
 }
 
 start_node() {
@@ -202,11 +328,15 @@ start() {
   NODES="$nodes"
   if [ "$NODES" -gt 1 ]; then mkdir -p "$CLUSTER_DATA" && echo "$NODES" >"$CLUSTER_DATA/nodes"; else rm -f "$CLUSTER_DATA/nodes"; fi
   resolve
+  ensure_credentials
+  ensure_tls
   local i
   for i in $(seq 1 "$NODES"); do start_node "$i"; done
   for i in $(seq 1 "$NODES"); do await_node "$i"; done
+  provision
   ensure_topics
-  say "ready on $(bootstrap)"
+  write_kcat_config
+  say "ready on $(bootstrap) ($CLIENT_PROTOCOL, SCRAM-SHA-512; passwords in $CREDENTIALS)"
 }
 
 any_alive() { local i; for i in $(seq 1 "$NODES"); do pid_alive "$i" && return 0; done; return 1; }
@@ -269,10 +399,25 @@ status() {
   [ "$up" -eq "$NODES" ]
 }
 
+rotate_password() {
+  local principal="${1:?rotate-password needs a principal}" path
+  path="$CREDENTIALS/$principal"
+  [ -f "$path" ] || die "no principal $principal (its password would be in $path)"
+  [ "$principal" != admin ] || die "the admin password is in each broker's config: stop, delete $path, start"
+  any_alive || die "the broker is not running"
+  mv "$path" "$path.old"
+  ensure_credentials
+  if ! (provision); then mv "$path.old" "$path"; die "the new password was not applied; the old one stays"; fi
+  rm -f "$path.old"
+  say "new password for $principal in $path; restart the clients that connect as $principal"
+  [ "$principal" != operator ] || say "the operator also signs in with PLAIN (kcat): restart the broker for that"
+}
+
 case "${1:-}" in
   start) shift; start "$@" ;;
   stop) shift; stop "$@" ;;
   restart) stop; start ;;
   status) status ;;
-  *) echo "usage: $0 start [--fresh] [--nodes N] | stop [--node I] | restart | status" >&2; exit 2 ;;
+  rotate-password) shift; rotate_password "$@" ;;
+  *) echo "usage: $0 start [--fresh] [--nodes N] | stop [--node I] | restart | status | rotate-password P" >&2; exit 2 ;;
 esac

@@ -28,7 +28,8 @@ from shared.contract.codec import DecodeFailure, decode_record, to_structured
 from shared.contract.codes import Department, Role
 from shared.contract.envelope import CloudEvent
 from shared.contract.topics import ALERTS, EVENTS
-from shared.settings import KafkaSettings
+from shared.kafka.access import OPERATOR
+from shared.settings import KafkaSettings, RuntimeSettings
 
 app = typer.Typer(
     help="policytrack: tracking the China-South Korea (Changchun) Demonstration Zone plan.",
@@ -153,7 +154,8 @@ def tail(
     count: int | None = typer.Option(None, help="stop after this many"),
     as_json: bool = JSON,
 ) -> None:
-    """Follow alerts or events as they are appended, filtered."""
+    """Follow alerts or events as they are appended, filtered (as the operator principal; a
+    record whose writer's proof fails is never shown, only counted)."""
     name = {"alerts": ALERTS, "events": EVENTS}.get(topic)
     if name is None:
         raise typer.BadParameter("alerts or events", param_hint="--topic")
@@ -170,10 +172,14 @@ async def _tail(
     count: int | None,
     as_json: bool,
 ) -> None:
-    from shared.kafka.consumer import open_consumer, partitions_of
+    from shared.kafka.consumer import open_consumer, partitions_of, read_through
+    from shared.provenance.gate import ProofGate
+    from shared.provenance.keys import KeyFolder
 
     shown = 0
-    async with open_consumer(KafkaSettings(), client_id="policytrack-tail") as consumer:
+    proofs = ProofGate(KeyFolder.of(RuntimeSettings()).trust())
+    kafka = KafkaSettings().as_user(OPERATOR.name)
+    async with open_consumer(kafka, client_id="policytrack-tail") as consumer:
         partitions = await partitions_of(consumer, [topic])
         consumer.assign(partitions)
         if from_beginning:
@@ -181,8 +187,15 @@ async def _tail(
         else:
             await consumer.seek_to_end(*partitions)
         while count is None or shown < count:
-            for records in (await consumer.getmany(timeout_ms=500)).values():
-                for record in records:
+            batch = await consumer.getmany(timeout_ms=500)
+            for tp in partitions:
+                complete = await read_through(consumer, tp)
+                for record, verdict in proofs.admit(
+                    batch.get(tp, []), complete=complete, topic=tp.topic, partition=tp.partition
+                ):
+                    if not verdict.ok:
+                        console.print(f"[red]refused[/] {tp.topic}/{tp.partition}@{record.offset}: {verdict.refusal}")
+                        continue
                     event = decode_record(record)
                     if isinstance(event, DecodeFailure) or not _wanted(event, event_type, task, department):
                         continue

@@ -16,3 +16,8 @@ HANDLER_RETRIES = Counter(
     "policytrack_handler_retries_total", "Handler attempts that failed and were retried", ["consumer"]
 )
 CONSUMER_LAG = Gauge("policytrack_consumer_lag", "Records not yet handled, per consumer", ["consumer"])
+RECORDS_REFUSED = Counter(
+    "policytrack_records_refused_total",
+    "Records a reader refused because their writer's proof failed (never handled)",
+    ["reader", "topic"],
+)

@@ -21,14 +21,20 @@ from urllib.parse import urlsplit
 import httpx
 import orjson
 import pytest
-from aiokafka import TopicPartition
+from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from standardwebhooks.webhooks import Webhook
 
 from policytrack.processes import ServiceProcess
 from shared.auth import mint_dev_token
+from shared.contract.topics import COMMANDS
+from shared.kafka.access import ADMIN, TASKS_PREFIX
+from shared.kafka.connection import client_options
 from shared.kafka.consumer import open_consumer, partitions_of, read_since
 from shared.logging import configure_logging
+from shared.provenance.acts import sign_command
+from shared.provenance.gate import ProofGate
+from shared.provenance.keys import KeyFolder, SigningKey
 from shared.settings import PROJECT_ROOT, KafkaSettings, RuntimeSettings
 
 KAFKA_SCRIPT = PROJECT_ROOT / "deploy" / "kafka.sh"
@@ -41,12 +47,40 @@ class Broker:
     """A broker started by deploy/kafka.sh; ``env`` is what the script needs to address it."""
 
     port: int
-    data_dir: Path | None
+    data_dir: Path
     env: dict[str, str]
 
     @property
+    def credentials_dir(self) -> Path:
+        return Path(self.env["POLICYTRACK_KAFKA_CREDENTIALS_DIR"])
+
+    @property
     def settings(self) -> KafkaSettings:
-        return KafkaSettings(bootstrap_servers=f"127.0.0.1:{self.port}")
+        """The tests' own clients connect as the broker's admin: they set up and inspect, and
+        play the outsider who writes what no service would."""
+        return self.as_principal(ADMIN)
+
+    def service_env(self, bootstrap_servers: str | None = None) -> dict[str, str]:
+        """What a service process needs to reach this broker as its own principal."""
+        return {
+            "POLICYTRACK_KAFKA_BOOTSTRAP_SERVERS": bootstrap_servers or self.settings.bootstrap_servers,
+            "POLICYTRACK_KAFKA_CREDENTIALS_DIR": str(self.credentials_dir),
+        }
+
+    def kcat(self, *args: str, timeout: float = 120) -> bytes:
+        """What kcat shows, run the way docs/operations.md says: ``-F`` the config the broker
+        script writes (the operator principal, which reads and never writes)."""
+        return subprocess.run(
+            ["kcat", "-F", str(self.credentials_dir / "kcat.conf"), *args],
+            capture_output=True,
+            timeout=timeout,
+            check=True,
+        ).stdout
+
+    def as_principal(self, username: str) -> KafkaSettings:
+        return KafkaSettings(
+            bootstrap_servers=f"127.0.0.1:{self.port}", username=username, credentials_dir=self.credentials_dir
+        )
 
     def script(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -54,11 +88,13 @@ class Broker:
         )
 
 
-def broker_env(port: int, data_dir: Path | None) -> dict[str, str]:
-    env = {**os.environ, "POLICYTRACK_KAFKA_PORT": str(port)}
-    if data_dir is not None:
-        env["POLICYTRACK_KAFKA_DATA_DIR"] = str(data_dir)
-    return env
+def broker_env(port: int, data_dir: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        "POLICYTRACK_KAFKA_PORT": str(port),
+        "POLICYTRACK_KAFKA_DATA_DIR": str(data_dir),
+        "POLICYTRACK_KAFKA_CREDENTIALS_DIR": f"{data_dir}-credentials",
+    }
 
 
 TEST_BROKER_PORT = int(os.environ.get("POLICYTRACK_TEST_KAFKA_PORT", "29092"))
@@ -110,9 +146,9 @@ def cluster(tmp_path: Path) -> Iterator[Broker]:
 
 
 def cluster_settings(cluster: Broker) -> KafkaSettings:
-    """How clients reach every node of the cluster."""
+    """How clients reach every node of the cluster (as its admin)."""
     bootstrap = ",".join(f"127.0.0.1:{cluster.port + i}" for i in range(3))
-    return KafkaSettings(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+    return cluster.settings.model_copy(update={"bootstrap_servers": bootstrap, "request_timeout_ms": 10_000})
 
 
 @pytest.fixture
@@ -124,7 +160,7 @@ def kafka_settings(kafka: Broker) -> KafkaSettings:
 async def scratch_topic(kafka_settings: KafkaSettings) -> AsyncIterator[str]:
     """A topic of its own for one test, deleted afterwards."""
     name = f"test.{uuid.uuid4().hex[:12]}"
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_settings.bootstrap_servers)
+    admin = AIOKafkaAdminClient(**client_options(kafka_settings))
     await admin.start()
     try:
         await admin.create_topics([NewTopic(name, num_partitions=2, replication_factor=1)])
@@ -247,13 +283,14 @@ def services_on(kafka: Broker, directory: Path) -> Iterator[Callable[..., Servic
             "POLICYTRACK_ENV": "dev",
             "POLICYTRACK_LOG_LEVEL": "INFO",
             "POLICYTRACK_DATA_DIR": str(directory / f"{name}-{port}"),
-            "POLICYTRACK_KAFKA_BOOTSTRAP_SERVERS": kafka.settings.bootstrap_servers,
-            "POLICYTRACK_KEYS_DIR": str(directory / f"{name}-{port}-keys"),
+            **kafka.service_env(),
+            # One installation: the services share a keys folder, so each trusts the others' keys.
+            "POLICYTRACK_KEYS_DIR": str(directory / "keys"),
             "POLICYTRACK_AUDIT_CHAIN_ID": f"test-chain-{uuid.uuid4().hex[:8]}",
             # Assessments append events on their own schedule; tests that count events turn them on.
             "POLICYTRACK_TASKS_WATCH_INTERVAL_SECONDS": "0",
             f"{prefix}PORT": str(port),
-            f"{prefix}TRANSACTIONAL_ID": f"test-{name}-{uuid.uuid4().hex[:8]}",
+            f"{prefix}TRANSACTIONAL_ID": f"{TASKS_PREFIX}-test-{uuid.uuid4().hex[:8]}",
             **env,
         }
         service = ServiceProcess(name, port, process_env, directory / f"{name}-{port}.log")
@@ -279,6 +316,80 @@ def module_services(kafka: Broker, tmp_path_factory: pytest.TempPathFactory) -> 
     """Service processes shared by the tests of one module."""
     with services_on(kafka, tmp_path_factory.mktemp("services")) as make:
         yield make
+
+
+def writer_key(directory: Path, owner: str = "tasks") -> SigningKey:
+    """The signing key of ``owner`` in the installation whose services run in ``directory``
+    (made, and trusted, if it is not yet): what a test writes with when it plays that service."""
+    return KeyFolder(directory / "keys").signing_key(owner, create=True)
+
+
+@pytest.fixture
+def tasks_key(tmp_path: Path) -> SigningKey:
+    """The tasks service's key of the test's own installation (``service_factory``'s)."""
+    return writer_key(tmp_path)
+
+
+Record = tuple[bytes | None, bytes, list[tuple[str, bytes | None]]]
+"""A record to send: its key, value and headers."""
+
+
+@dataclass(frozen=True)
+class DepartmentSystem:
+    """A department's system in a test: it signs each command with the department's registered
+    key and sends it on ``policy.commands`` as the department's own principal."""
+
+    broker: Broker
+    key: SigningKey
+    user: str
+    roles: tuple[str, ...]
+
+    def command(
+        self,
+        name: str,
+        body: dict[str, object],
+        *,
+        correlation: str | None = None,
+        idempotency_key: str | None = None,
+        if_match: int | None = None,
+    ) -> Record:
+        value = orjson.dumps(body)
+        signature = sign_command(
+            self.key,
+            name,
+            value,
+            user=self.user,
+            roles=list(self.roles),
+            idempotency_key=idempotency_key or f"idk-{uuid.uuid4().hex}",
+            correlation_id=correlation,
+            if_match=if_match,
+        )
+        headers: list[tuple[str, bytes | None]] = [("command", name.encode()), ("signature", signature)]
+        if correlation is not None:
+            headers.append(("correlationid", correlation.encode()))
+        subject = next((str(body[k]) for k in ("task_id", "plan_id", "issue_id") if k in body), None)
+        return (subject.encode() if subject else None), value, headers
+
+    async def send(self, *records: Record, partition: int | None = None) -> None:
+        principal = f"dept-{self.key.owner.lower()}"
+        producer = AIOKafkaProducer(**client_options(self.broker.as_principal(principal)), acks="all")
+        await producer.start()
+        try:
+            for key, value, headers in records:
+                await producer.send_and_wait(COMMANDS, value, key=key, headers=headers, partition=partition)
+        finally:
+            await producer.stop()
+
+
+def department_system(broker: Broker, directory: Path, department: str, user: str, *roles: str) -> DepartmentSystem:
+    """The system of ``department`` in the installation of ``directory`` (its key registered there)."""
+    return DepartmentSystem(broker, writer_key(directory, department), user, roles)
+
+
+def scratch_gate(directory: Path, topic: str, owner: str = "tasks") -> ProofGate:
+    """A reader's check of writers' proofs for a test's own topic: ``owner``'s keys in the
+    installation of ``directory`` may write it."""
+    return ProofGate(KeyFolder(directory / "keys").trust(), {topic: {owner}})
 
 
 def token(user: str, department: str, *roles: str) -> dict[str, str]:

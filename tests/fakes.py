@@ -5,10 +5,12 @@ integration tests."""
 from __future__ import annotations
 
 import asyncio
+import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -32,6 +34,8 @@ from services.tasks.settings import TasksSettings
 from services.tasks.view import LogView, Placement
 from shared.auth import TokenVerifier
 from shared.contract.envelope import CloudEvent
+from shared.provenance.keys import KeyFolder
+from shared.provenance.sealing import SnapshotSeal
 from shared.settings import RuntimeSettings
 
 
@@ -47,9 +51,17 @@ class InProcessTasks:
         return self.log.events
 
 
+SCRATCH = Path(tempfile.mkdtemp(prefix="policytrack-in-process-"))
+"""Keys and data of the services run in process: never the ``.keys`` and ``.data`` of ``make run``."""
+
+
+def scratch_runtime() -> RuntimeSettings:
+    return RuntimeSettings(env="dev", data_dir=SCRATCH / "data", keys_dir=SCRATCH / "keys")
+
+
 def rebuilt_from(log: InMemoryEventLog) -> TasksRuntime:
     """A runtime whose state is rebuilt from ``log``, as after a restart."""
-    runtime = bootstrap(TasksSettings(runtime=RuntimeSettings(env="dev")), log_=log)
+    runtime = bootstrap(TasksSettings(runtime=scratch_runtime()), log_=log)
     restore(runtime, log.events)
     return runtime
 
@@ -125,7 +137,7 @@ class InProcessNotifications:
 async def in_process_notifications(
     resolve: Resolver | None = None, dev: bool = True
 ) -> AsyncIterator[InProcessNotifications]:
-    settings = NotificationsSettings(runtime=RuntimeSettings(env="dev"), sealing_key=Fernet.generate_key().decode())
+    settings = NotificationsSettings(runtime=scratch_runtime(), sealing_key=Fernet.generate_key().decode())
     producer = RecordingProducer()
     addresses = AddressPolicy(dev=dev, allow_private=False, allowed_hosts=frozenset())
     retry = RetryPolicy(timedelta(seconds=2), 0.05, 0.1, 1.0)
@@ -135,8 +147,13 @@ async def in_process_notifications(
         Schedule(Policy()), producer, deliveries, Sealer(settings.sealing_key or ""), addresses, resolve=resolver
     )  # type: ignore[arg-type]  # the recording stand-in
     verifier = TokenVerifier(settings.auth, settings.runtime)
-    snapshots = ScheduleSnapshots(settings.snapshot_file())  # never read or written: nothing runs the scheduler here
-    runtime = NotificationsRuntime(settings, verifier, service, producer, snapshots)  # type: ignore[arg-type]  # the stand-in
+    keys = KeyFolder.of(settings.runtime)
+    seal = SnapshotSeal(keys.signing_key("notifications", create=True))
+    snapshots = ScheduleSnapshots(
+        settings.snapshot_file(), seal
+    )  # never read or written: nothing runs the scheduler here
+    trust = keys.trust()
+    runtime = NotificationsRuntime(settings, verifier, service, trust, producer, snapshots)  # type: ignore[arg-type]  # the stand-in
     transport = httpx.ASGITransport(app=create_notifications_app(runtime), raise_app_exceptions=False)  # type: ignore[arg-type]
     async with httpx.AsyncClient(transport=transport, base_url="http://notifications.test", timeout=10) as client:
         yield InProcessNotifications(service, producer, client)

@@ -179,6 +179,16 @@ PAYLOADS: dict[type[c.EventData], dict] = {
         "key_id": "audit-1",
         "signature": "c2lnbmF0dXJl",
     },
+    c.ForgeryDetected: {
+        "chain": "audit-chain",
+        "record_topic": "policy.events",
+        "record_partition": 1,
+        "record_offset": 4711,
+        "record_sha256": "ef" * 32,
+        "reason": "carries no writer's proof",
+        "claimed_type": "org.policytrack.task.completed.v1",
+        "claimed_id": "e-forged",
+    },
 }
 
 

@@ -6,15 +6,15 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
-from services.audit.adapters.keys import SigningKey, TrustedKeys, keep_public, load_signing_key
 from services.audit.adapters.lease import AdvisoryLease, SoleWriter, WriterLease
 from services.audit.adapters.store import AuditStore
-from services.audit.checkpoints import Checkpointer
+from services.audit.checkpoints import OWNER, Checkpointer
 from services.audit.ingest import Ingestor
 from services.audit.settings import AuditSettings
 from shared.auth import TokenVerifier
 from shared.kafka.producer import EventProducer
 from shared.logging import get_logger
+from shared.provenance.keys import KeyFolder, SigningKey, TrustStore
 from shared.supervision import BackgroundWork, Health
 
 log = get_logger(__name__)
@@ -26,7 +26,7 @@ class AuditRuntime:
     verifier: TokenVerifier
     store: AuditStore
     signing_key: SigningKey
-    trusted_keys: TrustedKeys
+    trusted_keys: TrustStore
     ingestor: Ingestor
     checkpointer: Checkpointer
     producer: EventProducer
@@ -86,6 +86,9 @@ class AuditRuntime:
         await self.producer.stop()
         await self.store.close()
 
+    def public_keys(self) -> dict[str, Any]:
+        return self.trusted_keys.jwks(OWNER)
+
     async def readiness(self) -> tuple[bool, dict[str, Any]]:
         working, background = self.work.readiness()
         writer = self.writing.is_set()
@@ -96,6 +99,7 @@ class AuditRuntime:
             "lag": lag,
             "entries": self.store.head.sequence if writer else await self.store.stored_head(),
             "chain": self.settings.chain_id,
+            "refused_records": await self.store.count_refused(),
             "background": background,
         }
         return working and (self.caught_up or not writer), details
@@ -105,11 +109,11 @@ def bootstrap(settings: AuditSettings | None = None) -> AuditRuntime:
     settings = settings or AuditSettings()
     verifier = TokenVerifier(settings.auth, settings.runtime)
     store = AuditStore(settings.database_url())
-    signing_key = load_signing_key(settings.signing_key_file(), create=settings.runtime.env != "prod")
-    keep_public(signing_key, settings.trusted_keys_folder())
-    trusted = TrustedKeys.load(signing_key, settings.trusted_keys_folder(), settings.trusted_public_keys)
-    producer = EventProducer(settings.kafka, client_id="policytrack-audit")
-    ingestor = Ingestor(settings.kafka, store, settings.batch_size, settings.chain_id)
+    keys = KeyFolder.of(settings.runtime)
+    signing_key = keys.signing_key(OWNER, create=settings.runtime.env != "prod", path=settings.signing_key_file())
+    trusted = keys.trust(settings.earlier_keys())
+    producer = EventProducer(settings.kafka, client_id="policytrack-audit", signing_key=signing_key)
+    ingestor = Ingestor(settings.kafka, store, settings.batch_size, settings.chain_id, trusted)
     lease = AdvisoryLease(store.engine, settings.chain_id) if store.shared else SoleWriter()
     checkpointer = Checkpointer(
         store,

@@ -1,29 +1,34 @@
-"""Signed checkpoints of the chain's head, published on ``policy.events`` so that a copy of
-them exists outside the database: the one copy an attacker of the database cannot edit.
+"""Signed checkpoints of the chain's head, published on ``policy.audit`` so that a copy of
+them exists outside the database: the one copy an attacker of the database cannot edit; and
+the reports of records refused for their writer's proof.
 
 A checkpoint is recorded, published, and only then marked as published; one whose publish
-failed is published on the next round.
+failed is published on the next round. A refused record is reported the same way, once.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from services.audit.adapters.keys import SigningKey, TrustedKeys, public_pem
-from services.audit.adapters.store import AuditStore, EntryFilter, TrailEntry
+from services.audit.adapters.store import AuditStore, EntryFilter, RefusedRecord, TrailEntry, decode_headers
 from services.audit.domain.chain import checkpoint_message
 from shared.clock import Clock, utc_now
-from shared.contract.catalog import CheckpointSigned
+from shared.contract.catalog import CheckpointSigned, ForgeryDetected
+from shared.contract.codec import decode
 from shared.contract.envelope import new_event
 from shared.kafka.producer import EventProducer
 from shared.logging import get_logger
+from shared.provenance.keys import SigningKey, TrustStore, public_pem
 from shared.supervision import BackgroundWork, Health
 
 log = get_logger(__name__)
 ACTOR = "policytrack-audit"
+OWNER = "audit"
+"""Whose key signs the checkpoints: the only owner trusted to write ``policy.audit``."""
 CHECKPOINT_TYPE = CheckpointSigned.event_type
 
 
@@ -54,7 +59,27 @@ class Checkpointer:
     async def round(self) -> CheckpointSigned | None:
         for row in await self.store.checkpoints(unpublished_only=True):
             await self._publish(self._event(row._mapping))
+        for refusal in await self.store.refused_records(unreported_only=True):
+            await self._report(refusal)
         return await self.checkpoint()
+
+    async def _report(self, refusal: RefusedRecord) -> None:
+        """``trail.forgery_detected`` for a record refused at ingest, then marked reported."""
+        claimed = decode(refusal.key, refusal.value, decode_headers(refusal.headers))
+        report = ForgeryDetected(
+            chain=self.chain_id,
+            record_topic=refusal.topic,
+            record_partition=refusal.partition,
+            record_offset=refusal.offset,
+            record_sha256=hashlib.sha256(refusal.value or b"").hexdigest(),
+            reason=refusal.reason,
+            claimed_type=getattr(claimed, "type", None),
+            claimed_id=getattr(claimed, "id", None),
+        )
+        event_id = f"forgery:{self.chain_id}:{refusal.topic}:{refusal.partition}:{refusal.offset}"
+        await self.producer.publish(new_event(report, actor=ACTOR, id=event_id, time=self.clock()))
+        await self.store.mark_reported(refusal.topic, refusal.partition, refusal.offset)
+        log.warning("forgery reported", topic=refusal.topic, partition=refusal.partition, offset=refusal.offset)
 
     async def checkpoint(self) -> CheckpointSigned | None:
         """Signs the head when entries other than checkpoints arrived since the last one."""
@@ -66,7 +91,7 @@ class Checkpointer:
         if head.sequence <= last or await self._only_checkpoints_since(last):
             return None
         signed_at = self.clock()
-        signature = self.signing_key.sign(checkpoint_message(head.sequence, head.hash, signed_at))
+        signature = self.signing_key.sign_b64(checkpoint_message(head.sequence, head.hash, signed_at))
         await self.store.add_checkpoint(head.sequence, head.hash, signed_at, self.signing_key.key_id, signature)
         checkpoint = CheckpointSigned(
             chain=self.chain_id,
@@ -80,13 +105,13 @@ class Checkpointer:
         log.info("checkpoint signed", sequence=head.sequence, head_hash=head.hash)
         return checkpoint
 
-    async def published(self, trusted: TrustedKeys) -> dict[str, Any]:
+    async def published(self, trusted: TrustStore) -> dict[str, Any]:
         """Every checkpoint of the chain, the key that signs now and every key that verifies."""
         return {
             "chain": self.chain_id,
             "key_id": self.signing_key.key_id,
             "public_key": public_pem(self.signing_key.public_key),
-            "keys": trusted.published(),
+            "keys": [{"key_id": key.kid, "public_key": public_pem(key.public)} for key in trusted.of(OWNER)],
             "checkpoints": [dict(row._mapping) for row in await self.store.checkpoints()],
         }
 

@@ -1,4 +1,5 @@
-"""Ingestion: every record of the audited topics into the chained store, exactly once.
+"""Ingestion: every record of the audited topics into the chained store, exactly once; a record
+whose writer's proof fails is kept apart, never chained as an act.
 
 Not the shared consumer runner: the offsets live in the store's own transaction, not in
 Kafka, which is what makes ingestion exactly-once into the database. Before it ingests, the
@@ -19,12 +20,25 @@ from services.audit.adapters.store import AuditStore, ChainedBatch, chained
 from services.audit.domain.chain import LogRecord
 from shared.contract.catalog import CheckpointSigned
 from shared.contract.codec import HEADER_PREFIX
-from shared.contract.topics import ALERTS, DEADLETTER, EVENTS
-from shared.kafka.consumer import end_offsets_within, new_consumer, open_consumer, partitions_of, stop_consumer
+from shared.contract.topics import ALERTS, AUDIT, DEADLETTER, EVENTS
+from shared.kafka.consumer import (
+    end_offsets_within,
+    new_consumer,
+    open_consumer,
+    partitions_of,
+    read_through,
+    stop_consumer,
+)
+from shared.logging import get_logger
+from shared.metrics import RECORDS_REFUSED
+from shared.provenance.gate import ProofGate
+from shared.provenance.keys import TrustStore
 from shared.settings import KafkaSettings
 from shared.supervision import Health
 
-AUDITED_TOPICS = (EVENTS, ALERTS, DEADLETTER)
+log = get_logger(__name__)
+
+AUDITED_TOPICS = (EVENTS, ALERTS, DEADLETTER, AUDIT)
 CHECKPOINT_TYPE = CheckpointSigned.event_type.encode()
 
 
@@ -48,7 +62,7 @@ batches. Larger ones, as when catching up, are chained in a thread while the las
 def checkpoint_partition(chain_id: str, partitions: int) -> TopicPartition:
     """Where the chain's checkpoints land: they are keyed by the chain id."""
     every = list(range(partitions))
-    return TopicPartition(EVENTS, DefaultPartitioner()(chain_id.encode(), every, every))
+    return TopicPartition(AUDIT, DefaultPartitioner()(chain_id.encode(), every, every))
 
 
 def published_checkpoint(record: ConsumerRecord, chain_id: str) -> CheckpointSigned | None:
@@ -121,8 +135,8 @@ async def disagreements(
                         f"{next_offset - 1} but the log ends at {ends[tp] - 1}"
                     )
                 )
-        if EVENTS in topics:
-            tp = checkpoint_partition(chain_id, len([p for p in every if p.topic == EVENTS]))
+        if AUDIT in topics:
+            tp = checkpoint_partition(chain_id, len([p for p in every if p.topic == AUDIT]))
             start = max(positions.get((tp.topic, tp.partition), 0), (await consumer.beginning_offsets([tp]))[tp])
             for record in await read_range(consumer, tp, start, ends[tp]):
                 checkpoint = published_checkpoint(record, chain_id)
@@ -132,7 +146,7 @@ async def disagreements(
 
 
 async def _against_store(store: AuditStore, checkpoint: CheckpointSigned, record: ConsumerRecord) -> list[Disagreement]:
-    where = f"the checkpoint at {EVENTS}/{record.partition}@{record.offset}, signed {checkpoint.signed_at.isoformat()}"
+    where = f"the checkpoint at {AUDIT}/{record.partition}@{record.offset}, signed {checkpoint.signed_at.isoformat()}"
     if checkpoint.sequence > store.head.sequence:
         return [
             Disagreement(
@@ -155,9 +169,11 @@ class Ingestor:
         store: AuditStore,
         batch_size: int,
         chain_id: str,
+        trust: TrustStore,
         topics: tuple[str, ...] = AUDITED_TOPICS,
     ) -> None:
         self._kafka, self._store, self._batch_size, self._topics = kafka, store, batch_size, topics
+        self._trust = trust
         self._chain_id = chain_id
         self._stopping = asyncio.Event()
         self._stored: dict[TopicPartition, int] = {}
@@ -185,24 +201,41 @@ class Ingestor:
         consumer = new_consumer(self._kafka, client_id="audit-ingest", fetch_bytes=FETCH_BYTES)
         await consumer.start()
         writing: asyncio.Task[None] | None = None
+        proofs = ProofGate(self._trust)
         try:
             await self._seek_to_store(consumer)
             self._consumer = consumer
             chained_head = self._store.head
             while not self._stopping.is_set():
                 fetched = await consumer.getmany(timeout_ms=200, max_records=self._batch_size)
-                records = [as_log_record(r) for records in fetched.values() for r in records]
+                records: list[LogRecord] = []
+                refusals: list[tuple[LogRecord, str]] = []
+                for tp in self._stored:
+                    complete = await read_through(consumer, tp)
+                    for record, verdict in proofs.admit(
+                        fetched.get(tp, []), complete=complete, topic=tp.topic, partition=tp.partition
+                    ):
+                        if verdict.ok:
+                            records.append(as_log_record(record))
+                        else:
+                            refusals.append((as_log_record(record), verdict.refusal or "refused"))
                 # The positions also step over the transaction markers, which take offsets
-                # but are never returned.
-                positions = {tp: await consumer.position(tp) for tp in self._stored}
+                # but are never returned; a record still waiting for its writer's signature
+                # is where the partition goes on.
+                positions = {
+                    tp: proofs.waiting(tp.topic, tp.partition) or await consumer.position(tp) for tp in self._stored
+                }
                 # This batch is chained while the previous one is written, and written after
                 # it. A large one in a thread: the write's steps, and the API, need the event
                 # loop meanwhile.
                 batch = (
-                    chained(records, chained_head)
+                    chained(records, chained_head, refusals)
                     if len(records) <= CHAIN_IN_LOOP
-                    else await asyncio.to_thread(chained, records, chained_head)
+                    else await asyncio.to_thread(chained, records, chained_head, refusals)
                 )
+                if refusals:
+                    log.warning("records refused for their writer's proof", count=len(refusals))
+                    RECORDS_REFUSED.labels("audit-ingest", refusals[0][0].topic).inc(len(refusals))
                 chained_head = batch.head
                 if writing is not None:
                     await writing

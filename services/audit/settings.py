@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from shared.auth import AuthSettings
 from shared.contract.types import AggregateId
+from shared.kafka.access import AUDIT_SERVICE
+from shared.provenance.keys import TrustedKey
 from shared.settings import ServiceSettings
 
 
 class AuditSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="POLICYTRACK_AUDIT_", extra="ignore")
+    principal: ClassVar[str | None] = AUDIT_SERVICE.name
 
     port: int = 8003
     dsn: str | None = Field(
@@ -28,7 +32,8 @@ class AuditSettings(ServiceSettings):
         default=None, description="Ed25519 PEM key that signs checkpoints (default: keys folder, not data folder)"
     )
     trusted_keys_dir: Path | None = Field(
-        default=None, description="public keys (PEM) of earlier signing keys, for checkpoints they signed"
+        default=None,
+        description="public keys (PEM) of signing keys from before the trust store, for checkpoints they signed",
     )
     trusted_public_keys: list[str] = Field(default_factory=list, description="more trusted public keys, PEM")
     checkpoint_interval_seconds: float = Field(default=60.0, gt=0)
@@ -48,3 +53,12 @@ class AuditSettings(ServiceSettings):
 
     def trusted_keys_folder(self) -> Path:
         return self.trusted_keys_dir or self.runtime.keys_dir / "audit" / "trusted"
+
+    def earlier_keys(self) -> list[TrustedKey]:
+        """Checkpoint keys trusted as PEM (the folder older versions filed them in, and the
+        setting): the audit service's, with no window."""
+        folder = self.trusted_keys_folder()
+        pems = [path.read_bytes() for path in sorted(folder.glob("*.pem"))] if folder.is_dir() else []
+        return [
+            TrustedKey.of_pem(pem, "audit") for pem in (*pems, *(text.encode() for text in self.trusted_public_keys))
+        ]

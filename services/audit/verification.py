@@ -10,6 +10,7 @@ reported as lag, not as tampering.
 
 from __future__ import annotations
 
+import base64
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,11 +20,11 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from pydantic import ValidationError
 
-from services.audit.adapters.keys import TrustedKeys
 from services.audit.adapters.store import (
     DERIVED,
     AuditStore,
     EntryFilter,
+    RefusedRecord,
     Snapshot,
     StoredEntry,
     derive,
@@ -41,8 +42,10 @@ from services.audit.ingest import (
     read_range,
 )
 from shared.contract.catalog import CheckpointSigned
-from shared.contract.topics import EVENTS
+from shared.contract.topics import AUDIT
 from shared.kafka.consumer import open_consumer, partitions_of
+from shared.provenance.gate import ProofGate, Verdict
+from shared.provenance.keys import TrustStore
 from shared.settings import KafkaSettings
 
 MAX_PROBLEMS = 50
@@ -60,6 +63,8 @@ class Verification:
     problems: list[dict[str, Any]] = field(default_factory=list)
     covered: dict[str, Any] = field(default_factory=dict)
     lag: dict[str, Any] = field(default_factory=dict)
+    forgeries: list[dict[str, Any]] = field(default_factory=list)
+    """Records of the log whose writer's proof fails, kept apart from the trail: each named."""
 
     def fail(self, sequence: int | None, problem: str, **details: Any) -> None:
         found = {"sequence": sequence, "problem": problem, **details}
@@ -82,28 +87,34 @@ def _name(tp: TopicPartition | tuple[str, int]) -> str:
 
 
 class LogReader:
-    """Reads each partition of the log in order, on demand, up to the snapshot's offsets."""
+    """Reads each partition of the log in order, on demand, up to the snapshot's offsets, each
+    record with the verdict on its writer's proof."""
 
-    def __init__(self, consumer: AIOKafkaConsumer, limits: dict[TopicPartition, int]) -> None:
+    def __init__(self, consumer: AIOKafkaConsumer, limits: dict[TopicPartition, int], proofs: ProofGate) -> None:
         self._consumer = consumer
         self._limits = limits
-        self._buffers: dict[TopicPartition, deque[ConsumerRecord]] = {tp: deque() for tp in limits}
+        self._proofs = proofs
+        self._buffers: dict[TopicPartition, deque[tuple[ConsumerRecord, Verdict]]] = {tp: deque() for tp in limits}
 
     async def start(self) -> None:
         if self._limits:
             self._consumer.assign(list(self._limits))
             await self._consumer.seek_to_beginning(*self._limits)
 
-    async def next(self, tp: TopicPartition) -> ConsumerRecord | None:
+    async def next(self, tp: TopicPartition) -> tuple[ConsumerRecord, Verdict] | None:
         buffer = self._buffers.get(tp)
         if buffer is None:
             return None
         limit = self._limits[tp]
         while not buffer:
-            if await self._consumer.position(tp) >= limit:
+            if await self._consumer.position(tp) >= limit and self._proofs.waiting(tp.topic, tp.partition) is None:
                 return None
             fetched = await self._consumer.getmany(tp, timeout_ms=1000, max_records=5000)
-            buffer.extend(record for record in fetched.get(tp, ()) if record.offset < limit)
+            below = [record for record in fetched.get(tp, ()) if record.offset < limit]
+            # Below the snapshot's offsets every record was judged at ingest: its writer's
+            # signature is below them too.
+            complete = await self._consumer.position(tp) >= limit
+            buffer.extend(self._proofs.admit(below, complete=complete, topic=tp.topic, partition=tp.partition))
         return buffer.popleft()
 
 
@@ -112,7 +123,7 @@ class Verifier:
     """One verification run over ``store``: ``await Verifier(...).run()``."""
 
     store: AuditStore
-    keys: TrustedKeys
+    keys: TrustStore
     chain_id: str
     kafka: KafkaSettings | None
     topics: tuple[str, ...] = AUDITED_TOPICS
@@ -121,11 +132,15 @@ class Verifier:
     """The chain's checkpoints found on the log, by sequence, with where they were found."""
     progress: Progress | None = None
     """Told, after each chunk of entries, how many were checked of how many."""
+    _refused: dict[tuple[str, int, int], RefusedRecord] = field(default_factory=dict)
+    _refused_seen: set[tuple[str, int, int]] = field(default_factory=set)
 
     async def run(self) -> Verification:
         self.result.against_log = self.kafka is not None
         snapshot = await self.store.snapshot()
         rows = await self.store.checkpoints()
+        self._refused = {(r.topic, r.partition, r.offset): r for r in await self.store.refused_records()}
+        self.result.forgeries = [_named(refusal) for refusal in self._refused.values()]
         self.result.covered = {
             "sequence": snapshot.head.sequence,
             "offsets": {_name(tp): n for tp, n in sorted(snapshot.next_offsets.items())},
@@ -154,13 +169,13 @@ class Verifier:
                         f"the store holds {_name(tp)} up to offset {limits[tp] - 1}, but the log "
                         f"ends at {ends[tp] - 1}",
                     )
-            reader = LogReader(consumer, limits)
+            reader = LogReader(consumer, limits, ProofGate(self.keys))
             await reader.start()
             walked = await self._walk(snapshot, rows, reader)
             if walked:
                 await self._nothing_left_behind(reader, limits)
-        if EVENTS in self.topics:
-            await self._checkpoints_after(kafka, snapshot, ends, len([tp for tp in every if tp.topic == EVENTS]))
+        if AUDIT in self.topics:
+            await self._checkpoints_after(kafka, snapshot, ends, len([tp for tp in every if tp.topic == AUDIT]))
         if walked:
             # Rows are written before they are published: read after the log, they include a
             # row for everything found on it; read before, every row marked published is on it.
@@ -207,7 +222,7 @@ class Verifier:
             self.result.fail(stored.sequence, "the chain differs from the signed checkpoint at this sequence")
             return False
         message = checkpoint_message(stored.sequence, stored.head_hash, parse_time(stored.signed_at))
-        if not self.keys.verifies(stored.key_id, message, stored.signature):
+        if not self._audit_signed(stored.key_id, message, stored.signature):
             self.result.fail(
                 stored.sequence, "the checkpoint's signature does not verify with a trusted key", key_id=stored.key_id
             )
@@ -226,19 +241,30 @@ class Verifier:
         return False
 
     async def _matches_log(self, reader: LogReader, row: Any, record: LogRecord) -> LogRecord | None:
-        """The log's record at the entry's position, if the entry holds exactly its bytes. Compared
-        as bytes, field by field: the stored headers are already in their canonical form."""
-        on_log = await reader.next(TopicPartition(record.topic, record.partition))
+        """The log's record at the entry's position, if the entry holds exactly its bytes and its
+        writer's proof holds. Compared as bytes, field by field: the stored headers are already
+        in their canonical form. Refused records before it must be the ones the store keeps apart."""
+        tp = TopicPartition(record.topic, record.partition)
         where = f"{record.topic}/{record.partition}"
-        if on_log is None:
+        found = await reader.next(tp)
+        while found is not None and not found[1].ok and found[0].offset != record.offset:
+            self._kept_apart(found[0], found[1])
+            found = await reader.next(tp)
+        if found is None:
             self.result.fail(row.seq, f"entry claims {where}@{record.offset}, which is not on the log")
             return None
+        on_log, verdict = found
         if on_log.offset != record.offset:
             self.result.fail(
                 row.seq,
                 f"the store and the log disagree on {where}: the log's next record is "
                 f"@{on_log.offset}, the entry claims @{record.offset} (an entry was removed "
                 "or inserted)",
+            )
+            return None
+        if not verdict.ok:
+            self.result.fail(
+                row.seq, f"the entry's record at {where}@{record.offset} is not its writer's: {verdict.refusal}"
             )
             return None
         logged = as_log_record(on_log)
@@ -249,6 +275,33 @@ class Verifier:
             self.result.fail(row.seq, f"entry differs from {where}@{record.offset} on the log", fields=differs)
             return None
         return logged
+
+    def _kept_apart(self, on_log: ConsumerRecord, verdict: Verdict) -> None:
+        """A record of the log refused for its writer's proof: the store must keep it apart, as it is."""
+        where = (on_log.topic, on_log.partition, on_log.offset)
+        kept = self._refused.get(where)
+        self._refused_seen.add(where)
+        name = f"{on_log.topic}/{on_log.partition}@{on_log.offset}"
+        if kept is None:
+            self.result.fail(
+                None, f"{name} is not its writer's ({verdict.refusal}) and the store does not keep it apart"
+            )
+            return
+        logged = as_log_record(on_log)
+        if (logged.timestamp, logged.key, logged.value, headers_json(logged.headers)) != (
+            kept.timestamp,
+            kept.key,
+            kept.value,
+            kept.headers,
+        ):
+            self.result.fail(None, f"the record kept apart for {name} differs from the log's")
+
+    def _audit_signed(self, kid: str, message: bytes, signature: str) -> bool:
+        try:
+            raw = base64.b64decode(signature, validate=True)
+        except ValueError:
+            return False
+        return self.keys.refusal(kid, message, raw, owners={"audit"}) is None
 
     async def _published_checkpoint(self, row: Any) -> None:
         """A checkpoint of this chain that travelled through the log and back: it must sign
@@ -274,7 +327,7 @@ class Verifier:
                 checkpoint.sequence, f"the checkpoint published at {where} does not match the chain at this sequence"
             )
         message = checkpoint_message(checkpoint.sequence, checkpoint.head_hash, checkpoint.signed_at)
-        if not self.keys.verifies(checkpoint.key_id, message, checkpoint.signature):
+        if not self._audit_signed(checkpoint.key_id, message, checkpoint.signature):
             self.result.fail(
                 checkpoint.sequence,
                 f"the checkpoint published at {where} does not verify with a trusted key",
@@ -282,21 +335,29 @@ class Verifier:
             )
 
     async def _nothing_left_behind(self, reader: LogReader, limits: dict[TopicPartition, int]) -> None:
-        """Completeness: below the snapshot's offsets, every record of the log is in the store."""
+        """Completeness: below the snapshot's offsets, every record of the log is in the store,
+        as an entry or kept apart; and every record kept apart is on the log."""
         for tp in sorted(limits, key=_name):
-            first = await reader.next(tp)
-            if first is None:
-                continue
-            last, count = first, 1
-            while (more := await reader.next(tp)) is not None:
-                last, count = more, count + 1
-            self.result.fail(
-                None,
-                f"{count} records of {_name(tp)} (offsets {first.offset}..{last.offset}) are on "
-                "the log but missing from the store",
-                partition=_name(tp),
-                missing={"from_offset": first.offset, "to_offset": last.offset, "count": count},
-            )
+            missing: list[int] = []
+            while (found := await reader.next(tp)) is not None:
+                if found[1].ok:
+                    missing.append(found[0].offset)
+                else:
+                    self._kept_apart(*found)
+            if missing:
+                self.result.fail(
+                    None,
+                    f"{len(missing)} records of {_name(tp)} (offsets {missing[0]}..{missing[-1]}) are on "
+                    "the log but missing from the store",
+                    partition=_name(tp),
+                    missing={"from_offset": missing[0], "to_offset": missing[-1], "count": len(missing)},
+                )
+        for where in sorted(set(self._refused) - self._refused_seen):
+            topic, partition, offset = where
+            if offset < limits.get(TopicPartition(topic, partition), 0):
+                self.result.fail(
+                    None, f"the store keeps {topic}/{partition}@{offset} apart, but the log does not hold it"
+                )
 
     async def _checkpoints_after(
         self, kafka: KafkaSettings, snapshot: Snapshot, ends: dict[TopicPartition, int], partitions: int
@@ -340,9 +401,19 @@ class Verifier:
                 self.result.fail(row.sequence, "a checkpoint row marked as published is not on the log")
 
 
+def _named(refusal: RefusedRecord) -> dict[str, Any]:
+    return {
+        "topic": refusal.topic,
+        "partition": refusal.partition,
+        "offset": refusal.offset,
+        "reason": refusal.reason,
+        "detected_at": refusal.detected_at,
+    }
+
+
 async def verify(
     store: AuditStore,
-    keys: TrustedKeys,
+    keys: TrustStore,
     chain_id: str,
     kafka: KafkaSettings | None,
     topics: tuple[str, ...] = AUDITED_TOPICS,

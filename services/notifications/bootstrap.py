@@ -27,9 +27,14 @@ from shared.kafka.ownership import PartitionShare
 from shared.kafka.producer import EventProducer
 from shared.kafka.snapshots import disproof
 from shared.logging import get_logger
+from shared.provenance.gate import ProofGate
+from shared.provenance.keys import KeyFolder, TrustStore
+from shared.provenance.sealing import SnapshotSeal
 from shared.supervision import BackgroundWork, Health
 
 log = get_logger(__name__)
+OWNER = "notifications"
+"""Whose key the service signs with: the only owner trusted to write ``policy.alerts``."""
 
 
 class SkipPoison:
@@ -53,6 +58,7 @@ class NotificationsRuntime:
     settings: NotificationsSettings
     verifier: TokenVerifier
     service: NotificationService
+    trust: TrustStore
     producer: EventProducer
     snapshots: ScheduleSnapshots
     work: BackgroundWork = field(default_factory=BackgroundWork)
@@ -76,6 +82,7 @@ class NotificationsRuntime:
             handler=self.service.on_record,
             dead_letters=SkipPoison(),
             group_id=None,
+            proofs=ProofGate(self.trust),
             start_at=await self._resume(),
         )
         self.work.start("log", self._runner.run)
@@ -86,8 +93,12 @@ class NotificationsRuntime:
         claim = await asyncio.to_thread(self.snapshots.claim)
         if claim is None:
             return {}
-        reason = await disproof(
-            self.settings.kafka, claim, topic=EVENTS, version=CODE_VERSION, client_id="notifications-snapshot-check"
+        reason = (
+            str(claim)
+            if isinstance(claim, SnapshotUnreadable)
+            else await disproof(
+                self.settings.kafka, claim, topic=EVENTS, version=CODE_VERSION, client_id="notifications-snapshot-check"
+            )
         )
         resumed = None
         if reason is None:
@@ -140,6 +151,9 @@ class NotificationsRuntime:
         await self.service.deliveries.close()
         await self.producer.stop()
 
+    def public_keys(self) -> dict[str, Any]:
+        return self.trust.jwks(OWNER)
+
     async def readiness(self) -> tuple[bool, dict[str, Any]]:
         working, background = self.work.readiness()
         return working and self.service.live, {
@@ -172,7 +186,9 @@ def sealing_key(settings: NotificationsSettings) -> str:
 def bootstrap(settings: NotificationsSettings | None = None, clock: Clock = utc_now) -> NotificationsRuntime:
     settings = settings or NotificationsSettings()
     verifier = TokenVerifier(settings.auth, settings.runtime)
-    producer = EventProducer(settings.kafka, client_id="policytrack-notifications")
+    keys = KeyFolder.of(settings.runtime)
+    signing_key = keys.signing_key(OWNER, create=settings.runtime.env != "prod")
+    producer = EventProducer(settings.kafka, client_id="policytrack-notifications", signing_key=signing_key)
     policy = Policy(lead_times=tuple(settings.lead_times), grace=settings.grace, escalate_after=settings.escalate_after)
     retry = RetryPolicy(
         settings.retry_period,
@@ -208,7 +224,8 @@ def bootstrap(settings: NotificationsSettings | None = None, clock: Clock = utc_
         settings=settings,
         verifier=verifier,
         service=service,
+        trust=keys.trust(),
         producer=producer,
-        snapshots=ScheduleSnapshots(settings.snapshot_file()),
+        snapshots=ScheduleSnapshots(settings.snapshot_file(), SnapshotSeal(signing_key)),
         share=share,
     )

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from typing import ClassVar
 
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from shared.auth import AuthSettings
+from shared.kafka.access import NOTIFICATIONS
 from shared.settings import ServiceSettings
 
 
 class NotificationsSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="POLICYTRACK_NOTIFICATIONS_", extra="ignore")
+    principal: ClassVar[str | None] = NOTIFICATIONS.name
 
     port: int = 8002
     lead_times: list[timedelta] = Field(

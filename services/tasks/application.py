@@ -35,6 +35,7 @@ from shared.contract.envelope import AnyEvent, new_event
 from shared.domain.projection import Projection
 from shared.domain.refusals import Refused
 from shared.domain.state import Aggregate
+from shared.provenance.acts import SignedAct
 
 
 def new_id(prefix: str) -> str:
@@ -105,11 +106,13 @@ class TaskService:
         if_match: int | None = None,
         idempotency: IdempotencyKey | None = None,
         correlation_id: str | None = None,
+        act: SignedAct | None = None,
     ) -> Answer:
         """Decide and append. Refused, StaleVersion, KeyReused, KeyInFlight, Fenced and
-        LogUnavailable append nothing."""
+        LogUnavailable append nothing. A command its department signed (``act``) keeps that
+        signature in every event it causes."""
         if idempotency is None:
-            return await self._execute(command, actor, if_match, None, correlation_id)
+            return await self._execute(command, actor, if_match, None, correlation_id, act)
         remembered = self.index.get(actor.user, idempotency.key)
         if remembered is not None:
             if remembered.digest is not None and remembered.digest != idempotency.digest:
@@ -118,7 +121,7 @@ class TaskService:
         if not self.index.begin(actor.user, idempotency.key):
             raise KeyInFlight()
         try:
-            return await self._execute(command, actor, if_match, idempotency, correlation_id)
+            return await self._execute(command, actor, if_match, idempotency, correlation_id, act)
         finally:
             self.index.end(actor.user, idempotency.key)
 
@@ -129,6 +132,7 @@ class TaskService:
         if_match: int | None,
         idempotency: IdempotencyKey | None,
         correlation_id: str | None,
+        act: SignedAct | None,
     ) -> Answer:
         # No await from reading the state to submitting the events: that is what orders the commands.
         partition = self.owned_partition(command.subject_id)
@@ -141,7 +145,7 @@ class TaskService:
             # writer's, appended after this view last read the log: refused only once it has.
             await self._caught_up_or(command.subject_id)
             state, decided = self._decided(command, actor, if_match)
-        events = self._envelope(state, decided, Author(actor.user, actor.department), idempotency, correlation_id)
+        events = self._envelope(state, decided, Author(actor.user, actor.department), idempotency, correlation_id, act)
         await self._append(state, events, partition)
         return answer_for(events)
 
@@ -240,8 +244,10 @@ class TaskService:
         author: Author,
         idempotency: IdempotencyKey | None,
         correlation_id: str | None,
+        act: SignedAct | None = None,
     ) -> list[AnyEvent]:
         now = self.clock()
+        signed = act.encode() if act is not None else None
         versions: dict[str, int] = {}
         events: list[AnyEvent] = []
         for data in decided:
@@ -256,6 +262,7 @@ class TaskService:
                 causationid=events[-1].id if events else None,
                 idempotencykey=idempotency.key if idempotency else None,
                 requestdigest=idempotency.digest if idempotency else None,
+                signedcommand=signed,
                 time=now,
             )
             correlation_id = event.correlationid

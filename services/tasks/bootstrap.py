@@ -5,9 +5,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
-from services.tasks.adapters.command_topic import CommandRecord, CommandTopicHandler, parse_command_record
+from services.tasks.adapters.command_topic import (
+    CommandParser,
+    CommandRecord,
+    CommandTopicHandler,
+    PurgingDeadLetters,
+    TokenPurge,
+)
 from services.tasks.adapters.event_log import EventLog, KafkaEventLog
 from services.tasks.adapters.follower import LogFollower, Outcomes
 from services.tasks.adapters.forwarding import Forwarder
@@ -20,13 +27,20 @@ from services.tasks.settings import TasksSettings
 from services.tasks.view import LogView
 from shared.auth import InsecureConfiguration, TokenVerifier
 from shared.clock import Clock, utc_now
+from shared.contract.codes import Department
 from shared.contract.topics import COMMANDS, EVENTS
 from shared.kafka.consumer import ConsumerRunner, StopConsuming, open_consumer, partitions_of
 from shared.kafka.producer import EventProducer
 from shared.logging import get_logger
+from shared.provenance.gate import ProofGate
+from shared.provenance.keys import KeyFolder, TrustStore
+from shared.provenance.sealing import SnapshotSeal
 from shared.supervision import BackgroundWork, Health
 
 log = get_logger(__name__)
+PURGE_SECONDS = 2.0
+OWNER = "tasks"
+"""Whose key the service signs with: the only owner trusted to write ``policy.events``."""
 
 
 @dataclass(frozen=True)
@@ -45,6 +59,8 @@ class TasksRuntime:
     settings: TasksSettings
     verifier: TokenVerifier
     service: TaskService
+    trust: TrustStore
+    """The public keys readers trust: the writers of the topics, the departments' systems."""
     producer: EventProducer
     """Records that are not this service's events: dead letters, commands sent on to their owner."""
     snapshots: SnapshotStore
@@ -63,7 +79,7 @@ class TasksRuntime:
         # instances, each partition's id is registered when the group assigns the partition.)
         await self.service.log.start()
         await self.producer.start()
-        self.service.view, rebuilt = await catch_up(self.settings.kafka, self.snapshots)
+        self.service.view, rebuilt = await catch_up(self.settings.kafka, self.snapshots, self.trust)
         if self.partitioned is not None:
             self.partitioned.owners.partitions = await self._count_partitions()
             self.partitioned.follower.view = self.service.view
@@ -78,22 +94,27 @@ class TasksRuntime:
             seconds=round(self.rebuilt.seconds, 3),
         )
         partitioned = self.partitioned
+        purge = TokenPurge(self.settings.kafka, f"{self.settings.consumer_group}-commands")
         handler = CommandTopicHandler(
-            self.service, self.verifier, lambda: self._health, forwarding=self.producer if partitioned else None
+            self.service, lambda: self._health, purge, forwarding=self.producer if partitioned else None
         )
         self._runner = ConsumerRunner(
             self.settings.kafka,
             name="tasks-commands",
             topics=[COMMANDS],
             handler=handler,
-            dead_letters=self.producer,
-            group_id=f"{self.settings.consumer_group}-commands",
-            decode=parse_command_record,
+            dead_letters=PurgingDeadLetters(self.producer, purge),
+            group_id=purge.group_id,
+            # A command is authenticated record by record: a department's signature, or the
+            # tasks service's own proof on one it forwarded (CommandTopicHandler checks both).
+            proofs=None,
+            decode=CommandParser(self.trust),
             rebalance=CommandPartitions(partitioned.owners) if partitioned else None,
             session_timeout_ms=self.settings.group_session_timeout_ms,
             pipelined=True,
         )
         self._health = self.work.start("command-topic", self._consume_commands)
+        self.work.start("token-purge", partial(self._purge_tokens, purge))
         if self.settings.watch_interval_seconds > 0:
             self.work.start("assessments", self._assess)
         if self.settings.snapshot_interval_seconds > 0:
@@ -123,6 +144,13 @@ class TasksRuntime:
                 log.info("snapshot written", events=self.service.view.events_taken)
             health.healthy()
             if await self.work.sleep(self.settings.snapshot_interval_seconds):
+                return
+
+    async def _purge_tokens(self, purge: TokenPurge, health: Health) -> None:
+        while True:
+            await purge.sweep()
+            health.healthy()
+            if await self.work.sleep(PURGE_SECONDS):
                 return
 
     async def _assess(self, health: Health) -> None:
@@ -156,6 +184,10 @@ class TasksRuntime:
             except Exception as error:  # derived data: the next start rebuilds from the log
                 log.warning("no snapshot at stop", error=repr(error))
 
+    def public_keys(self) -> dict[str, Any]:
+        """The tasks service's keys, and the departments' keys it accepts signed commands with."""
+        return self.trust.jwks(OWNER, *Department)
+
     async def readiness(self) -> tuple[bool, dict[str, Any]]:
         fenced, recovering = self.service.log.fenced, self.service.log.recovering
         working, background = self.work.readiness()
@@ -173,6 +205,7 @@ class TasksRuntime:
             details["events"] = self.rebuilt.events
             details["snapshot"] = self.rebuilt.snapshot
             details["events_since_snapshot"] = self.service.view.events_taken - (self._snapshot_covers or 0)
+            details["refused_records"] = self.rebuilt.refused
         return ready, details
 
 
@@ -181,20 +214,28 @@ def bootstrap(
 ) -> TasksRuntime:
     settings = settings or TasksSettings()
     verifier = TokenVerifier(settings.auth, settings.runtime)  # refuses the dev key outside dev
-    producer = EventProducer(settings.kafka, client_id=f"{settings.transactional_id}-records")
-    snapshots = SnapshotStore(settings.snapshot_file())
+    keys = KeyFolder.of(settings.runtime)
+    signing_key = keys.signing_key(OWNER, create=settings.runtime.env != "prod")
+    trust = keys.trust()
+    producer = EventProducer(settings.kafka, client_id=f"{settings.transactional_id}-records", signing_key=signing_key)
+    snapshots = SnapshotStore(settings.snapshot_file(), SnapshotSeal(signing_key))
     view = LogView(history=TaskHistory(archive=snapshots))
     partitioned = None
     if settings.partitioned_writers and log_ is None:
-        follower = LogFollower(settings.kafka, view, Outcomes())
+        follower = LogFollower(settings.kafka, view, Outcomes(), ProofGate(trust))
         owners = PartitionedEventLog(
-            settings.kafka, transactional_prefix=settings.transactional_id, caught_up=follower.caught_up
+            settings.kafka,
+            transactional_prefix=settings.transactional_id,
+            signing_key=signing_key,
+            caught_up=follower.caught_up,
         )
         service = TaskService(owners, view, clock, ownership=owners)
         forwarder = Forwarder(producer, follower.outcomes, owners, service, settings.forward_timeout_seconds)
         partitioned = Partitioned(owners, follower, forwarder)
     else:
-        event_log = log_ or KafkaEventLog(settings.kafka, transactional_id=settings.transactional_id)
+        event_log = log_ or KafkaEventLog(
+            settings.kafka, transactional_id=settings.transactional_id, signing_key=signing_key
+        )
         service = TaskService(event_log, view, clock)
     if settings.evaluation_month_seconds is not None:
         if settings.runtime.env != "dev":
@@ -206,6 +247,7 @@ def bootstrap(
         settings=settings,
         verifier=verifier,
         service=service,
+        trust=trust,
         producer=producer,
         snapshots=snapshots,
         partitioned=partitioned,

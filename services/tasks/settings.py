@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from shared.auth import AuthSettings
+from shared.contract.codes import Department
+from shared.kafka.access import TASKS
 from shared.settings import ServiceSettings
 
 
 class TasksSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="POLICYTRACK_TASKS_", extra="ignore")
+    principal: ClassVar[str | None] = TASKS.name
 
     port: int = 8001
     consumer_group: str = "policytrack-tasks"
@@ -41,6 +45,10 @@ class TasksSettings(ServiceSettings):
     )
     group_session_timeout_ms: int = Field(
         default=6_000, ge=1_000, description="how soon the group notices a dead instance and moves its partitions"
+    )
+    signed_departments: list[Department] = Field(
+        default_factory=list,
+        description="departments whose commands over HTTP must carry an RFC 9421 signature by their registered key",
     )
     auth: AuthSettings = Field(default_factory=AuthSettings)
 

@@ -24,6 +24,10 @@ class WebRuntime:
     async def stop(self) -> None:
         await self.backends.close()
 
+    def public_keys(self) -> dict[str, Any]:
+        """The dashboard writes no record and signs nothing: it has no keys to publish."""
+        return {"keys": []}
+
     async def readiness(self) -> tuple[bool, dict[str, Any]]:
         """Ready when the three services answer; each page needs one or more of them."""
         alive = {name: await self.backends.alive(name) for name in ("tasks", "notifications", "audit")}

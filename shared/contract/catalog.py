@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
 
 from shared.contract.codes import ApprovalKind, CooperationField, Department, Rating, Severity, TaskHealth
 from shared.contract.types import AggregateId, Percent, Text, Title, UtcDatetime
-from shared.contract.topics import ALERTS, EVENTS
+from shared.contract.topics import ALERTS, AUDIT, EVENTS
 
 TYPE_PREFIX = "org.policytrack."
 
@@ -298,6 +298,7 @@ class ReportSubmitted(EventData):
 
     event_type: ClassVar[str] = event_type("report.submitted")
     source: ClassVar[str] = "/policytrack/audit"
+    topic: ClassVar[str] = AUDIT
     subject_field: ClassVar[str] = "report_id"
     report_id: AggregateId
     period_from: UtcDatetime
@@ -455,6 +456,7 @@ class CheckpointSigned(EventData):
 
     event_type: ClassVar[str] = event_type("audit.checkpoint")
     source: ClassVar[str] = "/policytrack/audit"
+    topic: ClassVar[str] = AUDIT
     subject_field: ClassVar[str] = "chain"
     chain: AggregateId = "audit-chain"
     sequence: int = Field(ge=0)
@@ -462,3 +464,21 @@ class CheckpointSigned(EventData):
     signed_at: UtcDatetime
     key_id: str
     signature: str = Field(description="Ed25519 signature, base64")
+
+
+class ForgeryDetected(EventData):
+    """A record on an audited topic whose writer's proof failed: kept apart from the trail, never
+    an act. Reported once per record, by the audit service that found it."""
+
+    event_type: ClassVar[str] = event_type("trail.forgery_detected")
+    source: ClassVar[str] = "/policytrack/audit"
+    topic: ClassVar[str] = AUDIT
+    subject_field: ClassVar[str] = "chain"
+    chain: AggregateId
+    record_topic: str = Field(max_length=200)
+    record_partition: int = Field(ge=0)
+    record_offset: int = Field(ge=0)
+    record_sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="SHA-256 of the record's value")
+    reason: Text
+    claimed_type: str | None = Field(default=None, max_length=200, description="the event type it claimed, if any")
+    claimed_id: str | None = Field(default=None, max_length=200, description="the event id it claimed, if any")

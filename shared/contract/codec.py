@@ -24,7 +24,7 @@ CONTENT_TYPE = "content-type"
 STRUCTURED = "application/cloudevents+json"
 _ATTRIBUTES = (
     "specversion", "id", "source", "type", "time", "subject", "actor", "actordept",
-    "aggregateversion", "correlationid", "causationid", "idempotencykey", "requestdigest",
+    "aggregateversion", "correlationid", "causationid", "idempotencykey", "requestdigest", "signedcommand",
 )
 _HEADER_TO_ATTRIBUTE = {HEADER_PREFIX + name: name for name in _ATTRIBUTES}
 _NOT_HEADERS = {"data", "datacontenttype"}

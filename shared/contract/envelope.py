@@ -42,6 +42,11 @@ class CloudEvent(BaseModel, Generic[D]):
         default=None, pattern=r"^[0-9a-f]{64}$",
         description="SHA-256 of the request (method, path, body) the Idempotency-Key was first sent with",
     )
+    signedcommand: str | None = Field(
+        default=None, max_length=300_000, pattern=r"^[A-Za-z0-9_-]+$",
+        description="the department's signature of the command that caused the event, with what it signed "
+        "(base64url JSON: scheme, kid, signed, signature, body), so anyone can check it with the department's key",
+    )
     data: SerializeAsAny[D]
 
     @model_validator(mode="after")
@@ -82,6 +87,7 @@ def new_event(
     causationid: str | None = None,
     idempotencykey: str | None = None,
     requestdigest: str | None = None,
+    signedcommand: str | None = None,
     id: str | None = None,
     time: datetime | None = None,
 ) -> CloudEvent[E]:
@@ -100,5 +106,6 @@ def new_event(
         causationid=causationid,
         idempotencykey=idempotencykey,
         requestdigest=requestdigest,
+        signedcommand=signedcommand,
         data=data,
     )

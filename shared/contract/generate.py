@@ -17,7 +17,7 @@ from pydantic import create_model
 from shared.contract.catalog import CATALOG, EventData
 from shared.contract.codec import HEADER_PREFIX
 from shared.contract.envelope import AnyEvent, CloudEvent
-from shared.contract.topics import ALERTS, COMMANDS, DEADLETTER, EVENTS, TOPICS, TopicSpec
+from shared.contract.topics import ALERTS, AUDIT, COMMANDS, DEADLETTER, EVENTS, TOPICS, TopicSpec
 from shared.settings import PROJECT_ROOT
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -187,6 +187,9 @@ def asyncapi_document() -> dict[str, Any]:
             "receiveAlerts": _operation("receive", ALERTS, "Subscribers and auditors read alerts", by_topic[ALERTS]),
             "receiveDeadLetters": _operation(
                 "receive", DEADLETTER, "Operators and auditors read dead letters", by_topic[DEADLETTER]
+            ),
+            "receiveAuditRecords": _operation(
+                "receive", AUDIT, "Auditors and witnesses read the trail's checkpoints and findings", by_topic[AUDIT]
             ),
         },
         "components": {"schemas": dict(sorted(schemas.items())), "messages": messages},

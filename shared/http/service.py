@@ -18,6 +18,7 @@ from shared.auth import Actor, AuthError, InsecureConfiguration, TokenVerifier, 
 from shared.http.docs import serve_docs_locally
 from shared.http.limits import BodySizeLimit
 from shared.http.problems import document_problems, install_problem_handlers
+from shared.kafka.connection import MissingCredentials
 from shared.logging import configure_logging
 from shared.process import run
 from shared.settings import ServiceSettings
@@ -36,6 +37,9 @@ class Runtime(Protocol):
     async def start(self) -> None: ...
     async def stop(self) -> None: ...
     async def readiness(self) -> tuple[bool, dict[str, Any]]: ...
+    def public_keys(self) -> dict[str, Any]:
+        """The service's public keys (and any others it publishes) as a JSON Web Key Set."""
+        ...
 
 
 def create_service_app(name: str, runtime: Runtime, *, title: str, description: str) -> FastAPI:
@@ -78,6 +82,16 @@ def create_service_app(name: str, runtime: Runtime, *, title: str, description: 
         except Exception as error:  # e.g. the broker does not answer: not ready, and why
             ready, details = False, {"reason": f"{type(error).__name__}: {error}"[:500]}
         return JSONResponse({"ready": ready, **details}, status_code=200 if ready else 503)
+
+    @app.get(
+        "/v1/keys",
+        tags=["operations"],
+        summary="The service's public keys, as a JWKS: what verifies the records it writes",
+        response_class=JSONResponse,
+        responses={200: {"content": {"application/jwk-set+json": {"schema": {"type": "object"}}}}},
+    )
+    async def keys() -> Response:
+        return JSONResponse(runtime.public_keys(), media_type="application/jwk-set+json")
 
     @app.get("/metrics", tags=["operations"], summary="Prometheus metrics", response_class=PlainTextResponse)
     async def metrics() -> Response:
@@ -166,7 +180,7 @@ def run_service(
     configure_logging(settings.runtime, service=name)
     try:
         runtime = bootstrap(settings)
-    except (InsecureConfiguration, FileNotFoundError, ValueError) as error:
+    except (InsecureConfiguration, MissingCredentials, FileNotFoundError, ValueError) as error:
         print(f"{name}: {error}", file=sys.stderr)
         return 2
     run(serve(create_app(runtime), settings))

@@ -1,9 +1,11 @@
-"""The one consumer runner: decode, handle, then commit (at-least-once), dead-letter poison.
+"""The one consumer runner: check the writer's proof, decode, handle, then commit
+(at-least-once), dead-letter poison.
 
-A record that does not decode, or whose handler still fails after its retries, goes to
-``policy.deadletter`` with the reason and the original bytes; the loop goes on. Offsets
-are committed only for records that were handled or dead-lettered, so a crash re-delivers
-(handlers are idempotent by event id) and never skips.
+A record whose writer's proof fails is never handled: it is logged, counted and stepped over
+(the audit trail keeps it apart). A record that does not decode, or whose handler still fails
+after its retries, goes to ``policy.deadletter`` with the reason and the original bytes; the
+loop goes on. Offsets are committed only for records that were handled, refused or
+dead-lettered, so a crash re-delivers (handlers are idempotent by event id) and never skips.
 """
 
 from __future__ import annotations
@@ -19,10 +21,12 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from shared.contract.codec import DecodeFailure, decode_record
+from shared.kafka.connection import client_options
 from shared.kafka.patience import started
 from shared.kafka.producer import EventProducer
 from shared.logging import correlated, get_logger
-from shared.metrics import CONSUMER_LAG, DEAD_LETTERED, EVENTS_HANDLED, HANDLER_RETRIES
+from shared.metrics import CONSUMER_LAG, DEAD_LETTERED, EVENTS_HANDLED, HANDLER_RETRIES, RECORDS_REFUSED
+from shared.provenance.gate import ProofGate, Verdict
 from shared.settings import KafkaSettings
 from shared.supervision import Health
 
@@ -68,6 +72,7 @@ class ConsumerRunner(Generic[T]):
         handler: Handler[T],
         dead_letters: DeadLetters | EventProducer,
         group_id: str | None,
+        proofs: ProofGate | None,
         decode: Decoder[T] = decode_record,  # type: ignore[assignment]  # the default: T is then AnyEvent
         max_attempts: int = 5,
         retry_backoff: float = 0.2,
@@ -95,6 +100,9 @@ class ConsumerRunner(Generic[T]):
         self._isolation_level = isolation_level
         self._stopping = asyncio.Event()
         self._consumer: AIOKafkaConsumer | None = None
+        self._proofs = proofs
+        """Checks each record's writer's proof; None where the decoder authenticates records itself
+        (the command topic: a department's signature)."""
         self._resume: dict[TopicPartition, int] = dict(start_at or {})
         """Where each partition goes on (without a group): from ``start_at`` (a snapshot's
         positions), then past every record handled in this process."""
@@ -140,10 +148,10 @@ class ConsumerRunner(Generic[T]):
         try:
             while not self._stopping.is_set():
                 batch = await consumer.getmany(timeout_ms=200, max_records=self._max_records)
-                for partition, records in batch.items():
-                    handled = await self._handle_all(consumer, partition, records)
+                for partition, judged in (await self._proven(consumer, batch)).items():
+                    handled = await self._handle_all(consumer, partition, judged)
                     if handled:
-                        await self._commit(consumer, partition, records[handled - 1].offset + 1)
+                        await self._commit(consumer, partition, judged[handled - 1][0].offset + 1)
                         EVENTS_HANDLED.labels(self.name, partition.topic).inc(handled)
                 if health is not None:
                     health.healthy()
@@ -155,29 +163,68 @@ class ConsumerRunner(Generic[T]):
             self._consumer = None
             await stop_consumer(consumer)
 
+    async def _proven(
+        self, consumer: AIOKafkaConsumer, batch: dict[TopicPartition, list[ConsumerRecord]]
+    ) -> dict[TopicPartition, list[tuple[ConsumerRecord, Verdict | None]]]:
+        """Per partition, the records that can be judged now, in order, with their verdicts
+        (None: not checked here); those that wait for their writer's signature stay in the gate."""
+        if self._proofs is None:
+            return {tp: [(record, None) for record in records] for tp, records in batch.items()}
+        gate = self._proofs
+        waiting = [tp for tp in consumer.assignment() if gate.waiting(tp.topic, tp.partition) is not None]
+        judged: dict[TopicPartition, list[tuple[ConsumerRecord, Verdict | None]]] = {}
+        for tp in {*batch, *waiting}:
+            complete = await read_through(consumer, tp)
+            if admitted := gate.admit(batch.get(tp, []), complete=complete, topic=tp.topic, partition=tp.partition):
+                judged[tp] = list(admitted)
+        return judged
+
     async def _handle_all(
-        self, consumer: AIOKafkaConsumer, partition: TopicPartition, records: list[ConsumerRecord]
+        self,
+        consumer: AIOKafkaConsumer,
+        partition: TopicPartition,
+        judged: list[tuple[ConsumerRecord, Verdict | None]],
     ) -> int:
-        """How many of ``records`` were handled, in order, before the partition moved away."""
+        """How many of the records were handled (or refused), in order, before the partition
+        moved away."""
+        attempts = [
+            self._attempt(record) if verdict is None or verdict.ok else self._refuse(record, verdict)
+            for record, verdict in judged
+        ]
         if self._pipelined:
             # Each handler starts in record order and runs up to its first wait (a command is
             # decided and submitted there), so the partition's order holds while the appends
             # of the whole batch share transactions.
-            outcomes = list(await asyncio.gather(*(self._attempt(record) for record in records)))
+            outcomes = list(await asyncio.gather(*attempts))
         else:
             outcomes = []
-            for record in records:
-                outcomes.append(await self._attempt(record))
+            for attempt in attempts:
+                outcomes.append(await attempt)
                 if outcomes[-1] is not None:
                     break
-        for handled, (record, moved) in enumerate(zip(records, outcomes, strict=False)):
+            for unstarted in attempts[len(outcomes) :]:
+                unstarted.close()
+        for handled, ((record, _), moved) in enumerate(zip(judged, outcomes, strict=False)):
             if moved is not None:
                 log.info("partition moved to another owner", partition=str(partition), offset=record.offset)
                 with contextlib.suppress(IllegalStateError):  # already revoked: the owner reads it
                     consumer.seek(partition, record.offset)
+                if self._proofs is not None:
+                    self._proofs.forget(partition.topic, partition.partition)
                 return handled
             self._resume[partition] = record.offset + 1
-        return len(records)
+        return len(judged)
+
+    async def _refuse(self, record: ConsumerRecord, verdict: Verdict) -> None:
+        """A record whose writer's proof fails is never handled."""
+        log.warning(
+            "refusing a record whose writer's proof fails",
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            reason=verdict.refusal,
+        )
+        RECORDS_REFUSED.labels(self.name, record.topic).inc()
 
     async def _attempt(self, record: ConsumerRecord) -> PartitionMoved | None:
         try:
@@ -277,13 +324,12 @@ def new_consumer(
     """The one way a consumer is made: no auto-commit, from the earliest record, committed
     records only unless told otherwise."""
     return AIOKafkaConsumer(
-        bootstrap_servers=kafka.bootstrap_servers,
+        **client_options(kafka),
         client_id=client_id,
         group_id=group_id,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         isolation_level=isolation_level,
-        request_timeout_ms=kafka.request_timeout_ms,
         max_partition_fetch_bytes=fetch_bytes,
         session_timeout_ms=session_timeout_ms,
         heartbeat_interval_ms=session_timeout_ms // 3,
@@ -291,6 +337,15 @@ def new_consumer(
 
 
 END_OFFSETS_SECONDS = 3.0
+
+
+async def read_through(consumer: AIOKafkaConsumer, tp: TopicPartition) -> bool:
+    """Whether the consumer has read every committed record the partition holds, as of its last
+    fetch (a writer's record that still waits for its signature then never gets one)."""
+    stable = consumer.last_stable_offset(tp)
+    if stable is None or stable < 0:
+        stable = consumer.highwater(tp)
+    return stable is not None and await consumer.position(tp) >= stable
 
 
 async def end_offsets_within(

@@ -8,5 +8,9 @@ from aiokafka.partitioner import murmur2
 
 def partition_for(key: str, partitions: int) -> int:
     """The partition a record keyed ``key`` goes to on a topic of ``partitions`` partitions."""
-    hashed: int = murmur2(key.encode())
+    return partition_of_key(key.encode(), partitions)
+
+
+def partition_of_key(key: bytes, partitions: int) -> int:
+    hashed: int = murmur2(key)
     return (hashed & 0x7FFFFFFF) % partitions

@@ -1,4 +1,5 @@
-"""The one way to append events: an idempotent aiokafka producer with ``acks=all``.
+"""The one way to append records: an idempotent aiokafka producer with ``acks=all`` that seals
+every record with its writer's proof (``shared/provenance/seals.py``).
 
 A ``transactional_id`` turns on Kafka transactions, so that a restarted or second instance
 with the same id fences the old one (it can no longer append).
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from types import TracebackType
@@ -22,8 +23,12 @@ from aiokafka.structs import RecordMetadata
 from shared.contract.codec import DecodeFailure, encode
 from shared.contract.envelope import AnyEvent
 from shared.contract.topics import DEADLETTER
+from shared.kafka.connection import client_options
+from shared.kafka.partitioning import partition_of_key
 from shared.kafka.patience import started
 from shared.kafka.secrets import strip_secrets
+from shared.provenance.keys import SigningKey
+from shared.provenance.seals import PROOF_HEADER, Sealer
 from shared.settings import KafkaSettings
 
 DLQ_HEADER_PREFIX = "dlq_"
@@ -44,19 +49,20 @@ class EventProducer:
         kafka: KafkaSettings,
         *,
         client_id: str,
+        signing_key: SigningKey,
         transactional_id: str | None = None,
         linger_ms: int = 5,
         retry_backoff_ms: int = 100,
     ) -> None:
+        self._sealer = Sealer(signing_key)
+        self._kafka = kafka
         self._config = {
-            "bootstrap_servers": kafka.bootstrap_servers,
             "client_id": client_id,
             "acks": "all",
             "enable_idempotence": True,
             "transactional_id": transactional_id,
             "linger_ms": linger_ms,
             "max_batch_size": 256 * 1024,
-            "request_timeout_ms": kafka.request_timeout_ms,
             "retry_backoff_ms": retry_backoff_ms,
         }
         self._producer: AIOKafkaProducer
@@ -65,7 +71,9 @@ class EventProducer:
 
     async def start(self) -> None:
         # aiokafka binds to the running event loop, so the client is made here, not in __init__.
-        self._producer = await started(lambda: AIOKafkaProducer(**self._config), what=str(self._config["client_id"]))
+        # The password is read here, not before: a producer that never starts needs none.
+        options = {**client_options(self._kafka), **self._config}
+        self._producer = await started(lambda: AIOKafkaProducer(**options), what=str(self._config["client_id"]))
 
     async def stop(self) -> None:
         await self._producer.stop()
@@ -77,16 +85,40 @@ class EventProducer:
     async def __aexit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
         await self.stop()
 
+    async def partition_of(self, topic: str, key: bytes | None) -> int:
+        """The partition a record keyed ``key`` goes to (the default partitioner's choice): a
+        record's proof names its partition, so it is chosen before the record is sealed."""
+        partitions = len(await self._producer.partitions_for(topic))
+        return 0 if key is None else partition_of_key(key, partitions)
+
     async def enqueue(
-        self, event: AnyEvent, *, topic: str | None = None, partition: int | None = None
+        self, event: AnyEvent, *, topic: str | None = None, partition: int | None = None, sign: bool = True
     ) -> asyncio.Future[RecordMetadata]:
         """Buffer the event; the returned future resolves once the broker acknowledged it.
 
         ``topic`` and ``partition`` override the contract's routing (tests and benchmarks).
-        """
+        ``sign=False`` leaves the record to be vouched for by a later signed one on its
+        partition, in the same transaction."""
         record = encode(event)
+        return await self._send(
+            topic or record.topic, record.value, key=record.key, headers=record.headers, partition=partition, sign=sign
+        )
+
+    async def _send(
+        self,
+        topic: str,
+        value: bytes | None,
+        *,
+        key: bytes | None,
+        headers: Sequence[tuple[str, bytes | None]],
+        partition: int | None,
+        sign: bool = True,
+    ) -> asyncio.Future[RecordMetadata]:
+        if partition is None:
+            partition = await self.partition_of(topic, key)
+        proof = self._sealer.seal(topic, partition, key, value, headers, sign=sign)
         sent: asyncio.Future[RecordMetadata] = await self._producer.send(
-            topic or record.topic, record.value, key=record.key, headers=list(record.headers), partition=partition
+            topic, value, key=key, headers=[*headers, (PROOF_HEADER, proof)], partition=partition
         )
         return sent
 
@@ -100,10 +132,10 @@ class EventProducer:
         return list(await asyncio.gather(*futures))
 
     async def send(
-        self, topic: str, value: bytes, *, key: bytes, headers: list[tuple[str, bytes]], partition: int
+        self, topic: str, value: bytes, *, key: bytes, headers: list[tuple[str, bytes | None]], partition: int
     ) -> RecordMetadata:
         """A record that is not an event (a command forwarded to its owner), acknowledged."""
-        return await (await self._producer.send(topic, value, key=key, headers=headers, partition=partition))
+        return await (await self._send(topic, value, key=key, headers=headers, partition=partition))
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:
@@ -127,13 +159,18 @@ class EventProducer:
         and a digest of its value instead of the value."""
         headers, removed = strip_secrets(failure.headers)
         provenance = dead_letter_headers(failure.reason, topic, partition, offset, consumer, removed)
+        kept = [(DLQ_HEADER_PREFIX + name if name == PROOF_HEADER else name, raw) for name, raw in headers]
         try:
-            future = await self._producer.send(
-                DEADLETTER, failure.value, key=failure.key, headers=[*headers, *provenance]
+            future = await self._send(
+                DEADLETTER, failure.value, key=failure.key, headers=[*kept, *provenance], partition=None
             )
         except MessageSizeTooLargeError:
-            future = await self._producer.send(
-                DEADLETTER, None, key=(failure.key or b"")[:1024], headers=[*provenance, *_digest_of(failure.value)]
+            future = await self._send(
+                DEADLETTER,
+                None,
+                key=(failure.key or b"")[:1024],
+                headers=[*provenance, *_digest_of(failure.value)],
+                partition=None,
             )
         return await future
 

@@ -17,6 +17,7 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaConnectionError, KafkaError
 
 from shared.contract.topics import TOPICS, TopicSpec
+from shared.kafka.connection import client_options
 from shared.settings import KafkaSettings
 
 
@@ -34,9 +35,7 @@ async def connect_admin(kafka: KafkaSettings, wait_seconds: float = 0) -> AIOKaf
     """An admin client, retrying until the broker answers or ``wait_seconds`` have passed."""
     deadline = time.monotonic() + wait_seconds
     while True:
-        admin = AIOKafkaAdminClient(
-            bootstrap_servers=kafka.bootstrap_servers, request_timeout_ms=kafka.request_timeout_ms
-        )
+        admin = AIOKafkaAdminClient(**client_options(kafka))
         try:
             await admin.start()
             await admin.list_topics()

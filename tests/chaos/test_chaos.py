@@ -38,7 +38,7 @@ async def test_kills_and_a_broker_restart_lose_and_duplicate_nothing(
     seed = int(os.environ.get("POLICYTRACK_CHAOS_SEED", time.time()))
     chance = random.Random(seed)
     kafka = spare_broker.settings
-    on_spare = {"POLICYTRACK_KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers}
+    on_spare = spare_broker.service_env()
     tasks = service_factory("tasks", **on_spare).start()
     audit = service_factory("audit", POLICYTRACK_AUDIT_CHECKPOINT_INTERVAL_SECONDS="2", **on_spare).start()
     notifications = service_factory("notifications", **FAST, **on_spare).start()

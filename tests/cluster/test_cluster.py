@@ -86,11 +86,11 @@ async def test_two_of_each_service_on_three_brokers_survive_a_broker_stop_and_ki
 ) -> None:
     kafka = cluster_settings(cluster)
     run = uuid.uuid4().hex[:8]
-    on_cluster = {"POLICYTRACK_KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers}
+    on_cluster = cluster.service_env(kafka.bootstrap_servers)
     tasks_env = {
         "POLICYTRACK_TASKS_PARTITIONED_WRITERS": "true",
-        "POLICYTRACK_TASKS_TRANSACTIONAL_ID": f"cluster-tasks-{run}",
-        "POLICYTRACK_TASKS_CONSUMER_GROUP": f"cluster-tasks-{run}",
+        "POLICYTRACK_TASKS_TRANSACTIONAL_ID": f"policytrack-tasks-cluster-{run}",
+        "POLICYTRACK_TASKS_CONSUMER_GROUP": f"policytrack-tasks-cluster-{run}",
     }
     audit_env = {
         "POLICYTRACK_AUDIT_DSN": postgres_dsn,
@@ -101,7 +101,7 @@ async def test_two_of_each_service_on_three_brokers_survive_a_broker_stop_and_ki
     }
     notifications_env = {
         "POLICYTRACK_NOTIFICATIONS_PARTITIONED": "true",
-        "POLICYTRACK_NOTIFICATIONS_OWNERS_GROUP": f"cluster-notifications-{run}",
+        "POLICYTRACK_NOTIFICATIONS_OWNERS_GROUP": f"policytrack-notifications-cluster-{run}",
         "POLICYTRACK_NOTIFICATIONS_SEALING_KEY": Fernet.generate_key().decode(),
         **FAST_ALERTS,
     }

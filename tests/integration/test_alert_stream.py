@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx
 import orjson
@@ -16,7 +17,7 @@ from shared.contract import catalog as c
 from shared.contract.envelope import new_event
 from shared.kafka.producer import EventProducer
 from shared.settings import KafkaSettings
-from tests.conftest import JILIN, NAO, SC, ServiceProcess
+from tests.conftest import JILIN, NAO, SC, ServiceProcess, writer_key
 
 
 async def read_stream(
@@ -48,7 +49,7 @@ async def read_stream(
 
 
 async def test_resuming_after_any_event_sends_every_later_alert_exactly_once(
-    service_factory, kafka_settings: KafkaSettings
+    service_factory, kafka_settings: KafkaSettings, tmp_path: Path
 ) -> None:
     notifications = service_factory("notifications").start()
     moment = datetime.now(UTC).replace(microsecond=0)
@@ -65,7 +66,9 @@ async def test_resuming_after_any_event_sends_every_later_alert_exactly_once(
     wanted = {a.alert_id for a in alerts}
     live = asyncio.create_task(read_stream(notifications, JILIN, wanted, stop_after=len(wanted)))
     await asyncio.sleep(2)  # connected, and caught up with what was there before
-    async with EventProducer(kafka_settings, client_id="test-stream") as producer:
+    async with EventProducer(
+        kafka_settings, client_id="test-stream", signing_key=writer_key(tmp_path, "notifications")
+    ) as producer:
         for batch in (alerts[:12], alerts[12:]):  # alerts of one moment, arriving while the stream is live
             await producer.publish_all(
                 new_event(a, actor="policytrack-notifications", id=a.alert_id, time=moment) for a in batch

@@ -14,6 +14,7 @@ from aiokafka import AIOKafkaProducer
 from shared.contract.codec import decode_record
 from shared.contract.envelope import CloudEvent
 from shared.contract.topics import COMMANDS, DEADLETTER, EVENTS
+from shared.kafka.connection import client_options
 from shared.settings import KafkaSettings
 from tests.conftest import JILIN, SC, end_offsets, eventually, read_from
 
@@ -22,8 +23,8 @@ async def test_commands_survive_a_fenced_instance_that_keeps_its_partitions(
     service_factory, kafka_settings: KafkaSettings
 ) -> None:
     shared = {
-        "POLICYTRACK_TASKS_TRANSACTIONAL_ID": f"test-blue-green-{uuid.uuid4().hex[:8]}",
-        "POLICYTRACK_TASKS_CONSUMER_GROUP": f"test-blue-green-{uuid.uuid4().hex[:8]}",
+        "POLICYTRACK_TASKS_TRANSACTIONAL_ID": f"policytrack-tasks-blue-green-{uuid.uuid4().hex[:8]}",
+        "POLICYTRACK_TASKS_CONSUMER_GROUP": f"policytrack-tasks-blue-green-{uuid.uuid4().hex[:8]}",
     }
     blue = service_factory("tasks", **shared).start()
     async with httpx.AsyncClient(base_url=blue.url, timeout=30) as client:
@@ -47,7 +48,7 @@ async def test_commands_survive_a_fenced_instance_that_keeps_its_partitions(
     green = service_factory("tasks", **shared).start()  # fences blue; both are in the command group now
     events, letters = await end_offsets(kafka_settings, EVENTS), await end_offsets(kafka_settings, DEADLETTER)
     correlations = [f"bg-{uuid.uuid4().hex[:10]}" for _ in range(36)]
-    producer = AIOKafkaProducer(bootstrap_servers=kafka_settings.bootstrap_servers, acks="all")
+    producer = AIOKafkaProducer(**client_options(kafka_settings), acks="all")
     await producer.start()
     try:
         for n, correlation in enumerate(correlations):

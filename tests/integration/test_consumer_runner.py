@@ -6,16 +6,20 @@ import asyncio
 import os
 import signal
 import uuid
+from pathlib import Path
 
 from aiokafka import AIOKafkaProducer, TopicPartition
 
 from shared.contract.catalog import TaskProgressReported
+from shared.contract.codec import encode
 from shared.contract.envelope import CloudEvent, new_event
 from shared.contract.topics import DEADLETTER
+from shared.kafka.connection import client_options
 from shared.kafka.consumer import ConsumerRunner, open_consumer, run_until_signalled
 from shared.kafka.producer import EventProducer
+from shared.provenance.keys import SigningKey
 from shared.settings import KafkaSettings
-from tests.conftest import end_offsets, eventually, read_from
+from tests.conftest import end_offsets, eventually, read_from, scratch_gate
 
 
 def progress(task_id: str, percent: int) -> CloudEvent:
@@ -23,7 +27,7 @@ def progress(task_id: str, percent: int) -> CloudEvent:
 
 
 async def produce_raw(settings: KafkaSettings, topic: str, key: bytes, value: bytes, headers: list) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all")
+    producer = AIOKafkaProducer(**client_options(settings), acks="all")
     await producer.start()
     try:
         await producer.send_and_wait(topic, value, key=key, headers=headers, partition=0)
@@ -42,7 +46,7 @@ async def committed(settings: KafkaSettings, group: str, partition: TopicPartiti
 
 
 async def test_poison_record_is_dead_lettered_and_the_next_good_record_is_handled(
-    kafka_settings: KafkaSettings, scratch_topic: str
+    kafka_settings: KafkaSettings, scratch_topic: str, tasks_key: SigningKey, tmp_path: Path
 ) -> None:
     dead_letter_starts = await end_offsets(kafka_settings, DEADLETTER)
     poison = f"not an event {uuid.uuid4()}".encode()
@@ -52,9 +56,10 @@ async def test_poison_record_is_dead_lettered_and_the_next_good_record_is_handle
     async def handler(event: CloudEvent, _record) -> None:
         handled.append(event)
 
-    async with EventProducer(kafka_settings, client_id="test-poison") as producer:
+    async with EventProducer(kafka_settings, client_id="test-poison", signing_key=tasks_key) as producer:
         await publish_to(producer, scratch_topic, good_before)
-        await produce_raw(kafka_settings, scratch_topic, b"t-a", poison, [("ce_specversion", b"1.0")])
+        # Its writer's own record, but not an event: poison, not a forgery.
+        await producer.send(scratch_topic, poison, key=b"t-a", headers=[("ce_specversion", b"1.0")], partition=0)
         await publish_to(producer, scratch_topic, good_after)
         group = f"test-{uuid.uuid4().hex[:8]}"
         runner = ConsumerRunner(
@@ -63,6 +68,7 @@ async def test_poison_record_is_dead_lettered_and_the_next_good_record_is_handle
             topics=[scratch_topic],
             handler=handler,
             dead_letters=producer,
+            proofs=scratch_gate(tmp_path, scratch_topic),
             group_id=group,
         )
         task = asyncio.create_task(runner.run())
@@ -87,8 +93,46 @@ async def test_poison_record_is_dead_lettered_and_the_next_good_record_is_handle
     assert headers["ce_specversion"] == b"1.0", "the original headers travel with the dead letter"
 
 
+async def test_a_record_its_writer_did_not_write_is_never_handled_and_never_stops_the_loop(
+    kafka_settings: KafkaSettings, scratch_topic: str, tasks_key: SigningKey, tmp_path: Path
+) -> None:
+    dead_letter_starts = await end_offsets(kafka_settings, DEADLETTER)
+    genuine, later = progress("t-f", 10), progress("t-f", 20)
+    forged = progress("t-f", 99)
+    handled: list[str] = []
+
+    async def handler(event: CloudEvent, _record) -> None:
+        handled.append(event.id)
+
+    async with EventProducer(kafka_settings, client_id="test-forged", signing_key=tasks_key) as producer:
+        await publish_to(producer, scratch_topic, genuine)
+        record = encode(forged)
+        await produce_raw(kafka_settings, scratch_topic, record.key, record.value, list(record.headers))
+        await publish_to(producer, scratch_topic, later)
+        group = f"test-{uuid.uuid4().hex[:8]}"
+        runner = ConsumerRunner(
+            kafka_settings,
+            name="test-forged",
+            topics=[scratch_topic],
+            handler=handler,
+            dead_letters=producer,
+            group_id=group,
+            proofs=scratch_gate(tmp_path, scratch_topic),
+        )
+        task = asyncio.create_task(runner.run())
+        try:
+            await eventually(lambda: _async(later.id in handled), what="the record after the forgery handled")
+        finally:
+            runner.stop()
+            await task
+    assert handled == [genuine.id, later.id], "a well-formed event without its writer's proof is not handled"
+    assert await committed(kafka_settings, group, TopicPartition(scratch_topic, 0)) == 3
+    letters = await read_from(kafka_settings, dead_letter_starts, until=lambda rs: False, timeout=1)
+    assert not [r for r in letters if dict(r.headers).get("ce_id") == forged.id.encode()], "refused, not poison"
+
+
 async def test_a_handler_that_keeps_failing_is_dead_lettered_and_a_flaky_one_is_retried(
-    kafka_settings: KafkaSettings, scratch_topic: str
+    kafka_settings: KafkaSettings, scratch_topic: str, tasks_key: SigningKey, tmp_path: Path
 ) -> None:
     dead_letter_starts = await end_offsets(kafka_settings, DEADLETTER)
     doomed, flaky, fine = progress("t-b", 1), progress("t-b", 2), progress("t-b", 3)
@@ -101,7 +145,7 @@ async def test_a_handler_that_keeps_failing_is_dead_lettered_and_a_flaky_one_is_
             raise RuntimeError("store unavailable")
         handled.append(event.id)
 
-    async with EventProducer(kafka_settings, client_id="test-failing") as producer:
+    async with EventProducer(kafka_settings, client_id="test-failing", signing_key=tasks_key) as producer:
         for event in (doomed, flaky, fine):
             await publish_to(producer, scratch_topic, event)
         runner = ConsumerRunner(
@@ -110,6 +154,7 @@ async def test_a_handler_that_keeps_failing_is_dead_lettered_and_a_flaky_one_is_
             topics=[scratch_topic],
             handler=handler,
             dead_letters=producer,
+            proofs=scratch_gate(tmp_path, scratch_topic),
             group_id=f"test-{uuid.uuid4().hex[:8]}",
             max_attempts=4,
             retry_backoff=0.01,
@@ -133,7 +178,7 @@ async def test_a_handler_that_keeps_failing_is_dead_lettered_and_a_flaky_one_is_
 
 
 async def test_sigterm_stops_the_loop_after_committing_what_was_handled(
-    kafka_settings: KafkaSettings, scratch_topic: str
+    kafka_settings: KafkaSettings, scratch_topic: str, tasks_key: SigningKey, tmp_path: Path
 ) -> None:
     events = [progress("t-c", n) for n in range(5)]
     handled: list[str] = []
@@ -144,7 +189,7 @@ async def test_sigterm_stops_the_loop_after_committing_what_was_handled(
             os.kill(os.getpid(), signal.SIGTERM)
 
     group = f"test-{uuid.uuid4().hex[:8]}"
-    async with EventProducer(kafka_settings, client_id="test-sigterm") as producer:
+    async with EventProducer(kafka_settings, client_id="test-sigterm", signing_key=tasks_key) as producer:
         for event in events:
             await publish_to(producer, scratch_topic, event)
         runner = ConsumerRunner(
@@ -153,6 +198,7 @@ async def test_sigterm_stops_the_loop_after_committing_what_was_handled(
             topics=[scratch_topic],
             handler=handler,
             dead_letters=producer,
+            proofs=scratch_gate(tmp_path, scratch_topic),
             group_id=group,
         )
         await asyncio.wait_for(run_until_signalled(runner), timeout=60)
@@ -162,7 +208,7 @@ async def test_sigterm_stops_the_loop_after_committing_what_was_handled(
 
 
 async def test_a_restarted_group_member_goes_on_where_the_last_one_committed(
-    kafka_settings: KafkaSettings, scratch_topic: str
+    kafka_settings: KafkaSettings, scratch_topic: str, tasks_key: SigningKey, tmp_path: Path
 ) -> None:
     first, second = progress("t-d", 1), progress("t-d", 2)
     group = f"test-{uuid.uuid4().hex[:8]}"
@@ -171,7 +217,7 @@ async def test_a_restarted_group_member_goes_on_where_the_last_one_committed(
     async def handler(event: CloudEvent, _record) -> None:
         seen.append(event.id)
 
-    async with EventProducer(kafka_settings, client_id="test-resume") as producer:
+    async with EventProducer(kafka_settings, client_id="test-resume", signing_key=tasks_key) as producer:
         for event in (first, second):
             await publish_to(producer, scratch_topic, event)
             runner = ConsumerRunner(
@@ -180,6 +226,7 @@ async def test_a_restarted_group_member_goes_on_where_the_last_one_committed(
                 topics=[scratch_topic],
                 handler=handler,
                 dead_letters=producer,
+                proofs=scratch_gate(tmp_path, scratch_topic),
                 group_id=group,
             )
             task = asyncio.create_task(runner.run())
@@ -194,7 +241,7 @@ async def _async(value: object) -> object:
 
 
 async def test_catching_up_lets_the_rest_of_the_service_run_between_batches(
-    kafka_settings: KafkaSettings, scratch_topic: str
+    kafka_settings: KafkaSettings, scratch_topic: str, tasks_key: SigningKey, tmp_path: Path
 ) -> None:
     """Found by the webhook benchmark: buffered records come back from getmany without a
     suspension, so a runner catching up held the event loop through every batch it had."""
@@ -211,7 +258,7 @@ async def test_catching_up_lets_the_rest_of_the_service_run_between_batches(
     async def handler(_event: CloudEvent, _record) -> None:
         turn_of_each.append(loop_turns)  # nothing to wait for, as when alerts are read back
 
-    async with EventProducer(kafka_settings, client_id="test-fair") as producer:
+    async with EventProducer(kafka_settings, client_id="test-fair", signing_key=tasks_key) as producer:
         await asyncio.gather(*[await producer.enqueue(event, topic=scratch_topic, partition=0) for event in events])
         runner = ConsumerRunner(
             kafka_settings,
@@ -219,6 +266,7 @@ async def test_catching_up_lets_the_rest_of_the_service_run_between_batches(
             topics=[scratch_topic],
             handler=handler,
             dead_letters=producer,
+            proofs=scratch_gate(tmp_path, scratch_topic),
             group_id=None,  # as the notifications service reads: no commit to wait for either
             max_records=50,
         )

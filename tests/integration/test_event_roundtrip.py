@@ -6,14 +6,15 @@ from aiokafka import TopicPartition
 
 from shared.contract.codec import decode_record
 from shared.kafka.producer import EventProducer
+from shared.provenance.keys import SigningKey
 from shared.settings import KafkaSettings
 from tests.conftest import read_from
 from tests.samples import sample_events
 
 
-async def test_every_event_type_round_trips_through_kafka(kafka_settings: KafkaSettings) -> None:
+async def test_every_event_type_round_trips_through_kafka(kafka_settings: KafkaSettings, tasks_key: SigningKey) -> None:
     events = sample_events()
-    async with EventProducer(kafka_settings, client_id="test-roundtrip") as producer:
+    async with EventProducer(kafka_settings, client_id="test-roundtrip", signing_key=tasks_key) as producer:
         acknowledged = await producer.publish_all(events)
 
     starts: dict[TopicPartition, int] = {}
@@ -34,10 +35,10 @@ async def test_every_event_type_round_trips_through_kafka(kafka_settings: KafkaS
 
 
 async def test_records_are_keyed_by_aggregate_so_one_aggregate_stays_on_one_partition(
-    kafka_settings: KafkaSettings,
+    kafka_settings: KafkaSettings, tasks_key: SigningKey
 ) -> None:
     events = [e for e in sample_events() if e.subject == "t-1" and e.topic == "policy.events"]
-    async with EventProducer(kafka_settings, client_id="test-keys") as producer:
+    async with EventProducer(kafka_settings, client_id="test-keys", signing_key=tasks_key) as producer:
         acknowledged = await producer.publish_all(events)
     assert len({meta.partition for meta in acknowledged}) == 1
     offsets = [meta.offset for meta in acknowledged]

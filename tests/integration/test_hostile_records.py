@@ -15,6 +15,7 @@ from aiokafka import AIOKafkaProducer
 from shared.contract.codec import decode_record
 from shared.contract.envelope import CloudEvent
 from shared.contract.topics import ALERTS, COMMANDS, DEADLETTER, EVENTS
+from shared.kafka.connection import client_options
 from shared.settings import KafkaSettings
 from tests.conftest import (
     JILIN,
@@ -44,7 +45,7 @@ HOSTILE = [
 
 
 async def produce_hostile(settings: KafkaSettings, topics: list[str]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all")
+    producer = AIOKafkaProducer(**client_options(settings), acks="all")
     await producer.start()
     try:
         for topic in topics:
@@ -55,7 +56,7 @@ async def produce_hostile(settings: KafkaSettings, topics: list[str]) -> None:
 
 
 async def send_command(settings: KafkaSettings, name: str, body: dict, correlation: str) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all")
+    producer = AIOKafkaProducer(**client_options(settings), acks="all")
     await producer.start()
     try:
         await producer.send_and_wait(

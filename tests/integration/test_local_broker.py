@@ -13,7 +13,9 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from shared.contract.catalog import TaskAssigned
 from shared.contract.envelope import new_event
 from shared.contract.topics import TOPICS
+from shared.kafka.connection import client_options
 from shared.kafka.producer import EventProducer
+from shared.provenance.keys import SigningKey
 from shared.settings import KafkaSettings
 from tests.conftest import KAFKA_SCRIPT, Broker
 
@@ -49,7 +51,7 @@ def test_a_missing_java_gives_one_line_that_says_what_to_install(tmp_path: Path)
 
 
 async def test_topics_exist_with_their_configs(kafka_settings: KafkaSettings) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_settings.bootstrap_servers)
+    admin = AIOKafkaAdminClient(**client_options(kafka_settings))
     await admin.start()
     try:
         assert {spec.name for spec in TOPICS} <= set(await admin.list_topics())
@@ -69,37 +71,30 @@ async def test_topics_exist_with_their_configs(kafka_settings: KafkaSettings) ->
     assert configs["policy.events"]["min.insync.replicas"] == str(kafka_settings.min_insync_replicas)
 
 
-async def test_kcat_shows_the_cloudevents_headers(kafka_settings: KafkaSettings) -> None:
+async def test_kcat_shows_the_cloudevents_headers(
+    kafka: Broker, kafka_settings: KafkaSettings, tasks_key: SigningKey
+) -> None:
     event = new_event(
         TaskAssigned(task_id="t-kcat", lead_department="JILIN", supporting_departments=["MOST"]),
         actor="u-1",
         actordept="JILIN",
     )
-    async with EventProducer(kafka_settings, client_id="test-kcat") as producer:
+    async with EventProducer(kafka_settings, client_id="test-kcat", signing_key=tasks_key) as producer:
         meta = await producer.publish(event)
-    shown = subprocess.run(
-        [
-            "kcat",
-            "-C",
-            "-b",
-            kafka_settings.bootstrap_servers,
-            "-t",
-            "policy.events",
-            "-p",
-            str(meta.partition),
-            "-o",
-            str(meta.offset),
-            "-c",
-            "1",
-            "-e",
-            "-f",
-            "%h %s\\n",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    ).stdout
+    shown = kafka.kcat(
+        "-C",
+        "-t",
+        "policy.events",
+        "-p",
+        str(meta.partition),
+        "-o",
+        str(meta.offset),
+        "-c",
+        "1",
+        "-e",
+        "-f",
+        "%h %s\\n",
+    ).decode()
     assert f"ce_id={event.id}" in shown
     assert "ce_type=org.policytrack.task.assigned.v1" in shown
     assert "ce_specversion=1.0" in shown

@@ -20,6 +20,7 @@ from shared.contract.envelope import CloudEvent
 from shared.contract.topics import COMMANDS, EVENTS
 from shared.kafka.partitioning import partition_for
 from shared.kafka.producer import EventProducer
+from shared.provenance.keys import SigningKey
 from shared.settings import KafkaSettings
 from tests.conftest import JILIN, SC, end_offsets, eventually, read_from, readiness
 
@@ -27,8 +28,8 @@ from tests.conftest import JILIN, SC, end_offsets, eventually, read_from, readin
 def partitioned_pair(service_factory) -> tuple[ServiceProcess, ServiceProcess]:
     shared = {
         "POLICYTRACK_TASKS_PARTITIONED_WRITERS": "true",
-        "POLICYTRACK_TASKS_TRANSACTIONAL_ID": f"test-owners-{uuid.uuid4().hex[:8]}",
-        "POLICYTRACK_TASKS_CONSUMER_GROUP": f"test-owners-{uuid.uuid4().hex[:8]}",
+        "POLICYTRACK_TASKS_TRANSACTIONAL_ID": f"policytrack-tasks-owners-{uuid.uuid4().hex[:8]}",
+        "POLICYTRACK_TASKS_CONSUMER_GROUP": f"policytrack-tasks-owners-{uuid.uuid4().hex[:8]}",
     }
     return service_factory("tasks", **shared).start(), service_factory("tasks", **shared).start()
 
@@ -76,7 +77,7 @@ def partitions_of(tasks: list[str], kafka: KafkaSettings) -> set[int]:
 
 
 async def test_any_instance_takes_any_command_and_the_owner_decides(
-    service_factory, kafka_settings: KafkaSettings
+    service_factory, kafka_settings: KafkaSettings, tasks_key: SigningKey
 ) -> None:
     first, second = partitioned_pair(service_factory)
     owned = await split_between(first, second, kafka_settings.partitions)
@@ -140,7 +141,7 @@ async def test_any_instance_takes_any_command_and_the_owner_decides(
         # A command-topic record keyed by something else is sent on to its aggregate's partition.
         misrouted = f"misrouted-{uuid.uuid4().hex[:8]}"
         wrong = (partition_for(racing, kafka_settings.partitions) + 1) % kafka_settings.partitions
-        async with EventProducer(kafka_settings, client_id="test-misrouted") as producer:
+        async with EventProducer(kafka_settings, client_id="test-misrouted", signing_key=tasks_key) as producer:
             await producer.send(
                 COMMANDS,
                 orjson.dumps({"task_id": racing, "percent": 90, "note": "misrouted"}),

@@ -214,7 +214,7 @@ async def test_both_reports_agree_with_each_other_and_with_a_ledger_kept_from_th
     spare_broker: Broker, service_factory
 ) -> None:
     on_spare = {
-        "POLICYTRACK_KAFKA_BOOTSTRAP_SERVERS": spare_broker.settings.bootstrap_servers,
+        **spare_broker.service_env(),
         "POLICYTRACK_TASKS_WATCH_INTERVAL_SECONDS": "0.5",
         "POLICYTRACK_TASKS_EVALUATION_MONTH_SECONDS": "2",
     }

@@ -1,10 +1,11 @@
-"""No bearer token ever reaches the log or the audit trail: commands carrying a real token
-are sent down every path that can dead-letter, then the raw bytes of the topics (as kcat
-shows them), the audit database files and the export are searched for it."""
+"""No bearer token stays on any topic or reaches the audit trail: commands carrying a real
+token (as systems sent them before commands were signed) are sent down every path that can
+dead-letter or reject; each is answered (a dead letter without the token, or a 401) and then
+deleted from policy.commands. The raw bytes of every topic (as kcat shows them), the audit
+database files, the export and the query API are then searched for the token."""
 
 from __future__ import annotations
 
-import subprocess
 import uuid
 from pathlib import Path
 
@@ -13,10 +14,11 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from shared.auth import mint_dev_token
-from shared.contract.topics import ALERTS, COMMANDS, DEADLETTER, EVENTS
-from shared.settings import KafkaSettings
+from shared.contract.topics import ALERTS, AUDIT, COMMANDS, DEADLETTER, EVENTS
+from shared.kafka.connection import client_options
 from tests.conftest import (
     NAO,
+    Broker,
     ServiceProcess,
     end_offsets,
     eventually,
@@ -26,18 +28,14 @@ from tests.conftest import (
 )
 
 
-def raw_topic(settings: KafkaSettings, topic: str) -> bytes:
-    return subprocess.run(
-        ["kcat", "-C", "-b", settings.bootstrap_servers, "-t", topic, "-e", "-q", "-f", "%k|%h|%s\\n"],
-        capture_output=True,
-        timeout=120,
-        check=True,
-    ).stdout
-
-
-async def test_tokens_are_stripped_from_every_dead_letter_and_the_trail(
-    service_factory, kafka_settings: KafkaSettings
+async def test_tokens_are_stripped_from_every_dead_letter_and_the_trail_and_deleted_from_the_command_topic(
+    service_factory, kafka: Broker
 ) -> None:
+    kafka_settings = kafka.settings
+
+    def raw_topic(topic: str) -> bytes:
+        return kafka.kcat("-C", "-t", topic, "-e", "-q", "-f", "%k|%h|%s\\n")
+
     tasks: ServiceProcess = service_factory("tasks").start()
     audit: ServiceProcess = service_factory("audit").start()
     async with httpx.AsyncClient(base_url=tasks.url, timeout=30) as client:
@@ -64,7 +62,7 @@ async def test_tokens_are_stripped_from_every_dead_letter_and_the_trail(
         ("rejected: unknown command", body, [("command", b"launch_rocket")]),
     ]
     letters = await end_offsets(kafka_settings, DEADLETTER)
-    producer = AIOKafkaProducer(bootstrap_servers=kafka_settings.bootstrap_servers, acks="all")
+    producer = AIOKafkaProducer(**client_options(kafka_settings), acks="all")
     await producer.start()
     try:
         for name, value, headers in paths:
@@ -96,25 +94,28 @@ async def test_tokens_are_stripped_from_every_dead_letter_and_the_trail(
 
     async with httpx.AsyncClient(base_url=audit.url, timeout=120) as client:
 
-        async def trail_has_everything() -> bool:
+        async def trail_has_everything() -> list[dict] | None:
             ready = (await client.get("/readyz")).json()
-            events = (
-                await client.get(
-                    "/v1/audit/events", headers=NAO, params={"type": "task.progress_reported", "task_id": task}
-                )
+            rejected = (
+                await client.get("/v1/audit/events", headers=NAO, params={"type": "command.rejected", "limit": 1000})
             ).json()["items"]
-            return ready.get("lag") == 0 and len(events) == 1 and ready["entries"] > 0
+            ours = [e for e in rejected if e["event"]["correlationid"] in {"accepted", *(n for n, _, _ in paths)}]
+            return ours if ready.get("lag") == 0 and len(ours) >= 3 else None
 
-        await eventually(trail_has_everything, timeout=60, what="the trail caught up")
+        rejected = await eventually(trail_has_everything, timeout=60, what="the trail caught up")
+        assert {e["event"]["data"]["status"] for e in rejected} == {401}, "a token authenticates nothing on the topic"
         export = (await client.get("/v1/audit/export", headers=NAO)).content
         queried = orjson.dumps(await whole_trail(client))
     audit.stop()
     files = b"".join(path.read_bytes() for path in (Path(audit.env["POLICYTRACK_DATA_DIR"]) / "audit").iterdir())
 
+    async def purged() -> bool:
+        return secret.encode() not in raw_topic(COMMANDS) and jilin.encode() not in raw_topic(COMMANDS)
+
+    await eventually(purged, timeout=60, what="the token-bearing commands deleted once answered")
     for needle in (secret.encode(), secret.split(".")[2].encode(), jilin.encode(), marker.encode()):
-        for topic in (EVENTS, ALERTS, DEADLETTER):
-            assert needle not in raw_topic(kafka_settings, topic), f"a secret is on {topic}"
+        for topic in (COMMANDS, EVENTS, ALERTS, DEADLETTER, AUDIT):
+            assert needle not in raw_topic(topic), f"a secret is on {topic}"
         assert needle not in files, "a secret is in the audit database"
         assert needle not in export, "a secret is in the export"
         assert needle not in queried, "a secret is in the query API"
-    assert secret.encode() in raw_topic(kafka_settings, COMMANDS), "the test did send the token"

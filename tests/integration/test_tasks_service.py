@@ -326,7 +326,7 @@ async def test_after_a_restart_every_get_answers_the_same(tasks: ServiceProcess)
 async def test_a_zombie_instance_is_fenced_and_can_no_longer_append(
     service_factory, kafka_settings: KafkaSettings
 ) -> None:
-    shared_id = {"POLICYTRACK_TASKS_TRANSACTIONAL_ID": f"test-fencing-{uuid.uuid4().hex[:8]}"}
+    shared_id = {"POLICYTRACK_TASKS_TRANSACTIONAL_ID": f"policytrack-tasks-fencing-{uuid.uuid4().hex[:8]}"}
     old = service_factory("tasks", **shared_id).start()
     async with client_for(old) as client:
         _, task_id = await seed(client)

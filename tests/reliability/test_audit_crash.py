@@ -12,15 +12,18 @@ import httpx
 from shared.contract.catalog import TaskProgressReported
 from shared.contract.envelope import new_event
 from shared.kafka.producer import EventProducer
+from shared.provenance.keys import SigningKey
 from shared.settings import KafkaSettings
 from tests.conftest import NAO, eventually
 
 EVENTS = 50_000
 
 
-async def test_sigkill_mid_ingest_loses_and_duplicates_nothing(service_factory, kafka_settings: KafkaSettings) -> None:
+async def test_sigkill_mid_ingest_loses_and_duplicates_nothing(
+    service_factory, kafka_settings: KafkaSettings, tasks_key: SigningKey
+) -> None:
     actor = f"u-load-{uuid.uuid4().hex[:8]}"
-    async with EventProducer(kafka_settings, client_id="test-audit-crash") as producer:
+    async with EventProducer(kafka_settings, client_id="test-audit-crash", signing_key=tasks_key) as producer:
         await producer.publish_all(
             new_event(TaskProgressReported(task_id=f"load-{n % 500}", percent=n % 101), actor=actor, actordept="JILIN")
             for n in range(EVENTS)

@@ -18,12 +18,13 @@ from shared.contract.codec import decode_record
 from shared.contract.envelope import CloudEvent, new_event
 from shared.contract.topics import EVENTS
 from shared.kafka.producer import EventProducer
+from shared.provenance.keys import SigningKey
 from shared.settings import KafkaSettings
 from tests.conftest import NAO, ServiceProcess, caught_up, end_offsets, eventually, read_from
 
 
-async def publish_progress(kafka: KafkaSettings, count: int, actor: str) -> None:
-    async with EventProducer(kafka, client_id="test-recovery") as producer:
+async def publish_progress(kafka: KafkaSettings, key: SigningKey, count: int, actor: str) -> None:
+    async with EventProducer(kafka, client_id="test-recovery", signing_key=key) as producer:
         await producer.publish_all(
             new_event(TaskProgressReported(task_id=f"r-{n}", percent=n % 101), actor=actor, actordept="JILIN")
             for n in range(count)
@@ -31,15 +32,15 @@ async def publish_progress(kafka: KafkaSettings, count: int, actor: str) -> None
 
 
 async def test_a_failing_store_is_reported_and_ingestion_recovers(
-    service_factory, postgres_dsn: str, kafka_settings: KafkaSettings
+    service_factory, postgres_dsn: str, kafka_settings: KafkaSettings, tasks_key: SigningKey
 ) -> None:
     audit: ServiceProcess = service_factory("audit", POLICYTRACK_AUDIT_DSN=postgres_dsn).start(timeout=120)
-    await publish_progress(kafka_settings, 10, "u-before")
+    await publish_progress(kafka_settings, tasks_key, 10, "u-before")
     await caught_up(audit, timeout=60)
     database = await asyncpg.connect(postgres_dsn.replace("+asyncpg", ""))
     try:
         await database.execute("alter table audit_entries rename to audit_entries_away")
-        await publish_progress(kafka_settings, 10, "u-during")
+        await publish_progress(kafka_settings, tasks_key, 10, "u-during")
 
         async def failing() -> dict | None:
             ready = audit.readiness()
@@ -61,11 +62,11 @@ async def test_a_failing_store_is_reported_and_ingestion_recovers(
 
 
 async def test_a_checkpoint_recorded_but_not_published_is_published_next(
-    service_factory, kafka_settings: KafkaSettings
+    service_factory, kafka_settings: KafkaSettings, tasks_key: SigningKey
 ) -> None:
     audit: ServiceProcess = service_factory("audit", POLICYTRACK_AUDIT_CHECKPOINT_INTERVAL_SECONDS="1")
     audit.start()
-    await publish_progress(kafka_settings, 5, "u-unpublished")
+    await publish_progress(kafka_settings, tasks_key, 5, "u-unpublished")
     await caught_up(audit, timeout=60)
     audit.kill()
     # The state a crash leaves between recording a checkpoint and publishing it.

@@ -8,12 +8,13 @@ from shared.contract.catalog import PlanApproved
 from shared.contract.envelope import new_event
 from shared.contract.topics import EVENTS
 from shared.kafka.producer import EventProducer
+from shared.provenance.keys import SigningKey
 from tests.conftest import Broker, end_offsets
 
 
-async def test_restart_keeps_the_data_and_fresh_wipes_it(spare_broker: Broker) -> None:
+async def test_restart_keeps_the_data_and_fresh_wipes_it(spare_broker: Broker, tasks_key: SigningKey) -> None:
     settings = spare_broker.settings
-    async with EventProducer(settings, client_id="test-fresh") as producer:
+    async with EventProducer(settings, client_id="test-fresh", signing_key=tasks_key) as producer:
         meta = await producer.publish(new_event(PlanApproved(plan_id="p-1", title="Plan"), actor="u-sc"))
     partition = TopicPartition(EVENTS, meta.partition)
 

@@ -13,6 +13,7 @@ from shared.contract.codec import decode_record
 from shared.contract.envelope import CloudEvent, new_event
 from shared.contract.topics import EVENTS
 from shared.kafka.producer import EventProducer
+from shared.provenance.keys import SigningKey
 from tests.conftest import Broker, read_from
 
 BATCH = 20
@@ -23,7 +24,7 @@ def progress(n: int) -> CloudEvent:
 
 
 async def test_restart_in_the_middle_of_a_produce_loop_keeps_every_acknowledged_event_exactly_once(
-    spare_broker: Broker,
+    spare_broker: Broker, tasks_key: SigningKey
 ) -> None:
     settings = spare_broker.settings
     acknowledged: list[str] = []
@@ -37,7 +38,7 @@ async def test_restart_in_the_middle_of_a_produce_loop_keeps_every_acknowledged_
         assert "stopped" in stopped.stderr
         await asyncio.to_thread(spare_broker.script, "start")
 
-    async with EventProducer(settings, client_id="test-restart") as producer:
+    async with EventProducer(settings, client_id="test-restart", signing_key=tasks_key) as producer:
         n = 0
         while time.monotonic() < deadline:
             events = [progress(n + i) for i in range(BATCH)]

@@ -11,6 +11,7 @@ from shared.contract.envelope import new_event
 from shared.contract.topics import EVENTS
 from shared.kafka.consumer import read_since
 from shared.kafka.producer import EventProducer
+from shared.provenance.keys import SigningKey
 from shared.settings import KafkaSettings
 from tests.conftest import Broker, cluster_settings, eventually
 
@@ -21,13 +22,15 @@ def partitions(status: str) -> dict[str, tuple[int, set[int]]]:
     return {name: (int(leader), {int(n) for n in isr.split(",") if n}) for name, leader, isr in found}
 
 
-async def publish_one(settings: KafkaSettings, note: str) -> None:
+async def publish_one(settings: KafkaSettings, key: SigningKey, note: str) -> None:
     event = new_event(TaskAssigned(task_id=note, lead_department="JILIN"), actor="u-test", aggregateversion=1)
-    async with EventProducer(settings, client_id="cluster-test") as producer:
+    async with EventProducer(settings, client_id="cluster-test", signing_key=key) as producer:
         await producer.publish(event)
 
 
-async def test_three_nodes_replicate_every_topic_and_keep_taking_writes_with_one_stopped(cluster: Broker) -> None:
+async def test_three_nodes_replicate_every_topic_and_keep_taking_writes_with_one_stopped(
+    cluster: Broker, tasks_key: SigningKey
+) -> None:
     settings = cluster_settings(cluster)
     status = cluster.script("status", check=False)
     assert status.returncode == 0, status.stderr
@@ -47,7 +50,7 @@ async def test_three_nodes_replicate_every_topic_and_keep_taking_writes_with_one
 
     during = await eventually(probe, timeout=60, what="leaders to leave the stopped node")
     assert all(leader in (1, 3) for name, (leader, _) in during.items() if name in led_by_two)
-    await publish_one(settings, "while-node-2-is-down")  # acks=all with two of three in sync
+    await publish_one(settings, tasks_key, "while-node-2-is-down")  # acks=all with two of three in sync
 
     assert cluster.script("start", "--nodes", "3").returncode == 0
 

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from shared.contract.codec import decode_record, encode
 from shared.contract.envelope import CloudEvent
 from shared.contract.topics import ALERTS, COMMANDS, DEADLETTER, EVENTS
+from shared.kafka.connection import client_options
 from shared.settings import KafkaSettings
 from tests.conftest import JILIN, NAO, SC, ServiceProcess, end_offsets, eventually, read_from
 from tests.samples import sample_events
@@ -58,7 +59,7 @@ hostile_record = st.tuples(
 
 
 async def produce(settings_: KafkaSettings, records: list) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=settings_.bootstrap_servers, acks="all", max_request_size=2**21)
+    producer = AIOKafkaProducer(**client_options(settings_), acks="all", max_request_size=2**21)
     await producer.start()
     try:
         for topic, (key, value, record_headers) in records:
@@ -70,7 +71,7 @@ async def produce(settings_: KafkaSettings, records: list) -> None:
 async def answered(settings_: KafkaSettings, task: str, percent: int) -> CloudEvent:
     starts = await end_offsets(settings_, EVENTS)
     correlation = f"valid-{uuid.uuid4().hex[:10]}"
-    producer = AIOKafkaProducer(bootstrap_servers=settings_.bootstrap_servers, acks="all")
+    producer = AIOKafkaProducer(**client_options(settings_), acks="all")
     await producer.start()
     try:
         await producer.send_and_wait(

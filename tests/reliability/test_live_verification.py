@@ -12,6 +12,7 @@ import httpx
 from shared.contract.catalog import TaskProgressReported
 from shared.contract.envelope import new_event
 from shared.kafka.producer import EventProducer
+from shared.provenance.keys import SigningKey
 from tests.conftest import JILIN, NAO, SC, Broker, eventually
 
 HISTORY = 100_000
@@ -19,10 +20,12 @@ RATE = 250  # commands per second, from 16 concurrent writers
 WRITERS = 16
 
 
-async def test_ten_verifications_under_steady_writes_all_say_intact(spare_broker: Broker, service_factory) -> None:
+async def test_ten_verifications_under_steady_writes_all_say_intact(
+    spare_broker: Broker, service_factory, tasks_key: SigningKey
+) -> None:
     kafka = spare_broker.settings
-    on_spare = {"POLICYTRACK_KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers}
-    async with EventProducer(kafka, client_id="test-history") as producer:
+    on_spare = spare_broker.service_env()
+    async with EventProducer(kafka, client_id="test-history", signing_key=tasks_key) as producer:
         await producer.publish_all(
             new_event(
                 TaskProgressReported(task_id=f"history-{n % 1000}", percent=n % 101),

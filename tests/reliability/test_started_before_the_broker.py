@@ -16,7 +16,7 @@ async def test_a_service_started_before_its_broker_becomes_ready_when_the_broker
     spare_broker: Broker, service_factory, service: str
 ) -> None:
     assert spare_broker.script("stop").returncode == 0
-    process = service_factory(service, POLICYTRACK_KAFKA_BOOTSTRAP_SERVERS=spare_broker.settings.bootstrap_servers)
+    process = service_factory(service, **spare_broker.service_env())
     process.start(wait=False)
 
     async def waiting_for_the_broker() -> bool | None:

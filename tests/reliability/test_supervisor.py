@@ -21,7 +21,7 @@ async def test_a_killed_service_is_started_again_and_nothing_else_stops(spare_br
         **spare_broker.env,
         "POLICYTRACK_DATA_DIR": str(tmp_path / "data"),
         "POLICYTRACK_KEYS_DIR": str(tmp_path / "keys"),
-        "POLICYTRACK_KAFKA_BOOTSTRAP_SERVERS": spare_broker.settings.bootstrap_servers,
+        **spare_broker.service_env(),
         **{f"POLICYTRACK_{name.upper()}_PORT": str(port) for name, port in ports.items()},
     }
     status = tmp_path / "data" / "run" / "status.json"

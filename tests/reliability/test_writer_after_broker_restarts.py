@@ -41,7 +41,7 @@ async def test_writes_resume_after_every_broker_restart_and_none_is_lost_or_doub
     spare_broker: Broker, service_factory
 ) -> None:
     kafka = spare_broker.settings
-    tasks = service_factory("tasks", POLICYTRACK_KAFKA_BOOTSTRAP_SERVERS=kafka.bootstrap_servers).start()
+    tasks = service_factory("tasks", **spare_broker.service_env()).start()
     load = Load(tasks.url, await tasks_of_each_writer(tasks.url), prefix="restarts")
     writers = [asyncio.create_task(load.writer(d, r)) for d, r in WRITERS.items()]
     try:

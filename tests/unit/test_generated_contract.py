@@ -31,6 +31,7 @@ def test_every_event_type_has_a_schema_and_an_asyncapi_message() -> None:
         "policy.events",
         "policy.alerts",
         "policy.deadletter",
+        "policy.audit",
     }
     named = {m["name"] for m in document["components"]["messages"].values()}
     for event_type in CATALOG:

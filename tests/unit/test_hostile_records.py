@@ -4,16 +4,18 @@ read it either handle it or dead-letter it, and go on to the next record."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.tasks.adapters.command_topic import CommandRecord, parse_command_record
+from services.tasks.adapters.command_topic import CommandParser, CommandRecord
 from shared.contract.catalog import CATALOG
 from shared.contract.codec import DecodeFailure, decode, encode
 from shared.contract.envelope import CloudEvent
 from shared.kafka.secrets import strip_secrets
+from shared.provenance.keys import TrustStore
 from tests.samples import sample_events
 
 HEADER_NAMES = [
@@ -31,7 +33,21 @@ HEADER_NAMES = [
         "correlationid",
     )
 ]
-HEADER_NAMES += ["content-type", "command", "authorization", "correlationid", "idempotency-key", "if-match"]
+HEADER_NAMES += [
+    "content-type",
+    "command",
+    "authorization",
+    "correlationid",
+    "idempotency-key",
+    "if-match",
+    "signature",
+    "writer-proof",
+    "actor",
+    "actor-department",
+    "signed-command",
+]
+parse_command_record = CommandParser(TrustStore(Path("/nonexistent/trust")))
+"""A parser that trusts no key: every command it reads is unauthenticated, or malformed."""
 
 
 @dataclass
@@ -42,6 +58,7 @@ class Record:
     topic: str = "policy.commands"
     partition: int = 0
     offset: int = 7
+    timestamp: int = 0
 
 
 header_values = st.one_of(

@@ -3,6 +3,7 @@ send the same alerts at the same moments; a file that is not a snapshot is never
 
 from __future__ import annotations
 
+import stat
 from datetime import timedelta
 from pathlib import Path
 
@@ -17,6 +18,9 @@ from services.notifications.adapters.snapshots import (
 from services.notifications.domain.schedule import Schedule
 from shared.contract import catalog as c
 from shared.contract.codes import TaskHealth
+from shared.kafka.snapshots import Claim
+from shared.provenance.keys import KeyFolder
+from shared.provenance.sealing import SnapshotSeal
 from tests.unit.test_notification_schedule import POLICY, T0, at, schedule_with_milestone
 
 DUE = T0 + timedelta(days=60)
@@ -52,13 +56,18 @@ def alerts_from(schedule: Schedule, start: timedelta, until: timedelta) -> list[
     return sent
 
 
+def sealed_by(tmp_path: Path) -> SnapshotSeal:
+    return SnapshotSeal(KeyFolder(tmp_path / "keys").signing_key("notifications", create=True))
+
+
 def test_a_restored_schedule_is_the_one_kept_and_sends_the_same_alerts(tmp_path: Path) -> None:
     kept, pending = busy_schedule()
-    snapshots = ScheduleSnapshots(tmp_path / "schedule.snapshot.json")
+    snapshots = ScheduleSnapshots(tmp_path / "schedule.snapshot.json", sealed_by(tmp_path))
     snapshots.save(capture(kept, pending, {0: (42, "event-41"), 2: (7, "event-6")}))
 
     claim = snapshots.claim()
-    assert claim is not None
+    assert isinstance(claim, Claim)
+    assert stat.S_IMODE(snapshots.path.stat().st_mode) == 0o600
     assert (claim.code_version, claim.topic) == (CODE_VERSION, "policy.events")
     assert claim.positions == {0: (42, "event-41"), 2: (7, "event-6")}
     resumed = snapshots.restore(POLICY)
@@ -83,11 +92,25 @@ def test_a_restored_schedule_is_the_one_kept_and_sends_the_same_alerts(tmp_path:
 def test_a_file_that_is_not_a_whole_snapshot_is_never_restored(tmp_path: Path, content: bytes) -> None:
     path = tmp_path / "schedule.snapshot.json"
     path.write_bytes(content)
-    snapshots = ScheduleSnapshots(path)
-    assert snapshots.claim() is None
+    snapshots = ScheduleSnapshots(path, sealed_by(tmp_path))
+    assert isinstance(snapshots.claim(), SnapshotUnreadable)
     with pytest.raises(SnapshotUnreadable):
         snapshots.restore(POLICY)
 
 
+def test_a_snapshot_changed_on_disk_or_sealed_by_another_key_is_never_restored(tmp_path: Path) -> None:
+    kept, pending = busy_schedule()
+    path = tmp_path / "schedule.snapshot.json"
+    ScheduleSnapshots(path, sealed_by(tmp_path)).save(capture(kept, pending, {0: (42, "event-41")}))
+    sealed = path.read_bytes()
+    path.write_bytes(sealed.replace(b'"JILIN"', b'"MOFCOM"', 1))
+    changed = ScheduleSnapshots(path, sealed_by(tmp_path))
+    assert "seal does not hold" in str(changed.claim())
+    with pytest.raises(SnapshotUnreadable):
+        changed.restore(POLICY)
+    path.write_bytes(sealed)
+    assert isinstance(ScheduleSnapshots(path, sealed_by(tmp_path / "another")).claim(), SnapshotUnreadable)
+
+
 def test_a_missing_snapshot_claims_nothing(tmp_path: Path) -> None:
-    assert ScheduleSnapshots(tmp_path / "none.json").claim() is None
+    assert ScheduleSnapshots(tmp_path / "none.json", sealed_by(tmp_path)).claim() is None

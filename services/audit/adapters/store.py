@@ -10,7 +10,7 @@ import base64
 import contextlib
 import os
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from operator import itemgetter
 from pathlib import Path
@@ -164,6 +164,37 @@ verifications = Table(
     Column("against_log", Boolean, nullable=False),
 )
 
+refused = Table(
+    "audit_refused",
+    metadata,
+    # Records of the audited topics whose writer's proof failed: kept apart, byte for byte, never
+    # chained as acts; each is reported on policy.audit (trail.forgery_detected) once.
+    Column("topic", String(200), primary_key=True),
+    Column("partition", Integer, primary_key=True),
+    Column("offset", BigInteger, primary_key=True, autoincrement=False),
+    Column("timestamp", BigInteger, nullable=False),
+    Column("key", LargeBinary),
+    Column("value", LargeBinary),
+    Column("headers", LargeBinary, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("detected_at", String(40), nullable=False),
+    Column("reported", Boolean, nullable=False, default=False),
+)
+
+
+class RefusedRecord(NamedTuple):
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int
+    key: bytes | None
+    value: bytes | None
+    headers: bytes
+    reason: str
+    detected_at: str
+    reported: bool
+
+
 task_access = Table(
     "audit_task_access",
     metadata,
@@ -278,7 +309,7 @@ class AuditStore:
         it, in one transaction; the head moves only once it is committed."""
         if batch.after != self.head:
             raise ValueError(f"the batch is chained onto entry {batch.after.sequence}, the store ends at {self.head}")
-        if not batch.rows:
+        if not batch.rows and not batch.refused:
             return self.head
         async with self.engine.begin() as conn:
             # The statement compiled once for this database's own placeholders: executemany
@@ -287,6 +318,8 @@ class AuditStore:
             await self._save_offsets(conn, batch.next_offsets)
             if batch.access:
                 await conn.execute(self._insert_access, [{"task_id": t, "department": d} for t, d in batch.access])
+            if batch.refused:
+                await conn.execute(refused.insert(), batch.refused)
         self.head = batch.head
         # Whoever waits for news holds the event that is set now; later waiters get a new one.
         self._written.set()
@@ -343,12 +376,17 @@ class AuditStore:
         return found if found is not None else ""
 
     async def last_offsets(self) -> dict[tuple[str, int], int]:
-        """Per partition, the offset of its newest stored entry."""
-        query = select(entries.c.topic, entries.c.partition, func.max(entries.c.offset).label("last")).group_by(
-            entries.c.topic, entries.c.partition
-        )
+        """Per partition, the offset of its newest stored record: an entry, or one refused."""
+        newest: dict[tuple[str, int], int] = {}
         async with self._reader.connect() as conn:  # a scan of every entry's position
-            return {(row.topic, row.partition): row.last for row in await conn.execute(query)}
+            for table in (entries, refused):
+                query = select(table.c.topic, table.c.partition, func.max(table.c.offset).label("last")).group_by(
+                    table.c.topic, table.c.partition
+                )
+                for row in await conn.execute(query):
+                    where = (row.topic, row.partition)
+                    newest[where] = max(newest.get(where, -1), row.last)
+        return newest
 
     # --- checkpoints ---------------------------------------------------------------------------
 
@@ -389,6 +427,29 @@ class AuditStore:
             query = query.where(checkpoints.c.published == literal(False))
         async with self.engine.connect() as conn:
             return list(await conn.execute(query))
+
+    # --- records refused for their writer's proof -----------------------------------------------
+
+    async def refused_records(self, *, unreported_only: bool = False) -> list[RefusedRecord]:
+        query = select(*(refused.c[name] for name in RefusedRecord._fields)).order_by(
+            refused.c.topic, refused.c.partition, refused.c.offset
+        )
+        if unreported_only:
+            query = query.where(refused.c.reported == literal(False))
+        async with self.engine.connect() as conn:
+            return list(map(RefusedRecord._make, await conn.execute(query)))
+
+    async def count_refused(self) -> int:
+        async with self.engine.connect() as conn:
+            return int((await conn.execute(select(func.count()).select_from(refused))).scalar_one())
+
+    async def mark_reported(self, topic: str, partition: int, offset: int) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(refused)
+                .where(refused.c.topic == topic, refused.c.partition == partition, refused.c.offset == offset)
+                .values(reported=True)
+            )
 
     # --- verifications -------------------------------------------------------------------------
 
@@ -564,11 +625,34 @@ class ChainedBatch:
     rows: list[dict[str, Any]]
     next_offsets: dict[tuple[str, int], int]
     access: set[tuple[str, str]]
+    refused: list[dict[str, Any]] = field(default_factory=list)
+    """Records refused for their writer's proof: stored apart, not chained."""
 
 
-def chained(records: Sequence[LogRecord], after: Head) -> ChainedBatch:
-    """The rows of ``records`` chained onto ``after``: CPU only, so the next batch can be
-    chained while the database writes this one."""
+def refused_row(record: LogRecord, reason: str, detected_at: datetime) -> dict[str, Any]:
+    return {
+        "topic": record.topic,
+        "partition": record.partition,
+        "offset": record.offset,
+        "timestamp": record.timestamp,
+        "key": record.key,
+        "value": record.value,
+        "headers": headers_json(record.headers),
+        "reason": reason[:4000],
+        "detected_at": iso(detected_at),
+        "reported": False,
+    }
+
+
+def chained(
+    records: Sequence[LogRecord],
+    after: Head,
+    refusals: Sequence[tuple[LogRecord, str]] = (),
+    detected_at: datetime | None = None,
+) -> ChainedBatch:
+    """The rows of ``records`` chained onto ``after``, and the rows of the records refused for
+    their writer's proof: CPU only, so the next batch can be chained while the database writes
+    this one. The partitions' offsets move past both."""
     sequence, previous = after.sequence, after.hash
     rows: list[dict[str, Any]] = []
     access: set[tuple[str, str]] = set()
@@ -580,7 +664,11 @@ def chained(records: Sequence[LogRecord], after: Head) -> ChainedBatch:
         rows.append(_entry_row(sequence, record, stored_headers, previous, digest, access))
         next_offsets[(record.topic, record.partition)] = record.offset + 1
         previous = digest
-    return ChainedBatch(after, Head(sequence, previous), rows, next_offsets, access)
+    kept_apart = [refused_row(record, reason, detected_at or datetime.now(UTC)) for record, reason in refusals]
+    for record, _ in refusals:
+        where = (record.topic, record.partition)
+        next_offsets[where] = max(next_offsets.get(where, 0), record.offset + 1)
+    return ChainedBatch(after, Head(sequence, previous), rows, next_offsets, access, kept_apart)
 
 
 def _create_private_file(path: Path) -> None:

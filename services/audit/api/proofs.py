@@ -32,6 +32,7 @@ class VerificationAnswer(BaseModel):
     problems: list[dict[str, Any]]
     covered: dict[str, Any]
     lag: dict[str, Any]
+    forgeries: list[dict[str, Any]]
 
 
 class CheckpointRow(BaseModel):

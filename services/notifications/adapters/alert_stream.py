@@ -13,7 +13,8 @@ from shared.contract import catalog as c
 from shared.contract.codec import decode_record
 from shared.contract.envelope import AnyEvent, CloudEvent
 from shared.contract.topics import ALERTS
-from shared.kafka.consumer import open_consumer, partitions_of
+from shared.kafka.consumer import open_consumer, partitions_of, read_through
+from shared.provenance.gate import ProofGate
 from shared.settings import KafkaSettings
 
 _POSITION = re.compile(r"(\d{1,4})-(\d{1,18})")
@@ -46,10 +47,11 @@ class StreamPosition:
 
 
 async def alerts_from(
-    kafka: KafkaSettings, position: StreamPosition | None, *, from_end: bool = False
+    kafka: KafkaSettings, proofs: ProofGate, position: StreamPosition | None, *, from_end: bool = False
 ) -> AsyncIterator[tuple[AnyEvent | None, StreamPosition]]:
     """Deadline alerts from ``position`` on (from the beginning, or the end, without one), each
-    with the position after it; ``(None, position)`` whenever a second passes without one."""
+    with the position after it; ``(None, position)`` whenever a second passes without one. Only
+    alerts whose writer's proof holds are sent; a refused record is stepped over."""
     async with open_consumer(kafka, client_id="alert-stream") as consumer:
         partitions = await partitions_of(consumer, [ALERTS])
         consumer.assign(partitions)
@@ -68,9 +70,12 @@ async def alerts_from(
             batch = await consumer.getmany(timeout_ms=1000, max_records=200)
             if not batch:
                 yield None, current
-            for tp, records in sorted(batch.items(), key=lambda item: item[0].partition):
-                for record in records:
+            for tp in partitions:
+                judged = proofs.admit(
+                    batch.get(tp, []), complete=await read_through(consumer, tp), topic=tp.topic, partition=tp.partition
+                )
+                for record, verdict in judged:
                     current = current.after(tp.partition, record.offset)
-                    event = decode_record(record)
+                    event = decode_record(record) if verdict.ok else None
                     if isinstance(event, CloudEvent) and isinstance(event.data, c.NOTICES):
                         yield event, current

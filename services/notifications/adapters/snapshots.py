@@ -1,12 +1,13 @@
 """Snapshots of the deadline schedule, so that a start reads only the domain events appended
 since the last one instead of the whole history of ``policy.events``.
 
-One JSON file beside the service's other local data: the open deadlines, what the schedule
-knows of tasks and plans, the watched support requests, alerts decided but not yet emitted,
-and per partition of ``policy.events`` the position it covers with the id of the event just
-before it. Never the only copy of anything: which alerts were emitted and delivered, and the
-subscriptions, are always read again from ``policy.alerts``; a snapshot written by other code
-or whose positions the log does not bear out is discarded and the schedule rebuilt.
+One JSON file (0600) beside the service's other local data: the open deadlines, what the
+schedule knows of tasks and plans, the watched support requests, alerts decided but not yet
+emitted, and per partition of ``policy.events`` the position it covers with the id of the event
+just before it; sealed with the service's key over all of it. Never the only copy of anything:
+which alerts were emitted and delivered, and the subscriptions, are always read again from
+``policy.alerts``; a snapshot whose seal fails, written by other code, or whose positions the
+log does not bear out is discarded and the schedule rebuilt.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from shared.contract.codes import Department
 from shared.contract.topics import EVENTS
 from shared.kafka.snapshots import Claim, Positions, code_version
 from shared.logging import get_logger
+from shared.provenance.sealing import SnapshotSeal, create_private
 
 log = get_logger(__name__)
 
@@ -77,25 +79,43 @@ def capture(schedule: Schedule, pending: list[Notice], positions: Positions) -> 
     )
 
 
-class ScheduleSnapshots:
-    """The snapshot file."""
+SEALED = b"sealed "
 
-    def __init__(self, path: Path) -> None:
+
+class ScheduleSnapshots:
+    """The snapshot file: its seal on the first line, the schedule as JSON after it."""
+
+    def __init__(self, path: Path, seal: SnapshotSeal) -> None:
         self.path = path
+        self._seal = seal
 
     def _document(self) -> dict[str, Any] | None:
+        """The snapshot, if its seal holds; None when there is none; SnapshotUnreadable otherwise."""
         try:
-            document = orjson.loads(self.path.read_bytes())
+            raw = self.path.read_bytes()
         except FileNotFoundError:
             return None
-        except (OSError, orjson.JSONDecodeError) as error:
-            log.warning("the schedule snapshot cannot be read", path=str(self.path), error=repr(error))
-            return None
-        return document if isinstance(document, dict) and "code_version" in document else None
+        except OSError as error:
+            raise SnapshotUnreadable(f"the snapshot cannot be read: {error!r}") from error
+        first, _, body = raw.partition(b"\n")
+        if not first.startswith(SEALED) or not self._seal.holds(
+            body.decode(errors="replace"), first[len(SEALED) :].decode()
+        ):
+            raise SnapshotUnreadable("its seal does not hold (written by another key, or changed since)")
+        try:
+            document = orjson.loads(body)
+        except orjson.JSONDecodeError as error:
+            raise SnapshotUnreadable(f"the snapshot is not JSON: {error}") from error
+        if not isinstance(document, dict) or "code_version" not in document:
+            raise SnapshotUnreadable("the snapshot is not a schedule")
+        return document
 
-    def claim(self) -> Claim | None:
-        """What the snapshot claims to cover; None when there is none or it cannot be read."""
-        document = self._document()
+    def claim(self) -> Claim | SnapshotUnreadable | None:
+        """What the snapshot claims to cover, if its seal holds; None when there is none."""
+        try:
+            document = self._document()
+        except SnapshotUnreadable as unreadable:
+            return unreadable
         if document is None:
             return None
         try:
@@ -128,10 +148,12 @@ class ScheduleSnapshots:
         return Resumed(schedule, pending, positions)
 
     def save(self, captured: bytes) -> None:
-        """Whole or not at all: written beside the file, synced, then renamed over it."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        """Whole or not at all, sealed: written beside the file (0600), synced, then renamed over it."""
         partial = self.path.with_name(self.path.name + ".partial")
+        partial.unlink(missing_ok=True)
+        create_private(partial)
         with partial.open("wb") as file:
+            file.write(SEALED + self._seal.document(captured.decode()).encode() + b"\n")
             file.write(captured)
             file.flush()
             os.fsync(file.fileno())

@@ -10,7 +10,6 @@ from services.notifications.application import NotificationService
 from services.notifications.bootstrap import NotificationsRuntime
 from shared.contract.types import AGGREGATE_ID_PATTERN
 from shared.http.service import runtime_of
-from shared.settings import KafkaSettings
 
 runtime = runtime_of(NotificationsRuntime)
 
@@ -19,12 +18,8 @@ async def notification_service(request: Request) -> NotificationService:
     return (await runtime(request)).service
 
 
-async def kafka(request: Request) -> KafkaSettings:
-    return (await runtime(request)).settings.kafka
-
-
 Service = Annotated[NotificationService, Depends(notification_service)]
-Kafka = Annotated[KafkaSettings, Depends(kafka)]
+Runtime = Annotated[NotificationsRuntime, Depends(runtime)]
 SubscriptionIdPath = Annotated[
     str, Path(pattern=AGGREGATE_ID_PATTERN, max_length=128, examples=["sub-5f0c2a9e1b3d4c6a"])
 ]

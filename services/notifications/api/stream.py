@@ -16,14 +16,15 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
 from services.notifications.adapters.alert_stream import StreamPosition, alerts_from
-from services.notifications.api.dependencies import Kafka
+from services.notifications.api.dependencies import Runtime
+from services.notifications.bootstrap import NotificationsRuntime
 from shared.auth import Actor, can_read
 from shared.contract.catalog import short_type
 from shared.contract.codec import to_structured
 from shared.contract.envelope import AnyEvent
 from shared.http.problems import Problem, problem_responses
 from shared.http.service import Authenticated
-from shared.settings import KafkaSettings
+from shared.provenance.gate import ProofGate
 
 router = APIRouter(tags=["alerts"])
 HEARTBEAT_SECONDS = 15
@@ -51,7 +52,7 @@ SSE_EVENT = {
 async def alert_stream(
     request: Request,
     actor: Authenticated,
-    kafka: Kafka,
+    runtime: Runtime,
     last_event_id: Annotated[str | None, Header(max_length=20_000)] = None,
     start: Annotated[Literal["beginning", "now"], Query(alias="from")] = "beginning",
 ) -> StreamingResponse:
@@ -61,18 +62,19 @@ async def alert_stream(
     except ValueError as error:
         raise Problem(422, str(error), field="Last-Event-ID") from error
     return StreamingResponse(
-        _events(request, actor, kafka, position, start == "now"),
+        _events(request, actor, runtime, position, start == "now"),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
 
 
 async def _events(
-    request: Request, actor: Actor, kafka: KafkaSettings, position: StreamPosition | None, from_end: bool
+    request: Request, actor: Actor, runtime: NotificationsRuntime, position: StreamPosition | None, from_end: bool
 ) -> AsyncIterator[bytes]:
     yield b"retry: 2000\n\n"
     quiet_since = time.monotonic()
-    async for alert, after in alerts_from(kafka, position, from_end=from_end):
+    proofs = ProofGate(runtime.trust)
+    async for alert, after in alerts_from(runtime.settings.kafka, proofs, position, from_end=from_end):
         if actor.expires_at is not None and datetime.now(UTC) >= actor.expires_at:
             yield (
                 b"event: end\ndata: "

@@ -1,6 +1,9 @@
-"""Commands from ``policy.commands``: a departmental system's record names the command, carries
-its token and the command as JSON. Every well-formed command ends in its events or in exactly
-one ``command.rejected`` saying why; a malformed record is a dead letter.
+"""Commands from ``policy.commands``. A departmental system's record carries the command as
+JSON, signed by the department's registered key (a detached JWS in the ``signature`` header,
+``shared/provenance/acts.py``); a record another tasks instance forwarded carries the verified
+actor in headers under the tasks service's own writer's proof. No bearer token is ever taken
+from the topic. Every well-formed command ends in its events or in exactly one
+``command.rejected`` saying why; a malformed record is a dead letter.
 
 An append the log does not acknowledge is retried until it is, never dead-lettered; an
 instance that finds itself fenced stops consuming at once, leaving the command uncommitted
@@ -15,7 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from aiokafka import ConsumerRecord
+from aiokafka import ConsumerRecord, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
 from pydantic import ValidationError
 
 from services.tasks.adapters.event_log import Fenced, LogUnavailable
@@ -33,98 +37,307 @@ from services.tasks.answers import (
 from services.tasks.application import IdempotencyKey, TaskService, new_id
 from services.tasks.domain import commands as cmd
 from services.tasks.domain.decide import Refused
-from shared.auth import Actor, AuthError, TokenVerifier
+from shared.auth import Actor
 from shared.contract.catalog import FieldError
 from shared.contract.codec import DecodeFailure
+from shared.contract.codes import Department, Role
+from shared.contract.topics import COMMANDS
 from shared.http.preconditions import parse_if_match
 from shared.http.problems import REFUSAL_STATUS, field_errors
+from shared.kafka.connection import client_options
 from shared.kafka.consumer import PartitionMoved, StopConsuming
 from shared.kafka.producer import EventProducer
 from shared.logging import get_logger
+from shared.provenance.acts import SIGNATURE_HEADER, BadSignature, SignedAct, verify_command
+from shared.provenance.gate import ProofGate
+from shared.provenance.keys import TrustStore
+from shared.provenance.seals import PROOF_HEADER
+from shared.settings import KafkaSettings
 from shared.supervision import Backoff, Health
 
 log = get_logger(__name__)
-COMMAND_HEADERS = ("command", "authorization", "correlationid", "idempotency-key", "if-match", "request-digest")
 MAX_KEY = 255
 APPEND_RETRIES = Backoff(base_seconds=0.2, max_seconds=10)
 
 
+class Forwarded:
+    """The headers of a command one tasks instance sends on to another, under its own proof."""
+
+    ACTOR = "actor"
+    DEPARTMENT = "actor-department"
+    ROLES = "actor-roles"
+    SIGNED = "signed-command"
+    CREATED = "created-id"
+    """The id a create command drew on its first instance, so every hop creates the same aggregate."""
+    DIGEST = "request-digest"
+
+
+COMMAND_HEADERS = (
+    "command",
+    "authorization",
+    "correlationid",
+    "idempotency-key",
+    "if-match",
+    SIGNATURE_HEADER,
+    Forwarded.ACTOR,
+    Forwarded.DEPARTMENT,
+    Forwarded.ROLES,
+    Forwarded.SIGNED,
+    Forwarded.CREATED,
+    Forwarded.DIGEST,
+)
+
+
+@dataclass(frozen=True)
+class Unauthenticated:
+    """Why a command's author is not known: it is rejected, once, with 401."""
+
+    reason: str
+
+
 @dataclass(frozen=True)
 class CommandRecord:
-    """A record from ``policy.commands``: the command's name, the caller's token and its body."""
+    """A record from ``policy.commands``: the command, who acts (or why nobody is known to), and
+    the department's signature the events will keep."""
 
     command_id: str
     partition: int
     name: str
-    token: str
     body: dict[str, Any]
+    raw_body: bytes
     correlation_id: str | None
     idempotency: IdempotencyKey
     if_match: int | None
+    author: Actor | Unauthenticated
+    act: SignedAct | None = None
+    created_id: str | None = None
 
     @property
     def correlationid(self) -> str | None:  # what the consumer runner's logs carry
         return self.correlation_id
 
 
-def parse_command_record(record: ConsumerRecord) -> CommandRecord | DecodeFailure:
-    """A malformed record (no command name, not a JSON object, headers that cannot be read
-    one way only) is a dead letter, not a rejection."""
+@dataclass(frozen=True)
+class Author:
+    """Who acts in a command, as its record proves it, and what the proof says of the command."""
 
-    def failure(reason: str) -> DecodeFailure:
+    actor: Actor | Unauthenticated
+    act: SignedAct | None = None
+    name: str | None = None
+    idempotency_key: str | None = None
+    correlation_id: str | None = None
+    if_match: int | None = None
+    created_id: str | None = None
+
+
+TOKENS_REFUSED = Unauthenticated(
+    "bearer tokens are not accepted on policy.commands (the record is deleted once answered): "
+    "sign the command with the department's registered key"
+)
+UNSIGNED = Unauthenticated("a command on policy.commands is signed with its department's registered key")
+
+
+class CommandParser:
+    """Reads a command record and authenticates it: a department's signature, or a tasks
+    instance's writer's proof on a forwarded command. A malformed record (no command name, not
+    a JSON object, headers that cannot be read one way only) is a dead letter, not a rejection."""
+
+    def __init__(self, trust: TrustStore) -> None:
+        self._trust = trust
+
+    def __call__(self, record: ConsumerRecord) -> CommandRecord | DecodeFailure:
+        headers = _command_headers(record)
+        if isinstance(headers, str):
+            return self._failure(record, f"malformed command headers: {headers}")
+        raw_body = record.value or b""
+        try:
+            body = orjson.loads(raw_body)
+        except orjson.JSONDecodeError as error:
+            return self._failure(record, f"command body is not JSON: {error}")
+        if not isinstance(body, dict):
+            return self._failure(record, "command body is not a JSON object")
+        try:
+            if_match = parse_if_match(headers["if-match"]) if "if-match" in headers else None
+        except ValueError as error:
+            return self._failure(record, f"malformed command headers: if-match: {error}")
+        author = self._author(record, headers, raw_body)
+        name = author.name or headers.get("command", "")
+        if not name:
+            return self._failure(record, "no command header")
+        command_id = f"{record.topic}:{record.partition}:{record.offset}"
+        # A forwarded command carries its first request's fingerprint, so that the same
+        # Idempotency-Key means the same request on every instance.
+        digest = headers.get(Forwarded.DIGEST) or fingerprint("COMMAND", name, body)
+        key = author.idempotency_key or headers.get("idempotency-key") or f"command:{command_id}"
+        return CommandRecord(
+            command_id=command_id,
+            partition=record.partition,
+            name=name,
+            body=body,
+            raw_body=raw_body,
+            correlation_id=author.correlation_id or headers.get("correlationid"),
+            idempotency=IdempotencyKey(key, digest),
+            if_match=author.if_match if author.if_match is not None else if_match,
+            author=author.actor,
+            act=author.act,
+            created_id=author.created_id,
+        )
+
+    @staticmethod
+    def _failure(record: ConsumerRecord, reason: str) -> DecodeFailure:
         return DecodeFailure(reason, record.key, record.value, tuple(record.headers))
 
+    def _author(self, record: ConsumerRecord, headers: dict[str, str], body: bytes) -> Author:
+        if "authorization" in headers:
+            return Author(TOKENS_REFUSED)
+        if SIGNATURE_HEADER in headers:
+            try:
+                signed = verify_command(
+                    headers[SIGNATURE_HEADER].encode(), body, self._trust, at=record.timestamp / 1000
+                )
+            except BadSignature as error:
+                return Author(Unauthenticated(f"the command's signature does not hold: {error}"))
+            return Author(
+                Actor(user=signed.user, department=signed.department, roles=signed.roles),
+                signed.act,
+                signed.name,
+                signed.idempotency_key,
+                signed.correlation_id,
+                signed.if_match,
+            )
+        if any(name == PROOF_HEADER for name, _ in record.headers):
+            return self._forwarded(record, headers)
+        return Author(UNSIGNED)
+
+    def _forwarded(self, record: ConsumerRecord, headers: dict[str, str]) -> Author:
+        """Who acts in a command another tasks instance forwarded, if its proof is the tasks service's."""
+        [(_, verdict)] = ProofGate(self._trust, {COMMANDS: {"tasks"}}).admit([record], complete=True)
+        if not verdict.ok:
+            return Author(Unauthenticated(f"a forwarded command whose writer's proof fails: {verdict.refusal}"))
+        try:
+            actor = Actor(
+                user=headers[Forwarded.ACTOR],
+                department=Department(headers[Forwarded.DEPARTMENT]),
+                roles=frozenset(Role(role) for role in headers.get(Forwarded.ROLES, "").split(",") if role),
+            )
+            act = SignedAct.decode(headers[Forwarded.SIGNED]) if Forwarded.SIGNED in headers else None
+        except (KeyError, ValueError, BadSignature) as error:
+            return Author(Unauthenticated(f"a forwarded command without a readable actor: {error!r}"))
+        return Author(actor, act, created_id=headers.get(Forwarded.CREATED))
+
+
+def _command_headers(record: ConsumerRecord) -> dict[str, str] | str:
+    """The command headers of the record, or why they cannot be read one way only."""
     headers: dict[str, str] = {}
     for raw_name, raw_value in record.headers:
         name = raw_name.lower()
         if name not in COMMAND_HEADERS:
             continue
         if name in headers:
-            return failure(f"malformed command headers: {name} appears twice")
+            return f"{name} appears twice"
         if raw_value is None:
-            return failure(f"malformed command headers: {name} has no value")
+            return f"{name} has no value"
         try:
             headers[name] = raw_value.decode()
         except UnicodeDecodeError as error:
-            return failure(f"malformed command headers: {name} is not UTF-8: {error}")
-    name = headers.get("command", "")
-    if not name:
-        return failure("no command header")
+            return f"{name} is not UTF-8: {error}"
     if len(headers.get("idempotency-key", "")) > MAX_KEY:
-        return failure(f"malformed command headers: idempotency-key is over {MAX_KEY} characters")
-    try:
-        if_match = parse_if_match(headers["if-match"]) if "if-match" in headers else None
-    except ValueError as error:
-        return failure(f"malformed command headers: if-match: {error}")
-    try:
-        body = orjson.loads(record.value or b"")
-    except orjson.JSONDecodeError as error:
-        return failure(f"command body is not JSON: {error}")
-    if not isinstance(body, dict):
-        return failure("command body is not a JSON object")
-    command_id = f"{record.topic}:{record.partition}:{record.offset}"
-    key = headers.get("idempotency-key") or f"command:{command_id}"
-    # A command forwarded from another instance's HTTP edge carries that request's fingerprint,
-    # so that the same Idempotency-Key means the same request on every instance.
-    digest = headers.get("request-digest") or fingerprint("COMMAND", name, body)
-    return CommandRecord(
-        command_id=command_id,
-        partition=record.partition,
-        name=name,
-        token=headers.get("authorization", "").removeprefix("Bearer ").strip(),
-        body=body,
-        correlation_id=headers.get("correlationid"),
-        idempotency=IdempotencyKey(key, digest),
-        if_match=if_match,
-    )
+        return f"idempotency-key is over {MAX_KEY} characters"
+    return headers
+
+
+def forwarded_headers(
+    name: str,
+    actor: Actor,
+    idempotency: IdempotencyKey,
+    *,
+    if_match: int | None,
+    correlation_id: str | None,
+    act: SignedAct | None,
+    created_id: str | None,
+) -> list[tuple[str, bytes | None]]:
+    """What a command forwarded to its owner carries: the verified actor (the record is sealed
+    by this instance's writer's proof), never anyone's token."""
+    headers = [
+        ("command", name),
+        (Forwarded.ACTOR, actor.user),
+        (Forwarded.DEPARTMENT, str(actor.department)),
+        (Forwarded.ROLES, ",".join(sorted(actor.roles))),
+        ("idempotency-key", idempotency.key),
+        (Forwarded.DIGEST, idempotency.digest),
+    ]
+    if if_match is not None:
+        headers.append(("if-match", f'"{if_match}"'))
+    if correlation_id is not None:
+        headers.append(("correlationid", correlation_id))
+    if act is not None:
+        headers.append((Forwarded.SIGNED, act.encode()))
+    if created_id is not None:
+        headers.append((Forwarded.CREATED, created_id))
+    return [(name, value.encode()) for name, value in headers]
+
+
+class TokenPurge:
+    """Records that carried a bearer token (sent before commands were signed) are deleted from
+    ``policy.commands`` once answered or dead-lettered: a token kept on a topic can be replayed
+    by anyone who reads it until it expires. A partition is cut only up to the group's committed
+    offset, so nothing that was not handled yet is ever deleted."""
+
+    def __init__(self, kafka: KafkaSettings, group_id: str) -> None:
+        self._kafka, self.group_id = kafka, group_id
+        self._noted: dict[TopicPartition, int] = {}
+
+    def note(self, topic: str, partition: int, offset: int, headers: Iterable[tuple[str, bytes | None]]) -> None:
+        if any(name.lower() == "authorization" for name, _ in headers):
+            where = TopicPartition(topic, partition)
+            self._noted[where] = max(self._noted.get(where, -1), offset)
+
+    async def sweep(self) -> int:
+        """Deletes what it may; returns how many partitions it cut."""
+        if not self._noted:
+            return 0
+        admin = AIOKafkaAdminClient(**client_options(self._kafka))
+        await admin.start()
+        try:
+            committed = await admin.list_consumer_group_offsets(self.group_id, partitions=list(self._noted))
+            cuts = {
+                tp: RecordsToDelete(offset + 1)
+                for tp, offset in self._noted.items()
+                if tp in committed and committed[tp].offset > offset
+            }
+            if cuts:
+                await admin.delete_records(cuts)
+        finally:
+            await admin.close()
+        for tp in cuts:
+            log.warning("deleted command records that carried a bearer token", partition=tp.partition)
+            del self._noted[tp]
+        return len(cuts)
+
+
+class PurgingDeadLetters:
+    """Dead letters as the producer writes them (tokens stripped), then the token-bearing
+    original deleted from the command topic."""
+
+    def __init__(self, producer: EventProducer, purge: TokenPurge) -> None:
+        self._producer, self._purge = producer, purge
+
+    async def dead_letter(
+        self, failure: DecodeFailure, *, topic: str, partition: int, offset: int, consumer: str
+    ) -> object:
+        written = await self._producer.dead_letter(
+            failure, topic=topic, partition=partition, offset=offset, consumer=consumer
+        )
+        self._purge.note(topic, partition, offset, failure.headers)
+        return written
 
 
 class Misrouted(Exception):
     """The record is on another partition than the aggregate it commands."""
 
-    def __init__(self, subject_id: str, partition: int) -> None:
+    def __init__(self, subject_id: str, partition: int, created_id: str | None) -> None:
         super().__init__(f"{subject_id} is decided on partition {partition}")
-        self.subject_id, self.partition = subject_id, partition
+        self.subject_id, self.partition, self.created_id = subject_id, partition, created_id
 
 
 class CommandTopicHandler:
@@ -133,15 +346,15 @@ class CommandTopicHandler:
     def __init__(
         self,
         service: TaskService,
-        verifier: TokenVerifier,
         health: Callable[[], Health | None],
+        purge: TokenPurge,
         backoff: Backoff = APPEND_RETRIES,
         forwarding: EventProducer | None = None,
     ) -> None:
+        self._purge = purge
         self._forwarding = forwarding
         """With several instances: where a misrouted record is sent on to its partition."""
         self._service = service
-        self._verifier = verifier
         self._health = health
         self._backoff = backoff
 
@@ -149,17 +362,31 @@ class CommandTopicHandler:
         try:
             await self._until_appended(lambda: self.answer(command))
         except Misrouted as misrouted:
-            await self._forward(record, misrouted.subject_id, misrouted.partition)
+            await self._forward(command, misrouted)
         except NotOwner as error:
             raise PartitionMoved(str(error)) from error
+        self._purge.note(record.topic, record.partition, record.offset, record.headers)
 
-    async def _forward(self, record: ConsumerRecord, subject_id: str, partition: int) -> None:
-        """A record keyed otherwise than by its aggregate goes on to the partition that decides it."""
-        assert self._forwarding is not None
-        log.info("command forwarded to its aggregate's partition", partition=partition)
-        headers = [(name, value) for name, value in record.headers if value is not None]
+    async def _forward(self, command: CommandRecord, misrouted: Misrouted) -> None:
+        """A record keyed otherwise than by its aggregate goes on to the partition that decides
+        it, once: with the verified actor, its key, and the id a create command drew here."""
+        assert self._forwarding is not None and isinstance(command.author, Actor)
+        log.info("command forwarded to its aggregate's partition", partition=misrouted.partition)
+        headers = forwarded_headers(
+            command.name,
+            command.author,
+            command.idempotency,
+            if_match=command.if_match,
+            correlation_id=command.correlation_id,
+            act=command.act,
+            created_id=misrouted.created_id,
+        )
         await self._forwarding.send(
-            record.topic, record.value or b"", key=subject_id.encode(), headers=headers, partition=partition
+            COMMANDS,
+            command.raw_body,
+            key=misrouted.subject_id.encode(),
+            headers=headers,
+            partition=misrouted.partition,
         )
 
     async def _until_appended(self, attempt: Callable[[], Awaitable[Answer]]) -> Answer:
@@ -184,10 +411,9 @@ class CommandTopicHandler:
 
     async def answer(self, command: CommandRecord) -> Answer:
         """The command's events, or its one rejection. Fenced and LogUnavailable propagate."""
-        try:
-            actor = self._verifier.verify(command.token)
-        except AuthError as error:
-            return await self._reject(command, UNAUTHENTICATED, f"unauthenticated: {error}")
+        actor = command.author
+        if isinstance(actor, Unauthenticated):
+            return await self._reject(command, UNAUTHENTICATED, f"unauthenticated: {actor.reason}")
         try:
             return await self._execute(command, actor)
         except (Fenced, LogUnavailable, KeyInFlight, NotOwner, Misrouted):
@@ -224,7 +450,7 @@ class CommandTopicHandler:
             )
         body = dict(command.body)
         if command_class.creates and command_class.creates not in body:
-            body[command_class.creates] = new_id(command_class.creates.removesuffix("_id"))
+            body[command_class.creates] = command.created_id or new_id(command_class.creates.removesuffix("_id"))
         try:
             parsed = command_class.model_validate(body)
         except ValidationError as error:
@@ -234,13 +460,15 @@ class CommandTopicHandler:
             )
         ownership = self._service.ownership
         if ownership is not None and (owner := ownership.partition_of(parsed.subject_id)) != command.partition:
-            raise Misrouted(parsed.subject_id, owner)
+            created = body.get(command_class.creates) if command_class.creates else None
+            raise Misrouted(parsed.subject_id, owner, created)
         return await self._service.execute(
             parsed,
             actor,
             if_match=command.if_match,
             idempotency=command.idempotency,
             correlation_id=command.correlation_id,
+            act=command.act,
         )
 
     async def _reject(

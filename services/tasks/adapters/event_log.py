@@ -35,6 +35,7 @@ from shared.contract.topics import EVENTS
 from shared.kafka.consumer import read_since
 from shared.kafka.producer import EventProducer
 from shared.logging import get_logger
+from shared.provenance.keys import SigningKey
 from shared.settings import KafkaSettings
 from shared.supervision import Backoff
 
@@ -118,9 +119,16 @@ class _Pending:
 
 class KafkaEventLog:
     def __init__(
-        self, kafka: KafkaSettings, *, transactional_id: str, max_batch: int = 256, partition: int | None = None
+        self,
+        kafka: KafkaSettings,
+        *,
+        transactional_id: str,
+        signing_key: SigningKey,
+        max_batch: int = 256,
+        partition: int | None = None,
     ) -> None:
         self._kafka, self._transactional_id = kafka, transactional_id
+        self._signing_key = signing_key
         self._partition = partition
         """The partition whose aggregates this writer alone appends to, when it is one of several."""
         self._in_flight: set[asyncio.Future[None]] = set()
@@ -139,6 +147,7 @@ class KafkaEventLog:
         return EventProducer(
             self._kafka,
             client_id=self._transactional_id,
+            signing_key=self._signing_key,
             transactional_id=self._transactional_id,
             linger_ms=0,
             retry_backoff_ms=2,
@@ -219,9 +228,20 @@ class KafkaEventLog:
         return await self._recover(batch, started_ms)
 
     async def _transaction(self, batch: list[_Pending]) -> None:
+        """One transaction; the last record it appends to each partition carries the signature
+        that vouches for the others (they are committed, or aborted, together)."""
+        events = [event for pending in batch for event in pending.events]
+        partitions = [await self._producer.partition_of(event.topic, event.subject.encode()) for event in events]
+        last = {partition: i for i, partition in enumerate(partitions)}
+        sent = iter(range(len(events)))
         async with self._producer.transaction():
             for pending in batch:
-                pending.sent = [await self._producer.enqueue(event) for event in pending.events]
+                pending.sent = []
+                for event in pending.events:
+                    i = next(sent)
+                    pending.sent.append(
+                        await self._producer.enqueue(event, partition=partitions[i], sign=last[partitions[i]] == i)
+                    )
 
     def _fenced(self) -> Fenced:
         self.fenced = True

@@ -8,12 +8,13 @@ import asyncio
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
-from services.tasks.adapters.rebuild import RebuildReport, read_after, take_record
+from services.tasks.adapters.rebuild import RebuildReport, admitted, read_after, take_record
 from services.tasks.answers import KeyInFlight
 from services.tasks.view import LogView
 from shared.contract.codec import DecodeFailure, decode_record
 from shared.contract.envelope import AnyEvent
 from shared.kafka.consumer import open_consumer
+from shared.provenance.gate import ProofGate
 from shared.settings import KafkaSettings
 from shared.supervision import Health
 
@@ -60,8 +61,9 @@ class Outcomes:
 
 
 class LogFollower:
-    def __init__(self, kafka: KafkaSettings, view: LogView, outcomes: Outcomes) -> None:
+    def __init__(self, kafka: KafkaSettings, view: LogView, outcomes: Outcomes, proofs: ProofGate) -> None:
         self._kafka = kafka
+        self._proofs = proofs
         self.view = view
         self.outcomes = outcomes
         self.report = RebuildReport()
@@ -79,8 +81,8 @@ class LogFollower:
             partitions = await read_after(consumer, self.view)
             while True:
                 batch = await consumer.getmany(timeout_ms=100, max_records=2000)
-                for records in batch.values():
-                    for record in records:
+                for tp in partitions:
+                    for record in await admitted(consumer, self._proofs, tp, batch.get(tp, []), self.report):
                         if record.offset < self.view.positions.offset(record.partition):
                             # This instance appended it and took it in already; it may still
                             # answer a command this instance forwarded before it owned the partition.

@@ -1,5 +1,6 @@
 """With several tasks instances: an HTTP command for an aggregate another instance decides goes
-to that instance as a record on ``policy.commands``, on its aggregate's partition; the caller is
+to that instance as a record on ``policy.commands``, on its aggregate's partition, carrying the
+verified actor under this instance's writer's proof (never the caller's token); the caller is
 answered once the outcome (its events or its ``command.rejected``) is read back from the log."""
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import uuid
 
 import orjson
 
+from services.tasks.adapters.command_topic import forwarded_headers
 from services.tasks.adapters.follower import Outcomes
 from services.tasks.adapters.idempotency import fingerprint
 from services.tasks.answers import Answer, KeyReused, answer_for
@@ -17,6 +19,7 @@ from services.tasks.domain import commands as cmd
 from shared.auth import Actor
 from shared.contract.topics import COMMANDS
 from shared.kafka.producer import EventProducer
+from shared.provenance.acts import SignedAct
 
 
 class ForwardTimedOut(Exception):
@@ -43,7 +46,7 @@ class Forwarder:
         self,
         command: cmd.Command,
         actor: Actor,
-        token: str,
+        act: SignedAct | None,
         *,
         if_match: int | None,
         idempotency: IdempotencyKey | None,
@@ -56,23 +59,16 @@ class Forwarder:
             if remembered.digest is not None and remembered.digest != key.digest:
                 raise KeyReused()
             return remembered.answer
-        headers = [
-            ("command", command.name),
-            ("authorization", f"Bearer {token}"),
-            ("idempotency-key", key.key),
-            ("request-digest", key.digest),
-        ]
-        if if_match is not None:
-            headers.append(("if-match", f'"{if_match}"'))
-        if correlation_id is not None:
-            headers.append(("correlationid", correlation_id))
+        headers = forwarded_headers(
+            command.name, actor, key, if_match=if_match, correlation_id=correlation_id, act=act, created_id=None
+        )
         outcome = self._outcomes.expect(actor.user, key.key)  # before sending: the answer may come at once
         try:
             await self._producer.send(
                 COMMANDS,
                 orjson.dumps(body),
                 key=command.subject_id.encode(),
-                headers=[(name, value.encode()) for name, value in headers],
+                headers=headers,
                 partition=self._ownership.partition_of(command.subject_id),
             )
             async with asyncio.timeout(self._timeout):

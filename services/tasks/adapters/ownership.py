@@ -20,6 +20,7 @@ from shared.contract.envelope import AnyEvent
 from shared.contract.topics import COMMANDS
 from shared.kafka.partitioning import partition_for
 from shared.logging import get_logger
+from shared.provenance.keys import SigningKey
 from shared.settings import KafkaSettings
 
 log = get_logger(__name__)
@@ -29,9 +30,15 @@ class PartitionedEventLog:
     """The ``EventLog`` and the ``Ownership`` of an instance that is one of several writers."""
 
     def __init__(
-        self, kafka: KafkaSettings, *, transactional_prefix: str, caught_up: Callable[[], Awaitable[None]]
+        self,
+        kafka: KafkaSettings,
+        *,
+        transactional_prefix: str,
+        signing_key: SigningKey,
+        caught_up: Callable[[], Awaitable[None]],
     ) -> None:
         self._kafka = kafka
+        self._signing_key = signing_key
         self._prefix = transactional_prefix
         self._caught_up = caught_up
         self._writers: dict[int, KafkaEventLog] = {}
@@ -89,7 +96,12 @@ class PartitionedEventLog:
         for partition in partitions:
             if partition in self._writers:
                 continue
-            writer = KafkaEventLog(self._kafka, transactional_id=f"{self._prefix}-p{partition}", partition=partition)
+            writer = KafkaEventLog(
+                self._kafka,
+                transactional_id=f"{self._prefix}-p{partition}",
+                signing_key=self._signing_key,
+                partition=partition,
+            )
             await writer.start()
             self._writers[partition] = writer
         await self._caught_up()

@@ -1,12 +1,14 @@
 """Snapshots of the tasks service's view of the log, so that a start reads only what was
 appended since the last one instead of the whole history.
 
-A snapshot is derived data, never the only copy of anything: a SQLite file beside the
+A snapshot is derived data, never the only copy of anything: a SQLite file (0600) beside the
 service's other local data holding every aggregate's state, the idempotency answers, the
 tasks' archived history and, per partition, the log position it covers with the id of the
-record just before it. It is used only when it was written by the same evolve code (a digest
-of the modules that give state its shape) and every position it claims checks out against
-the log; otherwise it is discarded and the state is rebuilt from the log's beginning.
+record just before it. It is sealed with the service's key (``shared/provenance/sealing.py``):
+the seal covers the positions it claims and every row. It is used only when its seal holds,
+it was written by the same evolve code (a digest of the modules that give state its shape)
+and every position it claims checks out against the log; otherwise it is discarded and the
+state is rebuilt from the log's beginning.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -37,6 +40,7 @@ from shared.domain import evolve, projection, state
 from shared.domain.state import Aggregate, Approval, Evaluation, Issue, Plan, SupportRequest, Task
 from shared.kafka.snapshots import Claim, code_version
 from shared.logging import get_logger
+from shared.provenance.sealing import SealBroken, SnapshotSeal, create_private
 
 log = get_logger(__name__)
 
@@ -118,18 +122,25 @@ async def take_snapshot(store: SnapshotStore, view: LogView) -> int:
     return taken.events_taken
 
 
+TABLES = ("aggregates", "answers", "history")
+
+
 class SnapshotStore:
     """The snapshot file; also the archive ``TaskHistory`` reads older events from."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, seal: SnapshotSeal) -> None:
         self.path = path
+        self._seal = seal
         self._schema_made = False
+        self._sums: dict[str, int] | None = None
+        """Per table, the XOR of its rows' MACs as this process wrote or verified them (never
+        read back from the file, which anyone with the disk could have changed since)."""
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
         fresh = not self._schema_made or not self.path.exists()  # deleting the file is always allowed
         if fresh:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            create_private(self.path)
         with closing(sqlite3.connect(self.path, timeout=30)) as connection:
             if fresh:  # once per file: the history route connects on every read
                 connection.execute("PRAGMA journal_mode=WAL")  # kept by the file from then on
@@ -137,8 +148,8 @@ class SnapshotStore:
                 self._schema_made = True
             yield connection
 
-    def claim(self) -> Claim | None:
-        """What the snapshot claims to cover; None when there is none or it cannot be read."""
+    def claim(self) -> Claim | SealBroken | None:
+        """What the snapshot claims to cover, if its seal holds; None when there is none."""
         if not self.path.exists():
             return None
         try:
@@ -146,14 +157,14 @@ class SnapshotStore:
                 meta = dict(db.execute("SELECT name, value FROM meta").fetchall())
                 rows = db.execute("SELECT partition, next_offset, last_event_id FROM positions").fetchall()
         except sqlite3.DatabaseError as error:
-            log.warning("the snapshot cannot be read", path=str(self.path), error=repr(error))
-            return None
-        if "code_version" not in meta:
-            return None
+            return SealBroken(f"the snapshot cannot be read: {error!r}")
+        positions = {partition: (offset, event_id) for partition, offset, event_id in rows}
+        if not self._seal.holds(_sealed(meta, positions), meta.get("seal", "")):
+            return SealBroken("its seal does not hold (written by another key, or changed since)")
         return Claim(
             code_version=meta["code_version"],
             topic=meta.get("topic", ""),
-            positions={partition: (offset, event_id) for partition, offset, event_id in rows},
+            positions=positions,
             written_at=float(meta.get("written_at", 0)),
         )
 
@@ -164,16 +175,32 @@ class SnapshotStore:
     def discard(self) -> None:
         for suffix in ("", "-wal", "-shm"):
             self.path.with_name(self.path.name + suffix).unlink(missing_ok=True)
+        self._sums, self._schema_made = None, False
 
     def restore(self, claim: Claim) -> LogView:
-        """The view the snapshot holds, its history left in the archive."""
+        """The view the snapshot holds, its history left in the archive. SealBroken when a row
+        is not as sealed, or does not parse: nothing of it is then used."""
         view = LogView(history=TaskHistory(archive=self), positions=LogPositions(claim.topic, dict(claim.positions)))
-        with self._connect() as db:
-            meta = dict(db.execute("SELECT name, value FROM meta").fetchall())
-            for aggregate_id, kind, saved in db.execute("SELECT id, kind, state FROM aggregates"):
-                view.projection.aggregates[aggregate_id] = _KINDS[kind].model_validate_json(saved)
-            for user, key, digest, status, body in db.execute("SELECT user, key, digest, status, body FROM answers"):
-                view.index.restore(user, key, Remembered(digest, Answer(status, orjson.loads(body))))
+        mac = self._seal.row
+        sums = dict.fromkeys(TABLES, 0)
+        try:
+            with self._connect() as db:
+                meta = dict(db.execute("SELECT name, value FROM meta").fetchall())
+                for aggregate_id, kind, saved in db.execute("SELECT id, kind, state FROM aggregates"):
+                    sums["aggregates"] ^= int.from_bytes(mac("aggregates", aggregate_id, kind, saved), "big")
+                    view.projection.aggregates[aggregate_id] = _KINDS[kind].model_validate_json(saved)
+                for user, key, digest, status, body in db.execute(
+                    "SELECT user, key, digest, status, body FROM answers"
+                ):
+                    sums["answers"] ^= int.from_bytes(mac("answers", user, key, digest, status, body), "big")
+                    view.index.restore(user, key, Remembered(digest, Answer(status, orjson.loads(body))))
+                for task_id, event_id, event in db.execute("SELECT task_id, event_id, event FROM history"):
+                    sums["history"] ^= int.from_bytes(mac("history", task_id, event_id, event), "big")
+        except (sqlite3.DatabaseError, KeyError, ValueError) as error:
+            raise SealBroken(f"a row of the snapshot does not parse: {error!r}"[:500]) from error
+        if sums != _sums_of(meta):
+            raise SealBroken("its rows are not the rows it sealed")
+        self._sums = sums
         if meta.get("last_event_time"):
             view.projection.last_event_time = datetime.fromisoformat(meta["last_event_time"])
         view.projection.plan_evaluated = {
@@ -183,7 +210,8 @@ class SnapshotStore:
         return view
 
     def save(self, taken: Cut) -> None:
-        """Writes the cut in one transaction: a snapshot is whole or is the one before."""
+        """Writes the cut in one transaction, sealed: a snapshot is whole or is the one before.
+        The tables' sums change by the rows replaced and added only."""
         meta = {
             "code_version": CODE_VERSION,
             "topic": taken.topic,
@@ -191,25 +219,57 @@ class SnapshotStore:
             "last_event_time": taken.last_event_time.isoformat() if taken.last_event_time else "",
             "plan_evaluated": orjson.dumps({k: v.isoformat() for k, v in taken.plan_evaluated.items()}).decode(),
         }
+        sums = dict(self._sums) if self._sums is not None else dict.fromkeys(TABLES, 0)
+        aggregates = [(i, type(a).__name__, a.__pydantic_serializer__.to_json(a)) for i, a in taken.aggregates]
+        answers = [
+            (user, key, r.digest, r.answer.status, orjson.dumps(r.answer.body)) for user, key, r in taken.answers
+        ]
         with self._connect() as db, db:
-            db.executemany(
-                "INSERT OR REPLACE INTO aggregates (id, kind, state) VALUES (?, ?, ?)",
-                [(i, type(a).__name__, a.__pydantic_serializer__.to_json(a)) for i, a in taken.aggregates],
+            sums["aggregates"] = self._replaced(db, "aggregates", ("id",), ("kind", "state"), aggregates, sums)
+            db.executemany("INSERT OR REPLACE INTO aggregates (id, kind, state) VALUES (?, ?, ?)", aggregates)
+            sums["answers"] = self._replaced(
+                db, "answers", ("user", "key"), ("digest", "status", "body"), answers, sums
             )
             db.executemany(
-                "INSERT OR REPLACE INTO answers (user, key, digest, status, body) VALUES (?, ?, ?, ?, ?)",
-                [(user, key, r.digest, r.answer.status, orjson.dumps(r.answer.body)) for user, key, r in taken.answers],
+                "INSERT OR REPLACE INTO answers (user, key, digest, status, body) VALUES (?, ?, ?, ?, ?)", answers
             )
-            db.executemany(
-                "INSERT OR IGNORE INTO history (task_id, event_id, event) VALUES (?, ?, ?)",
-                [(task_id, e.id, to_structured(e)) for task_id, events in taken.history.items() for e in events],
-            )
+            for task_id, events in taken.history.items():
+                for event in events:
+                    row = (task_id, event.id, to_structured(event))
+                    if db.execute(
+                        "INSERT OR IGNORE INTO history (task_id, event_id, event) VALUES (?, ?, ?)", row
+                    ).rowcount:
+                        sums["history"] ^= int.from_bytes(self._seal.row("history", *row), "big")
             db.execute("DELETE FROM positions")
             db.executemany(
                 "INSERT INTO positions (partition, next_offset, last_event_id) VALUES (?, ?, ?)",
                 [(partition, offset, event_id) for partition, (offset, event_id) in taken.positions.items()],
             )
+            meta["sums"] = orjson.dumps({table: f"{total:032x}" for table, total in sums.items()}).decode()
+            meta["seal"] = self._seal.document(_sealed(meta, taken.positions))
             db.executemany("INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)", meta.items())
+        self._sums = sums
+
+    def _replaced(
+        self,
+        db: sqlite3.Connection,
+        table: str,
+        keys: tuple[str, ...],
+        values: tuple[str, ...],
+        rows: list[tuple[Any, ...]],
+        sums: dict[str, int],
+    ) -> int:
+        """The table's sum with ``rows`` in place of the rows they replace."""
+        total = sums[table]
+        width = len(keys)
+        where = " AND ".join(f"{k} = ?" for k in keys)
+        query = f"SELECT {', '.join((*keys, *values))} FROM {table} WHERE {where}"  # the names are this module's own
+        for row in rows:
+            old = db.execute(query, row[:width]).fetchone()
+            if old is not None:
+                total ^= int.from_bytes(self._seal.row(table, *old), "big")
+            total ^= int.from_bytes(self._seal.row(table, *row), "big")
+        return total
 
     def events_about(self, task_id: str) -> list[AnyEvent]:
         if not self.path.exists():
@@ -218,3 +278,20 @@ class SnapshotStore:
             rows = db.execute("SELECT event FROM history WHERE task_id = ?", (task_id,)).fetchall()
         events = [from_structured(row[0]) for row in rows]
         return [event for event in events if not isinstance(event, DecodeFailure)]
+
+
+def _sealed(meta: dict[str, str], positions: dict[int, tuple[int, str]]) -> dict[str, object]:
+    """What a snapshot's seal covers: the positions it claims, the code that wrote it, what it
+    knows besides its rows, and its tables' sums."""
+    return {
+        "positions": [[partition, offset, event_id] for partition, (offset, event_id) in sorted(positions.items())],
+        **{
+            name: meta.get(name)
+            for name in ("code_version", "topic", "written_at", "last_event_time", "plan_evaluated", "sums")
+        },
+    }
+
+
+def _sums_of(meta: dict[str, str]) -> dict[str, int]:
+    claimed = orjson.loads(meta.get("sums", "{}"))
+    return {table: int(claimed.get(table, "0"), 16) for table in TABLES}

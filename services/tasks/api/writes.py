@@ -19,10 +19,12 @@ from services.tasks.answers import Answer, NotOwner
 from services.tasks.api.dependencies import AggregateIdPath, Service, runtime
 from services.tasks.application import IdempotencyKey, new_id
 from services.tasks.domain import commands as cmd
-from shared.auth import Actor, bearer_token
+from shared.auth import Actor
 from shared.http.preconditions import parse_if_match
 from shared.http.problems import Problem, field_errors, problem_responses
 from shared.http.service import Authenticated
+from shared.http.signatures import signed_act
+from shared.provenance.acts import SignedAct
 
 MAX_KEY = 255
 _KEY = re.compile(r"[\x21-\x7e]{1,255}")
@@ -210,12 +212,16 @@ async def write(
         raise Problem(422, "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5]), errors=errors) from error
     if_match, idempotency = _if_match(request), await _idempotency(request)
     correlation_id = request.headers.get("x-correlation-id")
+    tasks = await runtime(request)
+    act = await signed_act(
+        request, tasks.trust, actor.department, required=actor.department in tasks.settings.signed_departments
+    )
     try:
         answer = await service.execute(
-            command, actor, if_match=if_match, idempotency=idempotency, correlation_id=correlation_id
+            command, actor, if_match=if_match, idempotency=idempotency, correlation_id=correlation_id, act=act
         )
     except NotOwner:
-        answer = await _forwarded(request, command, actor, if_match, idempotency, correlation_id)
+        answer = await _forwarded(request, command, actor, if_match, idempotency, correlation_id, act)
     headers = {"ETag": f'"{answer.body["version"]}"'} if answer.body.get("version") else {}
     return JSONResponse(answer.body, status_code=answer.status, headers=headers)
 
@@ -227,16 +233,15 @@ async def _forwarded(
     if_match: int | None,
     idempotency: IdempotencyKey | None,
     correlation_id: str | None,
+    act: SignedAct | None,
 ) -> Answer:
     """Another instance decides the command's aggregate: it is sent there, and its answer read
     back from the log; a refusal there is the same problem it would have been here."""
     partitioned = (await runtime(request)).partitioned
     assert partitioned is not None, "only an instance that is one of several writers is not an owner"
-    token = bearer_token(request.headers.get("authorization", ""))
-    assert token is not None, "the caller was authenticated by its bearer token"
     try:
         answer = await partitioned.forwarder.forward(
-            command, actor, token, if_match=if_match, idempotency=idempotency, correlation_id=correlation_id
+            command, actor, act, if_match=if_match, idempotency=idempotency, correlation_id=correlation_id
         )
     except ForwardTimedOut as error:
         raise Problem(503, str(error), headers={"Retry-After": "2"}) from error
