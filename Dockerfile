@@ -7,7 +7,7 @@ COPY shared ./shared
 COPY services ./services
 COPY policytrack ./policytrack
 RUN pip install --no-cache-dir -c constraints.txt . && useradd --uid 10001 policytrack \
-    && mkdir /data /keys && chown policytrack /data /keys && chmod 700 /keys
+    && mkdir /data /keys /credentials && chown policytrack /data /keys /credentials && chmod 700 /keys /credentials
 USER policytrack
-VOLUME ["/data", "/keys"]
+VOLUME ["/data", "/keys", "/credentials"]
 CMD ["python", "-m", "services.tasks"]

@@ -323,6 +323,118 @@ def _verified(audit_url: str, token: str | None, against_log: bool, *, quiet: bo
     raise typer.Exit(2)
 
 
+keys_app = typer.Typer(help="Signing keys and the trust store (POLICYTRACK_KEYS_DIR).", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("show")
+def keys_show(as_json: bool = JSON) -> None:
+    """Every trusted public key: whose it is and when it may sign."""
+    from shared.provenance.keys import KeyFolder
+
+    found = KeyFolder.of(RuntimeSettings()).trust().jwks()
+    if as_json:
+        print(orjson.dumps(found).decode())
+        return
+    table = Table(title="trusted keys")
+    for column in ("owner", "key id", "from", "until"):
+        table.add_column(column)
+    for key in found["keys"]:
+        since, until = key.get("nbf"), key.get("exp")
+        table.add_row(
+            key["owner"],
+            key["kid"],
+            datetime.fromtimestamp(since).isoformat() if since else "-",
+            datetime.fromtimestamp(until).isoformat() if until else "-",
+        )
+    console.print(table)
+
+
+@keys_app.command("init")
+def keys_init(
+    owner: str = typer.Argument(..., help="a service (tasks, notifications, audit) or a department code"),
+) -> None:
+    """Make the owner's signing key if it has none (0600) and trust its public key."""
+    from shared.provenance.keys import KeyFolder
+
+    key = KeyFolder.of(RuntimeSettings()).signing_key(owner, create=True)
+    print(f"{owner}: key {key.key_id}")
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    owner: str = typer.Argument(...),
+    grace: float = typer.Option(600, help="seconds the old key may still sign (restart the owner meanwhile)"),
+) -> None:
+    """A new signing key for the owner; the old one retires after the grace."""
+    from shared.provenance.keys import KeyFolder
+
+    old, new = KeyFolder.of(RuntimeSettings()).rotate(owner, grace_seconds=grace)
+    print(f"{owner}: {old} -> {new}; restart {owner}'s processes within {grace:g} s to sign with {new}")
+
+
+@keys_app.command("retire")
+def keys_retire(
+    owner: str = typer.Argument(...),
+    kid: str = typer.Argument(...),
+    at: str | None = typer.Option(None, help="RFC 3339 time the key stops vouching (now by default)"),
+) -> None:
+    """Close a key's window: it vouches for nothing signed after (what it signed before stays verifiable)."""
+    from shared.provenance.keys import KeyFolder
+
+    moment = None if at is None else datetime.fromisoformat(_time(at) or "").timestamp()
+    KeyFolder.of(RuntimeSettings()).retire(owner, kid, at=moment)
+    print(f"{owner}: key {kid} retired")
+
+
+@app.command("verify-act")
+def verify_act(
+    event_id: str = typer.Argument(..., help="the id of an event on the trail"),
+    keys: list[Path] = typer.Option(
+        [], "--keys", help="JWKS files of the public keys to trust (the department's, the tasks service's)"
+    ),
+    audit_url: str = AUDIT_URL,
+    tasks_url: str = TASKS_URL,
+    token: str | None = TOKEN,
+    as_json: bool = JSON,
+) -> None:
+    """Who signed the command an event came from, with which key, and whether the event's
+    writer's proof holds: checked here, with public keys, not by the services. Exit 0 only
+    when both hold."""
+    from policytrack.acts import check, trust_of
+
+    with httpx.Client(base_url=audit_url, headers=_bearer(token), timeout=60) as client:
+        answer = client.get(f"/v1/audit/acts/{event_id}")
+        _fail_unless_ok(answer)
+    if keys:
+        key_sets = [orjson.loads(path.read_bytes()) for path in keys]
+    else:
+        err.print(f"[yellow]trusting the keys {tasks_url}/v1/keys publishes; pin them with --keys[/]")
+        key_sets = [httpx.get(f"{tasks_url}/v1/keys", timeout=30).json()]
+    findings = check(answer.json(), trust_of(key_sets))
+    event = findings.event
+    act = findings.act
+    lines = {
+        "event": f"{event['type']} {event['id']} by {event['actor']} ({event.get('actordept') or '-'})",
+        "command signed by": "not signed by its department"
+        if act is None
+        else f"{findings.signer or 'an unknown key'} with key {act.kid} ({act.scheme})",
+        "the command's signature": "-" if act is None else findings.command_refusal or "holds",
+        "writer's proof": "holds" if findings.writer.ok else f"fails: {findings.writer.refusal}",
+        "written by": f"{findings.writer.writer} with key {findings.writer.kid}" if findings.writer.ok else "-",
+    }
+    if as_json:
+        print(orjson.dumps({**lines, "proven": findings.proven}).decode())
+    else:
+        table = Table(title="act " + ("[green]proven[/]" if findings.proven else "[red]NOT proven[/]"))
+        table.add_column("check")
+        table.add_column("result")
+        for name, value in lines.items():
+            table.add_row(name, value)
+        console.print(table)
+    raise typer.Exit(0 if findings.proven else 1)
+
+
 @app.command()
 def export(
     output: Path = typer.Option(..., "--output", "-o", help="file to write"),

@@ -270,8 +270,16 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+@pytest.fixture(scope="session")
+def keys_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The keys of the suite's one installation: every service the suite starts signs with its
+    owner's key from here and trusts the keys filed here, whichever broker it uses (the session
+    broker's log holds what every test wrote, and all of it is this installation's)."""
+    return tmp_path_factory.mktemp("keys")
+
+
 @contextmanager
-def services_on(kafka: Broker, directory: Path) -> Iterator[Callable[..., ServiceProcess]]:
+def services_on(kafka: Broker, directory: Path, keys: Path) -> Iterator[Callable[..., ServiceProcess]]:
     """Makes service processes against the project's broker; all are stopped afterwards."""
     made: list[ServiceProcess] = []
 
@@ -285,7 +293,7 @@ def services_on(kafka: Broker, directory: Path) -> Iterator[Callable[..., Servic
             "POLICYTRACK_DATA_DIR": str(directory / f"{name}-{port}"),
             **kafka.service_env(),
             # One installation: the services share a keys folder, so each trusts the others' keys.
-            "POLICYTRACK_KEYS_DIR": str(directory / "keys"),
+            "POLICYTRACK_KEYS_DIR": str(keys),
             "POLICYTRACK_AUDIT_CHAIN_ID": f"test-chain-{uuid.uuid4().hex[:8]}",
             # Assessments append events on their own schedule; tests that count events turn them on.
             "POLICYTRACK_TASKS_WATCH_INTERVAL_SECONDS": "0",
@@ -305,29 +313,31 @@ def services_on(kafka: Broker, directory: Path) -> Iterator[Callable[..., Servic
 
 
 @pytest.fixture
-def service_factory(kafka: Broker, tmp_path: Path) -> Iterator[Callable[..., ServiceProcess]]:
+def service_factory(kafka: Broker, tmp_path: Path, keys_dir: Path) -> Iterator[Callable[..., ServiceProcess]]:
     """Service processes for one test."""
-    with services_on(kafka, tmp_path) as make:
+    with services_on(kafka, tmp_path, keys_dir) as make:
         yield make
 
 
 @pytest.fixture(scope="module")
-def module_services(kafka: Broker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., ServiceProcess]]:
+def module_services(
+    kafka: Broker, tmp_path_factory: pytest.TempPathFactory, keys_dir: Path
+) -> Iterator[Callable[..., ServiceProcess]]:
     """Service processes shared by the tests of one module."""
-    with services_on(kafka, tmp_path_factory.mktemp("services")) as make:
+    with services_on(kafka, tmp_path_factory.mktemp("services"), keys_dir) as make:
         yield make
 
 
-def writer_key(directory: Path, owner: str = "tasks") -> SigningKey:
-    """The signing key of ``owner`` in the installation whose services run in ``directory``
-    (made, and trusted, if it is not yet): what a test writes with when it plays that service."""
-    return KeyFolder(directory / "keys").signing_key(owner, create=True)
+def writer_key(keys: Path, owner: str = "tasks") -> SigningKey:
+    """The signing key of ``owner`` in the installation whose keys are in ``keys`` (made, and
+    trusted, if it is not yet): what a test writes with when it plays that service."""
+    return KeyFolder(keys).signing_key(owner, create=True)
 
 
 @pytest.fixture
-def tasks_key(tmp_path: Path) -> SigningKey:
-    """The tasks service's key of the test's own installation (``service_factory``'s)."""
-    return writer_key(tmp_path)
+def tasks_key(keys_dir: Path) -> SigningKey:
+    """The tasks service's key of the suite's installation."""
+    return writer_key(keys_dir)
 
 
 Record = tuple[bytes | None, bytes, list[tuple[str, bytes | None]]]
@@ -381,15 +391,15 @@ class DepartmentSystem:
             await producer.stop()
 
 
-def department_system(broker: Broker, directory: Path, department: str, user: str, *roles: str) -> DepartmentSystem:
-    """The system of ``department`` in the installation of ``directory`` (its key registered there)."""
-    return DepartmentSystem(broker, writer_key(directory, department), user, roles)
+def department_system(broker: Broker, keys: Path, department: str, user: str, *roles: str) -> DepartmentSystem:
+    """The system of ``department`` (its key registered in the installation's ``keys``)."""
+    return DepartmentSystem(broker, writer_key(keys, department), user, roles)
 
 
-def scratch_gate(directory: Path, topic: str, owner: str = "tasks") -> ProofGate:
+def scratch_gate(keys: Path, topic: str, owner: str = "tasks") -> ProofGate:
     """A reader's check of writers' proofs for a test's own topic: ``owner``'s keys in the
-    installation of ``directory`` may write it."""
-    return ProofGate(KeyFolder(directory / "keys").trust(), {topic: {owner}})
+    installation's ``keys`` may write it."""
+    return ProofGate(KeyFolder(keys).trust(), {topic: {owner}})
 
 
 def token(user: str, department: str, *roles: str) -> dict[str, str]:

@@ -49,7 +49,7 @@ async def read_stream(
 
 
 async def test_resuming_after_any_event_sends_every_later_alert_exactly_once(
-    service_factory, kafka_settings: KafkaSettings, tmp_path: Path
+    service_factory, kafka_settings: KafkaSettings, tmp_path: Path, keys_dir: Path
 ) -> None:
     notifications = service_factory("notifications").start()
     moment = datetime.now(UTC).replace(microsecond=0)
@@ -67,7 +67,7 @@ async def test_resuming_after_any_event_sends_every_later_alert_exactly_once(
     live = asyncio.create_task(read_stream(notifications, JILIN, wanted, stop_after=len(wanted)))
     await asyncio.sleep(2)  # connected, and caught up with what was there before
     async with EventProducer(
-        kafka_settings, client_id="test-stream", signing_key=writer_key(tmp_path, "notifications")
+        kafka_settings, client_id="test-stream", signing_key=writer_key(keys_dir, "notifications")
     ) as producer:
         for batch in (alerts[:12], alerts[12:]):  # alerts of one moment, arriving while the stream is live
             await producer.publish_all(

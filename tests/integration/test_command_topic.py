@@ -32,13 +32,13 @@ from tests.conftest import (
 
 
 async def test_signed_commands_yield_events_or_a_rejection_and_malformed_ones_are_dead_lettered(
-    service_factory, kafka: Broker, tmp_path: Path
+    service_factory, kafka: Broker, tmp_path: Path, keys_dir: Path
 ) -> None:
     tasks: ServiceProcess = service_factory("tasks").start()
     async with httpx.AsyncClient(base_url=tasks.url) as client:
         task = await plan_and_task(client, supporting_departments=["GACC"], due="2027-12-31T00:00:00Z")
-    jilin = department_system(kafka, tmp_path, "JILIN", "u-jilin", "implementer")
-    most = department_system(kafka, tmp_path, "MOST", "u-most", "supporter")
+    jilin = department_system(kafka, keys_dir, "JILIN", "u-jilin", "implementer")
+    most = department_system(kafka, keys_dir, "MOST", "u-most", "supporter")
     kafka_settings = kafka.settings
     event_starts = await end_offsets(kafka_settings, EVENTS)
     letter_starts = await end_offsets(kafka_settings, DEADLETTER)
@@ -82,7 +82,7 @@ async def test_signed_commands_yield_events_or_a_rejection_and_malformed_ones_ar
     assert len(events[accepted]) == 1 and replayed not in events, "a replayed signed command appends nothing"
 
     act = SignedAct.decode(done.signedcommand or "")
-    trust = KeyFolder(tmp_path / "keys").trust()
+    trust = KeyFolder(keys_dir).trust()
     assert act.refusal(trust, department="JILIN") is None, "JILIN's key signed exactly that command"
     assert orjson.loads(act.body) == {"task_id": task, "percent": 35}
     assert act.refusal(trust, department="MOST") is not None
@@ -99,13 +99,13 @@ async def test_signed_commands_yield_events_or_a_rejection_and_malformed_ones_ar
 
 
 async def test_a_command_without_its_departments_signature_is_rejected_as_unauthenticated(
-    service_factory, kafka: Broker, tmp_path: Path
+    service_factory, kafka: Broker, tmp_path: Path, keys_dir: Path
 ) -> None:
     tasks: ServiceProcess = service_factory("tasks").start()
     async with httpx.AsyncClient(base_url=tasks.url) as client:
         task = await plan_and_task(client)
-    jilin = department_system(kafka, tmp_path, "JILIN", "u-jilin", "implementer")
-    mofcom = department_system(kafka, tmp_path, "MOFCOM", "u-mofcom", "supporter")
+    jilin = department_system(kafka, keys_dir, "JILIN", "u-jilin", "implementer")
+    mofcom = department_system(kafka, keys_dir, "MOFCOM", "u-mofcom", "supporter")
     starts = await end_offsets(kafka.settings, EVENTS)
     run = uuid.uuid4().hex[:8]
     unsigned, impostor, tampered = (f"{run}-{n}" for n in range(3))

@@ -46,7 +46,7 @@ async def committed(settings: KafkaSettings, group: str, partition: TopicPartiti
 
 
 async def test_poison_record_is_dead_lettered_and_the_next_good_record_is_handled(
-    kafka_settings: KafkaSettings, scratch_topic: str, tasks_key: SigningKey, tmp_path: Path
+    kafka_settings: KafkaSettings, scratch_topic: str, tasks_key: SigningKey, tmp_path: Path, keys_dir: Path
 ) -> None:
     dead_letter_starts = await end_offsets(kafka_settings, DEADLETTER)
     poison = f"not an event {uuid.uuid4()}".encode()
@@ -68,7 +68,7 @@ async def test_poison_record_is_dead_lettered_and_the_next_good_record_is_handle
             topics=[scratch_topic],
             handler=handler,
             dead_letters=producer,
-            proofs=scratch_gate(tmp_path, scratch_topic),
+            proofs=scratch_gate(keys_dir, scratch_topic),
             group_id=group,
         )
         task = asyncio.create_task(runner.run())
@@ -94,7 +94,7 @@ async def test_poison_record_is_dead_lettered_and_the_next_good_record_is_handle
 
 
 async def test_a_record_its_writer_did_not_write_is_never_handled_and_never_stops_the_loop(
-    kafka_settings: KafkaSettings, scratch_topic: str, tasks_key: SigningKey, tmp_path: Path
+    kafka_settings: KafkaSettings, scratch_topic: str, tasks_key: SigningKey, tmp_path: Path, keys_dir: Path
 ) -> None:
     dead_letter_starts = await end_offsets(kafka_settings, DEADLETTER)
     genuine, later = progress("t-f", 10), progress("t-f", 20)
@@ -117,7 +117,7 @@ async def test_a_record_its_writer_did_not_write_is_never_handled_and_never_stop
             handler=handler,
             dead_letters=producer,
             group_id=group,
-            proofs=scratch_gate(tmp_path, scratch_topic),
+            proofs=scratch_gate(keys_dir, scratch_topic),
         )
         task = asyncio.create_task(runner.run())
         try:
@@ -132,7 +132,7 @@ async def test_a_record_its_writer_did_not_write_is_never_handled_and_never_stop
 
 
 async def test_a_handler_that_keeps_failing_is_dead_lettered_and_a_flaky_one_is_retried(
-    kafka_settings: KafkaSettings, scratch_topic: str, tasks_key: SigningKey, tmp_path: Path
+    kafka_settings: KafkaSettings, scratch_topic: str, tasks_key: SigningKey, tmp_path: Path, keys_dir: Path
 ) -> None:
     dead_letter_starts = await end_offsets(kafka_settings, DEADLETTER)
     doomed, flaky, fine = progress("t-b", 1), progress("t-b", 2), progress("t-b", 3)
@@ -154,7 +154,7 @@ async def test_a_handler_that_keeps_failing_is_dead_lettered_and_a_flaky_one_is_
             topics=[scratch_topic],
             handler=handler,
             dead_letters=producer,
-            proofs=scratch_gate(tmp_path, scratch_topic),
+            proofs=scratch_gate(keys_dir, scratch_topic),
             group_id=f"test-{uuid.uuid4().hex[:8]}",
             max_attempts=4,
             retry_backoff=0.01,
@@ -178,7 +178,7 @@ async def test_a_handler_that_keeps_failing_is_dead_lettered_and_a_flaky_one_is_
 
 
 async def test_sigterm_stops_the_loop_after_committing_what_was_handled(
-    kafka_settings: KafkaSettings, scratch_topic: str, tasks_key: SigningKey, tmp_path: Path
+    kafka_settings: KafkaSettings, scratch_topic: str, tasks_key: SigningKey, tmp_path: Path, keys_dir: Path
 ) -> None:
     events = [progress("t-c", n) for n in range(5)]
     handled: list[str] = []
@@ -198,7 +198,7 @@ async def test_sigterm_stops_the_loop_after_committing_what_was_handled(
             topics=[scratch_topic],
             handler=handler,
             dead_letters=producer,
-            proofs=scratch_gate(tmp_path, scratch_topic),
+            proofs=scratch_gate(keys_dir, scratch_topic),
             group_id=group,
         )
         await asyncio.wait_for(run_until_signalled(runner), timeout=60)
@@ -208,7 +208,7 @@ async def test_sigterm_stops_the_loop_after_committing_what_was_handled(
 
 
 async def test_a_restarted_group_member_goes_on_where_the_last_one_committed(
-    kafka_settings: KafkaSettings, scratch_topic: str, tasks_key: SigningKey, tmp_path: Path
+    kafka_settings: KafkaSettings, scratch_topic: str, tasks_key: SigningKey, tmp_path: Path, keys_dir: Path
 ) -> None:
     first, second = progress("t-d", 1), progress("t-d", 2)
     group = f"test-{uuid.uuid4().hex[:8]}"
@@ -226,7 +226,7 @@ async def test_a_restarted_group_member_goes_on_where_the_last_one_committed(
                 topics=[scratch_topic],
                 handler=handler,
                 dead_letters=producer,
-                proofs=scratch_gate(tmp_path, scratch_topic),
+                proofs=scratch_gate(keys_dir, scratch_topic),
                 group_id=group,
             )
             task = asyncio.create_task(runner.run())
@@ -241,7 +241,7 @@ async def _async(value: object) -> object:
 
 
 async def test_catching_up_lets_the_rest_of_the_service_run_between_batches(
-    kafka_settings: KafkaSettings, scratch_topic: str, tasks_key: SigningKey, tmp_path: Path
+    kafka_settings: KafkaSettings, scratch_topic: str, tasks_key: SigningKey, tmp_path: Path, keys_dir: Path
 ) -> None:
     """Found by the webhook benchmark: buffered records come back from getmany without a
     suspension, so a runner catching up held the event loop through every batch it had."""
@@ -266,7 +266,7 @@ async def test_catching_up_lets_the_rest_of_the_service_run_between_batches(
             topics=[scratch_topic],
             handler=handler,
             dead_letters=producer,
-            proofs=scratch_gate(tmp_path, scratch_topic),
+            proofs=scratch_gate(keys_dir, scratch_topic),
             group_id=None,  # as the notifications service reads: no commit to wait for either
             max_records=50,
         )

@@ -14,11 +14,14 @@ import httpx
 import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.structs import RecordMetadata
+from typer.testing import CliRunner
 
+from policytrack import cli
 from shared.contract import catalog as c
 from shared.contract.codec import encode
 from shared.contract.envelope import AnyEvent, new_event
 from shared.contract.topics import ALERTS, EVENTS
+from shared.http.signatures import sign_request
 from shared.kafka.connection import client_options
 from shared.kafka.producer import EventProducer
 from shared.provenance.keys import KeyFolder
@@ -30,12 +33,16 @@ from tests.conftest import (
     Broker,
     ServiceProcess,
     caught_up,
+    department_system,
     eventually,
     plan_and_task,
     readiness,
+    token,
     whole_trail,
     writer_key,
 )
+
+MOFCOM = token("u-mofcom", "MOFCOM", "supporter")
 
 
 async def forge(settings: KafkaSettings, event: AnyEvent, proof: bytes | None) -> RecordMetadata:
@@ -56,7 +63,7 @@ def progress(task: str, percent: int) -> AnyEvent:
 
 
 async def test_a_forged_record_changes_no_task_is_never_an_act_and_verify_names_it(
-    service_factory, kafka: Broker, tmp_path: Path
+    service_factory, kafka: Broker, tmp_path: Path, keys_dir: Path
 ) -> None:
     settings = kafka.settings
     # No snapshot: the restart below rebuilds from the log's beginning, through the forgeries.
@@ -70,8 +77,8 @@ async def test_a_forged_record_changes_no_task_is_never_an_act_and_verify_names_
 
     # 1. No proof at all. 2. The tasks service's session and chain position, linked to nothing it
     # signed. 3. A proof the notifications service signed: a trusted key, but not for this topic.
-    tasks_key = writer_key(tmp_path, "tasks")
-    sealer = Sealer(KeyFolder(tmp_path / "keys").signing_key("notifications", create=True))
+    tasks_key = writer_key(keys_dir, "tasks")
+    sealer = Sealer(KeyFolder(keys_dir).signing_key("notifications", create=True))
     forged = [progress(task, 99), progress(task, 98), new_event(c.TaskCompleted(task_id=task), actor="u-jilin")]
     unsigned_like_the_writer = Proof(tasks_key.key_id, "0" * 16, 7, b"\x01" * 32, None).encode()
     places = [
@@ -128,7 +135,7 @@ async def test_a_forged_record_changes_no_task_is_never_an_act_and_verify_names_
     await asyncio.sleep(1)
     await forge(settings, new_event(alert_of["forged"], actor="policytrack-notifications"), None)
     async with EventProducer(
-        settings, client_id="test-genuine-alert", signing_key=writer_key(tmp_path, "notifications")
+        settings, client_id="test-genuine-alert", signing_key=writer_key(keys_dir, "notifications")
     ) as producer:
         await producer.publish(new_event(alert_of["genuine"], actor="policytrack-notifications"))
     seen = await asyncio.wait_for(stream, 60)
@@ -158,3 +165,64 @@ async def _verify(audit: ServiceProcess) -> dict:
             return found if any(f["topic"] == ALERTS for f in found["forgeries"]) else None
 
         return await eventually(with_alert, timeout=60, what="the forged alert kept apart")
+
+
+async def test_a_signed_act_is_shown_to_be_its_departments_with_public_keys_alone(
+    service_factory, kafka: Broker, tmp_path: Path, keys_dir: Path
+) -> None:
+    tasks: ServiceProcess = service_factory("tasks", POLICYTRACK_TASKS_SIGNED_DEPARTMENTS='["MOFCOM"]').start()
+    audit: ServiceProcess = service_factory("audit").start()
+    jilin = department_system(kafka, keys_dir, "JILIN", "u-jilin", "implementer")
+    mofcom_key = writer_key(keys_dir, "MOFCOM")
+    async with httpx.AsyncClient(base_url=tasks.url, timeout=30) as client:
+        task = await plan_and_task(client, supporting_departments=["MOFCOM"])
+        # Over HTTP: JILIN's system signs its request (RFC 9421) beside the user's token.
+        body = orjson.dumps({"percent": 25})
+        path = f"/v1/tasks/{task}/progress"
+        headers = {**JILIN, "Content-Type": "application/json"}
+        sign_request(jilin.key, "POST", f"{tasks.url}{path}", headers, body)
+        signed_http = await client.post(path, headers=headers, content=body)
+        assert signed_http.status_code == 200, signed_http.text
+        unsigned_http = await client.post(path, headers=JILIN, json={"percent": 26})
+        assert unsigned_http.status_code == 200
+        # MOFCOM must sign: a request without its signature, or signed with JILIN's key, is refused.
+        refused = await client.post(f"/v1/tasks/{task}/progress", headers=MOFCOM, json={"percent": 27})
+        assert refused.status_code == 401 and refused.json()["errors"][0]["field"] == "Signature"
+        headers = {**MOFCOM, "Content-Type": "application/json"}
+        sign_request(jilin.key, "POST", f"{tasks.url}{path}", headers, orjson.dumps({"percent": 28}))
+        wrong_key = await client.post(path, headers=headers, content=orjson.dumps({"percent": 28}))
+        assert wrong_key.status_code == 403, wrong_key.text
+        headers = {**MOFCOM, "Content-Type": "application/json"}
+        sign_request(mofcom_key, "POST", f"{tasks.url}{path}", headers, orjson.dumps({"percent": 29}))
+        assert (await client.post(path, headers=headers, content=orjson.dumps({"percent": 29}))).status_code == 200
+    # On the topic: JILIN's system signs a JWS.
+    correlation = f"act-{uuid.uuid4().hex[:8]}"
+    await jilin.send(jilin.command("report_progress", {"task_id": task, "percent": 30}, correlation=correlation))
+    await caught_up(audit)
+
+    async with httpx.AsyncClient(base_url=audit.url, timeout=60) as client:
+
+        async def progress_events() -> list[dict] | None:
+            items = (
+                await client.get(
+                    "/v1/audit/events", headers=NAO, params={"task_id": task, "type": "task.progress_reported"}
+                )
+            ).json()["items"]
+            return items if len(items) >= 4 else None
+
+        events = {item["event"]["data"]["percent"]: item["event"]["id"] for item in await eventually(progress_events)}
+    keys_file = tmp_path / "keys.jwks"
+    keys_file.write_bytes(orjson.dumps(KeyFolder(keys_dir).trust().jwks()))
+    env = {"POLICYTRACK_AUDIT_URL": audit.url, "POLICYTRACK_TASKS_URL": tasks.url}
+
+    def verify_act(event_id: str) -> tuple[int, dict]:
+        result = CliRunner().invoke(cli.app, ["verify-act", event_id, "--keys", str(keys_file), "--json"], env=env)
+        return result.exit_code, orjson.loads(result.stdout.strip().splitlines()[-1])
+
+    for percent, signer in ((25, "JILIN"), (30, "JILIN"), (29, "MOFCOM")):
+        code, shown = verify_act(events[percent])
+        assert code == 0 and shown["proven"], shown
+        assert shown["command signed by"].startswith(signer) and shown["writer's proof"] == "holds"
+    code, shown = verify_act(events[26])
+    assert code == 1 and shown["command signed by"] == "not signed by its department", shown
+    assert shown["writer's proof"] == "holds", "the event is the tasks service's even when the command was not signed"

@@ -26,9 +26,9 @@ def snapshot_file(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def seal(tmp_path: Path) -> SnapshotSeal:
+def seal(keys_dir: Path) -> SnapshotSeal:
     """What the service seals its snapshots with (its key, in the test's installation)."""
-    return SnapshotSeal(writer_key(tmp_path, "tasks"))
+    return SnapshotSeal(writer_key(keys_dir, "tasks"))
 
 
 @pytest.fixture

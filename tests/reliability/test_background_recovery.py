@@ -10,7 +10,6 @@ from pathlib import Path
 import asyncpg
 import httpx
 
-from services.audit.adapters.keys import load_signing_key
 from services.audit.adapters.store import iso
 from services.audit.domain.chain import checkpoint_message
 from shared.contract.catalog import TaskProgressReported
@@ -18,7 +17,7 @@ from shared.contract.codec import decode_record
 from shared.contract.envelope import CloudEvent, new_event
 from shared.contract.topics import EVENTS
 from shared.kafka.producer import EventProducer
-from shared.provenance.keys import SigningKey
+from shared.provenance.keys import SigningKey, load_signing_key
 from shared.settings import KafkaSettings
 from tests.conftest import NAO, ServiceProcess, caught_up, end_offsets, eventually, read_from
 
@@ -84,7 +83,7 @@ async def test_a_checkpoint_recorded_but_not_published_is_published_next(
                 head_hash,
                 iso(signed_at),
                 key.key_id,
-                key.sign(checkpoint_message(sequence, head_hash, signed_at)),
+                key.sign_b64(checkpoint_message(sequence, head_hash, signed_at)),
             ),
         )
     starts = await end_offsets(kafka_settings, EVENTS)

@@ -44,11 +44,37 @@ def test_kafka_is_the_official_image_in_kraft_mode_with_a_health_check() -> None
     assert "127.0.0.1:9092:9092" in kafka["ports"]
 
 
-def test_topics_are_created_once_the_broker_is_healthy() -> None:
+@pytest.mark.parametrize("compose", [COMPOSE, "cluster"], ids=["one node", "three nodes"])
+def test_every_broker_authenticates_and_authorizes_every_client(compose: object) -> None:
+    services = (CLUSTER if compose == "cluster" else COMPOSE)["services"]
+    brokers = [spec for name, spec in {**COMPOSE["services"], **services}.items() if name.startswith("kafka")]
+    for broker in brokers:
+        environment = {**COMPOSE["services"]["kafka"]["environment"], **broker.get("environment", {})}
+        protocols = dict(item.split(":") for item in environment["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(","))
+        assert set(protocols.values()) == {"SASL_PLAINTEXT"}, "no listener takes a client without credentials"
+        assert environment["KAFKA_SASL_ENABLED_MECHANISMS"].split(",")[0] == "SCRAM-SHA-512"
+        assert environment["KAFKA_AUTHORIZER_CLASS_NAME"].endswith("StandardAuthorizer")
+        assert environment["KAFKA_ALLOW_EVERYONE_IF_NO_ACL_FOUND"] == "false"
+    assert (PROJECT_ROOT / "deploy" / "kafka" / "compose-broker.sh").exists()
+    assert "Provision.java" in " ".join(COMPOSE["services"]["provision"]["command"])
+
+
+@pytest.mark.parametrize("service", SERVICES[:3])
+def test_each_service_holds_its_own_password_and_key_only(service: str) -> None:
+    mounts = [m for m in COMPOSE["services"][service]["volumes"] if isinstance(m, dict)]
+    passwords = [m["volume"]["subpath"] for m in mounts if m["source"] == "kafka-credentials"]
+    keys = [m["volume"]["subpath"] for m in mounts if m["source"] == "keys"]
+    assert passwords == [f"svc-{service}"]
+    assert sorted(keys) == sorted([service, "trust"])
+
+
+def test_topics_are_created_once_the_principals_are_provisioned() -> None:
     topics = COMPOSE["services"]["topics"]
     assert topics["command"][:3] == ["python", "-m", "shared.kafka.topics"]
     assert importlib.util.find_spec("shared.kafka.topics") is not None
-    assert topics["depends_on"]["kafka"]["condition"] == "service_healthy"
+    assert topics["environment"]["POLICYTRACK_KAFKA_USERNAME"] == "admin"
+    assert topics["depends_on"]["provision"]["condition"] == "service_completed_successfully"
+    assert COMPOSE["services"]["provision"]["depends_on"]["kafka"]["condition"] == "service_healthy"
 
 
 @pytest.mark.parametrize("service", SERVICES)
@@ -65,7 +91,7 @@ def test_each_service_is_wired_as_its_settings_expect(service: str) -> None:
     assert environment[f"{prefix}PORT"] == str(port)
     assert environment[f"{prefix}HOST"] == "0.0.0.0", "the service must listen beyond the container's loopback"
     internal_listener = COMPOSE["services"]["kafka"]["environment"]["KAFKA_ADVERTISED_LISTENERS"].split(",")[0]
-    assert environment["POLICYTRACK_KAFKA_BOOTSTRAP_SERVERS"] == internal_listener.removeprefix("PLAINTEXT://")
+    assert environment["POLICYTRACK_KAFKA_BOOTSTRAP_SERVERS"] == internal_listener.removeprefix("SASL_PLAINTEXT://")
     assert spec["depends_on"]["topics"]["condition"] == "service_completed_successfully"
     assert f"127.0.0.1:{port}/readyz" in " ".join(spec["healthcheck"]["test"])
     unknown = {name for name in environment if name.startswith("POLICYTRACK_")} - KNOWN_ENV
@@ -131,7 +157,8 @@ def test_the_cluster_profile_runs_a_second_instance_that_shares_the_work(service
     assert shared.items() <= environment.items(), "both instances run with the same cluster settings"
     unknown = {name for name in environment if name.startswith("POLICYTRACK_")} - KNOWN_ENV
     assert not unknown, f"{service}-2 sets variables no settings class reads: {unknown}"
-    assert {volume.split(":")[0] for volume in second["volumes"]} & {f"{service}-data"} == set(), "data of its own"
+    named = {volume.split(":")[0] for volume in second["volumes"] if isinstance(volume, str)}
+    assert named & {f"{service}-data"} == set(), "data of its own"
 
 
 def test_in_the_cluster_profile_writers_share_partitions_and_audit_a_postgresql_store() -> None:
@@ -140,4 +167,5 @@ def test_in_the_cluster_profile_writers_share_partitions_and_audit_a_postgresql_
     assert services["notifications"]["environment"]["POLICYTRACK_NOTIFICATIONS_PARTITIONED"] == "true"
     assert "SEALING_KEY" in " ".join(services["notifications"]["environment"]), "one sealing key for both"
     assert services["audit"]["environment"]["POLICYTRACK_AUDIT_DSN"].startswith("postgresql+asyncpg://")
-    assert "audit-keys:/keys" in services["audit-2"]["volumes"], "one signing key for the chain"
+    mounts = [m for m in services["audit-2"]["volumes"] if isinstance(m, dict) and m["source"] == "keys"]
+    assert {m["volume"]["subpath"] for m in mounts} == {"audit", "trust"}, "one signing key for the chain"

@@ -76,7 +76,7 @@ entries = Table(
     UniqueConstraint("topic", "partition", "offset", name="uq_audit_position"),
 )
 
-FILTERED = ("event_type", "task_id", "actor", "actordept")
+FILTERED = ("event_type", "task_id", "actor", "actordept", "event_id")
 """The columns a page of the trail is filtered by. Each has an index on (column, seq): a page is
 a range of that index in log order, with no sort, however long the trail (docs/operations.md)."""
 FILTER_INDEXES = [Index(f"ix_audit_entries_{name}_seq", entries.c[name], entries.c.seq) for name in FILTERED]
@@ -249,6 +249,7 @@ class EntryFilter:
     event_type: str | None = None
     since: datetime | None = None
     until: datetime | None = None
+    event_id: str | None = None
     after_sequence: int = 0
     through_sequence: int | None = None
     visible_to_department: str | None = None
@@ -314,7 +315,8 @@ class AuditStore:
         async with self.engine.begin() as conn:
             # The statement compiled once for this database's own placeholders: executemany
             # through the driver costs a third of Core's per-row parameter processing.
-            await conn.exec_driver_sql(self._insert_sql, list(map(self._insert_values, batch.rows)))
+            if batch.rows:
+                await conn.exec_driver_sql(self._insert_sql, list(map(self._insert_values, batch.rows)))
             await self._save_offsets(conn, batch.next_offsets)
             if batch.access:
                 await conn.execute(self._insert_access, [{"task_id": t, "department": d} for t, d in batch.access])
@@ -495,6 +497,7 @@ class AuditStore:
             (entries.c.actor, where.actor),
             (entries.c.actordept, where.department),
             (entries.c.event_type, where.event_type),
+            (entries.c.event_id, where.event_id),
         ):
             if value is not None:
                 query = query.where(column == value)
@@ -563,6 +566,17 @@ class AuditStore:
                 return
             yield rows
             after = rows[-1].offset
+
+    async def following(self, topic: str, partition: int, offset: int, limit: int) -> list[StoredEntry]:
+        """The entries of one partition from ``offset`` on, in offset order (at most ``limit``)."""
+        query = (
+            select(*ENTRY_COLUMNS)
+            .where(entries.c.topic == topic, entries.c.partition == partition, entries.c.offset >= offset)
+            .order_by(entries.c.offset)
+            .limit(limit)
+        )
+        async with self.engine.connect() as conn:
+            return list(map(StoredEntry._make, await conn.execute(query)))
 
     async def stored_partitions(self) -> list[tuple[str, int]]:
         async with self._reader.connect() as conn:  # a scan of every entry's position

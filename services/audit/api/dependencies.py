@@ -27,6 +27,7 @@ async def store(request: Request) -> AuditStore:
 Store = Annotated[AuditStore, Depends(store)]
 Runtime = Annotated[AuditRuntime, Depends(runtime)]
 TaskIdPath = Annotated[str, Path(pattern=AGGREGATE_ID_PATTERN, max_length=128, examples=["task-5f0c2a9e1b3d4c6a"])]
+EventIdPath = Annotated[str, Path(min_length=1, max_length=200, examples=["9f0c2a9e-1b3d-4c6a-8e2f-0a1b2c3d4e5f"])]
 Moment = Annotated[UtcDatetime | None, Query(description="RFC 3339 with an offset, 2000-01-01 to 2200-12-31")]
 
 

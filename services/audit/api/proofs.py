@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -13,11 +14,14 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel
 
 from services.audit import verification
-from services.audit.api.dependencies import Runtime, Store, everything
+from services.audit.adapters.store import AuditStore, EntryFilter, StoredEntry, decode_headers
+from services.audit.api.dependencies import EventIdPath, Runtime, Store, everything
 from services.audit.bootstrap import AuditRuntime
+from services.audit.export import ndjson_line
 from shared.auth import Actor
-from shared.http.problems import problem_responses
+from shared.http.problems import Problem, problem_responses
 from shared.http.service import Authenticated
+from shared.provenance.seals import PROOF_HEADER, Proof
 
 router = APIRouter(tags=["audit"])
 
@@ -168,3 +172,64 @@ async def verifications(
 )
 async def checkpoints(actor: Authenticated, runtime: Runtime) -> dict[str, Any]:
     return await runtime.checkpointer.published(runtime.trusted_keys)
+
+
+class ActRecord(BaseModel):
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int
+    key: str | None
+    value: str | None
+    headers: list[tuple[str, str | None]]
+
+
+class ActAnswer(BaseModel):
+    event: dict[str, Any]
+    records: list[ActRecord]
+    """The event's record as the log holds it, then the records of its writer's chain up to the
+    one whose signature closes it: what a verifier needs to check the writer's proof alone."""
+
+
+@router.get(
+    "/v1/audit/acts/{event_id}",
+    response_model=ActAnswer,
+    responses=problem_responses(401, 403, 404, 422),
+    summary="An act as the trail holds it, with what proves who wrote it (policytrack verify-act checks it)",
+)
+async def act(event_id: EventIdPath, actor: Authenticated, store: Store) -> dict[str, Any]:
+    everything(actor)
+    rows, _ = await store.page(StoredEntry, EntryFilter(event_id=event_id), 1)
+    if not rows:
+        raise Problem(404, f"no entry of the trail is the event {event_id}")
+    entry = rows[0]
+    return {"event": orjson.loads(ndjson_line(entry))["event"], "records": await writer_run(store, entry)}
+
+
+async def writer_run(store: AuditStore, entry: StoredEntry, limit: int = 10_000) -> list[dict[str, Any]]:
+    """The entry's record and those after it of the same writer session, up to its next signature."""
+    first = Proof.parse(dict(decode_headers(entry.headers)).get(PROOF_HEADER))
+    run: list[dict[str, Any]] = []
+    for row in await store.following(entry.topic, entry.partition, entry.offset, limit):
+        headers = decode_headers(row.headers)
+        proof = Proof.parse(dict(headers).get(PROOF_HEADER))
+        if run and (proof is None or first is None or proof.session != first.session):
+            continue
+        run.append(
+            {
+                "topic": row.topic,
+                "partition": row.partition,
+                "offset": row.offset,
+                "timestamp": row.timestamp,
+                "key": _b64(row.key),
+                "value": _b64(row.value),
+                "headers": [(name, _b64(value)) for name, value in headers],
+            }
+        )
+        if proof is None or proof.signature is not None:
+            break
+    return run
+
+
+def _b64(raw: bytes | None) -> str | None:
+    return None if raw is None else base64.b64encode(raw).decode()
