@@ -14,10 +14,9 @@ from pathlib import Path
 
 import psutil
 
-from bench.common import Timed, bench_topic, local_admin, stopwatch
+from bench.common import Timed, bench_keys, bench_topic, fill, local_admin, stopwatch
 from bench.results import Results, Row, scaled
 from bench.tasks_service import bare_read
-from services.audit.adapters.keys import TrustedKeys, load_signing_key
 from services.audit.adapters.store import AuditStore, EntryFilter
 from services.audit.export import export
 from services.audit.ingest import Ingestor
@@ -51,24 +50,32 @@ class PeakMemory:
 
 async def main(count: int) -> None:
     kafka = local_admin()
-    async with bench_topic(kafka) as topic, EventProducer(kafka, client_id="bench-audit") as producer:
-        futures = [
-            await producer.enqueue(
+    keys = bench_keys()
+    signing = keys.signing_key("tasks", create=True)
+    trust = keys.trust()
+    async with (
+        bench_topic(kafka) as topic,
+        EventProducer(kafka, client_id="bench-audit", signing_key=signing) as producer,
+    ):
+        await fill(
+            producer,
+            topic,
+            (
                 new_event(
                     TaskProgressReported(task_id=f"task-{n % 10_000}", percent=n % 101, note="weekly report"),
                     actor="u-jilin",
                     actordept="JILIN",
-                ),
-                topic=topic,
-            )
-            for n in range(count)
-        ]
-        await asyncio.gather(*futures)
-        del futures
+                )
+                for n in range(count)
+            ),
+        )
+        writers = {topic: {"tasks"}}
         with tempfile.TemporaryDirectory() as folder, PeakMemory() as memory:
             store = AuditStore(f"sqlite+aiosqlite:///{Path(folder) / 'audit.db'}")
             await store.open()
-            ingestor = Ingestor(kafka, store, batch_size=5000, chain_id="bench", topics=(topic,))
+            ingestor = Ingestor(
+                kafka, store, 5000, "bench", trust, "bench.local/bench", topics=(topic,), writers=writers
+            )
             running = asyncio.create_task(ingestor.run(Health("ingest")))
             with stopwatch(Timed(count)) as ingested:
                 while store.head.sequence < count:
@@ -76,13 +83,11 @@ async def main(count: int) -> None:
             ingestor.stop()
             await running
             bare = await bare_read(kafka, topic, count)
-            signing = load_signing_key(Path(folder) / "key.pem", create=True)
-            keys = TrustedKeys({signing.key_id: signing.public_key})
             with stopwatch(Timed(count)) as verified:
-                result = await verify(store, keys, "bench", kafka, (topic,))
+                result = await verify(store, trust, "bench", "bench.local/bench", kafka, (topic,), writers=writers)
             assert result.ok and result.entries == count, result
             with stopwatch(Timed(count)) as chain_only:
-                assert (await verify(store, keys, "bench", None, (topic,))).ok
+                assert (await verify(store, trust, "bench", "bench.local/bench", None, (topic,), writers=writers)).ok
             exported_bytes = 0
             with stopwatch(Timed(count)) as exported:
                 async for chunk in export(store, EntryFilter(), "ndjson"):

@@ -3,11 +3,13 @@ benchmarks that run services, and how figures are printed."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
+import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,8 +17,11 @@ from pathlib import Path
 import psutil
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from shared.contract.envelope import AnyEvent
 from shared.kafka.access import ADMIN
 from shared.kafka.connection import client_options
+from shared.kafka.producer import EventProducer
+from shared.provenance.keys import KeyFolder
 from shared.settings import PROJECT_ROOT, KafkaSettings
 
 
@@ -24,6 +29,27 @@ def local_admin() -> KafkaSettings:
     """The local broker of ``make bench`` (deploy/kafka.sh's), as its admin: benchmarks make and
     fill scratch topics there."""
     return KafkaSettings().as_user(ADMIN)
+
+
+async def fill(producer: EventProducer, topic: str, events: Iterable[AnyEvent], *, run: int = 100) -> int:
+    """Appends ``events`` to ``topic`` as a writer with its proof does: one signature per ``run``
+    records of a partition, and the last of each partition signed (what a reader catching up on
+    the tasks service's transactions meets). Returns how many were appended."""
+    placed = [(event, await producer.partition_of(topic, event.subject.encode())) for event in events]
+    last = {partition: n for n, (_, partition) in enumerate(placed)}
+    seen: dict[int, int] = {}
+    futures = []
+    for n, (event, partition) in enumerate(placed):
+        seen[partition] = seen.get(partition, 0) + 1
+        sign = last[partition] == n or seen[partition] % run == 0
+        futures.append(await producer.enqueue(event, topic=topic, partition=partition, sign=sign))
+    await asyncio.gather(*futures)
+    return len(placed)
+
+
+def bench_keys() -> KeyFolder:
+    """The keys of a benchmark's own installation, in a scratch folder."""
+    return KeyFolder(Path(tempfile.mkdtemp(prefix="bench-keys-")))
 
 
 @asynccontextmanager

@@ -26,7 +26,17 @@ from pathlib import Path
 import httpx
 import psutil
 
-from bench.common import CpuMeter, Timed, bench_topic, listening_on, local_admin, scratch_broker, stopwatch
+from bench.common import (
+    CpuMeter,
+    Timed,
+    bench_keys,
+    bench_topic,
+    fill,
+    listening_on,
+    local_admin,
+    scratch_broker,
+    stopwatch,
+)
 from bench.peer import rebuild_with_eventsourcing
 from bench.results import Results, Row, scaled
 from services.tasks.adapters.rebuild import catch_up
@@ -37,6 +47,7 @@ from shared.contract.envelope import AnyEvent, new_event
 from shared.kafka.connection import client_options
 from shared.kafka.producer import EventProducer
 from shared.process import tune_interpreter
+from shared.provenance.sealing import SnapshotSeal
 from shared.settings import PROJECT_ROOT, KafkaSettings
 
 CLIENTS = 16
@@ -175,11 +186,7 @@ def _history_events(task_id: str, versions: range, due: datetime) -> list[AnyEve
 
 async def _write(producer: EventProducer, topic: str, tasks: int, versions: range) -> None:
     due = datetime(2027, 12, 31, tzinfo=UTC)
-    futures = []
-    for t in range(tasks):
-        for event in _history_events(f"task-{t}", versions, due):
-            futures.append(await producer.enqueue(event, topic=topic))
-    await asyncio.gather(*futures)
+    await fill(producer, topic, (e for t in range(tasks) for e in _history_events(f"task-{t}", versions, due)))
 
 
 @dataclass
@@ -198,12 +205,19 @@ async def rebuild_benchmark(count: int) -> StartFigures:
     kafka = local_admin()
     per_task = 100
     tasks = count // per_task
-    async with bench_topic(kafka) as topic, EventProducer(kafka, client_id="bench-rebuild-writer") as producer:
+    keys = bench_keys()
+    signing = keys.signing_key("tasks", create=True)
+    trust = keys.trust()
+    async with (
+        bench_topic(kafka) as topic,
+        EventProducer(kafka, client_id="bench-rebuild-writer", signing_key=signing) as producer,
+    ):
         await _write(producer, topic, tasks, range(1, per_task + 1))
+        writers = {topic: {"tasks"}}
         with tempfile.TemporaryDirectory() as scratch:
-            store = SnapshotStore(Path(scratch) / "tasks.snapshot.sqlite")
+            store = SnapshotStore(Path(scratch) / "tasks.snapshot.sqlite", SnapshotSeal(signing))
             with stopwatch(Timed(count)) as rebuilt:
-                view, report = await catch_up(kafka, store, topic)
+                view, report = await catch_up(kafka, store, trust, topic, writers)
             assert report.events == count and len(view.projection.aggregates) == tasks, report
             snapshot_started = time.perf_counter()
             await take_snapshot(store, view)
@@ -211,7 +225,7 @@ async def rebuild_benchmark(count: int) -> StartFigures:
             bare = await bare_read(kafka, topic, count)
             await _write(producer, topic, tasks, range(per_task + 1, per_task + 2))
             with stopwatch(Timed(count + tasks)) as started:
-                view, report = await catch_up(kafka, store, topic)
+                view, report = await catch_up(kafka, store, trust, topic, writers)
             assert report.snapshot == "used" and report.events == tasks, report
             size = store.size_mib()
     return StartFigures(rebuilt, bare, snapshot_seconds, size, started, tasks)

@@ -105,7 +105,8 @@ def _where_to_look(running: list[ServiceProcess]) -> None:
     table.add_column("where")
     dashboard = next(f"{s.url}/" for s in running if s.name == supervisor.DASHBOARD.name)
     table.add_row("dashboard", f"[bold]{dashboard}[/]   (sign in as a department and role)")
-    table.add_row("Kafka", "127.0.0.1:9092  (kcat -C -b 127.0.0.1:9092 -t policy.events -f '%h %s\\n')")
+    kcat = KafkaSettings().credentials_folder / "kcat.conf"
+    table.add_row("Kafka", f"127.0.0.1:9092, SASL/SCRAM  (kcat -F {kcat} -C -t policy.events -f '%h %s\\n')")
     for service in running:
         table.add_row(service.name, f"{service.url}/docs   log: {service.log_path}")
     table.add_row("a token", "policytrack token --user u-1 --department JILIN --role implementer")
@@ -385,6 +386,30 @@ def keys_retire(
     moment = None if at is None else datetime.fromisoformat(_time(at) or "").timestamp()
     KeyFolder.of(RuntimeSettings()).retire(owner, kid, at=moment)
     print(f"{owner}: key {kid} retired")
+
+
+@app.command()
+def witness(
+    state: Path = typer.Option(Path("witness-state.json"), help="where the last checkpoint seen is kept"),
+    verifier_key: str | None = typer.Option(
+        None, help="the note verifier key to pin on the first run (else fetched once, and pinned)"
+    ),
+    audit_url: str = AUDIT_URL,
+    token: str | None = TOKEN,
+) -> None:
+    """Check that the audit trail's new checkpoint extends the last one seen (a witness's view).
+    Exit 0 when it does, 3 on a rollback or a fork, 2 when it cannot be checked."""
+    from policytrack.witness import BROKEN, CHECKED
+    from policytrack.witness import witness as one_round
+
+    with httpx.Client(base_url=audit_url, headers=_bearer(token), timeout=60) as client:
+        outcome = one_round(client, state, verifier_key)
+    (console if outcome.code == CHECKED else err).print(
+        f"[{'green' if outcome.code == CHECKED else 'red'}]{outcome.message}[/]"
+    )
+    if outcome.code == BROKEN:
+        err.print(f"[red]the last checkpoint seen is kept in {state}: keep it as evidence[/]")
+    raise typer.Exit(outcome.code)
 
 
 @app.command("verify-act")

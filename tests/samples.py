@@ -179,6 +179,15 @@ PAYLOADS: dict[type[c.EventData], dict] = {
         "key_id": "audit-1",
         "signature": "c2lnbmF0dXJl",
     },
+    c.TreeCheckpoint: {
+        "chain": "audit-chain",
+        "size": 1000,
+        "root_hash": "q" * 43 + "=",
+        "head_hash": "ab" * 32,
+        "note": "policytrack.local/audit-chain\n1000\n" + "q" * 43 + "=\n\n\u2014 policytrack.local/audit-chain c2ln\n",
+        "key_id": "0123456789abcdef",
+        "signed_at": DUE,
+    },
     c.ForgeryDetected: {
         "chain": "audit-chain",
         "record_topic": "policy.events",

@@ -100,6 +100,7 @@ class AuditRuntime:
             "entries": self.store.head.sequence if writer else await self.store.stored_head(),
             "chain": self.settings.chain_id,
             "refused_records": await self.store.count_refused(),
+            "untrusted_checkpoints": self.ingestor.untrusted[:10],
             "background": background,
         }
         return working and (self.caught_up or not writer), details
@@ -113,13 +114,14 @@ def bootstrap(settings: AuditSettings | None = None) -> AuditRuntime:
     signing_key = keys.signing_key(OWNER, create=settings.runtime.env != "prod", path=settings.signing_key_file())
     trusted = keys.trust(settings.earlier_keys())
     producer = EventProducer(settings.kafka, client_id="policytrack-audit", signing_key=signing_key)
-    ingestor = Ingestor(settings.kafka, store, settings.batch_size, settings.chain_id, trusted)
+    ingestor = Ingestor(settings.kafka, store, settings.batch_size, settings.chain_id, trusted, settings.log_origin())
     lease = AdvisoryLease(store.engine, settings.chain_id) if store.shared else SoleWriter()
     checkpointer = Checkpointer(
         store,
         signing_key,
         producer,
         settings.chain_id,
+        settings.log_origin(),
         settings.checkpoint_interval_seconds,
         may_sign=lambda: ingestor.consistent and runtime.writing.is_set(),
     )

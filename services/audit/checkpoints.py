@@ -1,6 +1,7 @@
-"""Signed checkpoints of the chain's head, published on ``policy.audit`` so that a copy of
-them exists outside the database: the one copy an attacker of the database cannot edit; and
-the reports of records refused for their writer's proof.
+"""Signed checkpoints of the trail's Merkle tree (C2SP tlog-checkpoints in signed notes),
+published on ``policy.audit`` so that a copy of them exists outside the database: the one copy
+an attacker of the database cannot edit; and the reports of records refused for their writer's
+proof.
 
 A checkpoint is recorded, published, and only then marked as published; one whose publish
 failed is published on the next round. A refused record is reported the same way, once.
@@ -8,6 +9,7 @@ failed is published on the next round. A refused record is reported the same way
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,21 +17,21 @@ from datetime import datetime
 from typing import Any
 
 from services.audit.adapters.store import AuditStore, EntryFilter, RefusedRecord, TrailEntry, decode_headers
-from services.audit.domain.chain import checkpoint_message
 from shared.clock import Clock, utc_now
-from shared.contract.catalog import CheckpointSigned, ForgeryDetected
+from shared.contract.catalog import ForgeryDetected, TreeCheckpoint
 from shared.contract.codec import decode
 from shared.contract.envelope import new_event
 from shared.kafka.producer import EventProducer
 from shared.logging import get_logger
 from shared.provenance.keys import SigningKey, TrustStore, public_pem
 from shared.supervision import BackgroundWork, Health
+from shared.transparency.notes import checkpoint_body, sign_note
 
 log = get_logger(__name__)
 ACTOR = "policytrack-audit"
 OWNER = "audit"
 """Whose key signs the checkpoints: the only owner trusted to write ``policy.audit``."""
-CHECKPOINT_TYPE = CheckpointSigned.event_type
+CHECKPOINT_TYPE = TreeCheckpoint.event_type
 
 
 def parse_time(text: str) -> datetime:
@@ -42,6 +44,8 @@ class Checkpointer:
     signing_key: SigningKey
     producer: EventProducer
     chain_id: str
+    origin: str
+    """The log's origin: the first line of its checkpoints, and the name its notes are signed under."""
     interval: float
     may_sign: Callable[[], bool] = lambda: True
     """False while the store is not known to agree with the log: a forged head is never signed."""
@@ -56,9 +60,10 @@ class Checkpointer:
             if await work.sleep(self.interval):
                 return
 
-    async def round(self) -> CheckpointSigned | None:
+    async def round(self) -> TreeCheckpoint | None:
         for row in await self.store.checkpoints(unpublished_only=True):
-            await self._publish(self._event(row._mapping))
+            if row.note is not None:  # a checkpoint of the chain alone, from before the tree: not republished
+                await self._publish(self._event(row._mapping))
         for refusal in await self.store.refused_records(unreported_only=True):
             await self._report(refusal)
         return await self.checkpoint()
@@ -81,8 +86,8 @@ class Checkpointer:
         await self.store.mark_reported(refusal.topic, refusal.partition, refusal.offset)
         log.warning("forgery reported", topic=refusal.topic, partition=refusal.partition, offset=refusal.offset)
 
-    async def checkpoint(self) -> CheckpointSigned | None:
-        """Signs the head when entries other than checkpoints arrived since the last one."""
+    async def checkpoint(self) -> TreeCheckpoint | None:
+        """Signs the tree's head when entries other than checkpoints arrived since the last one."""
         if not self.may_sign():
             return None
         head = self.store.head
@@ -91,18 +96,24 @@ class Checkpointer:
         if head.sequence <= last or await self._only_checkpoints_since(last):
             return None
         signed_at = self.clock()
-        signature = self.signing_key.sign_b64(checkpoint_message(head.sequence, head.hash, signed_at))
-        await self.store.add_checkpoint(head.sequence, head.hash, signed_at, self.signing_key.key_id, signature)
-        checkpoint = CheckpointSigned(
+        root = base64.b64encode(head.tree.root()).decode()
+        body = checkpoint_body(self.origin, head.sequence, head.tree.root())
+        note = sign_note(body, self.origin, self.signing_key)
+        signature = self.signing_key.sign_b64(body.encode())
+        await self.store.add_checkpoint(
+            head.sequence, head.hash, signed_at, self.signing_key.key_id, signature, root, note
+        )
+        checkpoint = TreeCheckpoint(
             chain=self.chain_id,
-            sequence=head.sequence,
+            size=head.sequence,
+            root_hash=root,
             head_hash=head.hash,
-            signed_at=signed_at,
+            note=note,
             key_id=self.signing_key.key_id,
-            signature=signature,
+            signed_at=signed_at,
         )
         await self._publish(checkpoint)
-        log.info("checkpoint signed", sequence=head.sequence, head_hash=head.hash)
+        log.info("checkpoint signed", size=head.sequence, root_hash=root)
         return checkpoint
 
     async def published(self, trusted: TrustStore) -> dict[str, Any]:
@@ -115,19 +126,20 @@ class Checkpointer:
             "checkpoints": [dict(row._mapping) for row in await self.store.checkpoints()],
         }
 
-    def _event(self, row: Any) -> CheckpointSigned:
-        return CheckpointSigned(
+    def _event(self, row: Any) -> TreeCheckpoint:
+        return TreeCheckpoint(
             chain=self.chain_id,
-            sequence=row["sequence"],
+            size=row["sequence"],
+            root_hash=row["root_hash"],
             head_hash=row["head_hash"],
-            signed_at=parse_time(row["signed_at"]),
+            note=row["note"],
             key_id=row["key_id"],
-            signature=row["signature"],
+            signed_at=parse_time(row["signed_at"]),
         )
 
-    async def _publish(self, checkpoint: CheckpointSigned) -> None:
+    async def _publish(self, checkpoint: TreeCheckpoint) -> None:
         await self.producer.publish(new_event(checkpoint, actor=ACTOR, time=checkpoint.signed_at))
-        await self.store.mark_published(checkpoint.sequence)
+        await self.store.mark_published(checkpoint.size)
 
     async def _only_checkpoints_since(self, sequence: int) -> bool:
         rows, _ = await self.store.page(TrailEntry, EntryFilter(after_sequence=sequence), 1000)

@@ -10,16 +10,15 @@ from before checkpoints that the log holds) is refused rather than silently exte
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.partitioner import DefaultPartitioner
-from pydantic import ValidationError
 
+from services.audit import evidence
 from services.audit.adapters.store import AuditStore, ChainedBatch, chained
 from services.audit.domain.chain import LogRecord
-from shared.contract.catalog import CheckpointSigned
-from shared.contract.codec import HEADER_PREFIX
 from shared.contract.topics import ALERTS, AUDIT, DEADLETTER, EVENTS
 from shared.kafka.consumer import (
     end_offsets_within,
@@ -31,7 +30,7 @@ from shared.kafka.consumer import (
 )
 from shared.logging import get_logger
 from shared.metrics import RECORDS_REFUSED
-from shared.provenance.gate import ProofGate
+from shared.provenance.gate import TOPIC_WRITERS, ProofGate
 from shared.provenance.keys import TrustStore
 from shared.settings import KafkaSettings
 from shared.supervision import Health
@@ -39,7 +38,6 @@ from shared.supervision import Health
 log = get_logger(__name__)
 
 AUDITED_TOPICS = (EVENTS, ALERTS, DEADLETTER, AUDIT)
-CHECKPOINT_TYPE = CheckpointSigned.event_type.encode()
 
 
 class StoreDisagrees(RuntimeError):
@@ -65,17 +63,6 @@ def checkpoint_partition(chain_id: str, partitions: int) -> TopicPartition:
     return TopicPartition(AUDIT, DefaultPartitioner()(chain_id.encode(), every, every))
 
 
-def published_checkpoint(record: ConsumerRecord, chain_id: str) -> CheckpointSigned | None:
-    """The record as a checkpoint of this chain, or None (other records, other chains)."""
-    headers = dict(record.headers)
-    if headers.get(HEADER_PREFIX + "type") != CHECKPOINT_TYPE or record.key != chain_id.encode():
-        return None
-    try:
-        return CheckpointSigned.model_validate_json(record.value or b"")
-    except ValidationError:
-        return None
-
-
 async def read_range(consumer: AIOKafkaConsumer, tp: TopicPartition, start: int, end: int) -> list[ConsumerRecord]:
     """The committed records of ``tp`` with ``start <= offset < end``."""
     consumer.assign([tp])
@@ -95,13 +82,28 @@ class Disagreement:
         return self.problem
 
 
+@dataclass(frozen=True)
+class LogCheck:
+    """What the start-up check found: why the store is not a faithful prefix of the log, and the
+    records that claim to be checkpoints of its chain but are not believed (and why)."""
+
+    disagreements: list[Disagreement]
+    untrusted: list[str]
+
+
 async def disagreements(
-    store: AuditStore, kafka: KafkaSettings, chain_id: str, topics: tuple[str, ...] = AUDITED_TOPICS
-) -> list[Disagreement]:
+    store: AuditStore,
+    kafka: KafkaSettings,
+    chain_id: str,
+    origin: str,
+    trust: TrustStore,
+    topics: tuple[str, ...] = AUDITED_TOPICS,
+) -> LogCheck:
     """Why the store is not a faithful prefix of the log, if it is not: entries missing below
     the offsets it claims, offsets beyond the log's end, or checkpoints of its chain on the log
-    that it does not reach or that say otherwise."""
+    that it does not reach or that say otherwise. Only evidence counts (``evidence.py``)."""
     found: list[Disagreement] = []
+    untrusted: list[str] = []
     positions, last = await store.positions(), await store.last_offsets()
     for (topic, partition), next_offset in sorted(positions.items()):
         newest = last.get((topic, partition))
@@ -138,25 +140,40 @@ async def disagreements(
         if AUDIT in topics:
             tp = checkpoint_partition(chain_id, len([p for p in every if p.topic == AUDIT]))
             start = max(positions.get((tp.topic, tp.partition), 0), (await consumer.beginning_offsets([tp]))[tp])
-            for record in await read_range(consumer, tp, start, ends[tp]):
-                checkpoint = published_checkpoint(record, chain_id)
-                if checkpoint is not None:
-                    found += await _against_store(store, checkpoint, record)
-    return found
+            records = await read_range(consumer, tp, start, ends[tp])
+            for record, verdict in ProofGate(trust).admit(
+                records, complete=True, topic=tp.topic, partition=tp.partition
+            ):
+                judged = evidence.judge(
+                    record.key,
+                    record.value,
+                    record.headers,
+                    verdict,
+                    chain_id=chain_id,
+                    origin=origin,
+                    trust=trust,
+                    at=record.timestamp / 1000,
+                )
+                where = f"{AUDIT}/{record.partition}@{record.offset}"
+                if isinstance(judged, evidence.Evidence):
+                    found += await _against_store(store, judged, where)
+                elif isinstance(judged, evidence.NotEvidence):
+                    untrusted.append(f"{where} is not evidence: {judged.reason}")
+    return LogCheck(found, untrusted)
 
 
-async def _against_store(store: AuditStore, checkpoint: CheckpointSigned, record: ConsumerRecord) -> list[Disagreement]:
-    where = f"the checkpoint at {AUDIT}/{record.partition}@{record.offset}, signed {checkpoint.signed_at.isoformat()}"
-    if checkpoint.sequence > store.head.sequence:
+async def _against_store(store: AuditStore, found: evidence.Evidence, at: str) -> list[Disagreement]:
+    size = found.size
+    where = f"the checkpoint at {at}, signed {found.checkpoint.signed_at.isoformat()}"
+    if size > store.head.sequence:
         return [
             Disagreement(
-                f"{where} covers entries up to {checkpoint.sequence}, but the store ends at "
-                f"{store.head.sequence}: entries {store.head.sequence + 1}..{checkpoint.sequence} are "
-                "missing (the store was rolled back or truncated)"
+                f"{where} covers entries up to {size}, but the store ends at {store.head.sequence}: entries "
+                f"{store.head.sequence + 1}..{size} are missing (the store was rolled back or truncated)"
             )
         ]
-    if await store.hash_at(checkpoint.sequence) != checkpoint.head_hash:
-        return [Disagreement(f"{where} does not match the store's chain at entry {checkpoint.sequence}")]
+    if await store.root_at(size) != found.root or await store.hash_at(size) != found.checkpoint.head_hash:
+        return [Disagreement(f"{where} does not match the store's tree at size {size}")]
     return []
 
 
@@ -170,10 +187,14 @@ class Ingestor:
         batch_size: int,
         chain_id: str,
         trust: TrustStore,
+        origin: str,
         topics: tuple[str, ...] = AUDITED_TOPICS,
+        writers: Mapping[str, Collection[str]] = TOPIC_WRITERS,
     ) -> None:
         self._kafka, self._store, self._batch_size, self._topics = kafka, store, batch_size, topics
-        self._trust = trust
+        self._trust, self._origin, self._writers = trust, origin, writers
+        self.untrusted: list[str] = []
+        """Records that claim to be checkpoints of the chain but are not believed, and why."""
         self._chain_id = chain_id
         self._stopping = asyncio.Event()
         self._stored: dict[TopicPartition, int] = {}
@@ -192,7 +213,9 @@ class Ingestor:
     async def run(self, health: Health) -> None:
         """Check the store against the log, then ingest until stopped. Raises (and is run again
         by its supervisor) when the store disagrees with the log or an append fails."""
-        problems = await disagreements(self._store, self._kafka, self._chain_id, self._topics)
+        checked = await disagreements(self._store, self._kafka, self._chain_id, self._origin, self._trust, self._topics)
+        self.untrusted = checked.untrusted
+        problems = checked.disagreements
         self.consistent = not problems
         if problems:
             raise StoreDisagrees(
@@ -201,7 +224,7 @@ class Ingestor:
         consumer = new_consumer(self._kafka, client_id="audit-ingest", fetch_bytes=FETCH_BYTES)
         await consumer.start()
         writing: asyncio.Task[None] | None = None
-        proofs = ProofGate(self._trust)
+        proofs = ProofGate(self._trust, self._writers)
         try:
             await self._seek_to_store(consumer)
             self._consumer = consumer

@@ -28,6 +28,12 @@ class AuditSettings(ServiceSettings):
         default="audit-chain",
         description="names this store's chain in the checkpoints it publishes; one per audit store",
     )
+    origin: str | None = Field(
+        default=None,
+        pattern=r"^[^\s+]+$",
+        description="the transparency log's origin, unique per deployment (the first line of its checkpoints "
+        "and the name its notes are signed under); by default policytrack.local/<chain id>",
+    )
     signing_key_path: Path | None = Field(
         default=None, description="Ed25519 PEM key that signs checkpoints (default: keys folder, not data folder)"
     )
@@ -42,6 +48,9 @@ class AuditSettings(ServiceSettings):
         default=1.0, gt=0, description="how often the writer checks its lease, and a standby asks for it (PostgreSQL)"
     )
     auth: AuthSettings = Field(default_factory=AuthSettings)
+
+    def log_origin(self) -> str:
+        return self.origin or f"policytrack.local/{self.chain_id}"
 
     def database_url(self) -> str:
         if self.dsn:

@@ -1,6 +1,7 @@
-"""Verification of the trail: the chain, its signed checkpoints (the store's rows and the copies
-published on the log), the columns derived for queries, and every entry against the Kafka
-log, byte for byte, with nothing on the log missing from the store.
+"""Verification of the trail: the chain, the Merkle tree, its signed checkpoints (the store's
+rows and the copies published on the log), the columns derived for queries, and every entry
+against the Kafka log, byte for byte, with nothing on the log missing from the store; records
+refused for their writer's proof are named, and checkpoints that are not evidence reported.
 
 Exact on a live system: it takes a snapshot first (the head and, per partition, the next
 offset to ingest, from one committed state), walks only the entries the snapshot holds, and
@@ -12,14 +13,14 @@ from __future__ import annotations
 
 import base64
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
-from pydantic import ValidationError
 
+from services.audit import evidence
 from services.audit.adapters.store import (
     DERIVED,
     AuditStore,
@@ -27,26 +28,27 @@ from services.audit.adapters.store import (
     RefusedRecord,
     Snapshot,
     StoredEntry,
+    decode_headers,
     derive,
     entries,
     log_record,
 )
 from services.audit.checkpoints import CHECKPOINT_TYPE, parse_time
-from services.audit.domain.chain import GENESIS, LogRecord, chain_hash, checkpoint_message, headers_json
+from services.audit.domain.chain import GENESIS, LogRecord, canonical, chain_hash, headers_json
 from services.audit.ingest import (
     AUDITED_TOPICS,
     FETCH_BYTES,
     as_log_record,
     checkpoint_partition,
-    published_checkpoint,
     read_range,
 )
-from shared.contract.catalog import CheckpointSigned
+from shared.contract.catalog import TreeCheckpoint
 from shared.contract.topics import AUDIT
 from shared.kafka.consumer import open_consumer, partitions_of
-from shared.provenance.gate import ProofGate, Verdict
+from shared.provenance.gate import TOPIC_WRITERS, ProofGate, Verdict
 from shared.provenance.keys import TrustStore
 from shared.settings import KafkaSettings
+from shared.transparency.merkle import Frontier
 
 MAX_PROBLEMS = 50
 Progress = Callable[[int, int], None]
@@ -65,6 +67,10 @@ class Verification:
     lag: dict[str, Any] = field(default_factory=dict)
     forgeries: list[dict[str, Any]] = field(default_factory=list)
     """Records of the log whose writer's proof fails, kept apart from the trail: each named."""
+    untrusted_checkpoints: list[str] = field(default_factory=list)
+    """Records that claim to be checkpoints of the chain but are not evidence, and why."""
+    tree: dict[str, Any] = field(default_factory=dict)
+    """The Merkle tree the walk recomputed: its size and root."""
 
     def fail(self, sequence: int | None, problem: str, **details: Any) -> None:
         found = {"sequence": sequence, "problem": problem, **details}
@@ -125,15 +131,21 @@ class Verifier:
     store: AuditStore
     keys: TrustStore
     chain_id: str
+    origin: str
     kafka: KafkaSettings | None
     topics: tuple[str, ...] = AUDITED_TOPICS
     result: Verification = field(default_factory=Verification)
-    on_log: dict[int, tuple[CheckpointSigned, str]] = field(default_factory=dict)
-    """The chain's checkpoints found on the log, by sequence, with where they were found."""
+    on_log: dict[int, tuple[TreeCheckpoint, str]] = field(default_factory=dict)
+    """The chain's checkpoints found on the log, by size, with where they were found."""
     progress: Progress | None = None
     """Told, after each chunk of entries, how many were checked of how many."""
+    writers: Mapping[str, Collection[str]] = field(default_factory=lambda: TOPIC_WRITERS)
+    """Whose keys may vouch for each topic's records (``gate.TOPIC_WRITERS``)."""
     _refused: dict[tuple[str, int, int], RefusedRecord] = field(default_factory=dict)
     _refused_seen: set[tuple[str, int, int]] = field(default_factory=set)
+    _tree: Frontier = field(default_factory=Frontier)
+    _roots: dict[int, bytes] = field(default_factory=dict)
+    """The recomputed tree's root at each size a checkpoint names."""
 
     async def run(self) -> Verification:
         self.result.against_log = self.kafka is not None
@@ -141,14 +153,17 @@ class Verifier:
         rows = await self.store.checkpoints()
         self._refused = {(r.topic, r.partition, r.offset): r for r in await self.store.refused_records()}
         self.result.forgeries = [_named(refusal) for refusal in self._refused.values()]
+        self._roots = dict.fromkeys({row.sequence for row in rows} | await self._published_sizes(), b"")
         self.result.covered = {
             "sequence": snapshot.head.sequence,
             "offsets": {_name(tp): n for tp, n in sorted(snapshot.next_offsets.items())},
         }
         if self.kafka is None:
-            await self._walk(snapshot, rows, None)
+            walked = await self._walk(snapshot, rows, None)
         else:
-            await self._against_log(snapshot, rows, self.kafka)
+            walked = await self._against_log(snapshot, rows, self.kafka)
+        if walked:
+            await self._tree_holds(snapshot.head.sequence)
         newest = await self.store.stored_head()
         for row in rows:
             if row.sequence > snapshot.head.sequence and row.sequence > newest:
@@ -156,7 +171,28 @@ class Verifier:
         self.result.lag["entries"] = max(0, newest - snapshot.head.sequence)
         return self.result
 
-    async def _against_log(self, snapshot: Snapshot, rows: list[Any], kafka: KafkaSettings) -> None:
+    async def _published_sizes(self) -> set[int]:
+        """The sizes the chain's published checkpoints in the store name (the walk records the
+        recomputed tree's root at each)."""
+        sizes = set()
+        where = EntryFilter(event_type=TreeCheckpoint.event_type)
+        async for chunk in self.store.stream(StoredEntry, where):
+            for row in chunk:
+                if row.subject == self.chain_id:
+                    try:
+                        sizes.add(TreeCheckpoint.model_validate_json(row.value or b"").size)
+                    except ValueError:
+                        continue
+        return sizes
+
+    async def _tree_holds(self, size: int) -> None:
+        """The stored tree is the one the entries make."""
+        root = self._tree.root()
+        self.result.tree = {"size": size, "root": base64.b64encode(root).decode()}
+        if await self.store.root_at(size) != root:
+            self.result.fail(size, "the stored Merkle tree is not the one the entries make")
+
+    async def _against_log(self, snapshot: Snapshot, rows: list[Any], kafka: KafkaSettings) -> bool:
         async with open_consumer(kafka, client_id="audit-verify", fetch_bytes=FETCH_BYTES) as consumer:
             every = await partitions_of(consumer, self.topics)
             ends = await consumer.end_offsets(every)
@@ -169,7 +205,7 @@ class Verifier:
                         f"the store holds {_name(tp)} up to offset {limits[tp] - 1}, but the log "
                         f"ends at {ends[tp] - 1}",
                     )
-            reader = LogReader(consumer, limits, ProofGate(self.keys))
+            reader = LogReader(consumer, limits, ProofGate(self.keys, self.writers))
             await reader.start()
             walked = await self._walk(snapshot, rows, reader)
             if walked:
@@ -181,6 +217,7 @@ class Verifier:
             # row for everything found on it; read before, every row marked published is on it.
             rows_now = await self.store.checkpoints()
             self._rows_match_the_log(snapshot, rows, rows_now, await self.store.stored_head())
+        return walked
 
     async def _walk(self, snapshot: Snapshot, rows: list[Any], reader: LogReader | None) -> bool:
         """Every entry of the snapshot in order; False at the first one that is not what it
@@ -198,10 +235,14 @@ class Verifier:
                 if row.prev_hash != previous:
                     self.result.fail(row.seq, "prev_hash does not match the previous entry's hash")
                     return False
-                digest = chain_hash(previous, record, row.headers)
+                leaf = canonical(record, row.headers)
+                digest = chain_hash(previous, leaf)
                 if digest != row.hash:
                     self.result.fail(row.seq, "stored content does not match its hash (the entry was edited)")
                     return False
+                self._tree = self._tree.append(leaf)
+                if row.seq in self._roots:
+                    self._roots[row.seq] = self._tree.root()
                 if (stored := by_sequence.get(row.seq)) is not None and not self._row_holds(stored, digest):
                     return False
                 if reader is not None:
@@ -217,15 +258,22 @@ class Verifier:
         return True
 
     def _row_holds(self, stored: Any, digest: str) -> bool:
+        """A checkpoint row: the chain's head it names, and its note signed by a trusted audit
+        key over the tree as the entries make it."""
         self.result.checkpoints += 1
         if stored.head_hash != digest:
-            self.result.fail(stored.sequence, "the chain differs from the signed checkpoint at this sequence")
+            self.result.fail(stored.sequence, "the chain differs from the signed checkpoint at this size")
             return False
-        message = checkpoint_message(stored.sequence, stored.head_hash, parse_time(stored.signed_at))
-        if not self._audit_signed(stored.key_id, message, stored.signature):
-            self.result.fail(
-                stored.sequence, "the checkpoint's signature does not verify with a trusted key", key_id=stored.key_id
-            )
+        if stored.note is None:
+            return True  # a checkpoint of the chain alone, signed before the tree: its head is checked
+        checked = evidence.note_refusal(
+            stored.note, origin=self.origin, trust=self.keys, at=parse_time(stored.signed_at).timestamp()
+        )
+        if isinstance(checked, str):
+            self.result.fail(stored.sequence, f"the checkpoint's note does not hold: {checked}", key_id=stored.key_id)
+            return False
+        if (checked.size, checked.root) != (stored.sequence, self._tree.root()):
+            self.result.fail(stored.sequence, "the signed checkpoint is not the tree the entries make at this size")
             return False
         return True
 
@@ -296,43 +344,35 @@ class Verifier:
         ):
             self.result.fail(None, f"the record kept apart for {name} differs from the log's")
 
-    def _audit_signed(self, kid: str, message: bytes, signature: str) -> bool:
-        try:
-            raw = base64.b64decode(signature, validate=True)
-        except ValueError:
-            return False
-        return self.keys.refusal(kid, message, raw, owners={"audit"}) is None
-
     async def _published_checkpoint(self, row: Any) -> None:
-        """A checkpoint of this chain that travelled through the log and back: it must sign
-        the chain as it is at the sequence it names."""
-        try:
-            checkpoint = CheckpointSigned.model_validate_json(row.value or b"")
-        except ValidationError:
-            self.result.fail(row.seq, "a checkpoint event of this chain is not a valid checkpoint")
-            return
+        """A checkpoint of this chain that travelled through the log and back: evidence (its
+        writer's proof held, its note is signed by a trusted key) of the tree at the size it names."""
         where = f"{row.topic}/{row.partition}@{row.offset}"
-        self.on_log[checkpoint.sequence] = (checkpoint, where)
-        if checkpoint.sequence >= row.seq:
-            self.result.fail(
-                row.seq, f"the checkpoint at {where} names entry {checkpoint.sequence}, which it cannot have seen"
-            )
-        else:
-            self._check_published(checkpoint, where, await self.store.hash_at(checkpoint.sequence))
+        judged = evidence.judge(
+            row.key,
+            row.value,
+            decode_headers(row.headers),
+            Verdict(writer=evidence.OWNER),
+            chain_id=self.chain_id,
+            origin=self.origin,
+            trust=self.keys,
+            at=row.timestamp / 1000,
+        )
+        if not isinstance(judged, evidence.Evidence):
+            reason = judged.reason if isinstance(judged, evidence.NotEvidence) else "not a checkpoint"
+            self.result.fail(row.seq, f"the checkpoint published at {where} does not hold: {reason}")
+            return
+        self.on_log[judged.size] = (judged.checkpoint, where)
+        if judged.size >= row.seq:
+            self.result.fail(row.seq, f"the checkpoint at {where} names entry {judged.size}, which it cannot have seen")
+            return
+        await self._check_published(judged, where)
 
-    def _check_published(self, checkpoint: CheckpointSigned, where: str, stored_hash: str) -> None:
+    async def _check_published(self, found: evidence.Evidence, where: str) -> None:
         self.result.checkpoints_on_log += 1
-        if stored_hash != checkpoint.head_hash:
-            self.result.fail(
-                checkpoint.sequence, f"the checkpoint published at {where} does not match the chain at this sequence"
-            )
-        message = checkpoint_message(checkpoint.sequence, checkpoint.head_hash, checkpoint.signed_at)
-        if not self._audit_signed(checkpoint.key_id, message, checkpoint.signature):
-            self.result.fail(
-                checkpoint.sequence,
-                f"the checkpoint published at {where} does not verify with a trusted key",
-                key_id=checkpoint.key_id,
-            )
+        root = self._roots.get(found.size) or await self.store.root_at(found.size)
+        if root != found.root or await self.store.hash_at(found.size) != found.checkpoint.head_hash:
+            self.result.fail(found.size, f"the checkpoint published at {where} does not match the trail at this size")
 
     async def _nothing_left_behind(self, reader: LogReader, limits: dict[TopicPartition, int]) -> None:
         """Completeness: below the snapshot's offsets, every record of the log is in the store,
@@ -369,22 +409,32 @@ class Verifier:
         async with open_consumer(kafka, client_id="audit-verify") as consumer:
             tail = await read_range(consumer, tp, start, ends[tp])
         head = await self.store.stored_head()  # once, after the tail: what the store holds by now
-        for record in tail:
-            checkpoint = published_checkpoint(record, self.chain_id)
-            if checkpoint is None:
-                continue
+        for record, verdict in ProofGate(self.keys).admit(tail, complete=True, topic=tp.topic, partition=tp.partition):
             where = f"{tp.topic}/{tp.partition}@{record.offset}"
-            self.on_log[checkpoint.sequence] = (checkpoint, where)
-            if checkpoint.sequence > head:
+            judged = evidence.judge(
+                record.key,
+                record.value,
+                record.headers,
+                verdict,
+                chain_id=self.chain_id,
+                origin=self.origin,
+                trust=self.keys,
+                at=record.timestamp / 1000,
+            )
+            if isinstance(judged, evidence.NotEvidence):
+                self.result.untrusted_checkpoints.append(f"{where} is not evidence: {judged.reason}")
+            if not isinstance(judged, evidence.Evidence):
+                continue
+            self.on_log[judged.size] = (judged.checkpoint, where)
+            if judged.size > head:
                 self.result.fail(
                     head + 1,
-                    f"the checkpoint published at {where} covers entries up to "
-                    f"{checkpoint.sequence}, but the store ends at {head}: entries {head + 1}.."
-                    f"{checkpoint.sequence} are missing (rolled back or truncated)",
-                    missing={"from_sequence": head + 1, "to_sequence": checkpoint.sequence},
+                    f"the checkpoint published at {where} covers entries up to {judged.size}, but the store "
+                    f"ends at {head}: entries {head + 1}..{judged.size} are missing (rolled back or truncated)",
+                    missing={"from_sequence": head + 1, "to_sequence": judged.size},
                 )
-            elif checkpoint.sequence <= snapshot.head.sequence:
-                self._check_published(checkpoint, where, await self.store.hash_at(checkpoint.sequence))
+            elif judged.size <= snapshot.head.sequence:
+                await self._check_published(judged, where)
 
     def _rows_match_the_log(self, snapshot: Snapshot, rows: list[Any], rows_now: list[Any], newest: int) -> None:
         """The store's checkpoint rows and the copies on the log: neither may lack the other."""
@@ -415,9 +465,11 @@ async def verify(
     store: AuditStore,
     keys: TrustStore,
     chain_id: str,
+    origin: str,
     kafka: KafkaSettings | None,
     topics: tuple[str, ...] = AUDITED_TOPICS,
     progress: Progress | None = None,
+    writers: Mapping[str, Collection[str]] = TOPIC_WRITERS,
 ) -> Verification:
-    """Verifies the chain and its checkpoints; with ``kafka``, also against the log."""
-    return await Verifier(store, keys, chain_id, kafka, topics, progress=progress).run()
+    """Verifies the chain, the tree and their checkpoints; with ``kafka``, also against the log."""
+    return await Verifier(store, keys, chain_id, origin, kafka, topics, progress=progress, writers=writers).run()

@@ -452,7 +452,8 @@ class CommandRejected(EventData):
 
 
 class CheckpointSigned(EventData):
-    """The signed head of the audit hash chain."""
+    """The signed head of the audit hash chain, as versions before the Merkle tree published it
+    (kept so that their records still decode; nothing writes it now)."""
 
     event_type: ClassVar[str] = event_type("audit.checkpoint")
     source: ClassVar[str] = "/policytrack/audit"
@@ -464,6 +465,24 @@ class CheckpointSigned(EventData):
     signed_at: UtcDatetime
     key_id: str
     signature: str = Field(description="Ed25519 signature, base64")
+
+
+class TreeCheckpoint(EventData):
+    """A signed checkpoint of the trail's Merkle tree: a C2SP tlog-checkpoint in a C2SP signed
+    note (Ed25519), which anyone checks with the verifier key alone; with the hash chain's head
+    at the same size, and the key that signed."""
+
+    event_type: ClassVar[str] = event_type("audit.checkpoint", 2)
+    source: ClassVar[str] = "/policytrack/audit"
+    topic: ClassVar[str] = AUDIT
+    subject_field: ClassVar[str] = "chain"
+    chain: AggregateId
+    size: int = Field(ge=0, description="the tree's size: how many entries it covers")
+    root_hash: str = Field(pattern=r"^[A-Za-z0-9+/]{43}=$", description="the tree's root, base64")
+    head_hash: str = Field(pattern=r"^[0-9a-f]{64}$", description="the hash chain's head at the same size")
+    note: str = Field(max_length=4000, description="the C2SP signed note of the checkpoint")
+    key_id: str
+    signed_at: UtcDatetime
 
 
 class ForgeryDetected(EventData):

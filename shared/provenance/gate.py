@@ -137,15 +137,16 @@ class ProofGate:
         self._lanes.pop((topic, partition), None)
 
     def _inspect(self, record: LogRecord) -> _Entry:
-        raw, count = proof_of(record.headers)
-        if count != 1:
-            return _Entry(record, None, b"", refused("carries no writer's proof" if count == 0 else "carries two"))
+        headers = record.headers if isinstance(record.headers, tuple | list) else tuple(record.headers)
+        raw = proof_of(headers)
+        if isinstance(raw, str):
+            return _Entry(record, None, b"", refused(raw))
         if record.topic not in self._writers:
             return _Entry(record, None, b"", refused(f"nobody is trusted to write {record.topic}"))
         proof = Proof.parse(raw)
         if proof is None:
             return _Entry(record, None, b"", refused("its writer's proof cannot be read"))
-        digest = record_digest(record.topic, record.partition, record.key, record.value, record.headers)
+        digest = record_digest(record.topic, record.partition, record.key, record.value, headers[:-1])
         return _Entry(record, proof, next_link(proof.previous, digest), None)
 
     def _close_chains(self, lane: _Lane, topic: str, partition: int) -> None:

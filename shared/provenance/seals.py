@@ -3,7 +3,7 @@ chain of the writer's records, whose heads the writer signs with its Ed25519 key
 
 Each writer process starts a session (a random id) and keeps, per topic and partition, a chain:
 ``link(n) = SHA-256(link(n-1) || digest(record n))``, where the digest covers the record's
-topic, partition, key, value and every header but the proof itself. Every record carries its
+topic, partition, key, value and every header but the proof itself, which is always the last. Every record carries its
 key id, session, position ``n`` in the chain and ``link(n-1)``; the writer signs ``link(n)`` at
 least on the last record it writes to a partition in one go (a transaction, or every record
 without one). A signature vouches for every record of the chain before it, so a reader checks
@@ -15,34 +15,29 @@ from __future__ import annotations
 
 import hashlib
 import os
-import struct
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from shared.provenance.keys import SigningKey, b64url, from_b64url
+import msgspec
+
+from shared.provenance.keys import SigningKey
 
 PROOF_HEADER = "writer-proof"
 VERSION = "1"
 _DIGEST_TAG = b"policytrack.record.v1\x00"
 _SIGNED_TAG = b"policytrack.seal.v1\n"
-_U32 = struct.Struct(">I").pack
-_NONE = b"\xff\xff\xff\xff"
+_MSGPACK = msgspec.msgpack.Encoder()
 
 Headers = Iterable[tuple[str, bytes | None]]
 
 
-def _field(raw: bytes | None) -> bytes:
-    return _NONE if raw is None else _U32(len(raw)) + raw
-
-
-def record_digest(topic: str, partition: int, key: bytes | None, value: bytes | None, headers: Headers) -> bytes:
-    """SHA-256 of the record as the log holds it, but for its proof header."""
-    kept = [(name, raw) for name, raw in headers if name != PROOF_HEADER]
-    parts = [_DIGEST_TAG, _field(topic.encode()), _U32(partition), _field(key), _field(value), _U32(len(kept))]
-    for name, raw in kept:
-        parts.append(_field(name.encode()))
-        parts.append(_field(raw))
-    return hashlib.sha256(b"".join(parts)).digest()
+def record_digest(
+    topic: str, partition: int, key: bytes | None, value: bytes | None, headers: Sequence[tuple[str, bytes | None]]
+) -> bytes:
+    """SHA-256 of the record as the log holds it, without its proof (``headers`` is every header
+    before it): the tag, then MessagePack, each value in its shortest form, of
+    ``[topic, partition, key, value, [[name, value], ...]]``."""
+    return hashlib.sha256(_DIGEST_TAG + _MSGPACK.encode((topic, partition, key, value, headers))).digest()
 
 
 def next_link(previous: bytes, digest: bytes) -> bytes:
@@ -60,7 +55,8 @@ def signed_message(kid: str, session: str, topic: str, partition: int, n: int, l
 
 @dataclass(frozen=True, slots=True)
 class Proof:
-    """A record's ``writer-proof`` header, read."""
+    """A record's ``writer-proof`` header, read: ``1.<kid>.<session>.<n>.<previous>[.<signature>]``,
+    the link and the signature in hex."""
 
     kid: str
     session: str
@@ -69,36 +65,36 @@ class Proof:
     signature: bytes | None
 
     def encode(self) -> bytes:
-        fields = [VERSION, self.kid, self.session, str(self.n), b64url(self.previous)]
+        fields = [VERSION, self.kid, self.session, str(self.n), self.previous.hex()]
         if self.signature is not None:
-            fields.append(b64url(self.signature))
+            fields.append(self.signature.hex())
         return ".".join(fields).encode()
 
     @classmethod
-    def parse(cls, raw: bytes | None) -> Proof | None:
+    def parse(cls, raw: bytes) -> Proof | None:
         """The proof, or None when the header is not one this code writes."""
-        if raw is None or len(raw) > 512:
+        fields = raw.split(b".")
+        if len(fields) not in (5, 6) or fields[0] != b"1" or len(fields[4]) != 64 or len(raw) > 400:
             return None
         try:
-            fields = raw.decode("ascii").split(".")
-            if fields[0] != VERSION or len(fields) not in (5, 6):
-                return None
             n = int(fields[3])
-            previous = from_b64url(fields[4])
-            signature = from_b64url(fields[5]) if len(fields) == 6 else None
+            previous = bytes.fromhex(fields[4].decode("ascii"))
+            signature = bytes.fromhex(fields[5].decode("ascii")) if len(fields) == 6 else None
+            kid, session = fields[1].decode("ascii"), fields[2].decode("ascii")
         except (UnicodeDecodeError, ValueError):
             return None
-        if n < 1 or len(previous) != 32 or (signature is not None and len(signature) != 64):
+        if n < 1 or not kid or not session or (signature is not None and len(signature) != 64):
             return None
-        if not fields[1] or not fields[2] or len(fields[1]) > 64 or len(fields[2]) > 64:
-            return None
-        return cls(fields[1], fields[2], n, previous, signature)
+        return cls(kid, session, n, previous, signature)
 
 
-def proof_of(headers: Headers) -> tuple[bytes | None, int]:
-    """The value of the record's proof header and how many it has (a proof given twice is none)."""
-    found = [raw for name, raw in headers if name == PROOF_HEADER]
-    return (found[0] if found else None), len(found)
+def proof_of(headers: Sequence[tuple[str, bytes | None]]) -> bytes | str:
+    """The value of the record's proof header, or why it has none: a writer appends exactly one,
+    last, and its digest covers every header before it (another "proof" among them included)."""
+    if not headers or headers[-1][0] != PROOF_HEADER:
+        return "carries no writer's proof (it is the last header of every record a writer seals)"
+    raw = headers[-1][1]
+    return raw if raw is not None else "its writer's proof is empty"
 
 
 class Sealer:
@@ -124,7 +120,7 @@ class Sealer:
         """The proof header's value for a record about to be appended at ``topic/partition``."""
         n, previous = self._links.get((topic, partition), (0, genesis(self.session, topic, partition)))
         n += 1
-        link = next_link(previous, record_digest(topic, partition, key, value, headers))
+        link = next_link(previous, record_digest(topic, partition, key, value, tuple(headers)))
         self._links[(topic, partition)] = (n, link)
         signature = (
             self.key.sign(signed_message(self.key.key_id, self.session, topic, partition, n, link)) if sign else None

@@ -213,10 +213,10 @@ async def test_a_signed_act_is_shown_to_be_its_departments_with_public_keys_alon
         events = {item["event"]["data"]["percent"]: item["event"]["id"] for item in await eventually(progress_events)}
     keys_file = tmp_path / "keys.jwks"
     keys_file.write_bytes(orjson.dumps(KeyFolder(keys_dir).trust().jwks()))
-    env = {"POLICYTRACK_AUDIT_URL": audit.url, "POLICYTRACK_TASKS_URL": tasks.url}
+    at = ["--audit-url", audit.url, "--tasks-url", tasks.url, "--keys", str(keys_file)]
 
     def verify_act(event_id: str) -> tuple[int, dict]:
-        result = CliRunner().invoke(cli.app, ["verify-act", event_id, "--keys", str(keys_file), "--json"], env=env)
+        result = CliRunner().invoke(cli.app, ["verify-act", event_id, *at, "--json"])
         return result.exit_code, orjson.loads(result.stdout.strip().splitlines()[-1])
 
     for percent, signer in ((25, "JILIN"), (30, "JILIN"), (29, "MOFCOM")):

@@ -36,6 +36,7 @@ from sqlalchemy import (
     select,
     text,
     true,
+    tuple_,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -44,10 +45,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.sql import Select
 
 from services.audit.adapters.sqlite import loop_thread_engine, threaded_engine
-from services.audit.domain.chain import GENESIS, LogRecord, chain_hash, headers_json
+from services.audit.domain.chain import GENESIS, LogRecord, canonical, chain_hash, headers_json
 from shared.contract.catalog import TaskAssigned, TaskReassigned
 from shared.contract.codec import DecodeFailure, decode
 from shared.contract.envelope import AnyEvent
+from shared.transparency.merkle import Frontier, Node, frontier_nodes, root_from
 
 metadata = MetaData()
 
@@ -149,6 +151,17 @@ checkpoints = Table(
     Column("key_id", String(64), nullable=False),
     Column("signature", String(200), nullable=False),
     Column("published", Boolean, nullable=False, default=False),
+    Column("root_hash", String(64)),
+    Column("note", Text),
+)
+
+tree = Table(
+    "audit_tree",
+    metadata,
+    # The Merkle tree's perfect subtrees: (level, index) covers leaves [index * 2^level, (index + 1) * 2^level).
+    Column("level", Integer, primary_key=True, autoincrement=False),
+    Column("idx", BigInteger, primary_key=True, autoincrement=False),
+    Column("hash", LargeBinary, nullable=False),
 )
 
 verifications = Table(
@@ -230,6 +243,8 @@ def event_of(row: StoredEntry) -> AnyEvent | DecodeFailure:
 class Head:
     sequence: int
     hash: str
+    tree: Frontier = field(default_factory=Frontier)
+    """The Merkle tree of the entries up to ``sequence``, as its perfect subtrees."""
 
 
 @dataclass(frozen=True)
@@ -284,16 +299,38 @@ class AuditStore:
             index_elements=[offsets.c.topic, offsets.c.partition], set_={"next_offset": upsert.excluded.next_offset}
         )
         self._insert_access = self._dialect.insert(task_access).on_conflict_do_nothing()
+        self._insert_nodes = tree.insert()
 
     async def open(self) -> None:
         async with self.engine.begin() as conn:
             await conn.run_sync(metadata.create_all)
-            await conn.run_sync(_add_published_column)
+            await conn.run_sync(_add_checkpoint_columns)
             await conn.run_sync(_filter_indexes)
             last = (
                 await conn.execute(select(entries.c.seq, entries.c.hash).order_by(entries.c.seq.desc()).limit(1))
             ).first()
-        self.head = Head(last.seq, last.hash) if last else Head(0, GENESIS)
+        if last is None:
+            self.head = Head(0, GENESIS)
+            return
+        nodes = frontier_nodes(last.seq)
+        found = await self.tree_nodes(set(nodes))
+        if len(found) < len(nodes):
+            found = await self._build_tree(last.seq)
+        self.head = Head(
+            last.seq, last.hash, Frontier(last.seq, tuple((level, found[(level, i)]) for level, i in nodes))
+        )
+
+    async def _build_tree(self, size: int) -> dict[Node, bytes]:
+        """The tree of a store made before it had one: every entry's leaf, once (a one-off at its
+        first start, like an index build)."""
+        frontier, made = Frontier(), list[tuple[int, int, bytes]]()
+        async for chunk in self.stream(StoredEntry, EntryFilter(through_sequence=size), chunk=5000):
+            for row in chunk:
+                frontier = frontier.append(canonical(log_record(row, with_headers=False), row.headers), made)
+            async with self.engine.begin() as conn:
+                await conn.execute(self._insert_nodes, [{"level": lv, "idx": i, "hash": h} for lv, i, h in made])
+            made.clear()
+        return await self.tree_nodes(set(frontier_nodes(size)))
 
     async def close(self) -> None:
         await self.engine.dispose()
@@ -322,6 +359,8 @@ class AuditStore:
                 await conn.execute(self._insert_access, [{"task_id": t, "department": d} for t, d in batch.access])
             if batch.refused:
                 await conn.execute(refused.insert(), batch.refused)
+            if batch.nodes:
+                await conn.execute(self._insert_nodes, [{"level": lv, "idx": i, "hash": h} for lv, i, h in batch.nodes])
         self.head = batch.head
         # Whoever waits for news holds the event that is set now; later waiters get a new one.
         self._written.set()
@@ -393,7 +432,7 @@ class AuditStore:
     # --- checkpoints ---------------------------------------------------------------------------
 
     async def add_checkpoint(
-        self, sequence: int, head_hash: str, signed_at: datetime, key_id: str, signature: str
+        self, sequence: int, head_hash: str, signed_at: datetime, key_id: str, signature: str, root_hash: str, note: str
     ) -> None:
         """Recorded as not yet published: it is marked once it is on the log. On SQLite this
         commit is synced to disk (and with it every entry before it), so a published checkpoint
@@ -412,6 +451,8 @@ class AuditStore:
                             key_id=key_id,
                             signature=signature,
                             published=False,
+                            root_hash=root_hash,
+                            note=note,
                         )
                     )
             finally:
@@ -429,6 +470,34 @@ class AuditStore:
             query = query.where(checkpoints.c.published == literal(False))
         async with self.engine.connect() as conn:
             return list(await conn.execute(query))
+
+    # --- the Merkle tree --------------------------------------------------------------------------
+
+    async def tree_nodes(self, wanted: set[Node]) -> dict[Node, bytes]:
+        """The stored perfect subtrees asked for (those that exist)."""
+        found: dict[Node, bytes] = {}
+        keys = sorted(wanted)
+        async with self.engine.connect() as conn:
+            for start in range(0, len(keys), 500):
+                chunk = keys[start : start + 500]
+                query = select(tree.c.level, tree.c.idx, tree.c.hash).where(tuple_(tree.c.level, tree.c.idx).in_(chunk))
+                found.update({(row.level, row.idx): bytes(row.hash) for row in await conn.execute(query)})
+        return found
+
+    async def root_at(self, size: int) -> bytes | None:
+        """The tree's root when it had ``size`` leaves; None when the store does not reach it."""
+        nodes = frontier_nodes(size)
+        found = await self.tree_nodes(set(nodes))
+        return root_from(size, found) if len(found) == len(nodes) else None
+
+    async def leaf(self, index: int) -> bytes | None:
+        """Leaf ``index`` (from 0): entry ``index + 1``'s canonical bytes."""
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(*ENTRY_COLUMNS).where(entries.c.seq == index + 1))).first()
+        if row is None:
+            return None
+        entry = StoredEntry._make(row)
+        return canonical(log_record(entry, with_headers=False), entry.headers)
 
     # --- records refused for their writer's proof -----------------------------------------------
 
@@ -641,6 +710,8 @@ class ChainedBatch:
     access: set[tuple[str, str]]
     refused: list[dict[str, Any]] = field(default_factory=list)
     """Records refused for their writer's proof: stored apart, not chained."""
+    nodes: list[tuple[int, int, bytes]] = field(default_factory=list)
+    """The Merkle tree's nodes the batch completes: (level, index, hash)."""
 
 
 def refused_row(record: LogRecord, reason: str, detected_at: datetime) -> dict[str, Any]:
@@ -667,14 +738,17 @@ def chained(
     """The rows of ``records`` chained onto ``after``, and the rows of the records refused for
     their writer's proof: CPU only, so the next batch can be chained while the database writes
     this one. The partitions' offsets move past both."""
-    sequence, previous = after.sequence, after.hash
+    sequence, previous, frontier = after.sequence, after.hash, after.tree
     rows: list[dict[str, Any]] = []
+    nodes: list[tuple[int, int, bytes]] = []
     access: set[tuple[str, str]] = set()
     next_offsets: dict[tuple[str, int], int] = {}
     for record in records:
         sequence += 1
         stored_headers = headers_json(record.headers)
-        digest = chain_hash(previous, record, stored_headers)
+        leaf = canonical(record, stored_headers)
+        digest = chain_hash(previous, leaf)
+        frontier = frontier.append(leaf, nodes)
         rows.append(_entry_row(sequence, record, stored_headers, previous, digest, access))
         next_offsets[(record.topic, record.partition)] = record.offset + 1
         previous = digest
@@ -682,7 +756,7 @@ def chained(
     for record, _ in refusals:
         where = (record.topic, record.partition)
         next_offsets[where] = max(next_offsets.get(where, 0), record.offset + 1)
-    return ChainedBatch(after, Head(sequence, previous), rows, next_offsets, access, kept_apart)
+    return ChainedBatch(after, Head(sequence, previous, frontier), rows, next_offsets, access, kept_apart, nodes)
 
 
 def _create_private_file(path: Path) -> None:
@@ -693,11 +767,15 @@ def _create_private_file(path: Path) -> None:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
-def _add_published_column(connection: Any) -> None:
-    """Stores made before checkpoints were marked on publication: their checkpoints are
-    published once more (a repeated checkpoint event is harmless; a missing one is not)."""
-    if "published" not in {column["name"] for column in inspect(connection).get_columns("audit_checkpoints")}:
+def _add_checkpoint_columns(connection: Any) -> None:
+    """Stores made before checkpoints were marked on publication (they are published once more:
+    a repeated checkpoint event is harmless, a missing one is not), or before the tree."""
+    present = {column["name"] for column in inspect(connection).get_columns("audit_checkpoints")}
+    if "published" not in present:
         connection.execute(text("ALTER TABLE audit_checkpoints ADD COLUMN published BOOLEAN NOT NULL DEFAULT FALSE"))
+    for name in ("root_hash", "note"):
+        if name not in present:
+            connection.execute(text(f"ALTER TABLE audit_checkpoints ADD COLUMN {name} TEXT"))
 
 
 def _filter_indexes(connection: Any) -> None:

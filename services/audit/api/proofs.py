@@ -10,8 +10,9 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Query, Response
-from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import BaseModel
+from fastapi import Path as FastApiPath
+from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
+from pydantic import BaseModel, Field
 
 from services.audit import verification
 from services.audit.adapters.store import AuditStore, EntryFilter, StoredEntry, decode_headers
@@ -22,6 +23,8 @@ from shared.auth import Actor
 from shared.http.problems import Problem, problem_responses
 from shared.http.service import Authenticated
 from shared.provenance.seals import PROOF_HEADER, Proof
+from shared.transparency import merkle
+from shared.transparency.notes import verifier_key
 
 router = APIRouter(tags=["audit"])
 
@@ -37,6 +40,8 @@ class VerificationAnswer(BaseModel):
     covered: dict[str, Any]
     lag: dict[str, Any]
     forgeries: list[dict[str, Any]]
+    untrusted_checkpoints: list[str]
+    tree: dict[str, Any]
 
 
 class CheckpointRow(BaseModel):
@@ -46,6 +51,8 @@ class CheckpointRow(BaseModel):
     key_id: str
     signature: str
     published: bool
+    root_hash: str | None
+    note: str | None
 
 
 class CheckpointsAnswer(BaseModel):
@@ -88,6 +95,7 @@ async def _verified(
         runtime.store,
         runtime.trusted_keys,
         runtime.settings.chain_id,
+        runtime.settings.log_origin(),
         runtime.settings.kafka if against_log else None,
         progress=progress,
     )
@@ -233,3 +241,103 @@ async def writer_run(store: AuditStore, entry: StoredEntry, limit: int = 10_000)
 
 def _b64(raw: bytes | None) -> str | None:
     return None if raw is None else base64.b64encode(raw).decode()
+
+
+# --- the transparency log: what outsiders check with standard tools (docs/transparency.md) ------------------
+
+TEXT: dict[int | str, dict[str, Any]] = {200: {"content": {"text/plain": {"schema": {"type": "string"}}}}}
+
+
+class InclusionProof(BaseModel):
+    index: int
+    size: int
+    hashes: list[str] = Field(description="the RFC 6962 audit path, base64")
+
+
+class ConsistencyProof(BaseModel):
+    old: int
+    new: int
+    hashes: list[str] = Field(description="the RFC 6962 consistency proof, base64")
+
+
+@router.get(
+    "/v1/audit/checkpoint",
+    response_class=PlainTextResponse,
+    responses={**TEXT, **problem_responses(401, 404)},
+    summary="The latest signed checkpoint of the trail's Merkle tree: a C2SP signed note",
+)
+async def checkpoint(actor: Authenticated, store: Store) -> PlainTextResponse:
+    rows = [row for row in await store.checkpoints() if row.note is not None]
+    if not rows:
+        raise Problem(404, "no checkpoint has been signed yet")
+    return PlainTextResponse(rows[-1].note)
+
+
+@router.get(
+    "/v1/audit/verifier-key",
+    response_class=PlainTextResponse,
+    responses={**TEXT, **problem_responses(401)},
+    summary="The note verifier key of the trail's checkpoints (name+hash+key, as Go's sumdb/note has it)",
+)
+async def verifier(actor: Authenticated, runtime: Runtime) -> PlainTextResponse:
+    origin = runtime.settings.log_origin()
+    return PlainTextResponse(verifier_key(origin, runtime.signing_key.public_key) + "\n")
+
+
+@router.get(
+    "/v1/audit/leaves/{index}",
+    response_class=Response,
+    responses={200: {"content": {"application/octet-stream": {}}}, **problem_responses(401, 404, 422)},
+    summary="Leaf INDEX of the tree (from 0): its entry's canonical bytes",
+)
+async def leaf(index: Annotated[int, FastApiPath(ge=0, le=2**62)], actor: Authenticated, store: Store) -> Response:
+    found = await store.leaf(index)
+    if found is None:
+        raise Problem(404, f"the tree has no leaf {index}")
+    return Response(found, media_type="application/octet-stream")
+
+
+async def _tree_size(store: AuditStore) -> int:
+    return store.head.sequence if not store.shared else await store.stored_head()
+
+
+@router.get(
+    "/v1/audit/proofs/inclusion",
+    response_model=InclusionProof,
+    responses=problem_responses(401, 422),
+    summary="The RFC 6962 audit path of leaf INDEX in the tree of SIZE leaves",
+)
+async def inclusion(
+    actor: Authenticated,
+    store: Store,
+    index: Annotated[int, Query(ge=0, le=2**62)],
+    size: Annotated[int, Query(ge=1, le=2**62)],
+) -> dict[str, Any]:
+    if size > (current := await _tree_size(store)):
+        raise Problem(422, f"the tree has {current} leaves, fewer than {size}", field="size")
+    if index >= size:
+        raise Problem(422, f"leaf {index} is outside a tree of {size} leaves", field="index")
+    parts = merkle.inclusion_parts(index, size)
+    hashes = merkle.resolve(parts, await store.tree_nodes(merkle.needed(parts)))
+    return {"index": index, "size": size, "hashes": [base64.b64encode(h).decode() for h in hashes]}
+
+
+@router.get(
+    "/v1/audit/proofs/consistency",
+    response_model=ConsistencyProof,
+    responses=problem_responses(401, 422),
+    summary="The RFC 6962 proof that the tree of NEW leaves extends the one of OLD leaves",
+)
+async def consistency(
+    actor: Authenticated,
+    store: Store,
+    old: Annotated[int, Query(ge=1, le=2**62)],
+    new: Annotated[int, Query(ge=1, le=2**62)],
+) -> dict[str, Any]:
+    if new > (current := await _tree_size(store)):
+        raise Problem(422, f"the tree has {current} leaves, fewer than {new}", field="new")
+    if old > new:
+        raise Problem(422, f"an old tree of {old} leaves is larger than the new one of {new}", field="old")
+    parts = merkle.consistency_parts(old, new) if old < new else []
+    hashes = merkle.resolve(parts, await store.tree_nodes(merkle.needed(parts)))
+    return {"old": old, "new": new, "hashes": [base64.b64encode(h).decode() for h in hashes]}

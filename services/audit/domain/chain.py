@@ -1,8 +1,9 @@
-"""The hash chain and what its checkpoints sign. Pure: bytes in, hashes out.
+"""The hash chain over the trail's entries. Pure: bytes in, hashes out.
 
 Each entry's hash is SHA-256(previous hash || canonical bytes of the record), so changing,
-removing or inserting any entry changes every hash after it; a checkpoint signs the head
-hash at a sequence (``keys.py``), so a copy of it held elsewhere pins the history up to it.
+removing or inserting any entry changes every hash after it. The same canonical bytes are the
+entry's leaf in the Merkle tree (``shared/transparency/merkle.py``), whose signed checkpoints
+pin the history for outsiders (docs/transparency.md writes the bytes down).
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import binascii
 import hashlib
 from dataclasses import dataclass
-from datetime import datetime
 
 import orjson
 
@@ -74,9 +74,6 @@ def canonical(record: LogRecord, stored_headers: bytes | None = None) -> bytes:
     )
 
 
-def chain_hash(previous: str, record: LogRecord, stored_headers: bytes | None = None) -> str:
-    return hashlib.sha256(bytes.fromhex(previous) + canonical(record, stored_headers)).hexdigest()
-
-
-def checkpoint_message(sequence: int, head_hash: str, signed_at: datetime) -> bytes:
-    return orjson.dumps({"sequence": sequence, "head_hash": head_hash, "signed_at": signed_at.isoformat()})
+def chain_hash(previous: str, leaf: bytes) -> str:
+    """The chain's hash after an entry whose canonical bytes are ``leaf`` (its Merkle leaf too)."""
+    return hashlib.sha256(bytes.fromhex(previous) + leaf).hexdigest()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
@@ -20,7 +21,7 @@ from shared.kafka.consumer import open_consumer, partitions_of, read_through
 from shared.kafka.snapshots import Claim, disproof
 from shared.logging import get_logger
 from shared.metrics import RECORDS_REFUSED
-from shared.provenance.gate import ProofGate
+from shared.provenance.gate import TOPIC_WRITERS, ProofGate
 from shared.provenance.keys import TrustStore
 from shared.provenance.sealing import SealBroken
 from shared.settings import KafkaSettings
@@ -41,7 +42,11 @@ class RebuildReport:
 
 
 async def catch_up(
-    kafka: KafkaSettings, snapshots: SnapshotStore, trust: TrustStore, topic: str = EVENTS
+    kafka: KafkaSettings,
+    snapshots: SnapshotStore,
+    trust: TrustStore,
+    topic: str = EVENTS,
+    writers: Mapping[str, Collection[str]] = TOPIC_WRITERS,
 ) -> tuple[LogView, RebuildReport]:
     """The view from the snapshot if the log bears it out, then the log after it."""
     report = RebuildReport()
@@ -68,7 +73,7 @@ async def catch_up(
             await asyncio.to_thread(snapshots.discard)
         view = LogView(history=TaskHistory(archive=snapshots), positions=LogPositions(topic))
     report.seconds = time.perf_counter() - started
-    return view, await rebuild(kafka, view, ProofGate(trust), report)
+    return view, await rebuild(kafka, view, ProofGate(trust, writers), report)
 
 
 async def rebuild(
