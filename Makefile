@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
 
-.PHONY: run test test-chaos test-cluster lint venv broker stop tools contract bench clean
+.PHONY: run test test-chaos test-cluster lint venv broker stop tools contract messages bench clean
 
 run: venv broker
 	$(BIN)/policytrack up
@@ -36,12 +36,14 @@ $(INSTALLED):
 
 # kcat is how people look at the topics by hand (the tests check what it shows); the audit
 # store's PostgreSQL path is tested against a real server (Debian's postgresql); the dashboard
-# is tested in Debian's chromium, driven through its chromium-driver.
+# is tested in Debian's chromium, driven through its chromium-driver, with Debian's CJK fonts
+# (the pages and the printed report are in Chinese first).
 tools:
 	@missing=""; command -v kcat >/dev/null || missing="$$missing kcat"; \
 	  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	  command -v chromium >/dev/null || missing="$$missing chromium"; \
 	  command -v chromedriver >/dev/null || missing="$$missing chromium-driver"; \
+	  ls /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc >/dev/null 2>&1 || missing="$$missing fonts-noto-cjk"; \
 	  if [ -n "$$missing" ]; then echo "installing$$missing (Debian packages)"; \
 	    SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	    $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq $$missing >/dev/null; fi
@@ -55,6 +57,12 @@ stop:
 contract: venv
 	$(BIN)/python -m shared.contract.generate
 
+# The messages people read, extracted from the code and templates; each language's catalog is
+# updated with the new ones (untranslated until a translator fills them in; a test fails till then).
+messages: venv
+	$(BIN)/pybabel --quiet extract -F babel.cfg -k NP_:1c,2 --no-location --sort-by-file --omit-header -o shared/i18n/messages.pot .
+	$(BIN)/pybabel --quiet update -i shared/i18n/messages.pot -d shared/i18n/locales --omit-header --ignore-obsolete -w 120
+
 # wrk drives the HTTP benchmarks. Each benchmark writes bench/results/<name>.json; the report
 # renders docs/BENCHMARKS.md and its plot from them. BENCH_SCALE=small ends within minutes.
 bench: venv broker
@@ -65,6 +73,8 @@ bench: venv broker
 	$(BIN)/python -m bench.kafka_throughput
 	$(BIN)/python -m bench.tasks_service
 	$(BIN)/python -m bench.audit_service
+	$(BIN)/python -m bench.provenance
+	$(BIN)/python -m bench.transparency
 	$(BIN)/python -m bench.notifications_service
 	$(BIN)/python -m bench.latency
 	$(BIN)/python -m bench.cluster

@@ -24,13 +24,15 @@ import httpx
 import orjson
 import psutil
 
-from bench.common import CpuMeter, listening_on, scratch_broker
+from bench.common import CpuMeter, ScratchBroker, fill, listening_on, scratch_broker
 from bench.results import Results, Row, scaled
 from shared.auth import mint_dev_token
 from shared.contract import catalog as c
 from shared.contract.envelope import new_event
+from shared.contract.topics import EVENTS
 from shared.kafka.producer import EventProducer
-from shared.settings import PROJECT_ROOT, KafkaSettings
+from shared.provenance.keys import KeyFolder
+from shared.settings import PROJECT_ROOT
 
 PORT, SERVICE_PORT = 19292, 18950
 NDRC = {"Authorization": f"Bearer {mint_dev_token('u-bench', 'NDRC', ['supervisor'])}"}
@@ -61,31 +63,27 @@ def receiver(arrivals: list[tuple[float, str]]) -> ThreadingHTTPServer:
     return server
 
 
-async def schedule(kafka: KafkaSettings, tasks: int, per_task: int, due: datetime, prefix: str) -> None:
-    async with EventProducer(kafka, client_id="bench-notifications") as producer:
-        futures = []
-        for t in range(tasks):
-            task_id = f"{prefix}-{t}"
-            for data in (
-                c.TaskCreated(
-                    task_id=task_id, plan_id="p", title=f"Task {t}", field="trade", due=due + timedelta(days=365)
-                ),
-                c.TaskAssigned(task_id=task_id, lead_department="JILIN", supporting_departments=("MOFCOM",)),
-            ):
-                futures.append(await producer.enqueue(new_event(data, actor="u-bench", actordept="JILIN")))
-            for m in range(per_task):
-                futures.append(
-                    await producer.enqueue(
-                        new_event(
-                            c.MilestoneScheduled(
-                                task_id=task_id, milestone_id=f"{task_id}-m{m}", title=f"Milestone {m}", due=due
-                            ),
-                            actor="u-bench",
-                            actordept="JILIN",
-                        )
-                    )
-                )
-        await asyncio.gather(*futures)
+YEAR = timedelta(days=365)
+
+
+async def schedule(broker: ScratchBroker, tasks: int, per_task: int, due: datetime, prefix: str) -> None:
+    """Tasks and their milestones on the events topic, as the tasks service's writer appends them."""
+    signing = KeyFolder(broker.folder / "keys").signing_key("tasks", create=True)
+    events = []
+    for t in range(tasks):
+        task_id = f"{prefix}-{t}"
+        events += [
+            c.TaskCreated(
+                task_id=task_id, plan_id="p", title=f"Task {t}", field="trade", due=due + timedelta(days=365)
+            ),
+            c.TaskAssigned(task_id=task_id, lead_department="JILIN", supporting_departments=("MOFCOM",)),
+            *(
+                c.MilestoneScheduled(task_id=task_id, milestone_id=f"{task_id}-m{m}", title=f"Milestone {m}", due=due)
+                for m in range(per_task)
+            ),
+        ]
+    async with EventProducer(broker.settings, client_id="bench-notifications", signing_key=signing) as producer:
+        await fill(producer, EVENTS, (new_event(data, actor="u-bench", actordept="JILIN") for data in events))
 
 
 def start_service(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], float, dict[str, Any]]:
@@ -111,11 +109,10 @@ def start_service(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], float, 
 def main(open_milestones: int, burst: int) -> None:
     results = Results("notifications_service")
     with tempfile.TemporaryDirectory() as folder, scratch_broker(PORT, folder) as broker:
-        kafka = broker.settings
         service = None
         try:
             far = datetime.now(UTC) + timedelta(days=200)
-            asyncio.run(schedule(kafka, open_milestones // 100, 100, far, "open"))
+            asyncio.run(schedule(broker, open_milestones // 100, 100, far, "open"))
             service_env = {
                 **broker.env,
                 "POLICYTRACK_ENV": "dev",
@@ -152,7 +149,7 @@ def main(open_milestones: int, burst: int) -> None:
             ).json()
             assert "secret" in subscribed, subscribed
             due = (datetime.now(UTC) + timedelta(seconds=15)).replace(microsecond=0)
-            asyncio.run(schedule(kafka, burst // 10, 10, due, "burst"))
+            asyncio.run(schedule(broker, burst // 10, 10, due, "burst"))
             if os.environ.get("BENCH_PROFILE"):
                 subprocess.Popen(
                     [

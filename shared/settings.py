@@ -5,11 +5,15 @@ Each service composes these into its own settings class in ``services/<name>/set
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 from typing import ClassVar, Literal, Self
+from zoneinfo import ZoneInfo
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.domain.calendar import WorkingCalendar, arrangements
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -65,6 +69,24 @@ class RuntimeSettings(BaseSettings):
     trust_dir: Path | None = Field(
         default=None, description="the public keys readers trust (trust/<owner>/<kid>.jwk); by default <keys_dir>/trust"
     )
+    timezone: str = Field(
+        default="Asia/Shanghai", description="where the deployment is: times are shown and due dates read in this zone"
+    )
+    working_days_file: Path = Field(
+        default=PROJECT_ROOT / "deploy" / "working-days.toml",
+        description="the State Council's holiday arrangements for years the chinese-calendar library does not know",
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, zone: str) -> str:
+        ZoneInfo(zone)  # an unknown zone fails here, at start, not on the first page shown
+        return zone
+
+    def working_calendar(self) -> WorkingCalendar:
+        """The official calendar of working days in the deployment's zone, with the override file's years."""
+        document = tomllib.loads(self.working_days_file.read_text()) if self.working_days_file.exists() else {}
+        return WorkingCalendar(ZoneInfo(self.timezone), arrangements(document))
 
 
 class ServiceSettings(BaseSettings):

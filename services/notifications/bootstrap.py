@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,7 +29,7 @@ from shared.kafka.producer import EventProducer
 from shared.kafka.snapshots import disproof
 from shared.logging import get_logger
 from shared.provenance.gate import ProofGate
-from shared.provenance.keys import KeyFolder, TrustStore
+from shared.provenance.keys import KeyFolder, TrustStore, refuse_if_shared, write_secret
 from shared.provenance.sealing import SnapshotSeal
 from shared.supervision import BackgroundWork, Health
 
@@ -165,7 +166,26 @@ class NotificationsRuntime:
             "events": self.service.events_applied,
             "events_since_snapshot": self.service.events_applied - (self._snapshot_covers or 0),
             "background": background,
+            "working_days": self._working_days(),
         }
+
+    def _working_days(self) -> dict[str, Any]:
+        """The calendar support requests are counted on; years it cannot tell are a warning here."""
+        calendar = self.service.schedule.policy.calendar
+        today = self.service.clock().date()
+        unknown = sorted({*calendar.unknown_years(today), *calendar.guessed_years})
+        return {
+            "zone": calendar.zone.key,
+            "unknown_years": unknown,
+            **({"warning": _unknown_years_warning(unknown)} if unknown else {}),
+        }
+
+
+def _unknown_years_warning(years: list[int]) -> str:
+    return (
+        f"no official holiday arrangement for {', '.join(map(str, years))}: working days are counted Monday to "
+        "Friday until the arrangement is added to the working-days file (POLICYTRACK_WORKING_DAYS_FILE)"
+    )
 
 
 def sealing_key(settings: NotificationsSettings) -> str:
@@ -177,9 +197,9 @@ def sealing_key(settings: NotificationsSettings) -> str:
         )
     path = settings.sealing_key_file()
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(Fernet.generate_key())
-        path.chmod(0o600)
+        with contextlib.suppress(FileExistsError):  # written by another instance meanwhile: use that one
+            write_secret(path, Fernet.generate_key())
+    refuse_if_shared(path)
     return path.read_text().strip()
 
 
@@ -189,7 +209,14 @@ def bootstrap(settings: NotificationsSettings | None = None, clock: Clock = utc_
     keys = KeyFolder.of(settings.runtime)
     signing_key = keys.signing_key(OWNER, create=settings.runtime.env != "prod")
     producer = EventProducer(settings.kafka, client_id="policytrack-notifications", signing_key=signing_key)
-    policy = Policy(lead_times=tuple(settings.lead_times), grace=settings.grace, escalate_after=settings.escalate_after)
+    policy = Policy(
+        lead_times=tuple(settings.lead_times),
+        grace=settings.grace,
+        escalate_after=settings.escalate_after,
+        calendar=settings.runtime.working_calendar(),
+    )
+    if unknown := policy.calendar.unknown_years(clock().date()):
+        log.warning("working-day calendar incomplete", detail=_unknown_years_warning(unknown))
     retry = RetryPolicy(
         settings.retry_period,
         settings.retry_base_seconds,

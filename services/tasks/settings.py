@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import ClassVar
 
@@ -23,6 +24,10 @@ class TasksSettings(ServiceSettings):
     transactional_id: str = Field(
         default="policytrack-tasks-0",
         description="stable per writing instance: a restarted or second instance with it fences the old one",
+    )
+    progress_report_interval: timedelta = Field(
+        default=timedelta(days=30),
+        description="a lead department reports each open task's progress at least this often (its to-do list says so)",
     )
     watch_interval_seconds: float = Field(
         default=60.0, ge=0, description="how often tasks' health and plans' evaluations are assessed; 0: never"

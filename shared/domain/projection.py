@@ -105,3 +105,21 @@ class Projection:
 
     def tasks(self) -> list[Task]:
         return [a for a in self.aggregates.values() if isinstance(a, Task)]
+
+    def issues(self) -> list[Issue]:
+        return [a for a in self.aggregates.values() if isinstance(a, Issue)]
+
+    def approvals(self) -> list[Approval]:
+        return [a for a in self.aggregates.values() if isinstance(a, Approval)]
+
+    def support_requests(self) -> list[SupportRequest]:
+        return [a for a in self.aggregates.values() if isinstance(a, SupportRequest)]
+
+    def issues_of(self, task_id: str) -> list[Issue]:
+        return [issue for issue in self.issues() if issue.task_id == task_id]
+
+    def approvals_of(self, task_id: str) -> list[Approval]:
+        return [approval for approval in self.approvals() if approval.task_id == task_id]
+
+    def support_requests_of(self, task_id: str) -> list[SupportRequest]:
+        return [request for request in self.support_requests() if request.task_id == task_id]

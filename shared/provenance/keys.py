@@ -209,23 +209,36 @@ class TrustStore:
 
 
 def write_private(path: Path, key: Ed25519PrivateKey, *, replace: bool = False) -> None:
-    """Writes the key readable by its owner only, in one step: a temporary file opened 0600,
-    then linked into place (or, with ``replace``, renamed over the old key)."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    """Writes the key readable by its owner only (``write_secret``)."""
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    write_secret(path, pem, replace=replace)
+
+
+def write_secret(path: Path, content: bytes, *, replace: bool = False) -> None:
+    """Writes ``content`` readable by its owner only, in one step: a temporary file opened 0600,
+    then linked into place (or, with ``replace``, renamed over the old file). Without
+    ``replace``, FileExistsError when another process wrote the file first."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         with os.fdopen(descriptor, "wb") as out:
-            out.write(pem)
+            out.write(content)
             out.flush()
             os.fsync(out.fileno())
         if replace:
             temporary.replace(path)
         else:
-            os.link(temporary, path)  # fails if another process made the key first
+            os.link(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def refuse_if_shared(path: Path) -> None:
+    """Refuses a secret that its group or others may read, as ssh refuses such a key."""
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        raise InsecureKey(f"{path} is readable by others (mode {mode:o}): chmod 600 it, or make a new key")
 
 
 def load_signing_key(path: Path, *, create: bool, owner: str = "") -> SigningKey:
@@ -236,9 +249,7 @@ def load_signing_key(path: Path, *, create: bool, owner: str = "") -> SigningKey
             raise FileNotFoundError(f"no signing key at {path}")
         with contextlib.suppress(FileExistsError):  # made by another instance meanwhile: use that one
             write_private(path, Ed25519PrivateKey.generate())
-    mode = stat.S_IMODE(path.stat().st_mode)
-    if mode & 0o077:
-        raise InsecureKey(f"{path} is readable by others (mode {mode:o}): chmod 600 it, or make a new key")
+    refuse_if_shared(path)
     key = serialization.load_pem_private_key(path.read_bytes(), password=None)
     if not isinstance(key, Ed25519PrivateKey):
         raise ValueError(f"{path} is not an Ed25519 private key")

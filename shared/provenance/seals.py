@@ -71,8 +71,10 @@ class Proof:
         return ".".join(fields).encode()
 
     @classmethod
-    def parse(cls, raw: bytes) -> Proof | None:
-        """The proof, or None when the header is not one this code writes."""
+    def parse(cls, raw: bytes | None) -> Proof | None:
+        """The proof, or None when the header is absent or not one this code writes."""
+        if raw is None:
+            return None
         fields = raw.split(b".")
         if len(fields) not in (5, 6) or fields[0] != b"1" or len(fields[4]) != 64 or len(raw) > 400:
             return None

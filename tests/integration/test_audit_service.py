@@ -218,7 +218,7 @@ async def test_a_deleted_row_is_found(tasks: ServiceProcess, audit: ServiceProce
 async def test_an_inserted_row_with_a_recomputed_chain_is_found(tasks: ServiceProcess, audit: ServiceProcess) -> None:
     """A forger who inserts an entry and rewrites every hash after it still meets the log."""
     from services.audit.adapters.store import derive
-    from services.audit.domain.chain import LogRecord, chain_hash, headers_json
+    from services.audit.domain.chain import LogRecord, canonical, chain_hash, headers_json
 
     await seed_task(tasks)
     await wait_caught_up(audit)
@@ -232,7 +232,7 @@ async def test_an_inserted_row_with_a_recomputed_chain_is_found(tasks: ServicePr
         db.execute("update audit_entries set seq = seq + 100000 where seq > ?", (forged_after,))
         previous = rows[forged_after - 1][8]
         fake = LogRecord("policy.events", 0, 10**9, 0, b"x", b"{}", ())
-        fake_hash = chain_hash(previous, fake)
+        fake_hash = chain_hash(previous, canonical(fake))
         db.execute(
             "insert into audit_entries (seq, topic, partition, offset, timestamp, key, value, headers, "
             "prev_hash, hash, decode_error) values (?, 'policy.events', 0, ?, 0, ?, ?, ?, ?, ?, ?)",
@@ -241,7 +241,7 @@ async def test_an_inserted_row_with_a_recomputed_chain_is_found(tasks: ServicePr
         previous = fake_hash
         for seq, topic, partition, offset, timestamp, key, value, headers, _ in rows[forged_after:]:
             record = LogRecord(topic, partition, offset, timestamp, key, value, ())
-            digest = chain_hash(previous, record, headers)
+            digest = chain_hash(previous, canonical(record, headers))
             db.execute(
                 "update audit_entries set seq = ?, prev_hash = ?, hash = ? where seq = ?",
                 (seq + 1, previous, digest, seq + 100000),

@@ -11,7 +11,7 @@ import pytest
 from shared.contract import catalog as c
 from shared.contract.codec import decode_record
 from shared.contract.envelope import CloudEvent
-from shared.contract.topics import EVENTS
+from shared.contract.topics import AUDIT, EVENTS
 from shared.settings import KafkaSettings
 from tests.conftest import (
     JILIN,
@@ -237,7 +237,7 @@ async def test_the_ndrc_reports_from_the_trail_and_the_trail_proves_what_it_sent
         for someone_else in (JILIN, SC, NAO, MOFCOM, token("u-ndrc-clerk", "NDRC", "implementer")):
             refused = await client.post("/v1/audit/reports/implementation/submit", headers=someone_else, json=period)
             assert refused.status_code == 403, "only the NDRC's supervisor submits the report"
-        starts = await end_offsets(kafka_settings, EVENTS)
+        starts = await end_offsets(kafka_settings, AUDIT)
         submitted = await client.post("/v1/audit/reports/implementation/submit", headers=NDRC, json=period)
         assert submitted.status_code == 201, submitted.text
         assert submitted.json()["sha256"] == as_json.headers["digest"].removeprefix("sha-256=")

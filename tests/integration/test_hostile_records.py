@@ -1,15 +1,17 @@
 """One record with a header that has no value (legal in Kafka) used to stop every consumer:
 the command consumer died and died again on every restart, the tasks rebuild and the audit
-ingestor too. Now each dead-letters or records it and handles the next valid record."""
+ingestor too. Now each dead-letters it or refuses it (it carries no writer's proof) and handles
+the next valid record. The hostile records are written by the broker's admin: a forger who
+holds the broker itself."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
-import orjson
 from aiokafka import AIOKafkaProducer
 
 from shared.contract.codec import decode_record
@@ -20,8 +22,10 @@ from shared.settings import KafkaSettings
 from tests.conftest import (
     JILIN,
     NAO,
+    Broker,
     ServiceProcess,
     caught_up,
+    department_system,
     end_offsets,
     eventually,
     plan_and_task,
@@ -55,25 +59,9 @@ async def produce_hostile(settings: KafkaSettings, topics: list[str]) -> None:
         await producer.stop()
 
 
-async def send_command(settings: KafkaSettings, name: str, body: dict, correlation: str) -> None:
-    producer = AIOKafkaProducer(**client_options(settings), acks="all")
-    await producer.start()
-    try:
-        await producer.send_and_wait(
-            COMMANDS,
-            orjson.dumps(body),
-            key=body["task_id"].encode(),
-            headers=[
-                ("command", name.encode()),
-                ("authorization", JILIN["Authorization"].encode()),
-                ("correlationid", correlation.encode()),
-            ],
-        )
-    finally:
-        await producer.stop()
-
-
-async def test_every_consumer_handles_the_next_valid_record(service_factory, kafka_settings: KafkaSettings) -> None:
+async def test_every_consumer_handles_the_next_valid_record(
+    service_factory, kafka: Broker, kafka_settings: KafkaSettings, keys_dir: Path
+) -> None:
     tasks: ServiceProcess = service_factory("tasks").start()
     audit: ServiceProcess = service_factory("audit").start()
     notifications: ServiceProcess = service_factory("notifications", **FAST).start()
@@ -84,9 +72,11 @@ async def test_every_consumer_handles_the_next_valid_record(service_factory, kaf
     # The broker is the session's: the trail also holds what earlier tests wrote.
     before = (await caught_up(audit))["entries"]
 
+    refused_before = audit.readiness()["refused_records"]
     await produce_hostile(kafka_settings, [COMMANDS, EVENTS, ALERTS, DEADLETTER])
     correlation = f"after-hostile-{uuid.uuid4().hex[:8]}"
-    await send_command(kafka_settings, "report_progress", {"task_id": task, "percent": 15}, correlation)
+    jilin = department_system(kafka, keys_dir, "JILIN", "u-jilin", "implementer")
+    await jilin.send(jilin.command("report_progress", {"task_id": task, "percent": 15}, correlation=correlation))
 
     async def answered() -> CloudEvent | None:
         records = await read_from(kafka_settings, starts, until=lambda rs: False, timeout=0.5)
@@ -114,12 +104,16 @@ async def test_every_consumer_handles_the_next_valid_record(service_factory, kaf
 
         async def stored() -> list | None:
             items = await whole_trail(client)
-            bad = [i for i in items if i["decode_error"] and i["seq"] > before]
             valid = [i for i in items if i["event"] and i["event"].get("correlationid") == correlation]
-            return items if len(bad) >= 3 * len(HOSTILE) and valid else None
+            refused = audit.readiness()["refused_records"] - refused_before
+            return items if refused >= 3 * len(HOSTILE) and valid else None
 
-        await eventually(stored, timeout=60, what="the trail holding the hostile records and the valid one")
-        assert (await client.get("/v1/audit/verify", headers=NAO)).json()["ok"] is True
+        items = await eventually(stored, timeout=60, what="the hostile records kept apart and the valid one chained")
+        assert not [i for i in items if i["seq"] > before and i["decode_error"]], "no hostile record is an act"
+        verified = (await client.get("/v1/audit/verify", headers=NAO)).json()
+        assert verified["ok"] is True
+        hostile = {(f["topic"], f["offset"]) for f in verified["forgeries"] if f["topic"] != COMMANDS}
+        assert len(hostile) >= 3 * len(HOSTILE), "verify names each of them"
 
     due = datetime.now(UTC) + timedelta(seconds=4)
     async with httpx.AsyncClient(base_url=tasks.url, timeout=30) as client:

@@ -112,11 +112,11 @@ class Ledger:
                 table[task["lead"]]["lead"] += 1
             for department in task["supporting"]:
                 table[department]["supporting"] += 1
-            for department in filter(None, [task["lead"], *task["supporting"]]):
-                table[department]["done"] += not task["open"]
-                table[department]["late"] += self.late(task)
-                table[department]["at_risk"] += self.at_risk(task)
-                table[department]["escalated"] += self.escalations[task_id]
+            if lead := task["lead"]:
+                table[lead]["done"] += not task["open"]
+                table[lead]["late"] += self.late(task)
+                table[lead]["at_risk"] += self.at_risk(task)
+                table[lead]["escalated"] += self.escalations[task_id]
         for request in self.requests.values():
             for department, (state, answered_at) in request["answers"].items():
                 row = table[department]
@@ -126,7 +126,7 @@ class Ledger:
                 elif state == "answered":
                     row["support_answered_in_time" if answered_at <= request["by"] else "support_late"] += 1
                 elif request["open"] and request["by"] < self.at:
-                    row["support_late"] += 1
+                    row["support_unanswered"] += 1
         overdue = [p for p, due in self.evaluation_due.items() if self.plan_evaluated.get(p, due - timedelta(1)) < due]
         table["NDRC"]["evaluations_overdue"] = len(overdue)
         return {d: {k: v for k, v in row.items() if v} for d, row in table.items()}
@@ -248,5 +248,8 @@ async def test_both_reports_agree_with_each_other_and_with_a_ledger_kept_from_th
     expected = {"lead": 3, "done": 1, "late": 1, "at_risk": 1, "escalated": 1}
     assert {k: v for k, v in ledger.departments()["JILIN"].items() if k in expected} == expected
     assert ledger.departments()["MOFCOM"]["support_answered_in_time"] == 1
-    assert ledger.departments()["MOFCOM"]["support_late"] == ledger.departments()["MEE"]["support_late"] == 1
+    assert ledger.departments()["MOFCOM"]["support_late"] == ledger.departments()["MEE"]["support_unanswered"] == 1
+    assert "late" not in ledger.departments()["MOFCOM"], (
+        "a supporting department does not answer for the lead's lateness"
+    )
     assert ledger.departments()["GACC"]["support_declined"] == 1

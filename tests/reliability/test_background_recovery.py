@@ -4,20 +4,17 @@ whose publication did not happen is published on the next round."""
 from __future__ import annotations
 
 import sqlite3
-from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
 import httpx
 
-from services.audit.adapters.store import iso
-from services.audit.domain.chain import checkpoint_message
-from shared.contract.catalog import TaskProgressReported
+from shared.contract.catalog import TaskProgressReported, TreeCheckpoint
 from shared.contract.codec import decode_record
 from shared.contract.envelope import CloudEvent, new_event
-from shared.contract.topics import EVENTS
+from shared.contract.topics import AUDIT
 from shared.kafka.producer import EventProducer
-from shared.provenance.keys import SigningKey, load_signing_key
+from shared.provenance.keys import SigningKey
 from shared.settings import KafkaSettings
 from tests.conftest import NAO, ServiceProcess, caught_up, end_offsets, eventually, read_from
 
@@ -70,31 +67,18 @@ async def test_a_checkpoint_recorded_but_not_published_is_published_next(
     audit.kill()
     # The state a crash leaves between recording a checkpoint and publishing it.
     database = Path(audit.env["POLICYTRACK_DATA_DIR"]) / "audit" / "audit.db"
-    key = load_signing_key(Path(audit.env["POLICYTRACK_KEYS_DIR"]) / "audit" / "signing-key.pem", create=False)
-    signed_at = datetime.now(UTC)
     with sqlite3.connect(database) as db:
-        sequence, head_hash = db.execute("select seq, hash from audit_entries order by seq desc limit 1").fetchone()
-        db.execute("delete from audit_checkpoints where sequence >= ?", (sequence,))
-        db.execute(
-            "insert into audit_checkpoints (sequence, head_hash, signed_at, key_id, signature, published) "
-            "values (?, ?, ?, ?, ?, 0)",
-            (
-                sequence,
-                head_hash,
-                iso(signed_at),
-                key.key_id,
-                key.sign_b64(checkpoint_message(sequence, head_hash, signed_at)),
-            ),
-        )
-    starts = await end_offsets(kafka_settings, EVENTS)
+        (sequence,) = db.execute("select max(sequence) from audit_checkpoints").fetchone()
+        db.execute("update audit_checkpoints set published = 0 where sequence = ?", (sequence,))
+    starts = await end_offsets(kafka_settings, AUDIT)
     audit.start()
 
     def published(records: list) -> bool:
         return any(
             isinstance(e := decode_record(r), CloudEvent)
-            and e.type.endswith("audit.checkpoint.v1")
+            and isinstance(e.data, TreeCheckpoint)
             and e.data.chain == audit.env["POLICYTRACK_AUDIT_CHAIN_ID"]
-            and e.data.sequence == sequence
+            and e.data.size == sequence
             for r in records
         )
 

@@ -8,12 +8,13 @@ from datetime import UTC, datetime, timedelta
 from services.web.adapters.sessions import Sessions
 from services.web.api.charts import milestone_timeline
 from services.web.api.session import local_path
-from services.web.domain.history import history
+from services.web.domain.history import describe, history
 from services.web.domain.overview import overview
 from services.web.domain.responsibility import heat, table
 from shared.auth import Actor
 from shared.contract.codes import Department, Role
 from shared.domain.state import Milestone, Task, TaskStatus
+from shared.i18n import using
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 DAY = timedelta(days=1)
@@ -113,8 +114,24 @@ def test_history_says_who_of_which_department_did_what_oldest_first() -> None:
         ]
     )
     assert [(line.department, line.actor) for line in lines] == [("JILIN", "u-1"), ("JILIN", "u-1")]
-    assert lines[1].what == "reported progress of 40%: site ready"
-    assert "Cluster" in lines[0].what
+    with using("en"):
+        assert describe(lines[1]) == "reported progress of 40%: site ready"
+        assert describe(lines[0]) == "created the task “Cluster”, due January 1, 2027"
+    with using("zh_CN"):
+        assert describe(lines[1]) == "报告进度 40%：site ready"
+        assert describe(lines[0]) == "创建任务“Cluster”，截止日期 2027年1月1日"
+
+
+def test_a_milestone_met_is_named() -> None:
+    """Issue 29: "marked a milestone met" did not say which milestone."""
+    lines = history(
+        [
+            entry("milestone.scheduled", milestone_id="m-1", title="Customs single window", due="2027-01-01"),
+            entry("milestone.met", milestone_id="m-1"),
+        ]
+    )
+    with using("en"):
+        assert describe(lines[1]) == "marked the milestone “Customs single window” met"
 
 
 def test_heat_is_relative_to_the_largest_value_of_the_column() -> None:

@@ -4,6 +4,7 @@ rotation that leaves what was signed before verifiable while a retired key vouch
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import time
@@ -12,7 +13,10 @@ from pathlib import Path
 import pytest
 
 from services.audit.settings import AuditSettings
+from services.notifications.bootstrap import sealing_key
+from services.notifications.settings import NotificationsSettings
 from shared.provenance.keys import InsecureKey, KeyFolder, load_signing_key
+from shared.settings import RuntimeSettings
 
 
 @pytest.fixture
@@ -95,3 +99,25 @@ def test_after_rotation_the_old_key_verifies_what_it_signed_and_nothing_after_it
     keys.retire("audit", old_id, at=now - 5)
     assert "outside the window" in (keys.trust().refusal(old_id, b"checkpoint 10", signed_before, at=now) or "")
     assert {k["kid"] for k in keys.trust().jwks("audit")["keys"]} == {old_id, new_id}
+
+
+def test_the_notifications_sealing_key_is_never_readable_by_others(
+    tmp_path: Path, permissive_umask: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 28: the development sealing key was written, then chmod-ed; a crash between the
+    two (here: the chmod failing) left it world-readable."""
+
+    def crash(*_args: object, **_kwargs: object) -> None:
+        raise OSError("crashed before chmod")
+
+    settings = NotificationsSettings(runtime=RuntimeSettings(env="dev", data_dir=tmp_path))
+    monkeypatch.setattr(Path, "chmod", crash)
+    with contextlib.suppress(OSError):
+        sealing_key(settings)
+    path = settings.sealing_key_file()
+    assert not path.exists() or stat.S_IMODE(path.stat().st_mode) == 0o600
+    monkeypatch.undo()
+    assert sealing_key(settings) == sealing_key(settings), "the key is made once and kept"
+    path.chmod(0o644)
+    with pytest.raises(InsecureKey, match="readable by others"):
+        sealing_key(settings)

@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from services.notifications.domain.schedule import Policy, Schedule
-from services.notifications.domain.support import working_days_after
 from shared.contract import catalog as c
 from shared.contract.envelope import new_event
 
@@ -27,10 +26,6 @@ def schedule() -> Schedule:
     )
     s.apply(at(FRIDAY, c.TaskAssigned(task_id="t", lead_department="JILIN", supporting_departments=("GACC",))))
     return s
-
-
-def test_five_working_days_skip_the_weekend() -> None:
-    assert working_days_after(FRIDAY, 5) == datetime(2027, 1, 8, 9, 0, tzinfo=UTC)
 
 
 def test_an_unacknowledged_request_and_one_past_its_by_when_alert_the_department_and_the_ndrc() -> None:

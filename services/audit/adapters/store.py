@@ -30,13 +30,13 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    bindparam,
     func,
     inspect,
     literal,
     select,
     text,
     true,
-    tuple_,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -300,6 +300,9 @@ class AuditStore:
         )
         self._insert_access = self._dialect.insert(task_access).on_conflict_do_nothing()
         self._insert_nodes = tree.insert()
+        self._select_nodes = select(tree.c.level, tree.c.idx, tree.c.hash).where(
+            tree.c.level.in_(bindparam("levels", expanding=True)), tree.c.idx.in_(bindparam("indexes", expanding=True))
+        )
 
     async def open(self) -> None:
         async with self.engine.begin() as conn:
@@ -479,9 +482,16 @@ class AuditStore:
         keys = sorted(wanted)
         async with self.engine.connect() as conn:
             for start in range(0, len(keys), 500):
-                chunk = keys[start : start + 500]
-                query = select(tree.c.level, tree.c.idx, tree.c.hash).where(tuple_(tree.c.level, tree.c.idx).in_(chunk))
-                found.update({(row.level, row.idx): bytes(row.hash) for row in await conn.execute(query)})
+                chunk = set(keys[start : start + 500])
+                # Two IN lists over the key's two columns, filtered here: the database searches
+                # its primary key for each pair (a row-value IN list makes SQLite scan the table)
+                # and the statement is compiled once for any number of nodes.
+                query = self._select_nodes.params(
+                    levels=sorted({level for level, _ in chunk}), indexes=sorted({idx for _, idx in chunk})
+                )
+                for row in await conn.execute(query):
+                    if (row.level, row.idx) in chunk:
+                        found[(row.level, row.idx)] = bytes(row.hash)
         return found
 
     async def root_at(self, size: int) -> bytes | None:

@@ -19,9 +19,9 @@ COLUMNS = RESPONSIBILITY_COLUMNS
 def responsibility(
     projection: Projection, acts: Counter[str], escalations: Counter[str], now: datetime
 ) -> dict[str, dict[str, int]]:
-    """Per department: what it was given (lead, supporting), what it did (acts, done), what is
-    late or at risk, what was escalated, how it answered support requests, and (the NDRC) which
-    evaluations are overdue."""
+    """Per department: what it was given (lead, supporting) and did (acts); as lead, its tasks
+    done, late, at risk and escalated; as supporter, how it answered support requests; and (the
+    NDRC) which evaluations are overdue."""
     table = {str(d): dict.fromkeys(COLUMNS, 0) for d in Department}
     for department, count in acts.items():
         if department in table:
@@ -36,16 +36,18 @@ def responsibility(
 
 
 def _count_task(table: dict[str, dict[str, int]], task: Task, escalated: int, now: datetime) -> None:
-    if task.lead_department is not None:
-        table[str(task.lead_department)]["lead"] += 1
+    """The lead answers for its task's outcome; a supporting department only for the support
+    asked of it (``_count_answer``), never for the lead's lateness."""
     for department in task.supporting_departments:
         table[str(department)]["supporting"] += 1
-    for department in filter(None, (task.lead_department, *task.supporting_departments)):
-        row = table[str(department)]
-        row["done"] += int(task.status is TaskStatus.COMPLETED)
-        row["late"] += int(task.is_overdue(now))
-        row["at_risk"] += int(task.is_open and not task.is_overdue(now) and task.health is TaskHealth.AT_RISK)
-        row["escalated"] += escalated
+    if task.lead_department is None:
+        return
+    row = table[str(task.lead_department)]
+    row["lead"] += 1
+    row["done"] += int(task.status is TaskStatus.COMPLETED)
+    row["late"] += int(task.is_overdue(now))
+    row["at_risk"] += int(task.is_open and not task.is_overdue(now) and task.health is TaskHealth.AT_RISK)
+    row["escalated"] += escalated
 
 
 def _count_answer(row: dict[str, int], request: SupportRequest, answer: DepartmentAnswer, now: datetime) -> None:
@@ -56,7 +58,7 @@ def _count_answer(row: dict[str, int], request: SupportRequest, answer: Departme
         key = "support_answered_in_time" if answer.answered_at <= request.by else "support_late"
         row[key] += 1
     elif request.is_open and request.by < now:
-        row["support_late"] += 1
+        row["support_unanswered"] += 1
 
 
 def _support_requests(projection: Projection) -> list[SupportRequest]:

@@ -21,6 +21,7 @@ from services.notifications.domain.support import SupportWatch
 from shared.contract import catalog as c
 from shared.contract.codes import Department, TaskHealth
 from shared.contract.envelope import AnyEvent
+from shared.domain.calendar import WorkingCalendar
 
 ALERT_NAMESPACE = uuid.UUID("6f1d8c52-4a0b-4c8e-9a53-2f7c1d0e5b11")
 
@@ -30,6 +31,7 @@ class Policy:
     lead_times: tuple[timedelta, ...] = (timedelta(days=30), timedelta(days=7), timedelta(days=1))
     grace: timedelta = timedelta(0)
     escalate_after: timedelta = timedelta(days=7)
+    calendar: WorkingCalendar = field(default_factory=WorkingCalendar, compare=False)
 
 
 @dataclass(slots=True)
@@ -141,6 +143,9 @@ class Schedule:
     support: SupportWatch = field(default_factory=SupportWatch)
     _heap: list[tuple[datetime, int, tuple[str, str | None]]] = field(default_factory=list)
     _pushes: itertools.count[int] = field(default_factory=itertools.count)
+
+    def __post_init__(self) -> None:
+        self.support.calendar = self.policy.calendar
 
     def departments_of(self, task_id: str) -> tuple[Department, ...] | None:
         """The task's lead and supporting departments, or None for a task not (yet) on the log."""

@@ -1,27 +1,19 @@
 """The watch on support requests: an asked department that has not acknowledged within five
-working days, or not answered by the request's "by when", is alerted, with the NDRC. Pure."""
+working days (the official calendar's, where the deployment is), or not answered by the
+request's "by when", is alerted, with the NDRC. Pure."""
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from shared.contract import catalog as c
 from shared.contract.codes import Department
+from shared.domain.calendar import WorkingCalendar
 
 SUPPORT_NAMESPACE = uuid.UUID("0b7f2c4e-9d61-4f0a-8a1e-3c5d7e9f1a2b")
 ACKNOWLEDGE_WITHIN_WORKING_DAYS = 5
-
-
-def working_days_after(moment: datetime, days: int) -> datetime:
-    """``days`` working days (Monday to Friday) after ``moment``; public holidays are not modelled."""
-    current, left = moment, days
-    while left:
-        current += timedelta(days=1)
-        if current.weekday() < 5:
-            left -= 1
-    return current
 
 
 @dataclass
@@ -41,11 +33,12 @@ class Watched:
 @dataclass
 class SupportWatch:
     watched: dict[tuple[str, Department], Watched] = field(default_factory=dict)
+    calendar: WorkingCalendar = field(default_factory=WorkingCalendar)
 
     def apply(self, event: c.SupportRequestEvent, at: datetime, title: str) -> None:
         match event:
             case c.SupportRequested():
-                acknowledge_by = working_days_after(at, ACKNOWLEDGE_WITHIN_WORKING_DAYS)
+                acknowledge_by = self.calendar.working_days_after(at, ACKNOWLEDGE_WITHIN_WORKING_DAYS)
                 for department in event.departments:
                     self.watched[(event.request_id, department)] = Watched(
                         event.request_id, event.task_id, department, title, acknowledge_by, event.by

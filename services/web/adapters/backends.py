@@ -16,11 +16,20 @@ MAX_PAGES = 200
 class BackendRefused(Exception):
     """A service answered with an error; ``status`` and ``detail`` say which and why."""
 
-    def __init__(self, service: str, status: int, detail: str) -> None:
+    def __init__(self, service: str, status: int, detail: str, problem: Mapping[str, Any] | None = None) -> None:
         super().__init__(f"{service} answered {status}: {detail}")
         self.service = service
         self.status = status
         self.detail = detail
+        self.problem = dict(problem or {})
+
+    def field_errors(self) -> dict[str, str]:
+        """The problem's ``errors``, by field (the first message of each)."""
+        errors: dict[str, str] = {}
+        for error in self.problem.get("errors") or ():
+            if isinstance(error, Mapping) and "field" in error:
+                errors.setdefault(str(error["field"]).split(".")[0], str(error.get("message", "")))
+        return errors
 
 
 class BackendDown(Exception):
@@ -45,6 +54,12 @@ class Backends:
 
     async def post(self, service: Service, path: str, token: str, body: Any) -> Any:
         return (await self._send("POST", service, path, token, json=body)).json()
+
+    async def command(self, path: str, token: str, body: Any, *, if_match: int | None, idempotency_key: str) -> Any:
+        """A command to the tasks service as the signed-in person: the version the form was
+        filled against (If-Match) and the form's own key, so a second click records nothing more."""
+        headers = {"Idempotency-Key": idempotency_key, **({"If-Match": f'"{if_match}"'} if if_match else {})}
+        return (await self._send("POST", "tasks", path, token, json=body, extra_headers=headers)).json()
 
     async def every(
         self, service: Service, path: str, token: str, params: Mapping[str, Any], *, limit: int
@@ -97,20 +112,32 @@ class Backends:
         finally:
             await response.aclose()
 
-    async def _send(self, method: str, service: Service, path: str, token: str, **options: Any) -> httpx.Response:
+    async def _send(
+        self,
+        method: str,
+        service: Service,
+        path: str,
+        token: str,
+        extra_headers: Mapping[str, str] | None = None,
+        **options: Any,
+    ) -> httpx.Response:
+        headers = {**(extra_headers or {}), "Authorization": f"Bearer {token}"}
         try:
-            response = await self._client.request(
-                method, f"{self.urls[service]}{path}", headers={"Authorization": f"Bearer {token}"}, **options
-            )
+            response = await self._client.request(method, f"{self.urls[service]}{path}", headers=headers, **options)
         except httpx.HTTPError as error:
             raise BackendDown(f"{service}: {type(error).__name__}") from error
         if response.status_code >= 400:
-            raise BackendRefused(service, response.status_code, _detail(response))
+            raise BackendRefused(service, response.status_code, _detail(response), _problem(response))
         return response
 
 
-def _detail(response: httpx.Response) -> str:
+def _problem(response: httpx.Response) -> dict[str, Any]:
     try:
-        return str(response.json().get("detail", response.text))[:500]
+        document = response.json()
     except ValueError:
-        return response.text[:500]
+        return {}
+    return document if isinstance(document, dict) else {}
+
+
+def _detail(response: httpx.Response) -> str:
+    return str(_problem(response).get("detail", response.text))[:500]

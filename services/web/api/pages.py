@@ -1,31 +1,51 @@
-"""The dashboard's pages: overview, responsibility, a task (as of any moment), alerts, the
-trail and the printable report. Each reads the services with the signed-in user's token."""
+"""The dashboard's pages: overview, the department's to-do list, the plan, responsibility, a task
+(as of any moment, with the forms to act on it), alerts, the trail and the printable report. Each
+reads the services with the signed-in user's token."""
 
 from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Path, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
+from services.web.adapters.backends import BackendDown, BackendRefused
+from services.web.adapters.sessions import Session
+from services.web.api.acts import Filled, act, fresh_key, shown_at
 from services.web.api.charts import field_progress_chart, milestone_timeline
 from services.web.api.rendering import may_verify, page
 from services.web.api.session import Runtime, SignedIn, checked, same_origin
 from services.web.bootstrap import WebRuntime
 from services.web.domain import responsibility as heat
+from services.web.domain.forms import CHOICES, DUTIES, FORMS
 from services.web.domain.history import history
 from services.web.domain.overview import ISSUE_AND_APPROVAL_TYPES, overview
 from shared.contract.catalog import CATALOG, short_type
-from shared.contract.codes import CooperationField
+from shared.contract.codes import CooperationField, Department, Role
 from shared.contract.types import AGGREGATE_ID_PATTERN
 from shared.domain.progress import FieldProgress
 from shared.domain.state import Task
+from shared.i18n import gettext as _
+from shared.i18n import names
 
 router = APIRouter(include_in_schema=False)
 TaskId = Annotated[str, Path(pattern=AGGREGATE_ID_PATTERN, max_length=128)]
 ALERT_TYPES = sorted(short_type(t) for t in CATALOG if short_type(t).startswith("alert."))
+
+
+async def shown(
+    request: Request, web: WebRuntime, template: str, session: Session, status: int = 200, **context: Any
+) -> Response:
+    """A page with the count of the department's to-do list in its navigation."""
+    try:
+        todo = await web.backends.get("tasks", "/v1/todo", session.token)
+        count = len(todo["items"])
+    except (BackendRefused, BackendDown):
+        count = 0
+    return page(request, template, session, status=status, todo_count=count, **context)
 
 
 def moment(text: str | None) -> datetime | None:
@@ -57,12 +77,13 @@ async def overview_page(request: Request, web: Runtime, session: SignedIn) -> Re
     entries = sorted((e for found in by_type for e in found), key=lambda e: e["seq"])
     now = datetime.now(UTC)
     summary = overview(tasks, entries, now)
-    return page(
+    return await shown(
         request,
+        web,
         "overview.html.j2",
         session,
         summary=summary,
-        chart=field_progress_chart(summary.fields),
+        chart=lambda: field_progress_chart(summary.fields),
         tasks=sorted(tasks, key=lambda t: (t.field, t.title)),
     )
 
@@ -75,8 +96,9 @@ async def responsibility_page(
     report = await web.backends.get(
         "audit", "/v1/audit/responsibility", session.token, {"as_of": at.isoformat()} if at else {}
     )
-    return page(
+    return await shown(
         request,
+        web,
         "responsibility.html.j2",
         session,
         table=heat.table(report["departments"], sort=sort, descending=desc),
@@ -86,11 +108,40 @@ async def responsibility_page(
 
 
 @router.get("/tasks/{task_id}")
-async def task_page(request: Request, web: Runtime, session: SignedIn, task_id: TaskId, as_of: str = "") -> Response:
+async def task_page(
+    request: Request, web: Runtime, session: SignedIn, task_id: TaskId, as_of: str = "", done: str = ""
+) -> Response:
+    return await _task_page(request, web, session, task_id, as_of=as_of, done=done)
+
+
+@router.post("/tasks/{task_id}/act")
+async def act_on_task(request: Request, web: Runtime, session: SignedIn, task_id: TaskId) -> Response:
+    outcome = await act(request, web, session)
+    if isinstance(outcome, Response):
+        return outcome
+    return await _task_page(request, web, session, task_id, filled=outcome, status=_status_of(outcome))
+
+
+def _status_of(filled: Filled) -> int:
+    return 409 if filled.changed_since else 422 if filled.errors else 400
+
+
+async def _task_page(
+    request: Request,
+    web: WebRuntime,
+    session: Session,
+    task_id: str,
+    *,
+    as_of: str = "",
+    done: str = "",
+    filled: Filled | None = None,
+    status: int = 200,
+) -> Response:
     at = moment(as_of)
-    current, entries = await asyncio.gather(
+    current, entries, actions = await asyncio.gather(
         web.backends.get("tasks", f"/v1/tasks/{task_id}", session.token),
         _entries(web, session.token, task_id=task_id),
+        web.backends.get("tasks", f"/v1/tasks/{task_id}/actions", session.token),
     )
     state = current
     if at is not None:
@@ -99,21 +150,86 @@ async def task_page(request: Request, web: Runtime, session: SignedIn, task_id: 
         )
     task = Task.model_validate(state)
     lines = history(entries)
-    return page(
+    return await shown(
         request,
+        web,
         "task.html.j2",
         session,
+        status=status,
         task=task,
-        timeline=milestone_timeline(task, at or datetime.now(UTC), marker="as of" if at else "now"),
+        timeline=lambda: milestone_timeline(task, at or datetime.now(UTC), marker=_("as of") if at else _("now")),
         history=lines,
         moments=sorted({line.time for line in lines}, reverse=True),
         as_of=as_of if at else "",
+        actions=[] if at else actions["items"],
+        forms=FORMS,
+        choices=CHOICES,
+        filled=filled,
+        fresh_key=fresh_key,
+        shown_at=shown_at(),
+        done=done if done in FORMS else "",
+        act_url=f"/tasks/{task_id}/act",
+        back=f"/tasks/{task_id}",
+    )
+
+
+@router.get("/todo")
+async def todo_page(request: Request, web: Runtime, session: SignedIn) -> Response:
+    todo = await web.backends.get("tasks", "/v1/todo", session.token)
+    return await shown(request, web, "todo.html.j2", session, duties=todo["items"], duty_names=DUTIES)
+
+
+@router.get("/plan")
+async def plan_page(request: Request, web: Runtime, session: SignedIn, done: str = "") -> Response:
+    return await _plan_page(request, web, session, done=done)
+
+
+@router.post("/plan/act")
+async def act_on_plan(request: Request, web: Runtime, session: SignedIn) -> Response:
+    outcome = await act(request, web, session)
+    if isinstance(outcome, Response):
+        return outcome
+    return await _plan_page(request, web, session, filled=outcome, status=_status_of(outcome))
+
+
+async def _plan_page(
+    request: Request,
+    web: WebRuntime,
+    session: Session,
+    *,
+    done: str = "",
+    filled: Filled | None = None,
+    status: int = 200,
+) -> Response:
+    actions = await web.backends.get("tasks", "/v1/actions", session.token)
+    plans = {action["path"].split("/")[3] for action in actions["items"] if action["path"].startswith("/v1/plans/")}
+    return await shown(
+        request,
+        web,
+        "plan.html.j2",
+        session,
+        status=status,
+        actions=actions["items"],
+        plan_ids=sorted(plans),
+        forms=FORMS,
+        choices=CHOICES,
+        filled=filled,
+        fresh_key=fresh_key,
+        shown_at=shown_at(),
+        done=done if done in FORMS else "",
+        act_url="/plan/act",
+        back="/plan",
     )
 
 
 @router.get("/alerts")
-async def alerts_page(request: Request, session: SignedIn) -> Response:
-    return page(request, "alerts.html.j2", session, alert_types=ALERT_TYPES)
+async def alerts_page(request: Request, web: Runtime, session: SignedIn) -> Response:
+    return await shown(request, web, "alerts.html.j2", session, alert_types=ALERT_TYPES, alert_names=alert_names)
+
+
+def alert_names() -> dict[str, str]:
+    """The alerts' names in the reader's language, for the live list the page's script fills."""
+    return {kind: names.alert(kind) for kind in ALERT_TYPES}
 
 
 @router.get("/trail")
@@ -123,8 +239,9 @@ async def trail_page(request: Request, web: Runtime, session: SignedIn) -> Respo
         web.backends.get("audit", "/v1/audit/verifications", session.token, {"limit": 5}),
     )
     signed = checkpoints["checkpoints"]
-    return page(
+    return await shown(
         request,
+        web,
         "trail.html.j2",
         session,
         last_checkpoint=signed[-1] if signed else None,
@@ -153,6 +270,7 @@ async def report_page(
     session: SignedIn,
     period_from: Annotated[str, Query(alias="from")] = "",
     period_to: Annotated[str, Query(alias="to")] = "",
+    submitted: Annotated[str, Query(max_length=64)] = "",
 ) -> Response:
     start, end = moment(period_from), moment(period_to)
     period = {k: v.isoformat() for k, v in {"from": start, "to": end}.items() if v is not None}
@@ -160,13 +278,40 @@ async def report_page(
     fields = [
         FieldProgress(field=field, **report["fields"][field]) for field in CooperationField if field in report["fields"]
     ]
-    return page(
+    return await shown(
         request,
+        web,
         "report.html.j2",
         session,
         report=report,
-        chart=field_progress_chart(fields),
+        chart=lambda: field_progress_chart(fields),
         table=heat.table(report["departments"], sort="late", descending=True),
         period_from=report["period"]["from"],
         period_to=report["period"]["to"],
+        may_submit=may_submit(session),
+        submitted=submitted,
     )
+
+
+def may_submit(session: Session) -> bool:
+    """Submitting the report to the State Council is the NDRC supervisor's."""
+    return session.actor.department == Department.NDRC and session.actor.has(Role.SUPERVISOR)
+
+
+@router.post("/report/submit")
+async def submit_report(
+    request: Request,
+    web: Runtime,
+    session: SignedIn,
+    csrf: Annotated[str, Form(max_length=200)],
+    period_from: Annotated[str, Form(alias="from", max_length=64)],
+    period_to: Annotated[str, Form(alias="to", max_length=64)],
+) -> Response:
+    """The report as shown, sent: the audit service records who submitted which period and the
+    SHA-256 of what it holds; the page shows that digest."""
+    same_origin(request)
+    checked(session, csrf)
+    period = {"from": period_from, "to": period_to}
+    answer = await web.backends.post("audit", "/v1/audit/reports/implementation/submit", session.token, period)
+    query = urlencode({**period, "submitted": answer["sha256"]})
+    return RedirectResponse(f"/report?{query}", status_code=303)

@@ -12,8 +12,9 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
 from services.web.adapters.sessions import Session
-from services.web.api.rendering import page
+from services.web.api.rendering import LANGUAGE_COOKIE, page
 from services.web.bootstrap import WebRuntime
+from shared import i18n
 from shared.auth import AuthError, mint_dev_token
 from shared.contract.codes import Department, Role
 from shared.http.service import runtime_of
@@ -119,6 +120,15 @@ def _dev_token(web: WebRuntime, user: str, department: str, role: str) -> str:
     if not user.strip():
         raise ValueError("name the user who signs in")
     return mint_dev_token(user.strip(), Department(department), [Role(role)])
+
+
+@router.get("/language")
+async def choose_language(web: Runtime, to: str = "", back: str = "/") -> Response:
+    """The reader's language, remembered for a year; back to the page it was chosen on."""
+    response = RedirectResponse(local_path(back), status_code=303)
+    if (locale := i18n.parse(to)) is not None:
+        _cookie(response, web, LANGUAGE_COOKIE, locale, max_age=365 * 24 * 3600)
+    return response
 
 
 @router.post("/signout")

@@ -1,5 +1,5 @@
 """A task's history as a person reads it: when, which department, who, and what happened,
-one line per event of the trail."""
+one line per event of the trail; the sentence is written in the reader's language when shown."""
 
 from __future__ import annotations
 
@@ -8,6 +8,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.contract.catalog import short_type
+from shared.i18n import format_date as day
+from shared.i18n import gettext as _
+from shared.i18n import names
 
 Data = Mapping[str, Any]
 
@@ -18,70 +21,98 @@ class HistoryLine:
     department: str
     actor: str
     kind: str
-    what: str
+    data: Data
 
 
-def _day(value: object) -> str:
-    """A due date as people write it: the day."""
-    return str(value or "")[:10]
+def _title(data: Data) -> str:
+    return str(data.get("title", ""))
+
+
+def _departments(codes: Iterable[object] | None) -> str:
+    return "、".join(names.department(code) for code in codes) if codes else _("nobody")
 
 
 def _percent(data: Data) -> str:
-    note = f": {data['note']}" if data.get("note") else ""
-    return f"reported progress of {data.get('percent')}%{note}"
+    if data.get("note"):
+        return _("reported progress of %(percent)s%%: %(note)s", percent=data.get("percent"), note=data["note"])
+    return _("reported progress of %(percent)s%%", percent=data.get("percent"))
+
+
+def _milestone_met(data: Data) -> str:
+    if data.get("title"):
+        return _("marked the milestone “%(title)s” met", title=data["title"])
+    return _("marked a milestone met")
 
 
 SENTENCES: dict[str, Callable[[Data], str]] = {
-    "task.created": lambda d: f"created the task “{d.get('title', '')}”, due {_day(d.get('due'))}",
-    "task.assigned": lambda d: (
-        f"assigned {d.get('lead_department')} to lead, supported by "
-        + (", ".join(d.get("supporting_departments") or ()) or "nobody")
+    "task.created": lambda d: _("created the task “%(title)s”, due %(due)s", title=_title(d), due=day(d.get("due"))),
+    "task.assigned": lambda d: _(
+        "assigned %(lead)s to lead, supported by %(supporting)s",
+        lead=names.department(d.get("lead_department")),
+        supporting=_departments(d.get("supporting_departments")),
     ),
-    "task.reassigned": lambda d: f"reassigned the lead to {d.get('lead_department')}",
-    "task.deadline_changed": lambda d: f"moved the deadline to {_day(d.get('due'))}: {d.get('reason', '')}",
+    "task.reassigned": lambda d: _("reassigned the lead to %(lead)s", lead=names.department(d.get("lead_department"))),
+    "task.deadline_changed": lambda d: _(
+        "moved the deadline to %(due)s: %(reason)s", due=day(d.get("due")), reason=d.get("reason", "")
+    ),
     "task.progress_reported": _percent,
-    "task.health_changed": lambda d: (
-        f"health became {str(d.get('health', '')).replace('_', ' ')}: " + str(d.get("reason", ""))
+    "task.health_changed": lambda d: _(
+        "health became %(health)s: %(reason)s", health=names.state(d.get("health")), reason=d.get("reason", "")
     ),
-    "task.completed": lambda d: "completed the task",
-    "task.cancelled": lambda d: f"cancelled the task: {d.get('reason', '')}",
-    "milestone.scheduled": lambda d: f"scheduled the milestone “{d.get('title', '')}”, due {_day(d.get('due'))}",
-    "milestone.met": lambda d: "marked a milestone met",
-    "issue.reported": lambda d: f"reported a {d.get('severity', '')} issue: “{d.get('title', '')}”",
-    "issue.escalated": lambda d: f"escalated an issue to {d.get('escalated_to', 'SC')}",
-    "issue.resolved": lambda d: f"resolved an issue: {d.get('resolution', '')}",
-    "approval.requested": lambda d: f"asked approval of “{d.get('title', '')}”",
-    "approval.granted": lambda d: "granted the approval",
-    "approval.rejected": lambda d: f"rejected the approval: {d.get('reason', '')}",
-    "evaluation.recorded": lambda d: f"recorded an evaluation: {d.get('rating', '')}",
-    "support_request.requested": lambda d: "asked " + ", ".join(d.get("departments") or ()) + " for support",
-    "support_request.acknowledged": lambda d: "acknowledged a support request",
-    "support_request.answered": lambda d: f"answered a support request: {d.get('answer', '')}",
-    "support_request.declined": lambda d: f"declined a support request: {d.get('reason', '')}",
-    "support_request.closed": lambda d: "closed a support request",
+    "task.completed": lambda d: _("completed the task"),
+    "task.cancelled": lambda d: _("cancelled the task: %(reason)s", reason=d.get("reason", "")),
+    "milestone.scheduled": lambda d: _(
+        "scheduled the milestone “%(title)s”, due %(due)s", title=_title(d), due=day(d.get("due"))
+    ),
+    "milestone.met": _milestone_met,
+    "issue.reported": lambda d: _(
+        "reported a %(severity)s issue: “%(title)s”", severity=names.severity(d.get("severity")), title=_title(d)
+    ),
+    "issue.escalated": lambda d: _("escalated the issue to %(to)s", to=names.department(d.get("escalated_to") or "SC")),
+    "issue.resolved": lambda d: _("resolved an issue: %(resolution)s", resolution=d.get("resolution", "")),
+    "approval.requested": lambda d: _("asked approval of “%(title)s”", title=_title(d)),
+    "approval.granted": lambda d: _("granted the approval"),
+    "approval.rejected": lambda d: _("rejected the approval: %(reason)s", reason=d.get("reason", "")),
+    "evaluation.recorded": lambda d: _("recorded an evaluation: %(rating)s", rating=names.rating(d.get("rating"))),
+    "support_request.requested": lambda d: _(
+        "asked %(departments)s for support", departments=_departments(d.get("departments"))
+    ),
+    "support_request.acknowledged": lambda d: _("acknowledged a support request"),
+    "support_request.answered": lambda d: _("answered a support request: %(answer)s", answer=d.get("answer", "")),
+    "support_request.declined": lambda d: _("declined a support request: %(reason)s", reason=d.get("reason", "")),
+    "support_request.closed": lambda d: _("closed a support request"),
 }
 
 
-def describe(kind: str, data: Data) -> str:
-    sentence = SENTENCES.get(kind)
-    return sentence(data).strip().rstrip(":") if sentence else kind.replace("_", " ").replace(".", ": ")
+def describe(line: HistoryLine) -> str:
+    """What happened, in the current language."""
+    sentence = SENTENCES.get(line.kind)
+    if sentence is None:
+        return line.kind.replace("_", " ").replace(".", ": ")
+    return sentence(line.data).strip().rstrip(":：").strip()
 
 
 def history(entries: Iterable[Mapping[str, Any]]) -> list[HistoryLine]:
-    """The trail's entries of one task, oldest first; undecodable entries are left out."""
+    """The trail's entries of one task, oldest first; undecodable entries are left out. A
+    milestone met is named by the title it was scheduled with (its event carries only its id)."""
     lines = []
+    titles: dict[str, str] = {}
     for entry in entries:
         event = entry.get("event")
         if not event:
             continue
-        kind = short_type(event["type"])
+        kind, data = short_type(event["type"]), event.get("data") or {}
+        if kind == "milestone.scheduled":
+            titles[str(data.get("milestone_id"))] = str(data.get("title", ""))
+        elif kind == "milestone.met" and str(data.get("milestone_id")) in titles:
+            data = {**data, "title": titles[str(data["milestone_id"])]}
         lines.append(
             HistoryLine(
                 time=str(event.get("time", "")),
                 department=str(event.get("actordept") or ""),
                 actor=str(event.get("actor") or ""),
                 kind=kind,
-                what=describe(kind, event.get("data") or {}),
+                data=data,
             )
         )
     return lines

@@ -6,13 +6,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from shared.contract.reports import RESPONSIBILITY_COLUMNS
+from shared.contract.reports import RESPONSIBILITY_COLUMNS, WORSE_WHEN_MORE
 
 HEAT_LEVELS = 5
 # The JSON of a signed report has its keys sorted; the table puts them back in reading order.
 COLUMN_ORDER = RESPONSIBILITY_COLUMNS
-# Counts where more is worse are shown hot (red); the rest cool (green).
-WORSE_WHEN_MORE = frozenset({"late", "at_risk", "escalated", "support_late", "support_declined", "evaluations_overdue"})
 
 
 @dataclass(frozen=True)

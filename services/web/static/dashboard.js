@@ -20,10 +20,16 @@ function followAlerts(table) {
   const body = table.querySelector("tbody");
   // EventSource reconnects by itself and sends Last-Event-ID, so no alert is shown twice or missed.
   const source = new EventSource(table.dataset.stream);
-  source.onopen = () => { state.textContent = "live"; state.className = "live on"; };
-  source.onerror = () => { state.textContent = "reconnecting…"; state.className = "live off"; };
+  source.onopen = () => { state.textContent = table.dataset.live; state.className = "live on"; };
+  source.onerror = () => { state.textContent = table.dataset.reconnecting; state.className = "live off"; };
+  const words = {
+    alerts: JSON.parse(table.dataset.names || "{}"),
+    departments: JSON.parse(table.dataset.departments || "{}"),
+    lang: document.documentElement.lang,
+    zone: table.dataset.zone,
+  };
   for (const type of table.dataset.types.split(" ")) {
-    source.addEventListener(type, (message) => show(body, type, JSON.parse(message.data)));
+    source.addEventListener(type, (message) => show(body, type, JSON.parse(message.data), words));
   }
   source.addEventListener("end", (message) => {
     state.textContent = JSON.parse(message.data).reason;
@@ -32,17 +38,30 @@ function followAlerts(table) {
   });
 }
 
-function show(body, type, event) {
+// Times as the server writes them elsewhere on the page: in the deployment's zone, the reader's language.
+function when(text, words, withTime) {
+  if (!text) {
+    return "";
+  }
+  const options = { timeZone: words.zone, year: "numeric", month: "long", day: "numeric" };
+  if (withTime) {
+    Object.assign(options, { hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
+  }
+  return new Intl.DateTimeFormat(words.lang, options).format(new Date(text));
+}
+
+function show(body, type, event, words) {
   const data = event.data || {};
   const row = document.createElement("tr");
   row.className = "alert " + type.replace(".", "-");
   row.dataset.task = data.task_id || "";
+  row.dataset.type = type;
   const cells = [
-    (event.time || "").slice(0, 19).replace("T", " "),
-    type.replace("alert.", "").replaceAll("_", " "),
+    when(event.time, words, true),
+    words.alerts[type] || type.replace("alert.", "").replaceAll("_", " "),
     data.title || data.task_id || "",
-    (data.departments || []).join(", "),
-    (data.due || "").slice(0, 10),
+    (data.departments || []).map((code) => words.departments[code] || code).join("、"),
+    when(data.due, words, false),
   ];
   for (const text of cells) {
     const cell = document.createElement("td");

@@ -1,0 +1,106 @@
+"""Acting from the dashboard: the forms the tasks service says a person may use, posted back
+here and sent on as the person's own command (their token, the form's If-Match version and its
+Idempotency-Key). A refusal comes back beside the fields; a form filled against an older version
+shows what changed meanwhile and can be sent again."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import RedirectResponse, Response
+from starlette.datastructures import FormData
+
+from services.web.adapters.backends import BackendRefused
+from services.web.adapters.sessions import Session
+from services.web.api.rendering import zone_of
+from services.web.api.session import checked, local_path, same_origin
+from services.web.bootstrap import WebRuntime
+from services.web.domain.forms import COMMAND_PATH, FORMS, FormProblem, body_of
+from shared.i18n import gettext
+
+
+@dataclass(frozen=True)
+class Filled:
+    """A form as it was posted and what came of it, to show it again."""
+
+    command: str
+    path: str
+    values: dict[str, list[str]]
+    errors: dict[str, str] = field(default_factory=dict)
+    detail: str = ""
+    changed_since: str | None = None
+    """Set when the form was filled against an older version: when it was shown."""
+
+
+def fresh_key() -> str:
+    """Each form shown gets its own key: a double click sends the same one, a new form another."""
+    return f"web-{uuid.uuid4()}"
+
+
+def shown_at() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+async def act(request: Request, web: WebRuntime, session: Session) -> Filled | Response:
+    """Sends the posted form's command; the redirect back on success, else the form to show again."""
+    same_origin(request)
+    posted = await request.form()
+    checked(session, str(posted.get("csrf", "")))
+    command, path = str(posted.get("command", "")), str(posted.get("path", ""))
+    form = FORMS.get(command)
+    if form is None or not COMMAND_PATH.fullmatch(path):
+        return Filled(command, path, {}, detail=gettext("This form cannot be sent."))
+    values = _values(posted)
+    try:
+        body = body_of(form, values, zone_of(request))
+    except FormProblem as problem:
+        return Filled(command, path, values, {problem.field: gettext(problem.message)})
+    try:
+        await web.backends.command(
+            path,
+            session.token,
+            body,
+            if_match=_version(posted.get("if_match")),
+            idempotency_key=str(posted.get("idempotency_key") or fresh_key())[:200],
+        )
+    except BackendRefused as refusal:
+        if refusal.status not in (403, 404, 409, 412, 422):
+            raise
+        return _refused(command, path, values, refusal, str(posted.get("shown_at", "")))
+    back, _, anchor = local_path(str(posted.get("back", "/"))).partition("#")
+    done = f"{back}{'&' if '?' in back else '?'}done={command}" + (f"#{anchor}" if anchor else "")
+    return RedirectResponse(done, status_code=303)
+
+
+def _refused(command: str, path: str, values: dict[str, list[str]], refusal: BackendRefused, shown: str) -> Filled:
+    if refusal.status == 412:
+        return Filled(
+            command,
+            path,
+            values,
+            detail=gettext(
+                "Someone changed this since you opened the form. What changed is marked below; "
+                "check it, then send the form again."
+            ),
+            changed_since=shown or None,
+        )
+    errors = refusal.field_errors() if refusal.status == 422 else {}
+    return Filled(command, path, values, errors, detail="" if errors else refusal.detail)
+
+
+def _values(posted: FormData) -> dict[str, list[str]]:
+    skip = {"csrf", "command", "path", "if_match", "idempotency_key", "shown_at", "back"}
+    values: dict[str, list[str]] = {}
+    for name, value in posted.multi_items():
+        if name not in skip and isinstance(value, str):
+            values.setdefault(name, []).append(value[:20_000])
+    return values
+
+
+def _version(raw: Any) -> int | None:
+    text = str(raw or "")
+    return int(text) if text.isdigit() and 0 < int(text) < 2**31 else None

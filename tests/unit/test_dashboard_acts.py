@@ -1,0 +1,213 @@
+"""Acting from the dashboard, in process against a stand-in of the tasks service that records
+what it is sent: the forms the service offers, in Chinese by default; a posted form becomes the
+person's command with the form's If-Match and Idempotency-Key; a refusal comes back beside the
+field; a form filled against an older version says so (issue 29)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from services.web.adapters.backends import Backends
+from services.web.adapters.sessions import Sessions
+from services.web.api.app import create_app
+from services.web.bootstrap import WebRuntime
+from services.web.settings import WebSettings
+from shared.auth import AuthSettings, TokenVerifier
+from shared.settings import RuntimeSettings
+from tests.unit.test_dashboard_edge import TASK, form_token, sign_in
+
+NOW = datetime.now(UTC)
+ACTIONS = [
+    {
+        "command": "report_progress",
+        "method": "POST",
+        "path": "/v1/tasks/task-hydrogen/progress",
+        "if_match": 3,
+        "task_id": "task-hydrogen",
+        "about": "Hydrogen vehicle cluster",
+    },
+    {
+        "command": "request_support",
+        "method": "POST",
+        "path": "/v1/issues/issue-7/support-requests",
+        "if_match": 1,
+        "task_id": "task-hydrogen",
+        "about": "Hydrogen permits",
+    },
+]
+
+
+class TasksStandIn:
+    """Answers the reads the task page makes and records each command; ``answer`` is what the
+    next command gets."""
+
+    def __init__(self) -> None:
+        self.sent: list[httpx.Request] = []
+        self.answer = httpx.Response(201, json={"id": "task-hydrogen", "version": 4})
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        if request.method == "POST":
+            self.sent.append(request)
+            return self.answer
+        if path == "/v1/tasks/task-hydrogen":
+            return httpx.Response(200, json=TASK)
+        if path == "/v1/tasks/task-hydrogen/actions":
+            return httpx.Response(200, json={"items": ACTIONS})
+        if path == "/v1/todo":
+            duty = {
+                "kind": "report_progress",
+                "task_id": "task-hydrogen",
+                "title": TASK["title"],
+                "due": (NOW - timedelta(days=2)).isoformat(),
+                "overdue": True,
+                "action": ACTIONS[0],
+            }
+            return httpx.Response(200, json={"department": "JILIN", "items": [duty]})
+        if path == "/v1/audit/events":
+            return httpx.Response(200, json={"items": [], "next_cursor": None})
+        return httpx.Response(404, json={"status": 404, "detail": "no such thing"})
+
+
+@pytest.fixture
+def tasks() -> TasksStandIn:
+    return TasksStandIn()
+
+
+@pytest.fixture
+async def dashboard(tasks: TasksStandIn) -> AsyncIterator[httpx.AsyncClient]:
+    settings = WebSettings(runtime=RuntimeSettings(env="dev"), auth=AuthSettings())
+    runtime = WebRuntime(
+        settings=settings,
+        verifier=TokenVerifier(settings.auth, settings.runtime),
+        sessions=Sessions(timedelta(hours=1), 100),
+        backends=Backends(
+            {"tasks": "http://tasks", "notifications": "http://notifications", "audit": "http://audit"},
+            transport=httpx.MockTransport(tasks),
+        ),
+    )
+    transport = httpx.ASGITransport(app=create_app(runtime))
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as client:
+        await sign_in(client, "JILIN", "implementer")
+        yield client
+
+
+def hidden(page: str, anchor: str, name: str) -> str:
+    form = page.split(f'id="{anchor}"', 1)[1].split("</details>", 1)[0]
+    found = re.search(rf'name="{name}" value="([^"]*)"', form)
+    assert found, f"no {name} in {anchor}"
+    return found.group(1)
+
+
+def posted(page: str, anchor: str, **fields: Any) -> dict[str, Any]:
+    names = ("command", "path", "if_match", "idempotency_key", "shown_at", "back")
+    return {"csrf": form_token_of(page), **{n: hidden(page, anchor, n) for n in names}, **fields}
+
+
+def form_token_of(page: str) -> str:
+    return form_token(httpx.Response(200, text=page))
+
+
+async def test_the_task_page_offers_in_chinese_the_forms_the_service_allows(dashboard) -> None:
+    page = await dashboard.get("/tasks/task-hydrogen")
+    assert page.status_code == 200
+    assert '<html lang="zh-CN">' in page.text and page.headers["content-language"] == "zh-CN"
+    assert "报告进度" in page.text and "请求支持" in page.text
+    assert "吉林省人民政府" in page.text, "departments by their names"
+    assert "complete_task" not in page.text, "a form the service did not offer is not shown"
+    assert 'id="todo-count">1<' in page.text, "the to-do count in the navigation"
+
+
+async def test_a_form_becomes_the_persons_command_once_however_often_it_is_sent(dashboard, tasks) -> None:
+    page = (await dashboard.get("/tasks/task-hydrogen")).text
+    form = posted(page, "act-report_progress-task-hydrogen", percent="45", note="厂房封顶")
+    first = await dashboard.post("/tasks/task-hydrogen/act", data=form)
+    again = await dashboard.post("/tasks/task-hydrogen/act", data=form)  # a double click
+    assert first.status_code == again.status_code == 303
+    assert first.headers["location"] == "/tasks/task-hydrogen?done=report_progress#act-report_progress-task-hydrogen"
+    sent = tasks.sent[0]
+    assert sent.url.path == "/v1/tasks/task-hydrogen/progress"
+    assert orjson.loads(sent.content) == {"percent": 45, "note": "厂房封顶"}
+    assert sent.headers["if-match"] == '"3"' and sent.headers["authorization"].startswith("Bearer ")
+    keys = {request.headers["idempotency-key"] for request in tasks.sent}
+    assert keys == {form["idempotency_key"]}, "both clicks carry the form's one key: the service records one act"
+
+
+async def test_a_date_is_a_day_in_beijing_and_departments_are_picked(dashboard, tasks) -> None:
+    page = (await dashboard.get("/tasks/task-hydrogen")).text
+    form = posted(page, "act-request_support-issue-7", need="海关监管规则", by="2026-12-31")
+    form["departments"] = ["GACC", "MOFCOM"]
+    assert (await dashboard.post("/tasks/task-hydrogen/act", data=form)).status_code == 303
+    body = orjson.loads(tasks.sent[0].content)
+    assert body == {"departments": ["GACC", "MOFCOM"], "need": "海关监管规则", "by": "2026-12-31T23:59:59+08:00"}
+
+
+async def test_the_services_refusal_is_shown_beside_its_field_and_the_input_kept(dashboard, tasks) -> None:
+    tasks.answer = httpx.Response(
+        422,
+        json={"status": 422, "detail": "percent: too big", "errors": [{"field": "percent", "message": "至多 100"}]},
+    )
+    page = (await dashboard.get("/tasks/task-hydrogen")).text
+    answer = await dashboard.post(
+        "/tasks/task-hydrogen/act", data=posted(page, "act-report_progress-task-hydrogen", percent="140")
+    )
+    assert answer.status_code == 422
+    assert 'id="act-report_progress-task-hydrogen-percent-error">至多 100<' in answer.text
+    assert 'aria-invalid="true"' in answer.text and 'value="140"' in answer.text
+    assert '<details class="act" id="act-report_progress-task-hydrogen" data-command="report_progress" open>' in (
+        answer.text
+    )
+
+
+async def test_a_field_the_dashboard_can_read_itself_is_refused_before_anything_is_sent(dashboard, tasks) -> None:
+    page = (await dashboard.get("/tasks/task-hydrogen")).text
+    answer = await dashboard.post(
+        "/tasks/task-hydrogen/act", data=posted(page, "act-report_progress-task-hydrogen", percent="四十")
+    )
+    assert answer.status_code == 422 and "请填写整数。" in answer.text
+    assert tasks.sent == []
+
+
+async def test_a_form_filled_against_an_older_version_says_so_and_can_be_sent_again(dashboard, tasks) -> None:
+    tasks.answer = httpx.Response(412, json={"status": 412, "detail": "the task is at version 5"})
+    page = (await dashboard.get("/tasks/task-hydrogen")).text
+    answer = await dashboard.post(
+        "/tasks/task-hydrogen/act", data=posted(page, "act-report_progress-task-hydrogen", percent="50")
+    )
+    assert answer.status_code == 409
+    assert 'id="changed"' in answer.text and "他人已作了修改" in answer.text
+    assert 'value="50"' in answer.text, "what the person typed is kept"
+    again = hidden(answer.text, "act-report_progress-task-hydrogen", "idempotency_key")
+    assert again != tasks.sent[0].headers["idempotency-key"], "sending it again is a new act"
+
+
+async def test_a_form_may_name_only_a_command_route_of_the_tasks_service(dashboard, tasks) -> None:
+    page = (await dashboard.get("/tasks/task-hydrogen")).text
+    form = posted(page, "act-report_progress-task-hydrogen", percent="45")
+    form["path"] = "/v1/audit/reports/implementation/submit"
+    answer = await dashboard.post("/tasks/task-hydrogen/act", data=form)
+    assert answer.status_code == 400 and tasks.sent == []
+
+
+async def test_the_to_do_list_links_to_the_form(dashboard) -> None:
+    page = await dashboard.get("/todo")
+    assert page.status_code == 200
+    assert "吉林省人民政府待办事项" in page.text and "应报告进度" in page.text
+    assert 'href="/tasks/task-hydrogen#act-report_progress-task-hydrogen"' in page.text
+
+
+async def test_the_language_is_the_readers_choice_and_remembered(dashboard) -> None:
+    chosen = await dashboard.get("/language", params={"to": "ko", "back": "/todo"})
+    assert chosen.status_code == 303 and chosen.headers["location"] == "/todo"
+    page = await dashboard.get("/todo")
+    assert '<html lang="ko">' in page.text and "지린성 인민정부 할 일" in page.text
+    english = await dashboard.get("/language", params={"to": "en", "back": "https://evil.example/"})
+    assert english.headers["location"] == "/", "never a redirect elsewhere"
+    assert "To do for Jilin Provincial People" in (await dashboard.get("/todo")).text
