@@ -11,11 +11,11 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from bench.decode import records
 from bench.results import Results, Row, scaled
+from services.audit.domain.chain import LogRecord
 from shared.contract.topics import EVENTS
 from shared.process import tune_interpreter
 from shared.provenance.gate import ProofGate
@@ -23,31 +23,20 @@ from shared.provenance.keys import KeyFolder, SigningKey, TrustStore
 from shared.provenance.seals import PROOF_HEADER, Sealer, record_digest
 
 
-@dataclass(frozen=True)
-class Logged:
-    topic: str
-    partition: int
-    offset: int
-    timestamp: int
-    key: bytes | None
-    value: bytes | None
-    headers: tuple[tuple[str, bytes | None], ...]
-
-
-def sealed(key: SigningKey, count: int, per_transaction: int) -> tuple[list[Logged], float]:
+def sealed(key: SigningKey, count: int, per_transaction: int) -> tuple[list[LogRecord], float]:
     """``count`` records sealed as the event log seals them (the last of each transaction
     signed), and the µs per record that took."""
     made = records(count)
     sealer = Sealer(key)
-    out: list[Logged] = []
+    out: list[LogRecord] = []
     started = time.perf_counter()
     for n, (k, value, headers) in enumerate(made):
         proof = sealer.seal(EVENTS, 0, k, value, headers, sign=(n + 1) % per_transaction == 0 or n == count - 1)
-        out.append(Logged(EVENTS, 0, n, int(time.time() * 1000), k, value, (*headers, (PROOF_HEADER, proof))))
+        out.append(LogRecord(EVENTS, 0, n, int(time.time() * 1000), k, value, (*headers, (PROOF_HEADER, proof))))
     return out, (time.perf_counter() - started) / count * 1e6
 
 
-def checked(trust: TrustStore, logged: list[Logged], batch: int) -> tuple[float, int]:
+def checked(trust: TrustStore, logged: list[LogRecord], batch: int) -> tuple[float, int]:
     """µs per record for a reader admitting ``batch`` records at a time, and the signatures it checked."""
     gate = ProofGate(trust)
     started = time.perf_counter()
@@ -57,7 +46,7 @@ def checked(trust: TrustStore, logged: list[Logged], batch: int) -> tuple[float,
     return (time.perf_counter() - started) / len(logged) * 1e6, gate.checked_signatures
 
 
-def signature_per_record(key: SigningKey, logged: list[Logged]) -> tuple[float, float]:
+def signature_per_record(key: SigningKey, logged: list[LogRecord]) -> tuple[float, float]:
     """The other scheme: every record signed over its digest, every signature checked."""
     digests = [record_digest(r.topic, r.partition, r.key, r.value, r.headers) for r in logged]
     started = time.perf_counter()

@@ -16,11 +16,10 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import NamedTuple
 
 from bench.results import Results, Row, scaled
 from services.audit.adapters.store import AuditStore, ChainedBatch, chained
-from services.audit.domain.chain import canonical, headers_json
+from services.audit.domain.chain import LogRecord, canonical, headers_json
 from shared.contract.catalog import TaskProgressReported
 from shared.contract.codec import encode
 from shared.contract.envelope import new_event
@@ -31,19 +30,9 @@ BATCH = 5000
 PROOFS = 2000
 
 
-class Record(NamedTuple):
-    topic: str
-    partition: int
-    offset: int
-    timestamp: int
-    key: bytes | None
-    value: bytes | None
-    headers: tuple[tuple[str, bytes | None], ...]
-
-
-def records(count: int) -> Iterator[list[Record]]:
+def records(count: int) -> Iterator[list[LogRecord]]:
     """Batches of records as the ingestor receives them: real events, three partitions."""
-    batch: list[Record] = []
+    batch: list[LogRecord] = []
     for n in range(count):
         event = new_event(
             TaskProgressReported(task_id=f"task-{n % 10_000}", percent=n % 101, note="weekly report"),
@@ -52,7 +41,7 @@ def records(count: int) -> Iterator[list[Record]]:
         )
         encoded = encode(event)
         batch.append(
-            Record(encoded.topic, n % 3, n // 3, 1_700_000_000_000 + n, encoded.key, encoded.value, encoded.headers)
+            LogRecord(encoded.topic, n % 3, n // 3, 1_700_000_000_000 + n, encoded.key, encoded.value, encoded.headers)
         )
         if len(batch) == BATCH:
             yield batch
@@ -61,7 +50,7 @@ def records(count: int) -> Iterator[list[Record]]:
         yield batch
 
 
-async def ingest(store: AuditStore, batches: list[list[Record]], *, tree: bool) -> tuple[float, float]:
+async def ingest(store: AuditStore, batches: list[list[LogRecord]], *, tree: bool) -> tuple[float, float]:
     """Chains and writes every batch; returns (seconds chaining, seconds writing)."""
     chaining = writing = 0.0
     for batch in batches:
@@ -76,7 +65,7 @@ async def ingest(store: AuditStore, batches: list[list[Record]], *, tree: bool) 
     return chaining, writing
 
 
-def tree_cpu(batches: list[list[Record]]) -> float:
+def tree_cpu(batches: list[list[LogRecord]]) -> float:
     """Seconds the tree's hashing alone takes over the same leaves (the rest of chaining is the
     hash chain the trail had before)."""
     leaves = [canonical(record, headers_json(record.headers)) for batch in batches for record in batch]

@@ -18,16 +18,19 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from policytrack import supervisor
+from policytrack import history, supervisor
 from policytrack.demo import Demo, token_for
 from policytrack.processes import ServiceProcess
 from policytrack.progress import Meter
+from shared import i18n
 from shared.auth import mint_dev_token
 from shared.contract.catalog import full_type
 from shared.contract.codec import DecodeFailure, decode_record, to_structured
 from shared.contract.codes import Department, Role
 from shared.contract.envelope import CloudEvent
 from shared.contract.topics import ALERTS, EVENTS
+from shared.i18n import gettext as _
+from shared.i18n import names
 from shared.kafka.access import OPERATOR
 from shared.settings import KafkaSettings, RuntimeSettings
 
@@ -62,17 +65,30 @@ def _time(text: str | None) -> str | None:
 
 
 @app.callback()
-def main() -> None:
+def main(
+    lang: str = typer.Option(
+        "",
+        "--lang",
+        envvar="POLICYTRACK_LANG",
+        help="zh-CN (the default), en or ko; else taken from LC_ALL, LC_MESSAGES or LANG",
+    ),
+) -> None:
     """Run the system and look into it."""
+    i18n.choose(i18n.parse(lang) or _system_language())
+
+
+def _system_language() -> str:
+    for variable in ("LC_ALL", "LC_MESSAGES", "LANG"):
+        if (found := i18n.parse(os.environ.get(variable, "").split(".", 1)[0])) is not None:
+            return found
+    return i18n.DEFAULT_LOCALE
 
 
 DEMO_ENVIRONMENT = {
     "POLICYTRACK_ENV": "dev",
-    # Health and evaluations are assessed every few seconds, and a month of evaluation cycles
-    # lasts ten seconds, so that the scenario shows a task going at risk and an evaluation
-    # falling due while one watches.
-    "POLICYTRACK_TASKS_WATCH_INTERVAL_SECONDS": "5",
-    "POLICYTRACK_TASKS_EVALUATION_MONTH_SECONDS": "10",
+    # Health and evaluations are assessed every second, so that as the scenario's two years pass
+    # on the development clock, tasks go at risk and evaluations fall due on the days they would.
+    "POLICYTRACK_TASKS_WATCH_INTERVAL_SECONDS": "1",
 }
 
 
@@ -82,12 +98,16 @@ def up(demo: bool = typer.Option(True, help="play the seed's scenario and keep a
     Ctrl-C stops everything (data stays)."""
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    data = supervisor.data_dir(dict(os.environ))
+    clock_file = data / "run" / "clock"
+    environment = {**DEMO_ENVIRONMENT, "POLICYTRACK_CLOCK_FILE": str(clock_file)}
     try:
-        with supervisor.system(DEMO_ENVIRONMENT, say=lambda line: err.print(f"[yellow]{line}[/]")) as running:
+        with supervisor.system(environment, say=lambda line: err.print(f"[yellow]{line}[/]")) as running:
             urls = {service.name: service.url for service in running}
             if demo:
-                player = Demo(urls["tasks"], say=lambda line: err.print(f"[dim]demo[/] {line}"))
-                player.setup()
+                player = history.tell(
+                    urls["tasks"], data, clock_file, say=lambda line: err.print(f"[dim]demo[/] {line}")
+                )
                 player.submit_report(urls["audit"])
             _where_to_look(running)
             if demo:
@@ -99,23 +119,38 @@ def up(demo: bool = typer.Option(True, help="play the seed's scenario and keep a
         err.print("stopped; the data stays in .data/ for the next run")
 
 
+def _shown(name: str, value: object) -> str:
+    """A state's value as a person reads it: names for codes, dates in the deployment's zone."""
+    if name in ("lead_department",):
+        return names.department(value)
+    if name == "supporting_departments" and isinstance(value, list):
+        return "、".join(names.department(code) for code in value)
+    if name == "field":
+        return names.field(value)
+    if name in ("health", "status"):
+        return names.state(value)
+    if name in ("due", "created_at", "updated_at", "closed_at") and isinstance(value, str):
+        return i18n.format_moment(value)
+    return str(value)
+
+
 def _where_to_look(running: list[ServiceProcess]) -> None:
-    table = Table(title="policytrack is up", show_header=True)
-    table.add_column("what")
-    table.add_column("where")
+    table = Table(title=_("policytrack is up"), show_header=True)
+    table.add_column(_("what"))
+    table.add_column(_("where"))
     dashboard = next(f"{s.url}/" for s in running if s.name == supervisor.DASHBOARD.name)
-    table.add_row("dashboard", f"[bold]{dashboard}[/]   (sign in as a department and role)")
+    table.add_row(_("dashboard"), f"[bold]{dashboard}[/]   " + _("(sign in as a department and role)"))
     kcat = KafkaSettings().credentials_folder / "kcat.conf"
     table.add_row("Kafka", f"127.0.0.1:9092, SASL/SCRAM  (kcat -F {kcat} -C -t policy.events -f '%h %s\\n')")
     for service in running:
-        table.add_row(service.name, f"{service.url}/docs   log: {service.log_path}")
-    table.add_row("a token", "policytrack token --user u-1 --department JILIN --role implementer")
-    table.add_row("follow alerts", "policytrack tail --topic alerts   (or curl -N .../v1/alerts/stream)")
-    table.add_row("verify the trail", "policytrack verify   then   policytrack export --output trail.ndjson")
-    table.add_row("status", "policytrack status   (services, restarts, readiness)")
+        table.add_row(service.name, f"{service.url}/docs   " + _("log: %(path)s", path=service.log_path))
+    table.add_row(_("a token"), "policytrack token --user u-1 --department JILIN --role implementer")
+    table.add_row(_("follow alerts"), "policytrack tail --topic alerts   (curl -N .../v1/alerts/stream)")
+    table.add_row(_("verify the trail"), "policytrack verify   ;   policytrack export --output trail.ndjson")
+    table.add_row(_("status"), "policytrack status")
     console.print(table)
-    err.print(f"[bold]The dashboard is at {dashboard}[/]")
-    err.print("Ctrl-C stops everything, the broker last.")
+    err.print("[bold]" + _("The dashboard is at %(url)s", url=dashboard) + "[/]")
+    err.print(_("Ctrl-C stops everything, the broker last."))
 
 
 @app.command("demo")
@@ -247,31 +282,34 @@ def replay(
             if as_json:
                 print(orjson.dumps(state).decode())
                 return
-            table = Table(title=f"task {task} as of {as_of or 'now'}")
-            table.add_column("field")
-            table.add_column("value")
+            table = Table(title=_("task %(task)s as of %(moment)s", task=task, moment=as_of or _("now")))
+            table.add_column(_("field"))
+            table.add_column(_("value"))
             for name, value in state.items():
                 if name != "milestones":
-                    table.add_row(name, str(value))
+                    table.add_row(name, _shown(name, value))
             for m in state.get("milestones", []):
+                met = names.state("met") + " " + i18n.format_moment(m["met_at"]) if m["met_at"] else names.state("open")
                 table.add_row(
-                    f"milestone {m['milestone_id']}",
-                    f"{m['title']} due {m['due']} {'met ' + m['met_at'] if m['met_at'] else 'open'}",
+                    _("milestone %(id)s", id=m["milestone_id"]),
+                    _("%(title)s, due %(due)s, %(state)s", title=m["title"], due=i18n.format_date(m["due"]), state=met),
                 )
             console.print(table)
             return
         params = {k: v for k, v in {"since": _time(since), "until": _time(until)}.items() if v}
         lines = _stream_export(client, params, "ndjson", None, as_json)
         if not as_json:
-            table = Table(title="the log" + (f" from {since}" if since else "") + (f" until {until}" if until else ""))
-            for column in ("seq", "time", "type", "subject", "actor"):
+            table = Table(
+                title=_("the log from %(since)s until %(until)s", since=since or "-", until=until or _("now"))
+            )
+            for column in (_("entry"), _("time"), _("type"), _("subject"), _("actor")):
                 table.add_column(column)
             for line in lines:
                 event = orjson.loads(line)["event"] or {}
                 table.add_row(
                     str(orjson.loads(line)["seq"]),
-                    event.get("time", ""),
-                    event.get("type", "(undecodable)"),
+                    i18n.format_moment(event.get("time")),
+                    event.get("type", _("(undecodable)")),
                     event.get("subject", ""),
                     event.get("actor", ""),
                 )
@@ -289,16 +327,17 @@ def verify(
     if as_json:
         print(orjson.dumps({**result, "seconds": round(seconds, 3)}).decode())
     else:
-        table = Table(title="audit trail " + ("[green]intact[/]" if result["ok"] else "[red]NOT intact[/]"))
-        table.add_column("check")
-        table.add_column("result")
+        verdict = "[green]" + _("intact") + "[/]" if result["ok"] else "[red]" + _("NOT intact") + "[/]"
+        table = Table(title=_("audit trail: %(verdict)s", verdict=verdict))
+        table.add_column(_("check"))
+        table.add_column(_("result"))
         table.add_row(
-            "entries (hash chain)", f"{result['entries']:,} ({result['entries'] / max(seconds, 1e-9):,.0f}/s)"
+            _("entries (hash chain)"), f"{result['entries']:,} ({result['entries'] / max(seconds, 1e-9):,.0f}/s)"
         )
-        table.add_row("signed checkpoints", str(result["checkpoints"]))
-        table.add_row("compared with the Kafka log", "yes" if result["against_log"] else "no")
+        table.add_row(_("signed checkpoints"), str(result["checkpoints"]))
+        table.add_row(_("compared with the Kafka log"), _("yes") if result["against_log"] else _("no"))
         if result["divergence"]:
-            table.add_row("first divergence", orjson.dumps(result["divergence"]).decode())
+            table.add_row(_("first divergence"), orjson.dumps(result["divergence"]).decode())
         console.print(table)
     raise typer.Exit(0 if result["ok"] else 1)
 
@@ -337,8 +376,8 @@ def keys_show(as_json: bool = JSON) -> None:
     if as_json:
         print(orjson.dumps(found).decode())
         return
-    table = Table(title="trusted keys")
-    for column in ("owner", "key id", "from", "until"):
+    table = Table(title=_("trusted keys"))
+    for column in (_("owner"), _("key id"), _("from"), _("until")):
         table.add_column(column)
     for key in found["keys"]:
         since, until = key.get("nbf"), key.get("exp")
@@ -451,9 +490,10 @@ def verify_act(
     if as_json:
         print(orjson.dumps({**lines, "proven": findings.proven}).decode())
     else:
-        table = Table(title="act " + ("[green]proven[/]" if findings.proven else "[red]NOT proven[/]"))
-        table.add_column("check")
-        table.add_column("result")
+        verdict = "[green]" + _("proven") + "[/]" if findings.proven else "[red]" + _("NOT proven") + "[/]"
+        table = Table(title=_("act: %(verdict)s", verdict=verdict))
+        table.add_column(_("check"))
+        table.add_column(_("result"))
         for name, value in lines.items():
             table.add_row(name, value)
         console.print(table)
@@ -552,25 +592,29 @@ def status(token: str | None = TOKEN, as_json: bool = JSON) -> None:
     if as_json:
         print(orjson.dumps({"services": rows, "last_checkpoint": checkpoint, "dashboard": dashboard}).decode())
         return
-    table = Table(title="policytrack status")
-    for column in ("service", "url", "ready", "restarts", "lag", "entries"):
+    table = Table(title=_("policytrack status"))
+    for column in (_("service"), "URL", _("ready"), _("restarts"), _("lag"), _("entries")):
         table.add_column(column)
     for row in rows:
         details = row["details"]
         table.add_row(
             row["service"],
             row["url"],
-            "[green]yes[/]" if row["ready"] else "[red]no[/]",
+            "[green]" + _("yes") + "[/]" if row["ready"] else "[red]" + _("no") + "[/]",
             str(row["restarts"] or 0),
             str(details.get("lag", "")),
             str(details.get("entries", "")),
         )
     console.print(table)
-    console.print(f"dashboard: {dashboard}")
+    console.print(_("dashboard: %(url)s", url=dashboard))
     if checkpoint:
         console.print(
-            f"last signed checkpoint: entry {checkpoint['sequence']:,} at {checkpoint['signed_at']} "
-            f"(key {checkpoint['key_id']})"
+            _(
+                "last signed checkpoint: entry %(sequence)s at %(moment)s (key %(key)s)",
+                sequence=f"{checkpoint['sequence']:,}",
+                moment=i18n.format_moment(checkpoint["signed_at"]),
+                key=checkpoint["key_id"],
+            )
         )
 
 

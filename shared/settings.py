@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import ClassVar, Literal, Self
 from zoneinfo import ZoneInfo
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.clock import Clock, clock_of
 from shared.domain.calendar import WorkingCalendar, arrangements
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -77,11 +78,26 @@ class RuntimeSettings(BaseSettings):
         description="the State Council's holiday arrangements for years the chinese-calendar library does not know",
     )
 
+    clock_file: Path | None = Field(
+        default=None,
+        description="development only: read now from this file (a scenario's simulated clock); production refuses it",
+    )
+
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, zone: str) -> str:
         ZoneInfo(zone)  # an unknown zone fails here, at start, not on the first page shown
         return zone
+
+    @model_validator(mode="after")
+    def _real_time_outside_development(self) -> Self:
+        if self.clock_file is not None and self.env != "dev":
+            raise ValueError("POLICYTRACK_CLOCK_FILE is for development: outside it, now is the real time")
+        return self
+
+    def clock(self) -> Clock:
+        """The real clock; in development, the simulated one when a clock file is set."""
+        return clock_of(self.clock_file)
 
     def working_calendar(self) -> WorkingCalendar:
         """The official calendar of working days in the deployment's zone, with the override file's years."""

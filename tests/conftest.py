@@ -601,8 +601,10 @@ def browser(tmp_path: Path) -> Iterator[Browser]:
         "--disable-background-networking",
         "--disable-component-update",
         "--no-first-run",
+        "--lang=zh-CN",  # the people the dashboard is for read Chinese first
     ):
         options.add_argument(argument)
+    options.add_experimental_option("prefs", {"intl.accept_languages": "zh-CN,zh"})
     options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
     service = Service(executable_path=chromedriver, log_output=str(tmp_path / "chromedriver.log"))
     driver = webdriver.Chrome(service=service, options=options)

@@ -82,7 +82,15 @@ def digest(report: dict[str, Any]) -> str:
     return hashlib.sha256(canonical_report(report)).hexdigest()
 
 
-_TEMPLATES = Environment(loader=PackageLoader("services.audit"), autoescape=False, keep_trailing_newline=True)
+def _inert(value: object) -> object:
+    """Every value the report shows is text someone could have written (a title, a reason, a
+    token's subject): each is made inert as it is written out, numbers left as they are."""
+    return as_markdown_text(value) if isinstance(value, str) else value
+
+
+_TEMPLATES = Environment(
+    loader=PackageLoader("services.audit"), autoescape=False, keep_trailing_newline=True, finalize=_inert
+)
 
 
 def as_markdown_text(text: object) -> str:
@@ -94,8 +102,9 @@ def as_markdown_text(text: object) -> str:
     )
 
 
-_MARKDOWN_SPECIALS = re.compile(r"[\\`*_{}\[\]()#+\-!|~]")
-_TEMPLATES.filters["text"] = as_markdown_text
+# Not "-" or "+": a value never starts a line (line breaks are flattened), so they cannot start
+# a list, and dates keep their hyphens.
+_MARKDOWN_SPECIALS = re.compile(r"[\\`*_{}\[\]()#!|~]")
 
 
 def markdown(report: dict[str, Any]) -> str:

@@ -19,7 +19,7 @@ from services.notifications.application import NotificationService
 from services.notifications.domain.schedule import Policy, Schedule
 from services.notifications.settings import NotificationsSettings
 from shared.auth import InsecureConfiguration, TokenVerifier
-from shared.clock import Clock, utc_now
+from shared.clock import Clock
 from shared.contract.codec import DecodeFailure
 from shared.contract.envelope import AnyEvent
 from shared.contract.topics import ALERTS, EVENTS
@@ -203,8 +203,9 @@ def sealing_key(settings: NotificationsSettings) -> str:
     return path.read_text().strip()
 
 
-def bootstrap(settings: NotificationsSettings | None = None, clock: Clock = utc_now) -> NotificationsRuntime:
+def bootstrap(settings: NotificationsSettings | None = None, clock: Clock | None = None) -> NotificationsRuntime:
     settings = settings or NotificationsSettings()
+    clock = clock or settings.runtime.clock()
     verifier = TokenVerifier(settings.auth, settings.runtime)
     keys = KeyFolder.of(settings.runtime)
     signing_key = keys.signing_key(OWNER, create=settings.runtime.env != "prod")

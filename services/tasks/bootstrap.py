@@ -26,7 +26,7 @@ from services.tasks.application import TaskService
 from services.tasks.settings import TasksSettings
 from services.tasks.view import LogView
 from shared.auth import InsecureConfiguration, TokenVerifier
-from shared.clock import Clock, utc_now
+from shared.clock import Clock
 from shared.contract.codes import Department
 from shared.contract.topics import COMMANDS, EVENTS
 from shared.kafka.consumer import ConsumerRunner, StopConsuming, open_consumer, partitions_of
@@ -210,9 +210,10 @@ class TasksRuntime:
 
 
 def bootstrap(
-    settings: TasksSettings | None = None, clock: Clock = utc_now, log_: EventLog | None = None
+    settings: TasksSettings | None = None, clock: Clock | None = None, log_: EventLog | None = None
 ) -> TasksRuntime:
     settings = settings or TasksSettings()
+    clock = clock or settings.runtime.clock()
     verifier = TokenVerifier(settings.auth, settings.runtime)  # refuses the dev key outside dev
     keys = KeyFolder.of(settings.runtime)
     signing_key = keys.signing_key(OWNER, create=settings.runtime.env != "prod")

@@ -100,6 +100,11 @@ def using(locale: str, zone: tzinfo | None = None) -> Iterator[str]:
         _current.reset(token)
 
 
+def choose(locale: str) -> None:
+    """The language of the whole process from now on (the CLI's, chosen once at start)."""
+    _current.set(locale if locale in LOCALES else DEFAULT_LOCALE)
+
+
 def current() -> str:
     return _current.get()
 

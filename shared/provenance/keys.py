@@ -20,6 +20,7 @@ import contextlib
 import hashlib
 import hmac
 import os
+import re
 import stat
 import time
 import uuid
@@ -145,16 +146,24 @@ class TrustedKey:
         return cls(key_id(public), public, owner)
 
 
+REFRESH_SECONDS = 60.0
+"""How often the keys already known are read again, for windows changed by a rotation elsewhere."""
+_KEY_ID = re.compile(r"[0-9a-f]{16}")
+"""A key id as ``key_id`` makes it: anything else is no file name to look for."""
+
+
 class TrustStore:
     """The public keys readers trust, by key id, read from ``trust/<owner>/*.jwk`` (and any
-    given besides). A key id not known yet makes the store look at its folder again (at most
-    every ``recheck_seconds``), so a key published or rotated elsewhere is trusted without a restart."""
+    given besides). A key id not known yet makes the store look for that key's file, so a key
+    published or rotated elsewhere is trusted without a restart, from its first use; an id found
+    nowhere is not looked for again for ``recheck_seconds`` (records with made-up ids cost nothing)."""
 
     def __init__(self, folder: Path, extra: Iterable[TrustedKey] = (), recheck_seconds: float = 2.0) -> None:
         self.folder = folder
         self._extra = {key.kid: key for key in extra}
         self._keys: dict[str, TrustedKey] = {}
         self._recheck = recheck_seconds
+        self._missed: dict[str, float] = {}
         self._read_at = float("-inf")
         self.reload()
 
@@ -169,11 +178,25 @@ class TrustStore:
         self._keys, self._read_at = keys, time.monotonic()
 
     def get(self, kid: str) -> TrustedKey | None:
-        found = self._keys.get(kid)
-        if found is None and time.monotonic() - self._read_at >= self._recheck:
+        if time.monotonic() - self._read_at >= REFRESH_SECONDS:  # a retirement's new window, say
             self.reload()
-            found = self._keys.get(kid)
-        return found
+        found = self._keys.get(kid)
+        if found is not None or not _KEY_ID.fullmatch(kid):
+            return found
+        now = time.monotonic()
+        if now - self._missed.get(kid, float("-inf")) < self._recheck:
+            return None
+        for path in self.folder.glob(f"*/{kid}.jwk") if self.folder.is_dir() else ():
+            with contextlib.suppress(OSError, ValueError, KeyError, orjson.JSONDecodeError):
+                key = TrustedKey.from_jwk(orjson.loads(path.read_bytes()))
+                if key.kid == kid and key.owner == path.parent.name:
+                    self._keys[kid] = key
+                    self._missed.pop(kid, None)
+                    return key
+        if len(self._missed) > 10_000:  # a flood of made-up ids: forget the oldest misses
+            self._missed = dict(sorted(self._missed.items(), key=lambda item: item[1])[-5_000:])
+        self._missed[kid] = now
+        return None
 
     def refusal(
         self,

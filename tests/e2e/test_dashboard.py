@@ -1,7 +1,10 @@
-"""The dashboard in a real browser (Debian's chromium, headless, through Selenium) against the
-real services and broker, with the network cut off: what the NDRC's supervisor sees, a task's
-history and as-of replay, an alert arriving live, what a JILIN implementer is not shown, and
-``/docs`` of every service rendering with nothing from another host."""
+"""The dashboard in a real browser (Debian's chromium, headless, through Selenium, reading
+zh-CN) against the real services and broker, with the network cut off: the officials of JILIN,
+MOFCOM, the State Council and the NDRC carry a task from approval to completion, a support
+request from asking to closing and the report from draft to submission entirely through the
+pages; what the NDRC's supervisor sees, a task's history and as-of replay, an alert arriving
+live, what a JILIN implementer is not shown, and ``/docs`` of every service rendering with
+nothing from another host."""
 
 from __future__ import annotations
 
@@ -13,14 +16,15 @@ from typing import Any
 
 import httpx
 import pytest
-from selenium.common.exceptions import StaleElementReferenceException
+from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from policytrack.demo import TASKS, Demo, token_for
-from tests.conftest import Browser
+from tests.conftest import Browser, eventually
 
 JILIN = {"Authorization": f"Bearer {token_for('jilin')}"}
+NAO = {"Authorization": f"Bearer {token_for('nao')}"}
 WAIT = 60
 
 
@@ -46,7 +50,14 @@ def system(module_services) -> dict[str, Any]:
 def until(driver: Any, condition: Callable[[Any], Any], what: str, timeout: float = WAIT) -> Any:
     # A page that reloads while it is polled leaves stale elements behind: poll again.
     waiting = WebDriverWait(driver, timeout, poll_frequency=0.2, ignored_exceptions=(StaleElementReferenceException,))
-    return waiting.until(condition, message=f"waited {timeout}s for {what}")
+    try:
+        return waiting.until(condition, message=f"waited {timeout}s for {what}")
+    except TimeoutException as timeout_error:
+        shown = driver.find_elements(By.TAG_NAME, "main")
+        page = shown[0].text[:3000] if shown else driver.page_source[:3000]
+        raise AssertionError(f"waited {timeout}s for {what} at {driver.current_url}; the page said:\n{page}") from (
+            timeout_error
+        )
 
 
 def sign_in(browser: Browser, web_url: str, department: str, role: str, user: str) -> None:
@@ -58,7 +69,8 @@ def sign_in(browser: Browser, web_url: str, department: str, role: str, user: st
     Select(driver.find_element(By.ID, "role")).select_by_value(role)
     driver.find_element(By.ID, "dev-signin-submit").click()
     until(driver, lambda d: d.find_elements(By.ID, "signed-in-as"), f"{user} signed in")
-    assert department in driver.find_element(By.ID, "signed-in-as").text
+    assert driver.find_element(By.ID, "signed-in-as").get_attribute("data-department") == department
+    assert driver.find_element(By.TAG_NAME, "html").get_attribute("lang") == "zh-CN"
 
 
 def text_of(driver: Any, element_id: str) -> str:
@@ -88,8 +100,8 @@ async def test_the_supervisor_follows_the_plan_on_the_dashboard(system, browser:
     until(driver, lambda d: d.find_elements(By.ID, "history"), "the task page")
     assert text_of(driver, "percent") == "40%"
     history = text_of(driver, "history")
-    assert "u-jilin-development-office" in history and "u-miit-planning-dept" in history and "MIIT" in history
-    first_report = driver.find_element(By.XPATH, "//tr[td[contains(., 'reported progress of 35%')]]")
+    assert "u-jilin-development-office" in history and "u-miit-planning-dept" in history and "工业和信息化部" in history
+    first_report = driver.find_element(By.XPATH, "//tr[td[contains(., '报告进度 35%')]]")
     Select(driver.find_element(By.ID, "as-of")).select_by_value(first_report.get_attribute("data-time"))
     until(driver, lambda d: d.find_elements(By.ID, "as-of-shown"), "the task replayed as of its first report")
     assert text_of(driver, "percent") == "35%"
@@ -97,7 +109,7 @@ async def test_the_supervisor_follows_the_plan_on_the_dashboard(system, browser:
 
     # Responsibility, sorted by what is late.
     driver.get(f"{web.url}/responsibility")
-    driver.find_element(By.LINK_TEXT, "late").click()
+    driver.find_element(By.CSS_SELECTOR, "#responsibility th a[href*='sort=late&']").click()
     until(driver, lambda d: "sort=late" in d.current_url, "the table sorted by lateness")
     lates = [int(c.text) for c in driver.find_elements(By.CSS_SELECTOR, '#responsibility td[data-column="late"]')]
     assert lates == sorted(lates, reverse=True) and lates[0] > 0
@@ -105,10 +117,12 @@ async def test_the_supervisor_follows_the_plan_on_the_dashboard(system, browser:
 
     # The printable report, as the browser would save it as PDF.
     driver.get(f"{web.url}/report")
-    assert "evaluation report" in text_of(driver, "report").lower()
+    assert "总体方案实施情况评估报告" in text_of(driver, "report")
     pdf = driver.execute_cdp_cmd("Page.printToPDF", {"printBackground": True})
     (browser.screenshots / "report.pdf").write_bytes(base64.b64decode(pdf["data"]))
-    assert base64.b64decode(pdf["data"]).startswith(b"%PDF")
+    printed = base64.b64decode(pdf["data"])
+    assert printed.startswith(b"%PDF")
+    assert b"NotoSansCJK" in printed, "the Chinese report is printed in a CJK font (Debian's fonts-noto-cjk)"
     browser.screenshot("report")
 
     assert browser.requested_hosts() == {"127.0.0.1"}
@@ -118,10 +132,10 @@ async def test_an_alert_arrives_live_on_the_alerts_page(system, browser: Browser
     web, driver = system["web"], browser.driver
     sign_in(browser, web.url, "JILIN", "implementer", "u-jilin-development-office")
     driver.get(f"{web.url}/alerts")
-    until(driver, lambda d: text_of(d, "live-state") == "live", "the live stream")
+    until(driver, lambda d: text_of(d, "live-state") == "实时", "the live stream")
     driver.execute_script("window.notReloaded = true")
 
-    title = f"Live alert check {uuid.uuid4().hex[:6]}"
+    title = f"口岸通关演练 {uuid.uuid4().hex[:6]}"
     async with httpx.AsyncClient(base_url=system["tasks"].url, timeout=30) as client:
         plan = system["ids"]["plan"]
         due = datetime.now(UTC) + timedelta(days=200)
@@ -164,7 +178,7 @@ async def test_a_jilin_implementer_is_not_shown_what_is_not_theirs(system, brows
     rows = driver.find_elements(By.CSS_SELECTOR, "#tasks tbody tr[data-task]")
     cells = [[cell.text for cell in row.find_elements(By.TAG_NAME, "td")] for row in rows]
     # The broker is the test session's: tasks of other tests are listed too, if MOFCOM has a part.
-    assert all("MOFCOM" in lead or "MOFCOM" in supporting for _, _, lead, supporting, *_ in cells)
+    assert all("商务部" in lead or "商务部" in supporting for _, _, lead, supporting, *_ in cells)
     listed = {title for _, title, *_ in cells}
     ours = {title: "MOFCOM" in supporting for _, _, title, _, supporting, *_ in TASKS}
     assert {title for title, theirs in ours.items() if theirs} <= listed
@@ -176,9 +190,9 @@ async def test_the_auditor_verifies_the_trail_from_the_dashboard(system, browser
     sign_in(browser, web.url, "NAO", "auditor", "u-nao-auditor")
     driver.get(f"{web.url}/trail")
     driver.find_element(By.ID, "verify-now").click()
-    until(driver, lambda d: "intact" in text_of(d, "last-verification"), "the verification's result", timeout=120)
+    until(driver, lambda d: "完整" in text_of(d, "last-verification"), "the verification's result", timeout=120)
     assert "u-nao-auditor" in text_of(driver, "verified-by")
-    assert "entry" in text_of(driver, "last-checkpoint")
+    assert "第" in text_of(driver, "last-checkpoint")
     browser.screenshot("trail")
 
 
@@ -190,4 +204,159 @@ async def test_docs_of_every_service_render_with_the_network_cut_off(system, bro
         assert "policytrack" in driver.find_element(By.CSS_SELECTOR, ".swagger-ui .info .title").text
         assert driver.find_elements(By.CSS_SELECTOR, ".opblock"), f"{name}'s operations"
     browser.screenshot("docs")
+    assert browser.requested_hosts() == {"127.0.0.1"}
+
+
+def open_form(driver: Any, xpath: str) -> Any:
+    """The form of the action ``xpath`` finds (a ``details.act``), opened."""
+    details = until(driver, lambda d: d.find_elements(By.XPATH, xpath), f"the form {xpath}")[0]
+    if details.get_attribute("open") is None:
+        details.find_element(By.TAG_NAME, "summary").click()
+    return details
+
+
+def fill_and_send(driver: Any, details: Any, **fields: str | list[str]) -> None:
+    """Fills the form as a person would (a date through the date picker's value), sends it, and
+    waits for the page to say it was recorded."""
+    for name, value in fields.items():
+        if isinstance(value, list):
+            for code in value:
+                details.find_element(By.CSS_SELECTOR, f'input[name="{name}"][value="{code}"]').click()
+            continue
+        element = details.find_element(By.CSS_SELECTOR, f'[name="{name}"]')
+        if element.tag_name == "select":
+            Select(element).select_by_value(value)
+        elif element.get_attribute("type") == "date":
+            driver.execute_script("arguments[0].value = arguments[1]", element, value)
+        else:
+            element.clear()
+            element.send_keys(value)
+    details.find_element(By.CSS_SELECTOR, 'button[type="submit"]').click()
+    until(driver, lambda d: d.find_elements(By.ID, "done"), "the act recorded")
+    assert "已记录" in text_of(driver, "done")
+
+
+def action(command: str, about: str | None = None) -> str:
+    near = f" and .//span[@class='about' and normalize-space()='{about}']" if about else ""
+    return f"//details[@data-command='{command}'{near}]"
+
+
+async def test_officials_do_their_work_in_the_dashboard_in_chinese(system, browser: Browser) -> None:
+    web, driver = system["web"], browser.driver
+    run = uuid.uuid4().hex[:6]
+    plan_title, task_title = f"长春新区专项方案 {run}", f"中韩跨境电商综合试验区建设 {run}"
+
+    # The State Council approves a plan.
+    sign_in(browser, web.url, "SC", "approver", "u-sc-general-office")
+    driver.get(f"{web.url}/plan")
+    fill_and_send(driver, open_form(driver, action("approve_plan")), title=plan_title, evaluation_interval_months="6")
+
+    # Jilin assigns a task in it, MOFCOM supporting, schedules a milestone, reports progress and
+    # an issue, and asks MOFCOM for support.
+    sign_in(browser, web.url, "JILIN", "implementer", "u-jilin-development-office")
+    driver.get(f"{web.url}/plan")
+    fill_and_send(
+        driver,
+        open_form(driver, action("create_task", plan_title)),
+        title=task_title,
+        field="trade",
+        lead_department="JILIN",
+        supporting_departments=["MOFCOM"],
+        due="2027-12-31",
+    )
+    driver.get(f"{web.url}/")
+    row = until(
+        driver, lambda d: d.find_elements(By.XPATH, f"//tr[td/a[normalize-space()='{task_title}']]"), "the task"
+    )
+    task_id = row[0].get_attribute("data-task")
+    assert "2027年12月31日" in row[0].text, "a due date as people write it, on Beijing time"
+    task_page = f"{web.url}/tasks/{task_id}"
+    driver.get(task_page)
+    fill_and_send(driver, open_form(driver, action("schedule_milestone")), title="海关监管方案获批", due="2027-06-30")
+    fill_and_send(driver, open_form(driver, action("report_progress")), percent="30", note="平台主体工程开工")
+    fill_and_send(driver, open_form(driver, action("report_issue")), title="跨境数据传输规则待明确", severity="major")
+    fill_and_send(
+        driver,
+        open_form(driver, action("request_support", "跨境数据传输规则待明确")),
+        departments=["MOFCOM"],
+        need="请商务部就跨境电商数据出境规则给予指导。",
+        by="2027-03-31",
+    )
+    browser.screenshot("task-act")
+
+    # MOFCOM finds the request on its to-do list, acknowledges it and answers it.
+    sign_in(browser, web.url, "MOFCOM", "supporter", "u-mofcom-asia-dept")
+    driver.get(f"{web.url}/todo")
+    todo = until(driver, lambda d: d.find_elements(By.CSS_SELECTOR, f'#todo tr[data-task="{task_id}"]'), "the to-do")
+    assert "确认收到支持请求" in todo[0].text and int(text_of(driver, "todo-count")) >= 1
+    browser.screenshot("todo")
+    todo[0].find_element(By.TAG_NAME, "a").click()
+    fill_and_send(driver, open_form(driver, action("acknowledge_support")))
+    fill_and_send(driver, open_form(driver, action("answer_support")), answer="已会同海关总署出具指导意见。")
+
+    # Jilin closes the request, marks the milestone met and asks the State Council's approval.
+    sign_in(browser, web.url, "JILIN", "implementer", "u-jilin-development-office")
+    driver.get(task_page)
+    fill_and_send(driver, open_form(driver, action("close_support")), note="指导意见已落实")
+    fill_and_send(driver, open_form(driver, action("mark_milestone_met", "海关监管方案获批")))
+    fill_and_send(
+        driver, open_form(driver, action("request_approval")), kind="policy", title="跨境电商零售进口监管政策"
+    )
+
+    # The State Council decides it from its to-do list.
+    sign_in(browser, web.url, "SC", "approver", "u-sc-general-office")
+    driver.get(f"{web.url}/todo")
+    until(driver, lambda d: d.find_elements(By.CSS_SELECTOR, f'#todo tr[data-task="{task_id}"] a'), "the approval")[
+        0
+    ].click()
+    fill_and_send(driver, open_form(driver, action("decide_approval")), granted="granted", reason="同意。")
+
+    # Jilin completes the task; the NDRC evaluates it and submits its report.
+    sign_in(browser, web.url, "JILIN", "implementer", "u-jilin-development-office")
+    driver.get(task_page)
+    fill_and_send(driver, open_form(driver, action("report_progress")), percent="100")
+    fill_and_send(driver, open_form(driver, action("complete_task")), note="按期建成")
+    assert driver.find_element(By.ID, "status").get_attribute("data-status") == "completed"
+    sign_in(browser, web.url, "NDRC", "supervisor", "u-ndrc-regional-dept")
+    driver.get(task_page)
+    fill_and_send(driver, open_form(driver, action("record_evaluation")), rating="good", findings="建设成效明显。")
+    driver.get(f"{web.url}/report")
+    driver.find_element(By.CSS_SELECTOR, "#submit-report button").click()
+    until(driver, lambda d: d.find_elements(By.ID, "submitted"), "the report submitted")
+    digest = text_of(driver, "submitted").rsplit("：", 1)[-1].strip()
+    assert len(digest) == 64
+    browser.screenshot("report-submitted")
+
+    # The trail holds each act under the department that did it.
+    expected = [
+        ("task.created", "JILIN"),
+        ("milestone.scheduled", "JILIN"),
+        ("task.progress_reported", "JILIN"),
+        ("issue.reported", "JILIN"),
+        ("support_request.requested", "JILIN"),
+        ("support_request.acknowledged", "MOFCOM"),
+        ("support_request.answered", "MOFCOM"),
+        ("support_request.closed", "JILIN"),
+        ("milestone.met", "JILIN"),
+        ("approval.requested", "JILIN"),
+        ("approval.granted", "SC"),
+        ("task.completed", "JILIN"),
+        ("evaluation.recorded", "NDRC"),
+    ]
+
+    async def trail() -> list[tuple[str, str]] | None:
+        async with httpx.AsyncClient(base_url=system["audit"].url, timeout=60) as client:
+            items = (
+                await client.get("/v1/audit/events", headers=NAO, params={"task_id": task_id, "limit": 500})
+            ).json()["items"]
+        acts = [
+            (e["type"].removeprefix("org.policytrack.").rsplit(".", 1)[0], e.get("actordept"))
+            for e in (item["event"] for item in items)
+            if e and e.get("actor", "").startswith("u-")
+        ]
+        return acts if all(pair in acts for pair in expected) else None
+
+    acts = await eventually(trail, timeout=60, what="every act on the trail")
+    firsts = list(dict.fromkeys(pair for pair in acts if pair in expected))
+    assert firsts == expected, "in the order they were done"
     assert browser.requested_hosts() == {"127.0.0.1"}

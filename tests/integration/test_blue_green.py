@@ -6,21 +6,19 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
+from pathlib import Path
 
 import httpx
-import orjson
-from aiokafka import AIOKafkaProducer
 
 from shared.contract.codec import decode_record
 from shared.contract.envelope import CloudEvent
-from shared.contract.topics import COMMANDS, DEADLETTER, EVENTS
-from shared.kafka.connection import client_options
+from shared.contract.topics import DEADLETTER, EVENTS
 from shared.settings import KafkaSettings
-from tests.conftest import JILIN, SC, end_offsets, eventually, read_from
+from tests.conftest import JILIN, SC, Broker, department_system, end_offsets, eventually, read_from
 
 
 async def test_commands_survive_a_fenced_instance_that_keeps_its_partitions(
-    service_factory, kafka_settings: KafkaSettings
+    service_factory, kafka: Broker, kafka_settings: KafkaSettings, keys_dir: Path
 ) -> None:
     shared = {
         "POLICYTRACK_TASKS_TRANSACTIONAL_ID": f"policytrack-tasks-blue-green-{uuid.uuid4().hex[:8]}",
@@ -48,23 +46,17 @@ async def test_commands_survive_a_fenced_instance_that_keeps_its_partitions(
     green = service_factory("tasks", **shared).start()  # fences blue; both are in the command group now
     events, letters = await end_offsets(kafka_settings, EVENTS), await end_offsets(kafka_settings, DEADLETTER)
     correlations = [f"bg-{uuid.uuid4().hex[:10]}" for _ in range(36)]
-    producer = AIOKafkaProducer(**client_options(kafka_settings), acks="all")
-    await producer.start()
-    try:
-        for n, correlation in enumerate(correlations):
-            task = tasks[n % len(tasks)]
-            await producer.send_and_wait(
-                COMMANDS,
-                orjson.dumps({"task_id": task, "percent": 1 + n // len(tasks)}),
-                key=task.encode(),
-                headers=[
-                    ("command", b"report_progress"),
-                    ("correlationid", correlation.encode()),
-                    ("authorization", JILIN["Authorization"].encode()),
-                ],
+    jilin = department_system(kafka, keys_dir, "JILIN", "u-jilin", "implementer")
+    await jilin.send(
+        *(
+            jilin.command(
+                "report_progress",
+                {"task_id": tasks[n % len(tasks)], "percent": 1 + n // len(tasks)},
+                correlation=correlation,
             )
-    finally:
-        await producer.stop()
+            for n, correlation in enumerate(correlations)
+        )
+    )
 
     async def every_command_answered() -> Counter | None:
         records = await read_from(kafka_settings, events, until=lambda rs: False, timeout=0.5)

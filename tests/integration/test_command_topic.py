@@ -71,7 +71,7 @@ async def test_signed_commands_yield_events_or_a_rejection_and_malformed_ones_ar
 
     events = await eventually(by_correlation, timeout=60, what="an answer to every well-formed command")
     done = events[accepted][0]
-    assert done.type == "org.policytrack.task.progress_reported.v1"
+    assert done.type == "org.policytrack.task.progress_reported.v1", done.data
     assert (done.actor, done.actordept, done.data.percent) == ("u-jilin", "JILIN", 35)
     assert events[forbidden][0].type == "org.policytrack.command.rejected.v1"
     assert events[forbidden][0].data.status == 403 and "MOST" in events[forbidden][0].data.reason

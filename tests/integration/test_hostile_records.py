@@ -109,10 +109,12 @@ async def test_every_consumer_handles_the_next_valid_record(
             return items if refused >= 3 * len(HOSTILE) and valid else None
 
         items = await eventually(stored, timeout=60, what="the hostile records kept apart and the valid one chained")
-        assert not [i for i in items if i["seq"] > before and i["decode_error"]], "no hostile record is an act"
+        # The tasks service's dead letters of the hostile commands are its acts, rightly chained.
+        acts = [i for i in items if i["seq"] > before and i["decode_error"] and i["topic"] != DEADLETTER]
+        assert not acts, "no hostile record is an act"
         verified = (await client.get("/v1/audit/verify", headers=NAO)).json()
         assert verified["ok"] is True
-        hostile = {(f["topic"], f["offset"]) for f in verified["forgeries"] if f["topic"] != COMMANDS}
+        hostile = {(f["topic"], f["partition"], f["offset"]) for f in verified["forgeries"] if f["topic"] != COMMANDS}
         assert len(hostile) >= 3 * len(HOSTILE), "verify names each of them"
 
     due = datetime.now(UTC) + timedelta(seconds=4)

@@ -10,19 +10,17 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import httpx
-import orjson
 
 from policytrack.processes import ServiceProcess
 from shared.contract.codec import decode_record
 from shared.contract.envelope import CloudEvent
-from shared.contract.topics import COMMANDS, EVENTS
+from shared.contract.topics import EVENTS
 from shared.kafka.partitioning import partition_for
-from shared.kafka.producer import EventProducer
-from shared.provenance.keys import SigningKey
 from shared.settings import KafkaSettings
-from tests.conftest import JILIN, SC, end_offsets, eventually, read_from, readiness
+from tests.conftest import JILIN, SC, Broker, department_system, end_offsets, eventually, read_from, readiness
 
 
 def partitioned_pair(service_factory) -> tuple[ServiceProcess, ServiceProcess]:
@@ -77,7 +75,7 @@ def partitions_of(tasks: list[str], kafka: KafkaSettings) -> set[int]:
 
 
 async def test_any_instance_takes_any_command_and_the_owner_decides(
-    service_factory, kafka_settings: KafkaSettings, tasks_key: SigningKey
+    service_factory, kafka: Broker, kafka_settings: KafkaSettings, keys_dir: Path
 ) -> None:
     first, second = partitioned_pair(service_factory)
     owned = await split_between(first, second, kafka_settings.partitions)
@@ -141,18 +139,11 @@ async def test_any_instance_takes_any_command_and_the_owner_decides(
         # A command-topic record keyed by something else is sent on to its aggregate's partition.
         misrouted = f"misrouted-{uuid.uuid4().hex[:8]}"
         wrong = (partition_for(racing, kafka_settings.partitions) + 1) % kafka_settings.partitions
-        async with EventProducer(kafka_settings, client_id="test-misrouted", signing_key=tasks_key) as producer:
-            await producer.send(
-                COMMANDS,
-                orjson.dumps({"task_id": racing, "percent": 90, "note": "misrouted"}),
-                key=b"not-the-aggregate",
-                headers=[
-                    ("command", b"report_progress"),
-                    ("correlationid", misrouted.encode()),
-                    ("authorization", JILIN["Authorization"].encode()),
-                ],
-                partition=wrong,
-            )
+        jilin = department_system(kafka, keys_dir, "JILIN", "u-jilin", "implementer")
+        _, value, headers = jilin.command(
+            "report_progress", {"task_id": racing, "percent": 90, "note": "misrouted"}, correlation=misrouted
+        )
+        await jilin.send((b"not-the-aggregate", value, headers), partition=wrong)
         moved = await via.get(f"/v1/tasks/{racing}", headers=JILIN, params={"min_version": 24})
         assert moved.status_code == 200 and moved.json()["percent"] == 90, moved.text
 

@@ -11,6 +11,9 @@ from pathlib import Path
 import orjson
 import pytest
 
+from services.notifications.adapters.snapshots import SEALED
+from shared.provenance.keys import load_signing_key
+from shared.provenance.sealing import SnapshotSeal
 from tests.conftest import Receiver, ServiceProcess, eventually, readiness
 from tests.integration.test_notifications_service import FAST, milestone, new_task, subscribe, wait_for_kinds
 
@@ -76,21 +79,35 @@ def another_log(document: dict) -> None:
     document["positions"] = [[partition, offset, "not-the-event-there"] for partition, offset, _ in positions]
 
 
-def tampered(snapshot_file: Path, tamper: Callable[[dict], None]) -> None:
-    document = orjson.loads(snapshot_file.read_bytes())
+def tampered(snapshot_file: Path, tamper: Callable[[dict], None], keys: Path | None) -> None:
+    """The snapshot changed by ``tamper``; sealed again with the service's own key when ``keys``
+    is given (a snapshot the service wrote itself, with other code or on another log)."""
+    _, _, body = snapshot_file.read_bytes().partition(b"\n")
+    document = orjson.loads(body)
     tamper(document)
-    snapshot_file.write_bytes(orjson.dumps(document))
+    changed = orjson.dumps(document).decode()
+    seal = "0" * 64
+    if keys is not None:
+        seal = SnapshotSeal(load_signing_key(keys / "notifications" / "signing-key.pem", create=False)).document(
+            changed
+        )
+    snapshot_file.write_bytes(SEALED + seal.encode() + b"\n" + changed.encode())
 
 
 @pytest.mark.parametrize(
-    ("tamper", "reason"),
-    [(other_code, "written by other code"), (another_log, "is not not-the-event-there")],
+    ("tamper", "reseal", "reason"),
+    [
+        (other_code, True, "written by other code"),
+        (another_log, True, "is not not-the-event-there"),
+        (other_code, False, "its seal does not hold"),
+    ],
 )
 async def test_a_snapshot_the_log_does_not_bear_out_is_discarded_and_the_schedule_rebuilt(
     tasks: ServiceProcess,
     notifications: ServiceProcess,
     snapshot_file: Path,
     tamper: Callable[[dict], None],
+    reseal: bool,
     reason: str,
 ) -> None:
     already = (await readiness(notifications))["open_deadlines"]
@@ -99,7 +116,7 @@ async def test_a_snapshot_the_log_does_not_bear_out_is_discarded_and_the_schedul
     before = await snapshot_holds_everything(notifications, open_deadlines=already + 2)
 
     notifications.stop()
-    tampered(snapshot_file, tamper)
+    tampered(snapshot_file, tamper, Path(notifications.env["POLICYTRACK_KEYS_DIR"]) if reseal else None)
     notifications.start()
 
     after = await readiness(notifications)

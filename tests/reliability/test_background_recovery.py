@@ -63,7 +63,14 @@ async def test_a_checkpoint_recorded_but_not_published_is_published_next(
     audit: ServiceProcess = service_factory("audit", POLICYTRACK_AUDIT_CHECKPOINT_INTERVAL_SECONDS="1")
     audit.start()
     await publish_progress(kafka_settings, tasks_key, 5, "u-unpublished")
-    await caught_up(audit, timeout=60)
+    head = (await caught_up(audit, timeout=60))["entries"]
+
+    async def signed() -> list | None:
+        async with httpx.AsyncClient(base_url=audit.url, timeout=30) as client:
+            rows = (await client.get("/v1/audit/checkpoints", headers=NAO)).json()["checkpoints"]
+        return rows if rows and rows[-1]["sequence"] >= head else None
+
+    await eventually(signed, timeout=60, what="a checkpoint of the whole trail")
     audit.kill()
     # The state a crash leaves between recording a checkpoint and publishing it.
     database = Path(audit.env["POLICYTRACK_DATA_DIR"]) / "audit" / "audit.db"

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from pathlib import Path
 
 import httpx
-import orjson
 from aiokafka import AIOKafkaProducer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -19,7 +19,18 @@ from shared.contract.envelope import CloudEvent
 from shared.contract.topics import ALERTS, COMMANDS, DEADLETTER, EVENTS
 from shared.kafka.connection import client_options
 from shared.settings import KafkaSettings
-from tests.conftest import JILIN, NAO, SC, ServiceProcess, end_offsets, eventually, read_from
+from tests.conftest import (
+    JILIN,
+    NAO,
+    SC,
+    Broker,
+    DepartmentSystem,
+    ServiceProcess,
+    department_system,
+    end_offsets,
+    eventually,
+    read_from,
+)
 from tests.samples import sample_events
 from tests.unit.test_hostile_records import headers, values
 
@@ -68,24 +79,10 @@ async def produce(settings_: KafkaSettings, records: list) -> None:
         await producer.stop()
 
 
-async def answered(settings_: KafkaSettings, task: str, percent: int) -> CloudEvent:
+async def answered(settings_: KafkaSettings, jilin: DepartmentSystem, task: str, percent: int) -> CloudEvent:
     starts = await end_offsets(settings_, EVENTS)
     correlation = f"valid-{uuid.uuid4().hex[:10]}"
-    producer = AIOKafkaProducer(**client_options(settings_), acks="all")
-    await producer.start()
-    try:
-        await producer.send_and_wait(
-            COMMANDS,
-            orjson.dumps({"task_id": task, "percent": percent}),
-            key=task.encode(),
-            headers=[
-                ("command", b"report_progress"),
-                ("correlationid", correlation.encode()),
-                ("authorization", JILIN["Authorization"].encode()),
-            ],
-        )
-    finally:
-        await producer.stop()
+    await jilin.send(jilin.command("report_progress", {"task_id": task, "percent": percent}, correlation=correlation))
 
     async def found() -> CloudEvent | None:
         records = await read_from(settings_, starts, until=lambda rs: False, timeout=0.3)
@@ -97,7 +94,12 @@ async def answered(settings_: KafkaSettings, task: str, percent: int) -> CloudEv
     return await eventually(found, timeout=60, what="the valid command answered")
 
 
-def test_no_record_stops_a_consumer(service_factory, kafka_settings: KafkaSettings) -> None:
+def test_no_record_stops_a_consumer(
+    service_factory, kafka: Broker, kafka_settings: KafkaSettings, keys_dir: Path
+) -> None:
+    """The hostile records are written by the broker's admin: a forger holding the broker itself.
+    The valid command is signed by JILIN's system."""
+    jilin = department_system(kafka, keys_dir, "JILIN", "u-jilin", "implementer")
     tasks: ServiceProcess = service_factory("tasks").start()
     audit: ServiceProcess = service_factory("audit").start()
     notifications: ServiceProcess = service_factory("notifications").start()
@@ -124,7 +126,7 @@ def test_no_record_stops_a_consumer(service_factory, kafka_settings: KafkaSettin
     @given(records=st.lists(hostile_record, min_size=1, max_size=6))
     def after(records: list) -> None:
         asyncio.run(produce(kafka_settings, records))
-        event = asyncio.run(answered(kafka_settings, task, next(percent)))
+        event = asyncio.run(answered(kafka_settings, jilin, task, next(percent)))
         assert event.type == "org.policytrack.task.progress_reported.v1"
         for service in (tasks, audit, notifications):
             assert service.process is not None and service.process.poll() is None, f"{service.name} died"

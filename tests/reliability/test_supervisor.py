@@ -63,7 +63,7 @@ async def test_a_killed_service_is_started_again_and_nothing_else_stops(spare_br
         status_now = orjson.loads(shown.stdout)
         assert status_now["dashboard"] == f"http://127.0.0.1:{ports['web']}/"
         assert {row["service"]: row["ready"] for row in status_now["services"]} == dict.fromkeys(ports, True)
-        assert f"The dashboard is at http://127.0.0.1:{ports['web']}/" in (tmp_path / "up.log").read_text()
+        assert f"看板地址：http://127.0.0.1:{ports['web']}/" in (tmp_path / "up.log").read_text()
         assert spare_broker.script("status", check=False).returncode == 0, "the broker keeps running"
     finally:
         up.send_signal(signal.SIGTERM)

@@ -14,14 +14,7 @@ import httpx
 import orjson
 import pytest
 
-from services.web.adapters.backends import Backends
-from services.web.adapters.sessions import Sessions
-from services.web.api.app import create_app
-from services.web.bootstrap import WebRuntime
-from services.web.settings import WebSettings
-from shared.auth import AuthSettings, TokenVerifier
-from shared.settings import RuntimeSettings
-from tests.unit.test_dashboard_edge import TASK, form_token, sign_in
+from tests.unit.test_dashboard_edge import TASK, form_token, sign_in, web_app
 
 NOW = datetime.now(UTC)
 ACTIONS = [
@@ -29,6 +22,8 @@ ACTIONS = [
         "command": "report_progress",
         "method": "POST",
         "path": "/v1/tasks/task-hydrogen/progress",
+        "given": {},
+        "key": "task-hydrogen",
         "if_match": 3,
         "task_id": "task-hydrogen",
         "about": "Hydrogen vehicle cluster",
@@ -37,11 +32,25 @@ ACTIONS = [
         "command": "request_support",
         "method": "POST",
         "path": "/v1/issues/issue-7/support-requests",
+        "given": {},
+        "key": "issue-7",
         "if_match": 1,
         "task_id": "task-hydrogen",
         "about": "Hydrogen permits",
     },
 ]
+
+
+PLAN_ACTION = {
+    "command": "create_task",
+    "method": "POST",
+    "path": "/v1/tasks",
+    "given": {"plan_id": "plan-zone"},
+    "key": "plan-zone",
+    "if_match": None,
+    "task_id": None,
+    "about": "Overall Plan",
+}
 
 
 class TasksStandIn:
@@ -61,6 +70,8 @@ class TasksStandIn:
             return httpx.Response(200, json=TASK)
         if path == "/v1/tasks/task-hydrogen/actions":
             return httpx.Response(200, json={"items": ACTIONS})
+        if path == "/v1/actions":
+            return httpx.Response(200, json={"items": [PLAN_ACTION]})
         if path == "/v1/todo":
             duty = {
                 "kind": "report_progress",
@@ -83,18 +94,7 @@ def tasks() -> TasksStandIn:
 
 @pytest.fixture
 async def dashboard(tasks: TasksStandIn) -> AsyncIterator[httpx.AsyncClient]:
-    settings = WebSettings(runtime=RuntimeSettings(env="dev"), auth=AuthSettings())
-    runtime = WebRuntime(
-        settings=settings,
-        verifier=TokenVerifier(settings.auth, settings.runtime),
-        sessions=Sessions(timedelta(hours=1), 100),
-        backends=Backends(
-            {"tasks": "http://tasks", "notifications": "http://notifications", "audit": "http://audit"},
-            transport=httpx.MockTransport(tasks),
-        ),
-    )
-    transport = httpx.ASGITransport(app=create_app(runtime))
-    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as client:
+    async with web_app(answer=tasks) as client:
         await sign_in(client, "JILIN", "implementer")
         yield client
 
@@ -107,7 +107,7 @@ def hidden(page: str, anchor: str, name: str) -> str:
 
 
 def posted(page: str, anchor: str, **fields: Any) -> dict[str, Any]:
-    names = ("command", "path", "if_match", "idempotency_key", "shown_at", "back")
+    names = ("command", "path", "key", "if_match", "idempotency_key", "shown_at", "back")
     return {"csrf": form_token_of(page), **{n: hidden(page, anchor, n) for n in names}, **fields}
 
 
@@ -211,3 +211,19 @@ async def test_the_language_is_the_readers_choice_and_remembered(dashboard) -> N
     english = await dashboard.get("/language", params={"to": "en", "back": "https://evil.example/"})
     assert english.headers["location"] == "/", "never a redirect elsewhere"
     assert "To do for Jilin Provincial People" in (await dashboard.get("/todo")).text
+
+
+async def test_a_task_is_assigned_in_the_plan_whose_form_it_was(dashboard, tasks) -> None:
+    """The plan a task is created in is the action's, not something typed: without it every
+    assignment came back 422 about a field the form does not show."""
+    page = (await dashboard.get("/plan")).text
+    form = posted(page, "act-create_task-plan-zone", title="跨境电商", field="trade", lead_department="JILIN")
+    form |= {"due": "2027-12-31", "given.plan_id": hidden(page, "act-create_task-plan-zone", "given.plan_id")}
+    assert (await dashboard.post("/plan/act", data=form)).status_code == 303
+    body = orjson.loads(tasks.sent[0].content)
+    assert body["plan_id"] == "plan-zone" and body["title"] == "跨境电商"
+    tasks.answer = httpx.Response(
+        422, json={"status": 422, "detail": "plan_id: no such plan", "errors": [{"field": "plan_id", "message": "x"}]}
+    )
+    again = await dashboard.post("/plan/act", data={**form, "idempotency_key": "another"})
+    assert again.status_code == 400 and "plan_id: no such plan" in again.text, "said above the fields"

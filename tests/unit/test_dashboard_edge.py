@@ -5,7 +5,7 @@ the bearer token never reaches the page. The browser test runs the same against 
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -50,7 +50,10 @@ def services(request: httpx.Request) -> httpx.Response:
     return httpx.Response(404, json={"status": 404, "detail": "no such thing"})
 
 
-def web_app(env: str = "dev", auth: AuthSettings | None = None) -> httpx.AsyncClient:
+def web_app(
+    env: str = "dev", auth: AuthSettings | None = None, answer: Callable[[httpx.Request], httpx.Response] = services
+) -> httpx.AsyncClient:
+    """The dashboard in process, the three services answered by ``answer``."""
     settings = WebSettings(runtime=RuntimeSettings(env=env), auth=auth or AuthSettings())
     runtime = WebRuntime(
         settings=settings,
@@ -58,7 +61,7 @@ def web_app(env: str = "dev", auth: AuthSettings | None = None) -> httpx.AsyncCl
         sessions=Sessions(timedelta(hours=1), 100),
         backends=Backends(
             {"tasks": "http://tasks", "notifications": "http://notifications", "audit": "http://audit"},
-            transport=httpx.MockTransport(services),
+            transport=httpx.MockTransport(answer),
         ),
     )
     transport = httpx.ASGITransport(app=create_app(runtime))

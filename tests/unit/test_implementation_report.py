@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from services.audit import reports
 from services.audit.domain.implementation import Replay, implementation_report
 from services.tasks.domain import commands as cmd
-from tests.unit.test_tasks_rules import JILIN, NDRC, SC, Scenario
+from tests.unit.test_tasks_rules import JILIN, NDRC, SC, Scenario, actor
 
 NOW = datetime.now(UTC)
 HOSTILE = "Zone | bonded\n# Heading <script>alert(1)</script> [link](http://x) &amp; **bold**"
@@ -78,3 +78,16 @@ def test_what_departments_wrote_stays_inside_its_cell_and_is_inert() -> None:
     assert "&amp;amp;" in document, "an ampersand someone wrote is shown as they wrote it"
     issue_lines = [line for line in document.splitlines() if "reported by JILIN" in line]
     assert len(issue_lines) == 1 and issue_lines[0].startswith("- **Zone \\| bonded \\# Heading")
+
+
+def test_who_decided_cannot_inject_markup_or_a_heading() -> None:
+    """Issue 28: ``decided_by`` (a token's subject) went into the Markdown unescaped."""
+    world = hostile_world()
+    sneaky = actor("SC", "approver", user="<img src=x onerror=alert(1)>\n# Approved by everyone")
+    world.run(cmd.RequestApproval(approval_id="a", task_id="t2", kind="policy", title="Rules"), JILIN)
+    world.run(cmd.DecideApproval(approval_id="a", granted=True), sneaky)
+    replay = replay_of(world)
+    replay.in_period.extend(world.events)
+    document = reports.markdown(implementation_report(replay, NOW - timedelta(days=30), NOW))
+    assert "<img" not in document and "&lt;img" in document
+    assert "\n# Approved" not in document, "no heading smuggled in"

@@ -39,6 +39,17 @@ PRODUCTION = AddressPolicy(dev=False, allow_private=False, allowed_hosts=frozens
         "::ffff:127.0.0.1",
         "::ffff:10.0.0.1",
         "192.0.2.1",
+        # Issue 28: IPv6 addresses that carry a private IPv4 one, and IPv6 outside global unicast.
+        "::127.0.0.1",
+        "::10.0.0.1",
+        "64:ff9b::7f00:1",
+        "64:ff9b::a9fe:a9fe",
+        "2002:7f00:1::1",
+        "2002:c0a8:101::1",
+        "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+        "64:ff9b:1::1",
+        "100::1",
+        "3fff::1",
     ],
 )
 def test_no_address_that_is_not_public_is_called(address: str) -> None:
@@ -48,6 +59,9 @@ def test_no_address_that_is_not_public_is_called(address: str) -> None:
 
 def test_public_addresses_are_called_and_loopback_only_in_development() -> None:
     assert PRODUCTION.refusal("hooks.example.org", [PUBLIC, "2606:4700:4700::1111"]) is None
+    assert PRODUCTION.refusal("hooks.example.org", ["64:ff9b::808:808", "2002:808:808::1"]) is None, (
+        "a NAT64 or 6to4 address of a public IPv4 address is public"
+    )
     development = AddressPolicy(dev=True, allow_private=False, allowed_hosts=frozenset())
     assert development.refusal("localhost", ["127.0.0.1", "::1"]) is None
     assert development.refusal("internal", ["10.0.0.1"]) is not None

@@ -49,8 +49,10 @@ from services.audit.domain.chain import GENESIS, LogRecord, canonical, chain_has
 from shared.contract.catalog import TaskAssigned, TaskReassigned
 from shared.contract.codec import DecodeFailure, decode
 from shared.contract.envelope import AnyEvent
+from shared.logging import get_logger
 from shared.transparency.merkle import Frontier, Node, frontier_nodes, root_from
 
+log = get_logger(__name__)
 metadata = MetaData()
 
 entries = Table(
@@ -325,7 +327,13 @@ class AuditStore:
 
     async def _build_tree(self, size: int) -> dict[Node, bytes]:
         """The tree of a store made before it had one: every entry's leaf, once (a one-off at its
-        first start, like an index build)."""
+        first start, like an index build). Nodes that do not cover the entries (a store changed
+        behind the service's back) are replaced: the tree always says what the entries are, and
+        verification compares it with the signed checkpoints and the entries with the log."""
+        if await self._has_tree():
+            log.warning("the Merkle tree does not cover the stored entries: rebuilding it from them", size=size)
+        async with self.engine.begin() as conn:
+            await conn.execute(tree.delete())
         frontier, made = Frontier(), list[tuple[int, int, bytes]]()
         async for chunk in self.stream(StoredEntry, EntryFilter(through_sequence=size), chunk=5000):
             for row in chunk:
@@ -334,6 +342,10 @@ class AuditStore:
                 await conn.execute(self._insert_nodes, [{"level": lv, "idx": i, "hash": h} for lv, i, h in made])
             made.clear()
         return await self.tree_nodes(set(frontier_nodes(size)))
+
+    async def _has_tree(self) -> bool:
+        async with self.engine.connect() as conn:
+            return (await conn.execute(select(tree.c.idx).limit(1))).first() is not None
 
     async def close(self) -> None:
         await self.engine.dispose()

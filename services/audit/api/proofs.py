@@ -301,6 +301,12 @@ async def _tree_size(store: AuditStore) -> int:
     return store.head.sequence if not store.shared else await store.stored_head()
 
 
+async def _reachable(store: AuditStore, size: int, field: str) -> None:
+    """A 422 naming ``field`` when the tree is smaller than ``size``."""
+    if size > (current := await _tree_size(store)):
+        raise Problem(422, f"the tree has {current} leaves, fewer than {size}", field=field)
+
+
 @router.get(
     "/v1/audit/proofs/inclusion",
     response_model=InclusionProof,
@@ -313,13 +319,10 @@ async def inclusion(
     index: Annotated[int, Query(ge=0, le=2**62)],
     size: Annotated[int, Query(ge=1, le=2**62)],
 ) -> dict[str, Any]:
-    if size > (current := await _tree_size(store)):
-        raise Problem(422, f"the tree has {current} leaves, fewer than {size}", field="size")
+    await _reachable(store, size, "size")
     if index >= size:
         raise Problem(422, f"leaf {index} is outside a tree of {size} leaves", field="index")
-    parts = merkle.inclusion_parts(index, size)
-    hashes = merkle.resolve(parts, await store.tree_nodes(merkle.needed(parts)))
-    return {"index": index, "size": size, "hashes": [base64.b64encode(h).decode() for h in hashes]}
+    return {"index": index, "size": size, "hashes": await _hashes(store, merkle.inclusion_parts(index, size))}
 
 
 @router.get(
@@ -334,10 +337,17 @@ async def consistency(
     old: Annotated[int, Query(ge=1, le=2**62)],
     new: Annotated[int, Query(ge=1, le=2**62)],
 ) -> dict[str, Any]:
-    if new > (current := await _tree_size(store)):
-        raise Problem(422, f"the tree has {current} leaves, fewer than {new}", field="new")
+    await _reachable(store, new, "new")
     if old > new:
         raise Problem(422, f"an old tree of {old} leaves is larger than the new one of {new}", field="old")
-    parts = merkle.consistency_parts(old, new) if old < new else []
+    return {
+        "old": old,
+        "new": new,
+        "hashes": await _hashes(store, merkle.consistency_parts(old, new) if old < new else []),
+    }
+
+
+async def _hashes(store: AuditStore, parts: list[merkle.Part]) -> list[str]:
+    """A proof's hashes, base64: each part read from the stored tree, or folded from its nodes."""
     hashes = merkle.resolve(parts, await store.tree_nodes(merkle.needed(parts)))
-    return {"old": old, "new": new, "hashes": [base64.b64encode(h).decode() for h in hashes]}
+    return [base64.b64encode(digest).decode() for digest in hashes]

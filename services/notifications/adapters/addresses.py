@@ -41,11 +41,33 @@ async def system_resolver(host: str, port: int) -> list[str]:
     return list(dict.fromkeys(str(info[4][0]) for info in found))
 
 
+GLOBAL_UNICAST = ipaddress.IPv6Network("2000::/3")
+NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")
+DOCUMENTATION = ipaddress.IPv6Network("3fff::/20")
+"""RFC 9637's documentation prefix, newer than this Python's ``ipaddress`` tables."""
+
+
 def _plain(address: str) -> Address:
+    """The address to judge: an IPv6 address that carries an IPv4 one (mapped, compatible,
+    6to4, NAT64) is judged by the IPv4 address it carries, where the packets end up."""
     ip = ipaddress.ip_address(address.split("%", maxsplit=1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+    if not isinstance(ip, ipaddress.IPv6Address):
+        return ip
+    if ip.ipv4_mapped is not None:
         return ip.ipv4_mapped
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if ip in NAT64 or (ip in IPV4_COMPATIBLE and int(ip) > 1):
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
     return ip
+
+
+def _not_global_unicast(ip: Address) -> bool:
+    """IPv6 outside 2000::/3, or in a special range within it (Teredo, documentation, ...)."""
+    return isinstance(ip, ipaddress.IPv6Address) and (
+        ip not in GLOBAL_UNICAST or ip.teredo is not None or ip in DOCUMENTATION
+    )
 
 
 @dataclass(frozen=True)
@@ -68,7 +90,7 @@ class AddressPolicy:
             if self.allow_private and (ip.is_private or ip.is_link_local) and not ip.is_multicast:
                 continue
             site_local = isinstance(ip, ipaddress.IPv6Address) and ip.is_site_local
-            if not ip.is_global or site_local or ip.is_multicast:
+            if not ip.is_global or site_local or ip.is_multicast or _not_global_unicast(ip):
                 return f"{host} resolves to {ip}, which is not a public address"
         return None
 

@@ -25,6 +25,10 @@ class ActionOut(BaseModel):
     command: str
     method: str = "POST"
     path: str
+    given: dict[str, str]
+    """Fields of the body the action fixes (the plan a task is created in): sent as they are."""
+    key: str
+    """What tells this action apart from others of the same command: its last id."""
     if_match: int | None
     """The target's version to send as If-Match; none for a command that creates its subject."""
     task_id: str | None
@@ -50,9 +54,12 @@ class DutyList(BaseModel):
 
 
 def action_out(action: Action) -> dict[str, Any]:
+    template, ids = PATHS[action.command], dict(action.ids)
     return {
         "command": action.command,
-        "path": PATHS[action.command].format(**dict(action.ids)),
+        "path": template.format(**ids),
+        "given": {name: value for name, value in ids.items() if f"{{{name}}}" not in template},
+        "key": action.ids[-1][1] if action.ids else "",
         "if_match": action.version or None,
         "task_id": action.task_id,
         "about": action.about,
@@ -73,7 +80,7 @@ def duty_out(duty: Duty) -> dict[str, Any]:
 @router.get(
     "/v1/tasks/{task_id}/actions",
     response_model=ActionList,
-    responses=problem_responses(401, 404, 503),
+    responses=problem_responses(401, 404, 422, 503),
     summary="What you may do now on the task and its issues, approvals and support requests",
 )
 async def get_task_actions(task_id: AggregateIdPath, actor: Authenticated, state: State, now: Now) -> dict[str, Any]:

@@ -6,7 +6,7 @@ shows what changed meanwhile and can be sent again."""
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,7 +19,7 @@ from services.web.adapters.sessions import Session
 from services.web.api.rendering import zone_of
 from services.web.api.session import checked, local_path, same_origin
 from services.web.bootstrap import WebRuntime
-from services.web.domain.forms import COMMAND_PATH, FORMS, FormProblem, body_of
+from services.web.domain.forms import COMMAND_PATH, FORMS, Form, FormProblem, body_of
 from shared.i18n import gettext
 
 
@@ -29,6 +29,7 @@ class Filled:
 
     command: str
     path: str
+    key: str
     values: dict[str, list[str]]
     errors: dict[str, str] = field(default_factory=dict)
     detail: str = ""
@@ -50,15 +51,15 @@ async def act(request: Request, web: WebRuntime, session: Session) -> Filled | R
     same_origin(request)
     posted = await request.form()
     checked(session, str(posted.get("csrf", "")))
-    command, path = str(posted.get("command", "")), str(posted.get("path", ""))
+    command, path, key = (str(posted.get(name, "")) for name in ("command", "path", "key"))
     form = FORMS.get(command)
     if form is None or not COMMAND_PATH.fullmatch(path):
-        return Filled(command, path, {}, detail=gettext("This form cannot be sent."))
+        return Filled(command, path, key, {}, detail=gettext("This form cannot be sent."))
     values = _values(posted)
     try:
-        body = body_of(form, values, zone_of(request))
+        body = {**_given(posted), **body_of(form, values, zone_of(request))}
     except FormProblem as problem:
-        return Filled(command, path, values, {problem.field: gettext(problem.message)})
+        return Filled(command, path, key, values, {problem.field: gettext(problem.message)})
     try:
         await web.backends.command(
             path,
@@ -70,18 +71,16 @@ async def act(request: Request, web: WebRuntime, session: Session) -> Filled | R
     except BackendRefused as refusal:
         if refusal.status not in (403, 404, 409, 412, 422):
             raise
-        return _refused(command, path, values, refusal, str(posted.get("shown_at", "")))
+        return _refused(Filled(command, path, key, values), form, refusal, str(posted.get("shown_at", "")))
     back, _, anchor = local_path(str(posted.get("back", "/"))).partition("#")
     done = f"{back}{'&' if '?' in back else '?'}done={command}" + (f"#{anchor}" if anchor else "")
     return RedirectResponse(done, status_code=303)
 
 
-def _refused(command: str, path: str, values: dict[str, list[str]], refusal: BackendRefused, shown: str) -> Filled:
+def _refused(filled: Filled, form: Form, refusal: BackendRefused, shown: str) -> Filled:
     if refusal.status == 412:
-        return Filled(
-            command,
-            path,
-            values,
+        return replace(
+            filled,
             detail=gettext(
                 "Someone changed this since you opened the form. What changed is marked below; "
                 "check it, then send the form again."
@@ -89,14 +88,25 @@ def _refused(command: str, path: str, values: dict[str, list[str]], refusal: Bac
             changed_since=shown or None,
         )
     errors = refusal.field_errors() if refusal.status == 422 else {}
-    return Filled(command, path, values, errors, detail="" if errors else refusal.detail)
+    beside = {name: message for name, message in errors.items() if name in {f.name for f in form.fields}}
+    # A refusal about nothing the form shows is said above the fields.
+    return replace(filled, errors=beside, detail="" if beside and beside == errors else refusal.detail)
+
+
+def _given(posted: FormData) -> dict[str, str]:
+    """The body fields the action fixed (``given.<name>``): ids, never anything typed."""
+    return {
+        name.removeprefix("given."): value
+        for name, value in posted.multi_items()
+        if name.startswith("given.") and name.endswith("_id") and isinstance(value, str)
+    }
 
 
 def _values(posted: FormData) -> dict[str, list[str]]:
-    skip = {"csrf", "command", "path", "if_match", "idempotency_key", "shown_at", "back"}
+    skip = {"csrf", "command", "path", "key", "if_match", "idempotency_key", "shown_at", "back"}
     values: dict[str, list[str]] = {}
     for name, value in posted.multi_items():
-        if name not in skip and isinstance(value, str):
+        if name not in skip and not name.startswith("given.") and isinstance(value, str):
             values.setdefault(name, []).append(value[:20_000])
     return values
 

@@ -161,15 +161,7 @@ async def _task_page(
         history=lines,
         moments=sorted({line.time for line in lines}, reverse=True),
         as_of=as_of if at else "",
-        actions=[] if at else actions["items"],
-        forms=FORMS,
-        choices=CHOICES,
-        filled=filled,
-        fresh_key=fresh_key,
-        shown_at=shown_at(),
-        done=done if done in FORMS else "",
-        act_url=f"/tasks/{task_id}/act",
-        back=f"/tasks/{task_id}",
+        **forms_of([] if at else actions["items"], f"/tasks/{task_id}", done, filled),
     )
 
 
@@ -202,24 +194,25 @@ async def _plan_page(
     status: int = 200,
 ) -> Response:
     actions = await web.backends.get("tasks", "/v1/actions", session.token)
-    plans = {action["path"].split("/")[3] for action in actions["items"] if action["path"].startswith("/v1/plans/")}
     return await shown(
-        request,
-        web,
-        "plan.html.j2",
-        session,
-        status=status,
-        actions=actions["items"],
-        plan_ids=sorted(plans),
-        forms=FORMS,
-        choices=CHOICES,
-        filled=filled,
-        fresh_key=fresh_key,
-        shown_at=shown_at(),
-        done=done if done in FORMS else "",
-        act_url="/plan/act",
-        back="/plan",
+        request, web, "plan.html.j2", session, status=status, **forms_of(actions["items"], "/plan", done, filled)
     )
+
+
+def forms_of(actions: list[dict[str, Any]], page_path: str, done: str, filled: Filled | None) -> dict[str, Any]:
+    """What a page with forms needs: the actions offered, how to lay each out, what was sent
+    before, and where the forms post (``<page>/act``) and come back to."""
+    return {
+        "actions": actions,
+        "forms": FORMS,
+        "choices": CHOICES,
+        "filled": filled,
+        "fresh_key": fresh_key,
+        "shown_at": shown_at(),
+        "done": done if done in FORMS else "",
+        "act_url": f"{page_path}/act",
+        "back": page_path,
+    }
 
 
 @router.get("/alerts")
