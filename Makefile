@@ -9,8 +9,11 @@ INSTALLED := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cks
 run: venv broker
 	$(BIN)/policytrack up
 
+# The suite in TEST_WORKERS processes (pytest-xdist), each with its own broker and ports; a
+# test module stays in one process, so its module-scoped services are started once.
+TEST_WORKERS ?= 3
 test: venv tools
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 # ruff (lint and format) over everything; mypy --strict over shared/ and services/.
 lint: venv

@@ -7,6 +7,7 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 import uuid
@@ -97,10 +98,26 @@ def broker_env(port: int, data_dir: Path) -> dict[str, str]:
     }
 
 
-TEST_BROKER_PORT = int(os.environ.get("POLICYTRACK_TEST_KAFKA_PORT", "29092"))
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Modules marked ``long`` first, then the slower layers: the parallel workers of ``make test``
+    take modules in this order, so the longest start early and the workers finish together."""
+    layers = ("reliability", "e2e", "integration", "unit")
+
+    def order(item: pytest.Item) -> tuple[int, int]:
+        layer = item.path.parent.name
+        return (0 if item.get_closest_marker("long") else 1, layers.index(layer) if layer in layers else len(layers))
+
+    items.sort(key=order)
+
+
+WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+"""Which of ``make test``'s parallel workers this is (pytest-xdist): each has its own brokers and
+database server, on ports of its own."""
+PORT_OFFSET = 1000 * WORKER
+TEST_BROKER_PORT = int(os.environ.get("POLICYTRACK_TEST_KAFKA_PORT", "29092")) + PORT_OFFSET
 """The suite's own broker: never the developer's 127.0.0.1:9092 of ``make run`` (another port
 lets two checkouts run their suites side by side)."""
-SPARE_BROKER_PORT = int(os.environ.get("POLICYTRACK_TEST_SPARE_KAFKA_PORT", "19092"))
+SPARE_BROKER_PORT = int(os.environ.get("POLICYTRACK_TEST_SPARE_KAFKA_PORT", "19092")) + PORT_OFFSET
 
 
 @pytest.fixture(scope="session")
@@ -130,7 +147,7 @@ def spare_broker(tmp_path: Path) -> Iterator[Broker]:
         broker.script("stop", check=False)
 
 
-CLUSTER_PORT = int(os.environ.get("POLICYTRACK_TEST_CLUSTER_KAFKA_PORT", "29192"))
+CLUSTER_PORT = int(os.environ.get("POLICYTRACK_TEST_CLUSTER_KAFKA_PORT", "29192")) + PORT_OFFSET
 
 
 @pytest.fixture
@@ -499,12 +516,15 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     assert initdb, "PostgreSQL server binaries not found: apt-get install postgresql (make test does)"
     bin_dir = initdb[-1].parent
     folder = tmp_path_factory.mktemp("postgres")
-    data, port = folder / "data", 15432
+    data, port = folder / "data", 15432 + 10 * WORKER
     as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
     if as_user:
         folder.chmod(0o777)
+        # The postgres user must pass through every folder pytest made (pytest-of-root is 0700;
+        # under xdist the session's folder is one level deeper).
+        top = Path(tempfile.gettempdir())
         for parent in folder.parents:
-            if str(parent).startswith(str(tmp_path_factory.getbasetemp().parent)):
+            if parent.is_relative_to(top) and parent != top:
                 parent.chmod(parent.stat().st_mode | 0o711)
     subprocess.run(
         [*as_user, str(bin_dir / "initdb"), "-D", str(data), "--auth=trust", "-U", "postgres"],

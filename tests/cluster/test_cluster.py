@@ -82,7 +82,7 @@ def longest_pause(answered: list[tuple[float, float, str]], tasks: set[str], aro
 
 
 async def test_two_of_each_service_on_three_brokers_survive_a_broker_stop_and_kills(
-    cluster: Broker, receiver: Receiver, postgres_dsn: str, tmp_path: Path
+    cluster: Broker, receiver: Receiver, postgres_dsn: str, tmp_path: Path, keys_dir: Path
 ) -> None:
     kafka = cluster_settings(cluster)
     run = uuid.uuid4().hex[:8]
@@ -105,7 +105,7 @@ async def test_two_of_each_service_on_three_brokers_survive_a_broker_stop_and_ki
         "POLICYTRACK_NOTIFICATIONS_SEALING_KEY": Fernet.generate_key().decode(),
         **FAST_ALERTS,
     }
-    with services_on(cluster, tmp_path) as make:
+    with services_on(cluster, tmp_path, keys_dir) as make:
         tasks = [make("tasks", **on_cluster, **tasks_env).start() for _ in range(2)]
         audits = [make("audit", **on_cluster, **audit_env).start() for _ in range(2)]
         notifications = [make("notifications", **on_cluster, **notifications_env).start() for _ in range(2)]

@@ -217,7 +217,10 @@ def open_form(driver: Any, xpath: str) -> Any:
 
 def fill_and_send(driver: Any, details: Any, **fields: str | list[str]) -> None:
     """Fills the form as a person would (a date through the date picker's value), sends it, and
-    waits for the page to say it was recorded."""
+    waits for the page to say it was recorded. When someone changed the task meanwhile (the
+    tasks service's own assessment, say), the page says so, keeps what was typed, and the form
+    is sent again, as a person would after a look."""
+    anchor = details.get_attribute("id")
     for name, value in fields.items():
         if isinstance(value, list):
             for code in value:
@@ -232,7 +235,11 @@ def fill_and_send(driver: Any, details: Any, **fields: str | list[str]) -> None:
             element.clear()
             element.send_keys(value)
     details.find_element(By.CSS_SELECTOR, 'button[type="submit"]').click()
-    until(driver, lambda d: d.find_elements(By.ID, "done"), "the act recorded")
+    until(driver, lambda d: d.find_elements(By.ID, "done") or d.find_elements(By.ID, "changed"), "an answer")
+    if driver.find_elements(By.ID, "changed"):
+        assert driver.find_elements(By.CSS_SELECTOR, "#history tr.changed"), "what changed is marked"
+        driver.find_element(By.CSS_SELECTOR, f'#{anchor} button[type="submit"]').click()
+        until(driver, lambda d: d.find_elements(By.ID, "done"), "the act recorded on the second sending")
     assert "已记录" in text_of(driver, "done")
 
 

@@ -150,6 +150,8 @@ async def _task_page(
         )
     task = Task.model_validate(state)
     lines = history(entries)
+    since = moment(filled.changed_since) if filled is not None else None
+    changed = {line.time for line in lines if since is not None and (moment(line.time) or since) > since}
     return await shown(
         request,
         web,
@@ -160,6 +162,7 @@ async def _task_page(
         timeline=lambda: milestone_timeline(task, at or datetime.now(UTC), marker=_("as of") if at else _("now")),
         history=lines,
         moments=sorted({line.time for line in lines}, reverse=True),
+        changed_since_shown=changed,
         as_of=as_of if at else "",
         **forms_of([] if at else actions["items"], f"/tasks/{task_id}", done, filled),
     )
