@@ -98,18 +98,6 @@ def broker_env(port: int, data_dir: Path) -> dict[str, str]:
     }
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Modules marked ``long`` first, then the slower layers: the parallel workers of ``make test``
-    take modules in this order, so the longest start early and the workers finish together."""
-    layers = ("reliability", "e2e", "integration", "unit")
-
-    def order(item: pytest.Item) -> tuple[int, int]:
-        layer = item.path.parent.name
-        return (0 if item.get_closest_marker("long") else 1, layers.index(layer) if layer in layers else len(layers))
-
-    items.sort(key=order)
-
-
 WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
 """Which of ``make test``'s parallel workers this is (pytest-xdist): each has its own brokers and
 database server, on ports of its own."""

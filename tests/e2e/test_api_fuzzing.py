@@ -18,8 +18,6 @@ import pytest
 
 from tests.conftest import JILIN, NAO, NDRC, SC, ServiceProcess
 
-pytestmark = pytest.mark.long
-
 CHECKS = (
     "not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,"
     "response_schema_conformance"

@@ -10,7 +10,6 @@ import uuid
 from pathlib import Path
 
 import httpx
-import pytest
 from aiokafka import AIOKafkaProducer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -34,8 +33,6 @@ from tests.conftest import (
 )
 from tests.samples import sample_events
 from tests.unit.test_hostile_records import headers, values
-
-pytestmark = pytest.mark.long
 
 TOPICS = [COMMANDS, EVENTS, ALERTS, DEADLETTER]
 VALID = [encode(event) for event in sample_events()]

@@ -8,15 +8,12 @@ import asyncio
 import time
 
 import httpx
-import pytest
 
 from shared.contract.catalog import TaskProgressReported
 from shared.contract.envelope import new_event
 from shared.kafka.producer import EventProducer
 from shared.provenance.keys import SigningKey
 from tests.conftest import JILIN, NAO, SC, Broker, eventually
-
-pytestmark = pytest.mark.long
 
 HISTORY = 100_000
 RATE = 250  # commands per second, from 16 concurrent writers

@@ -9,12 +9,9 @@ from __future__ import annotations
 import asyncio
 
 import httpx
-import pytest
 
 from tests.conftest import JILIN, SC, Broker, eventually
 from tests.load import Load, keys_on_log
-
-pytestmark = pytest.mark.long
 
 RESTARTS = 4
 WRITERS = {"JILIN": "implementer", "MIIT": "supporter", "CHANGCHUN": "implementer", "MOFCOM": "supporter"}
