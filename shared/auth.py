@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.contract.codes import Department, Role
+from shared.keyset import KeySetPolicy, RemoteKeySet
 from shared.settings import RuntimeSettings
 
 DEV_SIGNING_KEY = "policytrack-development-signing-key-not-for-production"
@@ -39,6 +40,7 @@ class AuthSettings(BaseSettings):
     public_keys: list[str] = Field(default_factory=list, description="PEM public keys of the identity provider")
     jwks: str | None = Field(default=None, description="a JWKS document (JSON) of the identity provider")
     jwks_url: str | None = None
+    jwks_fetch: KeySetPolicy = Field(default_factory=KeySetPolicy)
     algorithms: list[str] = Field(default_factory=lambda: ["RS256", "ES256", "EdDSA"])
     issuer: str | None = Field(default=None, description="required outside development")
     audience: str = AUDIENCE
@@ -118,8 +120,8 @@ class TokenVerifier:
             )
         self._pems = [load_pem_public_key(pem.encode()) for pem in auth.public_keys]
         self._jwks = jwt.PyJWKSet.from_json(auth.jwks) if auth.jwks else None
-        self._jwks_client = jwt.PyJWKClient(auth.jwks_url, cache_keys=True) if auth.jwks_url else None
-        if dev_key is None and not self._pems and self._jwks is None and self._jwks_client is None:
+        self._remote = RemoteKeySet(auth.jwks_url, auth.jwks_fetch) if auth.jwks_url else None
+        if dev_key is None and not self._pems and self._jwks is None and self._remote is None:
             raise InsecureConfiguration(
                 "refusing to start: no token verification key; set POLICYTRACK_AUTH_PUBLIC_KEYS, "
                 "POLICYTRACK_AUTH_JWKS or POLICYTRACK_AUTH_JWKS_URL (or POLICYTRACK_ENV=dev for the development key)"
@@ -128,7 +130,18 @@ class TokenVerifier:
             raise InsecureConfiguration("refusing to start: set POLICYTRACK_AUTH_ISSUER, the issuer tokens must name")
         self._dev_key = dev_key
 
+    async def verify_fetching(self, token: str) -> Actor:
+        """``verify``, after fetching the remote key set if the token's key id may be in a newer
+        copy; the fetch never holds up the event loop."""
+        if self._remote is not None and token not in self._verified:
+            with contextlib.suppress(jwt.PyJWTError):
+                kid = jwt.get_unverified_header(token).get("kid")
+                if isinstance(kid, str):
+                    await self._remote.ready_for(kid)
+        return self.verify(token)
+
     def verify(self, token: str) -> Actor:
+        """The token's actor, with the keys held now (a remote key set is never fetched here)."""
         known = self._verified.get(token)
         if known is not None and known.expires_at is not None and known.expires_at > self._clock():
             self._verified.move_to_end(token)
@@ -179,11 +192,10 @@ class TokenVerifier:
             for jwk in self._jwks.keys:
                 if jwk.key_id == kid and _family(jwk.key) == family:
                     yield jwk.key
-        if kid is not None and self._jwks_client is not None:
-            with contextlib.suppress(jwt.PyJWKClientError):
-                fetched = self._jwks_client.get_signing_key(kid)
-                if _family(fetched.key) == family:
-                    yield fetched.key
+        if kid is not None and self._remote is not None:
+            fetched = self._remote.key(kid)
+            if fetched is not None and _family(fetched.key) == family:
+                yield fetched.key
         yield from (key for key in self._pems if _family(key) == family)
 
     def _try_each(self, token: str, algorithm: str, keys: list[Any]) -> dict[str, Any]:

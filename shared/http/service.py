@@ -153,7 +153,7 @@ async def current_actor(request: Request) -> Actor:
     if token is None:
         raise AuthError("a bearer token is required")
     verifier: TokenVerifier = request.app.state.verifier
-    return verifier.verify(token)
+    return await verifier.verify_fetching(token)
 
 
 Authenticated = Annotated[Actor, Depends(current_actor)]

@@ -103,7 +103,7 @@ async def sign_in(
         raise ForgedForm("the sign-in form's CSRF token does not match")
     try:
         bearer = token.strip() or _dev_token(web, user, department, role)
-        actor = web.verifier.verify(bearer)
+        actor = await web.verifier.verify_fetching(bearer)
     except (AuthError, ValueError) as error:
         return await signin_page(request, web, next=back_to, error=str(error)[:300])
     session = web.sessions.begin(bearer, actor)
