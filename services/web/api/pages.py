@@ -21,7 +21,7 @@ from services.web.api.session import Runtime, SignedIn, checked, same_origin
 from services.web.bootstrap import WebRuntime
 from services.web.domain import responsibility as heat
 from services.web.domain.forms import CHOICES, DUTIES, FORMS
-from services.web.domain.history import history
+from services.web.domain.history import HistoryLine, history
 from services.web.domain.overview import ISSUE_AND_APPROVAL_TYPES, overview
 from shared.contract.catalog import CATALOG, short_type
 from shared.contract.codes import CooperationField, Department, Role
@@ -126,6 +126,13 @@ def _status_of(filled: Filled) -> int:
     return 409 if filled.changed_since else 422 if filled.errors else 400
 
 
+def changed_since(lines: list[HistoryLine], since: datetime | None) -> set[str]:
+    """The times of the history lines newer than ``since``: what changed after the form was shown."""
+    if since is None:
+        return set()
+    return {line.time for line in lines if (when := moment(line.time)) is not None and when > since}
+
+
 async def _task_page(
     request: Request,
     web: WebRuntime,
@@ -150,8 +157,7 @@ async def _task_page(
         )
     task = Task.model_validate(state)
     lines = history(entries)
-    since = moment(filled.changed_since) if filled is not None else None
-    changed = {line.time for line in lines if since is not None and (moment(line.time) or since) > since}
+    changed = changed_since(lines, moment(filled.changed_since) if filled is not None else None)
     return await shown(
         request,
         web,
