@@ -24,6 +24,7 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.structs import RecordMetadata
 from standardwebhooks.webhooks import Webhook
 
 from policytrack.processes import ServiceProcess
@@ -385,13 +386,16 @@ class DepartmentSystem:
         subject = next((str(body[k]) for k in ("task_id", "plan_id", "issue_id") if k in body), None)
         return (subject.encode() if subject else None), value, headers
 
-    async def send(self, *records: Record, partition: int | None = None) -> None:
+    async def send(self, *records: Record, partition: int | None = None) -> list[RecordMetadata]:
+        """Sends the records in order; where each was written."""
         principal = f"dept-{self.key.owner.lower()}"
         producer = AIOKafkaProducer(**client_options(self.broker.as_principal(principal)), acks="all")
         await producer.start()
         try:
-            for key, value, headers in records:
+            return [
                 await producer.send_and_wait(COMMANDS, value, key=key, headers=headers, partition=partition)
+                for key, value, headers in records
+            ]
         finally:
             await producer.stop()
 

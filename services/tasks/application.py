@@ -13,6 +13,7 @@ the same key for a different request, and refuses it while the first request is 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -38,8 +39,13 @@ from shared.domain.state import Aggregate
 from shared.provenance.acts import SignedAct
 
 
-def new_id(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:16]}"
+def new_id(prefix: str, drawn_for: str | None = None) -> str:
+    """A new aggregate's id: random, or, ``drawn_for`` one record, the same every time that
+    record is read again (a redelivered create must create the same aggregate, on the same
+    partition, or its idempotency key is looked up where the first one never went)."""
+    if drawn_for is None:
+        return f"{prefix}-{uuid.uuid4().hex[:16]}"
+    return f"{prefix}-{hashlib.sha256(drawn_for.encode()).hexdigest()[:16]}"
 
 
 @dataclass(frozen=True)
@@ -155,7 +161,7 @@ class TaskService:
             current = state.aggregates.get(getattr(command, command.target))
             if current is not None and current.version != if_match:
                 raise StaleVersion(if_match, current.version)
-        return state, decide(command, actor, state)
+        return state, decide(command, actor, state, at=self.clock())
 
     async def _caught_up_or(self, aggregate_id: str) -> None:
         """Waits for the view to hold what every writer has appended; raises NotOwner when the

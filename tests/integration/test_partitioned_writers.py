@@ -10,24 +10,32 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from functools import partial
 from pathlib import Path
 
 import httpx
+from aiokafka import TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
+from aiokafka.structs import RecordMetadata
 
 from policytrack.processes import ServiceProcess
+from services.tasks.adapters.command_topic import Forwarded
 from shared.contract.codec import decode_record
 from shared.contract.envelope import CloudEvent
-from shared.contract.topics import EVENTS
+from shared.contract.topics import COMMANDS, EVENTS
+from shared.kafka.connection import client_options
+from shared.kafka.consumer import open_consumer
 from shared.kafka.partitioning import partition_for
 from shared.settings import KafkaSettings
 from tests.conftest import JILIN, SC, Broker, department_system, end_offsets, eventually, read_from, readiness
 
 
-def partitioned_pair(service_factory) -> tuple[ServiceProcess, ServiceProcess]:
+def partitioned_pair(service_factory, group: str | None = None) -> tuple[ServiceProcess, ServiceProcess]:
     shared = {
         "POLICYTRACK_TASKS_PARTITIONED_WRITERS": "true",
         "POLICYTRACK_TASKS_TRANSACTIONAL_ID": f"policytrack-tasks-owners-{uuid.uuid4().hex[:8]}",
-        "POLICYTRACK_TASKS_CONSUMER_GROUP": f"policytrack-tasks-owners-{uuid.uuid4().hex[:8]}",
+        "POLICYTRACK_TASKS_CONSUMER_GROUP": group or f"policytrack-tasks-owners-{uuid.uuid4().hex[:8]}",
     }
     return service_factory("tasks", **shared).start(), service_factory("tasks", **shared).start()
 
@@ -188,3 +196,108 @@ async def test_a_killed_owner_s_partitions_move_to_the_survivor(service_factory,
             assert answer.json()["version"] == 3, "once, whatever the retries"
         print(f"commands for the killed owner's partitions resumed {time.monotonic() - killed_at:.1f} s after the kill")
         assert (await deciding(second))[0] == set(range(kafka_settings.partitions))
+
+
+async def committed(settings: KafkaSettings, group: str, partition: TopicPartition) -> int:
+    admin = AIOKafkaAdminClient(**client_options(settings))
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(group, partitions=[partition])
+    finally:
+        await admin.close()
+    return offsets[partition].offset if partition in offsets else -1
+
+
+async def commit_at(settings: KafkaSettings, group: str, partition: TopicPartition, offset: int) -> bool:
+    """Puts the group's committed offset back to where an instance that died between forwarding
+    and committing leaves it (once the dead members' sessions have expired, the group has none,
+    and any client may commit for it)."""
+    async with open_consumer(settings, group_id=group) as consumer:
+        consumer.assign([partition])
+        try:
+            await consumer.commit({partition: offset})
+        except KafkaError:
+            return False
+    return True
+
+
+async def task_created(settings: KafkaSettings, correlation: str, since: dict[TopicPartition, int]) -> list[CloudEvent]:
+    records = await read_from(settings, since, until=lambda rs: False, timeout=0.5)
+    return [
+        e
+        for e in map(decode_record, records)
+        if isinstance(e, CloudEvent) and e.correlationid == correlation and e.type.endswith("task.created.v1")
+    ]
+
+
+async def forwarded_copies(settings: KafkaSettings, correlation: str, since: dict[TopicPartition, int]) -> list | None:
+    """The forwarded copies of the command sent with ``correlation``, once there are two."""
+    records = await read_from(settings, since, until=lambda rs: False, timeout=0.5)
+    copies = [
+        r
+        for r in records
+        if dict(r.headers).get("correlationid") == correlation.encode() and Forwarded.CREATED in dict(r.headers)
+    ]
+    return copies if len(copies) >= 2 else None
+
+
+async def test_a_create_read_again_after_a_crash_between_forward_and_commit_creates_one_task(
+    service_factory, kafka: Broker, kafka_settings: KafkaSettings, keys_dir: Path
+) -> None:
+    """Issue 28, item 2: an instance forwarded a create command, the forward was acknowledged,
+    and the instance went before committing the command's offset. The command is read again
+    and forwarded again; one task is created, with the id drawn the first time."""
+    group = f"policytrack-tasks-owners-{uuid.uuid4().hex[:8]}"
+    first, second = partitioned_pair(service_factory, group)
+    group = f"{group}-commands"  # the group that reads the command topic
+    await split_between(first, second, kafka_settings.partitions)
+    jilin = department_system(kafka, keys_dir, "JILIN", "u-jilin", "implementer")
+    async with httpx.AsyncClient(base_url=first.url, timeout=30) as client:
+        plan = (await client.post("/v1/plans", headers=SC, json={"title": "Plan"})).json()["id"]
+    events, commands = await end_offsets(kafka_settings, EVENTS), await end_offsets(kafka_settings, COMMANDS)
+    body = {
+        "plan_id": plan,
+        "title": "Trade",
+        "field": "trade",
+        "lead_department": "JILIN",
+        "due": "2030-01-01T00:00:00Z",
+    }
+
+    async def forwarded_create() -> tuple[RecordMetadata, str, CloudEvent]:
+        for _ in range(20):  # until an id is drawn that belongs to another partition than the record's
+            correlation = f"forwarded-{uuid.uuid4().hex[:8]}"
+            [sent] = await jilin.send(jilin.command("create_task", body, correlation=correlation), partition=0)
+            [task] = await eventually(
+                partial(task_created, kafka_settings, correlation, events), timeout=60, what="the task created"
+            )
+            if partition_for(task.subject, kafka_settings.partitions) != sent.partition:
+                return sent, correlation, task
+        raise AssertionError("twenty drawn ids all belonged to partition 0")
+
+    sent, correlation, task = await forwarded_create()
+    for instance in (first, second):
+        instance.kill()
+    where = TopicPartition(COMMANDS, sent.partition)
+    await eventually(
+        lambda: commit_at(kafka_settings, group, where, sent.offset), timeout=60, what="the offset set back"
+    )
+    for instance in (first, second):
+        instance.start()
+
+    async def read_again() -> bool:
+        return await committed(kafka_settings, group, where) > sent.offset
+
+    await eventually(read_again, timeout=90, what="the command read again after the restart")
+    copies = await eventually(
+        lambda: forwarded_copies(kafka_settings, correlation, commands), timeout=60, what="the command forwarded again"
+    )
+    assert len(copies) == 2, "forwarded once before the restart, once after"
+    assert {dict(c.headers)[Forwarded.CREATED] for c in copies} == {task.subject.encode()}, "the same id both times"
+
+    async def both_copies_handled() -> bool:
+        return all(
+            [await committed(kafka_settings, group, TopicPartition(COMMANDS, c.partition)) > c.offset for c in copies]
+        )
+
+    await eventually(both_copies_handled, timeout=60, what="the forwarded copies handled")
+    assert [e.subject for e in await task_created(kafka_settings, correlation, events)] == [task.subject], "one task"

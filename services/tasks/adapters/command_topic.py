@@ -23,7 +23,6 @@ from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
 from pydantic import ValidationError
 
 from services.tasks.adapters.event_log import Fenced, LogUnavailable
-from services.tasks.adapters.idempotency import fingerprint
 from services.tasks.answers import (
     KEY_REUSED,
     STALE_VERSION,
@@ -42,6 +41,7 @@ from shared.contract.catalog import FieldError
 from shared.contract.codec import DecodeFailure
 from shared.contract.codes import Department, Role
 from shared.contract.topics import COMMANDS
+from shared.http.idempotency import MAX_KEY, fingerprint
 from shared.http.preconditions import parse_if_match
 from shared.http.problems import REFUSAL_STATUS, field_errors
 from shared.kafka.connection import client_options
@@ -56,8 +56,8 @@ from shared.settings import KafkaSettings
 from shared.supervision import Backoff, Health
 
 log = get_logger(__name__)
-MAX_KEY = 255
 APPEND_RETRIES = Backoff(base_seconds=0.2, max_seconds=10)
+FORWARD_ATTEMPTS = 5
 
 
 class Forwarded:
@@ -111,6 +111,9 @@ class CommandRecord:
     author: Actor | Unauthenticated
     act: SignedAct | None = None
     created_id: str | None = None
+    drawn_for: str | None = None
+    """What a create command's new id is drawn from when it carries none: the record, so that
+    reading it again (after a crash before its offset was committed) draws the same id."""
 
     @property
     def correlationid(self) -> str | None:  # what the consumer runner's logs carry
@@ -181,6 +184,7 @@ class CommandParser:
             author=author.actor,
             act=author.act,
             created_id=author.created_id,
+            drawn_for=f"{command_id}@{record.timestamp}",
         )
 
     @staticmethod
@@ -369,9 +373,10 @@ class CommandTopicHandler:
 
     async def _forward(self, command: CommandRecord, misrouted: Misrouted) -> None:
         """A record keyed otherwise than by its aggregate goes on to the partition that decides
-        it, once: with the verified actor, its key, and the id a create command drew here."""
+        it: with the verified actor, its idempotency key, and the id a create command drew here.
+        A forward that keeps failing is answered here, with one rejection, so that the sender
+        learns of it (a dead letter tells only the operators)."""
         assert self._forwarding is not None and isinstance(command.author, Actor)
-        log.info("command forwarded to its aggregate's partition", partition=misrouted.partition)
         headers = forwarded_headers(
             command.name,
             command.author,
@@ -381,13 +386,32 @@ class CommandTopicHandler:
             act=command.act,
             created_id=misrouted.created_id,
         )
-        await self._forwarding.send(
-            COMMANDS,
-            command.raw_body,
-            key=misrouted.subject_id.encode(),
-            headers=headers,
-            partition=misrouted.partition,
+        for attempt in range(1, FORWARD_ATTEMPTS + 1):
+            try:
+                await self._forwarding.send(
+                    COMMANDS,
+                    command.raw_body,
+                    key=misrouted.subject_id.encode(),
+                    headers=headers,
+                    partition=misrouted.partition,
+                )
+            except Exception as error:  # whatever stops the forward, the command is still answered
+                log.warning(
+                    "command not forwarded yet", partition=misrouted.partition, attempt=attempt, error=repr(error)
+                )
+                failure = error
+                if attempt < FORWARD_ATTEMPTS:
+                    await asyncio.sleep(self._backoff.delay(attempt))
+                continue
+            log.info("command forwarded to its aggregate's partition", partition=misrouted.partition)
+            return
+        # Recorded under the record's own key: the same signed command sent again may still go through.
+        actor, own = command.author, IdempotencyKey(f"command:{command.command_id}", command.idempotency.digest)
+        reason = (
+            f"the command could not be forwarded to partition {misrouted.partition}, "
+            f"which decides {misrouted.subject_id}: {failure!r}"
         )
+        await self._until_appended(lambda: self._reject(command, 503, reason[:2000], actor, idempotency=own))
 
     async def _until_appended(self, attempt: Callable[[], Awaitable[Answer]]) -> Answer:
         failures = 0
@@ -450,7 +474,8 @@ class CommandTopicHandler:
             )
         body = dict(command.body)
         if command_class.creates and command_class.creates not in body:
-            body[command_class.creates] = command.created_id or new_id(command_class.creates.removesuffix("_id"))
+            prefix = command_class.creates.removesuffix("_id")
+            body[command_class.creates] = command.created_id or new_id(prefix, command.drawn_for)
         try:
             parsed = command_class.model_validate(body)
         except ValidationError as error:
