@@ -34,6 +34,7 @@ from services.tasks.settings import TasksSettings
 from services.tasks.view import LogView, Placement
 from shared.auth import TokenVerifier
 from shared.contract.envelope import CloudEvent
+from shared.http.bounds import Bound, Held
 from shared.provenance.keys import KeyFolder
 from shared.provenance.sealing import SnapshotSeal
 from shared.settings import RuntimeSettings
@@ -137,7 +138,11 @@ class InProcessNotifications:
 async def in_process_notifications(
     resolve: Resolver | None = None, dev: bool = True
 ) -> AsyncIterator[InProcessNotifications]:
-    settings = NotificationsSettings(runtime=scratch_runtime(), sealing_key=Fernet.generate_key().decode())
+    settings = NotificationsSettings(
+        runtime=scratch_runtime(),
+        sealing_key=Fernet.generate_key().decode(),
+        subscriptions=Bound(per_user=1_000, in_all=10_000),  # some tests subscribe once per department and role
+    )
     producer = RecordingProducer()
     addresses = AddressPolicy(dev=dev, allow_private=False, allowed_hosts=frozenset())
     retry = RetryPolicy(timedelta(seconds=2), 0.05, 0.1, 1.0)
@@ -153,7 +158,8 @@ async def in_process_notifications(
         settings.snapshot_file(), seal
     )  # never read or written: nothing runs the scheduler here
     trust = keys.trust()
-    runtime = NotificationsRuntime(settings, verifier, service, trust, producer, snapshots)  # type: ignore[arg-type]  # the stand-in
+    streams = Held("alert streams", settings.streams)
+    runtime = NotificationsRuntime(settings, verifier, service, trust, producer, snapshots, streams)  # type: ignore[arg-type]  # the stand-in
     transport = httpx.ASGITransport(app=create_notifications_app(runtime), raise_app_exceptions=False)  # type: ignore[arg-type]
     async with httpx.AsyncClient(transport=transport, base_url="http://notifications.test", timeout=10) as client:
         yield InProcessNotifications(service, producer, client)

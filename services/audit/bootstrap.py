@@ -6,12 +6,17 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
+from services.audit import verification
 from services.audit.adapters.lease import AdvisoryLease, SoleWriter, WriterLease
 from services.audit.adapters.store import AuditStore
 from services.audit.checkpoints import OWNER, Checkpointer
 from services.audit.ingest import Ingestor
+from services.audit.reports import ReportCache
 from services.audit.settings import AuditSettings
+from services.audit.submissions import Submissions
+from services.audit.verification_runs import VerificationRuns
 from shared.auth import TokenVerifier
+from shared.http.bounds import Held
 from shared.kafka.producer import EventProducer
 from shared.logging import get_logger
 from shared.provenance.keys import KeyFolder, SigningKey, TrustStore
@@ -31,6 +36,11 @@ class AuditRuntime:
     checkpointer: Checkpointer
     producer: EventProducer
     lease: WriterLease
+    submissions: Submissions
+    verifications: VerificationRuns
+    verifying: Held
+    """Who waits on a verification now."""
+    reports: ReportCache
     caught_up: bool = False
     work: BackgroundWork = field(default_factory=BackgroundWork)
     writing: asyncio.Event = field(default_factory=asyncio.Event)
@@ -135,5 +145,18 @@ def bootstrap(settings: AuditSettings | None = None) -> AuditRuntime:
         checkpointer=checkpointer,
         producer=producer,
         lease=lease,
+        submissions=Submissions(store, producer),
+        verifications=VerificationRuns(
+            lambda against_log, progress: verification.verify(
+                store,
+                trusted,
+                settings.chain_id,
+                settings.log_origin(),
+                settings.kafka if against_log else None,
+                progress=progress,
+            )
+        ),
+        verifying=Held("verifications", settings.verifying),
+        reports=ReportCache(store, Held("reports", settings.reports)),
     )
     return runtime

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
@@ -21,6 +22,7 @@ from shared.contract.envelope import AnyEvent, CloudEvent
 from shared.domain.evolve import DOMAIN_TYPES, EvolveError
 from shared.domain.projection import Projection
 from shared.domain.state import Task
+from shared.http.bounds import Held
 
 
 async def domain_events(store: AuditStore, where: EntryFilter) -> AsyncIterator[tuple[Any, AnyEvent]]:
@@ -115,3 +117,27 @@ def markdown(report: dict[str, Any]) -> str:
 def visibility(actor: Actor) -> str | None:
     """None: sees everything; otherwise the department whose tasks bound what it sees."""
     return None if can_read_everything(actor) else str(actor.department)
+
+
+class ReportCache:
+    """Implementation reports by period and by the trail's head: asked again before the trail
+    has grown, a report is not replayed again. At most ``building``'s bound are built at once,
+    per user and for everyone together (429 over it)."""
+
+    KEPT = 16
+
+    def __init__(self, store: AuditStore, building: Held) -> None:
+        self._store, self._building = store, building
+        self._kept: OrderedDict[tuple[datetime, datetime, int], dict[str, Any]] = OrderedDict()
+
+    async def implementation(self, user: str, period_from: datetime, period_to: datetime) -> dict[str, Any]:
+        key = (period_from, period_to, await self._store.stored_head())
+        if (report := self._kept.get(key)) is not None:
+            self._kept.move_to_end(key)
+            return report
+        with self._building.holding(user):
+            report = await implementation(self._store, period_from, period_to)
+        self._kept[key] = report
+        while len(self._kept) > self.KEPT:
+            self._kept.popitem(last=False)
+        return report

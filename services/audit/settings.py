@@ -10,6 +10,7 @@ from pydantic_settings import SettingsConfigDict
 
 from shared.auth import AuthSettings
 from shared.contract.types import AggregateId
+from shared.http.bounds import Bound
 from shared.kafka.access import AUDIT_SERVICE
 from shared.provenance.keys import TrustedKey
 from shared.settings import ServiceSettings
@@ -46,6 +47,14 @@ class AuditSettings(ServiceSettings):
     batch_size: int = Field(default=5000, ge=1)
     lease_check_seconds: float = Field(
         default=1.0, gt=0, description="how often the writer checks its lease, and a standby asks for it (PostgreSQL)"
+    )
+    verifying: Bound = Field(
+        default=Bound(per_user=1, in_all=20),
+        description="verifications one user may wait on at once, and everyone together (one runs; JSON)",
+    )
+    reports: Bound = Field(
+        default=Bound(per_user=2, in_all=8),
+        description="reports one user may have built at once, and everyone together (JSON)",
     )
     auth: AuthSettings = Field(default_factory=AuthSettings)
 

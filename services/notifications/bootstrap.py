@@ -23,6 +23,7 @@ from shared.clock import Clock
 from shared.contract.codec import DecodeFailure
 from shared.contract.envelope import AnyEvent
 from shared.contract.topics import ALERTS, EVENTS
+from shared.http.bounds import Held
 from shared.kafka.consumer import ConsumerRunner
 from shared.kafka.ownership import PartitionShare
 from shared.kafka.producer import EventProducer
@@ -62,6 +63,8 @@ class NotificationsRuntime:
     trust: TrustStore
     producer: EventProducer
     snapshots: ScheduleSnapshots
+    streams: Held
+    """The live alert streams open now, per user."""
     work: BackgroundWork = field(default_factory=BackgroundWork)
     snapshot: str = "none"
     """What the start made of the snapshot: used, none, or why it was discarded."""
@@ -232,7 +235,14 @@ def bootstrap(settings: NotificationsSettings | None = None, clock: Clock | None
     service = NotificationService(
         Schedule(policy),
         producer,
-        Deliveries(producer, retry, addresses, settings.subscriber_queue_limit, settings.subscriber_concurrency),
+        Deliveries(
+            producer,
+            retry,
+            addresses,
+            settings.subscriber_queue_limit,
+            settings.subscriber_concurrency,
+            owner_in_flight=settings.owner_in_flight,
+        ),
         Sealer(sealing_key(settings)),
         addresses,
         clock,
@@ -255,5 +265,6 @@ def bootstrap(settings: NotificationsSettings | None = None, clock: Clock | None
         trust=keys.trust(),
         producer=producer,
         snapshots=ScheduleSnapshots(settings.snapshot_file(), SnapshotSeal(signing_key)),
+        streams=Held("alert streams", settings.streams),
         share=share,
     )

@@ -10,6 +10,7 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from shared.auth import AuthSettings
+from shared.http.bounds import Bound
 from shared.kafka.access import NOTIFICATIONS
 from shared.settings import ServiceSettings
 
@@ -32,6 +33,20 @@ class NotificationsSettings(ServiceSettings):
     subscriber_queue_limit: int = Field(default=10_000, ge=1)
     subscriber_concurrency: int = Field(
         default=8, ge=1, le=256, description="deliveries in flight at once to one subscriber (a task's in order)"
+    )
+    owner_in_flight: int = Field(
+        default=16,
+        ge=1,
+        description="deliveries in flight at once to the subscriptions of one user together: one user's slow "
+        "endpoints cannot take the connections every other subscriber's deliveries need",
+    )
+    subscriptions: Bound = Field(
+        default=Bound(per_user=50, in_all=20_000),
+        description="subscriptions one user may hold, and everyone together (JSON; 429 over it)",
+    )
+    streams: Bound = Field(
+        default=Bound(per_user=5, in_all=500),
+        description="live alert streams open at once per user, and for everyone together (JSON; 429 over it)",
     )
     allow_private_networks: bool = Field(default=False, description="deliver to private and loopback addresses")
     allowed_hosts: list[str] = Field(default_factory=list, description="webhook hosts allowed whatever they resolve to")

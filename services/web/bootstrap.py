@@ -39,8 +39,9 @@ def bootstrap(settings: WebSettings | None = None) -> WebRuntime:
     return WebRuntime(
         settings=settings,
         verifier=TokenVerifier(settings.auth, settings.runtime),
-        sessions=Sessions(settings.session_lifetime, settings.max_sessions),
+        sessions=Sessions(settings.session_lifetime, settings.sessions),
         backends=Backends(
-            {"tasks": settings.tasks_url, "notifications": settings.notifications_url, "audit": settings.audit_url}
+            {"tasks": settings.tasks_url, "notifications": settings.notifications_url, "audit": settings.audit_url},
+            stream_timeout=settings.stream_timeout_seconds,
         ),
     )

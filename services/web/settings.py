@@ -8,6 +8,7 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from shared.auth import AuthSettings
+from shared.http.bounds import Bound
 from shared.settings import ServiceSettings
 
 
@@ -19,7 +20,14 @@ class WebSettings(ServiceSettings):
     notifications_url: str = "http://127.0.0.1:8002"
     audit_url: str = "http://127.0.0.1:8003"
     session_lifetime: timedelta = Field(default=timedelta(hours=8), description="a session ends after this")
-    max_sessions: int = Field(default=10_000, ge=1)
+    sessions: Bound = Field(
+        default=Bound(per_user=20, in_all=10_000, retry_after_seconds=60),
+        description="sessions per user (their oldest ends when they sign in once more) and for everyone "
+        "together (sign-in refused with 429 past it); JSON",
+    )
+    stream_timeout_seconds: float = Field(
+        default=60.0, gt=0, description="a relayed stream that sends nothing for this long is closed"
+    )
     auth: AuthSettings = Field(default_factory=AuthSettings)
 
     @property

@@ -30,6 +30,7 @@ TITLES = {
     415: "Unsupported media type",
     422: "Invalid request",
     428: "Precondition required",
+    429: "Too many requests",
     500: "Internal error",
     503: "Unavailable",
 }
@@ -69,6 +70,7 @@ DESCRIPTIONS = {
     412: "If-Match names a version the aggregate has moved past",
     413: "The request body is over 64 KiB",
     422: "Invalid request; `errors` names each field",
+    429: "Over a per-user or overall bound (`shared/http/bounds.py`); retry after `Retry-After`",
     503: "Unavailable for now; retry after `Retry-After`",
 }
 

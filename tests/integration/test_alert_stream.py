@@ -5,6 +5,7 @@ the caller's token expires."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,7 +18,7 @@ from shared.contract import catalog as c
 from shared.contract.envelope import new_event
 from shared.kafka.producer import EventProducer
 from shared.settings import KafkaSettings
-from tests.conftest import JILIN, NAO, SC, ServiceProcess, writer_key
+from tests.conftest import JILIN, NAO, SC, ServiceProcess, eventually, writer_key
 
 
 async def read_stream(
@@ -33,7 +34,9 @@ async def read_stream(
     async with (
         httpx.AsyncClient(base_url=notifications.url, timeout=30) as client,
         asyncio.timeout(60),
-        client.stream("GET", "/v1/alerts/stream", headers={**headers, **resume}) as stream,
+        client.stream(
+            "GET", "/v1/alerts/stream", headers={**headers, **resume}, params={"from": "beginning"}
+        ) as stream,
     ):
         event_id = None
         async for line in stream.aiter_lines():
@@ -107,3 +110,40 @@ async def test_a_reader_of_everything_cannot_remove_a_subscription(service_facto
             assert (await client.delete(f"/v1/subscriptions/{subscription}", headers=reader)).status_code == 403
         assert (await client.get(f"/v1/subscriptions/{subscription}", headers=SC)).status_code == 200
         assert (await client.delete(f"/v1/subscriptions/{subscription}", headers=SC)).status_code == 204
+
+
+async def test_one_user_s_streams_and_subscriptions_are_bounded_and_the_others_go_on(service_factory) -> None:
+    """Issue 28, item 3: each stream opened its own consumer from the topic's start, with no
+    bound per user or in all, and a user could make subscriptions without end."""
+    notifications = service_factory(
+        "notifications",
+        POLICYTRACK_NOTIFICATIONS_STREAMS='{"per_user": 2, "in_all": 3, "retry_after_seconds": 7}',
+        POLICYTRACK_NOTIFICATIONS_SUBSCRIPTIONS='{"per_user": 2, "in_all": 100}',
+    ).start()
+    busy = {"Authorization": f"Bearer {mint_dev_token('u-busy', 'JILIN', ['implementer'])}"}
+    async with contextlib.AsyncExitStack() as held, httpx.AsyncClient(base_url=notifications.url, timeout=30) as client:
+        for _ in range(2):
+            stream = await held.enter_async_context(client.stream("GET", "/v1/alerts/stream", headers=busy))
+            assert stream.status_code == 200
+        third = await client.get("/v1/alerts/stream", headers=busy, timeout=5)
+        assert third.status_code == 429 and third.headers["retry-after"] == "7"
+        assert third.headers["content-type"].startswith("application/problem+json")
+        async with client.stream("GET", "/v1/alerts/stream", headers=SC) as other:
+            assert other.status_code == 200, "another user still gets a stream"
+            assert (await client.get("/v1/alerts/stream", headers=NAO, timeout=5)).status_code == 429, (
+                "everyone's bound: 3"
+            )
+
+        hook = {"webhook_url": "http://127.0.0.1:9/hooks"}
+        made = [await client.post("/v1/subscriptions", headers=busy, json=hook) for _ in range(3)]
+        assert [m.status_code for m in made] == [201, 201, 429], [m.text for m in made]
+        assert (await client.post("/v1/subscriptions", headers=SC, json=hook)).status_code == 201
+
+    async def freed() -> bool:  # the streams closed by the client give their slots back
+        async with (
+            httpx.AsyncClient(base_url=notifications.url, timeout=30) as client,
+            client.stream("GET", "/v1/alerts/stream", headers=busy) as again,
+        ):
+            return again.status_code == 200
+
+    await eventually(freed, timeout=30, what="the closed streams' slots released")

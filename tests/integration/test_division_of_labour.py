@@ -249,3 +249,39 @@ async def test_the_ndrc_reports_from_the_trail_and_the_trail_proves_what_it_sent
         "NDRC",
         submitted.json()["sha256"],
     )
+
+
+async def test_a_retried_submission_under_one_idempotency_key_is_recorded_once(
+    audit: ServiceProcess, kafka_settings: KafkaSettings
+) -> None:
+    """Issue 28, item 6: a POST retried after a lost answer recorded a second submission."""
+    await caught_up(audit)
+    now = datetime.now(UTC)
+    period = {"from": (now - timedelta(days=30)).isoformat(), "to": now.isoformat()}
+    keyed = {**NDRC, "Idempotency-Key": f"report-{now.timestamp()}"}
+    starts = await end_offsets(kafka_settings, AUDIT)
+    async with httpx.AsyncClient(base_url=audit.url, timeout=120) as client:
+        first = await client.post("/v1/audit/reports/implementation/submit", headers=keyed, json=period)
+        again = await client.post("/v1/audit/reports/implementation/submit", headers=keyed, json=period)
+        other = {**period, "from": (now - timedelta(days=60)).isoformat()}
+        reused = await client.post("/v1/audit/reports/implementation/submit", headers=keyed, json=other)
+    assert first.status_code == again.status_code == 201, (first.text, again.text)
+    assert again.json() == first.json() and again.headers["idempotent-replayed"] == "true"
+    assert reused.status_code == 422 and reused.json()["errors"][0]["field"] == "Idempotency-Key", reused.text
+
+    audit.restart()  # the key's first answer is found on the trail, not only in the process's memory
+    await caught_up(audit)
+    async with httpx.AsyncClient(base_url=audit.url, timeout=120) as client:
+        after = await client.post("/v1/audit/reports/implementation/submit", headers=keyed, json=period)
+        unkeyed = [
+            await client.post("/v1/audit/reports/implementation/submit", headers=NDRC, json=period) for _ in range(2)
+        ]
+    assert after.status_code == 201 and after.json() == first.json(), after.text
+    assert unkeyed[0].json()["id"] != unkeyed[1].json()["id"], "without a key, each POST is a submission"
+
+    async def submitted() -> list[str] | None:
+        events = await events_since(kafka_settings, starts, {c.ReportSubmitted.event_type})
+        return [e.data.report_id for e in events] if len(events) >= 3 else None
+
+    ids = await eventually(submitted, what="the submissions on the log")
+    assert ids.count(first.json()["id"]) == 1 and len(ids) == 3, ids

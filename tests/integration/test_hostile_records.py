@@ -127,7 +127,7 @@ async def test_every_consumer_handles_the_next_valid_record(
     async with (
         httpx.AsyncClient(base_url=notifications.url, timeout=30) as client,
         asyncio.timeout(30),
-        client.stream("GET", "/v1/alerts/stream", headers=JILIN) as stream,
+        client.stream("GET", "/v1/alerts/stream", headers=JILIN, params={"from": "beginning"}) as stream,
     ):
         async for line in stream.aiter_lines():
             if line.startswith("data: ") and milestone in line:

@@ -146,7 +146,7 @@ async def test_the_live_stream_delivers_and_resumes_after_reconnecting(tasks, no
     milestone_id = await milestone(tasks, task_id, due)
     seen: list[tuple[str, dict]] = []
     async with httpx.AsyncClient(base_url=notifications.url, timeout=60) as client:
-        async with client.stream("GET", "/v1/alerts/stream", headers=JILIN) as stream:
+        async with client.stream("GET", "/v1/alerts/stream", headers=JILIN, params={"from": "beginning"}) as stream:
             async for event_id, event in _sse(stream):
                 if event["data"].get("milestone_id") == milestone_id:
                     seen.append((event_id, event))
@@ -163,7 +163,7 @@ async def test_the_live_stream_delivers_and_resumes_after_reconnecting(tasks, no
     lines: list[str] = []
     async with httpx.AsyncClient(base_url=notifications.url, timeout=30) as client:
         other = token("u-most", "MOST", "supporter")
-        async with client.stream("GET", "/v1/alerts/stream", headers=other) as stream:
+        async with client.stream("GET", "/v1/alerts/stream", headers=other, params={"from": "beginning"}) as stream:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(3):  # everything MOST may see is replayed at once
                     async for line in stream.aiter_lines():

@@ -4,6 +4,7 @@ the same numbers. On a broker of its own, so the log holds this scenario and not
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -187,17 +188,21 @@ async def scenario(client: httpx.AsyncClient) -> dict[str, str]:
     issue = {"title": "Bonded zone stalled", "severity": "major"}
     issue_id = (await client.post(f"/v1/tasks/{made['late']}/issues", headers=JILIN, json=issue)).json()["id"]
     await client.post(f"/v1/issues/{issue_id}/escalate", headers=NDRC, json={"reason": "major"})
-    past, later = (now - timedelta(hours=1)).isoformat(), (now + timedelta(days=14)).isoformat()
+    # Support is asked for by a moment still to come: the first request's moment passes before
+    # it is answered, so that its answer is late.
+    soon, later = datetime.now(UTC) + timedelta(seconds=2), (now + timedelta(days=14)).isoformat()
     asked = await client.post(
         f"/v1/issues/{issue_id}/support-requests",
         headers=JILIN,
-        json={"departments": ["MOFCOM", "GACC", "MEE"], "need": "help", "by": past},
+        json={"departments": ["MOFCOM", "GACC", "MEE"], "need": "help", "by": soon.isoformat()},
     )
+    assert asked.status_code == 201, asked.text
     again = await client.post(
         f"/v1/issues/{issue_id}/support-requests",
         headers=NDRC,
         json={"departments": ["MOFCOM"], "need": "more help", "by": later},
     )
+    await asyncio.sleep((soon - datetime.now(UTC)).total_seconds() + 0.1)  # time passing, not readiness
     for request, who, verb, body in (
         (asked, MOFCOM, "answer", {"answer": "late but done"}),
         (asked, GACC, "decline", {"reason": "not ours"}),

@@ -67,7 +67,9 @@ def test_an_evaluation_falls_due_once_per_interval_and_a_plan_evaluation_resets_
     system(world, falling, due_at)
     assert evaluation_due(world.projection.plan("p"), world.projection, due_at + timedelta(days=1)) == []
     evaluated = due_at + timedelta(days=2)
-    decided = decide(cmd.RecordPlanEvaluation(plan_id="p", evaluation_id="e", rating="fair"), NDRC, world.projection)
+    decided = decide(
+        cmd.RecordPlanEvaluation(plan_id="p", evaluation_id="e", rating="fair"), NDRC, world.projection, at=world.now
+    )
     system(world, decided, evaluated)
     assert world.projection.last_plan_evaluation("p") == evaluated
     assert evaluation_due(world.projection.plan("p"), world.projection, due_at + timedelta(days=10)) == []

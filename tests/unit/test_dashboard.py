@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from services.web.adapters.sessions import Sessions
 from services.web.api.charts import milestone_timeline
 from services.web.api.session import local_path
@@ -14,6 +16,8 @@ from services.web.domain.responsibility import heat, table
 from shared.auth import Actor
 from shared.contract.codes import Department, Role
 from shared.domain.state import Milestone, Task, TaskStatus
+from shared.http.bounds import Bound
+from shared.http.problems import Problem
 from shared.i18n import using
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
@@ -166,9 +170,9 @@ def test_the_time_axis_marks_late_milestones_and_escapes_titles() -> None:
     assert "<script>" not in svg and "&lt;script&gt;" in svg
 
 
-def test_a_session_ends_with_its_token_and_the_oldest_goes_first() -> None:
+def test_a_session_ends_with_its_token_and_the_user_s_own_oldest_goes_first() -> None:
     clock = [NOW]
-    sessions = Sessions(timedelta(hours=8), limit=2, clock=lambda: clock[0])
+    sessions = Sessions(timedelta(hours=8), Bound(per_user=2, in_all=100), clock=lambda: clock[0])
     actor = Actor(user="u", department=Department.NDRC, roles=frozenset({Role.SUPERVISOR}), expires_at=NOW + DAY / 24)
     first = sessions.begin("token-1", actor)
     assert first.expires_at == NOW + DAY / 24
@@ -177,6 +181,32 @@ def test_a_session_ends_with_its_token_and_the_oldest_goes_first() -> None:
     clock[0] = NOW + DAY
     assert sessions.find(third.id) is None
     assert first.csrf != second.csrf
+
+
+def test_one_user_signing_in_again_and_again_signs_nobody_else_out() -> None:
+    """Issue 28, item 3: with one global cap, oldest out first, one user signing in 10,000
+    times signed out everyone else."""
+    sessions = Sessions(timedelta(hours=8), Bound(per_user=20, in_all=50), clock=lambda: NOW)
+    others = [
+        sessions.begin("t", Actor(user=f"u-{n}", department=Department.JILIN, roles=frozenset())) for n in range(10)
+    ]
+    busy = Actor(user="u-busy", department=Department.JILIN, roles=frozenset())
+    for _ in range(10_000):
+        sessions.begin("t", busy)
+    assert all(sessions.find(s.id) == s for s in others), "everyone else still signed in"
+    assert len(sessions) == 10 + 20
+
+
+def test_when_everyone_s_sessions_fill_the_bound_a_new_sign_in_waits() -> None:
+    clock = [NOW]
+    sessions = Sessions(timedelta(hours=1), Bound(per_user=5, in_all=3), clock=lambda: clock[0])
+    held = [sessions.begin("t", Actor(user=f"u-{n}", department=Department.JILIN, roles=frozenset())) for n in range(3)]
+    with pytest.raises(Problem) as refused:
+        sessions.begin("t", Actor(user="u-late", department=Department.JILIN, roles=frozenset()))
+    assert refused.value.status == 429 and refused.value.headers["Retry-After"]
+    assert all(sessions.find(s.id) == s for s in held), "nobody was signed out to make room"
+    clock[0] = NOW + timedelta(hours=2)  # the three expire: room again
+    assert sessions.begin("t", Actor(user="u-late", department=Department.JILIN, roles=frozenset())) is not None
 
 
 def test_after_sign_in_the_browser_goes_only_to_a_path_of_this_site() -> None:

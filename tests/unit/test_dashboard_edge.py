@@ -20,6 +20,7 @@ from services.web.api.app import create_app
 from services.web.bootstrap import WebRuntime
 from services.web.settings import WebSettings
 from shared.auth import AuthSettings, TokenVerifier
+from shared.http.bounds import Bound
 from shared.settings import RuntimeSettings
 
 NOW = datetime.now(UTC)
@@ -58,7 +59,7 @@ def web_app(
     runtime = WebRuntime(
         settings=settings,
         verifier=TokenVerifier(settings.auth, settings.runtime),
-        sessions=Sessions(timedelta(hours=1), 100),
+        sessions=Sessions(timedelta(hours=1), Bound(per_user=10, in_all=100)),
         backends=Backends(
             {"tasks": "http://tasks", "notifications": "http://notifications", "audit": "http://audit"},
             transport=httpx.MockTransport(answer),

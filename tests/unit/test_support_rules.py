@@ -3,7 +3,7 @@ departments; only an asked department answers, and only for itself; the requeste
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -46,6 +46,21 @@ def ask(world: Scenario, who=JILIN, departments=("MOFCOM", "GACC"), request_id="
         ),
         who,
     )
+
+
+def test_support_is_asked_for_by_a_moment_still_to_come(world: Scenario) -> None:
+    """Issue 28, item 6: a request whose answer was due before it was asked was recorded."""
+    for by in (world.now - timedelta(days=1), world.now):
+        refuse(
+            world,
+            cmd.RequestSupport(issue_id="i", request_id="x", departments=("MOFCOM",), need="n", by=by),
+            JILIN,
+            Invalid,
+        )
+    later = cmd.RequestSupport(
+        issue_id="i", request_id="x", departments=("MOFCOM",), need="n", by=world.now + timedelta(minutes=1)
+    )
+    assert [type(e) for e in world.run(later, JILIN)] == [c.SupportRequested]
 
 
 def test_the_lead_or_the_supervisor_asks_state_council_departments(world: Scenario) -> None:

@@ -33,9 +33,11 @@ ADMIN = actor("JILIN", "admin", user="u-admin")
 class Scenario:
     """A world rebuilt from events, as the service rebuilds it from the log."""
 
-    def __init__(self) -> None:
+    def __init__(self, now: datetime = datetime(2026, 6, 1, tzinfo=UTC)) -> None:
         self.projection = Projection()
         self.events: list[AnyEvent] = []
+        self.now = now
+        """The moment the commands are decided at."""
 
     def plan(self, plan_id: str) -> Plan | None:
         return self.projection.plan(plan_id)
@@ -47,7 +49,7 @@ class Scenario:
         return self.projection.issue(issue_id)
 
     def run(self, command: cmd.Command, who: Actor) -> list[c.EventData]:
-        events = decide(command, who, self.projection)
+        events = decide(command, who, self.projection, at=self.now)
         # With several writers, a command is decided by the owner of its subject's partition.
         assert {data.subject for data in events} <= {command.subject_id}, "events about another aggregate"
         for data in events:

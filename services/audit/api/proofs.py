@@ -76,9 +76,11 @@ class CheckpointsAnswer(BaseModel):
             },
             "description": "the verification's result (with progress=true, preceded by its progress)",
         },
-        **problem_responses(401, 403, 422),
+        **problem_responses(401, 403, 422, 429),
     },
     summary="Recompute the chain, check checkpoints, compare every entry with the Kafka log",
+    description="One verification runs at a time: a request made while one runs waits for its result. "
+    "Each user may wait on a bounded number at once (`POLICYTRACK_AUDIT_VERIFYING`); over it, 429.",
 )
 async def verify(actor: Authenticated, runtime: Runtime, against_log: bool = True, progress: bool = False) -> Response:
     everything(actor)
@@ -90,15 +92,10 @@ async def verify(actor: Authenticated, runtime: Runtime, against_log: bool = Tru
 async def _verified(
     actor: Actor, runtime: AuditRuntime, against_log: bool, progress: verification.Progress | None = None
 ) -> dict[str, Any]:
-    """Verifies, and records who verified, when, and what they found."""
-    result = await verification.verify(
-        runtime.store,
-        runtime.trusted_keys,
-        runtime.settings.chain_id,
-        runtime.settings.log_origin(),
-        runtime.settings.kafka if against_log else None,
-        progress=progress,
-    )
+    """Verifies (or waits for the verification running now), and records who verified, when,
+    and what they found."""
+    with runtime.verifying.holding(actor.user):
+        result = await runtime.verifications.result(against_log, progress)
     await runtime.store.record_verification(
         at=datetime.now(UTC),
         by_user=actor.user,

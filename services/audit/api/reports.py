@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.audit import reports
 from services.audit.api.dependencies import Moment, Runtime, Store, TaskIdPath, everything
 from shared.auth import Actor, can_read
-from shared.contract.catalog import ReportSubmitted
 from shared.contract.codes import Department, Role
-from shared.contract.envelope import new_event
 from shared.contract.types import UtcDatetime
 from shared.domain.state import Task
+from shared.http.idempotency import idempotency_key
 from shared.http.problems import Problem, problem_responses
 from shared.http.service import Authenticated
 
@@ -106,14 +104,14 @@ def _period(period_from: datetime | None, period_to: datetime | None) -> tuple[d
 )
 async def implementation_report(
     actor: Authenticated,
-    store: Store,
+    runtime: Runtime,
     period_from: Annotated[Moment, Query(alias="from")] = None,
     period_to: Annotated[Moment, Query(alias="to")] = None,
     format: Literal["json", "md"] = "json",
 ) -> Response:
     _may_read_reports(actor)
     start, end = _period(period_from, period_to)
-    report = await reports.implementation(store, start, end)
+    report = await runtime.reports.implementation(actor.user, start, end)
     if format == "md":
         return Response(reports.markdown(report), media_type="text/markdown; charset=utf-8")
     return Response(
@@ -129,14 +127,17 @@ async def implementation_report(
     response_model=Submitted,
     responses=problem_responses(401, 403, 413, 422, 503),
     summary="The NDRC submits the report on a period: the trail records who sent it and its SHA-256",
+    description="Under an `Idempotency-Key`, a retried submission is answered with the first one "
+    "(the same id and digest, `Idempotent-Replayed: true`), not recorded again.",
 )
-async def submit_report(actor: Authenticated, runtime: Runtime, period: Period) -> dict[str, Any]:
+async def submit_report(
+    actor: Authenticated, runtime: Runtime, period: Period, request: Request, response: Response
+) -> dict[str, Any]:
     if actor.department != Department.NDRC or not actor.has(Role.SUPERVISOR):
         raise Problem(403, "only the supervisor (NDRC) submits the implementation report")
+    keyed = await idempotency_key(request)
     start, end = _period(period.period_from, period.period_to)
-    report = await reports.implementation(runtime.store, start, end)
-    submitted = ReportSubmitted(
-        report_id=f"report-{uuid.uuid4().hex[:16]}", period_from=start, period_to=end, sha256=reports.digest(report)
-    )
-    await runtime.producer.publish(new_event(submitted, actor=actor.user, actordept=actor.department))
-    return {"id": submitted.report_id, "sha256": submitted.sha256, "period": report["period"]}
+    submission, replayed = await runtime.submissions.submit(actor, start, end, keyed)
+    if replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return submission.answer()

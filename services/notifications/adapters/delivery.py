@@ -111,6 +111,8 @@ class Deliveries:
         queue_limit: int,
         concurrency: int = 8,
         resolve: Resolver = system_resolver,
+        *,
+        owner_in_flight: int = 16,
     ) -> None:
         self._producer = producer
         self._retry = retry
@@ -120,6 +122,10 @@ class Deliveries:
         self._addresses = addresses
         self._resolve = resolve
         self._client: aiohttp.ClientSession | None = None
+        self._owner_in_flight = owner_in_flight
+        self._owners: dict[str, asyncio.Semaphore] = {}
+        """Per user who subscribed, the deliveries in flight to all their subscriptions: however
+        many subscriptions to slow endpoints one user makes, the connections others need stay free."""
 
     def subscribe(self, subscription: Subscription) -> None:
         if subscription.subscription_id not in self._workers:
@@ -160,6 +166,9 @@ class Deliveries:
             )
         return self._client
 
+    def _owner(self, user: str) -> asyncio.Semaphore:
+        return self._owners.setdefault(user, asyncio.Semaphore(self._owner_in_flight))
+
     async def _post(self, url: str, body: str, headers: dict[str, str]) -> int:
         """The receiver's status code; raises ``aiohttp.ClientError`` or ``TimeoutError``."""
         if (refusal := literal_refusal(url, self._addresses)) is not None:
@@ -182,7 +191,8 @@ class Deliveries:
                 "webhook-signature": signer.sign(alert.data.alert_id, sent_at, body),
             }
             try:
-                status = await self._post(subscription.webhook_url, body, headers)
+                async with self._owner(subscription.created_by):
+                    status = await self._post(subscription.webhook_url, body, headers)
                 if 200 <= status < 300:
                     DELIVERIES.labels("delivered").inc()
                     await self._record(

@@ -8,9 +8,10 @@ from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from services.notifications.api.dependencies import Service, SubscriptionIdPath
+from services.notifications.api.dependencies import Runtime, Service, SubscriptionIdPath
 from services.notifications.domain.subscriptions import SubscriptionBody, may_see
 from shared.contract.codes import Department
+from shared.http.bounds import over
 from shared.http.problems import problem_responses
 from shared.http.service import Authenticated
 
@@ -39,10 +40,15 @@ class SubscriptionList(BaseModel):
     "/v1/subscriptions",
     status_code=201,
     response_model=CreatedSubscription,
-    responses=problem_responses(401, 403, 413, 422, 503),
+    responses=problem_responses(401, 403, 413, 422, 429, 503),
     summary="Subscribe a webhook to the alerts your department may see",
 )
-async def subscribe(actor: Authenticated, service: Service, body: SubscriptionBody) -> JSONResponse:
+async def subscribe(actor: Authenticated, runtime: Runtime, body: SubscriptionBody) -> JSONResponse:
+    service = runtime.service
+    subscriptions = service.subscriptions.values()
+    mine = sum(1 for s in subscriptions if s.created_by == actor.user)
+    if (refused := over(runtime.settings.subscriptions, "subscriptions", mine, len(subscriptions))) is not None:
+        raise refused
     subscription, secret = await service.subscribe(body, actor)
     return JSONResponse({**subscription.public(), "secret": secret}, status_code=201)
 

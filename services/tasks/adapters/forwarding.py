@@ -12,12 +12,12 @@ import orjson
 
 from services.tasks.adapters.command_topic import forwarded_headers
 from services.tasks.adapters.follower import Outcomes
-from services.tasks.adapters.idempotency import fingerprint
 from services.tasks.answers import Answer, KeyReused, answer_for
 from services.tasks.application import IdempotencyKey, Ownership, TaskService
 from services.tasks.domain import commands as cmd
 from shared.auth import Actor
 from shared.contract.topics import COMMANDS
+from shared.http.idempotency import fingerprint
 from shared.kafka.producer import EventProducer
 from shared.provenance.acts import SignedAct
 

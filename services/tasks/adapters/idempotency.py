@@ -4,20 +4,10 @@ key and the fingerprint), so they survive restarts."""
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
-
-import orjson
 
 from services.tasks.answers import Answer, answer_body, answer_for
 from shared.contract.envelope import AnyEvent
-
-
-def fingerprint(method: str, path: str, body: object) -> str:
-    """SHA-256 of the request: the same method, path and JSON body (whatever its spacing or
-    key order) give the same fingerprint."""
-    canonical = orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
-    return hashlib.sha256(f"{method.upper()} {path}\n".encode() + canonical).hexdigest()
 
 
 @dataclass(frozen=True)

@@ -8,26 +8,23 @@ import re
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-import orjson
 from fastapi import APIRouter, Body, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 
 from services.tasks.adapters.forwarding import ForwardTimedOut
-from services.tasks.adapters.idempotency import fingerprint
 from services.tasks.answers import Answer, NotOwner
 from services.tasks.api.dependencies import AggregateIdPath, Service, runtime
 from services.tasks.application import IdempotencyKey, new_id
 from services.tasks.domain import commands as cmd
 from shared.auth import Actor
+from shared.http.idempotency import idempotency_key
 from shared.http.preconditions import parse_if_match
 from shared.http.problems import Problem, field_errors, problem_responses
 from shared.http.service import Authenticated
 from shared.http.signatures import signed_act
 from shared.provenance.acts import SignedAct
 
-MAX_KEY = 255
-_KEY = re.compile(r"[\x21-\x7e]{1,255}")
 router = APIRouter()
 
 
@@ -261,14 +258,8 @@ def _if_match(request: Request) -> int | None:
 
 
 async def _idempotency(request: Request) -> IdempotencyKey | None:
-    key = request.headers.get("idempotency-key")
-    if key is None:
-        return None
-    if not _KEY.fullmatch(key):
-        raise Problem(422, f"Idempotency-Key must be 1 to {MAX_KEY} visible ASCII characters", field="Idempotency-Key")
-    raw = await request.body()
-    body = orjson.loads(raw) if raw.strip() else None
-    return IdempotencyKey(key, fingerprint(request.method, request.url.path, body))
+    keyed = await idempotency_key(request)
+    return None if keyed is None else IdempotencyKey(*keyed)
 
 
 def _endpoint(route: CommandRoute) -> Any:

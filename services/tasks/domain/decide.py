@@ -1,6 +1,7 @@
 """``decide(command, actor, world) -> events``: the division of responsibilities as rules.
 
-Pure: no I/O, no clock, no random ids (the command carries the ids it creates). A rule
+Pure: no I/O, no clock (the moment of deciding is given), no random ids (the command carries
+the ids it creates). A rule
 that refuses raises a ``Refused`` of a kind (forbidden, not found, conflict, invalid); the
 edges map kinds to what they answer.
 """
@@ -39,11 +40,14 @@ TASK_CREATORS = frozenset({Department.SC, Department.JILIN})
 WORKING_ROLES = (Role.IMPLEMENTER, Role.SUPPORTER)
 
 
-def decide(command: cmd.Command, actor: Actor, world: World) -> list[c.EventData]:
+def decide(command: cmd.Command, actor: Actor, world: World, *, at: datetime) -> list[c.EventData]:
+    """The events of ``command`` from ``actor``, decided at the moment ``at``."""
     if command.creates in AGGREGATE_IDS:
         new_id = str(getattr(command, command.creates))
         if (kind := world.kind_of(new_id)) is not None:
             raise Conflict(f"{new_id} is already the id of a {kind}", command.creates)
+    if isinstance(command, cmd.RequestSupport):
+        return support.request_support(command, actor, world, at=at)
     return _DECIDERS[type(command)](command, actor, world)
 
 
@@ -325,10 +329,9 @@ _DECIDERS: dict[type[cmd.Command], Callable[..., list[c.EventData]]] = {
     cmd.ResolveIssue: _resolve_issue,
     cmd.DecideApproval: _decide_approval,
     cmd.RecordPlanEvaluation: _record_plan_evaluation,
-    cmd.RequestSupport: support.request_support,
     cmd.AcknowledgeSupport: support.acknowledge_support,
     cmd.AnswerSupport: support.answer_support,
     cmd.DeclineSupport: support.decline_support,
     cmd.CloseSupport: support.close_support,
 }
-assert set(_DECIDERS) == set(cmd.COMMANDS.values()), "every command needs a decider"
+assert set(_DECIDERS) | {cmd.RequestSupport} == set(cmd.COMMANDS.values()), "every command needs a decider"

@@ -38,9 +38,16 @@ class BackendDown(Exception):
 
 class Backends:
     def __init__(
-        self, urls: Mapping[Service, str], timeout: float = 30, transport: httpx.AsyncBaseTransport | None = None
+        self,
+        urls: Mapping[Service, str],
+        timeout: float = 30,
+        transport: httpx.AsyncBaseTransport | None = None,
+        *,
+        stream_timeout: float = 60,
     ) -> None:
         self.urls = dict(urls)
+        self._stream_timeout = stream_timeout
+        """How long a relayed stream may send nothing (the alert stream's keep-alives come every 15 s)."""
         self._client = httpx.AsyncClient(
             timeout=httpx.Timeout(timeout, connect=5), follow_redirects=False, transport=transport
         )
@@ -98,7 +105,7 @@ class Backends:
             f"{self.urls[service]}{path}",
             params=params,
             headers={**(headers or {}), "Authorization": f"Bearer {token}"},
-            timeout=httpx.Timeout(None, connect=5),
+            timeout=httpx.Timeout(self._stream_timeout, connect=5),
         )
         try:
             response = await self._client.send(request, stream=True)

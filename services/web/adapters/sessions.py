@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 
 from shared.auth import Actor
 from shared.clock import Clock, utc_now
+from shared.http.bounds import Bound, over
 
 
 @dataclass(frozen=True)
@@ -23,23 +24,32 @@ class Session:
 
 
 class Sessions:
-    """At most ``limit`` sessions, the oldest dropped first; each ends at its token's expiry
-    or after ``lifetime``, whichever comes first."""
+    """Each user's sessions up to ``bound.per_user``, that user's oldest ending first when they
+    sign in once more; everyone's together up to ``bound.in_all``, past which signing in is
+    refused (429) until one ends or expires. Nobody's sign-in ever ends another user's session.
+    Each session ends at its token's expiry or after ``lifetime``, whichever comes first."""
 
-    def __init__(self, lifetime: timedelta, limit: int, clock: Clock = utc_now) -> None:
+    def __init__(self, lifetime: timedelta, bound: Bound, clock: Clock = utc_now) -> None:
         self._lifetime = lifetime
-        self._limit = limit
+        self._bound = bound
         self._clock = clock
-        self._sessions: OrderedDict[str, Session] = OrderedDict()
+        self._sessions: dict[str, Session] = {}
+        self._by_user: dict[str, OrderedDict[str, None]] = {}
 
     def begin(self, token: str, actor: Actor) -> Session:
+        mine = self._by_user.setdefault(actor.user, OrderedDict())
+        while len(mine) >= self._bound.per_user:
+            self.end(next(iter(mine)))
+        if len(self._sessions) >= self._bound.in_all:
+            self._end_expired()
+            if (refused := over(self._bound, "sessions", 0, len(self._sessions))) is not None:
+                raise refused
         ends = self._clock() + self._lifetime
         if actor.expires_at is not None:
             ends = min(ends, actor.expires_at)
         session = Session(secrets.token_urlsafe(32), token, actor, secrets.token_urlsafe(32), ends)
         self._sessions[session.id] = session
-        while len(self._sessions) > self._limit:
-            self._sessions.popitem(last=False)
+        self._by_user.setdefault(actor.user, OrderedDict())[session.id] = None
         return session
 
     def find(self, session_id: str | None) -> Session | None:
@@ -50,7 +60,18 @@ class Sessions:
         return session
 
     def end(self, session_id: str) -> None:
-        self._sessions.pop(session_id, None)
+        session = self._sessions.pop(session_id, None)
+        if session is None:
+            return
+        mine = self._by_user[session.actor.user]
+        del mine[session_id]
+        if not mine:
+            del self._by_user[session.actor.user]
+
+    def _end_expired(self) -> None:
+        now = self._clock()
+        for session in [s for s in self._sessions.values() if s.expires_at <= now]:
+            self.end(session.id)
 
     def __len__(self) -> int:
         return len(self._sessions)

@@ -36,10 +36,13 @@ async def relayed(
 async def alert_stream(
     web: Runtime, session: SignedIn, last_event_id: Annotated[str | None, Header(max_length=20_000)] = None
 ) -> StreamingResponse:
+    # The dashboard's list starts with the alerts raised so far; a reconnection goes on from
+    # the last one it showed.
     upstream = web.backends.stream(
         "notifications",
         "/v1/alerts/stream",
         session.token,
+        params=None if last_event_id else {"from": "beginning"},
         headers={"Last-Event-ID": last_event_id} if last_event_id else None,
     )
     return await relayed(
