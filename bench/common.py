@@ -6,14 +6,16 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 import psutil
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
@@ -178,3 +180,52 @@ class CpuMeter:
 def _cpu(process: psutil.Process) -> float:
     times = process.cpu_times()
     return float(times.user + times.system)
+
+
+@contextmanager
+def services_running(
+    broker: ScratchBroker, ports: Mapping[str, int], folder: str | Path, **env: str
+) -> Iterator[dict[str, psutil.Process]]:
+    """The services named in ``ports``, each a process of its own on its port against
+    ``broker`` (its data in ``folder``; the keys are the broker's installation's, so that each
+    trusts the others' writer's proofs), ready, by name, until the block ends."""
+    processes = []
+    try:
+        for service, port in ports.items():
+            service_env = {
+                **broker.env,
+                "POLICYTRACK_ENV": "dev",
+                "POLICYTRACK_LOG_LEVEL": "WARNING",
+                "POLICYTRACK_DATA_DIR": f"{folder}/{service}",
+                f"POLICYTRACK_{service.upper()}_PORT": str(port),
+                "POLICYTRACK_TASKS_TRANSACTIONAL_ID": f"policytrack-tasks-bench-{uuid.uuid4().hex[:8]}",
+                **env,
+            }
+            processes.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", f"services.{service}"],
+                    env=service_env,
+                    cwd=PROJECT_ROOT,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
+        for port in ports.values():
+            wait_ready(f"http://127.0.0.1:{port}")
+        yield {service: psutil.Process(p.pid) for service, p in zip(ports, processes, strict=True)}
+    finally:
+        for process in processes:
+            process.terminate()
+            process.wait()
+
+
+def wait_ready(base: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}/readyz", timeout=2).json().get("ready"):
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{base} did not become ready")

@@ -17,27 +17,22 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
-import httpx
 import orjson
 import psutil
 
-from bench.common import CpuMeter, listening_on, scratch_broker
+from bench.common import CpuMeter, listening_on, scratch_broker, services_running
 from bench.results import Results, Row, scaled
 from shared.auth import mint_dev_token
 from shared.http.cursor import encode_cursor
 from shared.process import tune_interpreter
-from shared.settings import PROJECT_ROOT
 
 BROKER_PORT = 19392
 PORTS = {"tasks": 18961, "notifications": 18962, "audit": 18963}
@@ -53,51 +48,8 @@ def url(service: str) -> str:
 @contextmanager
 def running_system(folder: str) -> Iterator[dict[str, psutil.Process]]:
     """The broker and the three services, by name, running until the block ends."""
-    with scratch_broker(BROKER_PORT, folder) as broker:
-        processes = []
-        try:
-            for service, port in PORTS.items():
-                service_env = {
-                    **broker.env,
-                    "POLICYTRACK_ENV": "dev",
-                    "POLICYTRACK_LOG_LEVEL": "WARNING",
-                    "POLICYTRACK_DATA_DIR": f"{folder}/{service}",
-                    "POLICYTRACK_KEYS_DIR": f"{folder}/{service}-keys",
-                    f"POLICYTRACK_{service.upper()}_PORT": str(port),
-                    "POLICYTRACK_TASKS_TRANSACTIONAL_ID": f"policytrack-tasks-bench-{uuid.uuid4().hex[:8]}",
-                }
-                processes.append(
-                    subprocess.Popen(
-                        [sys.executable, "-m", f"services.{service}"],
-                        env=service_env,
-                        cwd=PROJECT_ROOT,
-                        stdout=subprocess.DEVNULL,
-                        stderr=subprocess.DEVNULL,
-                    )
-                )
-            for service in PORTS:
-                wait_ready(url(service))
-            yield {
-                "broker": listening_on(BROKER_PORT),
-                **{service: psutil.Process(p.pid) for service, p in zip(PORTS, processes, strict=True)},
-                "load generator": psutil.Process(),
-            }
-        finally:
-            for process in processes:
-                process.terminate()
-                process.wait()
-
-
-def wait_ready(base: str, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/readyz", timeout=2).json().get("ready"):
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"{base} did not become ready")
+    with scratch_broker(BROKER_PORT, folder) as broker, services_running(broker, PORTS, folder) as services:
+        yield {"broker": listening_on(BROKER_PORT), **services, "load generator": psutil.Process()}
 
 
 class Arrivals:

@@ -14,11 +14,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import AsyncExitStack, contextmanager
 from datetime import UTC, datetime, timedelta
@@ -26,10 +23,8 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import orjson
 
-from bench.common import scratch_broker
-from bench.latency import wait_ready
+from bench.common import scratch_broker, services_running
 from shared.auth import mint_dev_token
-from shared.settings import PROJECT_ROOT
 
 BROKER_PORT = 19492
 PORTS = {"tasks": 18971, "notifications": 18972, "audit": 18973, "web": 18970}
@@ -44,36 +39,9 @@ def url(service: str) -> str:
 
 @contextmanager
 def running_system(folder: str) -> Iterator[None]:
-    with scratch_broker(BROKER_PORT, folder) as broker:
-        processes = []
-        try:
-            for service, port in PORTS.items():
-                env = {
-                    **broker.env,
-                    "POLICYTRACK_ENV": "dev",
-                    "POLICYTRACK_LOG_LEVEL": "WARNING",
-                    f"POLICYTRACK_{service.upper()}_PORT": str(port),
-                    "POLICYTRACK_WEB_TASKS_URL": url("tasks"),
-                    "POLICYTRACK_WEB_NOTIFICATIONS_URL": url("notifications"),
-                    "POLICYTRACK_WEB_AUDIT_URL": url("audit"),
-                    "POLICYTRACK_TASKS_TRANSACTIONAL_ID": f"policytrack-tasks-bench-{uuid.uuid4().hex[:8]}",
-                }
-                processes.append(
-                    subprocess.Popen(
-                        [sys.executable, "-m", f"services.{service}"],
-                        env=env,
-                        cwd=PROJECT_ROOT,
-                        stdout=subprocess.DEVNULL,
-                        stderr=subprocess.DEVNULL,
-                    )
-                )
-            for service in PORTS:
-                wait_ready(url(service))
-            yield
-        finally:
-            for process in processes:
-                process.terminate()
-                process.wait()
+    backends = {f"POLICYTRACK_WEB_{name.upper()}_URL": url(name) for name in ("tasks", "notifications", "audit")}
+    with scratch_broker(BROKER_PORT, folder) as broker, services_running(broker, PORTS, folder, **backends):
+        yield
 
 
 async def signed_in(user: str) -> httpx.AsyncClient:

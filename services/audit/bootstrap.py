@@ -135,6 +135,7 @@ def bootstrap(settings: AuditSettings | None = None) -> AuditRuntime:
         settings.checkpoint_interval_seconds,
         may_sign=lambda: ingestor.consistent and runtime.writing.is_set(),
     )
+    reports = ReportCache(store, Held("reports", settings.reports))
     runtime = AuditRuntime(
         settings=settings,
         verifier=verifier,
@@ -145,7 +146,7 @@ def bootstrap(settings: AuditSettings | None = None) -> AuditRuntime:
         checkpointer=checkpointer,
         producer=producer,
         lease=lease,
-        submissions=Submissions(store, producer),
+        submissions=Submissions(store, reports, producer),
         verifications=VerificationRuns(
             lambda against_log, progress: verification.verify(
                 store,
@@ -157,6 +158,6 @@ def bootstrap(settings: AuditSettings | None = None) -> AuditRuntime:
             )
         ),
         verifying=Held("verifications", settings.verifying),
-        reports=ReportCache(store, Held("reports", settings.reports)),
+        reports=reports,
     )
     return runtime

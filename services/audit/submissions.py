@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from services.audit import reports
 from services.audit.adapters.store import AuditStore, EntryFilter, StoredEntry, event_of
+from services.audit.reports import ReportCache, digest
 from shared.auth import Actor
 from shared.contract.catalog import ReportSubmitted
 from shared.contract.envelope import CloudEvent, new_event
@@ -37,8 +37,8 @@ class Submission:
 
 
 class Submissions:
-    def __init__(self, store: AuditStore, producer: EventProducer) -> None:
-        self._store, self._producer = store, producer
+    def __init__(self, store: AuditStore, reports: ReportCache, producer: EventProducer) -> None:
+        self._store, self._reports, self._producer = store, reports, producer
         self._first: dict[tuple[str, str], Submission] = {}
         self._one_at_a_time = asyncio.Lock()
         """Keyed submissions are rare (the NDRC's, a few a year): one lock keeps two concurrent
@@ -64,13 +64,13 @@ class Submissions:
     async def _record(
         self, actor: Actor, period_from: datetime, period_to: datetime, keyed: tuple[str, str] | None
     ) -> Submission:
-        report = await reports.implementation(self._store, period_from, period_to)
+        report = await self._reports.implementation(actor.user, period_from, period_to)
         slot = None if keyed is None else _slot(actor.user, keyed[0])
         submitted = ReportSubmitted(
             report_id=f"report-{slot.hex[:16] if slot else uuid.uuid4().hex[:16]}",
             period_from=period_from,
             period_to=period_to,
-            sha256=reports.digest(report),
+            sha256=digest(report),
         )
         event = new_event(
             submitted,

@@ -132,6 +132,8 @@ class Command(Body):
     about: ClassVar[str | None] = None
     """The id field of the aggregate its events are about, when that is neither what it creates
     nor (failing that) its target."""
+    still_to_come: ClassVar[tuple[str, ...]] = ()
+    """Fields naming a moment that must lie after the moment the command is decided."""
 
     @property
     def subject_id(self) -> str:
@@ -250,6 +252,7 @@ class RequestSupport(SupportRequestBody, Command):
     name: ClassVar[str] = "request_support"
     target: ClassVar[str | None] = "issue_id"
     creates: ClassVar[str | None] = "request_id"
+    still_to_come: ClassVar[tuple[str, ...]] = ("by",)
     issue_id: AggregateId
     request_id: AggregateId
 

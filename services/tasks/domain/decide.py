@@ -46,9 +46,11 @@ def decide(command: cmd.Command, actor: Actor, world: World, *, at: datetime) ->
         new_id = str(getattr(command, command.creates))
         if (kind := world.kind_of(new_id)) is not None:
             raise Conflict(f"{new_id} is already the id of a {kind}", command.creates)
-    if isinstance(command, cmd.RequestSupport):
-        return support.request_support(command, actor, world, at=at)
-    return _DECIDERS[type(command)](command, actor, world)
+    events = _DECIDERS[type(command)](command, actor, world)
+    for name in command.still_to_come:
+        if getattr(command, name) <= at:
+            raise Invalid(f"{name} is a moment still to come: after {at.isoformat()}", name)
+    return events
 
 
 AGGREGATE_IDS = frozenset({"plan_id", "task_id", "issue_id", "approval_id", "evaluation_id", "request_id"})
@@ -329,9 +331,10 @@ _DECIDERS: dict[type[cmd.Command], Callable[..., list[c.EventData]]] = {
     cmd.ResolveIssue: _resolve_issue,
     cmd.DecideApproval: _decide_approval,
     cmd.RecordPlanEvaluation: _record_plan_evaluation,
+    cmd.RequestSupport: support.request_support,
     cmd.AcknowledgeSupport: support.acknowledge_support,
     cmd.AnswerSupport: support.answer_support,
     cmd.DeclineSupport: support.decline_support,
     cmd.CloseSupport: support.close_support,
 }
-assert set(_DECIDERS) | {cmd.RequestSupport} == set(cmd.COMMANDS.values()), "every command needs a decider"
+assert set(_DECIDERS) == set(cmd.COMMANDS.values()), "every command needs a decider"

@@ -4,7 +4,6 @@ request: who may ask whom, and that only an asked department answers, and only f
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Protocol
 
 from services.tasks.domain import commands as cmd
@@ -34,9 +33,7 @@ class SupportWorld(Protocol):
     def support_request(self, request_id: str) -> SupportRequest | None: ...
 
 
-def request_support(
-    command: cmd.RequestSupport, actor: Actor, world: SupportWorld, *, at: datetime
-) -> list[c.EventData]:
+def request_support(command: cmd.RequestSupport, actor: Actor, world: SupportWorld) -> list[c.EventData]:
     issue = world.issue(command.issue_id)
     task = world.task(issue.task_id) if issue is not None else None
     if issue is None or task is None:
@@ -50,8 +47,6 @@ def request_support(
     if not set(command.departments) <= HELPING_DEPARTMENTS or len(set(command.departments)) != len(command.departments):
         names = ", ".join(sorted(HELPING_DEPARTMENTS))
         raise Invalid(f"support is asked of State Council departments, each once: {names}", "departments")
-    if command.by <= at:
-        raise Invalid(f"support is asked for by a moment still to come (after {at.isoformat()})", "by")
     return [
         c.SupportRequested(
             request_id=command.request_id,

@@ -37,9 +37,9 @@ class Sessions:
         self._by_user: dict[str, OrderedDict[str, None]] = {}
 
     def begin(self, token: str, actor: Actor) -> Session:
-        mine = self._by_user.setdefault(actor.user, OrderedDict())
-        while len(mine) >= self._bound.per_user:
-            self.end(next(iter(mine)))
+        mine = list(self._by_user.get(actor.user, ()))
+        for oldest in mine[: max(0, len(mine) + 1 - self._bound.per_user)]:
+            self.end(oldest)
         if len(self._sessions) >= self._bound.in_all:
             self._end_expired()
             if (refused := over(self._bound, "sessions", 0, len(self._sessions))) is not None:
