@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from shared.auth import Actor, AuthError, InsecureConfiguration, TokenVerifier, bearer_token
 from shared.http.docs import serve_docs_locally
 from shared.http.limits import BodySizeLimit
+from shared.http.links import document_links
 from shared.http.problems import document_problems, install_problem_handlers
 from shared.kafka.connection import MissingCredentials
 from shared.logging import configure_logging
@@ -65,6 +66,7 @@ def create_service_app(name: str, runtime: Runtime, *, title: str, description: 
     app.state.verifier = runtime.verifier
     install_problem_handlers(app)
     document_problems(app)
+    document_links(app)
 
     @app.get("/healthz", tags=["operations"], summary="The process is alive")
     async def healthz() -> dict[str, str]:

@@ -1,7 +1,9 @@
 """Schemathesis over the three services' OpenAPI documents, with a token, against the real
 broker: examples, the coverage phase (edge and negative cases) and fuzzing, 40 cases per
-operation, once with ids it makes up and once with ids of real aggregates. No server error,
-and no response that contradicts the document (status, content type, headers, body).
+operation, once with ids it makes up and once with ids of real aggregates; then the stateful
+phase, which follows the documents' links from what one call makes to the calls that use it.
+No server error, and no response that contradicts the document (status, content type, headers,
+body). Each call goes with the token of the department whose act it is (``schemathesis_hooks``).
 
 The alert stream never ends, so it is left out here; what it reads (Last-Event-ID, ``from``)
 is checked in ``tests/unit/test_alert_stream_positions.py`` and its behaviour end to end in
@@ -9,6 +11,9 @@ is checked in ``tests/unit/test_alert_stream_positions.py`` and its behaviour en
 
 from __future__ import annotations
 
+import json
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from shared.settings import PROJECT_ROOT as ROOT
 from tests.conftest import JILIN, NAO, NDRC, SC, ServiceProcess
 
 CHECKS = (
@@ -25,15 +31,34 @@ CHECKS = (
 
 
 def schemathesis(
-    service: ServiceProcess, headers: dict[str, str], tmp_path: Path, parameters: dict[str, str] | None = None
+    service: ServiceProcess,
+    headers: dict[str, str],
+    tmp_path: Path,
+    parameters: dict[str, str] | None = None,
+    *,
+    stateful: bool = False,
+    body: dict[str, dict[str, str]] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    config = tmp_path / f"schemathesis-{service.name}-{len(parameters or {})}.toml"
+    """One run: the stateless phases (every mode, 40 cases per operation), or the stateful phase
+    (chains of calls along the documents' links, valid data only so that chains get deep)."""
+    config = tmp_path / f"schemathesis-{service.name}-{len(parameters or {})}-{stateful}.toml"
     exclude = ["--exclude-path", "/v1/alerts/stream"] if service.name == "notifications" else []
-    lines = [f'headers = {{ Authorization = "{headers["Authorization"]}" }}', "request-timeout = 30.0"]
+    lines = ["request-timeout = 30.0"]
     if parameters:
         lines.append("[parameters]")
         lines += [f'"{name}" = "{value}"' for name, value in parameters.items()]
     config.write_text("\n".join(lines) + "\n")
+    phases = ["--phases", "stateful", "--mode", "positive", "--max-examples", "100"]
+    if not stateful:
+        phases = ["--phases", "examples,coverage,fuzzing", "--max-examples", "40"]
+    tokens = {"default": headers["Authorization"], "SC": SC["Authorization"], "NDRC": NDRC["Authorization"]}
+    environment = {
+        **os.environ,
+        "SCHEMATHESIS_HOOKS": "tests.e2e.schemathesis_hooks",
+        "PYTHONPATH": str(ROOT),
+        "POLICYTRACK_FUZZ_TOKENS": json.dumps(tokens),
+        "POLICYTRACK_FUZZ_BODY": json.dumps(body or {}),
+    }
     # One worker: CPython 3.11's ast.parse is not safe across threads, and Hypothesis calls it.
     return subprocess.run(
         [
@@ -44,10 +69,7 @@ def schemathesis(
             f"{service.url}/openapi.json",
             "--checks",
             CHECKS,
-            "--phases",
-            "examples,coverage,fuzzing",
-            "--max-examples",
-            "40",
+            *phases,
             "--workers",
             "1",
             "--seed",
@@ -58,7 +80,16 @@ def schemathesis(
         capture_output=True,
         text=True,
         timeout=900,
+        env=environment,
+        cwd=ROOT,
     )
+
+
+def links_covered(result: subprocess.CompletedProcess[str]) -> int:
+    """How many of the document's links the stateful phase followed with a successful call."""
+    found = re.search(r"API Links:\s+(\d+) covered", result.stdout)
+    assert found, f"no stateful phase ran:\n{result.stdout[-3000:]}"
+    return int(found.group(1))
 
 
 def assert_clean(result: subprocess.CompletedProcess[str]) -> None:
@@ -99,8 +130,13 @@ def seeded(service_factory) -> tuple[ServiceProcess, dict[str, str]]:
 
 def test_the_tasks_api(seeded: tuple[ServiceProcess, dict[str, str]], tmp_path: Path) -> None:
     tasks, ids = seeded
-    assert_clean(schemathesis(tasks, JILIN, tmp_path))
-    assert_clean(schemathesis(tasks, JILIN, tmp_path, ids))
+    real = {"/v1/tasks": {"plan_id": ids["plan_id"]}}
+    assert_clean(schemathesis(tasks, JILIN, tmp_path, body=real))
+    assert_clean(schemathesis(tasks, JILIN, tmp_path, ids, body=real))
+    chains = schemathesis(tasks, JILIN, tmp_path, stateful=True, body=real)
+    assert_clean(chains)
+    # Plans, tasks, milestones, issues, approvals and support requests made and then acted on.
+    assert links_covered(chains) >= 10, chains.stdout[-3000:]
 
 
 def test_the_notifications_api(service_factory, tmp_path: Path) -> None:
@@ -114,6 +150,11 @@ def test_the_notifications_api(service_factory, tmp_path: Path) -> None:
     assert made.status_code == 201, made.text
     assert_clean(schemathesis(notifications, NDRC, tmp_path))
     assert_clean(schemathesis(notifications, NDRC, tmp_path, {"subscription_id": made.json()["id"]}))
+    real = {"/v1/subscriptions": {"webhook_url": "http://127.0.0.1:9/hooks"}}
+    chains = schemathesis(notifications, NDRC, tmp_path, stateful=True, body=real)
+    assert_clean(chains)
+    # A subscription made, then read and ended.
+    assert links_covered(chains) >= 2, chains.stdout[-3000:]
 
 
 def test_the_audit_api(seeded: tuple[ServiceProcess, dict[str, str]], service_factory, tmp_path: Path) -> None:
@@ -123,3 +164,7 @@ def test_the_audit_api(seeded: tuple[ServiceProcess, dict[str, str]], service_fa
     # not waited for here; its bounds and what it returns are checked in test_audit_service.
     assert_clean(schemathesis(audit, NAO, tmp_path, {"wait": "0"}))
     assert_clean(schemathesis(audit, NAO, tmp_path, {"wait": "0", "task_id": ids["task_id"]}))
+    chains = schemathesis(audit, NAO, tmp_path, {"wait": "0"}, stateful=True)
+    assert_clean(chains)
+    # An entry of the trail found, then its act and what proves who wrote it.
+    assert links_covered(chains) >= 1, chains.stdout[-3000:]

@@ -15,6 +15,7 @@ from services.audit.adapters.store import TrailEntry
 from services.audit.api.dependencies import Store, TrailFilter
 from services.audit.export import export, ndjson_line
 from shared.http.cursor import BadCursor, decode_cursor, encode_cursor
+from shared.http.links import fills
 from shared.http.problems import Problem, problem_responses
 
 router = APIRouter(tags=["audit"])
@@ -46,6 +47,7 @@ class EntryPage(BaseModel):
     "/v1/audit/events",
     response_model=EntryPage,
     responses=problem_responses(401, 422),
+    openapi_extra=fills(event_id="$response.body#/items/0/event/id"),
     summary="Entries of the trail, filtered, in log order",
 )
 async def audit_events(

@@ -12,6 +12,7 @@ from services.notifications.api.dependencies import Runtime, Service, Subscripti
 from services.notifications.domain.subscriptions import SubscriptionBody, may_see
 from shared.contract.codes import Department
 from shared.http.bounds import over
+from shared.http.links import fills
 from shared.http.problems import problem_responses
 from shared.http.service import Authenticated
 
@@ -41,6 +42,7 @@ class SubscriptionList(BaseModel):
     status_code=201,
     response_model=CreatedSubscription,
     responses=problem_responses(401, 403, 413, 422, 429, 503),
+    openapi_extra=fills(subscription_id="$response.body#/id"),
     summary="Subscribe a webhook to the alerts your department may see",
 )
 async def subscribe(actor: Authenticated, runtime: Runtime, body: SubscriptionBody) -> JSONResponse:

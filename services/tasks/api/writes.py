@@ -19,6 +19,7 @@ from services.tasks.application import IdempotencyKey, new_id
 from services.tasks.domain import commands as cmd
 from shared.auth import Actor
 from shared.http.idempotency import idempotency_key
+from shared.http.links import fills
 from shared.http.preconditions import parse_if_match
 from shared.http.problems import Problem, field_errors, problem_responses
 from shared.http.service import Authenticated
@@ -300,4 +301,5 @@ for _route in ROUTES:
         responses=WRITE_PROBLEMS,
         description=(_route.command.__doc__ or "").strip() or None,
         name=_route.command.name,
+        openapi_extra=fills(**{_route.command.creates: "$response.body#/id"}) if _route.command.creates else None,
     )
