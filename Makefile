@@ -78,6 +78,7 @@ bench: venv broker
 	$(BIN)/python -m bench.audit_service
 	$(BIN)/python -m bench.provenance
 	$(BIN)/python -m bench.transparency
+	$(BIN)/python -m bench.reports
 	$(BIN)/python -m bench.notifications_service
 	$(BIN)/python -m bench.latency
 	$(BIN)/python -m bench.cluster

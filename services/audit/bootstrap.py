@@ -11,7 +11,7 @@ from services.audit.adapters.lease import AdvisoryLease, SoleWriter, WriterLease
 from services.audit.adapters.store import AuditStore
 from services.audit.checkpoints import OWNER, Checkpointer
 from services.audit.ingest import Ingestor
-from services.audit.reports import ReportCache
+from services.audit.reports import Reports
 from services.audit.settings import AuditSettings
 from services.audit.submissions import Submissions
 from services.audit.verification_runs import VerificationRuns
@@ -40,7 +40,7 @@ class AuditRuntime:
     verifications: VerificationRuns
     verifying: Held
     """Who waits on a verification now."""
-    reports: ReportCache
+    reports: Reports
     caught_up: bool = False
     work: BackgroundWork = field(default_factory=BackgroundWork)
     writing: asyncio.Event = field(default_factory=asyncio.Event)
@@ -135,7 +135,7 @@ def bootstrap(settings: AuditSettings | None = None) -> AuditRuntime:
         settings.checkpoint_interval_seconds,
         may_sign=lambda: ingestor.consistent and runtime.writing.is_set(),
     )
-    reports = ReportCache(store, Held("reports", settings.reports))
+    reports = Reports(store, Held("reports", settings.reports))
     runtime = AuditRuntime(
         settings=settings,
         verifier=verifier,

@@ -3,10 +3,12 @@ tasks service's own ``evolve``), the responsibility report, and the NDRC's imple
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 from collections import OrderedDict
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
@@ -15,7 +17,7 @@ from jinja2 import Environment, PackageLoader
 
 from services.audit.adapters.store import AuditStore, EntryFilter, StoredEntry, event_of
 from services.audit.domain import accounts
-from services.audit.domain.implementation import Replay, implementation_report
+from services.audit.domain.implementation import LISTED, Replay, implementation_report
 from shared.auth import Actor, can_read_everything
 from shared.contract.catalog import IssueEscalated
 from shared.contract.envelope import AnyEvent, CloudEvent
@@ -51,28 +53,51 @@ async def replay_task(store: AuditStore, task_id: str, as_of: datetime | None) -
 
 async def replay(store: AuditStore, until: datetime, since: datetime | None = None) -> Replay:
     """The trail's domain events up to ``until`` folded, with the acts per department, the
-    escalations per task, and the events of ``[since, until]``."""
+    escalations per task, and what the report lists of ``[since, until]``."""
     folded = Replay()
     async for row, event in domain_events(store, EntryFilter(until=until)):
-        if row.actordept:
-            folded.acts[row.actordept] += 1
-        if fold(folded.projection, event) and isinstance(event.data, IssueEscalated):
-            folded.escalations[event.data.task_id] += 1
-        if since is not None and since <= event.time:
+        _fold_act(folded, row, event)
+        if since is not None and since <= event.time and isinstance(event.data, LISTED):
             folded.in_period.append(event)
     return folded
 
 
-async def responsibility(store: AuditStore, now: datetime) -> dict[str, dict[str, int]]:
-    """Per department: what it was assigned, what it did, what is late, at risk or escalated,
-    and how it answered support requests."""
-    folded = await replay(store, now)
-    return accounts.responsibility(folded.projection, folded.acts, folded.escalations, now)
+def _fold_act(folded: Replay, row: Any, event: AnyEvent) -> None:
+    if row.actordept:
+        folded.acts[row.actordept] += 1
+    if fold(folded.projection, event) and isinstance(event.data, IssueEscalated):
+        folded.escalations[event.data.task_id] += 1
 
 
-async def implementation(store: AuditStore, period_from: datetime, period_to: datetime) -> dict[str, Any]:
-    """The NDRC's report on ``[period_from, period_to]``, from the trail alone."""
-    return implementation_report(await replay(store, period_to, period_from), period_from, period_to)
+class RunningReplay:
+    """The whole stored trail folded once and kept: a report up to now folds only the entries
+    stored since the one before. A report that ends before an event already folded is replayed
+    from the start, as before."""
+
+    def __init__(self, store: AuditStore) -> None:
+        self._store = store
+        self._folded = Replay()
+        self._through = 0
+        self._latest: datetime | None = None
+        self._lock = asyncio.Lock()
+
+    @asynccontextmanager
+    async def up_to(self, until: datetime, since: datetime | None = None) -> AsyncIterator[Replay]:
+        """What ``replay(store, until, since)`` gives, held unchanged until the block ends."""
+        async with self._lock:
+            head = await self._store.stored_head()
+            where = EntryFilter(after_sequence=self._through, through_sequence=head)
+            async for row, event in domain_events(self._store, where):
+                _fold_act(self._folded, row, event)
+                if isinstance(event.data, LISTED):
+                    self._folded.in_period.append(event)
+                self._latest = event.time if self._latest is None else max(self._latest, event.time)
+            self._through = head
+            if self._latest is not None and self._latest > until:
+                yield await replay(self._store, until, since)
+                return
+            listed = [e for e in self._folded.in_period if since is not None and since <= e.time]
+            yield Replay(self._folded.projection, self._folded.acts, self._folded.escalations, listed)
 
 
 def canonical_report(report: dict[str, Any]) -> bytes:
@@ -119,25 +144,35 @@ def visibility(actor: Actor) -> str | None:
     return None if can_read_everything(actor) else str(actor.department)
 
 
-class ReportCache:
-    """Implementation reports by period and by the trail's head: asked again before the trail
-    has grown, a report is not replayed again. At most ``building``'s bound are built at once,
-    per user and for everyone together (429 over it)."""
+class Reports:
+    """The reports, from the running fold of the trail: implementation reports kept by period
+    and trail head (asked again before the trail has grown, a report is not built again). At
+    most ``building``'s bound are built at once, per user and for everyone together (429 over it)."""
 
     KEPT = 16
 
     def __init__(self, store: AuditStore, building: Held) -> None:
         self._store, self._building = store, building
+        self._running = RunningReplay(store)
         self._kept: OrderedDict[tuple[datetime, datetime, int], dict[str, Any]] = OrderedDict()
 
     async def implementation(self, user: str, period_from: datetime, period_to: datetime) -> dict[str, Any]:
+        """The NDRC's report on ``[period_from, period_to]``, from the trail alone."""
         key = (period_from, period_to, await self._store.stored_head())
         if (report := self._kept.get(key)) is not None:
             self._kept.move_to_end(key)
             return report
         with self._building.holding(user):
-            report = await implementation(self._store, period_from, period_to)
+            async with self._running.up_to(period_to, period_from) as folded:
+                report = implementation_report(folded, period_from, period_to)
         self._kept[key] = report
         while len(self._kept) > self.KEPT:
             self._kept.popitem(last=False)
         return report
+
+    async def responsibility(self, user: str, now: datetime) -> dict[str, dict[str, int]]:
+        """Per department: what it was assigned, what it did, what is late, at risk or
+        escalated, and how it answered support requests."""
+        with self._building.holding(user):
+            async with self._running.up_to(now) as folded:
+                return accounts.responsibility(folded.projection, folded.acts, folded.escalations, now)

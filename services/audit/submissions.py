@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from services.audit.adapters.store import AuditStore, EntryFilter, StoredEntry, event_of
-from services.audit.reports import ReportCache, digest
+from services.audit.reports import Reports, digest
 from shared.auth import Actor
 from shared.contract.catalog import ReportSubmitted
 from shared.contract.envelope import CloudEvent, new_event
@@ -37,7 +37,7 @@ class Submission:
 
 
 class Submissions:
-    def __init__(self, store: AuditStore, reports: ReportCache, producer: EventProducer) -> None:
+    def __init__(self, store: AuditStore, reports: Reports, producer: EventProducer) -> None:
         self._store, self._reports, self._producer = store, reports, producer
         self._first: dict[tuple[str, str], Submission] = {}
         self._one_at_a_time = asyncio.Lock()

@@ -1,48 +1,151 @@
-"""Reports by period and trail position (issue 28, item 3): each request for the implementation
-report replayed the whole trail, however often it was asked while the trail stood still."""
+"""Reports from a running fold of the trail (issue 28, item 3): each request for a report
+replayed the whole trail, however often it was asked and however little the trail had grown.
+Now the trail is folded once and each report folds only what was stored since; what it says is
+the same as a replay from the start, for any period."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
 
 import pytest
 
-from services.audit.reports import ReportCache
+from services.audit.adapters.store import AuditStore, EntryFilter, chained
+from services.audit.domain import accounts
+from services.audit.domain.chain import LogRecord
+from services.audit.domain.implementation import implementation_report
+from services.audit.reports import Reports, replay
+from services.tasks.domain import commands as cmd
+from shared.contract.codec import encode
+from shared.contract.envelope import AnyEvent
 from shared.http.bounds import Bound, Held
 from shared.http.problems import Problem
+from tests.unit.test_tasks_rules import JILIN, NDRC, SC, Scenario
 
-START, END = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 7, 1, tzinfo=UTC)
-
-
-class Trail:
-    """A store whose trail holds ``head`` entries (none of them domain events); counts replays."""
-
-    def __init__(self) -> None:
-        self.head, self.replays = 10, 0
-
-    async def stored_head(self) -> int:
-        return self.head
-
-    async def stream(self, shape: object, where: object) -> AsyncIterator[list[object]]:
-        self.replays += 1
-        for batch in ():
-            yield batch
+BOUND = Bound(per_user=2, in_all=8)
+EVERYTHING = EntryFilter()
 
 
-async def test_a_report_asked_again_before_the_trail_grows_is_not_replayed_again() -> None:
-    trail = Trail()
-    cache = ReportCache(trail, Held("reports", Bound(per_user=2, in_all=8)))  # type: ignore[arg-type]  # the stand-in
-    first = await cache.implementation("u-ndrc", START, END)
-    assert await cache.implementation("u-nao", START, END) == first and trail.replays == 1
-    trail.head += 1
-    await cache.implementation("u-ndrc", START, END)
-    assert trail.replays == 2, "a grown trail is replayed"
+class CountedStore(AuditStore):
+    """A real store that remembers what each full read of the trail asked for."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.reads: list[EntryFilter] = []
+
+    async def stream(self, shape: Any, where: EntryFilter = EVERYTHING, chunk: int = 2000) -> AsyncIterator[Any]:
+        self.reads.append(where)
+        async for rows in super().stream(shape, where, chunk):
+            yield rows
 
 
-async def test_reports_built_at_once_are_bounded() -> None:
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[CountedStore]:
+    store = CountedStore(f"sqlite+aiosqlite:///{tmp_path / 'audit.db'}")
+    await store.open()
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+async def stored(store: AuditStore, events: list[AnyEvent]) -> None:
+    first = await store.stored_head()
+    encoded = [encode(event) for event in events]
+    await store.write(
+        chained(
+            [
+                LogRecord.kept(e.topic, 0, first + n, 1_700_000_000_000 + n, e.key, e.value, e.headers)
+                for n, e in enumerate(encoded)
+            ],
+            store.head,
+        )
+    )
+
+
+def the_work(world: Scenario, n: int) -> None:
+    """A task with an escalated issue, a decided approval and an evaluation."""
+    due = world.now + timedelta(days=30 * n)
+    world.run(
+        cmd.CreateTask(
+            task_id=f"t{n}", plan_id="p", title=f"Task {n}", field="trade", lead_department="JILIN", due=due
+        ),
+        JILIN,
+    )
+    world.run(cmd.ReportIssue(issue_id=f"i{n}", task_id=f"t{n}", title="Customs", severity="major"), JILIN)
+    world.run(cmd.EscalateIssue(issue_id=f"i{n}", reason="stalled"), NDRC)
+    world.run(cmd.RequestApproval(approval_id=f"a{n}", task_id=f"t{n}", kind="policy", title="Bonded zone"), JILIN)
+    world.run(cmd.DecideApproval(approval_id=f"a{n}", granted=n % 2 == 0, reason="as planned"), SC)
+    world.run(cmd.RecordEvaluation(evaluation_id=f"e{n}", task_id=f"t{n}", rating="fair", findings="on time"), NDRC)
+
+
+async def test_a_report_folds_only_what_was_stored_since_and_says_what_a_full_replay_says(store: CountedStore) -> None:
+    world = Scenario()
+    world.run(cmd.ApprovePlan(plan_id="p", title="Overall Plan"), SC)
+    for n in range(3):
+        the_work(world, n)
+    await stored(store, world.events)
+    reports = Reports(store, Held("reports", BOUND))
+    first_events = len(world.events)
+    middle, latest = world.events[4].time, world.events[-1].time
+    start, end = world.events[0].time, latest + timedelta(days=1)
+
+    assert await reports.implementation("u-ndrc", start, end) == implementation_report(
+        await replay(store, end, start), start, end
+    )
+    for n in range(3, 6):
+        the_work(world, n)
+    await stored(store, world.events[first_events:])
+    store.reads.clear()
+    later = world.events[-1].time + timedelta(days=1)
+    report = await reports.implementation("u-ndrc", middle, later)
+    reads = list(store.reads)
+
+    assert [read.after_sequence for read in reads] == [first_events], "only what was stored since is read"
+    assert report == implementation_report(await replay(store, later, middle), middle, later)
+    assert report["approvals_decided"] and report["evaluations"], "the period's listed acts are there"
+    expected = await replay(store, later)
+    assert await reports.responsibility("u-nao", later) == accounts.responsibility(
+        expected.projection, expected.acts, expected.escalations, later
+    )
+
+
+async def test_a_report_that_ends_before_what_was_folded_is_replayed_to_its_end(store: CountedStore) -> None:
+    world = Scenario()
+    world.run(cmd.ApprovePlan(plan_id="p", title="Overall Plan"), SC)
+    for n in range(4):
+        the_work(world, n)
+    await stored(store, world.events)
+    reports = Reports(store, Held("reports", BOUND))
+    end = world.events[-1].time + timedelta(days=1)
+    await reports.implementation("u-ndrc", world.events[0].time, end)
+    earlier = world.events[6].time
+
+    report = await reports.implementation("u-ndrc", world.events[0].time, earlier)
+
+    assert report == implementation_report(
+        await replay(store, earlier, world.events[0].time), world.events[0].time, earlier
+    )
+    assert report != await reports.implementation("u-ndrc", world.events[0].time, end)
+
+
+async def test_a_report_asked_again_before_the_trail_grows_is_not_built_again(store: CountedStore) -> None:
+    world = Scenario()
+    world.run(cmd.ApprovePlan(plan_id="p", title="Overall Plan"), SC)
+    await stored(store, world.events)
+    reports = Reports(store, Held("reports", BOUND))
+    start, end = world.now - timedelta(days=1), world.events[0].time + timedelta(days=1)
+    first = await reports.implementation("u-ndrc", start, end)
+    store.reads.clear()
+    assert await reports.implementation("u-nao", start, end) == first and store.reads == []
+
+
+async def test_reports_built_at_once_are_bounded(store: CountedStore) -> None:
     building = Held("reports", Bound(per_user=1, in_all=8))
-    cache = ReportCache(Trail(), building)  # type: ignore[arg-type]  # the stand-in
+    reports = Reports(store, building)
+    world = Scenario()
     with building.holding("u-ndrc"), pytest.raises(Problem) as refused:
-        await cache.implementation("u-ndrc", START, END)
+        await reports.implementation("u-ndrc", world.now, world.now + timedelta(days=1))
     assert refused.value.status == 429

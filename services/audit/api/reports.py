@@ -43,13 +43,13 @@ async def task_state(task_id: TaskIdPath, actor: Authenticated, store: Store, as
 @router.get(
     "/v1/audit/responsibility",
     response_model=Responsibility,
-    responses=problem_responses(401, 403, 422),
+    responses=problem_responses(401, 403, 422, 429),
     summary="Per department, as of a moment: assigned, acts, done, late, at risk, escalated, support answered",
 )
-async def responsibility(actor: Authenticated, store: Store, as_of: Moment = None) -> dict[str, Any]:
+async def responsibility(actor: Authenticated, runtime: Runtime, as_of: Moment = None) -> dict[str, Any]:
     everything(actor)
     moment = _not_after_now(as_of)
-    return {"as_of": moment.isoformat(), "departments": await reports.responsibility(store, moment)}
+    return {"as_of": moment.isoformat(), "departments": await runtime.reports.responsibility(actor.user, moment)}
 
 
 READERS_OF_REPORTS = frozenset({Department.NDRC, Department.SC})
@@ -98,7 +98,7 @@ def _period(period_from: datetime | None, period_to: datetime | None) -> tuple[d
             },
             "description": "the report, as JSON or as a document with the same numbers",
         },
-        **problem_responses(401, 403, 422),
+        **problem_responses(401, 403, 422, 429),
     },
     summary="The NDRC's report on a period to the State Council, from the trail alone",
 )

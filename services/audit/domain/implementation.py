@@ -26,6 +26,11 @@ class Replay:
     acts: Counter[str] = field(default_factory=Counter)
     escalations: Counter[str] = field(default_factory=Counter)
     in_period: list[AnyEvent] = field(default_factory=list)
+    """The events of the period that the report lists one by one (``LISTED``)."""
+
+
+LISTED = (c.ApprovalGranted, c.ApprovalRejected, c.EvaluationRecorded)
+"""What the report lists one by one: the decisions on approvals and the evaluations."""
 
 
 def implementation_report(replay: Replay, period_from: datetime, period_to: datetime) -> dict[str, Any]:
