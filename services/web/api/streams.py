@@ -12,22 +12,29 @@ from fastapi import APIRouter, Header
 from fastapi.responses import StreamingResponse
 
 from services.web.api.session import Runtime, SignedIn
+from shared.logging import get_logger
 
 router = APIRouter(include_in_schema=False)
+log = get_logger(__name__)
 
 
 async def relayed(
     upstream: AbstractAsyncContextManager[httpx.Response], *, media_type: str, headers: dict[str, str]
 ) -> StreamingResponse:
     """The upstream response is opened before answering, so that its refusal (say 403) is this
-    answer's; once open, its bytes are passed on unchanged until either side ends."""
+    answer's; once open, its bytes are passed on unchanged until either side ends. An upstream
+    that goes silent for the relay's timeout, or breaks off, ends the answer as a stream ends:
+    the browser's EventSource reconnects from the last event it saw."""
     stack = AsyncExitStack()
     response = await stack.enter_async_context(upstream)
 
     async def body() -> AsyncIterator[bytes]:
         async with stack:
-            async for chunk in response.aiter_raw():
-                yield chunk
+            try:
+                async for chunk in response.aiter_raw():
+                    yield chunk
+            except httpx.TransportError as error:
+                log.info("relayed_stream_ended", url=str(response.url.path), reason=type(error).__name__)
 
     return StreamingResponse(body(), media_type=media_type, headers=headers)
 
