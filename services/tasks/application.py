@@ -30,11 +30,11 @@ from services.tasks.domain.decide import decide
 from services.tasks.view import LogView, Placement
 from shared.auth import Actor
 from shared.clock import Clock, utc_now
-from shared.contract.catalog import CommandRejected, EventData, FieldError
+from shared.contract.catalog import CommandRejected, EventData, Evidence, FieldError
 from shared.contract.codes import Department
 from shared.contract.envelope import AnyEvent, new_event
 from shared.domain.projection import Projection
-from shared.domain.refusals import Refused
+from shared.domain.refusals import Invalid, Refused
 from shared.domain.state import Aggregate
 from shared.provenance.acts import SignedAct
 
@@ -82,11 +82,24 @@ class Ownership(Protocol):
         ...
 
 
+class EvidenceHeld(Protocol):
+    def holds(self, evidence: Evidence) -> bool:
+        """Whether the file was uploaded and is kept."""
+        ...
+
+
 class TaskService:
     def __init__(
-        self, log: EventLog, view: LogView, clock: Clock = utc_now, ownership: Ownership | None = None
+        self,
+        log: EventLog,
+        view: LogView,
+        clock: Clock = utc_now,
+        ownership: Ownership | None = None,
+        evidence: EvidenceHeld | None = None,
     ) -> None:
         self.log = log
+        self.evidence = evidence
+        """None where no files are kept: a command naming evidence is refused."""
         self.view = view
         self.clock = clock
         self.ownership = ownership
@@ -156,6 +169,9 @@ class TaskService:
         return answer_for(events)
 
     def _decided(self, command: cmd.Command, actor: Actor, if_match: int | None) -> tuple[Projection, list[EventData]]:
+        for evidence in getattr(command, "evidence", ()):
+            if self.evidence is None or not self.evidence.holds(evidence):
+                raise Invalid(f"no file {evidence.name} ({evidence.sha256}) was uploaded as evidence", "evidence")
         state = self._deciding_state()
         if if_match is not None and command.target is not None:
             current = state.aggregates.get(getattr(command, command.target))

@@ -16,6 +16,7 @@ from services.tasks.adapters.command_topic import (
     TokenPurge,
 )
 from services.tasks.adapters.event_log import EventLog, KafkaEventLog
+from services.tasks.adapters.evidence import EvidenceStore
 from services.tasks.adapters.follower import LogFollower, Outcomes
 from services.tasks.adapters.forwarding import Forwarder
 from services.tasks.adapters.history import TaskHistory
@@ -64,6 +65,7 @@ class TasksRuntime:
     producer: EventProducer
     """Records that are not this service's events: dead letters, commands sent on to their owner."""
     snapshots: SnapshotStore
+    evidence: EvidenceStore
     rebuilt: RebuildReport | None = None
     partitioned: Partitioned | None = None
     """None with one instance."""
@@ -222,6 +224,7 @@ def bootstrap(
     snapshots = SnapshotStore(settings.snapshot_file(), SnapshotSeal(signing_key))
     view = LogView(history=TaskHistory(archive=snapshots))
     partitioned = None
+    evidence = EvidenceStore(settings.evidence_folder(), settings.evidence_max_bytes)
     if settings.partitioned_writers and log_ is None:
         follower = LogFollower(settings.kafka, view, Outcomes(), ProofGate(trust))
         owners = PartitionedEventLog(
@@ -230,14 +233,14 @@ def bootstrap(
             signing_key=signing_key,
             caught_up=follower.caught_up,
         )
-        service = TaskService(owners, view, clock, ownership=owners)
+        service = TaskService(owners, view, clock, ownership=owners, evidence=evidence)
         forwarder = Forwarder(producer, follower.outcomes, owners, service, settings.forward_timeout_seconds)
         partitioned = Partitioned(owners, follower, forwarder)
     else:
         event_log = log_ or KafkaEventLog(
             settings.kafka, transactional_id=settings.transactional_id, signing_key=signing_key
         )
-        service = TaskService(event_log, view, clock)
+        service = TaskService(event_log, view, clock, evidence=evidence)
     if settings.evaluation_month_seconds is not None:
         if settings.runtime.env != "dev":
             raise InsecureConfiguration(
@@ -251,5 +254,6 @@ def bootstrap(
         trust=trust,
         producer=producer,
         snapshots=snapshots,
+        evidence=evidence,
         partitioned=partitioned,
     )

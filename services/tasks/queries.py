@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from shared.auth import Actor, can_read
+from shared.contract.catalog import Evidence
 from shared.contract.codes import CooperationField, Department, TaskHealth
 from shared.domain.projection import Projection
-from shared.domain.state import Aggregate, SupportRequest, Task, TaskStatus
+from shared.domain.state import Aggregate, Evaluation, SupportRequest, Task, TaskStatus
 from shared.http.cursor import decode_cursor, encode_cursor
 
 
@@ -27,6 +28,21 @@ def readable_task(task: Task | None, actor: Actor) -> Task | None:
     if task is None or not can_read(actor, (task.lead_department, *task.supporting_departments)):
         return None
     return task
+
+
+def evidence_of(projection: Projection, task: Task) -> dict[str, Evidence]:
+    """Every file the task's acts rest on, by SHA-256: its progress reports, milestones met,
+    issues, support answers and evaluations."""
+    found = [*task.evidence, *(e for m in task.milestones for e in m.evidence)]
+    found += [e for issue in projection.issues_of(task.task_id) for e in issue.evidence]
+    found += [e for r in projection.support_requests_of(task.task_id) for a in r.answers for e in a.evidence]
+    found += [
+        e
+        for a in projection.aggregates.values()
+        if isinstance(a, Evaluation) and a.task_id == task.task_id
+        for e in a.evidence
+    ]
+    return {e.sha256: e for e in found}
 
 
 def readable(projection: Projection, aggregate: Aggregate | None, actor: Actor) -> Aggregate | None:

@@ -55,7 +55,15 @@ class TasksSettings(ServiceSettings):
         default_factory=list,
         description="departments whose commands over HTTP must carry an RFC 9421 signature by their registered key",
     )
+    evidence_path: Path | None = Field(
+        default=None,
+        description="where evidence files are kept (default: the data directory's evidence/); instances share it",
+    )
+    evidence_max_bytes: int = Field(default=20 * 1024 * 1024, ge=1, description="the largest evidence file taken")
     auth: AuthSettings = Field(default_factory=AuthSettings)
+
+    def evidence_folder(self) -> Path:
+        return self.evidence_path or self.runtime.data_dir / "evidence"
 
     def snapshot_file(self) -> Path:
         return self.snapshot_path or self.runtime.data_dir / "tasks" / f"{self.transactional_id}.snapshot.sqlite"

@@ -11,7 +11,7 @@ from typing import Annotated, Any, ClassVar, Self
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
 
 from shared.contract.codes import ApprovalKind, CooperationField, Department, Rating, Severity, TaskHealth
-from shared.contract.types import AggregateId, Percent, Text, Title, UtcDatetime
+from shared.contract.types import AggregateId, EvidenceType, FileName, Percent, Sha256, Text, Title, UtcDatetime
 from shared.contract.topics import ALERTS, AUDIT, EVENTS
 
 TYPE_PREFIX = "org.policytrack."
@@ -40,6 +40,22 @@ class EventData(BaseModel):
     @property
     def subject(self) -> str:
         return str(getattr(self, self.subject_field))
+
+
+class Evidence(BaseModel):
+    """A file an act rests on, as the trail holds it: the file itself is kept by the tasks
+    service under its SHA-256, and served only while it still has that hash."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: FileName
+    media_type: EvidenceType
+    size: Annotated[int, Field(ge=1)]
+    sha256: Sha256
+
+
+EvidenceList = Annotated[tuple[Evidence, ...], Field(max_length=10)]
+"""What one act may carry."""
 
 
 def event_type(name: str, version: int = 1) -> str:
@@ -129,6 +145,7 @@ class TaskProgressReported(TaskEvent):
     event_type: ClassVar[str] = event_type("task.progress_reported")
     percent: Percent
     note: Text = ""
+    evidence: EvidenceList = ()
 
 
 class TaskHealthChanged(TaskEvent):
@@ -160,6 +177,7 @@ class MilestoneScheduled(TaskEvent):
 class MilestoneMet(TaskEvent):
     event_type: ClassVar[str] = event_type("milestone.met")
     milestone_id: AggregateId
+    evidence: EvidenceList = ()
 
 
 # --- issue ----------------------------------------------------------------------------------
@@ -176,6 +194,7 @@ class IssueReported(IssueEvent):
     title: Title
     severity: Severity
     detail: Text = ""
+    evidence: EvidenceList = ()
 
 
 class IssueEscalated(IssueEvent):
@@ -232,6 +251,7 @@ class EvaluationRecorded(EventData):
     plan_id: AggregateId | None = None
     rating: Rating
     findings: Text = ""
+    evidence: EvidenceList = ()
 
     @model_validator(mode="after")
     def _of_a_task_or_a_plan(self) -> Self:
@@ -272,6 +292,7 @@ class SupportAnswered(SupportRequestEvent):
     event_type: ClassVar[str] = event_type("support_request.answered")
     department: Department
     answer: Text = Field(min_length=1)
+    evidence: EvidenceList = ()
 
 
 class SupportDeclined(SupportRequestEvent):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Literal, get_args
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import AfterValidator, AwareDatetime, Field, StringConstraints
@@ -50,3 +50,19 @@ def redacted_url(url: str) -> str:
     if parts.port is not None:
         netloc += f":{parts.port}"
     return urlunsplit((parts.scheme, netloc, parts.path, "redacted" if parts.query else "", ""))
+
+EvidenceType = Literal[
+    "application/pdf",
+    "image/png",
+    "image/jpeg",
+    "image/gif",
+    "image/webp",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+]
+"""What evidence may be: PDF, images and office documents (each checked against its content)."""
+EVIDENCE_TYPES: tuple[str, ...] = get_args(EvidenceType)
+Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+FileName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255, pattern=r"^[^/\\\x00-\x1f]+$")]
+

@@ -83,6 +83,7 @@ def _issue(data: c.IssueReported, event: AnyEvent) -> Issue:
         detail=data.detail,
         reported_by=event.actor,
         reported_by_department=event.actordept,
+        evidence=data.evidence,
         **_origin(event),
     )
 
@@ -107,6 +108,7 @@ def _evaluation(data: c.EvaluationRecorded, event: AnyEvent) -> Evaluation:
         rating=data.rating,
         findings=data.findings,
         evaluated_by=event.actor,
+        evidence=data.evidence,
         **_origin(event),
     )
 
@@ -151,7 +153,13 @@ def _task_change(task: Task, data: c.EventData, event: AnyEvent) -> dict[str, ob
         case c.TaskProgressReported():
             point = ProgressPoint(at=event.time, percent=data.percent)
             recent = (*task.recent_progress, point)[-TREND_WINDOW:]
-            return {"percent": data.percent, "progress_note": data.note, "recent_progress": recent}
+            evidence = (*task.evidence, *data.evidence)
+            return {
+                "percent": data.percent,
+                "progress_note": data.note,
+                "recent_progress": recent,
+                "evidence": evidence,
+            }
         case c.TaskHealthChanged():
             return {"health": data.health, "health_reason": data.reason}
         case c.TaskCompleted():
@@ -162,7 +170,7 @@ def _task_change(task: Task, data: c.EventData, event: AnyEvent) -> dict[str, ob
             milestone = Milestone(milestone_id=data.milestone_id, title=data.title, due=data.due)
             return {"milestones": (*task.milestones, milestone)}
         case c.MilestoneMet():
-            return {"milestones": _met(task.milestones, data.milestone_id, event)}
+            return {"milestones": _met(task.milestones, data, event)}
     return None
 
 
@@ -200,7 +208,12 @@ def _answered(
         case c.SupportAcknowledged():
             update: dict[str, object] = {"state": AnswerState.ACKNOWLEDGED, "acknowledged_at": event.time}
         case c.SupportAnswered():
-            update = {"state": AnswerState.ANSWERED, "answered_at": event.time, "answer": data.answer}
+            update = {
+                "state": AnswerState.ANSWERED,
+                "answered_at": event.time,
+                "answer": data.answer,
+                "evidence": data.evidence,
+            }
         case c.SupportDeclined():
             update = {"state": AnswerState.DECLINED, "answered_at": event.time, "reason": data.reason}
         case _:
@@ -213,9 +226,11 @@ def _answered(
     )
 
 
-def _met(milestones: tuple[Milestone, ...], milestone_id: str, event: AnyEvent) -> tuple[Milestone, ...]:
+def _met(milestones: tuple[Milestone, ...], data: c.MilestoneMet, event: AnyEvent) -> tuple[Milestone, ...]:
     return tuple(
-        m.model_copy(update={"met_at": event.time, "met_by": event.actor}) if m.milestone_id == milestone_id else m
+        m.model_copy(update={"met_at": event.time, "met_by": event.actor, "evidence": data.evidence})
+        if m.milestone_id == data.milestone_id
+        else m
         for m in milestones
     )
 

@@ -8,6 +8,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
 
+from shared.contract.catalog import Evidence
 from shared.contract.codes import ApprovalKind, CooperationField, Department, Rating, Severity, TaskHealth
 
 
@@ -43,6 +44,7 @@ class Milestone(BaseModel):
     due: datetime
     met_at: datetime | None = None
     met_by: str | None = None
+    evidence: tuple[Evidence, ...] = ()
 
     @property
     def met(self) -> bool:
@@ -72,6 +74,8 @@ class Task(State):
     closed_at: datetime | None = None
     health: TaskHealth = TaskHealth.ON_TRACK
     health_reason: str = ""
+    evidence: tuple[Evidence, ...] = ()
+    """What its progress reports rest on."""
     recent_progress: tuple[ProgressPoint, ...] = ()
     """The last few progress reports, for the trend (docs/health.md)."""
 
@@ -112,6 +116,7 @@ class Issue(State):
     escalated_to: Department | None = None
     escalated_by: str | None = None
     resolution: str = ""
+    evidence: tuple[Evidence, ...] = ()
 
 
 class ApprovalStatus(StrEnum):
@@ -139,6 +144,7 @@ class Evaluation(State):
     rating: Rating
     findings: str = ""
     evaluated_by: str
+    evidence: tuple[Evidence, ...] = ()
 
 
 class AnswerState(StrEnum):
@@ -159,6 +165,7 @@ class DepartmentAnswer(BaseModel):
     answered_at: datetime | None = None
     answer: str = ""
     reason: str = ""
+    evidence: tuple[Evidence, ...] = ()
 
     @property
     def done(self) -> bool:

@@ -43,7 +43,9 @@ class Runtime(Protocol):
         ...
 
 
-def create_service_app(name: str, runtime: Runtime, *, title: str, description: str) -> FastAPI:
+def create_service_app(
+    name: str, runtime: Runtime, *, title: str, description: str, streamed: frozenset[str] = frozenset()
+) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await runtime.start()
@@ -100,7 +102,7 @@ def create_service_app(name: str, runtime: Runtime, *, title: str, description: 
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     app.add_middleware(RequestMetrics, service=name)
-    app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
+    app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES, streamed=streamed)
     return app
 
 

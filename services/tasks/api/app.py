@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 
 from services.tasks.adapters.event_log import Fenced, LogUnavailable
 from services.tasks.answers import KEY_IN_FLIGHT, KEY_REUSED, STALE_VERSION, KeyInFlight, KeyReused, StaleVersion
-from services.tasks.api import duties, reads, writes
+from services.tasks.api import duties, evidence, reads, writes
 from shared.http.problems import problem_response
 from shared.http.service import create_service_app
 
@@ -27,10 +27,13 @@ carry an offset and lie between 2000-01-01 and 2200-12-31 (UTC)."""
 
 
 def create_app(runtime: TasksRuntime) -> FastAPI:
-    app = create_service_app("tasks", runtime, title="policytrack tasks", description=DESCRIPTION)
+    app = create_service_app(
+        "tasks", runtime, title="policytrack tasks", description=DESCRIPTION, streamed=frozenset({evidence.UPLOAD})
+    )
     app.include_router(reads.router)
     app.include_router(writes.router)
     app.include_router(duties.router)
+    app.include_router(evidence.router)
     app.add_exception_handler(StaleVersion, _stale)
     app.add_exception_handler(KeyReused, _key_reused)
     app.add_exception_handler(KeyInFlight, _key_in_flight)

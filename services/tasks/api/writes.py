@@ -71,7 +71,7 @@ ROUTES = (
     CommandRoute(
         "/v1/tasks/{task_id}/milestones/{milestone_id}/met",
         cmd.MarkMilestoneMet,
-        cmd.EmptyBody,
+        cmd.EvidenceBody,
         "milestones",
         "Mark a milestone met",
         optional_body=True,

@@ -11,7 +11,7 @@ from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.contract.catalog import EvaluationInterval
+from shared.contract.catalog import EvaluationInterval, EvidenceList
 from shared.contract.codes import ApprovalKind, CooperationField, Department, Rating, Severity
 from shared.contract.types import AggregateId, Percent, Text, Title, UtcDatetime
 
@@ -50,7 +50,12 @@ class EmptyBody(Body):
     pass
 
 
-class ProgressBody(Body):
+class EvidenceBody(Body):
+    evidence: EvidenceList = ()
+    """Files uploaded first (``POST /v1/evidence``), named by what that answered."""
+
+
+class ProgressBody(EvidenceBody):
     percent: Percent
     note: Text = ""
 
@@ -74,7 +79,7 @@ class DeadlineBody(Body):
     reason: Text = Field(min_length=1)
 
 
-class IssueBody(Body):
+class IssueBody(EvidenceBody):
     title: Title
     severity: Severity
     detail: Text = ""
@@ -99,7 +104,7 @@ class DecisionBody(Body):
     reason: Text = ""
 
 
-class EvaluationBody(Body):
+class EvaluationBody(EvidenceBody):
     rating: Rating
     findings: Text = ""
 
@@ -110,7 +115,7 @@ class SupportRequestBody(Body):
     by: UtcDatetime
 
 
-class AnswerBody(Body):
+class AnswerBody(EvidenceBody):
     answer: Text = Field(min_length=1)
 
 
@@ -175,7 +180,7 @@ class ScheduleMilestone(MilestoneBody, TaskCommand):
     milestone_id: AggregateId
 
 
-class MarkMilestoneMet(EmptyBody, TaskCommand):
+class MarkMilestoneMet(EvidenceBody, TaskCommand):
     name: ClassVar[str] = "mark_milestone_met"
     milestone_id: AggregateId
 

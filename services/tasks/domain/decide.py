@@ -158,14 +158,18 @@ def _mark_milestone_met(command: cmd.MarkMilestoneMet, actor: Actor, world: Worl
         raise NotFound(f"task {task.task_id} has no milestone {command.milestone_id}", "milestone_id")
     if milestone.met:
         raise Conflict(f"milestone {milestone.milestone_id} was already met", "milestone_id")
-    return [c.MilestoneMet(task_id=task.task_id, milestone_id=milestone.milestone_id)]
+    return [c.MilestoneMet(task_id=task.task_id, milestone_id=milestone.milestone_id, evidence=command.evidence)]
 
 
 def _report_progress(command: cmd.ReportProgress, actor: Actor, world: World) -> list[c.EventData]:
     task = _open_task_of(command, actor, world)
     if command.percent < task.percent and not command.note.strip():
         raise Invalid(f"progress goes back from {task.percent}% to {command.percent}%: say why in a note", "note")
-    return [c.TaskProgressReported(task_id=task.task_id, percent=command.percent, note=command.note)]
+    return [
+        c.TaskProgressReported(
+            task_id=task.task_id, percent=command.percent, note=command.note, evidence=command.evidence
+        )
+    ]
 
 
 def _report_issue(command: cmd.ReportIssue, actor: Actor, world: World) -> list[c.EventData]:
@@ -179,6 +183,7 @@ def _report_issue(command: cmd.ReportIssue, actor: Actor, world: World) -> list[
             title=command.title,
             severity=command.severity,
             detail=command.detail,
+            evidence=command.evidence,
         )
     ]
 
@@ -252,7 +257,11 @@ def _record_evaluation(command: cmd.RecordEvaluation, actor: Actor, world: World
     task = _existing_task(command.task_id, world)
     return [
         c.EvaluationRecorded(
-            evaluation_id=command.evaluation_id, task_id=task.task_id, rating=command.rating, findings=command.findings
+            evaluation_id=command.evaluation_id,
+            task_id=task.task_id,
+            rating=command.rating,
+            findings=command.findings,
+            evidence=command.evidence,
         )
     ]
 
@@ -267,6 +276,7 @@ def _record_plan_evaluation(command: cmd.RecordPlanEvaluation, actor: Actor, wor
             plan_id=command.plan_id,
             rating=command.rating,
             findings=command.findings,
+            evidence=command.evidence,
         )
     ]
 

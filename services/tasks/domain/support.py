@@ -101,6 +101,7 @@ def answer_support(command: cmd.AnswerSupport, actor: Actor, world: SupportWorld
             task_id=request.task_id,
             department=answer.department,
             answer=command.answer,
+            evidence=command.evidence,
         )
     ]
 
