@@ -318,11 +318,20 @@ def replay(
 
 @app.command()
 def verify(
-    audit_url: str = AUDIT_URL, token: str | None = TOKEN, against_log: bool = True, as_json: bool = JSON
+    audit_url: str = AUDIT_URL,
+    token: str | None = TOKEN,
+    against_log: bool = True,
+    as_json: bool = JSON,
+    evidence: bool = typer.Option(False, "--evidence", help="also hash every stored evidence file again"),
+    tasks_url: str = TASKS_URL,
 ) -> None:
-    """Verify the audit trail: chain, signed checkpoints, every entry against the log. Exit 0 only when intact."""
+    """Verify the audit trail: chain, signed checkpoints, every entry against the log (and, with
+    --evidence, every evidence file against its hash). Exit 0 only when intact."""
     started = time.monotonic()
     result = _verified(audit_url, token, against_log, quiet=as_json)
+    if evidence:
+        result["evidence"] = _evidence_checked(tasks_url, token)
+        result["ok"] = result["ok"] and result["evidence"]["ok"]
     seconds = time.monotonic() - started
     if as_json:
         print(orjson.dumps({**result, "seconds": round(seconds, 3)}).decode())
@@ -338,8 +347,21 @@ def verify(
         table.add_row(_("compared with the Kafka log"), _("yes") if result["against_log"] else _("no"))
         if result["divergence"]:
             table.add_row(_("first divergence"), orjson.dumps(result["divergence"]).decode())
+        if evidence:
+            changed = [m["sha256"] for m in result["evidence"]["mismatched"]]
+            table.add_row(_("evidence files (hash)"), f"{result['evidence']['checked']:,}")
+            if changed:
+                table.add_row(_("changed evidence files"), ", ".join(changed))
         console.print(table)
     raise typer.Exit(0 if result["ok"] else 1)
+
+
+def _evidence_checked(tasks_url: str, token: str | None) -> dict[str, Any]:
+    with httpx.Client(base_url=tasks_url, headers=_bearer(token), timeout=3600) as client:
+        response = client.get("/v1/evidence/check")
+    _fail_unless_ok(response)
+    checked: dict[str, Any] = response.json()
+    return checked
 
 
 def _verified(audit_url: str, token: str | None, against_log: bool, *, quiet: bool) -> dict[str, Any]:

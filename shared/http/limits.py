@@ -7,6 +7,8 @@ A declared ``Content-Length`` over the limit is refused at once; a body without 
 
 from __future__ import annotations
 
+import re
+
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -14,14 +16,14 @@ from shared.http.problems import PROBLEM_JSON, problem_body
 
 
 class BodySizeLimit:
-    def __init__(self, app: ASGIApp, max_bytes: int, streamed: frozenset[str] = frozenset()) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, streamed: re.Pattern[str] | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.streamed = streamed
-        """Paths whose routes read the body as a stream and bound it themselves (files)."""
+        """Paths whose routes take files: they read the body as a stream and bound it themselves."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope.get("path") in self.streamed:
+        if scope["type"] != "http" or (self.streamed is not None and self.streamed.fullmatch(scope.get("path", ""))):
             await self.app(scope, receive, send)
             return
         declared = dict(scope.get("headers") or ()).get(b"content-length")

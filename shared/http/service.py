@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -44,7 +45,7 @@ class Runtime(Protocol):
 
 
 def create_service_app(
-    name: str, runtime: Runtime, *, title: str, description: str, streamed: frozenset[str] = frozenset()
+    name: str, runtime: Runtime, *, title: str, description: str, streamed: re.Pattern[str] | None = None
 ) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

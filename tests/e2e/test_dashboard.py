@@ -9,9 +9,11 @@ nothing from another host."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -231,6 +233,8 @@ def fill_and_send(driver: Any, details: Any, **fields: str | list[str]) -> None:
             Select(element).select_by_value(value)
         elif element.get_attribute("type") == "date":
             driver.execute_script("arguments[0].value = arguments[1]", element, value)
+        elif element.get_attribute("type") == "file":
+            element.send_keys(value)  # the file's path, as a person picks it
         else:
             element.clear()
             element.send_keys(value)
@@ -248,7 +252,7 @@ def action(command: str, about: str | None = None) -> str:
     return f"//details[@data-command='{command}'{near}]"
 
 
-async def test_officials_do_their_work_in_the_dashboard_in_chinese(system, browser: Browser) -> None:
+async def test_officials_do_their_work_in_the_dashboard_in_chinese(system, browser: Browser, tmp_path: Path) -> None:
     web, driver = system["web"], browser.driver
     run = uuid.uuid4().hex[:6]
     plan_title, task_title = f"长春新区专项方案 {run}", f"中韩跨境电商综合试验区建设 {run}"
@@ -305,7 +309,19 @@ async def test_officials_do_their_work_in_the_dashboard_in_chinese(system, brows
     sign_in(browser, web.url, "JILIN", "implementer", "u-jilin-development-office")
     driver.get(task_page)
     fill_and_send(driver, open_form(driver, action("close_support")), note="指导意见已落实")
-    fill_and_send(driver, open_form(driver, action("mark_milestone_met", "海关监管方案获批")))
+    # The milestone is met on the strength of a document: attached, then downloaded as it was.
+    acceptance = tmp_path / "海关监管方案批复.pdf"
+    acceptance.write_bytes(b"%PDF-1.7\n%" + "海关总署批复".encode() + b"\n" + b"0" * 20_000 + b"\n%%EOF\n")
+    fill_and_send(driver, open_form(driver, action("mark_milestone_met", "海关监管方案获批")), evidence=str(acceptance))
+    link = driver.find_element(By.CSS_SELECTOR, "#evidence-files a")
+    assert link.text == acceptance.name and "里程碑完成：海关监管方案获批" in text_of(driver, "evidence-files")
+    cookies = {c["name"]: c["value"] for c in driver.get_cookies()}
+    async with httpx.AsyncClient(cookies=cookies, timeout=30) as client:
+        downloaded = await client.get(link.get_attribute("href"))
+    assert downloaded.status_code == 200 and downloaded.content == acceptance.read_bytes()
+    assert downloaded.headers["content-type"] == "application/pdf"
+    sha256 = hashlib.sha256(acceptance.read_bytes()).hexdigest()
+    assert link.get_attribute("href").endswith(sha256)
     fill_and_send(
         driver, open_form(driver, action("request_approval")), kind="policy", title="跨境电商零售进口监管政策"
     )
@@ -366,4 +382,9 @@ async def test_officials_do_their_work_in_the_dashboard_in_chinese(system, brows
     acts = await eventually(trail, timeout=60, what="every act on the trail")
     firsts = list(dict.fromkeys(pair for pair in acts if pair in expected))
     assert firsts == expected, "in the order they were done"
+    async with httpx.AsyncClient(base_url=system["audit"].url, timeout=60) as client:
+        met = (
+            await client.get("/v1/audit/events", headers=NAO, params={"task_id": task_id, "type": "milestone.met"})
+        ).json()["items"]
+    assert [e["sha256"] for e in met[0]["event"]["data"]["evidence"]] == [sha256], "the file's hash is on the trail"
     assert browser.requested_hosts() == {"127.0.0.1"}

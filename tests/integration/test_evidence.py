@@ -5,13 +5,17 @@ checked against that hash; nobody else finds it; a changed byte is reported and 
 from __future__ import annotations
 
 import hashlib
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
+import orjson
 
 from shared.contract import catalog as c
 from tests.conftest import JILIN, MIIT, NAO, SC, ServiceProcess
 
+CLI = (sys.executable, "-m", "policytrack.cli")
 PDF = b"%PDF-1.7\n1 0 obj << /Type /Catalog >> endobj\n" + b"%" * 50_000 + b"\n%%EOF\n"
 
 
@@ -86,6 +90,27 @@ def test_a_milestone_met_with_a_pdf_that_only_its_readers_download_while_it_is_u
         assert check["ok"] is False and check["mismatched"] == [
             {"sha256": evidence["sha256"], "found": hashlib.sha256(bytes(changed)).hexdigest()}
         ]
+
+    audit = service_factory("audit").start()
+    verified = subprocess.run(
+        [
+            *CLI,
+            "verify",
+            "--evidence",
+            "--json",
+            "--no-against-log",
+            "--audit-url",
+            audit.url,
+            "--tasks-url",
+            service.url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert verified.returncode == 1, verified.stderr
+    result = orjson.loads(verified.stdout)
+    assert result["ok"] is False and [m["sha256"] for m in result["evidence"]["mismatched"]] == [evidence["sha256"]]
 
 
 def test_an_upload_is_refused_over_its_bound_or_when_it_is_not_what_it_claims(service_factory, tmp_path: Path) -> None:

@@ -3,6 +3,7 @@ the read and write routers, and how the application's own conditions are answere
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 from fastapi import FastAPI, Request
@@ -28,7 +29,11 @@ carry an offset and lie between 2000-01-01 and 2200-12-31 (UTC)."""
 
 def create_app(runtime: TasksRuntime) -> FastAPI:
     app = create_service_app(
-        "tasks", runtime, title="policytrack tasks", description=DESCRIPTION, streamed=frozenset({evidence.UPLOAD})
+        "tasks",
+        runtime,
+        title="policytrack tasks",
+        description=DESCRIPTION,
+        streamed=re.compile(re.escape(evidence.UPLOAD)),
     )
     app.include_router(reads.router)
     app.include_router(writes.router)

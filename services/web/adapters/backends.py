@@ -68,6 +68,15 @@ class Backends:
         headers = {"Idempotency-Key": idempotency_key, **({"If-Match": f'"{if_match}"'} if if_match else {})}
         return (await self._send("POST", "tasks", path, token, json=body, extra_headers=headers)).json()
 
+    async def upload(self, token: str, name: str, media_type: str, content: AsyncIterator[bytes]) -> Any:
+        """A file to the tasks service as evidence, streamed; what it kept (name, type, size, hash)."""
+        headers = {"Content-Type": media_type}
+        return (
+            await self._send(
+                "POST", "tasks", "/v1/evidence", token, extra_headers=headers, params={"name": name}, content=content
+            )
+        ).json()
+
     async def every(
         self, service: Service, path: str, token: str, params: Mapping[str, Any], *, limit: int
     ) -> list[Any]:

@@ -5,14 +5,17 @@ shows what changed meanwhile and can be sent again."""
 
 from __future__ import annotations
 
+import re
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from pathlib import PurePath
 from typing import Any
 
 from fastapi import Request
 from fastapi.responses import RedirectResponse, Response
-from starlette.datastructures import FormData
+from starlette.datastructures import FormData, UploadFile
 
 from services.web.adapters.backends import BackendRefused
 from services.web.adapters.sessions import Session
@@ -20,7 +23,15 @@ from services.web.api.rendering import zone_of
 from services.web.api.session import checked, local_path, same_origin
 from services.web.bootstrap import WebRuntime
 from services.web.domain.forms import COMMAND_PATH, FORMS, Form, FormProblem, body_of
+from shared.http.problems import Problem
 from shared.i18n import gettext
+
+MAX_FILES = 10
+MAX_FORM_BYTES = MAX_FILES * 20 * 1024 * 1024 + 256 * 1024
+"""A form with its files: the tasks service bounds each file again as it takes it."""
+UPLOAD_CHUNK = 256 * 1024
+FORMS_WITH_FILES = re.compile(r"/(tasks/[^/]{1,128}|plan)/act")
+"""Where forms post, files and all: the edge's small bound on bodies does not apply there."""
 
 
 @dataclass(frozen=True)
@@ -49,7 +60,12 @@ def shown_at() -> str:
 async def act(request: Request, web: WebRuntime, session: Session) -> Filled | Response:
     """Sends the posted form's command; the redirect back on success, else the form to show again."""
     same_origin(request)
-    posted = await request.form()
+    declared = request.headers.get("content-length", "")
+    if not declared.isdigit():
+        raise Problem(411, "a form is sent with its length", field="Content-Length")
+    if int(declared) > MAX_FORM_BYTES:
+        raise Problem(413, f"a form with its files is at most {MAX_FORM_BYTES} bytes", field="body")
+    posted = await request.form(max_files=MAX_FILES, max_fields=200)
     checked(session, str(posted.get("csrf", "")))
     command, path, key = (str(posted.get(name, "")) for name in ("command", "path", "key"))
     form = FORMS.get(command)
@@ -60,6 +76,14 @@ async def act(request: Request, web: WebRuntime, session: Session) -> Filled | R
         body = {**_given(posted), **body_of(form, values, zone_of(request))}
     except FormProblem as problem:
         return Filled(command, path, key, values, {problem.field: gettext(problem.message)})
+    try:
+        evidence = [await _uploaded(web, session, file) for file in _files(posted)]
+    except BackendRefused as refusal:
+        if refusal.status not in (403, 413, 415, 422):
+            raise
+        return replace(Filled(command, path, key, values), errors={"evidence": refusal.detail})
+    if evidence:
+        body["evidence"] = evidence
     try:
         await web.backends.command(
             path,
@@ -91,6 +115,20 @@ def _refused(filled: Filled, form: Form, refusal: BackendRefused, shown: str) ->
     beside = {name: message for name, message in errors.items() if name in {f.name for f in form.fields}}
     # A refusal about nothing the form shows is said above the fields.
     return replace(filled, errors=beside, detail="" if beside and beside == errors else refusal.detail)
+
+
+def _files(posted: FormData) -> list[UploadFile]:
+    """The files chosen in the form's evidence field (a browser sends an empty part for none)."""
+    return [f for f in posted.getlist("evidence") if isinstance(f, UploadFile) and f.filename]
+
+
+async def _uploaded(web: WebRuntime, session: Session, file: UploadFile) -> Any:
+    async def content() -> AsyncIterator[bytes]:
+        while chunk := await file.read(UPLOAD_CHUNK):
+            yield chunk
+
+    media_type = (file.content_type or "application/octet-stream").split(";", 1)[0]
+    return await web.backends.upload(session.token, PurePath(file.filename or "file").name[:255], media_type, content())
 
 
 def _given(posted: FormData) -> dict[str, str]:

@@ -13,6 +13,7 @@ from fastapi.staticfiles import StaticFiles
 from services.web.adapters.backends import BackendDown, BackendRefused
 from services.web.adapters.sessions import Session
 from services.web.api import exports, pages, session, streams
+from services.web.api.acts import FORMS_WITH_FILES
 from services.web.api.rendering import page
 from services.web.api.session import ForgedForm, SignInNeeded, signed_in
 from services.web.bootstrap import WebRuntime
@@ -24,7 +25,9 @@ signed-in user's token. These operations are its own; the pages are for browsers
 
 
 def create_app(runtime: WebRuntime) -> FastAPI:
-    app = create_service_app("web", runtime, title="policytrack web dashboard", description=DESCRIPTION)
+    app = create_service_app(
+        "web", runtime, title="policytrack web dashboard", description=DESCRIPTION, streamed=FORMS_WITH_FILES
+    )
     app.mount("/static", StaticFiles(directory=str(resources.files("services.web") / "static")), name="static")
     app.include_router(session.router)
     app.include_router(pages.router)

@@ -8,18 +8,25 @@ from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from typing import Annotated, Literal
 
 import httpx
-from fastapi import APIRouter, Header
+from fastapi import APIRouter, Header, Path
 from fastapi.responses import StreamingResponse
 
 from services.web.api.session import Runtime, SignedIn
+from shared.contract.types import AGGREGATE_ID_PATTERN
 from shared.logging import get_logger
 
 router = APIRouter(include_in_schema=False)
+TaskId = Annotated[str, Path(pattern=AGGREGATE_ID_PATTERN, max_length=128)]
+Sha256 = Annotated[str, Path(pattern=r"^[0-9a-f]{64}$")]
 log = get_logger(__name__)
 
 
 async def relayed(
-    upstream: AbstractAsyncContextManager[httpx.Response], *, media_type: str, headers: dict[str, str]
+    upstream: AbstractAsyncContextManager[httpx.Response],
+    *,
+    media_type: str | None,
+    headers: dict[str, str],
+    passed: tuple[str, ...] = (),
 ) -> StreamingResponse:
     """The upstream response is opened before answering, so that its refusal (say 403) is this
     answer's; once open, its bytes are passed on unchanged until either side ends. An upstream
@@ -36,7 +43,8 @@ async def relayed(
             except httpx.TransportError as error:
                 log.info("relayed_stream_ended", url=str(response.url.path), reason=type(error).__name__)
 
-    return StreamingResponse(body(), media_type=media_type, headers=headers)
+    headers = {**headers, **{name: response.headers[name] for name in passed if name in response.headers}}
+    return StreamingResponse(body(), media_type=media_type or response.headers.get("content-type"), headers=headers)
 
 
 @router.get("/alerts/stream")
@@ -54,6 +62,18 @@ async def alert_stream(
     )
     return await relayed(
         upstream, media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    )
+
+
+@router.get("/tasks/{task_id}/evidence/{sha256}")
+async def evidence(web: Runtime, session: SignedIn, task_id: TaskId, sha256: Sha256) -> StreamingResponse:
+    """A file a task's act rests on, as the tasks service serves it (checked against its hash)."""
+    upstream = web.backends.stream("tasks", f"/v1/tasks/{task_id}/evidence/{sha256}", session.token)
+    return await relayed(
+        upstream,
+        media_type=None,
+        headers={"X-Content-Type-Options": "nosniff"},
+        passed=("content-disposition", "digest"),
     )
 
 

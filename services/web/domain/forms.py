@@ -26,6 +26,7 @@ Kind = Literal[
     "approval_kind",
     "field",
     "decision",
+    "files",
 ]
 
 COMMAND_PATH = re.compile(r"/v1/(plans|tasks|issues|approvals|support-requests)(/[A-Za-z0-9._:-]{1,128}){0,4}")
@@ -46,14 +47,20 @@ class Form:
     fields: tuple[Field, ...] = ()
     button: str = N_("Submit")
 
+    @property
+    def takes_files(self) -> bool:
+        return any(field.kind == "files" for field in self.fields)
+
 
 NOTE = Field("note", N_("Note"), "textarea")
+EVIDENCE = Field("evidence", N_("Evidence (PDF, images, office documents)"), "files")
+"""Files the act rests on: uploaded first, then named in the command with their hashes."""
 REASON = Field("reason", N_("Reason"), "textarea", required=True)
 
 FORMS: Mapping[str, Form] = {
     "report_progress": Form(
         N_("Report progress"),
-        (Field("percent", N_("Progress (per cent)"), "percent", True), NOTE),
+        (Field("percent", N_("Progress (per cent)"), "percent", True), NOTE, EVIDENCE),
         N_("Report"),
     ),
     "schedule_milestone": Form(
@@ -61,7 +68,7 @@ FORMS: Mapping[str, Form] = {
         (Field("title", N_("Milestone"), required=True), Field("due", N_("Due date"), "date", True)),
         N_("Schedule"),
     ),
-    "mark_milestone_met": Form(N_("Mark the milestone met"), (), N_("Mark met")),
+    "mark_milestone_met": Form(N_("Mark the milestone met"), (EVIDENCE,), N_("Mark met")),
     "complete_task": Form(N_("Complete the task"), (NOTE,), N_("Complete")),
     "change_deadline": Form(
         N_("Change the deadline"), (Field("due", N_("New due date"), "date", True), REASON), N_("Change")
@@ -72,6 +79,7 @@ FORMS: Mapping[str, Form] = {
             Field("title", N_("Issue"), required=True),
             Field("severity", N_("Severity"), "severity", True),
             Field("detail", N_("Detail"), "textarea"),
+            EVIDENCE,
         ),
         N_("Report"),
     ),
@@ -88,7 +96,7 @@ FORMS: Mapping[str, Form] = {
     ),
     "acknowledge_support": Form(N_("Acknowledge the support request"), (), N_("Acknowledge")),
     "answer_support": Form(
-        N_("Answer the support request"), (Field("answer", N_("Answer"), "textarea", True),), N_("Answer")
+        N_("Answer the support request"), (Field("answer", N_("Answer"), "textarea", True), EVIDENCE), N_("Answer")
     ),
     "decline_support": Form(N_("Decline the support request"), (REASON,), N_("Decline")),
     "close_support": Form(N_("Close the support request"), (NOTE,), N_("Close")),
@@ -108,12 +116,12 @@ FORMS: Mapping[str, Form] = {
     ),
     "record_evaluation": Form(
         N_("Record an evaluation"),
-        (Field("rating", N_("Rating"), "rating", True), Field("findings", N_("Findings"), "textarea")),
+        (Field("rating", N_("Rating"), "rating", True), Field("findings", N_("Findings"), "textarea"), EVIDENCE),
         N_("Record"),
     ),
     "record_plan_evaluation": Form(
         N_("Evaluate the plan"),
-        (Field("rating", N_("Rating"), "rating", True), Field("findings", N_("Findings"), "textarea")),
+        (Field("rating", N_("Rating"), "rating", True), Field("findings", N_("Findings"), "textarea"), EVIDENCE),
         N_("Record"),
     ),
     "approve_plan": Form(
@@ -179,6 +187,8 @@ def body_of(form: Form, posted: Mapping[str, Sequence[str]], zone: tzinfo) -> di
     ``FormProblem`` naming it (the rules' own checks are the service's)."""
     body: dict[str, Any] = {}
     for field in form.fields:
+        if field.kind == "files":
+            continue  # uploaded on their own before the command is sent
         values = [v.strip() for v in posted.get(field.name, ()) if v.strip()]
         if not values:
             if field.required:
