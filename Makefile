@@ -40,13 +40,16 @@ $(INSTALLED):
 # kcat is how people look at the topics by hand (the tests check what it shows); the audit
 # store's PostgreSQL path is tested against a real server (Debian's postgresql); the dashboard
 # is tested in Debian's chromium, driven through its chromium-driver, with Debian's CJK fonts
-# (the pages and the printed report are in Chinese first).
+# (the pages and the printed report are in Chinese first); the report's PDF is laid out by
+# WeasyPrint on Debian's Pango and read back in the tests with poppler's pdftotext.
 tools:
 	@missing=""; command -v kcat >/dev/null || missing="$$missing kcat"; \
 	  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	  command -v chromium >/dev/null || missing="$$missing chromium"; \
 	  command -v chromedriver >/dev/null || missing="$$missing chromium-driver"; \
 	  ls /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc >/dev/null 2>&1 || missing="$$missing fonts-noto-cjk"; \
+	  ls /usr/lib/*/libpangoft2-1.0.so.0 >/dev/null 2>&1 || missing="$$missing libpangoft2-1.0-0"; \
+	  command -v pdftotext >/dev/null || missing="$$missing poppler-utils"; \
 	  if [ -n "$$missing" ]; then echo "installing$$missing (Debian packages)"; \
 	    SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	    $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq $$missing >/dev/null; fi

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
+import subprocess
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -349,6 +351,14 @@ async def test_officials_do_their_work_in_the_dashboard_in_chinese(system, brows
     digest = text_of(driver, "submitted").rsplit("：", 1)[-1].strip()
     assert len(digest) == 64
     browser.screenshot("report-submitted")
+    # The formal document of the same period: in Chinese, with the hash that was submitted.
+    cookies = {c["name"]: c["value"] for c in driver.get_cookies()}
+    async with httpx.AsyncClient(cookies=cookies, timeout=60) as client:
+        document = await client.get(driver.find_element(By.ID, "report-pdf").get_attribute("href"))
+    assert document.status_code == 200 and document.headers["content-type"] == "application/pdf"
+    text = subprocess.run(["pdftotext", "-", "-"], input=document.content, capture_output=True, check=True).stdout
+    flat = re.sub(r"\s+", "", text.decode())
+    assert "关于总体方案实施情况的报告" in flat and digest in flat
 
     # The trail holds each act under the department that did it.
     expected = [

@@ -5,6 +5,8 @@ the same numbers. On a broker of its own, so the log holds this scenario and not
 from __future__ import annotations
 
 import asyncio
+import re
+import subprocess
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -215,6 +217,13 @@ async def scenario(client: httpx.AsyncClient) -> dict[str, str]:
     return {**made, "plan": plan["id"]}
 
 
+def pdf_text(document: bytes) -> str:
+    """The document's text as poppler reads it: what a reader's PDF viewer shows."""
+    return subprocess.run(
+        ["pdftotext", "-layout", "-", "-"], input=document, capture_output=True, check=True
+    ).stdout.decode()
+
+
 async def test_both_reports_agree_with_each_other_and_with_a_ledger_kept_from_the_raw_log(
     spare_broker: Broker, service_factory
 ) -> None:
@@ -242,8 +251,22 @@ async def test_both_reports_agree_with_each_other_and_with_a_ledger_kept_from_th
     async with httpx.AsyncClient(base_url=audit.url, timeout=60) as client:
         duties = (await client.get("/v1/audit/responsibility", headers=NDRC, params={"as_of": at.isoformat()})).json()
         period = {"from": started.isoformat(), "to": at.isoformat()}
-        report = (await client.get("/v1/audit/reports/implementation", headers=NDRC, params=period)).json()
+        answered = await client.get("/v1/audit/reports/implementation", headers=NDRC, params=period)
+        report = answered.json()
+        documents = [
+            await client.get("/v1/audit/reports/implementation", headers=NDRC, params={**period, "format": "pdf"})
+            for _ in range(2)
+        ]
     ledger = ledger_of(await read_to_end(spare_broker.settings, EVENTS), at)
+
+    # The formal document (PDF, in Chinese) carries the JSON's hash, its numbers and the same text each time.
+    assert all(d.status_code == 200 and d.headers["content-type"] == "application/pdf" for d in documents)
+    texts = [pdf_text(d.content) for d in documents]
+    digest = answered.headers["digest"].removeprefix("sha-256=")
+    assert texts[0] == texts[1] and "关于总体方案实施情况的报告" in texts[0] and "国务院：" in texts[0]
+    flat = re.sub(r"\s+", "", texts[0])
+    assert digest in flat
+    assert "吉林省人民政府" in flat and re.search(r"—\s*1\s*—", texts[0]), "departments by name; numbered pages"
 
     assert nonzero(duties["departments"]) == nonzero(report["departments"]) == ledger.departments()
     assert report["fields"] == ledger.fields()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
@@ -9,7 +10,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.audit import reports
+from services.audit import documents, reports
 from services.audit.api.dependencies import Moment, Runtime, Store, TaskIdPath, everything
 from shared.auth import Actor, can_read
 from shared.contract.codes import Department, Role
@@ -95,10 +96,11 @@ def _period(period_from: datetime | None, period_to: datetime | None) -> tuple[d
             "content": {
                 "application/json": {"schema": {"type": "object"}},
                 "text/markdown": {"schema": {"type": "string"}},
+                "application/pdf": {"schema": {"type": "string", "format": "binary"}},
             },
-            "description": "the report, as JSON or as a document with the same numbers",
+            "description": "the report, as JSON, or as a document with the same numbers (Markdown, or PDF in Chinese)",
         },
-        **problem_responses(401, 403, 422, 429),
+        **problem_responses(401, 403, 422, 429, 503),
     },
     summary="The NDRC's report on a period to the State Council, from the trail alone",
 )
@@ -107,13 +109,15 @@ async def implementation_report(
     runtime: Runtime,
     period_from: Annotated[Moment, Query(alias="from")] = None,
     period_to: Annotated[Moment, Query(alias="to")] = None,
-    format: Literal["json", "md"] = "json",
+    format: Literal["json", "md", "pdf"] = "json",
 ) -> Response:
     _may_read_reports(actor)
     start, end = _period(period_from, period_to)
     report = await runtime.reports.implementation(actor.user, start, end)
     if format == "md":
         return Response(reports.markdown(report), media_type="text/markdown; charset=utf-8")
+    if format == "pdf":
+        return await _as_pdf(report, start, end)
     return Response(
         reports.canonical_report(report),
         media_type="application/json",
@@ -141,3 +145,17 @@ async def submit_report(
     if replayed:
         response.headers["Idempotent-Replayed"] = "true"
     return submission.answer()
+
+
+async def _as_pdf(report: dict[str, Any], start: datetime, end: datetime) -> Response:
+    digest = reports.digest(report)
+    try:
+        document = await asyncio.to_thread(documents.pdf, report, digest)
+    except documents.PdfUnavailable as error:
+        raise Problem(503, str(error)) from error
+    name = f"implementation-report-{start:%Y%m%d}-{end:%Y%m%d}.pdf"
+    return Response(
+        document,
+        media_type="application/pdf",
+        headers={"Content-Disposition": f'inline; filename="{name}"', "Digest": f"sha-256={digest}"},
+    )

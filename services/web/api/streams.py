@@ -8,7 +8,7 @@ from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from typing import Annotated, Literal
 
 import httpx
-from fastapi import APIRouter, Header, Path
+from fastapi import APIRouter, Header, Path, Query
 from fastapi.responses import StreamingResponse
 
 from services.web.api.session import Runtime, SignedIn
@@ -75,6 +75,19 @@ async def evidence(web: Runtime, session: SignedIn, task_id: TaskId, sha256: Sha
         headers={"X-Content-Type-Options": "nosniff"},
         passed=("content-disposition", "digest"),
     )
+
+
+@router.get("/report.pdf")
+async def report_document(
+    web: Runtime,
+    session: SignedIn,
+    period_from: Annotated[str, Query(alias="from", max_length=64)] = "",
+    period_to: Annotated[str, Query(alias="to", max_length=64)] = "",
+) -> StreamingResponse:
+    """The NDRC's report as the audit service lays it out: a formal document in Chinese."""
+    period = {"format": "pdf", **{k: v for k, v in {"from": period_from, "to": period_to}.items() if v}}
+    upstream = web.backends.stream("audit", "/v1/audit/reports/implementation", session.token, period)
+    return await relayed(upstream, media_type="application/pdf", headers={}, passed=("content-disposition", "digest"))
 
 
 @router.get("/trail/export")
