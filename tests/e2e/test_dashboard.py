@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import openpyxl
 import pytest
 from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
 from selenium.webdriver.common.by import By
@@ -29,6 +30,7 @@ from tests.conftest import Browser, eventually
 
 JILIN = {"Authorization": f"Bearer {token_for('jilin')}"}
 NAO = {"Authorization": f"Bearer {token_for('nao')}"}
+SC = {"Authorization": f"Bearer {token_for('sc')}"}
 WAIT = 60
 
 
@@ -398,3 +400,50 @@ async def test_officials_do_their_work_in_the_dashboard_in_chinese(system, brows
         ).json()["items"]
     assert [e["sha256"] for e in met[0]["event"]["data"]["evidence"]] == [sha256], "the file's hash is on the trail"
     assert browser.requested_hosts() == {"127.0.0.1"}
+
+
+def task_sheet(path: Path, *rows: list[Any]) -> Path:
+    book = openpyxl.Workbook()
+    page = book.active
+    assert page is not None
+    page.append(["任务", "合作领域", "牵头单位", "配合单位", "截止日期"])
+    for row in rows:
+        page.append(row)
+    book.save(path)
+    return path
+
+
+async def test_a_plans_tasks_come_in_from_a_sheet_checked_row_by_row(system, browser: Browser, tmp_path: Path) -> None:
+    web, driver = system["web"], browser.driver
+    run = uuid.uuid4().hex[:6]
+    async with httpx.AsyncClient(base_url=system["tasks"].url, timeout=30) as client:
+        plan = await client.post("/v1/plans", headers=SC, json={"title": f"中韩合作示范区分解方案 {run}"})
+    assert plan.status_code == 201, plan.text
+    rows = [
+        [f"跨境电商试验区 {run}", "贸易", "吉林省人民政府", "商务部、海关总署", "2027-12-31"],
+        [f"氢能产业集群 {run}", "农业", "吉林省人民政府", "", "2028-06-30"],
+    ]
+    bad = task_sheet(tmp_path / "分解任务.xlsx", *rows)
+    sign_in(browser, web.url, "JILIN", "implementer", "u-jilin-development-office")
+    driver.get(f"{web.url}/plan")
+
+    def send(sheet: Path, button: str) -> None:
+        Select(driver.find_element(By.ID, "import-plan")).select_by_value(plan.json()["id"])
+        driver.find_element(By.ID, "import-sheet").send_keys(str(sheet))
+        driver.find_element(By.ID, button).click()
+        until(driver, lambda d: d.find_elements(By.ID, "import-report"), "the sheet's report")
+
+    send(bad, "import-run")
+    assert driver.find_elements(By.CSS_SELECTOR, '#import-rows tr[data-cell="B3"]'), "the bad cell is named"
+    assert "不是合作领域" in text_of(driver, "import-rows")
+    rows[1][1] = "产业"
+    fixed = task_sheet(tmp_path / "分解任务（改）.xlsx", *rows)
+    send(fixed, "import-check")
+    assert driver.find_elements(By.ID, "import-ready")
+    send(fixed, "import-run")
+    assert driver.find_elements(By.ID, "import-done") and text_of(driver, "import-rows").count("已创建") == 2
+    send(fixed, "import-run")
+    assert text_of(driver, "import-rows").count("方案中已有") == 2, "importing the same sheet again changes nothing"
+    driver.get(f"{web.url}/")
+    for title in (rows[0][0], rows[1][0]):
+        until(driver, lambda d, t=title: d.find_elements(By.XPATH, f"//tr[td/a[normalize-space()='{t}']]"), title)

@@ -30,7 +30,7 @@ MAX_FILES = 10
 MAX_FORM_BYTES = MAX_FILES * 20 * 1024 * 1024 + 256 * 1024
 """A form with its files: the tasks service bounds each file again as it takes it."""
 UPLOAD_CHUNK = 256 * 1024
-FORMS_WITH_FILES = re.compile(r"/(tasks/[^/]{1,128}|plan)/act")
+FORMS_WITH_FILES = re.compile(r"/(tasks/[^/]{1,128}/act|plan/act|plan/import)")
 """Where forms post, files and all: the edge's small bound on bodies does not apply there."""
 
 

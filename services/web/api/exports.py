@@ -37,7 +37,7 @@ async def responsibility_workbook(request: Request, web: Runtime, session: Signe
                 for row in table.rows
             ],
         )
-        return download(sheet, "policytrack-responsibility")
+        return download("policytrack-responsibility", sheet)
 
 
 @router.get("/todo.xlsx")
@@ -49,7 +49,7 @@ async def todo_workbook(request: Request, web: Runtime, session: SignedIn) -> Re
             [_("What"), _("About"), _("Due"), _("Late"), _("Task")],
             [_duty_row(duty) for duty in todo["items"]],
         )
-        return download(sheet, "policytrack-todo")
+        return download("policytrack-todo", sheet)
 
 
 @router.get("/tasks.xlsx")
@@ -76,7 +76,7 @@ async def tasks_workbook(request: Request, web: Runtime, session: SignedIn) -> R
             ],
             [_task_row(task, now) for task in sorted(tasks, key=lambda t: (t.field, t.title))],
         )
-        return download(sheet, "policytrack-tasks")
+        return download("policytrack-tasks", sheet)
 
 
 def _duty_row(duty: dict[str, Any]) -> list[Any]:

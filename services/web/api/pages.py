@@ -23,6 +23,7 @@ from services.web.domain import responsibility as heat
 from services.web.domain.forms import CHOICES, DUTIES, FORMS
 from services.web.domain.history import HistoryLine, history
 from services.web.domain.overview import ISSUE_AND_APPROVAL_TYPES, overview
+from services.web.domain.task_sheet import SheetReport
 from shared.contract.catalog import CATALOG, short_type
 from shared.contract.codes import CooperationField, Department, Role
 from shared.contract.types import AGGREGATE_ID_PATTERN
@@ -182,7 +183,7 @@ async def todo_page(request: Request, web: Runtime, session: SignedIn) -> Respon
 
 @router.get("/plan")
 async def plan_page(request: Request, web: Runtime, session: SignedIn, done: str = "") -> Response:
-    return await _plan_page(request, web, session, done=done)
+    return await plan_page_of(request, web, session, done=done)
 
 
 @router.post("/plan/act")
@@ -190,10 +191,10 @@ async def act_on_plan(request: Request, web: Runtime, session: SignedIn) -> Resp
     outcome = await act(request, web, session)
     if isinstance(outcome, Response):
         return outcome
-    return await _plan_page(request, web, session, filled=outcome, status=_status_of(outcome))
+    return await plan_page_of(request, web, session, filled=outcome, status=_status_of(outcome))
 
 
-async def _plan_page(
+async def plan_page_of(
     request: Request,
     web: WebRuntime,
     session: Session,
@@ -201,10 +202,18 @@ async def _plan_page(
     done: str = "",
     filled: Filled | None = None,
     status: int = 200,
+    sheet: SheetReport | None = None,
 ) -> Response:
+    """The plan page: its forms, and what came of a sheet of tasks sent to it."""
     actions = await web.backends.get("tasks", "/v1/actions", session.token)
     return await shown(
-        request, web, "plan.html.j2", session, status=status, **forms_of(actions["items"], "/plan", done, filled)
+        request,
+        web,
+        "plan.html.j2",
+        session,
+        status=status,
+        sheet=sheet,
+        **forms_of(actions["items"], "/plan", done, filled),
     )
 
 

@@ -14,6 +14,7 @@ from fastapi import Response
 from openpyxl import Workbook
 from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
+from openpyxl.worksheet.worksheet import Worksheet
 
 from shared import i18n
 
@@ -31,11 +32,19 @@ class Sheet:
     rows: Sequence[Sequence[Value]]
 
 
-def workbook(sheet: Sheet) -> bytes:
-    """One sheet: a bold header row that stays in view and filters, then the rows."""
+def workbook(*sheets: Sheet) -> bytes:
+    """Each sheet: a bold header row that stays in view and filters, then the rows."""
     book = Workbook()
-    page = book.active
-    assert page is not None  # a new workbook has its one sheet
+    first = book.active
+    assert first is not None  # a new workbook has its one sheet
+    for index, sheet in enumerate(sheets):
+        _fill(first if index == 0 else book.create_sheet(), sheet)
+    out = BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+def _fill(page: Worksheet, sheet: Sheet) -> None:
     page.title = _sheet_title(sheet.title)
     page.append(list(sheet.headers))
     for heading in page[1]:
@@ -51,15 +60,12 @@ def workbook(sheet: Sheet) -> bytes:
     for index, header in enumerate(sheet.headers):
         shown = [header, *(_text(values[index]) for values in sheet.rows)]
         page.column_dimensions[get_column_letter(index + 1)].width = min(WIDEST, 2 + max(map(_width, shown)))
-    out = BytesIO()
-    book.save(out)
-    return out.getvalue()
 
 
-def download(sheet: Sheet, filename: str) -> Response:
+def download(filename: str, *sheets: Sheet) -> Response:
     """The workbook as an attachment; the file is named in the reader's language too."""
-    named = f"attachment; filename=\"{filename}.xlsx\"; filename*=UTF-8''{quote(sheet.title)}.xlsx"
-    return Response(workbook(sheet), media_type=XLSX, headers={"Content-Disposition": named})
+    named = f"attachment; filename=\"{filename}.xlsx\"; filename*=UTF-8''{quote(sheets[0].title)}.xlsx"
+    return Response(workbook(*sheets), media_type=XLSX, headers={"Content-Disposition": named})
 
 
 def moment(value: object) -> datetime | None:

@@ -1,0 +1,122 @@
+"""A plan's task breakdown from an Excel sheet: the template to fill, a check that lists each
+row's problems by cell, and the import, one command per row under the row's own Idempotency-Key
+(a row already in the plan is not sent again: a re-run changes nothing)."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import zipfile
+from collections.abc import Sequence
+from typing import Any, BinaryIO
+
+from fastapi import APIRouter, Request, Response
+from openpyxl import load_workbook
+from starlette.datastructures import UploadFile
+
+from services.web.adapters.backends import BackendRefused
+from services.web.adapters.sessions import Session
+from services.web.api.acts import MAX_FORM_BYTES
+from services.web.api.pages import plan_page_of
+from services.web.api.rendering import locale_of, zone_of
+from services.web.api.session import Runtime, SignedIn, checked, same_origin
+from services.web.api.spreadsheets import Sheet, download
+from services.web.bootstrap import WebRuntime
+from services.web.domain.task_sheet import COLUMNS, MAX_ROWS, Cell, Problem, Row, SheetReport, rows_of
+from shared import i18n
+from shared.contract.codes import CooperationField, Department
+from shared.contract.types import AGGREGATE_ID_PATTERN
+from shared.http.problems import Problem as HttpProblem
+from shared.i18n import gettext as _
+from shared.i18n import names
+
+router = APIRouter(include_in_schema=False)
+IMPORT = "/plan/import"
+
+
+@router.get("/plan/template.xlsx")
+async def template(request: Request, session: SignedIn) -> Response:
+    """The sheet to fill, with an example row, and a second sheet of what each column takes."""
+    with i18n.using(locale_of(request), zone_of(request)):
+        tasks = Sheet(
+            _("Tasks"),
+            [_(column.label) for column in COLUMNS],
+            [
+                [
+                    _("Cross-border e-commerce pilot zone"),
+                    names.field("trade"),
+                    names.department("JILIN"),
+                    names.department("MOFCOM"),
+                    "2027-12-31",
+                ]
+            ],
+        )
+        notes = Sheet(
+            _("How to fill it"),
+            [_("Column"), _("What it takes"), _("Code"), _("Name")],
+            [
+                *([column.letter + " " + _(column.label), _(column.hint), "", ""] for column in COLUMNS),
+                *([_("Field of cooperation"), "", str(code), names.field(code)] for code in CooperationField),
+                *([_("Department"), "", str(code), names.department(code)] for code in Department),
+            ],
+        )
+        return download("policytrack-task-sheet", tasks, notes)
+
+
+@router.post(IMPORT)
+async def import_sheet(request: Request, web: Runtime, session: SignedIn) -> Response:
+    same_origin(request)
+    declared = request.headers.get("content-length", "")
+    if not declared.isdigit() or int(declared) > MAX_FORM_BYTES:
+        raise HttpProblem(413, f"a sheet is at most {MAX_FORM_BYTES} bytes", field="sheet")
+    posted = await request.form(max_files=1, max_fields=20)
+    checked(session, str(posted.get("csrf", "")))
+    plan_id, sheet = str(posted.get("plan_id", "")), posted.get("sheet")
+    if not re.fullmatch(AGGREGATE_ID_PATTERN, plan_id) or not isinstance(sheet, UploadFile):
+        raise HttpProblem(422, "a sheet and the plan it is for", field="sheet")
+    with i18n.using(locale_of(request), zone_of(request)):
+        rows, problems = await _read(sheet.file, plan_id, request)
+        report = SheetReport(plan_id, False, tuple(rows), tuple(problems), {})
+        if posted.get("mode") == "import" and report.ready:
+            report = SheetReport(plan_id, True, report.rows, (), await _imported(web, session, plan_id, rows))
+    return await plan_page_of(request, web, session, sheet=report, status=200 if report.ready else 422)
+
+
+async def _read(file: BinaryIO, plan_id: str, request: Request) -> tuple[list[Row], list[Problem]]:
+    try:
+        cells = await asyncio.to_thread(_cells, file)
+    except (zipfile.BadZipFile, KeyError, ValueError, OSError):
+        return [], [Problem(1, "A", _("This is not an Excel workbook (.xlsx); download the template."))]
+    return rows_of(cells, plan_id, zone_of(request))
+
+
+def _cells(file: BinaryIO) -> list[Sequence[Cell]]:
+    book = load_workbook(file, read_only=True, data_only=True)
+    try:
+        page = book.worksheets[0]
+        rows = page.iter_rows(max_row=MAX_ROWS + 2, max_col=len(COLUMNS), values_only=True)
+        return [tuple(value if isinstance(value, Cell) else str(value) for value in row) for row in rows]
+    finally:
+        book.close()
+
+
+async def _imported(web: WebRuntime, session: Session, plan_id: str, rows: list[Row]) -> dict[int, str]:
+    """Each row sent as its own command, unless a task of that title is already in the plan."""
+    tasks: list[dict[str, Any]] = await web.backends.every("tasks", "/v1/tasks", session.token, {}, limit=500)
+    present = {task["title"] for task in tasks if task["plan_id"] == plan_id}
+    outcomes: dict[int, str] = {}
+    for row in rows:
+        assert row.body is not None
+        if row.title in present:
+            outcomes[row.number] = _("already in the plan")
+            continue
+        try:
+            made = await web.backends.command(
+                "/v1/tasks", session.token, row.body, if_match=None, idempotency_key=row.key
+            )
+        except BackendRefused as refusal:
+            outcomes[row.number] = _("refused: %(reason)s", reason=refusal.detail)
+            continue
+        present.add(row.title)
+        outcomes[row.number] = _("created: %(task)s", task=made["id"])
+    return outcomes
