@@ -90,7 +90,9 @@ async def test_deleting_the_newest_entries_is_found_and_named(tasks: ServiceProc
     result = await verify(audit)
     assert result["ok"] is False
     missing = [p for p in result["problems"] if "missing" in p]
-    assert missing and sum(p["missing"]["count"] for p in missing) == 3, result["problems"]
+    # The three deleted, and the checkpoint the service may have published just after the count
+    # was read (its record on the log, never ingested once ingest refused): found in a loaded CI run.
+    assert missing and 3 <= sum(p["missing"]["count"] for p in missing) <= 4, result["problems"]
     assert result["covered"]["sequence"] == entries - 3
     async with httpx.AsyncClient(base_url=audit.url) as client:
         assert (await client.get("/readyz")).status_code == 503

@@ -154,7 +154,8 @@ async def test_standard_tools_check_the_trail_and_catch_a_changed_leaf_a_truncat
             ready: dict = (await client.get("/readyz")).json()
             return ready if "rolled back or truncated" in str(ready["background"]["ingest"]) else None
 
-        await eventually(refusing, what="the store refused as rolled back")
+        # The restarted service reads its store and the log before it can say (slow on a loaded machine).
+        await eventually(refusing, timeout=90, what="the store refused as rolled back")
         gone = await client.get("/v1/audit/proofs/consistency", headers=NAO, params={"old": old, "new": size})
         assert gone.status_code == 422, "the rolled-back store cannot prove it extends what it signed"
     found = check(

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 from services.audit.documents import document_html, pdf
 from services.audit.domain.implementation import implementation_report
-from tests.unit.test_implementation_report import HOSTILE, hostile_world, replay_of
+from tests.unit.test_implementation_report import hostile_world, replay_of
 
 START, END = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 6, 30, 16, 30, tzinfo=UTC)
 DIGEST = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
