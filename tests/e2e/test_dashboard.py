@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import axe_selenium_python
 import httpx
 import openpyxl
 import pytest
@@ -447,3 +448,56 @@ async def test_a_plans_tasks_come_in_from_a_sheet_checked_row_by_row(system, bro
     driver.get(f"{web.url}/")
     for title in (rows[0][0], rows[1][0]):
         until(driver, lambda d, t=title: d.find_elements(By.XPATH, f"//tr[td/a[normalize-space()='{t}']]"), title)
+
+
+AXE = Path(axe_selenium_python.__file__).parent / "node_modules" / "axe-core" / "axe.min.js"
+SERIOUS = ("serious", "critical")
+WIDEST_ELEMENT = """
+let worst = null;
+for (const e of document.querySelectorAll('main *')) {
+  const r = e.getBoundingClientRect();
+  if (r.right > window.innerWidth + 1 && (!worst || r.right > worst.r))
+    worst = {r: r.right, tag: e.tagName, id: e.id, cls: e.className};
+}
+return JSON.stringify(worst);
+"""
+
+
+def described(violation: dict[str, Any]) -> str:
+    """A violation as someone fixing it needs it: the rule, and where, with axe's own summary."""
+    nodes = violation["nodes"]
+    where = "; ".join(f"{n['target']} {n.get('failureSummary', '')[:160]}" for n in nodes[:3])
+    return f"{violation['id']} ({len(nodes)}): {where}"
+
+
+def axe_violations(driver: Any) -> list[dict[str, Any]]:
+    """axe-core's serious and critical violations on the page as it stands."""
+    driver.execute_script(AXE.read_text(encoding="utf-8"))
+    result = driver.execute_async_script(
+        "var done = arguments[arguments.length - 1]; axe.run().then(done, e => done({error: String(e)}));"
+    )
+    assert "error" not in result, result
+    return [v for v in result["violations"] if v.get("impact") in SERIOUS]
+
+
+async def test_every_page_passes_the_accessibility_check_on_a_desk_and_a_phone(system, browser: Browser) -> None:
+    web, driver = system["web"], browser.driver
+    task_id = system["ids"]["industry"]
+    pages = ["/", "/responsibility", "/todo", "/plan", "/alerts", "/trail", "/report", f"/tasks/{task_id}"]
+    found: dict[str, list[str]] = {}
+    for width, height in ((1280, 1000), (390, 844)):
+        driver.set_window_size(width, height)
+        driver.get(f"{web.url}/signin")
+        found |= {f"/signin @{width}": [described(v) for v in axe_violations(driver)]}
+        sign_in(browser, web.url, "NDRC", "supervisor", "u-ndrc-regional-dept")
+        for page in pages:
+            driver.get(f"{web.url}{page}")
+            until(driver, lambda d: d.find_elements(By.TAG_NAME, "main"), page)
+            found[f"{page} @{width}"] = [described(v) for v in axe_violations(driver)]
+            wider = driver.execute_script("return document.documentElement.scrollWidth > window.innerWidth + 1")
+            if width == 390 and wider:
+                widest = driver.execute_script(WIDEST_ELEMENT)
+                found[f"{page} @{width}"].append(f"the page is wider than the screen: {widest}")
+    failing = [f"{page}: {problem}" for page, problems in found.items() for problem in problems]
+    if failing:
+        pytest.fail("\n".join(failing), pytrace=False)
