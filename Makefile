@@ -15,6 +15,10 @@ TEST_WORKERS ?= 3
 test: venv tools
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
+# The in-process tests alone (domain, service layer, pages; no broker): the edit-test loop.
+test-unit: venv tools
+	$(BIN)/pytest -n $(TEST_WORKERS) tests/unit $(PYTEST_ARGS)
+
 # ruff (lint and format) over everything; mypy --strict over shared/ and services/.
 lint: venv
 	$(BIN)/ruff check shared services policytrack tests bench
