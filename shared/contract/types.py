@@ -63,6 +63,7 @@ EvidenceType = Literal[
 ]
 """What evidence may be: PDF, images and office documents (each checked against its content)."""
 EVIDENCE_TYPES: tuple[str, ...] = get_args(EvidenceType)
-Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+SHA256_PATTERN = r"^[0-9a-f]{64}$"
+Sha256 = Annotated[str, StringConstraints(pattern=SHA256_PATTERN)]
 FileName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255, pattern=r"^[^/\\\x00-\x1f]+$")]
 

@@ -15,14 +15,14 @@ from services.tasks.queries import evidence_of, readable_task
 from shared.auth import can_write
 from shared.contract.catalog import Evidence
 from shared.contract.codes import Role
-from shared.contract.types import EVIDENCE_TYPES, FileName
+from shared.contract.types import EVIDENCE_TYPES, SHA256_PATTERN, FileName
 from shared.http.problems import Problem, problem_responses
 from shared.http.service import Authenticated
 
 router = APIRouter(tags=["evidence"])
 UPLOAD = "/v1/evidence"
 Sha256Path = Annotated[
-    str, Path(pattern=r"^[0-9a-f]{64}$", examples=["9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"])
+    str, Path(pattern=SHA256_PATTERN, examples=["9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"])
 ]
 
 

@@ -60,12 +60,7 @@ def shown_at() -> str:
 async def act(request: Request, web: WebRuntime, session: Session) -> Filled | Response:
     """Sends the posted form's command; the redirect back on success, else the form to show again."""
     same_origin(request)
-    declared = request.headers.get("content-length", "")
-    if not declared.isdigit():
-        raise Problem(411, "a form is sent with its length", field="Content-Length")
-    if int(declared) > MAX_FORM_BYTES:
-        raise Problem(413, f"a form with its files is at most {MAX_FORM_BYTES} bytes", field="body")
-    posted = await request.form(max_files=MAX_FILES, max_fields=200)
+    posted = await bounded_form(request, max_files=MAX_FILES, max_fields=200)
     checked(session, str(posted.get("csrf", "")))
     command, path, key = (str(posted.get(name, "")) for name in ("command", "path", "key"))
     form = FORMS.get(command)
@@ -99,6 +94,17 @@ async def act(request: Request, web: WebRuntime, session: Session) -> Filled | R
     back, _, anchor = local_path(str(posted.get("back", "/"))).partition("#")
     done = f"{back}{'&' if '?' in back else '?'}done={command}" + (f"#{anchor}" if anchor else "")
     return RedirectResponse(done, status_code=303)
+
+
+async def bounded_form(request: Request, *, max_files: int, max_fields: int) -> FormData:
+    """A posted form that may carry files, refused unread when it declares no length or too much
+    (files are spooled to disk as they are parsed, never held whole in memory)."""
+    declared = request.headers.get("content-length", "")
+    if not declared.isdigit():
+        raise Problem(411, "a form is sent with its length", field="Content-Length")
+    if int(declared) > MAX_FORM_BYTES:
+        raise Problem(413, f"a form with its files is at most {MAX_FORM_BYTES} bytes", field="body")
+    return await request.form(max_files=max_files, max_fields=max_fields)
 
 
 def _refused(filled: Filled, form: Form, refusal: BackendRefused, shown: str) -> Filled:

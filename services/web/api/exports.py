@@ -8,6 +8,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
+from services.web.api.pages import visible_tasks
 from services.web.api.rendering import locale_of, zone_of
 from services.web.api.session import Runtime, SignedIn
 from services.web.api.spreadsheets import Sheet, download, moment
@@ -54,10 +55,7 @@ async def todo_workbook(request: Request, web: Runtime, session: SignedIn) -> Re
 
 @router.get("/tasks.xlsx")
 async def tasks_workbook(request: Request, web: Runtime, session: SignedIn) -> Response:
-    tasks = [
-        Task.model_validate(item)
-        for item in await web.backends.every("tasks", "/v1/tasks", session.token, {}, limit=500)
-    ]
+    tasks = await visible_tasks(web, session.token)
     now = datetime.now(UTC)
     with i18n.using(locale_of(request), zone_of(request)):
         sheet = Sheet(

@@ -8,7 +8,7 @@ import asyncio
 import re
 import zipfile
 from collections.abc import Sequence
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 from fastapi import APIRouter, Request, Response
 from openpyxl import load_workbook
@@ -16,8 +16,8 @@ from starlette.datastructures import UploadFile
 
 from services.web.adapters.backends import BackendRefused
 from services.web.adapters.sessions import Session
-from services.web.api.acts import MAX_FORM_BYTES
-from services.web.api.pages import plan_page_of
+from services.web.api.acts import bounded_form
+from services.web.api.pages import plan_page_of, visible_tasks
 from services.web.api.rendering import locale_of, zone_of
 from services.web.api.session import Runtime, SignedIn, checked, same_origin
 from services.web.api.spreadsheets import Sheet, download
@@ -66,10 +66,7 @@ async def template(request: Request, session: SignedIn) -> Response:
 @router.post(IMPORT)
 async def import_sheet(request: Request, web: Runtime, session: SignedIn) -> Response:
     same_origin(request)
-    declared = request.headers.get("content-length", "")
-    if not declared.isdigit() or int(declared) > MAX_FORM_BYTES:
-        raise HttpProblem(413, f"a sheet is at most {MAX_FORM_BYTES} bytes", field="sheet")
-    posted = await request.form(max_files=1, max_fields=20)
+    posted = await bounded_form(request, max_files=1, max_fields=20)
     checked(session, str(posted.get("csrf", "")))
     plan_id, sheet = str(posted.get("plan_id", "")), posted.get("sheet")
     if not re.fullmatch(AGGREGATE_ID_PATTERN, plan_id) or not isinstance(sheet, UploadFile):
@@ -102,8 +99,7 @@ def _cells(file: BinaryIO) -> list[Sequence[Cell]]:
 
 async def _imported(web: WebRuntime, session: Session, plan_id: str, rows: list[Row]) -> dict[int, str]:
     """Each row sent as its own command, unless a task of that title is already in the plan."""
-    tasks: list[dict[str, Any]] = await web.backends.every("tasks", "/v1/tasks", session.token, {}, limit=500)
-    present = {task["title"] for task in tasks if task["plan_id"] == plan_id}
+    present = {task.title for task in await visible_tasks(web, session.token) if task.plan_id == plan_id}
     outcomes: dict[int, str] = {}
     for row in rows:
         assert row.body is not None

@@ -60,7 +60,8 @@ def moment(text: str | None) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-async def _tasks(web: WebRuntime, token: str) -> list[Task]:
+async def visible_tasks(web: WebRuntime, token: str) -> list[Task]:
+    """Every task the signed-in person may see."""
     items = await web.backends.every("tasks", "/v1/tasks", token, {}, limit=500)
     return [Task.model_validate(item) for item in items]
 
@@ -73,7 +74,7 @@ async def _entries(web: WebRuntime, token: str, **filters: str) -> list[dict[str
 @router.get("/")
 async def overview_page(request: Request, web: Runtime, session: SignedIn) -> Response:
     tasks, *by_type = await asyncio.gather(
-        _tasks(web, session.token), *(_entries(web, session.token, type=t) for t in ISSUE_AND_APPROVAL_TYPES)
+        visible_tasks(web, session.token), *(_entries(web, session.token, type=t) for t in ISSUE_AND_APPROVAL_TYPES)
     )
     entries = sorted((e for found in by_type for e in found), key=lambda e: e["seq"])
     now = datetime.now(UTC)

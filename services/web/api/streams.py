@@ -12,12 +12,12 @@ from fastapi import APIRouter, Header, Path, Query
 from fastapi.responses import StreamingResponse
 
 from services.web.api.session import Runtime, SignedIn
-from shared.contract.types import AGGREGATE_ID_PATTERN
+from shared.contract.types import AGGREGATE_ID_PATTERN, SHA256_PATTERN
 from shared.logging import get_logger
 
 router = APIRouter(include_in_schema=False)
 TaskId = Annotated[str, Path(pattern=AGGREGATE_ID_PATTERN, max_length=128)]
-Sha256 = Annotated[str, Path(pattern=r"^[0-9a-f]{64}$")]
+Sha256 = Annotated[str, Path(pattern=SHA256_PATTERN)]
 log = get_logger(__name__)
 
 
