@@ -24,6 +24,7 @@ import openpyxl
 import pytest
 from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support.expected_conditions import staleness_of
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from policytrack.demo import TASKS, Demo, token_for
@@ -431,7 +432,11 @@ async def test_a_plans_tasks_come_in_from_a_sheet_checked_row_by_row(system, bro
     def send(sheet: Path, button: str) -> None:
         Select(driver.find_element(By.ID, "import-plan")).select_by_value(plan.json()["id"])
         driver.find_element(By.ID, "import-sheet").send_keys(str(sheet))
+        shown = driver.find_elements(By.ID, "import-report")
         driver.find_element(By.ID, button).click()
+        # The page before may hold a report already: wait for the new page, not that one.
+        if shown:
+            until(driver, staleness_of(shown[0]), "the page after sending the sheet")
         until(driver, lambda d: d.find_elements(By.ID, "import-report"), "the sheet's report")
 
     send(bad, "import-run")
