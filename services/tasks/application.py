@@ -7,7 +7,8 @@ events are then written together (group commit), in the order they were decided,
 transaction does not serialize the callers. The committed state changes only once events
 are on the log; when a write fails, everything decided on it fails too and the overlay is
 dropped. An Idempotency-Key returns the first answer to a retry of the same request, refuses
-the same key for a different request, and refuses it while the first request is in flight.
+the same key for a different request, and refuses it while the first request is in flight
+(after waiting a moment for it: another instance may have answered from the log already).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from functools import partial
 from typing import Protocol
 
 from services.tasks.adapters.event_log import EventLog, LogUnavailable
-from services.tasks.adapters.idempotency import IdempotencyIndex
+from services.tasks.adapters.idempotency import IdempotencyIndex, Remembered
 from services.tasks.answers import Answer, KeyInFlight, KeyReused, NotOwner, StaleVersion, answer_for
 from services.tasks.domain import commands as cmd
 from services.tasks.domain.assessments import evaluation_due, health_change
@@ -55,6 +56,13 @@ class IdempotencyKey:
     """The request's fingerprint (``adapters.idempotency.fingerprint``)."""
 
 
+def _replayed(remembered: Remembered, idempotency: IdempotencyKey) -> Answer:
+    """The first answer under the key, to a retry of the same request; KeyReused to another."""
+    if remembered.digest is not None and remembered.digest != idempotency.digest:
+        raise KeyReused()
+    return remembered.answer
+
+
 @dataclass(frozen=True)
 class Author:
     """Whom an event names as its actor: the token's user, or the system itself."""
@@ -66,6 +74,8 @@ class Author:
 SYSTEM = Author("policytrack-tasks", None)
 CATCH_UP_SECONDS = 5.0
 """How long a command refused on this instance's view may wait for the others' appends."""
+KEY_SETTLING_SECONDS = 2.0
+"""How long a retry waits for the request in flight under its key before it is refused (409)."""
 
 
 class Ownership(Protocol):
@@ -132,13 +142,14 @@ class TaskService:
         signature in every event it causes."""
         if idempotency is None:
             return await self._execute(command, actor, if_match, None, correlation_id, act)
-        remembered = self.index.get(actor.user, idempotency.key)
-        if remembered is not None:
-            if remembered.digest is not None and remembered.digest != idempotency.digest:
-                raise KeyReused()
-            return remembered.answer
+        if (remembered := self.index.get(actor.user, idempotency.key)) is not None:
+            return _replayed(remembered, idempotency)
         if not self.index.begin(actor.user, idempotency.key):
-            raise KeyInFlight()
+            # The first request's events can be read, and answered, by another instance before
+            # this one has their acknowledgement: a retry that comes meanwhile waits for it.
+            if (remembered := await self.index.settled(actor.user, idempotency.key, KEY_SETTLING_SECONDS)) is None:
+                raise KeyInFlight()
+            return _replayed(remembered, idempotency)
         try:
             return await self._execute(command, actor, if_match, idempotency, correlation_id, act)
         finally:

@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 
 from services.tasks.adapters.event_log import InMemoryEventLog
-from tests.conftest import JILIN, MIIT, NDRC, SC
+from tests.conftest import JILIN, MIIT, NDRC, SC, eventually
 from tests.fakes import InProcessTasks, SlowLog, in_process_tasks
 
 DUE = "2027-06-30T00:00:00Z"
@@ -133,6 +133,27 @@ async def test_the_same_key_while_the_first_request_is_in_flight_is_409() -> Non
         assert (await first).status_code == 200
         third = await tasks.client.post(f"/v1/tasks/{task}/progress", headers=key, json={"percent": 30})
         assert third.status_code == 200 and third.json() == (await first).json()
+
+
+async def submitted_after(log: SlowLog, before: int) -> bool | None:
+    return log.submitted > before or None
+
+
+async def test_a_retry_while_the_first_request_is_being_written_waits_for_its_answer() -> None:
+    """Another instance can read the first request's events, and answer them, before the one
+    that wrote them has its acknowledgement: a retry there must get that answer, not 409."""
+    log = SlowLog()
+    log.release.set()
+    async with in_process_tasks(log) as tasks:
+        _, task = await seed(tasks)
+        log.release.clear()
+        key, before = {**JILIN, "Idempotency-Key": "written-elsewhere"}, log.submitted
+        first = asyncio.create_task(tasks.client.post(f"/v1/tasks/{task}/progress", headers=key, json={"percent": 30}))
+        await eventually(lambda: submitted_after(log, before), what="the first request on its way to the log")
+        asyncio.get_running_loop().call_later(0.3, log.release.set)
+        retry = await tasks.client.post(f"/v1/tasks/{task}/progress", headers=key, json={"percent": 30})
+        assert retry.status_code == 200, retry.text
+        assert retry.json() == (await first).json()
 
 
 async def test_answers_and_fingerprints_survive_a_restart() -> None:

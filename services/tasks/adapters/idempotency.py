@@ -4,6 +4,8 @@ key and the fingerprint), so they survive restarts."""
 
 from __future__ import annotations
 
+import asyncio
+from contextlib import suppress
 from dataclasses import dataclass
 
 from services.tasks.answers import Answer, answer_body, answer_for
@@ -22,7 +24,7 @@ class IdempotencyIndex:
 
     def __init__(self) -> None:
         self._answers: dict[tuple[str, str], Remembered] = {}
-        self._in_flight: set[tuple[str, str]] = set()
+        self._in_flight: dict[tuple[str, str], asyncio.Event] = {}
         self.changed: set[tuple[str, str]] = set()
         """Slots changed since a snapshot last took them."""
 
@@ -33,11 +35,20 @@ class IdempotencyIndex:
         """Marks the key in flight; False when it already is."""
         if (user, key) in self._in_flight:
             return False
-        self._in_flight.add((user, key))
+        self._in_flight[user, key] = asyncio.Event()
         return True
 
     def end(self, user: str, key: str) -> None:
-        self._in_flight.discard((user, key))
+        if (ended := self._in_flight.pop((user, key), None)) is not None:
+            ended.set()
+
+    async def settled(self, user: str, key: str, within: float) -> Remembered | None:
+        """The answer of the request in flight under the key, once it ends within ``within``
+        seconds; None when it is still in flight then, or ended without an answer."""
+        if (flight := self._in_flight.get((user, key))) is not None:
+            with suppress(TimeoutError):
+                await asyncio.wait_for(flight.wait(), within)
+        return self.get(user, key)
 
     def remembered(self, slots: set[tuple[str, str]]) -> list[tuple[str, str, Remembered]]:
         return [(user, key, self._answers[user, key]) for user, key in slots if (user, key) in self._answers]
