@@ -14,6 +14,9 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from email import message_from_bytes
+from email import policy as email_policy
+from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, TypeVar
@@ -25,6 +28,7 @@ import pytest
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.structs import RecordMetadata
+from aiosmtpd.controller import Controller
 from standardwebhooks.webhooks import Webhook
 
 from policytrack.processes import ServiceProcess
@@ -496,6 +500,50 @@ def receiver() -> Iterator[Receiver]:
     thread.start()
     yield state
     server.shutdown()
+
+
+# --- a mail server ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Mailroom:
+    """A real SMTP server (aiosmtpd, in its own thread): keeps what arrives; refuses the
+    recipients whose mailbox is ``refuse`` and never answers for those whose mailbox is ``hang``."""
+
+    port: int = 0
+    received: list[EmailMessage] = field(default_factory=list)
+    refused: int = 0
+    hung: int = 0
+
+    def to(self, address: str) -> list[EmailMessage]:
+        return [message for message in self.received if message["To"] == address]
+
+
+@pytest.fixture
+def mailroom() -> Iterator[Mailroom]:
+    state = Mailroom()
+
+    class Handler:
+        async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
+            mailbox = address.partition("@")[0]
+            if mailbox == "refuse":
+                state.refused += 1
+                return "550 5.1.1 mailbox unavailable"
+            if mailbox == "hang":
+                state.hung += 1
+                await asyncio.Event().wait()  # until the server stops
+            envelope.rcpt_tos.append(address)
+            return "250 OK"
+
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+            state.received.append(message_from_bytes(envelope.content, policy=email_policy.default))
+            return "250 Message accepted for delivery"
+
+    controller = Controller(Handler(), hostname="127.0.0.1", port=free_port())
+    controller.start()
+    state.port = controller.port
+    yield state
+    controller.stop()
 
 
 # --- PostgreSQL ------------------------------------------------------------------------------------------

@@ -94,6 +94,14 @@ PAYLOADS: dict[type[c.EventData], dict] = {
         "webhook_url": "https://jilin.example.org/hooks",
         "sealed_secret": "gAAAA-sealed",
     },
+    c.MailSubscriptionCreated: {
+        "subscription_id": "s-2",
+        "department": "JILIN",
+        "person": "u-jilin",
+        "address": "w***@jl.gov.cn",
+        "sealed_address": "gAAAA-sealed",
+        "language": "zh-CN",
+    },
     c.SubscriptionRemoved: {"subscription_id": "s-1"},
     c.PlanEvaluationDue: {"plan_id": "plan-cs-changchun", "due": DUE, "last_evaluated_at": DUE - timedelta(days=182)},
     c.TaskHealthChanged: {
@@ -164,6 +172,13 @@ PAYLOADS: dict[type[c.EventData], dict] = {
         "title": "Evaluation due",
         "due": DUE,
         "departments": ["NDRC"],
+    },
+    c.DailyDigest: {
+        "alert_id": "al-9",
+        "department": "JILIN",
+        "day": "2026-12-05",
+        "items": [{"kind": "late", "task_id": "t-1", "milestone_id": "m-1", "title": "Stations", "due": DUE}],
+        "departments": ["JILIN"],
     },
     c.CommandRejected: {
         "command_id": "cmd-1",

@@ -13,18 +13,28 @@ import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, time
 from typing import Any
 
 from aiokafka import ConsumerRecord
 
 from services.notifications.adapters.addresses import AddressPolicy, Resolver, check_url, system_resolver
-from services.notifications.adapters.delivery import ACTOR, Alert, Deliveries
+from services.notifications.adapters.delivery import ACTOR, Deliveries
+from services.notifications.adapters.mail import Alert
 from services.notifications.adapters.sealing import Sealer
 from services.notifications.adapters.snapshots import capture
 from services.notifications.domain import subscriptions as rules
+from services.notifications.domain.digest import daily_digests
 from services.notifications.domain.schedule import Schedule
-from services.notifications.domain.subscriptions import Sealed, Subscription, SubscriptionBody, new_secret
+from services.notifications.domain.subscriptions import (
+    Mailbox,
+    MailSubscriptionBody,
+    Sealed,
+    Subscription,
+    SubscriptionBody,
+    Webhook,
+    new_secret,
+)
 from shared.auth import Actor
 from shared.clock import Clock, utc_now
 from shared.contract import catalog as c
@@ -67,6 +77,8 @@ class NotificationService:
     no receipt yet."""
     _replayed: dict[str, Alert] = field(default_factory=dict)
     _immediate: list[c.Notice] = field(default_factory=list)
+    digest_time: time | None = None
+    """When, Beijing time, each department with mail readers of a digest gets one; None: never."""
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def on_record(self, event: AnyEvent, _record: ConsumerRecord | None = None) -> None:
@@ -83,7 +95,7 @@ class NotificationService:
                     self._replayed[event.data.alert_id] = event
         elif isinstance(data, c.AlertDelivered | c.AlertDeliveryFailed):
             self.delivered.add((data.alert_id, data.subscription_id))
-        elif isinstance(data, c.SubscriptionCreated):
+        elif isinstance(data, c.SubscriptionCreated | c.MailSubscriptionCreated):
             self._subscribed(data, event)
         elif isinstance(data, c.SubscriptionRemoved):
             self.subscriptions.pop(data.subscription_id, None)
@@ -103,10 +115,9 @@ class NotificationService:
         """The schedule, the alerts it still owes and where it stands, as one moment."""
         return capture(self.schedule, [*self._immediate, *self.deferred.values()], self.positions)
 
-    def _subscribed(self, data: c.SubscriptionCreated, event: AnyEvent) -> None:
-        secret = self.sealer.unseal(data.sealed_secret)
-        url = self.sealer.unseal(data.sealed_webhook_url) if data.sealed_webhook_url else str(data.webhook_url)
-        if secret is None or url is None:
+    def _subscribed(self, data: c.SubscriptionCreated | c.MailSubscriptionCreated, event: AnyEvent) -> None:
+        endpoint = self._endpoint(data)
+        if endpoint is None:
             log.error("cannot unseal a subscription; wrong sealing key?", subscription=data.subscription_id)
             return
         subscription = Subscription(
@@ -114,8 +125,7 @@ class NotificationService:
             data.department,
             data.task_id,
             frozenset(data.event_types),
-            url,
-            secret,
+            endpoint,
             event.time,
             event.actor,
             event.actordept,
@@ -123,6 +133,14 @@ class NotificationService:
         self.subscriptions[data.subscription_id] = subscription
         if self.live:
             self.deliveries.subscribe(subscription)
+
+    def _endpoint(self, data: c.SubscriptionCreated | c.MailSubscriptionCreated) -> Webhook | Mailbox | None:
+        if isinstance(data, c.MailSubscriptionCreated):
+            address = self.sealer.unseal(data.sealed_address)
+            return None if address is None else Mailbox(address, data.language, data.digest, data.person)
+        secret = self.sealer.unseal(data.sealed_secret)
+        url = self.sealer.unseal(data.sealed_webhook_url) if data.sealed_webhook_url else str(data.webhook_url)
+        return None if secret is None or url is None else Webhook(url, secret)
 
     async def go_live(self) -> None:
         """Caught up with the log: start delivering, including what was left pending."""
@@ -188,6 +206,14 @@ class NotificationService:
         await self._record(new_event(created, actor=actor.user, actordept=actor.department))
         return self.subscriptions[created.subscription_id], secret
 
+    async def subscribe_mail(self, body: MailSubscriptionBody, actor: Actor) -> Subscription:
+        if self.deliveries.mailer is None:
+            raise Invalid("this deployment sends no mail: no SMTP server is configured", "address")
+        sealed = Sealed(f"sub-{uuid.uuid4().hex[:16]}", self.sealer.seal(str(body.address)))
+        created = rules.subscribe_mail(body, actor, self.schedule.departments_of(body.task_id or ""), sealed)
+        await self._record(new_event(created, actor=actor.user, actordept=actor.department))
+        return self.subscriptions[created.subscription_id]
+
     def visible(self, subscription_id: str, actor: Actor) -> Subscription:
         subscription = self.subscriptions.get(subscription_id)
         if subscription is None or not rules.may_see(subscription, actor):
@@ -223,6 +249,7 @@ class NotificationService:
             for alert in due:
                 self.schedule.emitted.add(alert.alert_id)
             due += self.schedule.due_alerts(now)
+            due += self._digests(now)
             due += self.deferred.values()
             mine, self.deferred = [], {}
             for alert in due:
@@ -239,6 +266,18 @@ class NotificationService:
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=timeout)
+
+    def _digests(self, now: datetime) -> list[c.Notice]:
+        if self.digest_time is None:
+            return []
+        readers = {
+            s.department
+            for s in self.subscriptions.values()
+            if isinstance(s.endpoint, Mailbox) and s.endpoint.digest and s.department is not None
+        }
+        digests = daily_digests(self.schedule, readers, now, self.digest_time)
+        self.schedule.emitted.update(d.alert_id for d in digests)
+        return list(digests)
 
     async def _emit(self, alerts: list[c.Notice], now: datetime, health: Health | None = None) -> None:
         """Appends the alerts together; their ids are derived, so a retry cannot double them

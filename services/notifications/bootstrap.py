@@ -13,6 +13,7 @@ from cryptography.fernet import Fernet
 
 from services.notifications.adapters.addresses import AddressPolicy
 from services.notifications.adapters.delivery import Deliveries, RetryPolicy
+from services.notifications.adapters.mail import Mailer
 from services.notifications.adapters.sealing import Sealer
 from services.notifications.adapters.snapshots import CODE_VERSION, ScheduleSnapshots, SnapshotUnreadable
 from services.notifications.application import NotificationService
@@ -242,10 +243,12 @@ def bootstrap(settings: NotificationsSettings | None = None, clock: Clock | None
             settings.subscriber_queue_limit,
             settings.subscriber_concurrency,
             owner_in_flight=settings.owner_in_flight,
+            mailer=Mailer(settings.smtp) if settings.smtp.host else None,
         ),
         Sealer(sealing_key(settings)),
         addresses,
         clock,
+        digest_time=settings.digest_time,
     )
     share = None
     if settings.partitioned:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import time, timedelta
 from pathlib import Path
 from typing import ClassVar
 
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from services.notifications.adapters.mail import SmtpSettings
 from shared.auth import AuthSettings
 from shared.http.bounds import Bound
 from shared.kafka.access import NOTIFICATIONS
@@ -64,6 +65,14 @@ class NotificationsSettings(ServiceSettings):
     owners_group: str = Field(default="policytrack-notifications-owners", description="the group that shares them")
     group_session_timeout_ms: int = Field(
         default=6_000, ge=1_000, description="how soon the group notices a dead instance and moves its partitions"
+    )
+    smtp: SmtpSettings = Field(
+        default_factory=SmtpSettings,
+        description='the SMTP server mail goes through (JSON: {"host": ..., "port": 587, "security": "starttls", '
+        '"username": ..., "password": ..., "sender": ...}); without a host no mail is sent',
+    )
+    digest_time: time | None = Field(
+        default=time(8, 0), description="when, Beijing time, each day's digest goes to mail readers; null: never"
     )
     auth: AuthSettings = Field(default_factory=AuthSettings)
 

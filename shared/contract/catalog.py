@@ -6,7 +6,8 @@ aggregate (the record key and the CloudEvents ``subject``).
 
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar, Self
+from datetime import date
+from typing import Annotated, Any, ClassVar, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
 
@@ -405,9 +406,35 @@ class EvaluationFallingDue(EventData):
     departments: tuple[Department, ...] = ()
 
 
-Notice = DeadlineAlert | EvaluationFallingDue
+class DigestItem(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    kind: Literal["due_soon", "late", "awaiting_answer"]
+    task_id: AggregateId
+    milestone_id: AggregateId | None = None
+    request_id: AggregateId | None = None
+    title: Title
+    due: UtcDatetime
+
+
+class DailyDigest(EventData):
+    """A department's morning digest (Beijing time) of what falls due within a week, what is
+    late and what awaits its answer; made only for departments with mail readers of it.
+    Keyed by the department."""
+
+    event_type: ClassVar[str] = event_type("alert.daily_digest")
+    source: ClassVar[str] = "/policytrack/notifications"
+    topic: ClassVar[str] = ALERTS
+    subject_field: ClassVar[str] = "department"
+    alert_id: AggregateId
+    department: Department
+    day: date
+    items: tuple[DigestItem, ...] = Field(max_length=1000)
+    departments: tuple[Department, ...] = ()
+
+
+Notice = DeadlineAlert | EvaluationFallingDue | DailyDigest
 """What subscribers are told: an alert with its recipients (``departments``)."""
-NOTICES = (DeadlineAlert, EvaluationFallingDue)
+NOTICES = (DeadlineAlert, EvaluationFallingDue, DailyDigest)
 
 
 class AlertDelivered(AlertEvent):
@@ -444,6 +471,20 @@ class SubscriptionCreated(SubscriptionEvent):
         default=None, description="the whole webhook URL, encrypted with the service's sealing key"
     )
     sealed_secret: str = Field(description="the signing secret, encrypted with the service's sealing key")
+
+
+class MailSubscriptionCreated(SubscriptionEvent):
+    """Alerts by e-mail, to a department's mailbox or one person's, in the reader's language."""
+
+    event_type: ClassVar[str] = event_type("subscription.mail_created")
+    department: Department | None = None
+    task_id: AggregateId | None = None
+    event_types: tuple[str, ...] = ()
+    person: str | None = Field(default=None, max_length=200, description="whose own mailbox it is; None: the department's")
+    address: str = Field(max_length=320, description="the address with its local part masked")
+    sealed_address: str = Field(description="the whole address, encrypted with the service's sealing key")
+    language: Literal["zh-CN", "en", "ko"] = "zh-CN"
+    digest: bool = Field(default=True, description="also a daily digest of what is due, late or awaiting an answer")
 
 
 class SubscriptionRemoved(SubscriptionEvent):

@@ -93,6 +93,7 @@ ALERTS: Mapping[str, str] = {
     "alert.support_unacknowledged": N_("support request not acknowledged"),
     "alert.support_overdue": N_("support request not answered in time"),
     "alert.evaluation_due": N_("evaluation due"),
+    "alert.daily_digest": N_("daily digest"),
     "alert.delivered": N_("alert delivered"),
     "alert.delivery_failed": N_("alert not delivered"),
 }

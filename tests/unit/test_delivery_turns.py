@@ -8,8 +8,9 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 from services.notifications.adapters.addresses import AddressPolicy
-from services.notifications.adapters.delivery import Alert, Deliveries, RetryPolicy
-from services.notifications.domain.subscriptions import Subscription
+from services.notifications.adapters.delivery import Deliveries, RetryPolicy
+from services.notifications.adapters.mail import Alert
+from services.notifications.domain.subscriptions import Subscription, Webhook
 from shared.contract import catalog as c
 from shared.contract.envelope import new_event
 from tests.conftest import eventually
@@ -40,7 +41,7 @@ class SlowEndpoints(Deliveries):
 
 
 def subscription(n: int, user: str, url: str) -> Subscription:
-    return Subscription(f"sub-{n}", None, None, frozenset(), url, "whsec_" + "x" * 32, NOW, user)
+    return Subscription(f"sub-{n}", None, None, frozenset(), Webhook(url, "whsec_" + "x" * 32), NOW, user)
 
 
 def alert(task: int) -> Alert:
@@ -63,7 +64,7 @@ async def test_one_user_s_slow_subscriptions_hold_a_bounded_number_and_others_ar
         deliveries.subscribe(other)
         await deliveries.enqueue(other, alert(1))
         await eventually(
-            lambda: asyncio.sleep(0.01, result=other.webhook_url in deliveries.answered), what="the other's delivery"
+            lambda: asyncio.sleep(0.01, result=other.endpoint.url in deliveries.answered), what="the other's delivery"
         )
         assert deliveries.most_slow_in_flight == 4, "32 subscriptions of one user, 4 deliveries in flight"
         deliveries.release.set()

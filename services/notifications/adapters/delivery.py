@@ -1,9 +1,10 @@
-"""Webhook delivery by the Standard Webhooks specification, one queue per subscriber.
+"""Delivery to subscribers: webhooks by the Standard Webhooks specification, and mail.
 
 Each subscriber has its own queue and workers, so a slow or dead one never delays the
 others. A delivery is retried with exponential backoff and jitter for the retry period;
-then a ``delivery_failed`` alert and a dead-letter record say so. The ``webhook-id`` is the
-alert id, the same on every attempt, so receivers can drop repeats.
+then a ``delivery_failed`` alert and a dead-letter record say so. The ``webhook-id`` (a
+mail's ``Message-ID``) comes from the alert id, the same on every attempt, so receivers can
+drop repeats.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any, Protocol
 
 import aiohttp
 from prometheus_client import Counter, Gauge
-from standardwebhooks.webhooks import Webhook
+from standardwebhooks.webhooks import Webhook as WebhookSigner
 
 from services.notifications.adapters.addresses import (
     AddressPolicy,
@@ -30,16 +31,16 @@ from services.notifications.adapters.addresses import (
     system_resolver,
     vetted_connector,
 )
-from services.notifications.domain.subscriptions import Subscription
+from services.notifications.adapters.mail import MAIL_ERRORS, Alert, Mailer
+from services.notifications.domain.subscriptions import Mailbox, Subscription, Webhook
 from shared.contract import catalog as c
 from shared.contract.codec import STRUCTURED, DecodeFailure, encode, to_structured
-from shared.contract.envelope import AnyEvent, CloudEvent, new_event
+from shared.contract.envelope import AnyEvent, new_event
 from shared.kafka.producer import EventProducer
 from shared.logging import get_logger
 from shared.supervision import Backoff
 
 log = get_logger(__name__)
-Alert = CloudEvent[c.Notice]
 ACTOR = "policytrack-notifications"
 DELIVERIES = Counter("policytrack_webhook_deliveries_total", "Webhook delivery attempts", ["outcome"])
 QUEUED = Gauge("policytrack_webhook_queued", "Alerts waiting for delivery, all subscribers")
@@ -113,6 +114,7 @@ class Deliveries:
         resolve: Resolver = system_resolver,
         *,
         owner_in_flight: int = 16,
+        mailer: Mailer | None = None,
     ) -> None:
         self._producer = producer
         self._retry = retry
@@ -123,6 +125,8 @@ class Deliveries:
         self._resolve = resolve
         self._client: aiohttp.ClientSession | None = None
         self._owner_in_flight = owner_in_flight
+        self.mailer = mailer
+        """None: this deployment sends no mail (no SMTP host is set)."""
         self._owners: dict[str, asyncio.Semaphore] = {}
         """Per user who subscribed, the deliveries in flight to all their subscriptions: however
         many subscriptions to slow endpoints one user makes, the connections others need stay free."""
@@ -176,24 +180,37 @@ class Deliveries:
         async with self._session().post(url, data=body, headers=headers, allow_redirects=False) as response:
             return response.status
 
-    async def _deliver(self, subscription: Subscription, alert: Alert) -> None:
+    async def _send(self, subscription: Subscription, alert: Alert) -> tuple[int, str | None]:
+        """One attempt: the receiver's status, and None once delivered, else why not. Raises
+        what the channel raises."""
+        endpoint = subscription.endpoint
+        if isinstance(endpoint, Mailbox):
+            if self.mailer is None:
+                return 0, "mail is not configured on this deployment (no SMTP host)"
+            return await self.mailer.send(endpoint, alert, subscription.subscription_id), None
+        status = await self._post_signed(endpoint, alert)
+        return status, None if 200 <= status < 300 else f"HTTP {status}"
+
+    async def _post_signed(self, webhook: Webhook, alert: Alert) -> int:
         body = to_structured(alert).decode()
-        signer = _signer(subscription.secret)
+        sent_at = datetime.now(UTC)
+        headers = {
+            "content-type": STRUCTURED,
+            "webhook-id": alert.data.alert_id,
+            "webhook-timestamp": str(int(sent_at.timestamp())),
+            "webhook-signature": _signer(webhook.secret).sign(alert.data.alert_id, sent_at, body),
+        }
+        return await self._post(webhook.url, body, headers)
+
+    async def _deliver(self, subscription: Subscription, alert: Alert) -> None:
         give_up_at = time.monotonic() + self._retry.period.total_seconds()
-        attempt, reason = 0, ""
+        attempt = 0
         while True:
             attempt += 1
-            sent_at = datetime.now(UTC)
-            headers = {
-                "content-type": STRUCTURED,
-                "webhook-id": alert.data.alert_id,
-                "webhook-timestamp": str(int(sent_at.timestamp())),
-                "webhook-signature": signer.sign(alert.data.alert_id, sent_at, body),
-            }
             try:
                 async with self._owner(subscription.created_by):
-                    status = await self._post(subscription.webhook_url, body, headers)
-                if 200 <= status < 300:
+                    status, reason = await self._send(subscription, alert)
+                if reason is None:
                     DELIVERIES.labels("delivered").inc()
                     await self._record(
                         c.AlertDelivered(
@@ -206,8 +223,7 @@ class Deliveries:
                         alert,
                     )
                     return
-                reason = f"HTTP {status}"
-            except (aiohttp.ClientError, TimeoutError, RefusedAddress) as error:
+            except (aiohttp.ClientError, RefusedAddress, *MAIL_ERRORS) as error:
                 if (refusal := refused(error)) is not None:
                     await self._give_up(subscription, alert, attempt, refusal)
                     return
@@ -260,9 +276,9 @@ class Deliveries:
 
 
 @lru_cache(maxsize=1024)
-def _signer(secret: str) -> Webhook:
+def _signer(secret: str) -> WebhookSigner:
     # One per subscriber, not per delivery: making one decodes the secret.
-    return Webhook(secret)
+    return WebhookSigner(secret)
 
 
 def _log_unrecorded(future: asyncio.Future[object]) -> None:

@@ -1,15 +1,16 @@
-"""Webhook subscriptions: make one, list and read those you may see, remove one."""
+"""Subscriptions by webhook or by mail: make one, list and read those you may see, remove one."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from services.notifications.api.dependencies import Runtime, Service, SubscriptionIdPath
-from services.notifications.domain.subscriptions import SubscriptionBody, may_see
+from services.notifications.bootstrap import NotificationsRuntime
+from services.notifications.domain.subscriptions import MailSubscriptionBody, SubscriptionBody, may_see
 from shared.contract.codes import Department
 from shared.http.bounds import over
 from shared.http.links import fills
@@ -21,10 +22,15 @@ router = APIRouter(tags=["subscriptions"])
 
 class SubscriptionView(BaseModel):
     id: str
+    channel: Literal["webhook", "mail"]
     department: Department | None
     task_id: str | None
     event_types: list[str]
-    webhook_url: str
+    webhook_url: str | None = None
+    address: str | None = Field(default=None, description="a mail subscription's address")
+    recipient: Literal["department", "me"] | None = None
+    language: str | None = None
+    digest: bool | None = None
     created_at: str
     created_by: str
 
@@ -46,13 +52,30 @@ class SubscriptionList(BaseModel):
     summary="Subscribe a webhook to the alerts your department may see",
 )
 async def subscribe(actor: Authenticated, runtime: Runtime, body: SubscriptionBody) -> JSONResponse:
-    service = runtime.service
-    subscriptions = service.subscriptions.values()
-    mine = sum(1 for s in subscriptions if s.created_by == actor.user)
+    await _within_bounds(runtime, actor.user)
+    subscription, secret = await runtime.service.subscribe(body, actor)
+    return JSONResponse({**subscription.public(), "secret": secret}, status_code=201)
+
+
+@router.post(
+    "/v1/mail-subscriptions",
+    status_code=201,
+    response_model=SubscriptionView,
+    responses=problem_responses(401, 403, 413, 422, 429, 503),
+    openapi_extra=fills(subscription_id="$response.body#/id"),
+    summary="Subscribe a department's mailbox, or your own, to the alerts and the daily digest",
+)
+async def subscribe_mail(actor: Authenticated, runtime: Runtime, body: MailSubscriptionBody) -> JSONResponse:
+    await _within_bounds(runtime, actor.user)
+    subscription = await runtime.service.subscribe_mail(body, actor)
+    return JSONResponse(subscription.public(), status_code=201)
+
+
+async def _within_bounds(runtime: NotificationsRuntime, user: str) -> None:
+    subscriptions = runtime.service.subscriptions.values()
+    mine = sum(1 for s in subscriptions if s.created_by == user)
     if (refused := over(runtime.settings.subscriptions, "subscriptions", mine, len(subscriptions))) is not None:
         raise refused
-    subscription, secret = await service.subscribe(body, actor)
-    return JSONResponse({**subscription.public(), "secret": secret}, status_code=201)
 
 
 @router.get(

@@ -24,7 +24,7 @@ from services.web.domain.forms import CHOICES, DUTIES, FORMS
 from services.web.domain.history import HistoryLine, history
 from services.web.domain.overview import ISSUE_AND_APPROVAL_TYPES, overview
 from services.web.domain.task_sheet import SheetReport
-from shared.contract.catalog import CATALOG, short_type
+from shared.contract.catalog import CATALOG, DailyDigest, short_type
 from shared.contract.codes import CooperationField, Department, Role
 from shared.contract.types import AGGREGATE_ID_PATTERN
 from shared.domain.progress import FieldProgress
@@ -34,7 +34,10 @@ from shared.i18n import names
 
 router = APIRouter(include_in_schema=False)
 TaskId = Annotated[str, Path(pattern=AGGREGATE_ID_PATTERN, max_length=128)]
-ALERT_TYPES = sorted(short_type(t) for t in CATALOG if short_type(t).startswith("alert."))
+ALERT_TYPES = sorted(
+    short_type(t) for t in CATALOG if short_type(t).startswith("alert.") and t != DailyDigest.event_type
+)
+"""What the alerts page lists: not the daily digest, which is a mail's summary of the rest."""
 
 
 async def shown(
