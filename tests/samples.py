@@ -103,6 +103,15 @@ PAYLOADS: dict[type[c.EventData], dict] = {
         "language": "zh-CN",
     },
     c.SubscriptionRemoved: {"subscription_id": "s-1"},
+    c.CalendarFeedIssued: {
+        "feed_id": "feed-1",
+        "owner": "person",
+        "department": "JILIN",
+        "roles": ["implementer"],
+        "secret_sha256": "ab" * 32,
+    },
+    c.CalendarFeedRotated: {"feed_id": "feed-1", "secret_sha256": "cd" * 32},
+    c.CalendarFeedRevoked: {"feed_id": "feed-1"},
     c.PlanEvaluationDue: {"plan_id": "plan-cs-changchun", "due": DUE, "last_evaluated_at": DUE - timedelta(days=182)},
     c.TaskHealthChanged: {
         "task_id": "t-1",

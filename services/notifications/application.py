@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import hmac
+import secrets
 import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, time
 from typing import Any
 
@@ -20,10 +23,13 @@ from aiokafka import ConsumerRecord
 
 from services.notifications.adapters.addresses import AddressPolicy, Resolver, check_url, system_resolver
 from services.notifications.adapters.delivery import ACTOR, Deliveries
+from services.notifications.adapters.ical import calendar_document
 from services.notifications.adapters.mail import Alert
 from services.notifications.adapters.sealing import Sealer
 from services.notifications.adapters.snapshots import capture
+from services.notifications.domain import calendar_feed as feeds
 from services.notifications.domain import subscriptions as rules
+from services.notifications.domain.calendar_feed import Feed, FeedBody
 from services.notifications.domain.digest import daily_digests
 from services.notifications.domain.schedule import Schedule
 from services.notifications.domain.subscriptions import (
@@ -61,6 +67,7 @@ class NotificationService:
     clock: Clock = utc_now
     resolve: Resolver = system_resolver
     subscriptions: dict[str, Subscription] = field(default_factory=dict)
+    feeds: dict[str, Feed] = field(default_factory=dict)
     delivered: set[tuple[str, str]] = field(default_factory=set)
     live: bool = False
     positions: Positions = field(default_factory=dict)
@@ -97,6 +104,8 @@ class NotificationService:
             self.delivered.add((data.alert_id, data.subscription_id))
         elif isinstance(data, c.SubscriptionCreated | c.MailSubscriptionCreated):
             self._subscribed(data, event)
+        elif isinstance(data, c.CalendarFeedEvent):
+            self._feed_changed(data, event)
         elif isinstance(data, c.SubscriptionRemoved):
             self.subscriptions.pop(data.subscription_id, None)
             await self.deliveries.unsubscribe(data.subscription_id)
@@ -141,6 +150,17 @@ class NotificationService:
         secret = self.sealer.unseal(data.sealed_secret)
         url = self.sealer.unseal(data.sealed_webhook_url) if data.sealed_webhook_url else str(data.webhook_url)
         return None if secret is None or url is None else Webhook(url, secret)
+
+    def _feed_changed(self, data: c.CalendarFeedEvent, event: AnyEvent) -> None:
+        if isinstance(data, c.CalendarFeedIssued):
+            reader = Actor(user=event.actor, department=data.department, roles=frozenset(data.roles))
+            feed = Feed(data.feed_id, data.owner, reader, data.scope, data.language, data.secret_sha256, event.time)
+        elif (known := self.feeds.get(data.feed_id)) is not None and isinstance(data, c.CalendarFeedRotated):
+            feed = replace(known, secret_sha256=data.secret_sha256)
+        else:
+            self.feeds.pop(data.feed_id, None)
+            return
+        self.feeds[feed.feed_id] = feed
 
     async def go_live(self) -> None:
         """Caught up with the log: start delivering, including what was left pending."""
@@ -229,6 +249,45 @@ class NotificationService:
         await self.producer.publish(event)
         await self.on_record(event)
 
+    # --- calendar feeds ---------------------------------------------------------------------------
+
+    async def issue_feed(self, body: FeedBody, actor: Actor) -> tuple[Feed, str]:
+        """The feed and its secret (shown once, here: the log keeps only its hash)."""
+        secret = secrets.token_urlsafe(32)
+        issued = feeds.issue(body, actor, f"feed-{uuid.uuid4().hex[:16]}", _sha256(secret))
+        await self._record(new_event(issued, actor=actor.user, actordept=actor.department))
+        return self.feeds[issued.feed_id], secret
+
+    def kept_feed(self, feed_id: str, actor: Actor) -> Feed:
+        if (feed := self.kept_feed_or_none(feed_id, actor)) is None:
+            raise NotFound(f"no calendar feed {feed_id} that you may see")
+        return feed
+
+    def kept_feed_or_none(self, feed_id: str, actor: Actor) -> Feed | None:
+        feed = self.feeds.get(feed_id)
+        return feed if feed is not None and feeds.may_keep(feed, actor) else None
+
+    async def rotate_feed(self, feed_id: str, actor: Actor) -> str:
+        """A new secret address for the feed; the old one stops working."""
+        self.kept_feed(feed_id, actor)
+        secret = secrets.token_urlsafe(32)
+        rotated = c.CalendarFeedRotated(feed_id=feed_id, secret_sha256=_sha256(secret))
+        await self._record(new_event(rotated, actor=actor.user, actordept=actor.department))
+        return secret
+
+    async def revoke_feed(self, feed_id: str, actor: Actor) -> None:
+        self.kept_feed(feed_id, actor)
+        revoked = c.CalendarFeedRevoked(feed_id=feed_id)
+        await self._record(new_event(revoked, actor=actor.user, actordept=actor.department))
+
+    def calendar(self, secret: str) -> bytes:
+        """The feed behind a secret address, as iCalendar; NotFound for one unknown, rotated or revoked."""
+        digest = _sha256(secret)
+        feed = next((f for f in self.feeds.values() if hmac.compare_digest(f.secret_sha256, digest)), None)
+        if feed is None:
+            raise NotFound("no calendar feed at this address (it may have been rotated or revoked)")
+        return calendar_document(feeds.entries(self.schedule, feed), feed.language, self.clock())
+
     # --- emitting alerts -------------------------------------------------------------------------
 
     async def run_scheduler(
@@ -293,3 +352,7 @@ class NotificationService:
                 if health is not None:
                     health.failed(f"could not emit {len(events)} alerts: {error!r}"[:500])
                 await asyncio.sleep(1)
+
+
+def _sha256(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()

@@ -11,7 +11,7 @@ from typing import Annotated, Any, ClassVar, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
 
-from shared.contract.codes import ApprovalKind, CooperationField, Department, Rating, Severity, TaskHealth
+from shared.contract.codes import ApprovalKind, CooperationField, Department, Rating, Role, Severity, TaskHealth
 from shared.contract.types import AggregateId, EvidenceType, FileName, Percent, Sha256, Text, Title, UtcDatetime
 from shared.contract.topics import ALERTS, AUDIT, EVENTS
 
@@ -490,6 +490,42 @@ class MailSubscriptionCreated(SubscriptionEvent):
 class SubscriptionRemoved(SubscriptionEvent):
     event_type: ClassVar[str] = event_type("subscription.removed")
     reason: Text = ""
+
+
+# --- calendar feeds (notifications service) -------------------------------------------------
+
+
+class CalendarFeedEvent(EventData):
+    source: ClassVar[str] = "/policytrack/notifications"
+    topic: ClassVar[str] = ALERTS
+    subject_field: ClassVar[str] = "feed_id"
+    feed_id: AggregateId
+
+
+class CalendarFeedIssued(CalendarFeedEvent):
+    """A secret address of an iCalendar feed of the deadlines its owner may see. Only the
+    secret's SHA-256 is kept: whoever reads the log cannot open the feed."""
+
+    event_type: ClassVar[str] = event_type("calendar_feed.issued")
+    owner: Literal["department", "person"]
+    department: Department
+    roles: tuple[Role, ...] = Field(max_length=10, description="the roles whose view the feed shows")
+    scope: Literal["own", "all"] = Field(
+        default="own", description="the department's own deadlines, or all its maker may see"
+    )
+    language: Literal["zh-CN", "en", "ko"] = "zh-CN"
+    secret_sha256: Sha256
+
+
+class CalendarFeedRotated(CalendarFeedEvent):
+    """The feed's address changed: the old one answers 404 from now on."""
+
+    event_type: ClassVar[str] = event_type("calendar_feed.rotated")
+    secret_sha256: Sha256
+
+
+class CalendarFeedRevoked(CalendarFeedEvent):
+    event_type: ClassVar[str] = event_type("calendar_feed.revoked")
 
 
 # --- commands and audit --------------------------------------------------------------------

@@ -4,6 +4,7 @@ years it does not know yet. Pure: the overrides are data handed in."""
 
 from __future__ import annotations
 
+from calendar import monthrange
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -83,3 +84,10 @@ def arrangements(document: Mapping[str, Mapping[str, list[str]]]) -> dict[int, Y
             raise ValueError(f"the arrangement for {year} lists {stray[0]}, a day of another year")
         years[int(year)] = YearArrangement(holidays, workdays)
     return years
+
+
+def months_after(moment: datetime, months: int) -> datetime:
+    """The same day ``months`` later (the month's last day when it is shorter)."""
+    month_index = moment.month - 1 + months
+    year, month = moment.year + month_index // 12, month_index % 12 + 1
+    return moment.replace(year=year, month=month, day=min(moment.day, monthrange(year, month)[1]))

@@ -6,10 +6,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from services.tasks.domain import commands as cmd
-from services.tasks.domain.assessments import evaluation_due, health_change, months_after
+from services.tasks.domain.assessments import evaluation_due, health_change
 from services.tasks.domain.decide import decide
 from shared.contract import catalog as c
 from shared.contract.envelope import new_event
+from shared.domain.calendar import months_after
 from tests.unit.test_tasks_rules import JILIN, NDRC, SC, Scenario
 
 T0 = datetime(2027, 1, 31, 9, 0, tzinfo=UTC)

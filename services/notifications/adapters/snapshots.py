@@ -25,7 +25,7 @@ import orjson
 
 from services.notifications.domain import schedule as schedule_module
 from services.notifications.domain import support as support_module
-from services.notifications.domain.schedule import Deadline, Policy, Schedule, TaskInfo
+from services.notifications.domain.schedule import Cadence, Deadline, Policy, Schedule, TaskInfo
 from services.notifications.domain.support import SupportWatch, Watched
 from shared.contract import catalog, envelope
 from shared.contract.catalog import CATALOG, NOTICES, Notice
@@ -71,6 +71,7 @@ def capture(schedule: Schedule, pending: list[Notice], positions: Positions) -> 
             ],
             "tasks": schedule.tasks,
             "plans": schedule.plans,
+            "cadences": {plan: [cadence.interval_months, cadence.since] for plan, cadence in schedule.cadences.items()},
             "support": list(schedule.support.watched.values()),
             "pending": [
                 {"type": n.event_type, "data": n.__pydantic_serializer__.to_python(n, mode="json")} for n in pending
@@ -140,6 +141,10 @@ class ScheduleSnapshots:
                 tasks={task_id: _task(saved) for task_id, saved in document["tasks"].items()},
                 plans=dict(document["plans"]),
                 support=SupportWatch({(w.request_id, w.department): w for w in map(_watched, document["support"])}),
+                cadences={
+                    plan: Cadence(interval, datetime.fromisoformat(since))
+                    for plan, (interval, since) in document["cadences"].items()
+                },
             )
             pending = [_notice(saved) for saved in document["pending"]]
             positions = _positions(document)

@@ -21,7 +21,7 @@ from services.notifications.domain.support import SupportWatch
 from shared.contract import catalog as c
 from shared.contract.codes import Department, TaskHealth
 from shared.contract.envelope import AnyEvent
-from shared.domain.calendar import WorkingCalendar
+from shared.domain.calendar import WorkingCalendar, months_after
 
 ALERT_NAMESPACE = uuid.UUID("6f1d8c52-4a0b-4c8e-9a53-2f7c1d0e5b11")
 
@@ -75,6 +75,18 @@ class TaskInfo:
     departments: tuple[Department, ...] = ()
     open: bool = True
     due: datetime | None = None
+
+
+@dataclass(slots=True)
+class Cadence:
+    """How often a plan is evaluated as a whole, and since when: its approval, or its last
+    evaluation as a whole."""
+
+    interval_months: int | None
+    since: datetime
+
+    def next_due(self) -> datetime | None:
+        return None if self.interval_months is None else months_after(self.since, self.interval_months)
 
 
 def shifted(moment: datetime, delta: timedelta) -> datetime:
@@ -140,6 +152,8 @@ class Schedule:
     by_task: dict[str, set[tuple[str, str | None]]] = field(default_factory=dict)
     plans: dict[str, str] = field(default_factory=dict)
     """plan id -> title"""
+    cadences: dict[str, Cadence] = field(default_factory=dict)
+    """plan id -> when its evaluations fall due"""
     support: SupportWatch = field(default_factory=SupportWatch)
     _heap: list[tuple[datetime, int, tuple[str, str | None]]] = field(default_factory=list)
     _pushes: itertools.count[int] = field(default_factory=itertools.count)
@@ -162,6 +176,9 @@ class Schedule:
         match data:
             case c.PlanApproved() | c.PlanAmended():
                 self.plans[data.plan_id] = getattr(data, "title", None) or self.plans.get(data.plan_id, data.plan_id)
+                self._cadence(data, event.time)
+            case c.EvaluationRecorded(plan_id=str(plan_id), task_id=None) if plan_id in self.cadences:
+                self.cadences[plan_id].since = event.time
             case c.PlanEvaluationDue():
                 return self._evaluation_due(data, event.id)
             case c.TaskHealthChanged() if data.health is TaskHealth.AT_RISK:
@@ -198,6 +215,12 @@ class Schedule:
                     self.tasks[data.task_id].open = False
                 for deadline in list(self._of_task(data.task_id)):
                     self._close(deadline.task_id, deadline.milestone_id)
+
+    def _cadence(self, data: c.PlanApproved | c.PlanAmended, now: datetime) -> None:
+        if isinstance(data, c.PlanApproved):
+            self.cadences[data.plan_id] = Cadence(data.evaluation_interval_months, now)
+        elif data.evaluation_interval_months is not None:
+            self.cadences.setdefault(data.plan_id, Cadence(None, now)).interval_months = data.evaluation_interval_months
 
     def _at_risk(self, data: c.TaskHealthChanged, event_id: str) -> list[c.Notice]:
         task = self.tasks.get(data.task_id, TaskInfo())
@@ -273,11 +296,12 @@ class Schedule:
         tasks: dict[str, TaskInfo],
         plans: dict[str, str],
         support: SupportWatch,
+        cadences: dict[str, Cadence] | None = None,
     ) -> Schedule:
         """The schedule a snapshot kept: each deadline with when it is next looked at (from
         ``watch_times``). Which alerts were emitted is not kept: it is learned again from the
         alerts on the log."""
-        schedule = cls(policy, tasks=tasks, plans=plans, support=support)
+        schedule = cls(policy, tasks=tasks, plans=plans, support=support, cadences=cadences or {})
         for deadline, look_at in deadlines:
             schedule._watch(deadline, look_at)
         return schedule

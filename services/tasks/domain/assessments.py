@@ -3,11 +3,11 @@ evaluation of a plan falling due. Pure: the moment is given."""
 
 from __future__ import annotations
 
-import calendar
 from datetime import datetime, timedelta
 from typing import Protocol
 
 from shared.contract import catalog as c
+from shared.domain.calendar import months_after
 from shared.domain.health import assess
 from shared.domain.state import Plan, Task
 
@@ -22,13 +22,6 @@ def health_change(task: Task, now: datetime) -> list[c.EventData]:
     if health is task.health:
         return []
     return [c.TaskHealthChanged(task_id=task.task_id, health=health, previous=task.health, reason=reason[:2000])]
-
-
-def months_after(moment: datetime, months: int) -> datetime:
-    """The same day ``months`` later (the month's last day when it is shorter)."""
-    month_index = moment.month - 1 + months
-    year, month = moment.year + month_index // 12, month_index % 12 + 1
-    return moment.replace(year=year, month=month, day=min(moment.day, calendar.monthrange(year, month)[1]))
 
 
 def evaluation_due(plan: Plan, world: PlanWorld, now: datetime, month: timedelta | None = None) -> list[c.EventData]:
