@@ -519,8 +519,8 @@ class Mailroom:
         return [message for message in self.received if message["To"] == address]
 
 
-@pytest.fixture
-def mailroom() -> Iterator[Mailroom]:
+@contextmanager
+def running_mailroom() -> Iterator[Mailroom]:
     state = Mailroom()
 
     class Handler:
@@ -542,8 +542,21 @@ def mailroom() -> Iterator[Mailroom]:
     controller = Controller(Handler(), hostname="127.0.0.1", port=free_port())
     controller.start()
     state.port = controller.port
-    yield state
-    controller.stop()
+    try:
+        yield state
+    finally:
+        controller.stop()
+
+
+@pytest.fixture
+def mailroom() -> Iterator[Mailroom]:
+    with running_mailroom() as state:
+        yield state
+
+
+def smtp_of(mailroom: Mailroom, **settings: object) -> str:
+    """``POLICYTRACK_NOTIFICATIONS_SMTP`` for a notifications service that mails ``mailroom``."""
+    return orjson.dumps({"host": "127.0.0.1", "port": mailroom.port, "security": "none", **settings}).decode()
 
 
 # --- PostgreSQL ------------------------------------------------------------------------------------------

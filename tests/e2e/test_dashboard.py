@@ -13,7 +13,7 @@ import hashlib
 import re
 import subprocess
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,13 +22,14 @@ import axe_selenium_python
 import httpx
 import openpyxl
 import pytest
+from icalendar import Calendar
 from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.expected_conditions import staleness_of
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from policytrack.demo import TASKS, Demo, token_for
-from tests.conftest import Browser, eventually
+from tests.conftest import Browser, Mailroom, eventually, running_mailroom, smtp_of
 
 JILIN = {"Authorization": f"Bearer {token_for('jilin')}"}
 NAO = {"Authorization": f"Bearer {token_for('nao')}"}
@@ -37,11 +38,17 @@ WAIT = 60
 
 
 @pytest.fixture(scope="module")
-def system(module_services) -> dict[str, Any]:
+def system_mailroom() -> Iterator[Mailroom]:
+    with running_mailroom() as mailroom:
+        yield mailroom
+
+
+@pytest.fixture(scope="module")
+def system(module_services, system_mailroom: Mailroom) -> dict[str, Any]:
     """The four services, and the seed's scenario played into them, for every test here."""
     service_factory = module_services
     tasks = service_factory("tasks", POLICYTRACK_TASKS_WATCH_INTERVAL_SECONDS="1").start()
-    notifications = service_factory("notifications").start()
+    notifications = service_factory("notifications", POLICYTRACK_NOTIFICATIONS_SMTP=smtp_of(system_mailroom)).start()
     audit = service_factory("audit", POLICYTRACK_AUDIT_CHECKPOINT_INTERVAL_SECONDS="1").start()
     web = service_factory(
         "web",
@@ -455,6 +462,61 @@ async def test_a_plans_tasks_come_in_from_a_sheet_checked_row_by_row(system, bro
         until(driver, lambda d, t=title: d.find_elements(By.XPATH, f"//tr[td/a[normalize-space()='{t}']]"), title)
 
 
+async def test_an_official_puts_the_deadlines_in_a_calendar_and_the_alerts_in_a_mailbox(
+    system, browser: Browser, system_mailroom: Mailroom
+) -> None:
+    web, driver, ids = system["web"], browser.driver, system["ids"]
+    sign_in(browser, web.url, "MIIT", "supporter", "u-miit-planning-dept")
+    driver.get(f"{web.url}/reminders")
+    assert driver.find_element(By.TAG_NAME, "h1").text == "提醒"
+    driver.find_element(By.CSS_SELECTOR, "#make-calendar-link button[type=submit]").click()
+    link = until(driver, lambda d: d.find_elements(By.ID, "calendar-link"), "the new calendar address")[0]
+    address = link.get_attribute("value")
+    assert address.startswith(f"{web.url}/calendar/") and address.endswith(".ics")
+
+    # What a calendar client does: read the address, no token; it holds what MIIT supports only.
+    async with httpx.AsyncClient() as client:
+        feed = await client.get(address)
+        assert feed.status_code == 200 and feed.headers["content-type"].startswith("text/calendar")
+        uids = {str(event["uid"]) for event in Calendar.from_ical(feed.content).walk("VEVENT")}
+        assert f"task-{ids['industry']}@policytrack" in uids, "MIIT supports the industry task"
+        tasks = {
+            key: (
+                await client.get(
+                    f"{system['tasks'].url}/v1/tasks/{ids[key]}", headers={"Authorization": f"Bearer {token_for('sc')}"}
+                )
+            ).json()
+            for key, *_ in TASKS
+        }
+        not_ours = [
+            key
+            for key, task in tasks.items()
+            if "MIIT" not in (task["lead_department"], *task["supporting_departments"])
+        ]
+        assert not_ours and not any(f"task-{ids[key]}@policytrack" in uids for key in not_ours)
+
+        # Alerts by mail: a wrong address is told on the page, a right one is kept.
+        mail_form = driver.find_element(By.ID, "subscribe-mailbox")
+        mail_form.find_element(By.ID, "mail-address").send_keys("not an address")
+        mail_form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        until(driver, lambda d: d.find_elements(By.ID, "mail-error"), "the address refused")
+        field = driver.find_element(By.ID, "mail-address")
+        field.clear()
+        field.send_keys("planning@miit.example")
+        driver.find_element(By.CSS_SELECTOR, "#subscribe-mailbox button[type=submit]").click()
+        row = until(
+            driver,
+            lambda d: d.find_elements(By.XPATH, "//table[@id='mailboxes']//td[.='planning@miit.example']"),
+            "the mailbox",
+        )
+        assert row
+
+        # Revoked, the address answers 404 to the calendar client.
+        driver.find_element(By.XPATH, "//table[@id='feeds']//form[contains(@action, '/revoke')]//button").click()
+        until(driver, lambda d: not d.find_elements(By.ID, "feeds"), "the revoked address gone from the list")
+        assert (await client.get(address)).status_code == 404
+
+
 AXE = Path(axe_selenium_python.__file__).parent / "node_modules" / "axe-core" / "axe.min.js"
 SERIOUS = ("serious", "critical")
 WIDEST_ELEMENT = """
@@ -488,7 +550,17 @@ def axe_violations(driver: Any) -> list[dict[str, Any]]:
 async def test_every_page_passes_the_accessibility_check_on_a_desk_and_a_phone(system, browser: Browser) -> None:
     web, driver = system["web"], browser.driver
     task_id = system["ids"]["industry"]
-    pages = ["/", "/responsibility", "/todo", "/plan", "/alerts", "/trail", "/report", f"/tasks/{task_id}"]
+    pages = [
+        "/",
+        "/responsibility",
+        "/todo",
+        "/plan",
+        "/alerts",
+        "/reminders",
+        "/trail",
+        "/report",
+        f"/tasks/{task_id}",
+    ]
     found: dict[str, list[str]] = {}
     for width, height in ((1280, 1000), (390, 844)):
         driver.set_window_size(width, height)

@@ -7,7 +7,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import httpx
-import orjson
 
 from shared.contract import catalog as c
 from shared.contract.codec import decode_record
@@ -15,7 +14,7 @@ from shared.contract.envelope import CloudEvent
 from shared.contract.topics import ALERTS
 from shared.i18n import BEIJING
 from shared.settings import KafkaSettings
-from tests.conftest import JILIN, MEE, Mailroom, eventually, read_to_end
+from tests.conftest import JILIN, MEE, Mailroom, eventually, read_to_end, smtp_of
 from tests.integration.test_notifications_service import FAST, milestone, new_task
 
 
@@ -39,11 +38,10 @@ async def test_a_deadline_is_mailed_in_chinese_with_beijing_time_and_failures_ar
     service_factory, kafka_settings: KafkaSettings, mailroom: Mailroom
 ) -> None:
     tasks = service_factory("tasks").start()
-    smtp = {"host": "127.0.0.1", "port": mailroom.port, "security": "none", "timeout_seconds": 1}
     notifications = service_factory(
         "notifications",
         **FAST,
-        POLICYTRACK_NOTIFICATIONS_SMTP=orjson.dumps(smtp).decode(),
+        POLICYTRACK_NOTIFICATIONS_SMTP=smtp_of(mailroom, timeout_seconds=1),
         POLICYTRACK_NOTIFICATIONS_RETRY_PERIOD="PT5S",
         POLICYTRACK_NOTIFICATIONS_DIGEST_TIME="00:00",
     ).start()

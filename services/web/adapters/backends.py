@@ -62,6 +62,17 @@ class Backends:
     async def post(self, service: Service, path: str, token: str, body: Any) -> Any:
         return (await self._send("POST", service, path, token, json=body)).json()
 
+    async def delete(self, service: Service, path: str, token: str) -> None:
+        await self._send("DELETE", service, path, token)
+
+    async def unsigned(self, service: Service, path: str) -> httpx.Response:
+        """A GET that carries no token (a calendar feed's secret address is its own credential);
+        the answer as it came, refusals included."""
+        try:
+            return await self._client.get(f"{self.urls[service]}{path}")
+        except httpx.HTTPError as error:
+            raise BackendDown(f"{service}: {type(error).__name__}") from error
+
     async def command(self, path: str, token: str, body: Any, *, if_match: int | None, idempotency_key: str) -> Any:
         """A command to the tasks service as the signed-in person: the version the form was
         filled against (If-Match) and the form's own key, so a second click records nothing more."""

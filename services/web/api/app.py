@@ -12,7 +12,7 @@ from fastapi.staticfiles import StaticFiles
 
 from services.web.adapters.backends import BackendDown, BackendRefused
 from services.web.adapters.sessions import Session
-from services.web.api import exports, imports, pages, session, streams
+from services.web.api import exports, imports, pages, reminders, session, streams
 from services.web.api.acts import FORMS_WITH_FILES
 from services.web.api.rendering import page
 from services.web.api.session import ForgedForm, SignInNeeded, signed_in
@@ -34,6 +34,7 @@ def create_app(runtime: WebRuntime) -> FastAPI:
     app.include_router(streams.router)
     app.include_router(exports.router)
     app.include_router(imports.router)
+    app.include_router(reminders.router)
     _explain_failures(app)
     return app
 

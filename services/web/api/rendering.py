@@ -37,6 +37,7 @@ NAVIGATION = (
     ("/plan", N_("Plan")),
     ("/responsibility", N_("Responsibility")),
     ("/alerts", N_("Alerts")),
+    ("/reminders", N_("Reminders")),
     ("/trail", N_("Trail")),
     ("/report", N_("Report")),
 )
