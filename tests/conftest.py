@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -106,53 +107,81 @@ def broker_env(port: int, data_dir: Path) -> dict[str, str]:
 WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
 """Which of ``make test``'s parallel workers this is (pytest-xdist): each has its own brokers and
 database server, on ports of its own."""
-PORT_OFFSET = 1000 * WORKER
-TEST_BROKER_PORT = int(os.environ.get("POLICYTRACK_TEST_KAFKA_PORT", "29092")) + PORT_OFFSET
-"""The suite's own broker: never the developer's 127.0.0.1:9092 of ``make run`` (another port
-lets two checkouts run their suites side by side)."""
-SPARE_BROKER_PORT = int(os.environ.get("POLICYTRACK_TEST_SPARE_KAFKA_PORT", "19092")) + PORT_OFFSET
+SINGLE_NODE = (0, 1)
+"""A broker's client port and, one after it, its controller's (deploy/kafka.sh)."""
+THREE_NODES = (0, 1, 2, 100, 101, 102)
 
 
-@pytest.fixture(scope="session")
-def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
-    """A broker of the test session's own, on its own port and data folder, started by the
-    project's script and stopped at the end: ``make test`` leaves ``make run``'s trail alone."""
-    data_dir = tmp_path_factory.mktemp("kafka")
-    broker = Broker(port=TEST_BROKER_PORT, data_dir=data_dir, env=broker_env(TEST_BROKER_PORT, data_dir))
-    started = broker.script("start", check=False)
-    assert started.returncode == 0, f"deploy/kafka.sh start failed:\n{started.stderr}"
+def configured_port(variable: str) -> int | None:
+    """A port the environment fixes (plus 1000 a worker), or None: chosen free at run time."""
+    port = os.environ.get(variable)
+    return None if port is None else int(port) + 1000 * WORKER
+
+
+def free_block(*offsets: int) -> int:
+    """A port P with P + each offset free now, below the kernel's ephemeral range (where
+    ``free_port`` picks services' ports): so that two checkouts' suites never meet."""
+    chooser = random.SystemRandom()
+    for _ in range(500):
+        base = chooser.randrange(20_000, 32_000)
+        if all(_free(base + offset) for offset in offsets):
+            return base
+    raise RuntimeError(f"no free block of ports {offsets} found")
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+@contextmanager
+def started_broker(data_dir: Path, variable: str, offsets: tuple[int, ...], *args: str) -> Iterator[Broker]:
+    """A broker of the project's script on ports the environment fixes or, by default, on free
+    ones (tried again on others if another process takes them first); stopped afterwards."""
+    for _attempt in range(3):
+        port = configured_port(variable) or free_block(*offsets)
+        broker = Broker(port=port, data_dir=data_dir, env=broker_env(port, data_dir))
+        started = broker.script("start", *args, check=False)
+        if started.returncode == 0:
+            break
+        broker.script("stop", check=False)
+        if "is taken" not in started.stderr or configured_port(variable) is not None:
+            raise AssertionError(f"deploy/kafka.sh start {' '.join(args)} failed:\n{started.stderr}")
+    else:
+        raise AssertionError(f"deploy/kafka.sh start found its ports taken three times:\n{started.stderr}")
     try:
         yield broker
     finally:
         broker.script("stop", check=False)
+
+
+@pytest.fixture(scope="session")
+def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    """A broker of the test session's own, on its own ports and data folder, started by the
+    project's script and stopped at the end: ``make test`` leaves ``make run``'s trail alone,
+    and another checkout's suite running at the same time."""
+    with started_broker(tmp_path_factory.mktemp("kafka"), "POLICYTRACK_TEST_KAFKA_PORT", SINGLE_NODE) as broker:
+        yield broker
 
 
 @pytest.fixture
 def spare_broker(tmp_path: Path) -> Iterator[Broker]:
     """A second, throw-away broker on its own ports and data folder, for tests that stop it."""
-    port = SPARE_BROKER_PORT
-    broker = Broker(port=port, data_dir=tmp_path / "kafka", env=broker_env(port, tmp_path / "kafka"))
-    started = broker.script("start", check=False)
-    assert started.returncode == 0, f"spare broker failed to start:\n{started.stderr}"
-    try:
+    with started_broker(tmp_path / "kafka", "POLICYTRACK_TEST_SPARE_KAFKA_PORT", SINGLE_NODE) as broker:
         yield broker
-    finally:
-        broker.script("stop", check=False)
-
-
-CLUSTER_PORT = int(os.environ.get("POLICYTRACK_TEST_CLUSTER_KAFKA_PORT", "29192")) + PORT_OFFSET
 
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[Broker]:
-    """Three KRaft nodes (``deploy/kafka.sh start --nodes 3``) on CLUSTER_PORT and the two after it."""
-    broker = Broker(port=CLUSTER_PORT, data_dir=tmp_path / "kafka", env=broker_env(CLUSTER_PORT, tmp_path / "kafka"))
-    started = broker.script("start", "--nodes", "3", check=False)
-    assert started.returncode == 0, f"the cluster failed to start:\n{started.stderr}"
-    try:
+    """Three KRaft nodes (``deploy/kafka.sh start --nodes 3``) on a port and the two after it."""
+    variable = "POLICYTRACK_TEST_CLUSTER_KAFKA_PORT"
+    with started_broker(tmp_path / "kafka", variable, THREE_NODES, "--nodes", "3") as broker:
         yield broker
-    finally:
-        broker.script("stop", check=False)
 
 
 def cluster_settings(cluster: Broker) -> KafkaSettings:
@@ -569,7 +598,7 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     assert initdb, "PostgreSQL server binaries not found: apt-get install postgresql (make test does)"
     bin_dir = initdb[-1].parent
     folder = tmp_path_factory.mktemp("postgres")
-    data, port = folder / "data", 15432 + 10 * WORKER
+    data, port = folder / "data", configured_port("POLICYTRACK_TEST_POSTGRES_PORT") or free_block(0)
     as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
     if as_user:
         folder.chmod(0o777)

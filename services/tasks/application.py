@@ -93,7 +93,7 @@ class Ownership(Protocol):
 
 
 class EvidenceHeld(Protocol):
-    def holds(self, evidence: Evidence) -> bool:
+    async def holds(self, evidence: Evidence) -> bool:
         """Whether the file was uploaded and is kept."""
         ...
 
@@ -164,8 +164,9 @@ class TaskService:
         correlation_id: str | None,
         act: SignedAct | None,
     ) -> Answer:
-        # No await from reading the state to submitting the events: that is what orders the commands.
+        await self._evidence_uploaded(command)
         partition = self.owned_partition(command.subject_id)
+        # No await from reading the state to submitting the events: that is what orders the commands.
         try:
             state, decided = self._decided(command, actor, if_match)
         except Refused:
@@ -179,10 +180,12 @@ class TaskService:
         await self._append(state, events, partition)
         return answer_for(events)
 
-    def _decided(self, command: cmd.Command, actor: Actor, if_match: int | None) -> tuple[Projection, list[EventData]]:
+    async def _evidence_uploaded(self, command: cmd.Command) -> None:
         for evidence in getattr(command, "evidence", ()):
-            if self.evidence is None or not self.evidence.holds(evidence):
+            if self.evidence is None or not await self.evidence.holds(evidence):
                 raise Invalid(f"no file {evidence.name} ({evidence.sha256}) was uploaded as evidence", "evidence")
+
+    def _decided(self, command: cmd.Command, actor: Actor, if_match: int | None) -> tuple[Projection, list[EventData]]:
         state = self._deciding_state()
         if if_match is not None and command.target is not None:
             current = state.aggregates.get(getattr(command, command.target))

@@ -16,7 +16,7 @@ from services.tasks.adapters.command_topic import (
     TokenPurge,
 )
 from services.tasks.adapters.event_log import EventLog, KafkaEventLog
-from services.tasks.adapters.evidence import EvidenceStore
+from services.tasks.adapters.evidence import EvidenceStore, PostgresEvidenceStore
 from services.tasks.adapters.follower import LogFollower, Outcomes
 from services.tasks.adapters.forwarding import Forwarder
 from services.tasks.adapters.history import TaskHistory
@@ -79,6 +79,7 @@ class TasksRuntime:
         # Registering the transactional id first fences any older instance before we read
         # the log, so nothing can be appended behind our back while we rebuild. (With several
         # instances, each partition's id is registered when the group assigns the partition.)
+        await self.evidence.start()
         await self.service.log.start()
         await self.producer.start()
         self.service.view, rebuilt = await catch_up(self.settings.kafka, self.snapshots, self.trust)
@@ -180,6 +181,7 @@ class TasksRuntime:
         await self.work.stop()
         await self.service.log.stop()
         await self.producer.stop()
+        await self.evidence.close()
         if self.rebuilt is not None and self.settings.snapshot_interval_seconds > 0:
             try:
                 await self.snapshot()
@@ -224,7 +226,11 @@ def bootstrap(
     snapshots = SnapshotStore(settings.snapshot_file(), SnapshotSeal(signing_key))
     view = LogView(history=TaskHistory(archive=snapshots))
     partitioned = None
-    evidence = EvidenceStore(settings.evidence_folder(), settings.evidence_max_bytes)
+    evidence = (
+        PostgresEvidenceStore(settings.evidence_folder(), settings.evidence_max_bytes, settings.evidence_dsn)
+        if settings.evidence_dsn
+        else EvidenceStore(settings.evidence_folder(), settings.evidence_max_bytes)
+    )
     if settings.partitioned_writers and log_ is None:
         follower = LogFollower(settings.kafka, view, Outcomes(), ProofGate(trust))
         owners = PartitionedEventLog(

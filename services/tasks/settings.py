@@ -59,6 +59,11 @@ class TasksSettings(ServiceSettings):
         default=None,
         description="where evidence files are kept (default: the data directory's evidence/); instances share it",
     )
+    evidence_dsn: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of PostgreSQL (postgresql+asyncpg://...) to keep evidence in, shared by every "
+        "instance; on disk (evidence_path) when unset",
+    )
     evidence_max_bytes: int = Field(default=20 * 1024 * 1024, ge=1, description="the largest evidence file taken")
     auth: AuthSettings = Field(default_factory=AuthSettings)
 

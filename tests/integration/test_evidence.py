@@ -4,6 +4,7 @@ checked against that hash; nobody else finds it; a changed byte is reported and 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import subprocess
 import sys
@@ -132,3 +133,48 @@ def test_an_upload_is_refused_over_its_bound_or_when_it_is_not_what_it_claims(se
     assert too_large.status_code == 413 and chunked.status_code == 413, (too_large.text, chunked.text)
     assert disguised.status_code == 415 and disguised.headers["content-type"] == "application/problem+json"
     assert reader_only.status_code == 403
+
+
+async def test_evidence_kept_in_postgresql_is_served_by_another_instance_and_a_changed_byte_is_reported(
+    service_factory, postgres_dsn: str
+) -> None:
+    import asyncpg
+
+    large = b"%PDF-1.7\n" + bytes(range(256)) * 10_000 + b"\n%%EOF\n"  # three chunks in the database
+    sha256 = hashlib.sha256(large).hexdigest()
+    first = service_factory("tasks", POLICYTRACK_TASKS_EVIDENCE_DSN=postgres_dsn).start()
+    task, milestone = await asyncio.to_thread(lambda: a_task_with_a_milestone(httpx.Client(base_url=first.url)))
+    async with httpx.AsyncClient(base_url=first.url, timeout=30) as tasks:
+        uploaded = await tasks.post(
+            "/v1/evidence",
+            params={"name": "scan.pdf"},
+            content=large,
+            headers={**JILIN, "Content-Type": "application/pdf"},
+        )
+        assert uploaded.status_code == 201 and uploaded.json()["sha256"] == sha256, uploaded.text
+        met = await tasks.post(
+            f"/v1/tasks/{task}/milestones/{milestone}/met", headers=JILIN, json={"evidence": [uploaded.json()]}
+        )
+        assert met.status_code == 200, met.text
+    first.stop()
+
+    # Another instance, with a data folder of its own, serves it from the database.
+    second = service_factory("tasks", POLICYTRACK_TASKS_EVIDENCE_DSN=postgres_dsn).start()
+    url = f"/v1/tasks/{task}/evidence/{sha256}"
+    async with httpx.AsyncClient(base_url=second.url, timeout=30) as tasks:
+        served = await tasks.get(url, headers=JILIN)
+        assert served.status_code == 200 and served.content == large
+        database = await asyncpg.connect(postgres_dsn.replace("+asyncpg", ""))
+        try:
+            chunks = await database.fetchval("select count(*) from evidence_chunks where sha256 = $1", sha256)
+            assert chunks == 3
+            await database.execute(
+                "update evidence_chunks set data = overlay(data placing '\\x00'::bytea from 100) "
+                "where sha256 = $1 and seq = 1",
+                sha256,
+            )
+        finally:
+            await database.close()
+        assert (await tasks.get(url, headers=JILIN)).status_code == 409, "a changed byte is not served"
+        check = (await tasks.get("/v1/evidence/check", headers=NAO)).json()
+        assert check["ok"] is False and [m["sha256"] for m in check["mismatched"]] == [sha256]

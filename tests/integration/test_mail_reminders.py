@@ -54,7 +54,7 @@ async def test_a_deadline_is_mailed_in_chinese_with_beijing_time_and_failures_ar
         bad = await client.post("/v1/mail-subscriptions", headers=JILIN, json={"address": "not an address"})
         assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "body.address", bad.text
     on_the_log = await read_to_end(kafka_settings, ALERTS)
-    assert b"office@jilin.example" not in b"".join(r.value for r in on_the_log), "the log keeps addresses sealed"
+    assert b"office@jilin.example" not in b"".join(r.value or b"" for r in on_the_log), "the log keeps addresses sealed"
     due = datetime.now(UTC) + timedelta(seconds=2)
     milestone_id = await milestone(tasks, task_id, due)
 

@@ -1,6 +1,6 @@
 """Verification on a live system: over a trail of more than 100,000 entries, while commands
-keep arriving at a steady rate, every one of ten verifications says the trail is intact (it
-used to call every entry ingested during the walk "not on the log")."""
+keep arriving at a steady rate, every one of four verifications in a row says the trail is
+intact (it used to call every entry ingested during the walk "not on the log")."""
 
 from __future__ import annotations
 
@@ -18,9 +18,10 @@ from tests.conftest import JILIN, NAO, SC, Broker, eventually
 HISTORY = 100_000
 RATE = 250  # commands per second, from 16 concurrent writers
 WRITERS = 16
+VERIFICATIONS = 4
 
 
-async def test_ten_verifications_under_steady_writes_all_say_intact(
+async def test_verifications_under_steady_writes_all_say_intact(
     spare_broker: Broker, service_factory, tasks_key: SigningKey
 ) -> None:
     kafka = spare_broker.settings
@@ -86,7 +87,7 @@ async def test_ten_verifications_under_steady_writes_all_say_intact(
     started = time.monotonic()
     try:
         async with httpx.AsyncClient(base_url=audit.url, timeout=300) as client:
-            for _ in range(10):
+            for _ in range(VERIFICATIONS):
                 before = (await client.get("/readyz")).json()["entries"]
                 results.append((await client.get("/v1/audit/verify", headers=NAO)).json())
                 results[-1]["grew_by"] = (await client.get("/readyz")).json()["entries"] - before

@@ -41,7 +41,7 @@ async def test_a_file_is_kept_under_its_hash_streamed_in_chunks(store: EvidenceS
     assert kept.sha256 == hashlib.sha256(PDF).hexdigest() and kept.size == len(PDF)
     assert kept.name == "验收报告.pdf" and kept.media_type == "application/pdf"
     assert store.path_of(kept.sha256).read_bytes() == PDF
-    assert store.holds(kept) and await store.checked(kept.sha256) == store.path_of(kept.sha256)
+    assert await store.holds(kept) and await store.checked(kept.sha256) == store.path_of(kept.sha256)
     assert not any((store.folder / "incoming").iterdir()), "nothing is left half-written"
 
 

@@ -1,6 +1,7 @@
-"""Evidence files, kept on disk under their SHA-256: written as they stream in (bounded, never
-whole in memory), refused when their content is not the type they claim, and served only while
-their bytes still have the hash the trail holds."""
+"""Evidence files, kept under their SHA-256: written as they stream in (bounded, never whole
+in memory), refused when their content is not the type they claim, and served only while
+their bytes still have the hash the trail holds. On disk by default; in PostgreSQL, in
+chunks, when the service is given a database, so that several instances share them."""
 
 from __future__ import annotations
 
@@ -8,9 +9,13 @@ import asyncio
 import hashlib
 import uuid
 import zipfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+
+from sqlalchemy import BigInteger, Column, ForeignKey, Integer, LargeBinary, MetaData, String, Table, insert, select
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from shared.contract.catalog import Evidence
 from shared.contract.types import EVIDENCE_TYPES
@@ -73,6 +78,12 @@ class EvidenceStore:
     def __init__(self, folder: Path, max_bytes: int) -> None:
         self.folder, self.max_bytes = folder, max_bytes
 
+    async def start(self) -> None:
+        """Nothing to open on disk."""
+
+    async def close(self) -> None:
+        """Nothing to close on disk."""
+
     async def keep(self, chunks: AsyncIterator[bytes], name: str, claimed: str) -> Evidence:
         """Streams the upload to disk, hashing it; refuses it over ``max_bytes``, empty, or
         when its content is not ``claimed``."""
@@ -90,9 +101,7 @@ class EvidenceStore:
                 raise EvidenceRefused(
                     415, f"the file's content is {found or 'of no evidence type'}, not {claimed}", "Content-Type"
                 )
-            kept = self.path_of(digest)
-            kept.parent.mkdir(parents=True, exist_ok=True)
-            landing.replace(kept)
+            await self._put(landing, digest, size, claimed)
         finally:
             landing.unlink(missing_ok=True)
         return Evidence.model_validate({"name": name, "media_type": claimed, "size": size, "sha256": digest})
@@ -112,10 +121,15 @@ class EvidenceStore:
             raise EvidenceRefused(422, "the file is empty", "body")
         return digest.hexdigest(), size, head
 
+    async def _put(self, landing: Path, sha256: str, size: int, media_type: str) -> None:
+        kept = self.path_of(sha256)
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(landing.replace, kept)
+
     def path_of(self, sha256: str) -> Path:
         return self.folder / sha256[:2] / sha256
 
-    def holds(self, evidence: Evidence) -> bool:
+    async def holds(self, evidence: Evidence) -> bool:
         """Whether the file was uploaded: kept under its hash, with its size."""
         path = self.path_of(evidence.sha256)
         return path.is_file() and path.stat().st_size == evidence.size
@@ -154,3 +168,87 @@ def _hash_of(path: Path) -> str:
             return hashlib.file_digest(stored, "sha256").hexdigest()
     except FileNotFoundError:
         return "missing"
+
+
+class PostgresEvidenceStore(EvidenceStore):
+    """Files in PostgreSQL, in chunks of ``READ_BYTES`` (never a whole file in one value, nor in
+    memory); uploads land in ``folder/incoming`` and files served are written to
+    ``folder/served`` once their bytes are read back and still have their hash."""
+
+    def __init__(self, folder: Path, max_bytes: int, url: str) -> None:
+        super().__init__(folder, max_bytes)
+        self._engine: AsyncEngine = create_async_engine(url)
+
+    async def start(self) -> None:
+        async with self._engine.begin() as connection:
+            await connection.run_sync(SCHEMA.create_all)
+
+    async def close(self) -> None:
+        await self._engine.dispose()
+
+    async def _put(self, landing: Path, sha256: str, size: int, media_type: str) -> None:
+        async with self._engine.begin() as connection:
+            known = await connection.scalar(select(FILES.c.size).where(FILES.c.sha256 == sha256))
+            if known is not None:
+                return  # the same bytes, uploaded before
+            await connection.execute(insert(FILES).values(sha256=sha256, size=size, media_type=media_type))
+            with landing.open("rb") as landed:
+                for seq, chunk in enumerate(iter(partial(landed.read, READ_BYTES), b"")):
+                    await connection.execute(insert(CHUNKS).values(sha256=sha256, seq=seq, data=chunk))
+
+    async def holds(self, evidence: Evidence) -> bool:
+        async with self._engine.connect() as connection:
+            size = await connection.scalar(select(FILES.c.size).where(FILES.c.sha256 == evidence.sha256))
+        return size == evidence.size
+
+    async def checked(self, sha256: str) -> Path:
+        served = self.folder / "served"
+        served.mkdir(parents=True, exist_ok=True)
+        landing = served / f".{uuid.uuid4().hex}"
+        try:
+            with landing.open("wb") as out:
+                found = await self._hash(sha256, out.write)
+            if found != sha256:
+                raise Tampered(f"the stored file {sha256} now hashes to {found}")
+            path = served / sha256
+            landing.replace(path)
+            return path
+        finally:
+            landing.unlink(missing_ok=True)
+
+    async def check(self) -> tuple[int, list[Mismatch]]:
+        async with self._engine.connect() as connection:
+            stored = list(await connection.scalars(select(FILES.c.sha256).order_by(FILES.c.sha256)))
+        mismatches = [Mismatch(sha256, found) for sha256 in stored if (found := await self._hash(sha256)) != sha256]
+        return len(stored), mismatches
+
+    async def _hash(self, sha256: str, write: Callable[[bytes], object] | None = None) -> str:
+        """What the stored chunks hash to now ("missing" when there are none), passing each on."""
+        digest, chunks = hashlib.sha256(), 0
+        async with self._engine.connect() as connection:
+            rows = await connection.stream(
+                select(CHUNKS.c.data).where(CHUNKS.c.sha256 == sha256).order_by(CHUNKS.c.seq)
+            )
+            async for (data,) in rows:
+                chunks += 1
+                digest.update(data)
+                if write is not None:
+                    write(data)
+        return digest.hexdigest() if chunks else "missing"
+
+
+SCHEMA = MetaData()
+FILES = Table(
+    "evidence_files",
+    SCHEMA,
+    Column("sha256", String(64), primary_key=True),
+    Column("size", BigInteger, nullable=False),
+    Column("media_type", String(200), nullable=False),
+)
+CHUNKS = Table(
+    "evidence_chunks",
+    SCHEMA,
+    Column("sha256", String(64), ForeignKey("evidence_files.sha256"), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("data", LargeBinary, nullable=False),
+)
