@@ -24,6 +24,7 @@ lint: venv
 	$(BIN)/ruff check shared services policytrack tests bench
 	$(BIN)/ruff format --check shared services policytrack tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 # A few minutes of kills and a broker restart under load; prints what it counted.
 test-chaos: venv tools

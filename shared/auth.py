@@ -19,18 +19,25 @@ from typing import Any
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.contract.codes import Department, Role
+from shared.domain.access import (
+    READ_ALL_DEPARTMENTS,
+    READ_ALL_ROLES,
+    WRITING_ROLES,
+    Actor,
+    can_read,
+    can_read_everything,
+    can_write,
+)
 from shared.keyset import KeySetPolicy, RemoteKeySet
 from shared.settings import RuntimeSettings
 
 DEV_SIGNING_KEY = "policytrack-development-signing-key-not-for-production"
 DEV_ISSUER = "policytrack-dev"
 AUDIENCE = "policytrack"
-READ_ALL_DEPARTMENTS = frozenset({Department.SC, Department.JILIN, Department.NDRC, Department.NAO})
-READ_ALL_ROLES = frozenset({Role.SUPERVISOR, Role.APPROVER, Role.AUDITOR, Role.ADMIN})
 ASYMMETRIC = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
 
 
@@ -46,20 +53,6 @@ class AuthSettings(BaseSettings):
     audience: str = AUDIENCE
     dev_signing_key: str | None = None
     leeway_seconds: int = Field(default=30, ge=0, le=300)
-
-
-class Actor(BaseModel):
-    """The authenticated caller: whose name every event they cause carries."""
-
-    model_config = ConfigDict(frozen=True)
-
-    user: str = Field(min_length=1, max_length=200)
-    department: Department
-    roles: frozenset[Role]
-    expires_at: datetime | None = None
-
-    def has(self, *roles: Role) -> bool:
-        return bool(self.roles.intersection(roles))
 
 
 class AuthError(Exception):
@@ -241,23 +234,18 @@ def mint_dev_token(
     return jwt.encode(claims, key, algorithm="HS256")
 
 
-def can_read_everything(actor: Actor) -> bool:
-    """Supervisors, approvers, auditors, admins and the implementing and approving
-    governments see every task; other departments see the tasks they lead or support.
-    Reading everything never means writing anything: each write has its own rule."""
-    return actor.department in READ_ALL_DEPARTMENTS or actor.has(*READ_ALL_ROLES)
-
-
-WRITING_ROLES = frozenset({Role.IMPLEMENTER, Role.SUPPORTER, Role.SUPERVISOR, Role.APPROVER, Role.ADMIN})
-
-
-def can_write(actor: Actor) -> bool:
-    """Whether the actor holds a role that writes at all: an auditor only reads. What each write
-    needs beyond that (which department, which duty) is the service's rule."""
-    return bool(actor.roles & WRITING_ROLES)
-
-
-def can_read(actor: Actor, departments: Iterable[Department | None]) -> bool:
-    """Whether the actor may see what concerns ``departments`` (a task's lead and supporting
-    departments, an alert's recipients)."""
-    return can_read_everything(actor) or actor.department in set(departments)
+__all__ = [
+    "READ_ALL_DEPARTMENTS",
+    "READ_ALL_ROLES",
+    "WRITING_ROLES",
+    "Actor",
+    "AuthError",
+    "AuthSettings",
+    "InsecureConfiguration",
+    "TokenVerifier",
+    "bearer_token",
+    "can_read",
+    "can_read_everything",
+    "can_write",
+    "mint_dev_token",
+]

@@ -22,11 +22,11 @@ from aiokafka.structs import RecordMetadata
 
 from shared.contract.codec import DecodeFailure, encode
 from shared.contract.envelope import AnyEvent
+from shared.contract.secrets import strip_secrets
 from shared.contract.topics import DEADLETTER
 from shared.kafka.connection import client_options
 from shared.kafka.partitioning import partition_of_key
 from shared.kafka.patience import started
-from shared.kafka.secrets import strip_secrets
 from shared.provenance.keys import SigningKey
 from shared.provenance.seals import PROOF_HEADER, Sealer
 from shared.settings import KafkaSettings

@@ -14,7 +14,7 @@ from services.tasks.adapters.command_topic import CommandParser, CommandRecord
 from shared.contract.catalog import CATALOG
 from shared.contract.codec import DecodeFailure, decode, encode
 from shared.contract.envelope import CloudEvent
-from shared.kafka.secrets import strip_secrets
+from shared.contract.secrets import strip_secrets
 from shared.provenance.keys import TrustStore
 from tests.samples import sample_events
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import orjson
 
-from shared.kafka.secrets import strip_secrets
+from shared.contract.secrets import strip_secrets
 
 GENESIS = "0" * 64
 

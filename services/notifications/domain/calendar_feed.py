@@ -18,9 +18,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.notifications.domain.schedule import Schedule
-from shared.auth import Actor, can_read_everything, can_write
 from shared.contract import catalog as c
 from shared.contract.codes import Department, Role
+from shared.domain.access import Actor, can_read_everything, can_write
 from shared.domain.refusals import Forbidden
 
 EntryKind = Literal["task_due", "milestone_due", "support_answer_by", "evaluation_due"]

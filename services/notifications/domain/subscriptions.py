@@ -17,11 +17,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, HttpUrl, field_validator
 
-from shared.auth import Actor, can_read, can_read_everything, can_write
 from shared.contract import catalog as c
 from shared.contract.catalog import CATALOG, full_type
 from shared.contract.codes import Department, Role
 from shared.contract.types import AggregateId, redacted_url
+from shared.domain.access import Actor, can_read, can_read_everything, can_write
 from shared.domain.refusals import Forbidden
 
 DELIVERABLE = frozenset(t for t, cls in CATALOG.items() if issubclass(cls, c.NOTICES))

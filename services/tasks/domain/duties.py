@@ -11,8 +11,8 @@ from datetime import UTC, datetime, timedelta
 
 from services.tasks.domain import commands as cmd
 from services.tasks.domain.decide import World, decide
-from shared.auth import Actor
 from shared.contract.codes import ApprovalKind, CooperationField, Department, Rating, Severity
+from shared.domain.access import Actor
 from shared.domain.projection import Projection
 from shared.domain.refusals import Invalid, Refused
 from shared.domain.state import (

@@ -7,9 +7,9 @@ from __future__ import annotations
 from typing import Protocol
 
 from services.tasks.domain import commands as cmd
-from shared.auth import Actor, can_write
 from shared.contract import catalog as c
 from shared.contract.codes import Department, Role
+from shared.domain.access import Actor, can_write
 from shared.domain.refusals import Conflict, Forbidden, Invalid, NotFound
 from shared.domain.state import AnswerState, DepartmentAnswer, Issue, IssueStatus, SupportRequest, Task
 
