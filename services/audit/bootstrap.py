@@ -16,6 +16,7 @@ from services.audit.settings import AuditSettings
 from services.audit.submissions import Submissions
 from services.audit.verification_runs import VerificationRuns
 from shared.auth import TokenVerifier
+from shared.clock import Clock, utc_now
 from shared.http.bounds import Held
 from shared.kafka.producer import EventProducer
 from shared.logging import get_logger
@@ -41,6 +42,8 @@ class AuditRuntime:
     verifying: Held
     """Who waits on a verification now."""
     reports: Reports
+    clock: Clock = utc_now
+    """What "now" is for reports and verification records: the deployment's clock."""
     caught_up: bool = False
     work: BackgroundWork = field(default_factory=BackgroundWork)
     writing: asyncio.Event = field(default_factory=asyncio.Event)
@@ -159,5 +162,6 @@ def bootstrap(settings: AuditSettings | None = None) -> AuditRuntime:
         ),
         verifying=Held("verifications", settings.verifying),
         reports=reports,
+        clock=settings.runtime.clock(),
     )
     return runtime

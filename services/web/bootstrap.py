@@ -9,6 +9,7 @@ from services.web.adapters.backends import Backends
 from services.web.adapters.sessions import Sessions
 from services.web.settings import WebSettings
 from shared.auth import TokenVerifier
+from shared.clock import Clock, utc_now
 
 
 @dataclass
@@ -17,6 +18,8 @@ class WebRuntime:
     verifier: TokenVerifier
     sessions: Sessions
     backends: Backends
+    clock: Clock = utc_now
+    """What "now" is on the pages: the deployment's clock, as the services read it."""
 
     async def start(self) -> None:
         """Nothing to start: the dashboard keeps no state but its sessions."""
@@ -44,4 +47,5 @@ def bootstrap(settings: WebSettings | None = None) -> WebRuntime:
             {"tasks": settings.tasks_url, "notifications": settings.notifications_url, "audit": settings.audit_url},
             stream_timeout=settings.stream_timeout_seconds,
         ),
+        clock=settings.runtime.clock(),
     )

@@ -20,6 +20,7 @@ from services.web.api.app import create_app
 from services.web.bootstrap import WebRuntime
 from services.web.settings import WebSettings
 from shared.auth import AuthSettings, TokenVerifier
+from shared.clock import Clock, utc_now
 from shared.http.bounds import Bound
 from shared.settings import RuntimeSettings
 
@@ -52,7 +53,10 @@ def services(request: httpx.Request) -> httpx.Response:
 
 
 def web_app(
-    env: str = "dev", auth: AuthSettings | None = None, answer: Callable[[httpx.Request], httpx.Response] = services
+    env: str = "dev",
+    auth: AuthSettings | None = None,
+    answer: Callable[[httpx.Request], httpx.Response] = services,
+    clock: Clock = utc_now,
 ) -> httpx.AsyncClient:
     """The dashboard in process, the three services answered by ``answer``."""
     settings = WebSettings(runtime=RuntimeSettings(env=env), auth=auth or AuthSettings())
@@ -64,6 +68,7 @@ def web_app(
             {"tasks": "http://tasks", "notifications": "http://notifications", "audit": "http://audit"},
             transport=httpx.MockTransport(answer),
         ),
+        clock=clock,
     )
     transport = httpx.ASGITransport(app=create_app(runtime))
     # Outside development the cookies are Secure: the browser sends them back only over TLS.
@@ -164,3 +169,22 @@ async def test_outside_development_only_a_pasted_token_signs_in() -> None:
         )
         assert pasted.status_code == 303
         assert "Secure" in pasted.headers["set-cookie"]
+
+
+async def test_the_pages_tell_late_by_the_systems_clock_not_the_machines() -> None:
+    """A deployment on a simulated clock (the demonstration plays two years in minutes): what is
+    late on the dashboard is late on that clock, as it is for the services."""
+    milestone = {"milestone_id": "m-1", "title": "Hydrogen stations", "due": (NOW + timedelta(days=10)).isoformat()}
+    task = {**TASK, "milestones": [milestone]}
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1/tasks":
+            return httpx.Response(200, json={"items": [task], "next_cursor": None})
+        return services(request)
+
+    for clock, late in ((utc_now, False), (lambda: NOW + timedelta(days=30), True)):
+        async with web_app(answer=answer, clock=clock) as client:
+            await sign_in(client)
+            page = await client.get("/")
+        assert page.status_code == 200
+        assert ("Hydrogen stations" in page.text) is late, f"late={late}"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import base64
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import orjson
@@ -97,7 +96,7 @@ async def _verified(
     with runtime.verifying.holding(actor.user):
         result = await runtime.verifications.result(against_log, progress)
     await runtime.store.record_verification(
-        at=datetime.now(UTC),
+        at=runtime.clock(),
         by_user=actor.user,
         by_department=str(actor.department),
         ok=result.ok,

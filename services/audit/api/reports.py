@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
@@ -49,7 +49,7 @@ async def task_state(task_id: TaskIdPath, actor: Authenticated, store: Store, as
 )
 async def responsibility(actor: Authenticated, runtime: Runtime, as_of: Moment = None) -> dict[str, Any]:
     everything(actor)
-    moment = _not_after_now(as_of)
+    moment = _not_after(runtime.clock(), as_of)
     return {"as_of": moment.isoformat(), "departments": await runtime.reports.responsibility(actor.user, moment)}
 
 
@@ -74,15 +74,14 @@ def _may_read_reports(actor: Actor) -> None:
         raise Problem(403, "the implementation report is for the NDRC, the State Council and auditors")
 
 
-def _not_after_now(moment: datetime | None) -> datetime:
+def _not_after(now: datetime, moment: datetime | None) -> datetime:
     """The moment asked for, but no later than now: what has not happened is not reported."""
-    now = datetime.now(UTC)
     return now if moment is None else min(moment, now)
 
 
-def _period(period_from: datetime | None, period_to: datetime | None) -> tuple[datetime, datetime]:
+def _period(now: datetime, period_from: datetime | None, period_to: datetime | None) -> tuple[datetime, datetime]:
     """The period asked for, ending no later than now; half a year when no start is given."""
-    end = _not_after_now(period_to)
+    end = _not_after(now, period_to)
     start = period_from or end - timedelta(days=182)
     if start > end:
         raise Problem(422, "the period's start is after its end", field="from")
@@ -112,7 +111,7 @@ async def implementation_report(
     format: Literal["json", "md", "pdf"] = "json",
 ) -> Response:
     _may_read_reports(actor)
-    start, end = _period(period_from, period_to)
+    start, end = _period(runtime.clock(), period_from, period_to)
     report = await runtime.reports.implementation(actor.user, start, end)
     if format == "md":
         return Response(reports.markdown(report), media_type="text/markdown; charset=utf-8")
@@ -140,7 +139,7 @@ async def submit_report(
     if actor.department != Department.NDRC or not actor.has(Role.SUPERVISOR):
         raise Problem(403, "only the supervisor (NDRC) submits the implementation report")
     keyed = await idempotency_key(request)
-    start, end = _period(period.period_from, period.period_to)
+    start, end = _period(runtime.clock(), period.period_from, period.period_to)
     submission, replayed = await runtime.submissions.submit(actor, start, end, keyed)
     if replayed:
         response.headers["Idempotent-Replayed"] = "true"

@@ -193,7 +193,7 @@ class Deliveries:
 
     async def _post_signed(self, webhook: Webhook, alert: Alert) -> int:
         body = to_structured(alert).decode()
-        sent_at = datetime.now(UTC)
+        sent_at = datetime.now(UTC)  # the machine's, not the deployment's: receivers check it against theirs
         headers = {
             "content-type": STRUCTURED,
             "webhook-id": alert.data.alert_id,

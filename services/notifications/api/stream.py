@@ -90,6 +90,7 @@ async def _events(
     quiet_since = time.monotonic()
     proofs = ProofGate(runtime.trust)
     async for alert, after in alerts_from(runtime.settings.kafka, proofs, position, from_end=from_end):
+        # A token expires on the machine's clock, as the verifier that admitted it reads it.
         if actor.expires_at is not None and datetime.now(UTC) >= actor.expires_at:
             yield (
                 b"event: end\ndata: "

@@ -9,7 +9,6 @@ import re
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from pathlib import PurePath
 from typing import Any
 
@@ -51,10 +50,6 @@ class Filled:
 def fresh_key() -> str:
     """Each form shown gets its own key: a double click sends the same one, a new form another."""
     return f"web-{uuid.uuid4()}"
-
-
-def shown_at() -> str:
-    return datetime.now(UTC).isoformat()
 
 
 async def act(request: Request, web: WebRuntime, session: Session) -> Filled | Response:

@@ -3,7 +3,7 @@ and the task list as Excel workbooks, with the words and times the pages show.""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -56,7 +56,7 @@ async def todo_workbook(request: Request, web: Runtime, session: SignedIn) -> Re
 @router.get("/tasks.xlsx")
 async def tasks_workbook(request: Request, web: Runtime, session: SignedIn) -> Response:
     tasks = await visible_tasks(web, session.token)
-    now = datetime.now(UTC)
+    now = web.clock()
     with i18n.using(locale_of(request), zone_of(request)):
         sheet = Sheet(
             _("Tasks"),

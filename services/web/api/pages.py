@@ -14,7 +14,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from services.web.adapters.backends import BackendDown, BackendRefused
 from services.web.adapters.sessions import Session
-from services.web.api.acts import Filled, act, fresh_key, shown_at
+from services.web.api.acts import Filled, act, fresh_key
 from services.web.api.charts import field_progress_chart, milestone_timeline
 from services.web.api.rendering import may_verify, page
 from services.web.api.session import Runtime, SignedIn, checked, same_origin
@@ -80,8 +80,7 @@ async def overview_page(request: Request, web: Runtime, session: SignedIn) -> Re
         visible_tasks(web, session.token), *(_entries(web, session.token, type=t) for t in ISSUE_AND_APPROVAL_TYPES)
     )
     entries = sorted((e for found in by_type for e in found), key=lambda e: e["seq"])
-    now = datetime.now(UTC)
-    summary = overview(tasks, entries, now)
+    summary = overview(tasks, entries, web.clock())
     return await shown(
         request,
         web,
@@ -170,12 +169,12 @@ async def _task_page(
         session,
         status=status,
         task=task,
-        timeline=lambda: milestone_timeline(task, at or datetime.now(UTC), marker=_("as of") if at else _("now")),
+        timeline=lambda: milestone_timeline(task, at or web.clock(), marker=_("as of") if at else _("now")),
         history=lines,
         moments=sorted({line.time for line in lines}, reverse=True),
         changed_since_shown=changed,
         as_of=as_of if at else "",
-        **forms_of([] if at else actions["items"], f"/tasks/{task_id}", done, filled),
+        **forms_of([] if at else actions["items"], f"/tasks/{task_id}", done, filled, web.clock()),
     )
 
 
@@ -217,11 +216,13 @@ async def plan_page_of(
         session,
         status=status,
         sheet=sheet,
-        **forms_of(actions["items"], "/plan", done, filled),
+        **forms_of(actions["items"], "/plan", done, filled, web.clock()),
     )
 
 
-def forms_of(actions: list[dict[str, Any]], page_path: str, done: str, filled: Filled | None) -> dict[str, Any]:
+def forms_of(
+    actions: list[dict[str, Any]], page_path: str, done: str, filled: Filled | None, now: datetime
+) -> dict[str, Any]:
     """What a page with forms needs: the actions offered, how to lay each out, what was sent
     before, and where the forms post (``<page>/act``) and come back to."""
     return {
@@ -230,7 +231,7 @@ def forms_of(actions: list[dict[str, Any]], page_path: str, done: str, filled: F
         "choices": CHOICES,
         "filled": filled,
         "fresh_key": fresh_key,
-        "shown_at": shown_at(),
+        "shown_at": now.isoformat(),
         "done": done if done in FORMS else "",
         "act_url": f"{page_path}/act",
         "back": page_path,

@@ -4,7 +4,6 @@ Content-Security-Policy that allows nothing but this origin."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -94,7 +93,7 @@ def page(request: Request, template: str, session: Session | None, status: int =
             session=session,
             actor=session.actor if session else None,
             may_verify=session is not None and may_verify(session),
-            now=datetime.now(UTC),
+            now=request.app.state.runtime.clock(),
             lang=i18n.tag(locale),
             locale=locale,
             languages=[(other, i18n.language_name(other)) for other in i18n.LOCALES],
