@@ -15,9 +15,9 @@ from typing import Protocol
 from services.tasks.domain import commands as cmd
 from services.tasks.domain import support
 from services.tasks.domain.support import SupportWorld
-from shared.auth import Actor
 from shared.contract import catalog as c
 from shared.contract.codes import Department, Role
+from shared.domain.access import Actor
 from shared.domain.refusals import Conflict, Forbidden, Invalid, NotFound, RefusalKind, Refused
 from shared.domain.state import Approval, ApprovalStatus, Issue, IssueStatus, Plan, Task
 
