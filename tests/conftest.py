@@ -717,3 +717,25 @@ def browser(tmp_path: Path) -> Iterator[Browser]:
     finally:
         driver.quit()
         print(f"screenshots: {screenshots}")
+
+
+# --- the order the workers take the files in -------------------------------------------------------
+
+LONGEST_FIRST = (
+    "tests/reliability/test_live_verification.py",
+    "tests/e2e/test_api_fuzzing.py",
+    "tests/reliability/",
+    "tests/e2e/",
+    "tests/integration/",
+)
+"""pytest-xdist hands the files out in the order they are collected, to whichever worker is free:
+the long ones first (the two longest by name, then the folders whose files take longest), so
+that none is left running alone at the end while the other workers wait."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        path = Path(str(item.path)).relative_to(PROJECT_ROOT).as_posix()
+        return next((n for n, prefix in enumerate(LONGEST_FIRST) if path.startswith(prefix)), len(LONGEST_FIRST))
+
+    items.sort(key=rank)  # stable: each file's tests keep their order

@@ -175,7 +175,7 @@ class Verifier:
         """The sizes the chain's published checkpoints in the store name (the walk records the
         recomputed tree's root at each)."""
         sizes = set()
-        where = EntryFilter(event_type=TreeCheckpoint.event_type)
+        where = EntryFilter(event_types=(TreeCheckpoint.event_type,))
         async for chunk in self.store.stream(StoredEntry, where):
             for row in chunk:
                 if row.subject == self.chain_id:

@@ -7,7 +7,9 @@ aggregate (the record key and the CloudEvents ``subject``).
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Any, ClassVar, Literal, Self
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any, ClassVar, Literal, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
 
@@ -18,6 +20,9 @@ from shared.contract.topics import ALERTS, AUDIT, EVENTS
 TYPE_PREFIX = "org.policytrack."
 
 CATALOG: dict[str, type[EventData]] = {}
+"""Every event type written today, by its full name (with its version)."""
+SUPERSEDED: dict[str, Superseded] = {}
+"""Earlier versions of event types, still on the log: each read through its upcaster."""
 
 
 class EventData(BaseModel):
@@ -64,8 +69,36 @@ def event_type(name: str, version: int = 1) -> str:
 
 
 def full_type(name: str) -> str:
-    """A type as people write it (``task.assigned``) or in full (``org.policytrack.task.assigned.v1``), in full."""
-    return name if name.startswith(TYPE_PREFIX) else event_type(name)
+    """A type as people write it (``task.assigned``: its current version) or in full
+    (``org.policytrack.task.assigned.v1``), in full."""
+    if name.startswith(TYPE_PREFIX):
+        return name
+    current = [full for full in CATALOG if short_type(full) == name]
+    return current[0] if current else event_type(name)
+
+
+def versions_of(full: str) -> tuple[str, ...]:
+    """Every version of an event type that the log may hold, the current one first."""
+    name = short_type(full)
+    return (full, *sorted(old for old in SUPERSEDED if short_type(old) == name))
+
+
+B = TypeVar("B", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class Superseded:
+    """An earlier version of an event type: its own model, which checks its records as strictly
+    as it always did, and the function that makes the current version of one."""
+
+    model: type[BaseModel]
+    upcast: Callable[[Any], EventData]
+
+
+def superseded(old_type: str, model: type[B], upcast: Callable[[B], EventData]) -> None:
+    if old_type in CATALOG or old_type in SUPERSEDED:
+        raise TypeError(f"event type {old_type} is defined twice")
+    SUPERSEDED[old_type] = Superseded(model, upcast)
 
 
 def short_type(full: str) -> str:
@@ -84,11 +117,31 @@ class PlanEvent(EventData):
 EvaluationInterval = Annotated[int, Field(ge=1, le=60, description="months between evaluations of the plan")]
 
 
-class PlanApproved(PlanEvent):
-    event_type: ClassVar[str] = event_type("plan.approved")
+class PlanApprovedV1(BaseModel):
+    """``plan.approved`` as version 1 wrote it, before the approving document's number."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    plan_id: AggregateId
     title: Title
     summary: Text = ""
     evaluation_interval_months: EvaluationInterval | None = None
+
+
+class PlanApproved(PlanEvent):
+    event_type: ClassVar[str] = event_type("plan.approved", 2)
+    title: Title
+    summary: Text = ""
+    evaluation_interval_months: EvaluationInterval | None = None
+    document_number: str | None = Field(
+        default=None,
+        max_length=100,
+        description="the number of the document approving the plan (国函〔2020〕…号); version 1 has none",
+    )
+
+
+superseded(
+    event_type("plan.approved", 1), PlanApprovedV1, lambda old: PlanApproved(**old.model_dump(), document_number=None)
+)
 
 
 class PlanAmended(PlanEvent):

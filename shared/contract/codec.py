@@ -2,7 +2,9 @@
 
 Attributes travel as ``ce_*`` headers, ``data`` as the JSON value, the aggregate id as the
 key. Decoding never raises: a record that is not a valid event yields a ``DecodeFailure``
-that the caller sends to the dead-letter topic.
+that the caller sends to the dead-letter topic. A record of an earlier version of its type is
+checked by that version's model and read through its upcaster: every reader sees the current
+version (``type`` included); the record itself, as the trail keeps it, is unchanged.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Protocol
 import orjson
 from pydantic import ValidationError
 
-from shared.contract.catalog import CATALOG
+from shared.contract.catalog import CATALOG, SUPERSEDED, EventData
 from shared.contract.envelope import AnyEvent, CloudEvent, JSON
 
 Headers = tuple[tuple[str, bytes | None], ...]
@@ -72,8 +74,8 @@ def decode(key: bytes | None, value: bytes | None, headers: Headers) -> AnyEvent
     reason = problem or _envelope_problem(attributes, value)
     if reason is None:
         try:
-            data = CATALOG[attributes["type"]].model_validate_json(value or b"")
-            event: AnyEvent = CloudEvent.model_validate({**attributes, "data": data})
+            data = _data(attributes["type"], value or b"")
+            event: AnyEvent = CloudEvent.model_validate({**attributes, "type": data.event_type, "data": data})
         except ValidationError as error:
             reason = _describe(error)
         else:
@@ -81,6 +83,12 @@ def decode(key: bytes | None, value: bytes | None, headers: Headers) -> AnyEvent
                 return event
             reason = f"record key {key!r} is not the event's subject {event.subject!r}"
     return DecodeFailure(reason, key, value, headers)
+
+
+def _data(type_: str, value: bytes) -> EventData:
+    if (earlier := SUPERSEDED.get(type_)) is not None:
+        return earlier.upcast(earlier.model.model_validate_json(value))
+    return CATALOG[type_].model_validate_json(value)
 
 
 def _read_headers(headers: Headers) -> tuple[dict[str, str], str | None]:
@@ -113,7 +121,7 @@ def _read_headers(headers: Headers) -> tuple[dict[str, str], str | None]:
 def _envelope_problem(attributes: dict[str, str], value: bytes | None) -> str | None:
     if "specversion" not in attributes:
         return "not a CloudEvent: no ce_specversion header"
-    if attributes.get("type") not in CATALOG:
+    if attributes.get("type") not in CATALOG and attributes.get("type") not in SUPERSEDED:
         return f"unknown event type {attributes.get('type')!r}"
     if value is None:
         return "record has no value (data)"

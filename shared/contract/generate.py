@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import create_model
+from pydantic import BaseModel, create_model
 
-from shared.contract.catalog import CATALOG, EventData
+from shared.contract.catalog import CATALOG, SUPERSEDED, EventData, full_type, short_type
 from shared.contract.codec import HEADER_PREFIX
 from shared.contract.envelope import AnyEvent, CloudEvent
 from shared.contract.topics import ALERTS, AUDIT, COMMANDS, DEADLETTER, EVENTS, TOPICS, TopicSpec
@@ -24,17 +24,19 @@ SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 COMPONENT_REF = "#/components/schemas/{model}"
 
 
-def event_json_schema(data_class: type[EventData]) -> dict[str, Any]:
-    """The structured-mode CloudEvent of one type: envelope attributes plus its ``data``."""
+def event_json_schema(data_class: type[BaseModel], type_name: str | None = None) -> dict[str, Any]:
+    """The structured-mode CloudEvent of one type: envelope attributes plus its ``data``.
+    ``type_name``: the type of an earlier version's model (a current one knows its own)."""
+    name = type_name or getattr(data_class, "event_type")  # noqa: B009  # a ClassVar of the current types
     model = create_model(
         data_class.__name__ + "Event",
         __base__=CloudEvent,
-        __doc__=(data_class.__doc__ or f"A {data_class.event_type} event.").strip(),
-        type=(Literal[data_class.event_type], data_class.event_type),  # type: ignore[arg-type]  # a Literal of a value known at run time
+        __doc__=(data_class.__doc__ or f"A {name} event.").strip(),
+        type=(Literal[name], name),  # type: ignore[arg-type]  # a Literal of a value known at run time
         data=(data_class, ...),
     )
     schema = model.model_json_schema()
-    return {"$schema": SCHEMA_DIALECT, "$id": f"urn:policytrack:schema:{data_class.event_type}", **schema}
+    return {"$schema": SCHEMA_DIALECT, "$id": f"urn:policytrack:schema:{name}", **schema}
 
 
 def _channel_key(topic: str) -> str:
@@ -219,6 +221,12 @@ def event_catalog() -> str:
                 lines.append(f"| `{name}` | {kind}{' (' + prop['format'] + ')' if 'format' in prop else ''} | "
                              f"{'yes' if name in schema.get('required', ()) else 'no'} |")
             lines.append("")
+    lines += ["## Earlier versions still on the log", "",
+              "Records of these types were written by earlier versions. Every reader checks one against its own "
+              "version's schema and reads it through its upcaster as the current version; the trail keeps the "
+              "record as it was written.", ""]
+    lines += [f"- `{old}`: read as `{full_type(short_type(old))}`" for old in sorted(SUPERSEDED)]
+    lines.append("")
     return "\n".join(lines)
 
 
@@ -228,6 +236,10 @@ def render() -> dict[str, str]:
         f"contract/schemas/{event_type}.json": json.dumps(event_json_schema(data_class), indent=2, sort_keys=True)
         + "\n"
         for event_type, data_class in CATALOG.items()
+    } | {
+        f"contract/schemas/{event_type}.json": json.dumps(event_json_schema(earlier.model, event_type), indent=2,
+                                                        sort_keys=True) + "\n"
+        for event_type, earlier in SUPERSEDED.items()
     }
     files["contract/asyncapi.yaml"] = yaml.safe_dump(asyncapi_document(), sort_keys=False, allow_unicode=True,
                                                      width=100)

@@ -57,6 +57,7 @@ def _plan(data: c.PlanApproved, event: AnyEvent) -> Plan:
         title=data.title,
         summary=data.summary,
         approved_by=event.actor,
+        document_number=data.document_number,
         evaluation_interval_months=data.evaluation_interval_months,
         **_origin(event),
     )
@@ -236,7 +237,7 @@ def _met(milestones: tuple[Milestone, ...], data: c.MilestoneMet, event: AnyEven
 
 
 DOMAIN_TYPES = frozenset(
-    cls.event_type
+    version
     for cls in (
         c.PlanApproved,
         c.PlanAmended,
@@ -264,5 +265,7 @@ DOMAIN_TYPES = frozenset(
         c.SupportDeclined,
         c.SupportRequestClosed,
     )
+    for version in c.versions_of(cls.event_type)
 )
+"""Every type, in every version the log may hold, that changes the state."""
 """The event types that change an aggregate; everything else on the log leaves state alone."""

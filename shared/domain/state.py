@@ -25,6 +25,7 @@ class Plan(State):
     title: str
     summary: str = ""
     approved_by: str
+    document_number: str | None = None
     evaluation_interval_months: int | None = None
     evaluation_due: datetime | None = None
     """When the last evaluation that fell due did (set by ``plan.evaluation_due``)."""

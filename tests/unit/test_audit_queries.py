@@ -13,7 +13,7 @@ from sqlalchemy.dialects import sqlite
 from services.audit.adapters.store import ENTRY_COLUMNS, AuditStore, EntryFilter, StoredEntry, TrailEntry, entries
 
 FILTERS = {
-    "type": EntryFilter(event_type="org.policytrack.task.progress_reported.v1", after_sequence=5),
+    "type": EntryFilter(event_types=("org.policytrack.task.progress_reported.v1",), after_sequence=5),
     "task": EntryFilter(task_id="task-1", after_sequence=5),
     "actor": EntryFilter(actor="u-jilin", after_sequence=5),
     "department": EntryFilter(department="JILIN", after_sequence=5),

@@ -47,7 +47,7 @@ from sqlalchemy.sql import Select
 from services.audit.adapters.sqlite import loop_thread_engine, threaded_engine
 from services.audit.domain.chain import GENESIS, LogRecord, canonical, chain_hash, headers_json
 from shared.contract.catalog import TaskAssigned, TaskReassigned
-from shared.contract.codec import DecodeFailure, decode
+from shared.contract.codec import DecodeFailure, decode, header
 from shared.contract.envelope import AnyEvent
 from shared.logging import get_logger
 from shared.transparency.merkle import Frontier, Node, frontier_nodes, root_from
@@ -263,7 +263,8 @@ class EntryFilter:
     task_id: str | None = None
     actor: str | None = None
     department: str | None = None
-    event_type: str | None = None
+    event_types: tuple[str, ...] | None = None
+    """Any of these types (the versions of one type the trail may hold)."""
     since: datetime | None = None
     until: datetime | None = None
     event_id: str | None = None
@@ -587,11 +588,12 @@ class AuditStore:
             (entries.c.task_id, where.task_id),
             (entries.c.actor, where.actor),
             (entries.c.actordept, where.department),
-            (entries.c.event_type, where.event_type),
             (entries.c.event_id, where.event_id),
         ):
             if value is not None:
                 query = query.where(column == value)
+        if where.event_types is not None:
+            query = query.where(entries.c.event_type.in_(where.event_types))
         if where.since is not None:
             query = query.where(entries.c.event_time >= iso(where.since))
         if where.until is not None:
@@ -687,7 +689,8 @@ def derive(record: LogRecord) -> dict[str, Any]:
         return derived
     derived.update(
         event_id=decoded.id,
-        event_type=decoded.type,
+        # The type the record was written as (an earlier version stays that version in the trail).
+        event_type=header(record.headers, "ce_type"),
         subject=decoded.subject,
         task_id=getattr(decoded.data, "task_id", None),
         actor=decoded.actor,

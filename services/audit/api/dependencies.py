@@ -11,7 +11,7 @@ from services.audit.adapters.store import AuditStore, EntryFilter
 from services.audit.bootstrap import AuditRuntime
 from services.audit.reports import visibility
 from shared.auth import Actor
-from shared.contract.catalog import CATALOG, full_type
+from shared.contract.catalog import CATALOG, SUPERSEDED, TYPE_PREFIX, full_type, versions_of
 from shared.contract.codes import Department
 from shared.contract.types import AGGREGATE_ID_PATTERN, UtcDatetime
 from shared.http.problems import Problem
@@ -45,7 +45,7 @@ async def trail_filter(
         task_id=task_id,
         actor=actor_id,
         department=department and str(department),
-        event_type=_event_type(type),
+        event_types=_event_types(type),
         since=since,
         until=until,
         visible_to_department=visibility(actor),
@@ -55,12 +55,14 @@ async def trail_filter(
 TrailFilter = Annotated[EntryFilter, Depends(trail_filter)]
 
 
-def _event_type(name: str | None) -> str | None:
+def _event_types(name: str | None) -> tuple[str, ...] | None:
+    """A type named in full is that version; named as people say it, every version of it."""
     if name is None:
         return None
-    if full_type(name) not in CATALOG:
+    full = full_type(name)
+    if full not in CATALOG and full not in SUPERSEDED:
         raise Problem(422, f"unknown event type {name[:100]!r}", field="type")
-    return full_type(name)
+    return (full,) if name.startswith(TYPE_PREFIX) else versions_of(full)
 
 
 def everything(actor: Actor) -> None:

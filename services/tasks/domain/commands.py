@@ -24,6 +24,9 @@ class PlanBody(Body):
     title: Title
     summary: Text = ""
     evaluation_interval_months: EvaluationInterval | None = None
+    document_number: str | None = Field(
+        default=None, max_length=100, description="the number of the document approving the plan (国函〔2020〕…号)"
+    )
 
 
 class AmendmentBody(Body):

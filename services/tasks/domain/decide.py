@@ -71,6 +71,7 @@ def _approve_plan(command: cmd.ApprovePlan, actor: Actor, world: World) -> list[
             title=command.title,
             summary=command.summary,
             evaluation_interval_months=command.evaluation_interval_months,
+            document_number=command.document_number,
         )
     ]
 

@@ -130,6 +130,7 @@ FORMS: Mapping[str, Form] = {
             Field("title", N_("Plan"), required=True),
             Field("summary", N_("Summary"), "textarea"),
             Field("evaluation_interval_months", N_("Evaluate every (months)"), "months"),
+            Field("document_number", N_("Document number (e.g. 国函〔2020〕111号)")),
         ),
         N_("Approve"),
     ),
