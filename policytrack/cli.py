@@ -8,6 +8,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -373,7 +374,7 @@ def _verified(audit_url: str, token: str | None, against_log: bool, *, quiet: bo
         Meter("verifying the trail", err, quiet=quiet) as meter,
     ):
         _fail_unless_ok(response)
-        for line in response.iter_lines():
+        for line in _lines(response):
             if not line:
                 continue
             message = orjson.loads(line)
@@ -562,21 +563,32 @@ def _stream_export(client: httpx.Client, params: dict[str, Any], fmt: str, out: 
     ):
         _fail_unless_ok(response)
         header = fmt == "csv"
-        for line in response.iter_lines():
+        for line in _lines(response):
             if header:
                 header = False
                 if out is not None:
-                    out.write(line.encode() + b"\n")
+                    out.write(line + b"\n")
                 continue
             count += 1
             if out is not None:
-                out.write(line.encode() + b"\n")
+                out.write(line + b"\n")
             else:
-                lines.append(line.encode())
+                lines.append(line)
             if count % 1000 == 0:
                 meter.update(count)
         meter.update(count)
     return count if out is not None else lines
+
+
+def _lines(response: httpx.Response) -> Iterator[bytes]:
+    """The lines of a streamed answer, ended by a newline only: a JSON string may hold U+2028 or
+    U+0085 raw, where ``iter_lines`` (which splits as ``str.splitlines`` does) would cut it."""
+    pending = b""
+    for chunk in response.iter_bytes():
+        *whole, pending = (pending + chunk).split(b"\n")
+        yield from whole
+    if pending:
+        yield pending
 
 
 def _fail_unless_ok(response: httpx.Response) -> None:
