@@ -68,12 +68,21 @@ class ServiceProcess:
             if self.process.poll() is not None:
                 raise NotReady(f"{self.name} exited with {self.process.returncode}; see {self.log_path}:\n{self.log()}")
             try:
-                if httpx.get(f"{self.url}{path}", timeout=2).status_code == 200:
+                # Once this process answers on the port, nothing else can be listening on it.
+                if self._answering() and httpx.get(f"{self.url}{path}", timeout=2).status_code == 200:
                     return
-            except httpx.HTTPError:
+            except (httpx.HTTPError, ValueError):  # not answering yet, or not a service of ours
                 pass
             time.sleep(0.1)
         raise NotReady(f"{self.name} not {what} within {timeout:.0f}s; see {self.log_path}:\n{self.log()}")
+
+    def _answering(self) -> bool:
+        """Whether the process listening on the port is this one (another may have taken the
+        port while this one was down, or before it bound it)."""
+        assert self.process is not None
+        alive = httpx.get(f"{self.url}/healthz", timeout=2)
+        said = alive.json() if alive.status_code == 200 else None
+        return isinstance(said, dict) and said.get("pid") == self.process.pid
 
     def readiness(self) -> dict[str, Any]:
         answer: dict[str, Any] = httpx.get(f"{self.url}/readyz", timeout=10).json()

@@ -288,7 +288,9 @@ async def whole_trail(client: httpx.AsyncClient) -> list[dict]:
     cursor = None
     while True:
         params = {"limit": 1000, **({"cursor": cursor} if cursor else {})}
-        page = (await client.get("/v1/audit/events", headers=NAO, params=params)).json()
+        answer = await client.get("/v1/audit/events", headers=NAO, params=params)
+        assert answer.status_code == 200, (answer.status_code, answer.text)
+        page = answer.json()
         items += page["items"]
         if not (cursor := page["next_cursor"]):
             return items

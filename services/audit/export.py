@@ -14,6 +14,7 @@ import orjson
 
 from services.audit.adapters.store import AuditStore, EntryFilter, StoredEntry, TrailEntry
 from shared.contract.catalog import SubscriptionCreated
+from shared.contract.codec import HEADER_TO_ATTRIBUTE as ATTRIBUTES
 from shared.contract.types import redacted_url
 
 SUBSCRIPTION_CREATED = SubscriptionCreated.event_type
@@ -22,9 +23,14 @@ SUBSCRIPTION_CREATED = SubscriptionCreated.event_type
 def ndjson_line(row: TrailEntry | StoredEntry) -> bytes:
     event: dict[str, Any] | None = None
     if row.decode_error is None:
-        # A decoded entry's headers all have values. binascii, not base64.b64decode: this
-        # runs for a dozen headers of every exported entry, and the wrapper costs half of it.
-        event = {name[3:]: a2b_base64(value).decode() for name, value in orjson.loads(row.headers) if name[:3] == "ce_"}
+        # A decoded entry's attribute headers have UTF-8 values (others may have any bytes or
+        # none). binascii, not base64.b64decode: this runs for a dozen headers of every
+        # exported entry, and the wrapper costs half of it.
+        event = {
+            ATTRIBUTES[name]: a2b_base64(value).decode()
+            for name, value in orjson.loads(row.headers)
+            if name in ATTRIBUTES
+        }
         event["datacontenttype"] = "application/json"
         event["data"] = _readable_data(row)
     return orjson.dumps(

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import hmac
 import secrets
 import uuid
 from collections import deque
@@ -68,6 +67,8 @@ class NotificationService:
     resolve: Resolver = system_resolver
     subscriptions: dict[str, Subscription] = field(default_factory=dict)
     feeds: dict[str, Feed] = field(default_factory=dict)
+    feed_by_secret: dict[str, str] = field(default_factory=dict)
+    """Each live feed's id by the SHA-256 of its secret address (the log keeps only the hash)."""
     delivered: set[tuple[str, str]] = field(default_factory=set)
     live: bool = False
     positions: Positions = field(default_factory=dict)
@@ -158,9 +159,12 @@ class NotificationService:
         elif (known := self.feeds.get(data.feed_id)) is not None and isinstance(data, c.CalendarFeedRotated):
             feed = replace(known, secret_sha256=data.secret_sha256)
         else:
-            self.feeds.pop(data.feed_id, None)
-            return
-        self.feeds[feed.feed_id] = feed
+            feed = None
+        if (gone := self.feeds.pop(data.feed_id, None)) is not None:
+            self.feed_by_secret.pop(gone.secret_sha256, None)
+        if feed is not None:
+            self.feeds[feed.feed_id] = feed
+            self.feed_by_secret[feed.secret_sha256] = feed.feed_id
 
     async def go_live(self) -> None:
         """Caught up with the log: start delivering, including what was left pending."""
@@ -258,14 +262,14 @@ class NotificationService:
         await self._record(new_event(issued, actor=actor.user, actordept=actor.department))
         return self.feeds[issued.feed_id], secret
 
+    def kept_feeds(self, actor: Actor) -> list[Feed]:
+        return [feed for feed in self.feeds.values() if feeds.may_keep(feed, actor)]
+
     def kept_feed(self, feed_id: str, actor: Actor) -> Feed:
-        if (feed := self.kept_feed_or_none(feed_id, actor)) is None:
+        feed = self.feeds.get(feed_id)
+        if feed is None or not feeds.may_keep(feed, actor):
             raise NotFound(f"no calendar feed {feed_id} that you may see")
         return feed
-
-    def kept_feed_or_none(self, feed_id: str, actor: Actor) -> Feed | None:
-        feed = self.feeds.get(feed_id)
-        return feed if feed is not None and feeds.may_keep(feed, actor) else None
 
     async def rotate_feed(self, feed_id: str, actor: Actor) -> str:
         """A new secret address for the feed; the old one stops working."""
@@ -282,8 +286,8 @@ class NotificationService:
 
     def calendar(self, secret: str) -> bytes:
         """The feed behind a secret address, as iCalendar; NotFound for one unknown, rotated or revoked."""
-        digest = _sha256(secret)
-        feed = next((f for f in self.feeds.values() if hmac.compare_digest(f.secret_sha256, digest)), None)
+        # Looked up by hash: timing can tell of the hash, never of the secret behind it.
+        feed = self.feeds.get(self.feed_by_secret.get(_sha256(secret), ""))
         if feed is None:
             raise NotFound("no calendar feed at this address (it may have been rotated or revoked)")
         return calendar_document(feeds.entries(self.schedule, feed), feed.language, self.clock())

@@ -25,10 +25,24 @@ HEADER_PREFIX = "ce_"
 CONTENT_TYPE = "content-type"
 STRUCTURED = "application/cloudevents+json"
 _ATTRIBUTES = (
-    "specversion", "id", "source", "type", "time", "subject", "actor", "actordept",
-    "aggregateversion", "correlationid", "causationid", "idempotencykey", "requestdigest", "signedcommand",
+    "specversion",
+    "id",
+    "source",
+    "type",
+    "time",
+    "subject",
+    "actor",
+    "actordept",
+    "aggregateversion",
+    "correlationid",
+    "causationid",
+    "idempotencykey",
+    "requestdigest",
+    "signedcommand",
 )
-_HEADER_TO_ATTRIBUTE = {HEADER_PREFIX + name: name for name in _ATTRIBUTES}
+HEADER_TO_ATTRIBUTE = {HEADER_PREFIX + name: name for name in _ATTRIBUTES}
+"""The headers that carry the envelope's attributes, each to its attribute: the only ``ce_``
+headers read (Kafka lets a writer add others, with any bytes or none)."""
 _NOT_HEADERS = {"data", "datacontenttype"}
 _JSON_BYTES = JSON.encode()
 _JSON_CONTENT_TYPE = (CONTENT_TYPE, _JSON_BYTES)
@@ -64,7 +78,10 @@ def encode(event: AnyEvent) -> EncodedEvent:
         topic=event.topic,
         key=event.subject.encode(),
         value=event.data.__pydantic_serializer__.to_json(event.data),
-        headers=(_JSON_CONTENT_TYPE, *((HEADER_PREFIX + name, str(value).encode()) for name, value in attributes.items())),
+        headers=(
+            _JSON_CONTENT_TYPE,
+            *((HEADER_PREFIX + name, str(value).encode()) for name, value in attributes.items()),
+        ),
     )
 
 
@@ -97,7 +114,7 @@ def _read_headers(headers: Headers) -> tuple[dict[str, str], str | None]:
     attributes: dict[str, str] = {}
     content_type: bytes | None = None
     for name, raw in headers:
-        attribute = _HEADER_TO_ATTRIBUTE.get(name)
+        attribute = HEADER_TO_ATTRIBUTE.get(name)
         if attribute is None and name != CONTENT_TYPE:
             continue
         if raw is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 import time
@@ -71,9 +72,11 @@ def create_service_app(
     document_problems(app)
     document_links(app)
 
-    @app.get("/healthz", tags=["operations"], summary="The process is alive")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    @app.get("/healthz", tags=["operations"], summary="The process is alive, and which process it is")
+    async def healthz() -> dict[str, str | int]:
+        # The pid tells whoever started the process that it is this one answering on the port,
+        # not another that took the port while it was down.
+        return {"status": "ok", "pid": os.getpid()}
 
     @app.get(
         "/readyz",

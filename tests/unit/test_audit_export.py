@@ -84,3 +84,27 @@ async def test_the_csv_export_holds_every_query_column_of_every_entry(store: Aud
     ]
     assert rows == expected
     assert rows[0]["actor"] == "u-jilin" and rows[0]["task_id"] == "task-1" and rows[0]["actordept"] == "JILIN"
+
+
+@pytest.mark.parametrize("extension", [None, b"\xff\xfe"], ids=["no value", "not UTF-8"])
+async def test_an_event_with_a_stray_extension_header_is_shown_as_the_event_it_decodes_to(
+    tmp_path: Path, extension: bytes | None
+) -> None:
+    """Kafka lets a writer add any header: one the contract does not name, with no value or
+    bytes that are not UTF-8, leaves the event valid (the decoder ignores it). Its entry is
+    shown as that event, not turned into a failure that takes the whole page or export down."""
+    event = encode(new_event(TaskProgressReported(task_id="task-1", percent=40), actor="u-jilin", actordept="JILIN"))
+    record = LogRecord.kept(
+        event.topic, 0, 0, 1_700_000_000_000, event.key, event.value, (*event.headers, ("ce_stray", extension))
+    )
+    store = AuditStore(f"sqlite+aiosqlite:///{tmp_path / 'audit.db'}")
+    await store.open()
+    try:
+        await store.write(chained([record], store.head))
+        shown, _ = await store.page(TrailEntry, EntryFilter(), 10)
+        (entry,) = map(orjson.loads, map(ndjson_line, shown))
+        assert entry["decode_error"] is None and entry["event"]["data"]["percent"] == 40
+        assert "stray" not in entry["event"]
+        assert orjson.loads(await exported(store, "ndjson")) == entry
+    finally:
+        await store.close()

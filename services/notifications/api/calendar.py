@@ -62,7 +62,7 @@ async def issue_feed(actor: Authenticated, service: Service, body: FeedBody | No
     "/v1/calendar-feeds", response_model=FeedList, responses=problem_responses(401), summary="The feeds you keep"
 )
 async def list_feeds(actor: Authenticated, service: Service) -> dict[str, Any]:
-    kept = [feed.public() for feed in service.feeds.values() if service.kept_feed_or_none(feed.feed_id, actor)]
+    kept = [feed.public() for feed in service.kept_feeds(actor)]
     return {"items": sorted(kept, key=lambda feed: str(feed["created_at"]))}
 
 
