@@ -6,16 +6,16 @@ aggregate (the record key and the CloudEvents ``subject``).
 
 from __future__ import annotations
 
-from datetime import date
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date
 from typing import Annotated, Any, ClassVar, Literal, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
 
 from shared.contract.codes import ApprovalKind, CooperationField, Department, Rating, Role, Severity, TaskHealth
-from shared.contract.types import AggregateId, EvidenceType, FileName, Percent, Sha256, Text, Title, UtcDatetime
 from shared.contract.topics import ALERTS, AUDIT, EVENTS
+from shared.contract.types import AggregateId, EvidenceType, FileName, Percent, Sha256, Text, Title, UtcDatetime
 
 TYPE_PREFIX = "org.policytrack."
 
@@ -533,7 +533,9 @@ class MailSubscriptionCreated(SubscriptionEvent):
     department: Department | None = None
     task_id: AggregateId | None = None
     event_types: tuple[str, ...] = ()
-    person: str | None = Field(default=None, max_length=200, description="whose own mailbox it is; None: the department's")
+    person: str | None = Field(
+        default=None, max_length=200, description="whose own mailbox it is; None: the department's"
+    )
     address: str = Field(max_length=320, description="the address with its local part masked")
     sealed_address: str = Field(description="the whole address, encrypted with the service's sealing key")
     language: Literal["zh-CN", "en", "ko"] = "zh-CN"

@@ -16,7 +16,7 @@ import orjson
 from pydantic import ValidationError
 
 from shared.contract.catalog import CATALOG, SUPERSEDED, EventData
-from shared.contract.envelope import AnyEvent, CloudEvent, JSON
+from shared.contract.envelope import JSON, AnyEvent, CloudEvent
 
 Headers = tuple[tuple[str, bytes | None], ...]
 """Kafka record headers: a header may have no value."""

@@ -16,10 +16,10 @@ SPECVERSION = "1.0"
 JSON = "application/json"
 
 
-D = TypeVar("D", bound=EventData, covariant=True)
+D_co = TypeVar("D_co", bound=EventData, covariant=True)
 
 
-class CloudEvent(BaseModel, Generic[D]):
+class CloudEvent(BaseModel, Generic[D_co]):
     """One event. ``type`` and ``subject`` always agree with ``data``; ``actor`` comes from a token.
     Generic over its data: a ``CloudEvent[DeadlineAlert]`` has an ``alert_id`` in its data."""
 
@@ -39,15 +39,18 @@ class CloudEvent(BaseModel, Generic[D]):
     causationid: str | None = Field(default=None, max_length=200)
     idempotencykey: str | None = Field(default=None, max_length=255, description="the client's Idempotency-Key, if any")
     requestdigest: str | None = Field(
-        default=None, pattern=r"^[0-9a-f]{64}$",
+        default=None,
+        pattern=r"^[0-9a-f]{64}$",
         description="SHA-256 of the request (method, path, body) the Idempotency-Key was first sent with",
     )
     signedcommand: str | None = Field(
-        default=None, max_length=300_000, pattern=r"^[A-Za-z0-9_-]+$",
+        default=None,
+        max_length=300_000,
+        pattern=r"^[A-Za-z0-9_-]+$",
         description="the department's signature of the command that caused the event, with what it signed "
         "(base64url JSON: scheme, kid, signed, signature, body), so anyone can check it with the department's key",
     )
-    data: SerializeAsAny[D]
+    data: SerializeAsAny[D_co]
 
     @model_validator(mode="after")
     def _agrees_with_data(self) -> Self:

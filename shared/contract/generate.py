@@ -16,7 +16,7 @@ from pydantic import BaseModel, create_model
 
 from shared.contract.catalog import CATALOG, SUPERSEDED, EventData, full_type, short_type
 from shared.contract.codec import HEADER_PREFIX
-from shared.contract.envelope import AnyEvent, CloudEvent
+from shared.contract.envelope import CloudEvent
 from shared.contract.topics import ALERTS, AUDIT, COMMANDS, DEADLETTER, EVENTS, TOPICS, TopicSpec
 from shared.settings import PROJECT_ROOT
 
@@ -200,31 +200,54 @@ def asyncapi_document() -> dict[str, Any]:
 
 def event_catalog() -> str:
     """docs/event-catalog.md: every event type, its topic, its aggregate and its fields."""
-    lines = ["# Event catalog", "",
-             "Generated from `shared/contract/catalog.py` by `make contract`; do not edit by hand.", "",
-             "Every event is a CloudEvents 1.0 envelope (binary mode on Kafka: `ce_*` headers, JSON body, key = "
-             "the aggregate id) with the extension attributes `actor`, `actordept`, `aggregateversion`, "
-             "`correlationid`, `causationid` and `idempotencykey`.", ""]
+    lines = [
+        "# Event catalog",
+        "",
+        "Generated from `shared/contract/catalog.py` by `make contract`; do not edit by hand.",
+        "",
+        "Every event is a CloudEvents 1.0 envelope (binary mode on Kafka: `ce_*` headers, JSON body, key = "
+        "the aggregate id) with the extension attributes `actor`, `actordept`, `aggregateversion`, "
+        "`correlationid`, `causationid` and `idempotencykey`.",
+        "",
+    ]
     for topic in TOPICS:
         lines += [f"## `{topic.name}`", "", topic.purpose, ""]
         for event_type, data_class in sorted(CATALOG.items()):
             if data_class.topic != topic.name:
                 continue
             summary = (data_class.__doc__ or "").strip().splitlines()[0] if data_class.__doc__ else ""
-            lines += [f"### `{event_type}`", "", *([summary, ""] if summary else []),
-                      f"Aggregate (subject and key): `{data_class.subject_field}`. Source: `{data_class.source}`.", "",
-                      "| field | type | required |", "| --- | --- | --- |"]
+            lines += [
+                f"### `{event_type}`",
+                "",
+                *([summary, ""] if summary else []),
+                f"Aggregate (subject and key): `{data_class.subject_field}`. Source: `{data_class.source}`.",
+                "",
+                "| field | type | required |",
+                "| --- | --- | --- |",
+            ]
             schema = data_class.model_json_schema()
             for name, prop in schema["properties"].items():
-                kind = prop.get("type") or prop.get("$ref", "").rsplit("/", 1)[-1] or " or ".join(
-                    option.get("type") or option.get("$ref", "").rsplit("/", 1)[-1] for option in prop.get("anyOf", []))
-                lines.append(f"| `{name}` | {kind}{' (' + prop['format'] + ')' if 'format' in prop else ''} | "
-                             f"{'yes' if name in schema.get('required', ()) else 'no'} |")
+                kind = (
+                    prop.get("type")
+                    or prop.get("$ref", "").rsplit("/", 1)[-1]
+                    or " or ".join(
+                        option.get("type") or option.get("$ref", "").rsplit("/", 1)[-1]
+                        for option in prop.get("anyOf", [])
+                    )
+                )
+                lines.append(
+                    f"| `{name}` | {kind}{' (' + prop['format'] + ')' if 'format' in prop else ''} | "
+                    f"{'yes' if name in schema.get('required', ()) else 'no'} |"
+                )
             lines.append("")
-    lines += ["## Earlier versions still on the log", "",
-              "Records of these types were written by earlier versions. Every reader checks one against its own "
-              "version's schema and reads it through its upcaster as the current version; the trail keeps the "
-              "record as it was written.", ""]
+    lines += [
+        "## Earlier versions still on the log",
+        "",
+        "Records of these types were written by earlier versions. Every reader checks one against its own "
+        "version's schema and reads it through its upcaster as the current version; the trail keeps the "
+        "record as it was written.",
+        "",
+    ]
     lines += [f"- `{old}`: read as `{full_type(short_type(old))}`" for old in sorted(SUPERSEDED)]
     lines.append("")
     return "\n".join(lines)
@@ -237,12 +260,15 @@ def render() -> dict[str, str]:
         + "\n"
         for event_type, data_class in CATALOG.items()
     } | {
-        f"contract/schemas/{event_type}.json": json.dumps(event_json_schema(earlier.model, event_type), indent=2,
-                                                        sort_keys=True) + "\n"
+        f"contract/schemas/{event_type}.json": json.dumps(
+            event_json_schema(earlier.model, event_type), indent=2, sort_keys=True
+        )
+        + "\n"
         for event_type, earlier in SUPERSEDED.items()
     }
-    files["contract/asyncapi.yaml"] = yaml.safe_dump(asyncapi_document(), sort_keys=False, allow_unicode=True,
-                                                     width=100)
+    files["contract/asyncapi.yaml"] = yaml.safe_dump(
+        asyncapi_document(), sort_keys=False, allow_unicode=True, width=100
+    )
     files["docs/event-catalog.md"] = event_catalog()
     return files
 

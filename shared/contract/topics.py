@@ -30,6 +30,8 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(ALERTS, "deadline alerts and notification subscriptions", KEPT),
     TopicSpec(DEADLETTER, "records no consumer could handle, with the reason", KEPT),
     TopicSpec(
-        AUDIT, "the audit service's own records: signed checkpoints of the trail, forgeries found, reports submitted", KEPT
+        AUDIT,
+        "the audit service's own records: signed checkpoints of the trail, forgeries found, reports submitted",
+        KEPT,
     ),
 )

@@ -8,7 +8,6 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import AfterValidator, AwareDatetime, Field, StringConstraints
 
-
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 LATEST = datetime(2200, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
 """The calendar the system computes with: far enough either way for a plan's deadlines and
@@ -51,6 +50,7 @@ def redacted_url(url: str) -> str:
         netloc += f":{parts.port}"
     return urlunsplit((parts.scheme, netloc, parts.path, "redacted" if parts.query else "", ""))
 
+
 EvidenceType = Literal[
     "application/pdf",
     "image/png",
@@ -65,5 +65,6 @@ EvidenceType = Literal[
 EVIDENCE_TYPES: tuple[str, ...] = get_args(EvidenceType)
 SHA256_PATTERN = r"^[0-9a-f]{64}$"
 Sha256 = Annotated[str, StringConstraints(pattern=SHA256_PATTERN)]
-FileName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255, pattern=r"^[^/\\\x00-\x1f]+$")]
-
+FileName = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255, pattern=r"^[^/\\\x00-\x1f]+$")
+]

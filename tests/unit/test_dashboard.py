@@ -3,18 +3,25 @@ words, the responsibility heat map, the milestone time axis, and sessions."""
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 
+import orjson
 import pytest
 
 from services.web.adapters.sessions import Sessions
 from services.web.api.charts import milestone_timeline
+from services.web.api.pages import events_of
 from services.web.api.session import local_path
 from services.web.domain.history import describe, history
 from services.web.domain.overview import overview
 from services.web.domain.responsibility import heat, table
 from shared.auth import Actor
+from shared.contract import catalog as c
+from shared.contract.catalog import EventData
+from shared.contract.codec import to_structured
 from shared.contract.codes import Department, Role
+from shared.contract.envelope import new_event
 from shared.domain.state import Milestone, Task, TaskStatus
 from shared.http.bounds import Bound
 from shared.http.problems import Problem
@@ -41,6 +48,7 @@ def a_task(task_id: str = "task-1", **fields: object) -> Task:
 
 
 def entry(event_type: str, time: str = "2026-11-01T00:00:00+00:00", **data: object) -> dict:
+    """An entry as the history reads it: only what the history shows."""
     return {
         "seq": 1,
         "event": {
@@ -53,27 +61,54 @@ def entry(event_type: str, time: str = "2026-11-01T00:00:00+00:00", **data: obje
     }
 
 
+def trail_entries(*changes: EventData) -> list[dict]:
+    """Trail entries as the audit API gives them, of ``changes`` in log order (each aggregate's
+    events numbered from version 1)."""
+    versions: Counter[str] = Counter()
+    entries = []
+    for seq, data in enumerate(changes, 1):
+        versions[data.subject] += 1
+        event = new_event(data, actor="u-1", actordept="JILIN", aggregateversion=versions[data.subject])
+        entries.append(
+            {"seq": seq, "event": {**orjson.loads(to_structured(event)), "datacontenttype": "application/json"}}
+        )
+    return entries
+
+
 def test_an_escalated_issue_shows_as_escalated_and_a_resolved_one_not_at_all() -> None:
-    entries = [
-        entry("issue.reported", issue_id="issue-a", task_id="task-1", title="Customs", severity="major"),
-        entry("issue.reported", issue_id="issue-b", task_id="task-1", title="Land", severity="low"),
-        entry("issue.escalated", issue_id="issue-a", task_id="task-1"),
-        entry("issue.resolved", issue_id="issue-b", task_id="task-1"),
-    ]
-    summary = overview([a_task()], entries, NOW)
+    entries = trail_entries(
+        c.IssueReported(issue_id="issue-a", task_id="task-1", title="Customs", severity="major"),
+        c.IssueReported(issue_id="issue-b", task_id="task-1", title="Land", severity="low"),
+        c.IssueEscalated(issue_id="issue-a", task_id="task-1"),
+        c.IssueResolved(issue_id="issue-b", task_id="task-1"),
+    )
+    summary = overview([a_task()], events_of(entries), NOW)
     assert [(i.issue_id, i.escalated) for i in summary.issues] == [("issue-a", True)]
     assert [i.title for i in summary.escalated] == ["Customs"]
 
 
 def test_only_approvals_not_yet_decided_are_pending() -> None:
-    entries = [
-        entry("approval.requested", approval_id="appr-a", task_id="task-1", kind="policy", title="A"),
-        entry("approval.requested", approval_id="appr-b", task_id="task-1", kind="policy", title="B"),
-        entry("approval.granted", approval_id="appr-a", task_id="task-1"),
-        entry("approval.requested", approval_id="appr-c", task_id="task-1", kind="policy", title="C"),
-        entry("approval.rejected", approval_id="appr-c", task_id="task-1"),
-    ]
-    assert [a.approval_id for a in overview([], entries, NOW).approvals] == ["appr-b"]
+    entries = trail_entries(
+        c.ApprovalRequested(approval_id="appr-a", task_id="task-1", kind="policy", title="A"),
+        c.ApprovalRequested(approval_id="appr-b", task_id="task-1", kind="policy", title="B"),
+        c.ApprovalGranted(approval_id="appr-a", task_id="task-1"),
+        c.ApprovalRequested(approval_id="appr-c", task_id="task-1", kind="policy", title="C"),
+        c.ApprovalRejected(approval_id="appr-c", task_id="task-1"),
+    )
+    assert [a.approval_id for a in overview([], events_of(entries), NOW).approvals] == ["appr-b"]
+
+
+def test_the_overview_folds_with_the_shared_evolve_and_passes_over_what_it_cannot_fold() -> None:
+    """An escalation whose report the reader was not given changes nothing; one delivered twice
+    is folded once; an entry that is not an event is passed over."""
+    entries = trail_entries(
+        c.IssueEscalated(issue_id="issue-unseen", task_id="task-1"),
+        c.IssueReported(issue_id="issue-a", task_id="task-1", title="Customs", severity="major"),
+    )
+    entries.append({**entries[-1], "seq": 3})
+    entries.append({"seq": 4, "event": None, "decode_error": "not a CloudEvent"})
+    summary = overview([], events_of(entries), NOW)
+    assert [(i.issue_id, i.escalated) for i in summary.issues] == [("issue-a", False)]
 
 
 def test_late_milestones_are_the_open_ones_past_due_longest_overdue_first() -> None:

@@ -5,10 +5,12 @@ reads the services with the signed-in user's token."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
+import orjson
 from fastapi import APIRouter, Form, Path, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
@@ -25,7 +27,9 @@ from services.web.domain.history import HistoryLine, history
 from services.web.domain.overview import ISSUE_AND_APPROVAL_TYPES, overview
 from services.web.domain.task_sheet import SheetReport
 from shared.contract.catalog import CATALOG, DailyDigest, short_type
+from shared.contract.codec import from_structured
 from shared.contract.codes import CooperationField, Department, Role
+from shared.contract.envelope import AnyEvent, CloudEvent
 from shared.contract.types import AGGREGATE_ID_PATTERN
 from shared.domain.progress import FieldProgress
 from shared.domain.state import Task
@@ -69,6 +73,13 @@ async def visible_tasks(web: WebRuntime, token: str) -> list[Task]:
     return [Task.model_validate(item) for item in items]
 
 
+def events_of(entries: Iterable[Mapping[str, Any]]) -> Iterator[AnyEvent]:
+    """The events of trail entries, read by the one codec (an entry that holds none is passed over)."""
+    for entry in entries:
+        if entry.get("event") and isinstance(event := from_structured(orjson.dumps(entry["event"])), CloudEvent):
+            yield event
+
+
 async def _entries(web: WebRuntime, token: str, **filters: str) -> list[dict[str, Any]]:
     entries: list[dict[str, Any]] = await web.backends.every("audit", "/v1/audit/events", token, filters, limit=1000)
     return entries
@@ -80,7 +91,7 @@ async def overview_page(request: Request, web: Runtime, session: SignedIn) -> Re
         visible_tasks(web, session.token), *(_entries(web, session.token, type=t) for t in ISSUE_AND_APPROVAL_TYPES)
     )
     entries = sorted((e for found in by_type for e in found), key=lambda e: e["seq"])
-    summary = overview(tasks, entries, web.clock())
+    summary = overview(tasks, events_of(entries), web.clock())
     return await shown(
         request,
         web,

@@ -1,18 +1,20 @@
 """What the plan overview shows: progress per field of cooperation, tasks by health, late
-milestones, open and escalated issues, pending approvals. Pure: states and trail entries in."""
+milestones, open and escalated issues, pending approvals. Pure: states and events in."""
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
-from shared.contract.catalog import short_type
 from shared.contract.codes import TaskHealth
+from shared.contract.envelope import AnyEvent
+from shared.domain.evolve import EvolveError
 from shared.domain.progress import FieldProgress, field_progress
-from shared.domain.state import Task, TaskStatus
+from shared.domain.projection import Projection
+from shared.domain.state import Approval, ApprovalStatus, Issue, IssueStatus, Task, TaskStatus
 
 CANCELLED = "cancelled"
 
@@ -32,7 +34,7 @@ class OpenIssue:
     task_id: str
     title: str
     severity: str
-    reported_at: str
+    reported_at: datetime
     escalated: bool = False
 
 
@@ -42,7 +44,7 @@ class PendingApproval:
     task_id: str
     kind: str
     title: str
-    requested_at: str
+    requested_at: datetime
 
 
 @dataclass(frozen=True)
@@ -58,15 +60,21 @@ class Overview:
         return [issue for issue in self.issues if issue.escalated]
 
 
-def overview(tasks: list[Task], entries: Iterable[Mapping[str, Any]], now: datetime) -> Overview:
-    """``entries`` are the trail's issue and approval events (as the audit API gives them)."""
-    events = [entry["event"] for entry in entries if entry.get("event")]
+def overview(tasks: list[Task], events: Iterable[AnyEvent], now: datetime) -> Overview:
+    """``events`` are the trail's issue and approval events in log order, folded with the shared
+    ``evolve`` as every other reader of the log folds them."""
+    folded = Projection()
+    for event in events:
+        # An event whose aggregate began where this reader may not look (or before the trail
+        # it was given) leaves the overview as it is.
+        with contextlib.suppress(EvolveError):
+            folded.apply(event)
     return Overview(
         fields=field_progress(tasks, now),
         by_health=by_health(tasks),
         late_milestones=late_milestones(tasks, now),
-        issues=open_issues(events),
-        approvals=pending_approvals(events),
+        issues=open_issues(folded.issues()),
+        approvals=pending_approvals(folded.approvals()),
     )
 
 
@@ -87,36 +95,24 @@ def late_milestones(tasks: list[Task], now: datetime) -> list[LateMilestone]:
     return sorted(late, key=lambda m: m.due)
 
 
-def open_issues(events: Iterable[Mapping[str, Any]]) -> list[OpenIssue]:
+def open_issues(issues: Iterable[Issue]) -> list[OpenIssue]:
     """Issues reported and not resolved, marked when escalated; newest first."""
-    issues: dict[str, OpenIssue] = {}
-    for event in events:
-        kind, data = short_type(event["type"]), event.get("data") or {}
-        issue_id = str(data.get("issue_id", ""))
-        if kind == "issue.reported":
-            issues[issue_id] = OpenIssue(
-                issue_id, data["task_id"], data["title"], data["severity"], event.get("time", "")
-            )
-        elif kind == "issue.escalated" and issue_id in issues:
-            reported = issues[issue_id]
-            issues[issue_id] = replace(reported, escalated=True)
-        elif kind == "issue.resolved":
-            issues.pop(issue_id, None)
-    return sorted(issues.values(), key=lambda i: i.reported_at, reverse=True)
+    shown = [
+        OpenIssue(i.issue_id, i.task_id, i.title, str(i.severity), i.created_at, i.status is IssueStatus.ESCALATED)
+        for i in issues
+        if i.status is not IssueStatus.RESOLVED
+    ]
+    return sorted(shown, key=lambda i: i.reported_at, reverse=True)
 
 
-def pending_approvals(events: Iterable[Mapping[str, Any]]) -> list[PendingApproval]:
+def pending_approvals(approvals: Iterable[Approval]) -> list[PendingApproval]:
     """Approvals requested and not yet granted or rejected; oldest first."""
-    pending: dict[str, PendingApproval] = {}
-    for event in events:
-        kind, data = short_type(event["type"]), event.get("data") or {}
-        if kind == "approval.requested":
-            pending[data["approval_id"]] = PendingApproval(
-                data["approval_id"], data["task_id"], data["kind"], data["title"], event.get("time", "")
-            )
-        elif kind in ("approval.granted", "approval.rejected"):
-            pending.pop(str(data.get("approval_id", "")), None)
-    return sorted(pending.values(), key=lambda a: a.requested_at)
+    pending = [
+        PendingApproval(a.approval_id, a.task_id, str(a.kind), a.title, a.created_at)
+        for a in approvals
+        if a.status is ApprovalStatus.REQUESTED
+    ]
+    return sorted(pending, key=lambda a: a.requested_at)
 
 
 ISSUE_AND_APPROVAL_TYPES = (
