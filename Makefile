@@ -19,7 +19,7 @@ test: venv tools
 test-unit: venv tools
 	$(BIN)/pytest -n $(TEST_WORKERS) tests/unit $(PYTEST_ARGS)
 
-# ruff (lint and format) over everything; mypy --strict over shared/ and services/.
+# ruff (lint and format) over everything; mypy --strict over shared/, services/ and policytrack/.
 lint: venv
 	$(BIN)/ruff check shared services policytrack tests bench
 	$(BIN)/ruff format --check shared services policytrack tests bench

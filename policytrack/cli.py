@@ -28,7 +28,7 @@ from shared.auth import mint_dev_token
 from shared.contract.catalog import full_type
 from shared.contract.codec import DecodeFailure, decode_record, to_structured
 from shared.contract.codes import Department, Role
-from shared.contract.envelope import CloudEvent
+from shared.contract.envelope import AnyEvent
 from shared.contract.topics import ALERTS, EVENTS
 from shared.i18n import gettext as _
 from shared.i18n import names
@@ -242,7 +242,7 @@ async def _tail(
                         return
 
 
-def _wanted(event: CloudEvent, event_type: str | None, task: str | None, department: Department | None) -> bool:
+def _wanted(event: AnyEvent, event_type: str | None, task: str | None, department: Department | None) -> bool:
     data = event.data
     departments = {*getattr(data, "departments", ()), getattr(data, "escalated_to", None), event.actordept}
     return (
@@ -252,7 +252,7 @@ def _wanted(event: CloudEvent, event_type: str | None, task: str | None, departm
     )
 
 
-def _show(event: CloudEvent, as_json: bool) -> None:
+def _show(event: AnyEvent, as_json: bool) -> None:
     if as_json:
         print(to_structured(event).decode(), flush=True)
         return

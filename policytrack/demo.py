@@ -153,7 +153,8 @@ class Demo:
         )
         if response.status_code >= 400 and response.status_code != 409:
             raise RuntimeError(f"{path}: {response.status_code} {response.text}")
-        return response.json()
+        answer: dict[str, Any] = response.json()
+        return answer
 
     def setup(self) -> dict[str, str]:
         """The scenario; on existing data it changes nothing and returns the same ids."""
@@ -188,20 +189,23 @@ class Demo:
                     },
                     f"task:{key}",
                 )
-                self.ids[key] = task["id"]
+                self.ids[key] = str(task["id"])
             self.say(f"{len(TASKS)} tasks assigned across {len({t[1] for t in TASKS})} fields of cooperation")
-            for task, key, title, days, met in MILESTONES:
-                lead = next(t[3] for t in TASKS if t[0] == task)
+            for of_task, key, title, in_days, met in MILESTONES:
+                lead = next(t[3] for t in TASKS if t[0] == of_task)
                 milestone = self.post(
                     lead,
-                    f"/v1/tasks/{self.ids[task]}/milestones",
-                    {"title": title, "due": (now + timedelta(days=days)).isoformat()},
-                    f"milestone:{task}:{key}",
+                    f"/v1/tasks/{self.ids[of_task]}/milestones",
+                    {"title": title, "due": (now + timedelta(days=in_days)).isoformat()},
+                    f"milestone:{of_task}:{key}",
                 )
-                self.ids[f"{task}:{key}"] = milestone["id"]
+                self.ids[f"{of_task}:{key}"] = str(milestone["id"])
                 if met:
                     self.post(
-                        lead, f"/v1/tasks/{self.ids[task]}/milestones/{milestone['id']}/met", {}, f"met:{task}:{key}"
+                        lead,
+                        f"/v1/tasks/{self.ids[of_task]}/milestones/{milestone['id']}/met",
+                        {},
+                        f"met:{of_task}:{key}",
                     )
             self.say("milestones scheduled; three already late, one due in a few minutes")
             self._progress()

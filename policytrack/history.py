@@ -62,6 +62,9 @@ PLAN_OF_TASKS = {
 }
 LEADS = {"jilin": "JILIN", "changchun": "CHANGCHUN"}
 
+Step = Callable[[], object]
+"""One act of the history (what the request answers is not used)."""
+
 
 @dataclass
 class History:
@@ -76,12 +79,12 @@ class History:
             (datetime.now(BEIJING) - timedelta(days=365 * YEARS)).date(), day_time(9, 0), tzinfo=BEIJING
         )
     )
-    steps: list[tuple[int, Callable[[], None]]] = field(default_factory=list)
+    steps: list[tuple[int, Step]] = field(default_factory=list)
 
     def day(self, n: float) -> datetime:
         return self.start + timedelta(days=n)
 
-    def at(self, n: int, step: Callable[[], None]) -> None:
+    def at(self, n: int, step: Step) -> None:
         self.steps.append((n, step))
 
     def play(self) -> dict[str, str]:
@@ -175,7 +178,7 @@ class History:
             )
             self.player.ids[f"{task}:{key}"] = milestone["id"]
 
-    def _met(self, task: str, key: str) -> Callable[[], None]:
+    def _met(self, task: str, key: str) -> Step:
         def met() -> None:
             ids = self.player.ids
             path = f"/v1/tasks/{ids[task]}/milestones/{ids[f'{task}:{key}']}/met"
@@ -183,7 +186,7 @@ class History:
 
         return met
 
-    def _quarterly(self, quarter: int) -> Callable[[], None]:
+    def _quarterly(self, quarter: int) -> Step:
         def report() -> None:
             for task, (person, due, completed, moved) in PLAN_OF_TASKS.items():
                 n = quarter * 90
@@ -201,12 +204,12 @@ class History:
 
         return report
 
-    def _complete(self, task: str, person: str) -> Callable[[], None]:
+    def _complete(self, task: str, person: str) -> Step:
         return lambda: self._post(
             person, f"/v1/tasks/{self.player.ids[task]}/complete", {"note": "done as planned"}, f"complete:{task}"
         )
 
-    def _move_deadline(self, task: str, due: int) -> Callable[[], None]:
+    def _move_deadline(self, task: str, due: int) -> Step:
         return lambda: self._post(
             "sc",
             f"/v1/tasks/{self.player.ids[task]}/deadline",
@@ -310,7 +313,7 @@ class History:
             "decision:park-ii",
         )
 
-    def _evaluate_plan(self, n: int) -> Callable[[], None]:
+    def _evaluate_plan(self, n: int) -> Step:
         return lambda: self._post(
             "ndrc",
             f"/v1/plans/{self.player.ids['plan']}/evaluations",
@@ -318,7 +321,7 @@ class History:
             f"plan-evaluation:{n}",
         )
 
-    def _evaluate(self, task: str, rating: str, findings: str) -> Callable[[], None]:
+    def _evaluate(self, task: str, rating: str, findings: str) -> Step:
         return lambda: self._post(
             "ndrc",
             f"/v1/tasks/{self.player.ids[task]}/evaluations",

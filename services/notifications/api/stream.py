@@ -8,29 +8,25 @@ bounded number (``POLICYTRACK_NOTIFICATIONS_STREAMS``); over either, 429 with Re
 
 from __future__ import annotations
 
-import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-import orjson
-from fastapi import APIRouter, Header, Query, Request
-from fastapi.responses import StreamingResponse
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from services.notifications.adapters.alert_stream import StreamPosition, alerts_from
 from services.notifications.api.dependencies import Runtime
-from services.notifications.bootstrap import NotificationsRuntime
 from shared.auth import Actor, can_read
 from shared.contract.catalog import short_type
 from shared.contract.codec import to_structured
 from shared.contract.envelope import AnyEvent
-from shared.http.bounds import Slot
 from shared.http.problems import Problem, problem_responses
 from shared.http.service import Authenticated
 from shared.provenance.gate import ProofGate
 
 router = APIRouter(tags=["alerts"])
-HEARTBEAT_SECONDS = 15
+RETRY_MILLISECONDS = 2000
 SSE_EVENT = {
     "type": "object",
     "description": "one server-sent event: an alert (id: the stream position after it), or the stream's end",
@@ -43,83 +39,57 @@ SSE_EVENT = {
 }
 
 
+async def resumed_at(
+    request: Request, last_event_id: Annotated[str | None, Header(max_length=20_000)] = None
+) -> StreamPosition | None:
+    """Where the caller's last stream ended (``Last-Event-ID``, or the query parameter of that
+    name for clients that cannot set headers); None: a new stream."""
+    resume = last_event_id or request.query_params.get("last_event_id")
+    try:
+        return StreamPosition.parse(resume) if resume else None
+    except ValueError as error:
+        raise Problem(422, str(error), field="Last-Event-ID") from error
+
+
+async def stream_slot(actor: Authenticated, runtime: Runtime) -> AsyncIterator[None]:
+    """One of the caller's streams, held until the stream ends, however it ends (429 over the bound)."""
+    slot = runtime.streams.take(actor.user)
+    try:
+        yield
+    finally:
+        slot.release()
+
+
 @router.get(
     "/v1/alerts/stream",
-    response_class=StreamingResponse,
+    response_class=EventSourceResponse,
     responses={
         200: {"content": {"text/event-stream": {"schema": SSE_EVENT}}, "description": "server-sent events"},
         **problem_responses(401, 422, 429),
     },
+    dependencies=[Depends(stream_slot)],
     summary="Server-sent events of the alerts you may see; resumable with Last-Event-ID",
 )
 async def alert_stream(
-    request: Request,
     actor: Authenticated,
     runtime: Runtime,
-    last_event_id: Annotated[str | None, Header(max_length=20_000)] = None,
+    position: Annotated[StreamPosition | None, Depends(resumed_at)],
     start: Annotated[Literal["beginning", "now"], Query(alias="from")] = "now",
-) -> StreamingResponse:
-    resume = last_event_id or request.query_params.get("last_event_id")
-    try:
-        position = StreamPosition.parse(resume) if resume else None
-    except ValueError as error:
-        raise Problem(422, str(error), field="Last-Event-ID") from error
-    slot = runtime.streams.take(actor.user)
-    return StreamingResponse(
-        _held(slot, _events(request, actor, runtime, position, start == "now")),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
-
-
-async def _held(slot: Slot, events: AsyncGenerator[bytes]) -> AsyncIterator[bytes]:
-    """The stream's events, its slot released when it ends, however it ends (and its consumer
-    closed then, not whenever the collector comes to it)."""
-    try:
-        async for event in events:
-            yield event
-    finally:
-        slot.release()
-        await events.aclose()
-
-
-async def _events(
-    request: Request, actor: Actor, runtime: NotificationsRuntime, position: StreamPosition | None, from_end: bool
-) -> AsyncGenerator[bytes]:
-    yield b"retry: 2000\n\n"
-    quiet_since = time.monotonic()
+) -> AsyncIterator[ServerSentEvent]:
+    # FastAPI frames the events and sends a keep-alive comment when the stream is quiet.
+    yield ServerSentEvent(retry=RETRY_MILLISECONDS)
     proofs = ProofGate(runtime.trust)
-    async for alert, after in alerts_from(runtime.settings.kafka, proofs, position, from_end=from_end):
+    async for alert, after in alerts_from(runtime.settings.kafka, proofs, position, from_end=start == "now"):
         # A token expires on the machine's clock, as the verifier that admitted it reads it.
         if actor.expires_at is not None and datetime.now(UTC) >= actor.expires_at:
-            yield (
-                b"event: end\ndata: "
-                + orjson.dumps({"reason": "the token expired; reconnect with a new one"})
-                + b"\n\n"
-            )
+            yield ServerSentEvent(event="end", data={"reason": "the token expired; reconnect with a new one"})
             return
         if alert is not None and _may_see(actor, alert):
-            quiet_since = time.monotonic()
-            yield _sse(alert, after)
-        elif time.monotonic() - quiet_since >= HEARTBEAT_SECONDS:
-            quiet_since = time.monotonic()
-            if await request.is_disconnected():
-                return
-            yield b": keep-alive\n\n"
+            yield ServerSentEvent(
+                raw_data=to_structured(alert).decode(), event=short_type(alert.type), id=after.encode()
+            )
 
 
 def _may_see(actor: Actor, alert: AnyEvent) -> bool:
     data = alert.data
     return can_read(actor, (*getattr(data, "departments", ()), getattr(data, "escalated_to", None)))
-
-
-def _sse(alert: AnyEvent, after: StreamPosition) -> bytes:
-    return (
-        b"id: "
-        + after.encode().encode()
-        + b"\nevent: "
-        + short_type(alert.type).encode()
-        + b"\ndata: "
-        + to_structured(alert)
-        + b"\n\n"
-    )
