@@ -18,7 +18,10 @@ log = get_logger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class Backoff:
-    """Exponential, capped, with jitter in its upper half."""
+    """The schedule of waits for restarting supervised work and redelivering a webhook:
+    exponential, capped, with jitter in its upper half. A count kept across failures (reset
+    when the work recovers) and persisted deliveries need it; a call tried again in place uses
+    ``shared.retrying`` (stamina)."""
 
     base_seconds: float = 0.5
     max_seconds: float = 30.0

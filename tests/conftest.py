@@ -479,6 +479,22 @@ async def records_since(settings: KafkaSettings, topic: str, starts: dict[TopicP
     return records
 
 
+# --- local HTTP servers ------------------------------------------------------------------------------
+
+
+@contextmanager
+def http_server(handler: type[BaseHTTPRequestHandler], port: int = 0) -> Iterator[ThreadingHTTPServer]:
+    """``handler`` served on 127.0.0.1 (on ``port``, or one the kernel picks) from a thread of
+    its own, until the block ends."""
+    server = ThreadingHTTPServer(("127.0.0.1", port), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 # --- a webhook receiver ------------------------------------------------------------------------------
 
 
@@ -525,12 +541,9 @@ def receiver() -> Iterator[Receiver]:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state.port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield state
-    server.shutdown()
+    with http_server(Handler) as server:
+        state.port = server.server_port
+        yield state
 
 
 # --- a mail server ---------------------------------------------------------------------------------

@@ -227,7 +227,7 @@ class NotificationService:
             f"sub-{uuid.uuid4().hex[:16]}", self.sealer.seal(str(body.webhook_url)), self.sealer.seal(secret)
         )
         created = rules.subscribe(body, actor, self.schedule.departments_of(body.task_id or ""), sealed)
-        await self._record(new_event(created, actor=actor.user, actordept=actor.department))
+        await self._record(created, actor)
         return self.subscriptions[created.subscription_id], secret
 
     async def subscribe_mail(self, body: MailSubscriptionBody, actor: Actor) -> Subscription:
@@ -235,7 +235,7 @@ class NotificationService:
             raise Invalid("this deployment sends no mail: no SMTP server is configured", "address")
         sealed = Sealed(f"sub-{uuid.uuid4().hex[:16]}", self.sealer.seal(str(body.address)))
         created = rules.subscribe_mail(body, actor, self.schedule.departments_of(body.task_id or ""), sealed)
-        await self._record(new_event(created, actor=actor.user, actordept=actor.department))
+        await self._record(created, actor)
         return self.subscriptions[created.subscription_id]
 
     def visible(self, subscription_id: str, actor: Actor) -> Subscription:
@@ -246,10 +246,12 @@ class NotificationService:
 
     async def unsubscribe(self, subscription_id: str, actor: Actor) -> None:
         removed = rules.unsubscribe(self.visible(subscription_id, actor), actor)
-        await self._record(new_event(removed, actor=actor.user, actordept=actor.department))
+        await self._record(removed, actor)
 
-    async def _record(self, event: AnyEvent) -> None:
-        """On the log, then into this instance's state at once, so that a read right after sees it."""
+    async def _record(self, act: c.EventData, actor: Actor) -> None:
+        """``actor``'s act on the log, then into this instance's state at once, so that a read
+        right after sees it."""
+        event = new_event(act, actor=actor.user, actordept=actor.department)
         await self.producer.publish(event)
         await self.on_record(event)
 
@@ -259,7 +261,7 @@ class NotificationService:
         """The feed and its secret (shown once, here: the log keeps only its hash)."""
         secret = secrets.token_urlsafe(32)
         issued = feeds.issue(body, actor, f"feed-{uuid.uuid4().hex[:16]}", _sha256(secret))
-        await self._record(new_event(issued, actor=actor.user, actordept=actor.department))
+        await self._record(issued, actor)
         return self.feeds[issued.feed_id], secret
 
     def kept_feeds(self, actor: Actor) -> list[Feed]:
@@ -276,13 +278,13 @@ class NotificationService:
         self.kept_feed(feed_id, actor)
         secret = secrets.token_urlsafe(32)
         rotated = c.CalendarFeedRotated(feed_id=feed_id, secret_sha256=_sha256(secret))
-        await self._record(new_event(rotated, actor=actor.user, actordept=actor.department))
+        await self._record(rotated, actor)
         return secret
 
     async def revoke_feed(self, feed_id: str, actor: Actor) -> None:
         self.kept_feed(feed_id, actor)
         revoked = c.CalendarFeedRevoked(feed_id=feed_id)
-        await self._record(new_event(revoked, actor=actor.user, actordept=actor.department))
+        await self._record(revoked, actor)
 
     def calendar(self, secret: str) -> bytes:
         """The feed behind a secret address, as iCalendar; NotFound for one unknown, rotated or revoked."""

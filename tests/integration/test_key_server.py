@@ -9,7 +9,7 @@ import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import httpx
 import pytest
@@ -20,6 +20,7 @@ from shared.auth import AuthSettings, TokenVerifier
 from shared.http.problems import install_problem_handlers
 from shared.http.service import Authenticated
 from shared.keyset import KeySetPolicy
+from tests.conftest import http_server
 from tests.unit.test_tokens import ISSUER, PROD, RSA_KEY, jwks, sign
 
 
@@ -58,14 +59,9 @@ def key_server() -> Iterator[KeyServer]:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    served.url = f"http://127.0.0.1:{server.server_address[1]}/jwks.json"
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
+    with http_server(Handler) as server:
+        served.url = f"http://127.0.0.1:{server.server_port}/jwks.json"
         yield served
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def service(key_server: KeyServer, **policy: float) -> FastAPI:

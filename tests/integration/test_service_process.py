@@ -4,15 +4,14 @@ that took the port while it restarted, say) is never taken for it."""
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
 
 from policytrack.processes import NotReady, ServiceProcess
-from tests.conftest import free_port
+from tests.conftest import free_port, http_server
 
 
 class AlwaysReady(BaseHTTPRequestHandler):
@@ -32,14 +31,8 @@ class AlwaysReady(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def taken_port() -> Iterator[int]:
-    port = free_port()
-    server = ThreadingHTTPServer(("127.0.0.1", port), AlwaysReady)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield port
-    finally:
-        server.shutdown()
-        server.server_close()
+    with http_server(AlwaysReady, free_port()) as server:
+        yield server.server_port
 
 
 @pytest.mark.parametrize("waits_for", ["ready", "alive"])

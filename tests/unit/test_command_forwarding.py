@@ -22,8 +22,8 @@ from shared.contract.codes import Department, Role
 from shared.kafka.partitioning import partition_for
 from shared.provenance.acts import sign_command
 from shared.provenance.keys import KeyFolder
+from shared.retrying import FORWARDING, RetryPolicy
 from shared.settings import KafkaSettings
-from shared.supervision import Backoff
 
 PARTITIONS = 3
 STATE_COUNCIL = Actor(user="u-sc", department=Department("SC"), roles=frozenset({Role.APPROVER}))
@@ -62,10 +62,12 @@ class Forwarder:
 
     failing: bool = False
     sent: list[tuple[int, bytes, dict[str, bytes | None]]] = field(default_factory=list)
+    tries: int = 0
 
     async def send(
         self, topic: str, value: bytes, *, key: bytes, headers: list[tuple[str, bytes | None]], partition: int
     ) -> None:
+        self.tries += 1
         if self.failing:
             raise ConnectionError("the broker is unreachable")
         self.sent.append((partition, value, dict(headers)))
@@ -103,8 +105,15 @@ def create_task_record(tmp_path: Path, partition: int) -> tuple[Record, CommandP
 def handler_with(forwarder: Forwarder, log: InMemoryEventLog, view: LogView) -> CommandTopicHandler:
     service = TaskService(log, view, ownership=EveryPartitionHere())
     purge = TokenPurge(KafkaSettings(), "policytrack-tasks-commands")
-    quick = Backoff(base_seconds=0.001, max_seconds=0.001)
-    return CommandTopicHandler(service, lambda: None, purge, backoff=quick, forwarding=forwarder)  # type: ignore[arg-type]  # a fake producer: only send is used
+    quick, forwarding_retries = RetryPolicy(0.001, 0.001), replace(FORWARDING, first=0.001, longest=0.001)
+    return CommandTopicHandler(
+        service,
+        lambda: None,
+        purge,
+        forwarding=forwarder,  # type: ignore[arg-type]  # a fake producer: only send is used
+        appending=quick,
+        forwarding_retries=forwarding_retries,
+    )
 
 
 def parsed(parser: CommandParser, record: Record) -> CommandRecord:
@@ -168,10 +177,12 @@ async def test_both_forwarded_copies_create_one_task(tmp_path: Path) -> None:
 async def test_a_forward_that_keeps_failing_is_answered_with_one_rejection(tmp_path: Path) -> None:
     record, parser, _ = await misrouted_create(tmp_path)
     log, view = InMemoryEventLog(), LogView()
-    handler = handler_with(Forwarder(failing=True), log, view)
+    forwarder = Forwarder(failing=True)
+    handler = handler_with(forwarder, log, view)
 
     await handler(parsed(parser, record), record)  # type: ignore[arg-type]
 
+    assert forwarder.tries == FORWARDING.attempts == 5, "tried as often as the policy says, then answered"
     [rejected] = log.events
     assert rejected.type == "org.policytrack.command.rejected.v1"
     assert rejected.data.status == 503 and "could not be forwarded" in rejected.data.reason

@@ -7,12 +7,13 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
 from services.web.adapters.backends import Backends
 from services.web.api.streams import relayed
+from tests.conftest import http_server
 
 FIRST = b"id: 1\nevent: alert\ndata: {}\n\n"
 
@@ -34,14 +35,11 @@ def stalled_stream() -> Iterator[tuple[str, threading.Event]]:
         def log_message(self, format: str, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Stalling)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}", let_go
-    finally:
-        let_go.set()
-        server.shutdown()
-        server.server_close()
+    with http_server(Stalling) as server:
+        try:
+            yield f"http://127.0.0.1:{server.server_port}", let_go
+        finally:
+            let_go.set()
 
 
 async def test_a_stream_that_sends_nothing_for_the_timeout_ends(stalled_stream: tuple[str, threading.Event]) -> None:

@@ -12,7 +12,6 @@ for the instance that fenced it.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -52,12 +51,11 @@ from shared.provenance.acts import SIGNATURE_HEADER, BadSignature, SignedAct, ve
 from shared.provenance.gate import ProofGate
 from shared.provenance.keys import TrustStore
 from shared.provenance.seals import PROOF_HEADER
+from shared.retrying import APPENDING, FORWARDING, RetryPolicy
 from shared.settings import KafkaSettings
-from shared.supervision import Backoff, Health
+from shared.supervision import Health
 
 log = get_logger(__name__)
-APPEND_RETRIES = Backoff(base_seconds=0.2, max_seconds=10)
-FORWARD_ATTEMPTS = 5
 
 
 class Forwarded:
@@ -352,15 +350,16 @@ class CommandTopicHandler:
         service: TaskService,
         health: Callable[[], Health | None],
         purge: TokenPurge,
-        backoff: Backoff = APPEND_RETRIES,
         forwarding: EventProducer | None = None,
+        appending: RetryPolicy = APPENDING,
+        forwarding_retries: RetryPolicy = FORWARDING,
     ) -> None:
         self._purge = purge
         self._forwarding = forwarding
         """With several instances: where a misrouted record is sent on to its partition."""
         self._service = service
         self._health = health
-        self._backoff = backoff
+        self._appending, self._forwarding_retries = appending, forwarding_retries
 
     async def __call__(self, command: CommandRecord, record: ConsumerRecord) -> None:
         try:
@@ -386,25 +385,29 @@ class CommandTopicHandler:
             act=command.act,
             created_id=misrouted.created_id,
         )
-        for attempt in range(1, FORWARD_ATTEMPTS + 1):
-            try:
-                await self._forwarding.send(
-                    COMMANDS,
-                    command.raw_body,
-                    key=misrouted.subject_id.encode(),
-                    headers=headers,
-                    partition=misrouted.partition,
-                )
-            except Exception as error:  # whatever stops the forward, the command is still answered
-                log.warning(
-                    "command not forwarded yet", partition=misrouted.partition, attempt=attempt, error=repr(error)
-                )
-                failure = error
-                if attempt < FORWARD_ATTEMPTS:
-                    await asyncio.sleep(self._backoff.delay(attempt))
-                continue
+        try:
+            async for attempt in self._forwarding_retries.on(Exception):
+                with attempt:
+                    try:
+                        await self._forwarding.send(
+                            COMMANDS,
+                            command.raw_body,
+                            key=misrouted.subject_id.encode(),
+                            headers=headers,
+                            partition=misrouted.partition,
+                        )
+                    except Exception as error:
+                        log.warning(
+                            "command not forwarded yet",
+                            partition=misrouted.partition,
+                            attempt=attempt.num,
+                            error=repr(error),
+                        )
+                        raise
             log.info("command forwarded to its aggregate's partition", partition=misrouted.partition)
             return
+        except Exception as error:  # whatever stops the forward, the command is still answered
+            failure = error
         # Recorded under the record's own key: the same signed command sent again may still go through.
         actor, own = command.author, IdempotencyKey(f"command:{command.command_id}", command.idempotency.digest)
         reason = (
@@ -413,25 +416,26 @@ class CommandTopicHandler:
         )
         await self._until_appended(lambda: self._reject(command, 503, reason[:2000], actor, idempotency=own))
 
-    async def _until_appended(self, attempt: Callable[[], Awaitable[Answer]]) -> Answer:
-        failures = 0
-        while True:
-            try:
-                answer = await attempt()
-            except Fenced as error:
-                if self._service.ownership is not None:  # one partition's writer: it moved away
-                    raise PartitionMoved(str(error)) from error
-                raise StopConsuming(str(error)) from error
-            except (LogUnavailable, KeyInFlight) as error:
-                failures += 1
-                if (health := self._health()) is not None:
-                    health.failed(f"command waiting to be appended: {error}")
-                log.warning("command not appended yet; retrying", error=str(error), failures=failures)
-                await asyncio.sleep(self._backoff.delay(failures))
-                continue
-            if failures and (health := self._health()) is not None:
-                health.healthy()
-            return answer
+    async def _until_appended(self, appended: Callable[[], Awaitable[Answer]]) -> Answer:
+        waited = False
+        async for attempt in self._appending.on((LogUnavailable, KeyInFlight)):
+            with attempt:
+                try:
+                    answer = await appended()
+                except Fenced as error:
+                    if self._service.ownership is not None:  # one partition's writer: it moved away
+                        raise PartitionMoved(str(error)) from error
+                    raise StopConsuming(str(error)) from error
+                except (LogUnavailable, KeyInFlight) as error:
+                    waited = True
+                    if (health := self._health()) is not None:
+                        health.failed(f"command waiting to be appended: {error}")
+                    log.warning("command not appended yet; retrying", error=str(error), attempt=attempt.num)
+                    raise
+                if waited and (health := self._health()) is not None:
+                    health.healthy()
+                return answer
+        raise AssertionError("the attempts end only by an answer or a failure of another kind")
 
     async def answer(self, command: CommandRecord) -> Answer:
         """The command's events, or its one rejection. Fenced and LogUnavailable propagate."""

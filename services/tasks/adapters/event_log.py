@@ -36,8 +36,8 @@ from shared.kafka.consumer import read_since
 from shared.kafka.producer import EventProducer
 from shared.logging import get_logger
 from shared.provenance.keys import SigningKey
+from shared.retrying import LOG_RECOVERY
 from shared.settings import KafkaSettings
-from shared.supervision import Backoff
 
 log = get_logger(__name__)
 
@@ -252,19 +252,17 @@ class KafkaEventLog:
         """A new producer under the same id settles the open transaction; the log then says
         whether the batch is on it. Retried until the broker answers both."""
         self.recovering = True
-        failures = 0
         try:
-            while True:
-                try:
-                    await self._restart_producer()
-                    on_log = await read_since(self._kafka, EVENTS, started_ms - CLOCK_MARGIN_MS)
-                    break
-                except ProducerFenced:
-                    return self._fenced()
-                except Exception as error:
-                    failures += 1
-                    log.warning("the log writer is recovering", error=repr(error), failures=failures)
-                    await asyncio.sleep(Backoff(0.5, 10).delay(failures))
+            async for attempt in LOG_RECOVERY.on(Exception):
+                with attempt:
+                    try:
+                        await self._restart_producer()
+                        on_log = await read_since(self._kafka, EVENTS, started_ms - CLOCK_MARGIN_MS)
+                    except ProducerFenced:
+                        return self._fenced()
+                    except Exception as error:
+                        log.warning("the log writer is recovering", error=repr(error), attempt=attempt.num)
+                        raise
         finally:
             self.recovering = False
         return self._outcome(batch, on_log)
