@@ -45,9 +45,10 @@ async def test_a_store_made_with_single_column_indexes_gets_the_pairs(tmp_path: 
     store = AuditStore(f"sqlite+aiosqlite:///{path}")
     await store.open()
     await store.close()
-    with closing(sqlite3.connect(path)) as db, db:
+    with closing(sqlite3.connect(path)) as db, db:  # as a store made before its migrations
         db.execute("DROP INDEX ix_audit_entries_event_type_seq")
         db.execute("CREATE INDEX ix_audit_entries_event_type ON audit_entries (event_type)")
+        db.execute("DROP TABLE alembic_version")
     reopened = AuditStore(f"sqlite+aiosqlite:///{path}")
     await reopened.open()
     try:

@@ -32,10 +32,8 @@ from sqlalchemy import (
     UniqueConstraint,
     bindparam,
     func,
-    inspect,
     literal,
     select,
-    text,
     true,
     update,
 )
@@ -44,6 +42,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.sql import Select
 
+from services.audit.adapters import migrations
 from services.audit.adapters.sqlite import loop_thread_engine, threaded_engine
 from services.audit.domain.chain import GENESIS, LogRecord, canonical, chain_hash, headers_json
 from shared.contract.catalog import TaskAssigned, TaskReassigned
@@ -309,9 +308,7 @@ class AuditStore:
 
     async def open(self) -> None:
         async with self.engine.begin() as conn:
-            await conn.run_sync(metadata.create_all)
-            await conn.run_sync(_add_checkpoint_columns)
-            await conn.run_sync(_filter_indexes)
+            await conn.run_sync(migrations.upgrade)
             last = (
                 await conn.execute(select(entries.c.seq, entries.c.hash).order_by(entries.c.seq.desc()).limit(1))
             ).first()
@@ -790,23 +787,3 @@ def _create_private_file(path: Path) -> None:
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     with contextlib.suppress(FileExistsError):
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-
-
-def _add_checkpoint_columns(connection: Any) -> None:
-    """Stores made before checkpoints were marked on publication (they are published once more:
-    a repeated checkpoint event is harmless, a missing one is not), or before the tree."""
-    present = {column["name"] for column in inspect(connection).get_columns("audit_checkpoints")}
-    if "published" not in present:
-        connection.execute(text("ALTER TABLE audit_checkpoints ADD COLUMN published BOOLEAN NOT NULL DEFAULT FALSE"))
-    for name in ("root_hash", "note"):
-        if name not in present:
-            connection.execute(text(f"ALTER TABLE audit_checkpoints ADD COLUMN {name} TEXT"))
-
-
-def _filter_indexes(connection: Any) -> None:
-    """Stores made before the filter indexes were (column, seq): the single-column ones go, the
-    pairs come (each a one-off build on first start)."""
-    for name in FILTERED:
-        connection.execute(text(f"DROP INDEX IF EXISTS ix_audit_entries_{name}"))
-    for index in FILTER_INDEXES:
-        index.create(connection, checkfirst=True)
