@@ -16,7 +16,8 @@ from datetime import timedelta
 from pathlib import Path
 
 from bench.results import Results, Row, scaled
-from services.audit.adapters.store import AuditStore, chained
+from services.audit.adapters.chaining import chained
+from services.audit.adapters.store import AuditStore
 from services.audit.domain.chain import LogRecord
 from services.audit.domain.implementation import implementation_report
 from services.audit.reports import Reports, replay

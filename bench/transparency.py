@@ -18,7 +18,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from bench.results import Results, Row, scaled
-from services.audit.adapters.store import AuditStore, ChainedBatch, chained
+from services.audit.adapters.chaining import ChainedBatch, chained
+from services.audit.adapters.store import AuditStore
 from services.audit.domain.chain import LogRecord, canonical, headers_json
 from shared.contract.catalog import TaskProgressReported
 from shared.contract.codec import encode

@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from services.audit.adapters.store import AuditStore, EntryFilter, RefusedRecord, TrailEntry, decode_headers
+from services.audit.adapters.chaining import decode_headers
+from services.audit.adapters.schema import RefusedRecord, TrailEntry
+from services.audit.adapters.store import AuditStore, EntryFilter
 from shared.clock import Clock, utc_now
 from shared.contract.catalog import ForgeryDetected, TreeCheckpoint
 from shared.contract.codec import decode

@@ -12,7 +12,8 @@ from typing import Any
 
 import orjson
 
-from services.audit.adapters.store import AuditStore, EntryFilter, StoredEntry, TrailEntry
+from services.audit.adapters.schema import StoredEntry, TrailEntry
+from services.audit.adapters.store import AuditStore, EntryFilter
 from shared.contract.catalog import SubscriptionCreated
 from shared.contract.codec import HEADER_TO_ATTRIBUTE as ATTRIBUTES
 from shared.contract.types import redacted_url

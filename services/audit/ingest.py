@@ -17,7 +17,8 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.partitioner import DefaultPartitioner
 
 from services.audit import evidence
-from services.audit.adapters.store import AuditStore, ChainedBatch, chained
+from services.audit.adapters.chaining import ChainedBatch, chained
+from services.audit.adapters.store import AuditStore
 from services.audit.domain.chain import LogRecord
 from shared.contract.topics import ALERTS, AUDIT, DEADLETTER, EVENTS
 from shared.kafka.consumer import (

@@ -15,7 +15,9 @@ from typing import Any
 import orjson
 from jinja2 import Environment, PackageLoader
 
-from services.audit.adapters.store import AuditStore, EntryFilter, StoredEntry, event_of
+from services.audit.adapters.chaining import event_of
+from services.audit.adapters.schema import StoredEntry
+from services.audit.adapters.store import AuditStore, EntryFilter
 from services.audit.domain import accounts
 from services.audit.domain.implementation import LISTED, Replay, implementation_report
 from shared.auth import Actor, can_read_everything

@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from services.audit.adapters.store import AuditStore, EntryFilter, StoredEntry, event_of
+from services.audit.adapters.chaining import event_of
+from services.audit.adapters.schema import StoredEntry
+from services.audit.adapters.store import AuditStore, EntryFilter
 from services.audit.reports import Reports, digest
 from shared.auth import Actor
 from shared.contract.catalog import ReportSubmitted

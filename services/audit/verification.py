@@ -21,18 +21,9 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from services.audit import evidence
-from services.audit.adapters.store import (
-    DERIVED,
-    AuditStore,
-    EntryFilter,
-    RefusedRecord,
-    Snapshot,
-    StoredEntry,
-    decode_headers,
-    derive,
-    entries,
-    log_record,
-)
+from services.audit.adapters.chaining import DERIVED, decode_headers, derive, log_record
+from services.audit.adapters.schema import RefusedRecord, StoredEntry, entries
+from services.audit.adapters.store import AuditStore, EntryFilter, Snapshot
 from services.audit.checkpoints import CHECKPOINT_TYPE, parse_time
 from services.audit.domain.chain import GENESIS, LogRecord, canonical, chain_hash, headers_json
 from services.audit.ingest import (

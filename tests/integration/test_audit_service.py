@@ -220,7 +220,7 @@ async def test_a_deleted_row_is_found(tasks: ServiceProcess, audit: ServiceProce
 
 async def test_an_inserted_row_with_a_recomputed_chain_is_found(tasks: ServiceProcess, audit: ServiceProcess) -> None:
     """A forger who inserts an entry and rewrites every hash after it still meets the log."""
-    from services.audit.adapters.store import derive
+    from services.audit.adapters.chaining import derive
     from services.audit.domain.chain import LogRecord, canonical, chain_hash, headers_json
 
     await seed_task(tasks)

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from services.audit.adapters.store import AuditStore, Head, chained
+from services.audit.adapters.chaining import Head, chained
+from services.audit.adapters.store import AuditStore
 from services.audit.domain.chain import GENESIS, LogRecord
 
 

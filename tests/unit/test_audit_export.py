@@ -11,7 +11,9 @@ from pathlib import Path
 import orjson
 import pytest
 
-from services.audit.adapters.store import AuditStore, EntryFilter, StoredEntry, TrailEntry, chained
+from services.audit.adapters.chaining import chained
+from services.audit.adapters.schema import StoredEntry, TrailEntry
+from services.audit.adapters.store import AuditStore, EntryFilter
 from services.audit.domain.chain import LogRecord
 from services.audit.export import CSV_COLUMNS, export, ndjson_line
 from shared.contract.catalog import SubscriptionCreated, TaskProgressReported

@@ -12,7 +12,8 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-from services.audit.adapters.store import FILTERED, AuditStore, metadata
+from services.audit.adapters.schema import FILTERED, metadata
+from services.audit.adapters.store import AuditStore
 
 
 def differences(connection: Any) -> list[Any]:

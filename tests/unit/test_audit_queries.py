@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy.dialects import sqlite
 
-from services.audit.adapters.store import ENTRY_COLUMNS, AuditStore, EntryFilter, StoredEntry, TrailEntry, entries
+from services.audit.adapters.schema import ENTRY_COLUMNS, StoredEntry, TrailEntry, entries
+from services.audit.adapters.store import AuditStore, EntryFilter
 
 FILTERS = {
     "type": EntryFilter(event_types=("org.policytrack.task.progress_reported.v1",), after_sequence=5),

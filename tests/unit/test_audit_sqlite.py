@@ -9,8 +9,10 @@ from pathlib import Path
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.audit.adapters.chaining import chained
+from services.audit.adapters.schema import StoredEntry
 from services.audit.adapters.sqlite import loop_thread_engine, threaded_engine
-from services.audit.adapters.store import AuditStore, EntryFilter, StoredEntry, chained
+from services.audit.adapters.store import AuditStore, EntryFilter
 from tests.unit.test_audit_batches import records
 
 

@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from services.audit.adapters.store import AuditStore, EntryFilter, chained
+from services.audit.adapters.chaining import chained
+from services.audit.adapters.store import AuditStore, EntryFilter
 from services.audit.domain import accounts
 from services.audit.domain.chain import LogRecord
 from services.audit.domain.implementation import implementation_report

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import orjson
 
-from services.audit.adapters.store import derive
+from services.audit.adapters.chaining import derive
 from shared.contract import catalog as c
 from shared.contract.codec import DecodeFailure, decode
 from shared.contract.envelope import CloudEvent

@@ -1,35 +1,24 @@
 """The append-only audit store: SQLite (WAL) by default, PostgreSQL when a DSN is set, one
 code path (SQLAlchemy 2 Core, async; on SQLite, short statements run on the event loop's
 thread, see ``sqlite.py``). The consumer's offsets are written in the same
-transaction as the entries, so a crash neither loses nor duplicates a record."""
+transaction as the entries, so a crash neither loses nor duplicates a record. Its tables are in
+``schema.py`` (made by ``migrations/``); entries are chained before they come here
+(``chaining.py``)."""
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import os
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
+from datetime import datetime
 from operator import itemgetter
 from pathlib import Path
 from types import ModuleType
-from typing import Any, NamedTuple, TypeVar
+from typing import Any
 
-import orjson
 from sqlalchemy import (
-    BigInteger,
-    Boolean,
-    Column,
-    Index,
-    Integer,
-    LargeBinary,
-    MetaData,
-    String,
-    Table,
-    Text,
-    UniqueConstraint,
     bindparam,
     func,
     literal,
@@ -43,209 +32,26 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.sql import Select
 
 from services.audit.adapters import migrations
+from services.audit.adapters.chaining import ChainedBatch, Head, iso, log_record
+from services.audit.adapters.schema import (
+    ENTRY_COLUMNS,
+    RefusedRecord,
+    Shape,
+    StoredEntry,
+    checkpoints,
+    entries,
+    offsets,
+    refused,
+    task_access,
+    tree,
+    verifications,
+)
 from services.audit.adapters.sqlite import loop_thread_engine, threaded_engine
-from services.audit.domain.chain import GENESIS, LogRecord, canonical, chain_hash, headers_json
-from shared.contract.catalog import TaskAssigned, TaskReassigned
-from shared.contract.codec import DecodeFailure, decode, header
-from shared.contract.envelope import AnyEvent
+from services.audit.domain.chain import GENESIS, canonical
 from shared.logging import get_logger
 from shared.transparency.merkle import Frontier, Node, frontier_nodes, root_from
 
 log = get_logger(__name__)
-metadata = MetaData()
-
-entries = Table(
-    "audit_entries",
-    metadata,
-    # On SQLite the sequence is the rowid itself: one B-tree fewer to write per entry.
-    Column("seq", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=False),
-    Column("topic", String(200), nullable=False),
-    Column("partition", Integer, nullable=False),
-    Column("offset", BigInteger, nullable=False),
-    Column("timestamp", BigInteger, nullable=False),
-    Column("key", LargeBinary),
-    Column("value", LargeBinary),
-    Column("headers", LargeBinary, nullable=False),
-    Column("event_id", String(200)),
-    Column("event_type", String(200)),
-    Column("subject", String(200)),
-    Column("task_id", String(200)),
-    Column("actor", String(200)),
-    Column("actordept", String(32)),
-    Column("event_time", String(40), index=True),
-    Column("decode_error", Text),
-    Column("prev_hash", String(64), nullable=False),
-    Column("hash", String(64), nullable=False),
-    UniqueConstraint("topic", "partition", "offset", name="uq_audit_position"),
-)
-
-FILTERED = ("event_type", "task_id", "actor", "actordept", "event_id")
-"""The columns a page of the trail is filtered by. Each has an index on (column, seq): a page is
-a range of that index in log order, with no sort, however long the trail (docs/operations.md)."""
-FILTER_INDEXES = [Index(f"ix_audit_entries_{name}_seq", entries.c[name], entries.c.seq) for name in FILTERED]
-
-
-class StoredEntry(NamedTuple):
-    """One row of ``audit_entries``. A plain tuple, not SQLAlchemy's ``Row``: reading a field of
-    a ``Row`` by name costs half a microsecond, and export and verification read ten per entry."""
-
-    seq: int
-    topic: str
-    partition: int
-    offset: int
-    timestamp: int
-    key: bytes | None
-    value: bytes | None
-    headers: bytes
-    event_id: str | None
-    event_type: str | None
-    subject: str | None
-    task_id: str | None
-    actor: str | None
-    actordept: str | None
-    event_time: str | None
-    decode_error: str | None
-    prev_hash: str
-    hash: str
-
-
-ENTRY_COLUMNS = [entries.c[name] for name in StoredEntry._fields]
-
-
-class TrailEntry(NamedTuple):
-    """What readers of the trail are shown of an entry (a page, the NDJSON export): its place in
-    the chain and its record, without the query columns. Twelve columns read instead of
-    eighteen is a tenth less per exported entry (2.2 against 3.2 µs a row in sqlite3 alone)."""
-
-    seq: int
-    topic: str
-    partition: int
-    offset: int
-    timestamp: int
-    key: bytes | None
-    value: bytes | None
-    headers: bytes
-    event_type: str | None
-    decode_error: str | None
-    prev_hash: str
-    hash: str
-
-
-Shape = TypeVar("Shape", StoredEntry, TrailEntry)
-"""The columns a read takes: the whole entry, or what readers of the trail are shown."""
-
-
-offsets = Table(
-    "audit_offsets",
-    metadata,
-    Column("topic", String(200), primary_key=True),
-    Column("partition", Integer, primary_key=True),
-    Column("next_offset", BigInteger, nullable=False),
-)
-
-checkpoints = Table(
-    "audit_checkpoints",
-    metadata,
-    Column("sequence", BigInteger, primary_key=True, autoincrement=False),
-    Column("head_hash", String(64), nullable=False),
-    Column("signed_at", String(40), nullable=False),
-    Column("key_id", String(64), nullable=False),
-    Column("signature", String(200), nullable=False),
-    Column("published", Boolean, nullable=False, default=False),
-    Column("root_hash", String(64)),
-    Column("note", Text),
-)
-
-tree = Table(
-    "audit_tree",
-    metadata,
-    # The Merkle tree's perfect subtrees: (level, index) covers leaves [index * 2^level, (index + 1) * 2^level).
-    Column("level", Integer, primary_key=True, autoincrement=False),
-    Column("idx", BigInteger, primary_key=True, autoincrement=False),
-    Column("hash", LargeBinary, nullable=False),
-)
-
-verifications = Table(
-    "audit_verifications",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("verified_at", String(40), nullable=False),
-    Column("by_user", String(200), nullable=False),
-    Column("by_department", String(32), nullable=False),
-    Column("ok", Boolean, nullable=False),
-    Column("entries", BigInteger, nullable=False),
-    Column("checkpoints", Integer, nullable=False),
-    Column("against_log", Boolean, nullable=False),
-)
-
-refused = Table(
-    "audit_refused",
-    metadata,
-    # Records of the audited topics whose writer's proof failed: kept apart, byte for byte, never
-    # chained as acts; each is reported on policy.audit (trail.forgery_detected) once.
-    Column("topic", String(200), primary_key=True),
-    Column("partition", Integer, primary_key=True),
-    Column("offset", BigInteger, primary_key=True, autoincrement=False),
-    Column("timestamp", BigInteger, nullable=False),
-    Column("key", LargeBinary),
-    Column("value", LargeBinary),
-    Column("headers", LargeBinary, nullable=False),
-    Column("reason", Text, nullable=False),
-    Column("detected_at", String(40), nullable=False),
-    Column("reported", Boolean, nullable=False, default=False),
-)
-
-
-class RefusedRecord(NamedTuple):
-    topic: str
-    partition: int
-    offset: int
-    timestamp: int
-    key: bytes | None
-    value: bytes | None
-    headers: bytes
-    reason: str
-    detected_at: str
-    reported: bool
-
-
-task_access = Table(
-    "audit_task_access",
-    metadata,
-    Column("task_id", String(200), primary_key=True),
-    Column("department", String(32), primary_key=True),
-)
-
-ASSIGNING_TYPES = (TaskAssigned.event_type, TaskReassigned.event_type)
-
-
-def iso(moment: datetime) -> str:
-    """A fixed-width UTC form whose text order is time order (SQLite compares text)."""
-    utc = moment if moment.tzinfo is UTC else moment.astimezone(UTC)
-    # isoformat, not strftime: a third of the cost on every ingested record, and it pads the year.
-    return utc.isoformat(timespec="microseconds")[:-6] + "Z"
-
-
-def decode_headers(raw: bytes) -> tuple[tuple[str, bytes | None], ...]:
-    return tuple((name, None if value is None else base64.b64decode(value)) for name, value in orjson.loads(raw))
-
-
-def log_record(row: StoredEntry, *, with_headers: bool = True) -> LogRecord:
-    """The record an entry keeps; without headers when the caller uses the stored form."""
-    headers = decode_headers(row.headers) if with_headers else ()
-    return LogRecord(row.topic, row.partition, row.offset, row.timestamp, row.key, row.value, headers)
-
-
-def event_of(row: StoredEntry) -> AnyEvent | DecodeFailure:
-    return decode(row.key, row.value, decode_headers(row.headers))
-
-
-@dataclass(frozen=True)
-class Head:
-    sequence: int
-    hash: str
-    tree: Frontier = field(default_factory=Frontier)
-    """The Merkle tree of the entries up to ``sequence``, as its perfect subtrees."""
 
 
 @dataclass(frozen=True)
@@ -672,113 +478,6 @@ class AuditStore:
         async with self._reader.connect() as conn:  # a scan of every entry's position
             rows = await conn.execute(select(entries.c.topic, entries.c.partition).distinct())
             return sorted((row.topic, row.partition) for row in rows)
-
-
-DERIVED = ("event_id", "event_type", "subject", "task_id", "actor", "actordept", "event_time", "decode_error")
-
-
-def derive(record: LogRecord) -> dict[str, Any]:
-    """The columns an entry derives from its record, for querying; verification recomputes them."""
-    derived: dict[str, Any] = dict.fromkeys(DERIVED)
-    decoded = decode(record.key, record.value, record.headers)
-    if isinstance(decoded, DecodeFailure):
-        derived["decode_error"] = decoded.reason
-        return derived
-    derived.update(
-        event_id=decoded.id,
-        # The type the record was written as (an earlier version stays that version in the trail).
-        event_type=header(record.headers, "ce_type"),
-        subject=decoded.subject,
-        task_id=getattr(decoded.data, "task_id", None),
-        actor=decoded.actor,
-        actordept=decoded.actordept and str(decoded.actordept),
-        event_time=iso(decoded.time),
-        _event=decoded,
-    )
-    return derived
-
-
-def _entry_row(
-    sequence: int, record: LogRecord, stored_headers: bytes, previous: str, digest: str, access: set[tuple[str, str]]
-) -> dict[str, Any]:
-    derived = derive(record)
-    decoded = derived.pop("_event", None)
-    if decoded is not None and decoded.type in ASSIGNING_TYPES:
-        data = decoded.data
-        access.update((data.task_id, str(d)) for d in (data.lead_department, *data.supporting_departments))
-    return {
-        "seq": sequence,
-        "topic": record.topic,
-        "partition": record.partition,
-        "offset": record.offset,
-        "timestamp": record.timestamp,
-        "key": record.key,
-        "value": record.value,
-        "headers": stored_headers,
-        "prev_hash": previous,
-        "hash": digest,
-        **derived,
-    }
-
-
-@dataclass(frozen=True)
-class ChainedBatch:
-    """Records chained onto a head and made into rows, ready to be written in one transaction."""
-
-    after: Head
-    head: Head
-    rows: list[dict[str, Any]]
-    next_offsets: dict[tuple[str, int], int]
-    access: set[tuple[str, str]]
-    refused: list[dict[str, Any]] = field(default_factory=list)
-    """Records refused for their writer's proof: stored apart, not chained."""
-    nodes: list[tuple[int, int, bytes]] = field(default_factory=list)
-    """The Merkle tree's nodes the batch completes: (level, index, hash)."""
-
-
-def refused_row(record: LogRecord, reason: str, detected_at: datetime) -> dict[str, Any]:
-    return {
-        "topic": record.topic,
-        "partition": record.partition,
-        "offset": record.offset,
-        "timestamp": record.timestamp,
-        "key": record.key,
-        "value": record.value,
-        "headers": headers_json(record.headers),
-        "reason": reason[:4000],
-        "detected_at": iso(detected_at),
-        "reported": False,
-    }
-
-
-def chained(
-    records: Sequence[LogRecord],
-    after: Head,
-    refusals: Sequence[tuple[LogRecord, str]] = (),
-    detected_at: datetime | None = None,
-) -> ChainedBatch:
-    """The rows of ``records`` chained onto ``after``, and the rows of the records refused for
-    their writer's proof: CPU only, so the next batch can be chained while the database writes
-    this one. The partitions' offsets move past both."""
-    sequence, previous, frontier = after.sequence, after.hash, after.tree
-    rows: list[dict[str, Any]] = []
-    nodes: list[tuple[int, int, bytes]] = []
-    access: set[tuple[str, str]] = set()
-    next_offsets: dict[tuple[str, int], int] = {}
-    for record in records:
-        sequence += 1
-        stored_headers = headers_json(record.headers)
-        leaf = canonical(record, stored_headers)
-        digest = chain_hash(previous, leaf)
-        frontier = frontier.append(leaf, nodes)
-        rows.append(_entry_row(sequence, record, stored_headers, previous, digest, access))
-        next_offsets[(record.topic, record.partition)] = record.offset + 1
-        previous = digest
-    kept_apart = [refused_row(record, reason, detected_at or datetime.now(UTC)) for record, reason in refusals]
-    for record, _ in refusals:
-        where = (record.topic, record.partition)
-        next_offsets[where] = max(next_offsets.get(where, 0), record.offset + 1)
-    return ChainedBatch(after, Head(sequence, previous, frontier), rows, next_offsets, access, kept_apart, nodes)
 
 
 def _create_private_file(path: Path) -> None:

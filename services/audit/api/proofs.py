@@ -14,7 +14,9 @@ from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
 from services.audit import verification
-from services.audit.adapters.store import AuditStore, EntryFilter, StoredEntry, decode_headers
+from services.audit.adapters.chaining import decode_headers
+from services.audit.adapters.schema import StoredEntry
+from services.audit.adapters.store import AuditStore, EntryFilter
 from services.audit.api.dependencies import EventIdPath, Runtime, Store, everything
 from services.audit.bootstrap import AuditRuntime
 from services.audit.export import ndjson_line

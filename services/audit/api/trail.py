@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel
 
-from services.audit.adapters.store import TrailEntry
+from services.audit.adapters.schema import TrailEntry
 from services.audit.api.dependencies import Store, TrailFilter
 from services.audit.export import export, ndjson_line
 from shared.http.cursor import BadCursor, decode_cursor, encode_cursor
