@@ -8,7 +8,6 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -19,20 +18,15 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from policytrack import history, supervisor
-from policytrack.demo import Demo, token_for
+from policytrack import following, history, supervisor, trail
+from policytrack.demo import Demo
 from policytrack.processes import ServiceProcess
-from policytrack.progress import Meter
 from shared import i18n
 from shared.auth import mint_dev_token
-from shared.contract.catalog import full_type
-from shared.contract.codec import DecodeFailure, decode_record, to_structured
 from shared.contract.codes import Department, Role
-from shared.contract.envelope import AnyEvent
 from shared.contract.topics import ALERTS, EVENTS
 from shared.i18n import gettext as _
 from shared.i18n import names
-from shared.kafka.access import OPERATOR
 from shared.settings import KafkaSettings, RuntimeSettings
 
 app = typer.Typer(
@@ -47,10 +41,6 @@ TASKS_URL = typer.Option(os.environ.get("POLICYTRACK_TASKS_URL", "http://127.0.0
 AUDIT_URL = typer.Option(os.environ.get("POLICYTRACK_AUDIT_URL", "http://127.0.0.1:8003"), help="audit service")
 TOKEN = typer.Option(os.environ.get("POLICYTRACK_TOKEN"), help="bearer token (default: a development auditor's)")
 JSON = typer.Option(False, "--json", help="machine-readable output")
-
-
-def _bearer(token: str | None) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token or token_for('nao')}"}
 
 
 def _time(text: str | None) -> str | None:
@@ -197,71 +187,7 @@ def tail(
     if name is None:
         raise typer.BadParameter("alerts or events", param_hint="--topic")
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_tail(name, event_type, task, department, from_beginning, count, as_json))
-
-
-async def _tail(
-    topic: str,
-    event_type: str | None,
-    task: str | None,
-    department: Department | None,
-    from_beginning: bool,
-    count: int | None,
-    as_json: bool,
-) -> None:
-    from shared.kafka.consumer import open_consumer, partitions_of, read_through
-    from shared.provenance.gate import ProofGate
-    from shared.provenance.keys import KeyFolder
-
-    shown = 0
-    proofs = ProofGate(KeyFolder.of(RuntimeSettings()).trust())
-    kafka = KafkaSettings().as_user(OPERATOR.name)
-    async with open_consumer(kafka, client_id="policytrack-tail") as consumer:
-        partitions = await partitions_of(consumer, [topic])
-        consumer.assign(partitions)
-        if from_beginning:
-            await consumer.seek_to_beginning(*partitions)
-        else:
-            await consumer.seek_to_end(*partitions)
-        while count is None or shown < count:
-            batch = await consumer.getmany(timeout_ms=500)
-            for tp in partitions:
-                complete = await read_through(consumer, tp)
-                for record, verdict in proofs.admit(
-                    batch.get(tp, []), complete=complete, topic=tp.topic, partition=tp.partition
-                ):
-                    if not verdict.ok:
-                        console.print(f"[red]refused[/] {tp.topic}/{tp.partition}@{record.offset}: {verdict.refusal}")
-                        continue
-                    event = decode_record(record)
-                    if isinstance(event, DecodeFailure) or not _wanted(event, event_type, task, department):
-                        continue
-                    _show(event, as_json)
-                    shown += 1
-                    if count is not None and shown >= count:
-                        return
-
-
-def _wanted(event: AnyEvent, event_type: str | None, task: str | None, department: Department | None) -> bool:
-    data = event.data
-    departments = {*getattr(data, "departments", ()), getattr(data, "escalated_to", None), event.actordept}
-    return (
-        (event_type is None or event.type == full_type(event_type))
-        and (task is None or getattr(data, "task_id", event.subject) == task)
-        and (department is None or department in departments)
-    )
-
-
-def _show(event: AnyEvent, as_json: bool) -> None:
-    if as_json:
-        print(to_structured(event).decode(), flush=True)
-        return
-    data = event.data
-    what = getattr(data, "title", "") or getattr(data, "note", "") or getattr(data, "reason", "")
-    console.print(
-        f"{event.time:%Y-%m-%d %H:%M:%S}  [bold]{event.type.split('.', 2)[2].removesuffix('.v1'):<28}[/]"
-        f" {getattr(data, 'task_id', event.subject):<22} {event.actor:<28} {what}"
-    )
+        asyncio.run(following.follow(name, event_type, task, department, from_beginning, count, as_json))
 
 
 @app.command()
@@ -275,10 +201,10 @@ def replay(
     as_json: bool = JSON,
 ) -> None:
     """A task's state as of a time, or the log between two times (from the audit trail)."""
-    with httpx.Client(base_url=audit_url, headers=_bearer(token), timeout=300) as client:
+    with httpx.Client(base_url=audit_url, headers=trail.bearer(token), timeout=300) as client:
         if task is not None:
             response = client.get(f"/v1/audit/tasks/{task}/state", params={"as_of": _time(as_of)} if as_of else {})
-            _fail_unless_ok(response)
+            trail.fail_unless_ok(response)
             state = response.json()
             if as_json:
                 print(orjson.dumps(state).decode())
@@ -298,7 +224,7 @@ def replay(
             console.print(table)
             return
         params = {k: v for k, v in {"since": _time(since), "until": _time(until)}.items() if v}
-        lines = _stream_export(client, params, "ndjson", None, as_json)
+        lines = trail.stream_export(client, params, "ndjson", None, as_json)
         if not as_json:
             table = Table(
                 title=_("the log from %(since)s until %(until)s", since=since or "-", until=until or _("now"))
@@ -329,9 +255,9 @@ def verify(
     """Verify the audit trail: chain, signed checkpoints, every entry against the log (and, with
     --evidence, every evidence file against its hash). Exit 0 only when intact."""
     started = time.monotonic()
-    result = _verified(audit_url, token, against_log, quiet=as_json)
+    result = trail.verified(audit_url, token, against_log, quiet=as_json)
     if evidence:
-        result["evidence"] = _evidence_checked(tasks_url, token)
+        result["evidence"] = trail.evidence_checked(tasks_url, token)
         result["ok"] = result["ok"] and result["evidence"]["ok"]
     seconds = time.monotonic() - started
     if as_json:
@@ -355,35 +281,6 @@ def verify(
                 table.add_row(_("changed evidence files"), ", ".join(changed))
         console.print(table)
     raise typer.Exit(0 if result["ok"] else 1)
-
-
-def _evidence_checked(tasks_url: str, token: str | None) -> dict[str, Any]:
-    with httpx.Client(base_url=tasks_url, headers=_bearer(token), timeout=3600) as client:
-        response = client.get("/v1/evidence/check")
-    _fail_unless_ok(response)
-    checked: dict[str, Any] = response.json()
-    return checked
-
-
-def _verified(audit_url: str, token: str | None, against_log: bool, *, quiet: bool) -> dict[str, Any]:
-    """The verification's result, its progress shown as the audit service reports it."""
-    params = {"against_log": str(against_log).lower(), "progress": "true"}
-    with (
-        httpx.Client(base_url=audit_url, headers=_bearer(token), timeout=3600) as client,
-        client.stream("GET", "/v1/audit/verify", params=params) as response,
-        Meter("verifying the trail", err, quiet=quiet) as meter,
-    ):
-        _fail_unless_ok(response)
-        for line in _lines(response):
-            if not line:
-                continue
-            message = orjson.loads(line)
-            if "result" in message:
-                result: dict[str, Any] = message["result"]
-                return result
-            meter.update(message["checked"], message["of"])
-    err.print("[red]the audit service ended the verification without a result[/]")
-    raise typer.Exit(2)
 
 
 keys_app = typer.Typer(help="Signing keys and the trust store (POLICYTRACK_KEYS_DIR).", no_args_is_help=True)
@@ -464,7 +361,7 @@ def witness(
     from policytrack.witness import BROKEN, CHECKED
     from policytrack.witness import witness as one_round
 
-    with httpx.Client(base_url=audit_url, headers=_bearer(token), timeout=60) as client:
+    with httpx.Client(base_url=audit_url, headers=trail.bearer(token), timeout=60) as client:
         outcome = one_round(client, state, verifier_key)
     (console if outcome.code == CHECKED else err).print(
         f"[{'green' if outcome.code == CHECKED else 'red'}]{outcome.message}[/]"
@@ -490,9 +387,9 @@ def verify_act(
     when both hold."""
     from policytrack.acts import check, trust_of
 
-    with httpx.Client(base_url=audit_url, headers=_bearer(token), timeout=60) as client:
+    with httpx.Client(base_url=audit_url, headers=trail.bearer(token), timeout=60) as client:
         answer = client.get(f"/v1/audit/acts/{event_id}")
-        _fail_unless_ok(answer)
+        trail.fail_unless_ok(answer)
     if keys:
         key_sets = [orjson.loads(path.read_bytes()) for path in keys]
     else:
@@ -534,9 +431,12 @@ def export(
     """Export the whole audit trail to a file, streamed."""
     if fmt not in ("ndjson", "csv"):
         raise typer.BadParameter("ndjson or csv", param_hint="--format")
-    with httpx.Client(base_url=audit_url, headers=_bearer(token), timeout=3600) as client, output.open("wb") as out:
+    with (
+        httpx.Client(base_url=audit_url, headers=trail.bearer(token), timeout=3600) as client,
+        output.open("wb") as out,
+    ):
         started = time.monotonic()
-        written = _stream_export(client, {}, fmt, out, as_json)
+        written = trail.stream_export(client, {}, fmt, out, as_json)
     summary = {
         "output": str(output),
         "format": fmt,
@@ -548,57 +448,6 @@ def export(
     )
 
 
-def _stream_export(client: httpx.Client, params: dict[str, Any], fmt: str, out: Any, quiet: bool) -> Any:
-    """Streams /v1/audit/export, showing progress; to ``out`` (returns the count) or collected
-    (returns the lines). The total is the trail's size, a bound when the export is filtered."""
-    total = None
-    ready = client.get("/readyz")
-    if ready.status_code == 200:
-        total = ready.json().get("entries")
-    lines: list[bytes] = []
-    count = 0
-    with (
-        Meter("exporting", err, total=total, quiet=quiet) as meter,
-        client.stream("GET", "/v1/audit/export", params={**params, "format": fmt}) as response,
-    ):
-        _fail_unless_ok(response)
-        header = fmt == "csv"
-        for line in _lines(response):
-            if header:
-                header = False
-                if out is not None:
-                    out.write(line + b"\n")
-                continue
-            count += 1
-            if out is not None:
-                out.write(line + b"\n")
-            else:
-                lines.append(line)
-            if count % 1000 == 0:
-                meter.update(count)
-        meter.update(count)
-    return count if out is not None else lines
-
-
-def _lines(response: httpx.Response) -> Iterator[bytes]:
-    """The lines of a streamed answer, ended by a newline only: a JSON string may hold U+2028 or
-    U+0085 raw, where ``iter_lines`` (which splits as ``str.splitlines`` does) would cut it."""
-    pending = b""
-    for chunk in response.iter_bytes():
-        *whole, pending = (pending + chunk).split(b"\n")
-        yield from whole
-    if pending:
-        yield pending
-
-
-def _fail_unless_ok(response: httpx.Response) -> None:
-    if response.status_code >= 400:
-        if response.is_stream_consumed is False:
-            response.read()
-        err.print(f"[red]{response.status_code}[/] {response.text}")
-        raise typer.Exit(2)
-
-
 @app.command()
 def status(token: str | None = TOKEN, as_json: bool = JSON) -> None:
     """Each service's readiness, restarts and lag, the trail's entries and last signed checkpoint."""
@@ -608,7 +457,7 @@ def status(token: str | None = TOKEN, as_json: bool = JSON) -> None:
     # Where ``make run`` put each service (its status file says), else where it puts them by default.
     urls = {spec.name: supervised.get(spec.name, {}).get("url", spec.url) for spec in supervisor.SERVICES}
     rows = []
-    with httpx.Client(timeout=5, headers=_bearer(token)) as client:
+    with httpx.Client(timeout=5, headers=trail.bearer(token)) as client:
         for spec in supervisor.SERVICES:
             row: dict[str, Any] = {
                 "service": spec.name,
@@ -621,7 +470,7 @@ def status(token: str | None = TOKEN, as_json: bool = JSON) -> None:
             except httpx.HTTPError as error:
                 row.update(ready=False, details={"error": type(error).__name__})
             rows.append(row)
-        checkpoint = _last_checkpoint(client, urls[supervisor.AUDIT.name])
+        checkpoint = trail.last_checkpoint(client, urls[supervisor.AUDIT.name])
     dashboard = f"{urls[supervisor.DASHBOARD.name]}/"
     if as_json:
         print(orjson.dumps({"services": rows, "last_checkpoint": checkpoint, "dashboard": dashboard}).decode())
@@ -650,14 +499,6 @@ def status(token: str | None = TOKEN, as_json: bool = JSON) -> None:
                 key=checkpoint["key_id"],
             )
         )
-
-
-def _last_checkpoint(client: httpx.Client, audit_url: str) -> dict[str, Any] | None:
-    try:
-        checkpoints = client.get(f"{audit_url}/v1/audit/checkpoints").json().get("checkpoints", [])
-    except (httpx.HTTPError, ValueError):
-        return None
-    return checkpoints[-1] if checkpoints else None
 
 
 def run() -> None:

@@ -9,7 +9,7 @@ import io
 import httpx
 import orjson
 
-from policytrack.cli import _stream_export
+from policytrack.trail import stream_export
 
 ENTRIES = [{"seq": 1, "title": "line\u2028separator"}, {"seq": 2, "title": "next\u0085line\u2029para"}]
 
@@ -24,6 +24,6 @@ def audit(request: httpx.Request) -> httpx.Response:
 def test_every_entry_arrives_whole_whatever_its_text_holds() -> None:
     out = io.BytesIO()
     with httpx.Client(transport=httpx.MockTransport(audit), base_url="http://audit") as client:
-        written = _stream_export(client, {}, "ndjson", out, True)
+        written = stream_export(client, {}, "ndjson", out, True)
     assert written == len(ENTRIES)
     assert [orjson.loads(line) for line in out.getvalue().split(b"\n") if line] == ENTRIES
