@@ -85,6 +85,16 @@ def _entry_row(
         access.update((data.task_id, str(d)) for d in (data.lead_department, *data.supporting_departments))
     return {
         "seq": sequence,
+        **_as_kept(record, stored_headers),
+        "prev_hash": previous,
+        "hash": digest,
+        **derived,
+    }
+
+
+def _as_kept(record: LogRecord, stored_headers: bytes) -> dict[str, Any]:
+    """The record as a row keeps it, byte for byte: where it is on the log, and what it holds."""
+    return {
         "topic": record.topic,
         "partition": record.partition,
         "offset": record.offset,
@@ -92,9 +102,6 @@ def _entry_row(
         "key": record.key,
         "value": record.value,
         "headers": stored_headers,
-        "prev_hash": previous,
-        "hash": digest,
-        **derived,
     }
 
 
@@ -115,13 +122,7 @@ class ChainedBatch:
 
 def refused_row(record: LogRecord, reason: str, detected_at: datetime) -> dict[str, Any]:
     return {
-        "topic": record.topic,
-        "partition": record.partition,
-        "offset": record.offset,
-        "timestamp": record.timestamp,
-        "key": record.key,
-        "value": record.value,
-        "headers": headers_json(record.headers),
+        **_as_kept(record, headers_json(record.headers)),
         "reason": reason[:4000],
         "detected_at": iso(detected_at),
         "reported": False,
