@@ -9,8 +9,9 @@ version (``type`` included); the record itself, as the trail keeps it, is unchan
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import orjson
 from pydantic import ValidationError
@@ -169,11 +170,15 @@ def from_structured(body: bytes) -> AnyEvent | DecodeFailure:
         return DecodeFailure(reason=f"not JSON: {error}", key=None, value=body, headers=())
     if not isinstance(document, dict):
         return DecodeFailure(reason="not a JSON object", key=None, value=body, headers=())
-    data = document.pop("data", None)
+    return from_document(document)
+
+
+def from_document(document: Mapping[str, Any]) -> AnyEvent | DecodeFailure:
+    """The event of a structured-mode CloudEvent already parsed from JSON (as an API answer holds it)."""
     headers = tuple(
-        (HEADER_PREFIX + name, str(value).encode()) for name, value in document.items() if name != "datacontenttype"
+        (HEADER_PREFIX + name, str(value).encode()) for name, value in document.items() if name not in _NOT_HEADERS
     )
-    return decode(None, orjson.dumps(data), headers)
+    return decode(None, orjson.dumps(document.get("data")), headers)
 
 
 def _describe(error: ValidationError) -> str:

@@ -10,7 +10,6 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-import orjson
 from fastapi import APIRouter, Form, Path, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
@@ -27,7 +26,7 @@ from services.web.domain.history import HistoryLine, history
 from services.web.domain.overview import ISSUE_AND_APPROVAL_TYPES, overview
 from services.web.domain.task_sheet import SheetReport
 from shared.contract.catalog import CATALOG, DailyDigest, short_type
-from shared.contract.codec import from_structured
+from shared.contract.codec import from_document
 from shared.contract.codes import CooperationField, Department, Role
 from shared.contract.envelope import AnyEvent, CloudEvent
 from shared.contract.types import AGGREGATE_ID_PATTERN
@@ -76,7 +75,7 @@ async def visible_tasks(web: WebRuntime, token: str) -> list[Task]:
 def events_of(entries: Iterable[Mapping[str, Any]]) -> Iterator[AnyEvent]:
     """The events of trail entries, read by the one codec (an entry that holds none is passed over)."""
     for entry in entries:
-        if entry.get("event") and isinstance(event := from_structured(orjson.dumps(entry["event"])), CloudEvent):
+        if entry.get("event") and isinstance(event := from_document(entry["event"]), CloudEvent):
             yield event
 
 
