@@ -48,8 +48,9 @@ def ndjson_line(row: TrailEntry | StoredEntry) -> bytes:
             "raw": None
             if event is not None
             else {
-                "key": row.key and base64.b64encode(row.key).decode(),
-                "value": row.value and base64.b64encode(row.value).decode(),
+                # An empty key or value is not none: Kafka keeps the two apart, and so does the trail.
+                "key": None if row.key is None else base64.b64encode(row.key).decode(),
+                "value": None if row.value is None else base64.b64encode(row.value).decode(),
                 "headers": orjson.Fragment(row.headers),
             },
         },

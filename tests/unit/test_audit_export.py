@@ -3,6 +3,7 @@ they are shown is the same as from the whole stored entry. CSV shows the query c
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
 from collections.abc import AsyncIterator
@@ -108,5 +109,26 @@ async def test_an_event_with_a_stray_extension_header_is_shown_as_the_event_it_d
         assert entry["decode_error"] is None and entry["event"]["data"]["percent"] == 40
         assert "stray" not in entry["event"]
         assert orjson.loads(await exported(store, "ndjson")) == entry
+    finally:
+        await store.close()
+
+
+@pytest.mark.parametrize(
+    ("key", "value"), [(b"", b"x"), (b"k", b""), (None, b"")], ids=["empty key", "empty value", "no key"]
+)
+async def test_a_record_with_an_empty_key_or_value_is_shown_as_it_is(
+    tmp_path: Path, key: bytes | None, value: bytes
+) -> None:
+    """Kafka keeps an empty key or value apart from none: an entry holding one is exported (as
+    empty base64), not a failure that cuts the export off where it stands."""
+    record = LogRecord.kept("policy.deadletter", 0, 0, 1_700_000_000_000, key, value, (("dlq_reason", b"x"),))
+    store = AuditStore(f"sqlite+aiosqlite:///{tmp_path / 'audit.db'}")
+    await store.open()
+    try:
+        await store.write(chained([record], store.head))
+        (entry,) = map(orjson.loads, (await exported(store, "ndjson")).splitlines())
+        assert entry["event"] is None
+        shown = [None if part is None else base64.b64encode(part).decode() for part in (key, value)]
+        assert [entry["raw"]["key"], entry["raw"]["value"]] == shown
     finally:
         await store.close()
