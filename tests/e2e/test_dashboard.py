@@ -23,9 +23,8 @@ import httpx
 import openpyxl
 import pytest
 from icalendar import Calendar
-from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
+from selenium.common.exceptions import StaleElementReferenceException, TimeoutException, WebDriverException
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.expected_conditions import staleness_of
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from policytrack.demo import TASKS, Demo, token_for
@@ -73,6 +72,17 @@ def until(driver: Any, condition: Callable[[Any], Any], what: str, timeout: floa
         raise AssertionError(f"waited {timeout}s for {what} at {driver.current_url}; the page said:\n{page}") from (
             timeout_error
         )
+
+
+def on_the_next_page(driver: Any, act: Callable[[], None], what: str) -> None:
+    """Do ``act`` and wait until the browser shows another document than the one it was on.
+
+    A mark left on the window goes with its document. Asking an element of the old page whether
+    it went stale instead races the navigation: chromium then answers with an inspector error."""
+    driver.execute_script("window.policytrackLeft = true")
+    act()
+    waiting = WebDriverWait(driver, WAIT, poll_frequency=0.2, ignored_exceptions=(WebDriverException,))
+    waiting.until(lambda d: d.execute_script("return window.policytrackLeft === undefined"), f"waited for {what}")
 
 
 def sign_in(browser: Browser, web_url: str, department: str, role: str, user: str) -> None:
@@ -439,11 +449,8 @@ async def test_a_plans_tasks_come_in_from_a_sheet_checked_row_by_row(system, bro
     def send(sheet: Path, button: str) -> None:
         Select(driver.find_element(By.ID, "import-plan")).select_by_value(plan.json()["id"])
         driver.find_element(By.ID, "import-sheet").send_keys(str(sheet))
-        shown = driver.find_elements(By.ID, "import-report")
-        driver.find_element(By.ID, button).click()
         # The page before may hold a report already: wait for the new page, not that one.
-        if shown:
-            until(driver, staleness_of(shown[0]), "the page after sending the sheet")
+        on_the_next_page(driver, lambda: driver.find_element(By.ID, button).click(), "the page after the sheet")
         until(driver, lambda d: d.find_elements(By.ID, "import-report"), "the sheet's report")
 
     send(bad, "import-run")
