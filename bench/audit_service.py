@@ -18,9 +18,9 @@ from bench.common import Timed, bench_keys, bench_topic, fill, local_admin, stop
 from bench.results import Results, Row, scaled
 from bench.tasks_service import bare_read
 from services.audit.adapters.store import AuditStore, EntryFilter
-from services.audit.export import export
-from services.audit.ingest import Ingestor
-from services.audit.verification import verify
+from services.audit.application.export import export
+from services.audit.application.verification import verify
+from services.audit.entrypoints.ingest import Ingestor
 from shared.contract.catalog import TaskProgressReported
 from shared.contract.envelope import new_event
 from shared.kafka.producer import EventProducer

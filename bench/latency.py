@@ -31,7 +31,7 @@ import psutil
 from bench.common import CpuMeter, listening_on, scratch_broker, services_running
 from bench.results import Results, Row, scaled
 from shared.auth import mint_dev_token
-from shared.http.cursor import encode_cursor
+from shared.cursor import encode_cursor
 from shared.process import tune_interpreter
 
 BROKER_PORT = 19392

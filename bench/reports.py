@@ -18,13 +18,13 @@ from pathlib import Path
 from bench.results import Results, Row, scaled
 from services.audit.adapters.chaining import chained
 from services.audit.adapters.store import AuditStore
+from services.audit.application.reports import Reports, replay
 from services.audit.domain.chain import LogRecord
 from services.audit.domain.implementation import implementation_report
-from services.audit.reports import Reports, replay
 from services.tasks.domain import commands as cmd
+from shared.bounds import Bound, Held
 from shared.contract.codec import encode
 from shared.contract.envelope import AnyEvent
-from shared.http.bounds import Bound, Held
 from tests.unit.test_tasks_rules import JILIN, SC, Scenario
 
 ROUNDS = 10

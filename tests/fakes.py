@@ -21,20 +21,20 @@ from services.notifications.adapters.addresses import AddressPolicy, Resolver, s
 from services.notifications.adapters.delivery import Deliveries, RetryPolicy
 from services.notifications.adapters.sealing import Sealer
 from services.notifications.adapters.snapshots import ScheduleSnapshots
-from services.notifications.api.app import create_app as create_notifications_app
-from services.notifications.application import NotificationService
+from services.notifications.application.service import NotificationService
 from services.notifications.bootstrap import NotificationsRuntime
 from services.notifications.domain.schedule import Policy, Schedule
+from services.notifications.entrypoints.app import create_app as create_notifications_app
 from services.notifications.settings import NotificationsSettings
 from services.tasks.adapters.event_log import InMemoryEventLog
 from services.tasks.adapters.rebuild import RebuildReport
-from services.tasks.api.app import create_app
+from services.tasks.application.view import LogView, Placement
 from services.tasks.bootstrap import TasksRuntime, bootstrap
+from services.tasks.entrypoints.app import create_app
 from services.tasks.settings import TasksSettings
-from services.tasks.view import LogView, Placement
 from shared.auth import TokenVerifier
+from shared.bounds import Bound, Held
 from shared.contract.envelope import CloudEvent
-from shared.http.bounds import Bound, Held
 from shared.provenance.keys import KeyFolder
 from shared.provenance.sealing import SnapshotSeal
 from shared.settings import RuntimeSettings

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import sys
 
-from services.audit.api.app import create_app
 from services.audit.bootstrap import bootstrap
+from services.audit.entrypoints.app import create_app
 from services.audit.settings import AuditSettings
 from shared.http.service import run_service
 

@@ -6,18 +6,18 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
-from services.audit import verification
 from services.audit.adapters.lease import AdvisoryLease, SoleWriter, WriterLease
 from services.audit.adapters.store import AuditStore
-from services.audit.checkpoints import OWNER, Checkpointer
-from services.audit.ingest import Ingestor
-from services.audit.reports import Reports
+from services.audit.application import verification
+from services.audit.application.checkpoints import OWNER, Checkpointer
+from services.audit.application.reports import Reports
+from services.audit.application.submissions import Submissions
+from services.audit.application.verification_runs import VerificationRuns
+from services.audit.entrypoints.ingest import Ingestor
 from services.audit.settings import AuditSettings
-from services.audit.submissions import Submissions
-from services.audit.verification_runs import VerificationRuns
 from shared.auth import TokenVerifier
+from shared.bounds import Held
 from shared.clock import Clock, utc_now
-from shared.http.bounds import Held
 from shared.kafka.producer import EventProducer
 from shared.logging import get_logger
 from shared.provenance.keys import KeyFolder, SigningKey, TrustStore

@@ -9,8 +9,8 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from shared.auth import AuthSettings
+from shared.bounds import Bound
 from shared.contract.types import AggregateId
-from shared.http.bounds import Bound
 from shared.kafka.access import AUDIT_SERVICE
 from shared.provenance.keys import TrustedKey
 from shared.settings import ServiceSettings

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import sys
 
-from services.notifications.api.app import create_app
 from services.notifications.bootstrap import bootstrap
+from services.notifications.entrypoints.app import create_app
 from services.notifications.settings import NotificationsSettings
 from shared.http.service import run_service
 

@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiokafka import TopicPartition
+from aiokafka import ConsumerRecord, TopicPartition
 from cryptography.fernet import Fernet
 
 from services.notifications.adapters.addresses import AddressPolicy
@@ -16,15 +16,15 @@ from services.notifications.adapters.delivery import Deliveries, RetryPolicy
 from services.notifications.adapters.mail import Mailer
 from services.notifications.adapters.sealing import Sealer
 from services.notifications.adapters.snapshots import CODE_VERSION, ScheduleSnapshots, SnapshotUnreadable
-from services.notifications.application import NotificationService
+from services.notifications.application.service import LogPosition, NotificationService
 from services.notifications.domain.schedule import Policy, Schedule
 from services.notifications.settings import NotificationsSettings
 from shared.auth import InsecureConfiguration, TokenVerifier
+from shared.bounds import Held
 from shared.clock import Clock
 from shared.contract.codec import DecodeFailure
 from shared.contract.envelope import AnyEvent
 from shared.contract.topics import ALERTS, EVENTS
-from shared.http.bounds import Held
 from shared.kafka.consumer import ConsumerRunner
 from shared.kafka.ownership import PartitionShare
 from shared.kafka.producer import EventProducer
@@ -84,7 +84,7 @@ class NotificationsRuntime:
             self.settings.kafka,
             name="notifications",
             topics=[EVENTS, ALERTS],
-            handler=self.service.on_record,
+            handler=self._fold,
             dead_letters=SkipPoison(),
             group_id=None,
             proofs=ProofGate(self.trust),
@@ -92,6 +92,9 @@ class NotificationsRuntime:
         )
         self.work.start("log", self._runner.run)
         self.work.start("scheduler", self._schedule)
+
+    async def _fold(self, event: AnyEvent, record: ConsumerRecord) -> None:
+        await self.service.on_event(event, LogPosition(record.topic, record.partition, record.offset))
 
     async def _resume(self) -> dict[TopicPartition, int]:
         """The schedule from the snapshot if the log bears it out; where to read ``policy.events`` from."""

@@ -11,7 +11,7 @@ from pydantic_settings import SettingsConfigDict
 
 from services.notifications.adapters.mail import SmtpSettings
 from shared.auth import AuthSettings
-from shared.http.bounds import Bound
+from shared.bounds import Bound
 from shared.kafka.access import NOTIFICATIONS
 from shared.settings import ServiceSettings
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import sys
 
-from services.tasks.api.app import create_app
 from services.tasks.bootstrap import bootstrap
+from services.tasks.entrypoints.app import create_app
 from services.tasks.settings import TasksSettings
 from shared.http.service import run_service
 

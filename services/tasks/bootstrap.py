@@ -8,13 +8,6 @@ from datetime import timedelta
 from functools import partial
 from typing import Any
 
-from services.tasks.adapters.command_topic import (
-    CommandParser,
-    CommandRecord,
-    CommandTopicHandler,
-    PurgingDeadLetters,
-    TokenPurge,
-)
 from services.tasks.adapters.event_log import EventLog, KafkaEventLog
 from services.tasks.adapters.evidence import EvidenceStore, PostgresEvidenceStore
 from services.tasks.adapters.follower import LogFollower, Outcomes
@@ -23,9 +16,16 @@ from services.tasks.adapters.history import TaskHistory
 from services.tasks.adapters.ownership import CommandPartitions, PartitionedEventLog
 from services.tasks.adapters.rebuild import RebuildReport, catch_up
 from services.tasks.adapters.snapshots import SnapshotStore, take_snapshot
-from services.tasks.application import TaskService
+from services.tasks.application.service import TaskService
+from services.tasks.application.view import LogView
+from services.tasks.entrypoints.command_topic import (
+    CommandParser,
+    CommandRecord,
+    CommandTopicHandler,
+    PurgingDeadLetters,
+    TokenPurge,
+)
 from services.tasks.settings import TasksSettings
-from services.tasks.view import LogView
 from shared.auth import InsecureConfiguration, TokenVerifier
 from shared.clock import Clock
 from shared.contract.codes import Department

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import sys
 
-from services.web.api.app import create_app
 from services.web.bootstrap import bootstrap
+from services.web.entrypoints.app import create_app
 from services.web.settings import WebSettings
 from shared.http.service import run_service
 

@@ -8,7 +8,7 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from shared.auth import AuthSettings
-from shared.http.bounds import Bound
+from shared.bounds import Bound
 from shared.settings import ServiceSettings
 
 

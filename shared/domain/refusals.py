@@ -11,6 +11,7 @@ class RefusalKind(StrEnum):
     NOT_FOUND = "not_found"
     CONFLICT = "conflict"
     INVALID = "invalid"
+    BUSY = "busy"
 
 
 class Refused(Exception):
@@ -39,3 +40,13 @@ class Conflict(Refused):
 
 class Invalid(Refused):
     kind, title = RefusalKind.INVALID, "Invalid request"
+
+
+class Busy(Refused):
+    """One more than a bound allows at once; the caller may ask again after a while."""
+
+    kind, title = RefusalKind.BUSY, "Too many at once"
+
+    def __init__(self, detail: str, retry_after_seconds: int) -> None:
+        super().__init__(detail)
+        self.retry_after_seconds = retry_after_seconds

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.auth import AuthError
-from shared.domain.refusals import RefusalKind, Refused
+from shared.domain.refusals import Busy, RefusalKind, Refused
 from shared.logging import get_logger
 
 PROBLEM_JSON = "application/problem+json"
@@ -61,6 +61,7 @@ REFUSAL_STATUS: dict[RefusalKind, int] = {
     RefusalKind.NOT_FOUND: 404,
     RefusalKind.CONFLICT: 409,
     RefusalKind.INVALID: 422,
+    RefusalKind.BUSY: 429,
 }
 """The one table from a refusal's kind to its status: HTTP answers and ``command.rejected`` alike."""
 DESCRIPTIONS = {
@@ -71,7 +72,7 @@ DESCRIPTIONS = {
     412: "If-Match names a version the aggregate has moved past",
     413: "The request body is over 64 KiB",
     422: "Invalid request; `errors` names each field",
-    429: "Over a per-user or overall bound (`shared/http/bounds.py`); retry after `Retry-After`",
+    429: "Over a per-user or overall bound (`shared/bounds.py`); retry after `Retry-After`",
     503: "Unavailable for now; retry after `Retry-After`",
 }
 
@@ -182,8 +183,14 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Refused)
     async def refused(request: Request, error: Refused) -> JSONResponse:
+        retry = {"Retry-After": str(error.retry_after_seconds)} if isinstance(error, Busy) else None
         return problem_response(
-            REFUSAL_STATUS[error.kind], error.detail, title=error.title, field=error.field, instance=request.url.path
+            REFUSAL_STATUS[error.kind],
+            error.detail,
+            title=error.title,
+            field=error.field,
+            instance=request.url.path,
+            headers=retry,
         )
 
     @app.exception_handler(AuthError)

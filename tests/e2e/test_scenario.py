@@ -79,11 +79,13 @@ async def test_the_demonstration_zone_scenario_end_to_end(service_factory, recei
     async def divided() -> list[dict] | None:
         events = [event for _, event in receiver.alerts(secret)]
         at_risk = {e["data"]["task_id"] for e in events if e["type"].endswith(".at_risk.v1")}
-        evaluation = [e for e in events if e["type"].endswith(".evaluation_due.v1")]
+        # The log is shared with the other tests' plans, whose evaluations fall due too.
+        evaluation = [
+            e for e in events if e["type"].endswith(".evaluation_due.v1") and e["data"]["plan_id"] == ids["plan"]
+        ]
         return events if ids["humanities"] in at_risk and evaluation else None
 
-    alerts = await eventually(divided, timeout=60, what="at-risk and evaluation-due alerts at the NDRC")
-    assert {e["data"]["plan_id"] for e in alerts if e["type"].endswith(".evaluation_due.v1")} == {ids["plan"]}
+    await eventually(divided, timeout=60, what="at-risk and evaluation-due alerts at the NDRC")
     async with httpx.AsyncClient(base_url=tasks.url, timeout=30) as client:
         at_risk = (await client.get("/v1/tasks", headers=NAO, params={"health": "at_risk", "limit": 500})).json()
         assert ids["humanities"] in {t["task_id"] for t in at_risk["items"]}

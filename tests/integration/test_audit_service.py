@@ -13,7 +13,7 @@ import httpx
 import orjson
 import pytest
 
-from shared.http.cursor import encode_cursor
+from shared.cursor import encode_cursor
 from tests.conftest import JILIN, MEE, MOST, NAO, ServiceProcess, caught_up, plan_and_task
 
 DUE = "2027-06-30T00:00:00Z"

@@ -20,7 +20,7 @@ from aiokafka.errors import KafkaError
 from aiokafka.structs import RecordMetadata
 
 from policytrack.processes import ServiceProcess
-from services.tasks.adapters.command_topic import Forwarded
+from services.tasks.adapters.forwarding import Forwarded
 from shared.contract.codec import decode_record
 from shared.contract.envelope import CloudEvent
 from shared.contract.topics import COMMANDS, EVENTS

@@ -15,8 +15,8 @@ import pytest
 from services.audit.adapters.chaining import chained
 from services.audit.adapters.schema import StoredEntry, TrailEntry
 from services.audit.adapters.store import AuditStore, EntryFilter
+from services.audit.application.export import CSV_COLUMNS, export, ndjson_line
 from services.audit.domain.chain import LogRecord
-from services.audit.export import CSV_COLUMNS, export, ndjson_line
 from shared.contract.catalog import SubscriptionCreated, TaskProgressReported
 from shared.contract.codec import encode
 from shared.contract.envelope import new_event

@@ -11,11 +11,11 @@ from pathlib import Path
 import orjson
 import pytest
 
-from services.tasks.adapters.command_topic import CommandParser, CommandRecord, CommandTopicHandler, TokenPurge
 from services.tasks.adapters.event_log import InMemoryEventLog
-from services.tasks.application import TaskService, new_id
+from services.tasks.application.service import TaskService, new_id
+from services.tasks.application.view import LogView
 from services.tasks.domain import commands as cmd
-from services.tasks.view import LogView
+from services.tasks.entrypoints.command_topic import CommandParser, CommandRecord, CommandTopicHandler, TokenPurge
 from shared.auth import Actor
 from shared.contract.codec import DecodeFailure
 from shared.contract.codes import Department, Role

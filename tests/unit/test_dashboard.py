@@ -10,21 +10,22 @@ import orjson
 import pytest
 
 from services.web.adapters.sessions import Sessions
-from services.web.api.charts import milestone_timeline
-from services.web.api.pages import events_of
-from services.web.api.session import local_path
+from services.web.application.reading import events_of
 from services.web.domain.history import describe, history
 from services.web.domain.overview import overview
 from services.web.domain.responsibility import heat, table
+from services.web.entrypoints.charts import milestone_timeline
+from services.web.entrypoints.session import local_path
 from shared.auth import Actor
+from shared.bounds import Bound
 from shared.contract import catalog as c
 from shared.contract.catalog import EventData
 from shared.contract.codec import to_structured
 from shared.contract.codes import Department, Role
 from shared.contract.envelope import new_event
+from shared.domain.refusals import Busy
 from shared.domain.state import Milestone, Task, TaskStatus
-from shared.http.bounds import Bound
-from shared.http.problems import Problem
+from shared.http.problems import REFUSAL_STATUS
 from shared.i18n import using
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
@@ -236,9 +237,9 @@ def test_when_everyone_s_sessions_fill_the_bound_a_new_sign_in_waits() -> None:
     clock = [NOW]
     sessions = Sessions(timedelta(hours=1), Bound(per_user=5, in_all=3), clock=lambda: clock[0])
     held = [sessions.begin("t", Actor(user=f"u-{n}", department=Department.JILIN, roles=frozenset())) for n in range(3)]
-    with pytest.raises(Problem) as refused:
+    with pytest.raises(Busy) as refused:
         sessions.begin("t", Actor(user="u-late", department=Department.JILIN, roles=frozenset()))
-    assert refused.value.status == 429 and refused.value.headers["Retry-After"]
+    assert REFUSAL_STATUS[refused.value.kind] == 429 and refused.value.retry_after_seconds == 5
     assert all(sessions.find(s.id) == s for s in held), "nobody was signed out to make room"
     clock[0] = NOW + timedelta(hours=2)  # the three expire: room again
     assert sessions.begin("t", Actor(user="u-late", department=Department.JILIN, roles=frozenset())) is not None

@@ -16,12 +16,12 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from services.web.adapters.backends import Backends
 from services.web.adapters.sessions import Sessions
-from services.web.api.app import create_app
 from services.web.bootstrap import WebRuntime
+from services.web.entrypoints.app import create_app
 from services.web.settings import WebSettings
 from shared.auth import AuthSettings, TokenVerifier
+from shared.bounds import Bound
 from shared.clock import Clock, utc_now
-from shared.http.bounds import Bound
 from shared.settings import RuntimeSettings
 
 NOW = datetime.now(UTC)

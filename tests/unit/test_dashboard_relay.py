@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler
 import pytest
 
 from services.web.adapters.backends import Backends
-from services.web.api.streams import relayed
+from services.web.entrypoints.streams import relayed
 from tests.conftest import http_server
 
 FIRST = b"id: 1\nevent: alert\ndata: {}\n\n"

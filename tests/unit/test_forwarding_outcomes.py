@@ -8,7 +8,7 @@ import pytest
 from aiokafka import TopicPartition
 
 from services.tasks.adapters.follower import Outcomes
-from services.tasks.answers import KeyInFlight, answer_for
+from services.tasks.application.answers import KeyInFlight, answer_for
 from shared.contract import catalog as c
 from shared.contract.envelope import new_event
 

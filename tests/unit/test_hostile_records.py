@@ -10,7 +10,7 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.tasks.adapters.command_topic import CommandParser, CommandRecord
+from services.tasks.entrypoints.command_topic import CommandParser, CommandRecord
 from shared.contract.catalog import CATALOG
 from shared.contract.codec import DecodeFailure, decode, encode
 from shared.contract.envelope import CloudEvent

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
-from services.audit import reports
+from services.audit.application import reports
 from services.audit.domain.implementation import Replay, implementation_report
 from services.tasks.domain import commands as cmd
 from tests.unit.test_tasks_rules import JILIN, NDRC, SC, Scenario, actor

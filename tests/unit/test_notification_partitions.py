@@ -12,7 +12,7 @@ from cryptography.fernet import Fernet
 from services.notifications.adapters.addresses import AddressPolicy
 from services.notifications.adapters.delivery import Deliveries, RetryPolicy
 from services.notifications.adapters.sealing import Sealer
-from services.notifications.application import NotificationService
+from services.notifications.application.service import NotificationService
 from services.notifications.domain.schedule import Policy, Schedule
 from shared.contract import catalog as c
 from shared.contract.envelope import AnyEvent, new_event
@@ -68,17 +68,17 @@ async def test_each_owner_emits_its_own_and_the_survivor_emits_what_the_dead_one
     first, first_log = instance(mine, now)
     second, second_log = instance(theirs, now)
     for event in history():
-        await first.on_record(event)
-        await second.on_record(event)
+        await first.on_event(event)
+        await second.on_event(event)
 
     await one_pass(first)
     await one_pass(second)
     assert set(alert_ids(first_log).values()) == mine
     assert set(alert_ids(second_log).values()) == theirs
     for alert in first_log.published:  # each reads the other's alerts back from the log
-        await second.on_record(alert)
+        await second.on_event(alert)
     for alert in list(second_log.published):
-        await first.on_record(alert)
+        await first.on_event(alert)
     assert not first.deferred and not second.deferred
 
     # The second instance's alerts are due, but it dies before emitting them: the first one

@@ -93,7 +93,7 @@ async def test_dns_rebinding_never_reaches_the_private_address(
         url = f"http://rebind.example.org:{receiver.port}/hooks/policytrack"
         subscription, _ = await service.subscribe(_body(url), _actor("NDRC", "supervisor"))
         await service.go_live()
-        await service.on_record(_alert(subscription.created_at + timedelta(seconds=1)))
+        await service.on_event(_alert(subscription.created_at + timedelta(seconds=1)))
         await eventually(lambda: _failed(notifications), timeout=20, what="the delivery given up")
     assert receiver.received == [], "the webhook reached loopback"
 

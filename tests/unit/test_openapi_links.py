@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from services.audit.api.app import create_app as audit_app
-from services.notifications.api.app import create_app as notifications_app
-from services.tasks.api.app import create_app as tasks_app
+from services.audit.entrypoints.app import create_app as audit_app
+from services.notifications.entrypoints.app import create_app as notifications_app
+from services.tasks.entrypoints.app import create_app as tasks_app
 from shared.http.links import fills, link_operations
 
 

@@ -14,15 +14,16 @@ import pytest
 
 from services.audit.adapters.chaining import chained
 from services.audit.adapters.store import AuditStore, EntryFilter
+from services.audit.application.reports import Reports, replay
 from services.audit.domain import accounts
 from services.audit.domain.chain import LogRecord
 from services.audit.domain.implementation import implementation_report
-from services.audit.reports import Reports, replay
 from services.tasks.domain import commands as cmd
+from shared.bounds import Bound, Held
 from shared.contract.codec import encode
 from shared.contract.envelope import AnyEvent
-from shared.http.bounds import Bound, Held
-from shared.http.problems import Problem
+from shared.domain.refusals import Busy
+from shared.http.problems import REFUSAL_STATUS
 from tests.unit.test_tasks_rules import JILIN, NDRC, SC, Scenario
 
 BOUND = Bound(per_user=2, in_all=8)
@@ -147,6 +148,6 @@ async def test_reports_built_at_once_are_bounded(store: CountedStore) -> None:
     building = Held("reports", Bound(per_user=1, in_all=8))
     reports = Reports(store, building)
     world = Scenario()
-    with building.holding("u-ndrc"), pytest.raises(Problem) as refused:
+    with building.holding("u-ndrc"), pytest.raises(Busy) as refused:
         await reports.implementation("u-ndrc", world.now, world.now + timedelta(days=1))
-    assert refused.value.status == 429
+    assert REFUSAL_STATUS[refused.value.kind] == 429 and refused.value.retry_after_seconds == 5

@@ -8,7 +8,7 @@ import re
 import subprocess
 from datetime import UTC, datetime
 
-from services.audit.documents import document_html, pdf
+from services.audit.adapters.documents import document_html, pdf
 from services.audit.domain.implementation import implementation_report
 from tests.unit.test_implementation_report import hostile_world, replay_of
 

@@ -191,12 +191,12 @@ async def test_an_event_that_cannot_be_applied_is_never_appended(
     tasks: InProcessTasks, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Evolve runs before the append: a rule that made an impossible event appends nothing, however often retried."""
-    from services.tasks import application
+    from services.tasks.application import service
     from shared.contract import catalog as c
 
     _, task = await seed(tasks)
     monkeypatch.setattr(
-        application,
+        service,
         "decide",
         lambda command, actor, world: [c.IssueReported(issue_id=task, task_id=task, title="collides", severity="low")],
     )
@@ -245,7 +245,7 @@ async def test_a_read_names_the_version_it_must_reflect(tasks: InProcessTasks) -
 async def test_an_instance_that_follows_other_writers_waits_for_the_version_then_answers_503(
     tasks: InProcessTasks,
 ) -> None:
-    from services.tasks.api.reads import reflection_wait
+    from services.tasks.entrypoints.reads import reflection_wait
 
     tasks.app.dependency_overrides[reflection_wait] = lambda: 0.3
     _, task_id = await seed(tasks)

@@ -10,9 +10,9 @@ from datetime import UTC, datetime
 import pytest
 
 from services.tasks.adapters.event_log import InMemoryEventLog
-from services.tasks.application import TaskService
+from services.tasks.application.service import TaskService
+from services.tasks.application.view import LogView, Placement
 from services.tasks.domain import commands as cmd
-from services.tasks.view import LogView, Placement
 from shared.auth import Actor
 from shared.contract.codes import Department, Role
 from shared.contract.envelope import AnyEvent

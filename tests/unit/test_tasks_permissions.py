@@ -10,7 +10,7 @@ from collections.abc import Callable
 import pytest
 
 from services.tasks.adapters.event_log import InMemoryEventLog
-from services.tasks.api.writes import ROUTES
+from services.tasks.entrypoints.writes import ROUTES
 from shared.contract.codes import Department, Role
 from tests.conftest import JILIN, NDRC, SC, token
 from tests.fakes import in_process_tasks, restore

@@ -7,8 +7,8 @@ import asyncio
 
 import pytest
 
-from services.audit.verification import Progress, Verification
-from services.audit.verification_runs import VerificationRuns
+from services.audit.application.verification import Progress, Verification
+from services.audit.application.verification_runs import VerificationRuns
 
 
 class SlowVerification:

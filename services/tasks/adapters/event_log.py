@@ -28,7 +28,7 @@ from aiokafka import ConsumerRecord
 from aiokafka.errors import ProducerFenced
 from aiokafka.structs import RecordMetadata
 
-from services.tasks.view import Placement
+from services.tasks.application.view import Placement
 from shared.contract.codec import header
 from shared.contract.envelope import AnyEvent
 from shared.contract.topics import EVENTS

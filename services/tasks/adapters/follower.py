@@ -9,8 +9,8 @@ import asyncio
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from services.tasks.adapters.rebuild import RebuildReport, admitted, read_after, take_record
-from services.tasks.answers import KeyInFlight
-from services.tasks.view import LogView
+from services.tasks.application.answers import KeyInFlight
+from services.tasks.application.view import LogView
 from shared.contract.codec import DecodeFailure, decode_record
 from shared.contract.envelope import AnyEvent
 from shared.kafka.consumer import open_consumer

@@ -10,16 +10,58 @@ import uuid
 
 import orjson
 
-from services.tasks.adapters.command_topic import forwarded_headers
 from services.tasks.adapters.follower import Outcomes
-from services.tasks.answers import Answer, KeyReused, answer_for
-from services.tasks.application import IdempotencyKey, Ownership, TaskService
+from services.tasks.application.answers import Answer, KeyReused, answer_for
+from services.tasks.application.service import IdempotencyKey, Ownership, TaskService
 from services.tasks.domain import commands as cmd
 from shared.auth import Actor
 from shared.contract.topics import COMMANDS
 from shared.http.idempotency import fingerprint
 from shared.kafka.producer import EventProducer
 from shared.provenance.acts import SignedAct
+
+
+class Forwarded:
+    """The headers of a command one tasks instance sends on to another, under its own proof."""
+
+    ACTOR = "actor"
+    DEPARTMENT = "actor-department"
+    ROLES = "actor-roles"
+    SIGNED = "signed-command"
+    CREATED = "created-id"
+    """The id a create command drew on its first instance, so every hop creates the same aggregate."""
+    DIGEST = "request-digest"
+
+
+def forwarded_headers(
+    name: str,
+    actor: Actor,
+    idempotency: IdempotencyKey,
+    *,
+    if_match: int | None,
+    correlation_id: str | None,
+    act: SignedAct | None,
+    created_id: str | None,
+) -> list[tuple[str, bytes | None]]:
+    """What a command forwarded to its owner carries: the verified actor (the record is sealed
+    by this instance's writer's proof), never anyone's token."""
+    headers = [
+        ("command", name),
+        (Forwarded.ACTOR, actor.user),
+        (Forwarded.DEPARTMENT, str(actor.department)),
+        (Forwarded.ROLES, ",".join(sorted(actor.roles))),
+        ("idempotency-key", idempotency.key),
+        (Forwarded.DIGEST, idempotency.digest),
+    ]
+    if if_match is not None:
+        headers.append(("if-match", f'"{if_match}"'))
+    if correlation_id is not None:
+        headers.append(("correlationid", correlation_id))
+    if act is not None:
+        headers.append((Forwarded.SIGNED, act.encode()))
+    if created_id is not None:
+        headers.append((Forwarded.CREATED, created_id))
+    return [(name, value.encode()) for name, value in headers]
 
 
 class ForwardTimedOut(Exception):

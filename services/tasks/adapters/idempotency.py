@@ -8,7 +8,7 @@ import asyncio
 from contextlib import suppress
 from dataclasses import dataclass
 
-from services.tasks.answers import Answer, answer_body, answer_for
+from services.tasks.application.answers import Answer, answer_body, answer_for
 from shared.contract.envelope import AnyEvent
 
 

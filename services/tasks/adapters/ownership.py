@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from aiokafka import ConsumerRebalanceListener, TopicPartition
 
 from services.tasks.adapters.event_log import Committed, Failed, KafkaEventLog, ignore_failure, ignore_placed
-from services.tasks.answers import NotOwner
+from services.tasks.application.answers import NotOwner
 from shared.contract.envelope import AnyEvent
 from shared.contract.topics import COMMANDS
 from shared.kafka.partitioning import partition_for

@@ -13,7 +13,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from services.tasks.adapters.history import TaskHistory
 from services.tasks.adapters.snapshots import CODE_VERSION, SnapshotStore
-from services.tasks.view import LogPositions, LogView, Placement
+from services.tasks.application.view import LogPositions, LogView, Placement
 from shared.contract.codec import DecodeFailure, decode_record
 from shared.contract.envelope import AnyEvent
 from shared.contract.topics import EVENTS

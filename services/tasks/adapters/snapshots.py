@@ -26,13 +26,13 @@ from typing import Any
 
 import orjson
 
-from services.tasks import answers
 from services.tasks.adapters import history as history_module
 from services.tasks.adapters import idempotency
 from services.tasks.adapters.history import TaskHistory
 from services.tasks.adapters.idempotency import Remembered
-from services.tasks.answers import Answer
-from services.tasks.view import LogPositions, LogView
+from services.tasks.application import answers
+from services.tasks.application.answers import Answer
+from services.tasks.application.view import LogPositions, LogView
 from shared.contract import catalog, envelope
 from shared.contract.codec import DecodeFailure, from_structured, to_structured
 from shared.contract.envelope import AnyEvent

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from shared.auth import Actor
+from shared.bounds import Bound, over
 from shared.clock import Clock, utc_now
-from shared.http.bounds import Bound, over
 
 
 @dataclass(frozen=True)
