@@ -13,13 +13,13 @@ run: venv broker
 # test module stays in one process, so its module-scoped services are started once.
 TEST_WORKERS ?= 3
 test: venv tools
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --durations=25 $(PYTEST_ARGS)
 
 # The in-process tests alone (domain, service layer, pages; no broker): the edit-test loop.
 test-unit: venv tools
 	$(BIN)/pytest -n $(TEST_WORKERS) tests/unit $(PYTEST_ARGS)
 
-# ruff (lint and format) over everything; mypy --strict over shared/, services/ and policytrack/.
+# ruff (lint and format) and mypy --strict over everything (the tests and benchmarks too); the layer contracts.
 lint: venv
 	$(BIN)/ruff check shared services policytrack tests bench
 	$(BIN)/ruff format --check shared services policytrack tests bench

@@ -22,6 +22,7 @@ from services.audit.application.export import export
 from services.audit.application.verification import verify
 from services.audit.entrypoints.ingest import Ingestor
 from shared.contract.catalog import TaskProgressReported
+from shared.contract.codes import Department
 from shared.contract.envelope import new_event
 from shared.kafka.producer import EventProducer
 from shared.process import tune_interpreter
@@ -64,7 +65,7 @@ async def main(count: int) -> None:
                 new_event(
                     TaskProgressReported(task_id=f"task-{n % 10_000}", percent=n % 101, note="weekly report"),
                     actor="u-jilin",
-                    actordept="JILIN",
+                    actordept=Department.JILIN,
                 )
                 for n in range(count)
             ),

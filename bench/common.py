@@ -145,7 +145,8 @@ class stopwatch:
 def listening_on(port: int) -> psutil.Process:
     """The process that listens on ``port`` of this machine (the broker a benchmark runs on)."""
     for connection in psutil.net_connections(kind="tcp"):
-        if connection.status == psutil.CONN_LISTEN and connection.laddr.port == port and connection.pid:
+        address = connection.laddr
+        if connection.status == psutil.CONN_LISTEN and getattr(address, "port", None) == port and connection.pid:
             return psutil.Process(connection.pid)
     raise RuntimeError(f"nothing listens on port {port}")
 

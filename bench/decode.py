@@ -17,6 +17,7 @@ import orjson
 from bench.results import Results, Row, scaled
 from shared.contract.catalog import CATALOG, TaskProgressReported
 from shared.contract.codec import _read_headers, decode, encode
+from shared.contract.codes import Department
 from shared.contract.envelope import CloudEvent, new_event
 from shared.process import tune_interpreter
 
@@ -27,7 +28,7 @@ def records(count: int) -> list[tuple[bytes, bytes, tuple[tuple[str, bytes | Non
             new_event(
                 TaskProgressReported(task_id=f"task-{n % 1000}", percent=n % 101, note="site works on schedule"),
                 actor="u-jilin-1",
-                actordept="JILIN",
+                actordept=Department.JILIN,
                 aggregateversion=n + 1,
             )
         )

@@ -4,6 +4,7 @@ body validation) answering the progress route without deciding or producing anyt
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -23,15 +24,18 @@ class Nothing:
     async def stop(self) -> None:
         pass
 
-    async def readiness(self) -> tuple[bool, dict]:
+    async def readiness(self) -> tuple[bool, dict[str, Any]]:
         return True, {}
+
+    def public_keys(self) -> dict[str, Any]:
+        return {"keys": []}
 
 
 def create_app() -> FastAPI:
     app = create_service_app("ceiling", Nothing(), title="ceiling", description="no-op")
 
     @app.post("/v1/tasks/{task_id}/progress")
-    async def report_progress(task_id: str, actor: Authenticated, body: ProgressBody) -> dict:
+    async def report_progress(task_id: str, actor: Authenticated, body: ProgressBody) -> dict[str, Any]:
         return {"id": task_id, "version": body.percent}
 
     return app

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import uuid
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
@@ -17,6 +18,7 @@ from bench.common import Timed, bench_keys, bench_topic, fill, local_admin, stop
 from bench.results import Results, Row, scaled
 from shared.contract.catalog import TaskProgressReported
 from shared.contract.codec import DecodeFailure, encode
+from shared.contract.codes import Department
 from shared.contract.envelope import CloudEvent, new_event
 from shared.kafka.connection import client_options
 from shared.kafka.consumer import ConsumerRunner
@@ -27,11 +29,11 @@ from shared.provenance.keys import KeyFolder
 from shared.settings import KafkaSettings
 
 
-def event(n: int) -> CloudEvent:
+def event(n: int) -> CloudEvent[Any]:
     return new_event(
         TaskProgressReported(task_id=f"task-{n % 1000}", percent=n % 101, note="site works on schedule"),
         actor="u-jilin-1",
-        actordept="JILIN",
+        actordept=Department.JILIN,
         aggregateversion=n + 1,
     )
 
@@ -43,7 +45,7 @@ class Redirect:
         raise AssertionError(f"unexpected dead letter: {failure.reason}")
 
 
-async def project_produce(kafka: KafkaSettings, keys: KeyFolder, topic: str, events: list[CloudEvent]) -> Timed:
+async def project_produce(kafka: KafkaSettings, keys: KeyFolder, topic: str, events: list[CloudEvent[Any]]) -> Timed:
     """The project's producer from validated CloudEvents (as the services hold them) to acks,
     each record with its writer's proof (a signature every hundred records of a partition)."""
     signing = keys.signing_key("tasks", create=True)
@@ -53,14 +55,14 @@ async def project_produce(kafka: KafkaSettings, keys: KeyFolder, topic: str, eve
     return timed
 
 
-def build_events(count: int) -> tuple[list[CloudEvent], Timed]:
+def build_events(count: int) -> tuple[list[CloudEvent[Any]], Timed]:
     """Making the events: payload and envelope validation, ids and times."""
     with stopwatch(Timed(count)) as timed:
         events = [event(n) for n in range(count)]
     return events, timed
 
 
-async def bare_produce(kafka: KafkaSettings, topic: str, records: list) -> Timed:
+async def bare_produce(kafka: KafkaSettings, topic: str, records: list[Any]) -> Timed:
     producer = AIOKafkaProducer(
         **client_options(kafka),
         acks="all",
@@ -83,7 +85,7 @@ async def project_consume(kafka: KafkaSettings, keys: KeyFolder, topic: str, cou
     done = asyncio.Event()
     seen = 0
 
-    async def count_event(_event: CloudEvent, _record: object) -> None:
+    async def count_event(_event: CloudEvent[Any], _record: object) -> None:
         nonlocal seen
         seen += 1
         if seen >= count:
@@ -136,7 +138,7 @@ async def main(count: int, rounds: int) -> None:
     keys = bench_keys()
     events, built = build_events(count)
     raw = [(r.key, r.value, list(r.headers)) for r in map(encode, events)]
-    size = sum(len(value) + sum(len(k) + len(v) for k, v in headers) for _, value, headers in raw) / count
+    size = sum(len(value or b"") + sum(len(k) + len(v or b"") for k, v in headers) for _, value, headers in raw) / count
     print(
         f"{count:,} events of ~{size:.0f} bytes (value + headers), broker {kafka.bootstrap_servers}, "
         f"best of {rounds} alternating rounds"

@@ -28,6 +28,7 @@ from bench.common import CpuMeter, ScratchBroker, fill, listening_on, scratch_br
 from bench.results import Results, Row, scaled
 from shared.auth import mint_dev_token
 from shared.contract import catalog as c
+from shared.contract.codes import CooperationField, Department
 from shared.contract.envelope import new_event
 from shared.contract.topics import EVENTS
 from shared.kafka.producer import EventProducer
@@ -74,16 +75,22 @@ async def schedule(broker: ScratchBroker, tasks: int, per_task: int, due: dateti
         task_id = f"{prefix}-{t}"
         events += [
             c.TaskCreated(
-                task_id=task_id, plan_id="p", title=f"Task {t}", field="trade", due=due + timedelta(days=365)
+                task_id=task_id,
+                plan_id="p",
+                title=f"Task {t}",
+                field=CooperationField.TRADE,
+                due=due + timedelta(days=365),
             ),
-            c.TaskAssigned(task_id=task_id, lead_department="JILIN", supporting_departments=("MOFCOM",)),
+            c.TaskAssigned(
+                task_id=task_id, lead_department=Department.JILIN, supporting_departments=(Department.MOFCOM,)
+            ),
             *(
                 c.MilestoneScheduled(task_id=task_id, milestone_id=f"{task_id}-m{m}", title=f"Milestone {m}", due=due)
                 for m in range(per_task)
             ),
         ]
     async with EventProducer(broker.settings, client_id="bench-notifications", signing_key=signing) as producer:
-        await fill(producer, EVENTS, (new_event(data, actor="u-bench", actordept="JILIN") for data in events))
+        await fill(producer, EVENTS, (new_event(data, actor="u-bench", actordept=Department.JILIN) for data in events))
 
 
 def start_service(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], float, dict[str, Any]]:

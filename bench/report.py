@@ -77,9 +77,10 @@ def share_of_target(row: dict[str, Any]) -> float | None:
     measured = row["ratio"] if row["target_of"] == "ratio" else row["value"]
     if row["target"] is None or measured is None:
         return None
+    target, measured = float(row["target"]), float(measured)
     if row["lower_is_better"]:
-        return row["target"] / measured if measured else None
-    return measured / row["target"]
+        return target / measured if measured else None
+    return measured / target
 
 
 def machine() -> dict[str, Any]:
@@ -102,8 +103,12 @@ def machine() -> dict[str, Any]:
 
 
 def plot(results: list[dict[str, Any]], path: Path) -> None:
-    rows = [(f"{r['name']}", share_of_target(r)) for result in results for r in result["rows"]]
-    rows = [(name, share) for name, share in rows if share is not None]
+    rows = [
+        (f"{r['name']}", share)
+        for result in results
+        for r in result["rows"]
+        if (share := share_of_target(r)) is not None
+    ]
     figure, axes = plt.subplots(figsize=(10, 0.38 * len(rows) + 1.2))
     names = [name for name, _ in rows]
     shares = [min(share, 3.0) for _, share in rows]

@@ -24,6 +24,7 @@ from services.audit.domain.implementation import implementation_report
 from services.tasks.domain import commands as cmd
 from shared.bounds import Bound, Held
 from shared.contract.codec import encode
+from shared.contract.codes import CooperationField, Department
 from shared.contract.envelope import AnyEvent
 from tests.unit.test_tasks_rules import JILIN, SC, Scenario
 
@@ -48,8 +49,8 @@ def acts(world: Scenario, first: int, count: int) -> None:
                 task_id=f"t{n}",
                 plan_id="p",
                 title=f"Task {n}",
-                field="trade",
-                lead_department="JILIN",
+                field=CooperationField.TRADE,
+                lead_department=Department.JILIN,
                 due=world.now + timedelta(days=365),
             ),
             JILIN,

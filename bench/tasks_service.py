@@ -43,6 +43,7 @@ from services.tasks.adapters.rebuild import catch_up
 from services.tasks.adapters.snapshots import SnapshotStore, take_snapshot
 from shared.auth import mint_dev_token
 from shared.contract import catalog as c
+from shared.contract.codes import CooperationField, Department
 from shared.contract.envelope import AnyEvent, new_event
 from shared.kafka.connection import client_options
 from shared.kafka.producer import EventProducer
@@ -99,9 +100,12 @@ def wrk(url: str, paths: list[str], token: str, seconds: int, connections: int =
         text=True,
         check=True,
     ).stdout
-    total = int(re.search(r"(\d+) requests in", out).group(1))
+    counted = re.search(r"(\d+) requests in", out)
+    timed = re.search(r"requests in ([\d.]+)(us|ms|s|m|h),", out)  # wrk: "1.00m" from 60 s
+    assert counted is not None and timed is not None, out
+    total = int(counted.group(1))
     failed = int(m.group(1)) if (m := re.search(r"Non-2xx or 3xx responses: (\d+)", out)) else 0
-    amount, unit = re.search(r"requests in ([\d.]+)(us|ms|s|m|h),", out).groups()  # wrk: "1.00m" from 60 s
+    amount, unit = timed.groups()
     elapsed = float(amount) * {"us": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}[unit]
     if failed:
         print(f"  ({failed} of {total} requests were not accepted)")
@@ -175,12 +179,16 @@ def _history_events(task_id: str, versions: range, due: datetime) -> list[AnyEve
     events: list[AnyEvent] = []
     for v in versions:
         if v == 1:
-            data: c.EventData = c.TaskCreated(task_id=task_id, plan_id="plan", title=task_id, field="trade", due=due)
+            data: c.EventData = c.TaskCreated(
+                task_id=task_id, plan_id="plan", title=task_id, field=CooperationField.TRADE, due=due
+            )
         elif v == 2:
-            data = c.TaskAssigned(task_id=task_id, lead_department="JILIN", supporting_departments=("MOFCOM",))
+            data = c.TaskAssigned(
+                task_id=task_id, lead_department=Department.JILIN, supporting_departments=(Department.MOFCOM,)
+            )
         else:
             data = c.TaskProgressReported(task_id=task_id, percent=v % 100, note="weekly report")
-        events.append(new_event(data, actor="u-jilin", actordept="JILIN", aggregateversion=v))
+        events.append(new_event(data, actor="u-jilin", actordept=Department.JILIN, aggregateversion=v))
     return events
 
 

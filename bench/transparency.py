@@ -23,6 +23,7 @@ from services.audit.adapters.store import AuditStore
 from services.audit.domain.chain import LogRecord, canonical, headers_json
 from shared.contract.catalog import TaskProgressReported
 from shared.contract.codec import encode
+from shared.contract.codes import Department
 from shared.contract.envelope import new_event
 from shared.process import tune_interpreter
 from shared.transparency import merkle
@@ -38,7 +39,7 @@ def records(count: int) -> Iterator[list[LogRecord]]:
         event = new_event(
             TaskProgressReported(task_id=f"task-{n % 10_000}", percent=n % 101, note="weekly report"),
             actor="u-jilin",
-            actordept="JILIN",
+            actordept=Department.JILIN,
         )
         encoded = encode(event)
         batch.append(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import pwd
 import random
 import shutil
 import socket
@@ -93,6 +94,10 @@ class Broker:
         return subprocess.run(
             [str(KAFKA_SCRIPT), *args], env=self.env, capture_output=True, text=True, check=check, timeout=300
         )
+
+
+ServiceFactory = Callable[..., ServiceProcess]
+"""Starts a service of the project as its own process: ``factory("tasks", **environment).start()``."""
 
 
 def broker_env(port: int, data_dir: Path) -> dict[str, str]:
@@ -231,12 +236,12 @@ async def read_from(
     settings: KafkaSettings,
     starts: dict[TopicPartition, int],
     *,
-    until: Callable[[list], bool],
+    until: Callable[[list[Any]], bool],
     timeout: float = 30,
     isolation_level: str = "read_committed",
-) -> list:
+) -> list[Any]:
     """Read records from the given positions on, until ``until(records)`` holds or time runs out."""
-    records: list = []
+    records: list[Any] = []
     async with open_consumer(settings, isolation_level=isolation_level) as consumer:
         consumer.assign(list(starts))
         for partition, offset in starts.items():
@@ -249,19 +254,19 @@ async def read_from(
     return records
 
 
-async def readiness(service: ServiceProcess) -> dict:
+async def readiness(service: ServiceProcess) -> dict[str, Any]:
     """What the service's ``/readyz`` says now, ready or not."""
     async with httpx.AsyncClient(base_url=service.url, timeout=30) as client:
-        answer: dict = (await client.get("/readyz")).json()
+        answer: dict[str, Any] = (await client.get("/readyz")).json()
         return answer
 
 
-async def caught_up(service: ServiceProcess, *, timeout: float = 120) -> dict:
+async def caught_up(service: ServiceProcess, *, timeout: float = 120) -> dict[str, Any]:
     """Poll a consuming service's readiness until it reports no lag; that readiness."""
     async with httpx.AsyncClient(base_url=service.url, timeout=30) as client:
 
-        async def probe() -> dict | None:
-            ready: dict = (await client.get("/readyz")).json()
+        async def probe() -> dict[str, Any] | None:
+            ready: dict[str, Any] = (await client.get("/readyz")).json()
             return ready if ready.get("lag") == 0 else None
 
         return await eventually(probe, timeout=timeout, what=f"{service.name} caught up with the log")
@@ -281,10 +286,10 @@ async def plan_and_task(client: httpx.AsyncClient, **task: object) -> str:
     return str((await client.post("/v1/tasks", headers=JILIN, json={"plan_id": plan, **body})).json()["id"])
 
 
-async def whole_trail(client: httpx.AsyncClient) -> list[dict]:
+async def whole_trail(client: httpx.AsyncClient) -> list[dict[str, Any]]:
     """Every entry of an audit service's trail, page by page (the session's broker holds what
     earlier tests wrote, so the first page is not the whole story)."""
-    items: list[dict] = []
+    items: list[dict[str, Any]] = []
     cursor = None
     while True:
         params = {"limit": 1000, **({"cursor": cursor} if cursor else {})}
@@ -296,7 +301,7 @@ async def whole_trail(client: httpx.AsyncClient) -> list[dict]:
             return items
 
 
-async def read_to_end(settings: KafkaSettings, topic: str, *, timeout: float = 60) -> list:
+async def read_to_end(settings: KafkaSettings, topic: str, *, timeout: float = 60) -> list[Any]:
     """Every committed record on ``topic``, from its start to where it ends now."""
     return await read_since(settings, topic, 0, timeout=timeout)
 
@@ -320,7 +325,7 @@ def keys_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @contextmanager
-def services_on(kafka: Broker, directory: Path, keys: Path) -> Iterator[Callable[..., ServiceProcess]]:
+def services_on(kafka: Broker, directory: Path, keys: Path) -> Iterator[ServiceFactory]:
     """Makes service processes against the project's broker; all are stopped afterwards."""
     made: list[ServiceProcess] = []
 
@@ -354,7 +359,7 @@ def services_on(kafka: Broker, directory: Path, keys: Path) -> Iterator[Callable
 
 
 @pytest.fixture
-def service_factory(kafka: Broker, tmp_path: Path, keys_dir: Path) -> Iterator[Callable[..., ServiceProcess]]:
+def service_factory(kafka: Broker, tmp_path: Path, keys_dir: Path) -> Iterator[ServiceFactory]:
     """Service processes for one test."""
     with services_on(kafka, tmp_path, keys_dir) as make:
         yield make
@@ -363,7 +368,7 @@ def service_factory(kafka: Broker, tmp_path: Path, keys_dir: Path) -> Iterator[C
 @pytest.fixture(scope="module")
 def module_services(
     kafka: Broker, tmp_path_factory: pytest.TempPathFactory, keys_dir: Path
-) -> Iterator[Callable[..., ServiceProcess]]:
+) -> Iterator[ServiceFactory]:
     """Service processes shared by the tests of one module."""
     with services_on(kafka, tmp_path_factory.mktemp("services"), keys_dir) as make:
         yield make
@@ -461,10 +466,10 @@ NDRC = token("u-ndrc", "NDRC", "supervisor")
 NAO = token("u-nao", "NAO", "auditor")
 
 
-async def records_since(settings: KafkaSettings, topic: str, starts: dict[TopicPartition, int]) -> list:
+async def records_since(settings: KafkaSettings, topic: str, starts: dict[TopicPartition, int]) -> list[Any]:
     """The committed records appended to ``topic`` after ``starts`` (transaction markers take an
     offset each, so counting offsets would overcount)."""
-    records: list = []
+    records: list[Any] = []
     async with open_consumer(settings) as consumer:
         ends = await consumer.end_offsets(list(starts))
         pending = {tp for tp in starts if ends[tp] > starts[tp]}
@@ -511,7 +516,7 @@ class Receiver:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/hooks/policytrack"
 
-    def alerts(self, secret: str) -> list[tuple[float, dict]]:
+    def alerts(self, secret: str) -> list[tuple[float, dict[str, Any]]]:
         """Every delivery, verified with the standardwebhooks library, as (arrival, CloudEvent)."""
         return [(at, Webhook(secret).verify(body, headers)) for at, headers, body in self.received]
 
@@ -607,22 +612,21 @@ def smtp_of(mailroom: Mailroom, **settings: object) -> str:
 
 
 @pytest.fixture(scope="session")
-def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A throw-away PostgreSQL server (Debian's binaries), run as the postgres user when root."""
+def postgres_server() -> Iterator[str]:
+    """A throw-away PostgreSQL server (Debian's binaries), run as the postgres user when root.
+
+    Its folder is its own, outside pytest's: every pytest session that starts sets pytest's
+    folder back to 0700, which cut a running server off from its own data (another checkout's
+    ``make test``, or a single test run beside the suite)."""
     initdb = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
     assert initdb, "PostgreSQL server binaries not found: apt-get install postgresql (make test does)"
     bin_dir = initdb[-1].parent
-    folder = tmp_path_factory.mktemp("postgres")
+    folder = Path(tempfile.mkdtemp(prefix="policytrack-postgres-"))
     data, port = folder / "data", configured_port("POLICYTRACK_TEST_POSTGRES_PORT") or free_block(0)
     as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
     if as_user:
-        folder.chmod(0o777)
-        # The postgres user must pass through every folder pytest made (pytest-of-root is 0700;
-        # under xdist the session's folder is one level deeper).
-        top = Path(tempfile.gettempdir())
-        for parent in folder.parents:
-            if parent.is_relative_to(top) and parent != top:
-                parent.chmod(parent.stat().st_mode | 0o711)
+        postgres = pwd.getpwnam("postgres")
+        os.chown(folder, postgres.pw_uid, postgres.pw_gid)
     subprocess.run(
         [*as_user, str(bin_dir / "initdb"), "-D", str(data), "--auth=trust", "-U", "postgres"],
         check=True,
@@ -650,6 +654,7 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         subprocess.run(
             [*as_user, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"], capture_output=True
         )
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture

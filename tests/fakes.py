@@ -48,7 +48,7 @@ class InProcessTasks:
     app: FastAPI
 
     @property
-    def events(self) -> list:
+    def events(self) -> list[Any]:
         return self.log.events
 
 
@@ -67,7 +67,7 @@ def rebuilt_from(log: InMemoryEventLog) -> TasksRuntime:
     return runtime
 
 
-def restore(runtime: TasksRuntime, events: list[CloudEvent]) -> None:
+def restore(runtime: TasksRuntime, events: list[CloudEvent[Any]]) -> None:
     """The runtime as if restarted on a log holding exactly ``events``."""
     log = runtime.service.log
     assert isinstance(log, InMemoryEventLog)
@@ -108,16 +108,16 @@ class RecordingProducer:
     """Stands in for the event producer in process: what would go on the log, kept in a list."""
 
     def __init__(self) -> None:
-        self.published: list[CloudEvent] = []
+        self.published: list[CloudEvent[Any]] = []
         self.dead_letters: list[object] = []
 
-    async def publish(self, event: CloudEvent) -> None:
+    async def publish(self, event: CloudEvent[Any]) -> None:
         self.published.append(event)
 
-    async def publish_all(self, events: list[CloudEvent]) -> None:
+    async def publish_all(self, events: list[CloudEvent[Any]]) -> None:
         self.published += events
 
-    async def enqueue(self, event: CloudEvent) -> asyncio.Future[None]:
+    async def enqueue(self, event: CloudEvent[Any]) -> asyncio.Future[None]:
         self.published.append(event)
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         done.set_result(None)
@@ -150,7 +150,7 @@ async def in_process_notifications(
     deliveries = Deliveries(producer, retry, addresses, 100, resolve=resolver)
     service = NotificationService(
         Schedule(Policy()), producer, deliveries, Sealer(settings.sealing_key or ""), addresses, resolve=resolver
-    )  # type: ignore[arg-type]  # the recording stand-in
+    )
     verifier = TokenVerifier(settings.auth, settings.runtime)
     keys = KeyFolder.of(settings.runtime)
     seal = SnapshotSeal(keys.signing_key("notifications", create=True))
@@ -160,7 +160,7 @@ async def in_process_notifications(
     trust = keys.trust()
     streams = Held("alert streams", settings.streams)
     runtime = NotificationsRuntime(settings, verifier, service, trust, producer, snapshots, streams)  # type: ignore[arg-type]  # the stand-in
-    transport = httpx.ASGITransport(app=create_notifications_app(runtime), raise_app_exceptions=False)  # type: ignore[arg-type]
+    transport = httpx.ASGITransport(app=create_notifications_app(runtime), raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://notifications.test", timeout=10) as client:
         yield InProcessNotifications(service, producer, client)
     await deliveries.close()

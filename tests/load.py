@@ -10,6 +10,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 import httpx
 from aiokafka import TopicPartition
@@ -137,7 +138,7 @@ class Load:
             await asyncio.sleep(0.3)
 
 
-async def log_of(kafka: KafkaSettings, topic: str) -> list[CloudEvent]:
+async def log_of(kafka: KafkaSettings, topic: str) -> list[CloudEvent[Any]]:
     starts = {TopicPartition(topic, p): 0 for p in range(kafka.partitions)}
     records = await read_from(kafka, starts, until=lambda rs: False, timeout=5)
     return [e for e in map(decode_record, records) if isinstance(e, CloudEvent)]
@@ -146,7 +147,7 @@ async def log_of(kafka: KafkaSettings, topic: str) -> list[CloudEvent]:
 async def keys_on_log(kafka: KafkaSettings, prefix: str) -> Counter[str]:
     """How many times each of the load's Idempotency-Keys is on the log."""
     return Counter(
-        e.idempotencykey
+        e.idempotencykey or ""
         for e in await log_of(kafka, EVENTS)
         if e.type == c.TaskProgressReported.event_type and (e.idempotencykey or "").startswith(f"{prefix}-")
     )

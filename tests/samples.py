@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from shared.contract import catalog as c
+from shared.contract.codes import Department
 from shared.contract.envelope import CloudEvent, new_event
 
 DUE = datetime(2027, 6, 30, 16, 0, tzinfo=UTC)
 
-PAYLOADS: dict[type[c.EventData], dict] = {
+PAYLOADS: dict[type[c.EventData], dict[str, Any]] = {
     c.PlanApproved: {
         "plan_id": "plan-cs-changchun",
         "title": "Overall Plan for the China-South Korea (Changchun) Zone",
@@ -225,7 +227,7 @@ PAYLOADS: dict[type[c.EventData], dict] = {
 }
 
 
-def sample_events(*, actor: str = "u-jilin-1", actordept: str = "JILIN") -> list[CloudEvent]:
+def sample_events(*, actor: str = "u-jilin-1", actordept: Department = Department.JILIN) -> list[CloudEvent[Any]]:
     return [
         new_event(data_class.model_validate(kwargs), actor=actor, actordept=actordept, aggregateversion=1)
         for data_class, kwargs in PAYLOADS.items()

@@ -18,7 +18,7 @@ import pytest
 
 from shared.contract import catalog as c
 from shared.contract.topics import ALERTS
-from tests.conftest import NAO, Broker, Receiver, caught_up, eventually
+from tests.conftest import NAO, Broker, Receiver, ServiceFactory, caught_up, eventually
 from tests.load import WRITERS, Load, keys_on_log, log_of, subscribe_receiver, tasks_with_deadlines
 
 pytestmark = pytest.mark.chaos
@@ -33,7 +33,7 @@ DURATION = float(os.environ.get("POLICYTRACK_CHAOS_SECONDS", "100"))
 
 
 async def test_kills_and_a_broker_restart_lose_and_duplicate_nothing(
-    spare_broker: Broker, service_factory, receiver: Receiver
+    spare_broker: Broker, service_factory: ServiceFactory, receiver: Receiver
 ) -> None:
     seed = int(os.environ.get("POLICYTRACK_CHAOS_SEED", time.time()))
     chance = random.Random(seed)

@@ -17,6 +17,7 @@ import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
@@ -146,7 +147,7 @@ async def test_two_of_each_service_on_three_brokers_survive_a_broker_stop_and_ki
 
         writer = await audit_writer(audits)
 
-        async def trail_caught_up() -> dict | None:
+        async def trail_caught_up() -> dict[str, Any] | None:
             ready = await readiness(writer)
             return ready if ready.get("lag") == 0 else None
 

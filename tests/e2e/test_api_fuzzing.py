@@ -21,8 +21,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from policytrack.processes import ServiceProcess
 from shared.settings import PROJECT_ROOT as ROOT
-from tests.conftest import JILIN, NAO, NDRC, SC, ServiceProcess
+from tests.conftest import JILIN, NAO, NDRC, SC, ServiceFactory
 
 CHECKS = (
     "not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,"
@@ -98,7 +99,7 @@ def assert_clean(result: subprocess.CompletedProcess[str]) -> None:
 
 
 @pytest.fixture
-def seeded(service_factory) -> tuple[ServiceProcess, dict[str, str]]:
+def seeded(service_factory: ServiceFactory) -> tuple[ServiceProcess, dict[str, str]]:
     tasks = service_factory("tasks").start()
     with httpx.Client(base_url=tasks.url, timeout=30) as client:
         plan = client.post("/v1/plans", headers=SC, json={"title": "Plan"}).json()["id"]
@@ -139,7 +140,7 @@ def test_the_tasks_api(seeded: tuple[ServiceProcess, dict[str, str]], tmp_path: 
     assert links_covered(chains) >= 10, chains.stdout[-3000:]
 
 
-def test_the_notifications_api(service_factory, tmp_path: Path) -> None:
+def test_the_notifications_api(service_factory: ServiceFactory, tmp_path: Path) -> None:
     notifications = service_factory("notifications").start()
     made = httpx.post(
         f"{notifications.url}/v1/subscriptions",
@@ -157,7 +158,9 @@ def test_the_notifications_api(service_factory, tmp_path: Path) -> None:
     assert links_covered(chains) >= 2, chains.stdout[-3000:]
 
 
-def test_the_audit_api(seeded: tuple[ServiceProcess, dict[str, str]], service_factory, tmp_path: Path) -> None:
+def test_the_audit_api(
+    seeded: tuple[ServiceProcess, dict[str, str]], service_factory: ServiceFactory, tmp_path: Path
+) -> None:
     _, ids = seeded
     audit = service_factory("audit").start()
     # A page that waits for news (``wait``, up to 30 s) would only make the fuzzer sleep: it is

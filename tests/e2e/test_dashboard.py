@@ -15,6 +15,7 @@ import subprocess
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from policytrack.demo import TASKS, Demo, token_for
-from tests.conftest import Browser, Mailroom, eventually, running_mailroom, smtp_of
+from tests.conftest import Browser, Mailroom, ServiceFactory, eventually, running_mailroom, smtp_of
 
 JILIN = {"Authorization": f"Bearer {token_for('jilin')}"}
 NAO = {"Authorization": f"Bearer {token_for('nao')}"}
@@ -43,7 +44,7 @@ def system_mailroom() -> Iterator[Mailroom]:
 
 
 @pytest.fixture(scope="module")
-def system(module_services, system_mailroom: Mailroom) -> dict[str, Any]:
+def system(module_services: ServiceFactory, system_mailroom: Mailroom) -> dict[str, Any]:
     """The four services, and the seed's scenario played into them, for every test here."""
     service_factory = module_services
     tasks = service_factory("tasks", POLICYTRACK_TASKS_WATCH_INTERVAL_SECONDS="1").start()
@@ -74,6 +75,11 @@ def until(driver: Any, condition: Callable[[Any], Any], what: str, timeout: floa
         )
 
 
+def row_titled(title: str, driver: Any) -> list[Any]:
+    found: list[Any] = driver.find_elements(By.XPATH, f"//tr[td/a[normalize-space()='{title}']]")
+    return found
+
+
 def on_the_next_page(driver: Any, act: Callable[[], None], what: str) -> None:
     """Do ``act`` and wait until the browser shows another document than the one it was on.
 
@@ -102,7 +108,7 @@ def text_of(driver: Any, element_id: str) -> str:
     return str(driver.find_element(By.ID, element_id).text)
 
 
-async def test_the_supervisor_follows_the_plan_on_the_dashboard(system, browser: Browser) -> None:
+async def test_the_supervisor_follows_the_plan_on_the_dashboard(system: dict[str, Any], browser: Browser) -> None:
     web, driver = system["web"], browser.driver
     sign_in(browser, web.url, "NDRC", "supervisor", "u-ndrc-regional-dept")
 
@@ -153,7 +159,7 @@ async def test_the_supervisor_follows_the_plan_on_the_dashboard(system, browser:
     assert browser.requested_hosts() == {"127.0.0.1"}
 
 
-async def test_an_alert_arrives_live_on_the_alerts_page(system, browser: Browser) -> None:
+async def test_an_alert_arrives_live_on_the_alerts_page(system: dict[str, Any], browser: Browser) -> None:
     web, driver = system["web"], browser.driver
     sign_in(browser, web.url, "JILIN", "implementer", "u-jilin-development-office")
     driver.get(f"{web.url}/alerts")
@@ -190,7 +196,7 @@ async def test_an_alert_arrives_live_on_the_alerts_page(system, browser: Browser
     assert browser.requested_hosts() == {"127.0.0.1"}
 
 
-async def test_a_jilin_implementer_is_not_shown_what_is_not_theirs(system, browser: Browser) -> None:
+async def test_a_jilin_implementer_is_not_shown_what_is_not_theirs(system: dict[str, Any], browser: Browser) -> None:
     web, driver = system["web"], browser.driver
     sign_in(browser, web.url, "JILIN", "implementer", "u-jilin-development-office")
     driver.get(f"{web.url}/report")
@@ -210,7 +216,7 @@ async def test_a_jilin_implementer_is_not_shown_what_is_not_theirs(system, brows
     assert not {title for title, theirs in ours.items() if not theirs} & listed
 
 
-async def test_the_auditor_verifies_the_trail_from_the_dashboard(system, browser: Browser) -> None:
+async def test_the_auditor_verifies_the_trail_from_the_dashboard(system: dict[str, Any], browser: Browser) -> None:
     web, driver = system["web"], browser.driver
     sign_in(browser, web.url, "NAO", "auditor", "u-nao-auditor")
     driver.get(f"{web.url}/trail")
@@ -221,7 +227,7 @@ async def test_the_auditor_verifies_the_trail_from_the_dashboard(system, browser
     browser.screenshot("trail")
 
 
-async def test_docs_of_every_service_render_with_the_network_cut_off(system, browser: Browser) -> None:
+async def test_docs_of_every_service_render_with_the_network_cut_off(system: dict[str, Any], browser: Browser) -> None:
     driver = browser.driver
     for name in ("tasks", "notifications", "audit", "web"):
         driver.get(f"{system[name].url}/docs")
@@ -275,7 +281,9 @@ def action(command: str, about: str | None = None) -> str:
     return f"//details[@data-command='{command}'{near}]"
 
 
-async def test_officials_do_their_work_in_the_dashboard_in_chinese(system, browser: Browser, tmp_path: Path) -> None:
+async def test_officials_do_their_work_in_the_dashboard_in_chinese(
+    system: dict[str, Any], browser: Browser, tmp_path: Path
+) -> None:
     web, driver = system["web"], browser.driver
     run = uuid.uuid4().hex[:6]
     plan_title, task_title = f"长春新区专项方案 {run}", f"中韩跨境电商综合试验区建设 {run}"
@@ -432,7 +440,9 @@ def task_sheet(path: Path, *rows: list[Any]) -> Path:
     return path
 
 
-async def test_a_plans_tasks_come_in_from_a_sheet_checked_row_by_row(system, browser: Browser, tmp_path: Path) -> None:
+async def test_a_plans_tasks_come_in_from_a_sheet_checked_row_by_row(
+    system: dict[str, Any], browser: Browser, tmp_path: Path
+) -> None:
     web, driver = system["web"], browser.driver
     run = uuid.uuid4().hex[:6]
     async with httpx.AsyncClient(base_url=system["tasks"].url, timeout=30) as client:
@@ -466,11 +476,11 @@ async def test_a_plans_tasks_come_in_from_a_sheet_checked_row_by_row(system, bro
     assert text_of(driver, "import-rows").count("方案中已有") == 2, "importing the same sheet again changes nothing"
     driver.get(f"{web.url}/")
     for title in (rows[0][0], rows[1][0]):
-        until(driver, lambda d, t=title: d.find_elements(By.XPATH, f"//tr[td/a[normalize-space()='{t}']]"), title)
+        until(driver, partial(row_titled, title), title)
 
 
 async def test_an_official_puts_the_deadlines_in_a_calendar_and_the_alerts_in_a_mailbox(
-    system, browser: Browser, system_mailroom: Mailroom
+    system: dict[str, Any], browser: Browser, system_mailroom: Mailroom
 ) -> None:
     web, driver, ids = system["web"], browser.driver, system["ids"]
     sign_in(browser, web.url, "MIIT", "supporter", "u-miit-planning-dept")
@@ -554,7 +564,9 @@ def axe_violations(driver: Any) -> list[dict[str, Any]]:
     return [v for v in result["violations"] if v.get("impact") in SERIOUS]
 
 
-async def test_every_page_passes_the_accessibility_check_on_a_desk_and_a_phone(system, browser: Browser) -> None:
+async def test_every_page_passes_the_accessibility_check_on_a_desk_and_a_phone(
+    system: dict[str, Any], browser: Browser
+) -> None:
     web, driver = system["web"], browser.driver
     task_id = system["ids"]["industry"]
     pages = [

@@ -13,14 +13,14 @@ import httpx
 
 from policytrack.demo import Demo, token_for
 from policytrack.history import MILESTONES, History
-from tests.conftest import Broker, caught_up, eventually
+from tests.conftest import Broker, ServiceFactory, caught_up, eventually
 
 NAO = {"Authorization": f"Bearer {token_for('nao')}"}
 NDRC = {"Authorization": f"Bearer {token_for('ndrc')}"}
 
 
 async def test_two_years_of_work_read_like_two_years_of_work(
-    service_factory, spare_broker: Broker, tmp_path: Path
+    service_factory: ServiceFactory, spare_broker: Broker, tmp_path: Path
 ) -> None:
     # A broker of the story's own: the responsibility table counts every task on the log.
     clock = {**spare_broker.service_env(), "POLICYTRACK_CLOCK_FILE": str(tmp_path / "clock")}

@@ -10,18 +10,21 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
 
 from policytrack.demo import MILESTONES, TASKS, Demo, token_for
-from tests.conftest import Receiver, eventually
+from tests.conftest import Receiver, ServiceFactory, eventually
 
 NAO = {"Authorization": f"Bearer {token_for('nao')}"}
 NDRC = {"Authorization": f"Bearer {token_for('ndrc')}"}
 
 
-async def test_the_demonstration_zone_scenario_end_to_end(service_factory, receiver: Receiver, tmp_path: Path) -> None:
+async def test_the_demonstration_zone_scenario_end_to_end(
+    service_factory: ServiceFactory, receiver: Receiver, tmp_path: Path
+) -> None:
     # Assessed twice a second, with six-second "months": the scenario's at-risk task and its
     # evaluation falling due show within the test.
     watching = {"POLICYTRACK_TASKS_WATCH_INTERVAL_SECONDS": "0.5", "POLICYTRACK_TASKS_EVALUATION_MONTH_SECONDS": "1"}
@@ -61,7 +64,7 @@ async def test_the_demonstration_zone_scenario_end_to_end(service_factory, recei
     # The subscriber: overdue alerts for the late milestones, and the escalation to the State Council.
     late_milestones = {ids[f"{task}:{key}"] for task, key, _, days, met in MILESTONES if days < 0 and not met}
 
-    async def alerted() -> list[dict] | None:
+    async def alerted() -> list[dict[str, Any]] | None:
         events = [event for _, event in receiver.alerts(secret)]
         overdue_for = {e["data"].get("milestone_id") for e in events if e["type"].endswith(".overdue.v1")}
         escalated = [e for e in events if e["type"].endswith(".escalated.v1") and e["data"]["escalated_to"] == "SC"]
@@ -76,7 +79,7 @@ async def test_the_demonstration_zone_scenario_end_to_end(service_factory, recei
         support = (await client.get(f"/v1/support-requests/{ids['support']}", headers=NAO)).json()
         assert {a["department"]: a["state"] for a in support["answers"]} == {"MOFCOM": "answered", "GACC": "asked"}
 
-    async def divided() -> list[dict] | None:
+    async def divided() -> list[dict[str, Any]] | None:
         events = [event for _, event in receiver.alerts(secret)]
         at_risk = {e["data"]["task_id"] for e in events if e["type"].endswith(".at_risk.v1")}
         # The log is shared with the other tests' plans, whose evaluations fall due too.
@@ -95,7 +98,7 @@ async def test_the_demonstration_zone_scenario_end_to_end(service_factory, recei
 
         async def caught_up() -> bool:
             ready = (await client.get("/readyz")).json()
-            return ready.get("lag") == 0 and ready.get("entries", 0) > 0
+            return bool(ready.get("lag") == 0 and ready.get("entries", 0) > 0)
 
         await eventually(caught_up, timeout=60, what="audit caught up")
         for key, _state in states.items():
@@ -113,7 +116,7 @@ async def test_the_demonstration_zone_scenario_end_to_end(service_factory, recei
     submitted = await asyncio.to_thread(player.submit_report, audit.url)
     async with httpx.AsyncClient(base_url=audit.url, timeout=120) as client:
 
-        async def reported() -> list[dict] | None:
+        async def reported() -> list[dict[str, Any]] | None:
             found = await client.get("/v1/audit/events", headers=NAO, params={"type": "report.submitted"})
             return [e for e in found.json()["items"] if e["event"]["subject"] == submitted["id"]] or None
 

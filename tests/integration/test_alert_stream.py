@@ -13,12 +13,14 @@ from pathlib import Path
 import httpx
 import orjson
 
+from policytrack.processes import ServiceProcess
 from shared.auth import mint_dev_token
 from shared.contract import catalog as c
+from shared.contract.codes import Department
 from shared.contract.envelope import new_event
 from shared.kafka.producer import EventProducer
 from shared.settings import KafkaSettings
-from tests.conftest import JILIN, NAO, SC, ServiceProcess, eventually, writer_key
+from tests.conftest import JILIN, NAO, SC, ServiceFactory, eventually, writer_key
 
 
 async def read_stream(
@@ -52,7 +54,7 @@ async def read_stream(
 
 
 async def test_resuming_after_any_event_sends_every_later_alert_exactly_once(
-    service_factory, kafka_settings: KafkaSettings, tmp_path: Path, keys_dir: Path
+    service_factory: ServiceFactory, kafka_settings: KafkaSettings, tmp_path: Path, keys_dir: Path
 ) -> None:
     notifications = service_factory("notifications").start()
     moment = datetime.now(UTC).replace(microsecond=0)
@@ -62,7 +64,7 @@ async def test_resuming_after_any_event_sends_every_later_alert_exactly_once(
             task_id=f"t-stream-{n}",
             title="Due",
             due=moment,
-            departments=("JILIN",),
+            departments=(Department.JILIN,),
         )
         for n in range(24)
     ]
@@ -87,7 +89,7 @@ async def test_resuming_after_any_event_sends_every_later_alert_exactly_once(
         assert sorted(received) == sorted(wanted), f"cut after {cut}: every alert exactly once"
 
 
-async def test_the_stream_ends_when_the_token_expires(service_factory) -> None:
+async def test_the_stream_ends_when_the_token_expires(service_factory: ServiceFactory) -> None:
     notifications = service_factory("notifications").start()
     short = {"Authorization": f"Bearer {mint_dev_token('u-jilin', 'JILIN', ['implementer'], ttl_seconds=2)}"}
     lines: list[str] = []
@@ -100,7 +102,7 @@ async def test_the_stream_ends_when_the_token_expires(service_factory) -> None:
     assert "event: end" in lines and any("token expired" in line for line in lines)
 
 
-async def test_a_reader_of_everything_cannot_remove_a_subscription(service_factory) -> None:
+async def test_a_reader_of_everything_cannot_remove_a_subscription(service_factory: ServiceFactory) -> None:
     """An auditor of the National Audit Office used to get 204 on the State Council's subscription."""
     notifications = service_factory("notifications").start()
     async with httpx.AsyncClient(base_url=notifications.url, timeout=30) as client:
@@ -112,7 +114,9 @@ async def test_a_reader_of_everything_cannot_remove_a_subscription(service_facto
         assert (await client.delete(f"/v1/subscriptions/{subscription}", headers=SC)).status_code == 204
 
 
-async def test_one_user_s_streams_and_subscriptions_are_bounded_and_the_others_go_on(service_factory) -> None:
+async def test_one_user_s_streams_and_subscriptions_are_bounded_and_the_others_go_on(
+    service_factory: ServiceFactory,
+) -> None:
     """Issue 28, item 3: each stream opened its own consumer from the topic's start, with no
     bound per user or in all, and a user could make subscriptions without end."""
     notifications = service_factory(

@@ -8,13 +8,15 @@ import io
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
 import pytest
 
+from policytrack.processes import ServiceProcess
 from shared.cursor import encode_cursor
-from tests.conftest import JILIN, MEE, MOST, NAO, ServiceProcess, caught_up, plan_and_task
+from tests.conftest import JILIN, MEE, MOST, NAO, ServiceFactory, caught_up, plan_and_task
 
 DUE = "2027-06-30T00:00:00Z"
 
@@ -28,7 +30,7 @@ async def wait_caught_up(audit: ServiceProcess) -> int:
     return entries
 
 
-async def seed_task(tasks: ServiceProcess) -> tuple[str, list[tuple[datetime, dict]]]:
+async def seed_task(tasks: ServiceProcess) -> tuple[str, list[tuple[datetime, dict[str, Any]]]]:
     """A task with a few writes; after each, when it happened and what the tasks service showed."""
     snapshots = []
     async with httpx.AsyncClient(base_url=tasks.url) as client:
@@ -55,12 +57,12 @@ async def seed_task(tasks: ServiceProcess) -> tuple[str, list[tuple[datetime, di
 
 
 @pytest.fixture
-def tasks(service_factory) -> ServiceProcess:
+def tasks(service_factory: ServiceFactory) -> ServiceProcess:
     return service_factory("tasks").start()
 
 
 @pytest.fixture
-def audit(service_factory) -> ServiceProcess:
+def audit(service_factory: ServiceFactory) -> ServiceProcess:
     return service_factory("audit", POLICYTRACK_AUDIT_CHECKPOINT_INTERVAL_SECONDS="1").start()
 
 
@@ -146,7 +148,7 @@ async def test_queries_replay_and_access(tasks: ServiceProcess, audit: ServicePr
         ({"department": "MARS"}, "query.department"),
     ],
 )
-async def test_bad_filters_get_problem_422(audit: ServiceProcess, params: dict, field: str) -> None:
+async def test_bad_filters_get_problem_422(audit: ServiceProcess, params: dict[str, Any], field: str) -> None:
     async with httpx.AsyncClient(base_url=audit.url) as client:
         response = await client.get("/v1/audit/events", headers=NAO, params=params)
         assert response.status_code == 422, response.text
@@ -183,7 +185,7 @@ async def test_export_streams_every_entry_as_ndjson_and_csv(tasks: ServiceProces
     assert all(line["event"] or line["decode_error"] for line in lines)
 
 
-async def tamper_and_verify(audit: ServiceProcess, statement: str, *args: object) -> dict:
+async def tamper_and_verify(audit: ServiceProcess, statement: str, *args: object) -> dict[str, Any]:
     await wait_caught_up(audit)
     audit.stop()
     with sqlite3.connect(database(audit)) as db:
@@ -191,7 +193,8 @@ async def tamper_and_verify(audit: ServiceProcess, statement: str, *args: object
     audit.start(wait=False)
     audit.wait_alive()
     async with httpx.AsyncClient(base_url=audit.url, timeout=120) as client:
-        return (await client.get("/v1/audit/verify", headers=NAO)).json()
+        verified: dict[str, Any] = (await client.get("/v1/audit/verify", headers=NAO)).json()
+        return verified
 
 
 async def test_an_intact_trail_verifies(tasks: ServiceProcess, audit: ServiceProcess) -> None:
@@ -260,7 +263,9 @@ async def test_an_inserted_row_with_a_recomputed_chain_is_found(tasks: ServicePr
     assert "not on the log" in problem or "removed or inserted" in problem, problem
 
 
-async def test_the_same_code_path_on_postgresql(tasks: ServiceProcess, service_factory, postgres_dsn: str) -> None:
+async def test_the_same_code_path_on_postgresql(
+    tasks: ServiceProcess, service_factory: ServiceFactory, postgres_dsn: str
+) -> None:
     """PostgreSQL instead of SQLite: ingest, query, replay, verify, and find an edited row."""
     import asyncpg
 

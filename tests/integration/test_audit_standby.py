@@ -6,20 +6,24 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import JILIN, NAO, ServiceProcess, caught_up, eventually, plan_and_task, readiness
+from policytrack.processes import ServiceProcess
+from tests.conftest import JILIN, NAO, ServiceFactory, caught_up, eventually, plan_and_task, readiness
 
 
 @pytest.fixture
-def tasks(service_factory) -> ServiceProcess:
+def tasks(service_factory: ServiceFactory) -> ServiceProcess:
     return service_factory("tasks").start()
 
 
 @pytest.fixture
-def audit_pair(service_factory, postgres_dsn: str, tmp_path: Path) -> tuple[ServiceProcess, ServiceProcess]:
+def audit_pair(
+    service_factory: ServiceFactory, postgres_dsn: str, tmp_path: Path
+) -> tuple[ServiceProcess, ServiceProcess]:
     """Same store, same chain, same signing key: two instances of one audit service."""
     shared = {
         "POLICYTRACK_AUDIT_DSN": postgres_dsn,
@@ -32,7 +36,7 @@ def audit_pair(service_factory, postgres_dsn: str, tmp_path: Path) -> tuple[Serv
     return first, service_factory("audit", **shared)
 
 
-async def role_of(service: ServiceProcess, role: str) -> dict | None:
+async def role_of(service: ServiceProcess, role: str) -> dict[str, Any] | None:
     ready = await readiness(service)
     return ready if ready["role"] == role else None
 

@@ -14,11 +14,11 @@ from shared.contract.codec import decode_record
 from shared.contract.envelope import CloudEvent
 from shared.contract.topics import DEADLETTER, EVENTS
 from shared.settings import KafkaSettings
-from tests.conftest import JILIN, SC, Broker, department_system, end_offsets, eventually, read_from
+from tests.conftest import JILIN, SC, Broker, ServiceFactory, department_system, end_offsets, eventually, read_from
 
 
 async def test_commands_survive_a_fenced_instance_that_keeps_its_partitions(
-    service_factory, kafka: Broker, kafka_settings: KafkaSettings, keys_dir: Path
+    service_factory: ServiceFactory, kafka: Broker, kafka_settings: KafkaSettings, keys_dir: Path
 ) -> None:
     shared = {
         "POLICYTRACK_TASKS_TRANSACTIONAL_ID": f"policytrack-tasks-blue-green-{uuid.uuid4().hex[:8]}",
@@ -58,7 +58,7 @@ async def test_commands_survive_a_fenced_instance_that_keeps_its_partitions(
         )
     )
 
-    async def every_command_answered() -> Counter | None:
+    async def every_command_answered() -> Counter[str] | None:
         records = await read_from(kafka_settings, events, until=lambda rs: False, timeout=0.5)
         answered = Counter(
             e.correlationid

@@ -4,16 +4,17 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import httpx
 from icalendar import Calendar
 
 from shared.i18n import BEIJING
-from tests.conftest import JILIN, MIIT, NDRC, SC, eventually
+from tests.conftest import JILIN, MIIT, NDRC, SC, ServiceFactory, eventually
 
 
-async def feed_holding(client: httpx.AsyncClient, url: str, *uids: str) -> dict:
-    async def probe() -> dict | None:
+async def feed_holding(client: httpx.AsyncClient, url: str, *uids: str) -> dict[str, Any]:
+    async def probe() -> dict[str, Any] | None:
         answer = await client.get(url)
         assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/calendar"), answer.text
         events = {str(e["uid"]): e for e in Calendar.from_ical(answer.content).walk("VEVENT")}
@@ -22,7 +23,9 @@ async def feed_holding(client: httpx.AsyncClient, url: str, *uids: str) -> dict:
     return await eventually(probe, timeout=30, what=f"{uids} in the feed")
 
 
-async def test_a_feed_holds_the_departments_deadlines_only_and_a_revoked_address_is_404(service_factory) -> None:
+async def test_a_feed_holds_the_departments_deadlines_only_and_a_revoked_address_is_404(
+    service_factory: ServiceFactory,
+) -> None:
     tasks = service_factory("tasks").start()
     notifications = service_factory("notifications").start()
     async with httpx.AsyncClient(base_url=tasks.url) as writer:

@@ -12,6 +12,7 @@ from pathlib import Path
 import orjson
 
 from shared.contract import catalog as c
+from shared.contract.codes import Department
 from shared.contract.envelope import new_event
 from shared.kafka.producer import EventProducer
 from shared.provenance.keys import SigningKey
@@ -30,7 +31,9 @@ async def test_tail_shows_the_task_s_events_and_never_a_forged_one(
     async with EventProducer(kafka_settings, client_id="test-tail", signing_key=tasks_key) as producer:
         for percent in (10, 20):
             data = c.TaskProgressReported(task_id=task, percent=percent, note="site works")
-            await producer.publish(new_event(data, actor="u-jilin", actordept="JILIN", aggregateversion=percent))
+            await producer.publish(
+                new_event(data, actor="u-jilin", actordept=Department.JILIN, aggregateversion=percent)
+            )
     env = {**os.environ, **kafka.service_env(), "POLICYTRACK_KEYS_DIR": str(keys_dir)}
     shown = subprocess.run(
         [*TAIL, "--topic", "events", "--from-beginning", "--task", task, "--count", "2", "--json"],

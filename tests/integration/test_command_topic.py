@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
@@ -13,6 +14,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption,
 from joserfc import jws
 from joserfc.jwk import OKPKey
 
+from policytrack.processes import ServiceProcess
 from shared.contract.codec import decode_record
 from shared.contract.envelope import CloudEvent
 from shared.contract.topics import COMMANDS, DEADLETTER, EVENTS
@@ -22,7 +24,7 @@ from shared.provenance.keys import KeyFolder
 from tests.conftest import (
     JILIN,
     Broker,
-    ServiceProcess,
+    ServiceFactory,
     department_system,
     end_offsets,
     eventually,
@@ -32,7 +34,7 @@ from tests.conftest import (
 
 
 async def test_signed_commands_yield_events_or_a_rejection_and_malformed_ones_are_dead_lettered(
-    service_factory, kafka: Broker, tmp_path: Path, keys_dir: Path
+    service_factory: ServiceFactory, kafka: Broker, tmp_path: Path, keys_dir: Path
 ) -> None:
     tasks: ServiceProcess = service_factory("tasks").start()
     async with httpx.AsyncClient(base_url=tasks.url) as client:
@@ -61,9 +63,9 @@ async def test_signed_commands_yield_events_or_a_rejection_and_malformed_ones_ar
     # The very same signed record sent again: its Idempotency-Key is inside the signature.
     await jilin.send((first[0], first[1], [*first[2][:2], ("correlationid", replayed.encode())]))
 
-    async def by_correlation() -> dict[str, list[CloudEvent]] | None:
+    async def by_correlation() -> dict[str, list[CloudEvent[Any]]] | None:
         records = await read_from(kafka_settings, event_starts, until=lambda rs: False, timeout=0.5)
-        found: dict[str, list[CloudEvent]] = {}
+        found: dict[str, list[CloudEvent[Any]]] = {}
         for event in map(decode_record, records):
             if isinstance(event, CloudEvent) and event.correlationid:
                 found.setdefault(event.correlationid, []).append(event)
@@ -99,7 +101,7 @@ async def test_signed_commands_yield_events_or_a_rejection_and_malformed_ones_ar
 
 
 async def test_a_command_without_its_departments_signature_is_rejected_as_unauthenticated(
-    service_factory, kafka: Broker, tmp_path: Path, keys_dir: Path
+    service_factory: ServiceFactory, kafka: Broker, tmp_path: Path, keys_dir: Path
 ) -> None:
     tasks: ServiceProcess = service_factory("tasks").start()
     async with httpx.AsyncClient(base_url=tasks.url) as client:
@@ -145,9 +147,11 @@ async def test_a_command_without_its_departments_signature_is_rejected_as_unauth
     key, _, headers = jilin.command("report_progress", {"task_id": task, "percent": 10}, correlation=tampered)
     await jilin.send((key, orjson.dumps({"task_id": task, "percent": 100}), headers))
 
-    async def answers() -> dict[str, CloudEvent] | None:
+    async def answers() -> dict[str, CloudEvent[Any]] | None:
         records = await read_from(kafka.settings, starts, until=lambda rs: False, timeout=0.5)
-        found = {e.correlationid: e for e in map(decode_record, records) if isinstance(e, CloudEvent)}
+        found = {
+            e.correlationid: e for e in map(decode_record, records) if isinstance(e, CloudEvent) and e.correlationid
+        }
         return found if {unsigned, impostor, tampered} <= set(found) else None
 
     found = await eventually(answers, timeout=60, what="an answer to each")

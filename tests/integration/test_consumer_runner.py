@@ -7,11 +7,13 @@ import os
 import signal
 import uuid
 from pathlib import Path
+from typing import Any
 
-from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
 
 from shared.contract.catalog import TaskProgressReported
 from shared.contract.codec import encode
+from shared.contract.codes import Department
 from shared.contract.envelope import CloudEvent, new_event
 from shared.contract.topics import DEADLETTER
 from shared.kafka.connection import client_options
@@ -22,11 +24,11 @@ from shared.settings import KafkaSettings
 from tests.conftest import end_offsets, eventually, read_from, scratch_gate
 
 
-def progress(task_id: str, percent: int) -> CloudEvent:
-    return new_event(TaskProgressReported(task_id=task_id, percent=percent), actor="u-test", actordept="JILIN")
+def progress(task_id: str, percent: int) -> CloudEvent[Any]:
+    return new_event(TaskProgressReported(task_id=task_id, percent=percent), actor="u-test", actordept=Department.JILIN)
 
 
-async def produce_raw(settings: KafkaSettings, topic: str, key: bytes, value: bytes, headers: list) -> None:
+async def produce_raw(settings: KafkaSettings, topic: str, key: bytes, value: bytes, headers: list[Any]) -> None:
     producer = AIOKafkaProducer(**client_options(settings), acks="all")
     await producer.start()
     try:
@@ -35,7 +37,7 @@ async def produce_raw(settings: KafkaSettings, topic: str, key: bytes, value: by
         await producer.stop()
 
 
-async def publish_to(producer: EventProducer, topic: str, event: CloudEvent) -> None:
+async def publish_to(producer: EventProducer, topic: str, event: CloudEvent[Any]) -> None:
     await (await producer.enqueue(event, topic=topic, partition=0))
 
 
@@ -51,9 +53,9 @@ async def test_poison_record_is_dead_lettered_and_the_next_good_record_is_handle
     dead_letter_starts = await end_offsets(kafka_settings, DEADLETTER)
     poison = f"not an event {uuid.uuid4()}".encode()
     good_before, good_after = progress("t-a", 10), progress("t-a", 20)
-    handled: list[CloudEvent] = []
+    handled: list[CloudEvent[Any]] = []
 
-    async def handler(event: CloudEvent, _record) -> None:
+    async def handler(event: CloudEvent[Any], _record: ConsumerRecord) -> None:
         handled.append(event)
 
     async with EventProducer(kafka_settings, client_id="test-poison", signing_key=tasks_key) as producer:
@@ -81,7 +83,7 @@ async def test_poison_record_is_dead_lettered_and_the_next_good_record_is_handle
     assert [e.id for e in handled] == [good_before.id, good_after.id]
     assert await committed(kafka_settings, group, TopicPartition(scratch_topic, 0)) == 3
 
-    def found(records: list) -> bool:
+    def found(records: list[Any]) -> bool:
         return any(r.value == poison for r in records)
 
     letters = [r for r in await read_from(kafka_settings, dead_letter_starts, until=found) if r.value == poison]
@@ -101,7 +103,7 @@ async def test_a_record_its_writer_did_not_write_is_never_handled_and_never_stop
     forged = progress("t-f", 99)
     handled: list[str] = []
 
-    async def handler(event: CloudEvent, _record) -> None:
+    async def handler(event: CloudEvent[Any], _record: ConsumerRecord) -> None:
         handled.append(event.id)
 
     async with EventProducer(kafka_settings, client_id="test-forged", signing_key=tasks_key) as producer:
@@ -139,7 +141,7 @@ async def test_a_handler_that_keeps_failing_is_dead_lettered_and_a_flaky_one_is_
     attempts: dict[str, int] = {}
     handled: list[str] = []
 
-    async def handler(event: CloudEvent, _record) -> None:
+    async def handler(event: CloudEvent[Any], _record: ConsumerRecord) -> None:
         attempts[event.id] = attempts.get(event.id, 0) + 1
         if event.id == doomed.id or (event.id == flaky.id and attempts[event.id] < 3):
             raise RuntimeError("store unavailable")
@@ -183,7 +185,7 @@ async def test_sigterm_stops_the_loop_after_committing_what_was_handled(
     events = [progress("t-c", n) for n in range(5)]
     handled: list[str] = []
 
-    async def handler(event: CloudEvent, _record) -> None:
+    async def handler(event: CloudEvent[Any], _record: ConsumerRecord) -> None:
         handled.append(event.id)
         if len(handled) == len(events):
             os.kill(os.getpid(), signal.SIGTERM)
@@ -214,7 +216,7 @@ async def test_a_restarted_group_member_goes_on_where_the_last_one_committed(
     group = f"test-{uuid.uuid4().hex[:8]}"
     seen: list[str] = []
 
-    async def handler(event: CloudEvent, _record) -> None:
+    async def handler(event: CloudEvent[Any], _record: ConsumerRecord) -> None:
         seen.append(event.id)
 
     async with EventProducer(kafka_settings, client_id="test-resume", signing_key=tasks_key) as producer:
@@ -230,13 +232,17 @@ async def test_a_restarted_group_member_goes_on_where_the_last_one_committed(
                 group_id=group,
             )
             task = asyncio.create_task(runner.run())
-            await eventually(lambda e=event: _async(e.id in seen), what="record handled")
+
+            async def handled(wanted: str = event.id) -> bool:
+                return wanted in seen
+
+            await eventually(handled, what="record handled")
             runner.stop()
             await task
     assert seen == [first.id, second.id]
 
 
-async def _async(value: object) -> object:
+async def _async(value: bool) -> bool:
     return value
 
 
@@ -255,7 +261,7 @@ async def test_catching_up_lets_the_rest_of_the_service_run_between_batches(
             loop_turns += 1
             await asyncio.sleep(0)
 
-    async def handler(_event: CloudEvent, _record) -> None:
+    async def handler(_event: CloudEvent[Any], _record: ConsumerRecord) -> None:
         turn_of_each.append(loop_turns)  # nothing to wait for, as when alerts are read back
 
     async with EventProducer(kafka_settings, client_id="test-fair", signing_key=tasks_key) as producer:

@@ -12,7 +12,7 @@ from shared.contract.topics import EVENTS
 from shared.kafka.producer import EventProducer
 from shared.provenance.keys import SigningKey
 from shared.settings import KafkaSettings
-from tests.conftest import NAO, SC, caught_up, eventually
+from tests.conftest import NAO, SC, ServiceFactory, caught_up, eventually
 from tests.unit.test_upcasting import v1_record
 
 V1 = "org.policytrack.plan.approved.v1"
@@ -20,7 +20,7 @@ V2 = "org.policytrack.plan.approved.v2"
 
 
 async def test_a_version_1_record_is_read_as_version_2_by_the_services_and_kept_as_written_by_the_trail(
-    service_factory, kafka_settings: KafkaSettings, tasks_key: SigningKey
+    service_factory: ServiceFactory, kafka_settings: KafkaSettings, tasks_key: SigningKey
 ) -> None:
     key, value, headers = v1_record()
     old_plan = key.decode()

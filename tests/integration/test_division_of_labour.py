@@ -4,10 +4,12 @@ Council departments, risk before lateness, evaluation cycles, and the NDRC's rep
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
 
+from policytrack.processes import ServiceProcess
 from shared.contract import catalog as c
 from shared.contract.codec import decode_record
 from shared.contract.envelope import CloudEvent
@@ -20,7 +22,7 @@ from tests.conftest import (
     NDRC,
     SC,
     Receiver,
-    ServiceProcess,
+    ServiceFactory,
     caught_up,
     end_offsets,
     eventually,
@@ -57,13 +59,13 @@ async def plan_task_issue(client: httpx.AsyncClient, interval: int | None = None
     return {"plan": plan.json()["id"], "task": task.json()["id"], "issue": issue.json()["id"]}
 
 
-async def events_since(kafka: KafkaSettings, starts: dict, wanted: set[str]) -> list[CloudEvent]:
+async def events_since(kafka: KafkaSettings, starts: dict[str, Any], wanted: set[str]) -> list[CloudEvent[Any]]:
     records = await read_from(kafka, starts, until=lambda rs: False, timeout=1)
     return [e for e in map(decode_record, records) if isinstance(e, CloudEvent) and e.type in wanted]
 
 
 async def test_support_is_asked_answered_declined_and_closed_each_by_its_own(
-    service_factory, kafka_settings: KafkaSettings
+    service_factory: ServiceFactory, kafka_settings: KafkaSettings
 ) -> None:
     tasks = service_factory("tasks").start()
     starts = await end_offsets(kafka_settings, EVENTS)
@@ -125,12 +127,12 @@ async def subscribe(notifications: ServiceProcess, who: dict[str, str], receiver
         return secret
 
 
-def short(event: CloudEvent) -> str:
+def short(event: CloudEvent[Any]) -> str:
     return c.short_type(event.type)
 
 
 async def test_a_task_going_at_risk_is_listed_and_alerted_once(
-    service_factory, receiver: Receiver, kafka_settings: KafkaSettings
+    service_factory: ServiceFactory, receiver: Receiver, kafka_settings: KafkaSettings
 ) -> None:
     tasks = service_factory("tasks", **WATCHING).start()
     secret = await subscribe(service_factory("notifications").start(), JILIN, receiver, "alert.at_risk")
@@ -139,7 +141,7 @@ async def test_a_task_going_at_risk_is_listed_and_alerted_once(
         soon = (datetime.now(UTC) + timedelta(days=3)).isoformat()
         await client.post(f"/v1/tasks/{ids['task']}/milestones", headers=JILIN, json={"title": "Window", "due": soon})
 
-        async def at_risk() -> dict | None:
+        async def at_risk() -> dict[str, Any] | None:
             listed = (await client.get("/v1/tasks", headers=NDRC, params={"health": "at_risk", "limit": 500})).json()
             return next((t for t in listed["items"] if t["task_id"] == ids["task"]), None)
 
@@ -161,24 +163,26 @@ async def test_a_task_going_at_risk_is_listed_and_alerted_once(
     assert len(await alerted_for(receiver, secret, ids["task"]) or []) == 1
 
 
-async def health_changes_once(kafka: KafkaSettings, starts: dict, task_id: str) -> list[CloudEvent] | None:
+async def health_changes_once(
+    kafka: KafkaSettings, starts: dict[str, Any], task_id: str
+) -> list[CloudEvent[Any]] | None:
     changes = await events_since(kafka, starts, {c.TaskHealthChanged.event_type})
     return changes if any(e.subject == task_id for e in changes) else None
 
 
-async def alerted_for(receiver: Receiver, secret: str, task_id: str) -> list | None:
+async def alerted_for(receiver: Receiver, secret: str, task_id: str) -> list[Any] | None:
     return [e for _, e in receiver.alerts(secret) if e["data"].get("task_id") == task_id] or None
 
 
 async def test_an_evaluation_falls_due_is_alerted_to_the_ndrc_and_a_plan_evaluation_answers_it(
-    service_factory, receiver: Receiver, kafka_settings: KafkaSettings
+    service_factory: ServiceFactory, receiver: Receiver, kafka_settings: KafkaSettings
 ) -> None:
     tasks = service_factory("tasks", **WATCHING).start()
     secret = await subscribe(service_factory("notifications").start(), NDRC, receiver, "alert.evaluation_due")
     async with httpx.AsyncClient(base_url=tasks.url, timeout=30) as client:
         ids = await plan_task_issue(client, interval=1)
 
-        async def due() -> dict | None:
+        async def due() -> dict[str, Any] | None:
             plan = (await client.get(f"/v1/plans/{ids['plan']}", headers=NDRC)).json()
             return plan if plan.get("evaluation_due") else None
 
@@ -191,7 +195,7 @@ async def test_an_evaluation_falls_due_is_alerted_to_the_ndrc_and_a_plan_evaluat
         )
         assert evaluated.status_code == 201, evaluated.text
 
-    async def alerted() -> list | None:
+    async def alerted() -> list[Any] | None:
         alerts = [e for _, e in receiver.alerts(secret) if e["data"].get("plan_id") == ids["plan"]]
         return alerts or None
 
@@ -200,12 +204,12 @@ async def test_an_evaluation_falls_due_is_alerted_to_the_ndrc_and_a_plan_evaluat
 
 
 @pytest.fixture
-def audit(service_factory) -> ServiceProcess:
+def audit(service_factory: ServiceFactory) -> ServiceProcess:
     return service_factory("audit").start()
 
 
 async def test_the_ndrc_reports_from_the_trail_and_the_trail_proves_what_it_sent(
-    service_factory, audit: ServiceProcess, kafka_settings: KafkaSettings
+    service_factory: ServiceFactory, audit: ServiceProcess, kafka_settings: KafkaSettings
 ) -> None:
     tasks = service_factory("tasks").start()
     started = datetime.now(UTC)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiokafka import TopicPartition
 
 from shared.contract.codec import decode_record
+from shared.contract.envelope import CloudEvent
 from shared.kafka.producer import EventProducer
 from shared.provenance.keys import SigningKey
 from shared.settings import KafkaSettings
@@ -23,11 +26,13 @@ async def test_every_event_type_round_trips_through_kafka(kafka_settings: KafkaS
         starts[partition] = min(starts.get(partition, meta.offset), meta.offset)
     wanted = {event.id for event in events}
 
-    def all_seen(records: list) -> bool:
+    def all_seen(records: list[Any]) -> bool:
         return wanted <= {dict(r.headers).get("ce_id", b"").decode() for r in records}
 
     records = await read_from(kafka_settings, starts, until=all_seen)
-    decoded = {event.id: event for event in map(decode_record, records) if getattr(event, "id", None) in wanted}
+    decoded = {
+        event.id: event for event in map(decode_record, records) if isinstance(event, CloudEvent) and event.id in wanted
+    }
     assert set(decoded) == wanted
     for event in events:
         assert decoded[event.id] == event

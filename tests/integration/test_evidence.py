@@ -9,12 +9,14 @@ import hashlib
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
 
+from policytrack.processes import ServiceProcess
 from shared.contract import catalog as c
-from tests.conftest import JILIN, MIIT, NAO, SC, ServiceProcess
+from tests.conftest import JILIN, MIIT, NAO, SC, ServiceFactory
 
 CLI = (sys.executable, "-m", "policytrack.cli")
 PDF = b"%PDF-1.7\n1 0 obj << /Type /Catalog >> endobj\n" + b"%" * 50_000 + b"\n%%EOF\n"
@@ -42,7 +44,7 @@ def a_task_with_a_milestone(tasks: httpx.Client) -> tuple[str, str]:
 
 
 def test_a_milestone_met_with_a_pdf_that_only_its_readers_download_while_it_is_unchanged(
-    service_factory, tmp_path: Path
+    service_factory: ServiceFactory, tmp_path: Path
 ) -> None:
     folder = tmp_path / "evidence"
     service: ServiceProcess = service_factory("tasks", POLICYTRACK_TASKS_EVIDENCE_PATH=str(folder)).start()
@@ -114,10 +116,12 @@ def test_a_milestone_met_with_a_pdf_that_only_its_readers_download_while_it_is_u
     assert result["ok"] is False and [m["sha256"] for m in result["evidence"]["mismatched"]] == [evidence["sha256"]]
 
 
-def test_an_upload_is_refused_over_its_bound_or_when_it_is_not_what_it_claims(service_factory, tmp_path: Path) -> None:
+def test_an_upload_is_refused_over_its_bound_or_when_it_is_not_what_it_claims(
+    service_factory: ServiceFactory, tmp_path: Path
+) -> None:
     service = service_factory("tasks", POLICYTRACK_TASKS_EVIDENCE_MAX_BYTES="1000").start()
     with httpx.Client(base_url=service.url, timeout=30) as tasks:
-        upload = {"url": "/v1/evidence", "params": {"name": "scan.pdf"}}
+        upload: dict[str, Any] = {"url": "/v1/evidence", "params": {"name": "scan.pdf"}}
         too_large = tasks.post(
             **upload, content=b"%PDF-" + b"0" * 5000, headers={**JILIN, "Content-Type": "application/pdf"}
         )
@@ -136,7 +140,7 @@ def test_an_upload_is_refused_over_its_bound_or_when_it_is_not_what_it_claims(se
 
 
 async def test_evidence_kept_in_postgresql_is_served_by_another_instance_and_a_changed_byte_is_reported(
-    service_factory, postgres_dsn: str
+    service_factory: ServiceFactory, postgres_dsn: str
 ) -> None:
     import asyncpg
 

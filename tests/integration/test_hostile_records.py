@@ -10,10 +10,12 @@ import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 from aiokafka import AIOKafkaProducer
 
+from policytrack.processes import ServiceProcess
 from shared.contract.codec import decode_record
 from shared.contract.envelope import CloudEvent
 from shared.contract.topics import ALERTS, COMMANDS, DEADLETTER, EVENTS
@@ -23,7 +25,7 @@ from tests.conftest import (
     JILIN,
     NAO,
     Broker,
-    ServiceProcess,
+    ServiceFactory,
     caught_up,
     department_system,
     end_offsets,
@@ -60,7 +62,7 @@ async def produce_hostile(settings: KafkaSettings, topics: list[str]) -> None:
 
 
 async def test_every_consumer_handles_the_next_valid_record(
-    service_factory, kafka: Broker, kafka_settings: KafkaSettings, keys_dir: Path
+    service_factory: ServiceFactory, kafka: Broker, kafka_settings: KafkaSettings, keys_dir: Path
 ) -> None:
     tasks: ServiceProcess = service_factory("tasks").start()
     audit: ServiceProcess = service_factory("audit").start()
@@ -78,7 +80,7 @@ async def test_every_consumer_handles_the_next_valid_record(
     jilin = department_system(kafka, keys_dir, "JILIN", "u-jilin", "implementer")
     await jilin.send(jilin.command("report_progress", {"task_id": task, "percent": 15}, correlation=correlation))
 
-    async def answered() -> CloudEvent | None:
+    async def answered() -> CloudEvent[Any] | None:
         records = await read_from(kafka_settings, starts, until=lambda rs: False, timeout=0.5)
         return next(
             (e for e in map(decode_record, records) if isinstance(e, CloudEvent) and e.correlationid == correlation),
@@ -102,7 +104,7 @@ async def test_every_consumer_handles_the_next_valid_record(
 
     async with httpx.AsyncClient(base_url=audit.url, timeout=60) as client:
 
-        async def stored() -> list | None:
+        async def stored() -> list[Any] | None:
             items = await whole_trail(client)
             valid = [i for i in items if i["event"] and i["event"].get("correlationid") == correlation]
             refused = audit.readiness()["refused_records"] - refused_before

@@ -95,7 +95,9 @@ def bearer(kid: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {sign(RSA_KEY, 'RS256', kid=kid)}"}
 
 
-async def test_a_slow_key_server_never_holds_up_the_event_loop(key_server: KeyServer, client_of) -> None:
+async def test_a_slow_key_server_never_holds_up_the_event_loop(
+    key_server: KeyServer, client_of: list[httpx.AsyncClient]
+) -> None:
     """The fetch used to run synchronously inside the async dependency: while the key server
     took its time, nothing else on the loop ran."""
     key_server.delay = 1.5
@@ -109,7 +111,9 @@ async def test_a_slow_key_server_never_holds_up_the_event_loop(key_server: KeySe
     assert ran_while_the_server_was_answering, "the loop stood still while the key server answered"
 
 
-async def test_made_up_key_ids_cost_one_fetch_and_a_down_server_is_left_alone(key_server: KeyServer, client_of) -> None:
+async def test_made_up_key_ids_cost_one_fetch_and_a_down_server_is_left_alone(
+    key_server: KeyServer, client_of: list[httpx.AsyncClient]
+) -> None:
     app = service(key_server)
     http = client(app, client_of)
     assert (await http.get("/whoami", headers=bearer("k-1"))).json() == {"user": "u-ndrc"}
@@ -125,7 +129,7 @@ async def test_made_up_key_ids_cost_one_fetch_and_a_down_server_is_left_alone(ke
     assert key_server.requests - requests_before == 1, "after a failed fetch, the cooldown holds"
 
 
-async def test_concurrent_requests_share_one_fetch(key_server: KeyServer, client_of) -> None:
+async def test_concurrent_requests_share_one_fetch(key_server: KeyServer, client_of: list[httpx.AsyncClient]) -> None:
     key_server.delay = 0.3
     app = service(key_server)
     http = client(app, client_of)
@@ -135,7 +139,7 @@ async def test_concurrent_requests_share_one_fetch(key_server: KeyServer, client
 
 
 async def test_a_key_published_later_is_found_once_the_copy_is_no_longer_fresh(
-    key_server: KeyServer, client_of
+    key_server: KeyServer, client_of: list[httpx.AsyncClient]
 ) -> None:
     app = service(key_server, fresh_seconds=0)
     http = client(app, client_of)

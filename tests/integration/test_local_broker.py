@@ -11,6 +11,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from shared.contract.catalog import TaskAssigned
+from shared.contract.codes import Department
 from shared.contract.envelope import new_event
 from shared.contract.topics import TOPICS
 from shared.kafka.connection import client_options
@@ -75,9 +76,9 @@ async def test_kcat_shows_the_cloudevents_headers(
     kafka: Broker, kafka_settings: KafkaSettings, tasks_key: SigningKey
 ) -> None:
     event = new_event(
-        TaskAssigned(task_id="t-kcat", lead_department="JILIN", supporting_departments=["MOST"]),
+        TaskAssigned(task_id="t-kcat", lead_department=Department.JILIN, supporting_departments=(Department.MOST,)),
         actor="u-1",
-        actordept="JILIN",
+        actordept=Department.JILIN,
     )
     async with EventProducer(kafka_settings, client_id="test-kcat", signing_key=tasks_key) as producer:
         meta = await producer.publish(event)

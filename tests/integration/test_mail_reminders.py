@@ -5,6 +5,8 @@ its failure against a server that refuses or hangs, is recorded on the log."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from functools import partial
+from typing import Any, TypeVar
 
 import httpx
 
@@ -14,8 +16,10 @@ from shared.contract.envelope import CloudEvent
 from shared.contract.topics import ALERTS
 from shared.i18n import BEIJING
 from shared.settings import KafkaSettings
-from tests.conftest import JILIN, MEE, Mailroom, eventually, read_to_end, smtp_of
+from tests.conftest import JILIN, MEE, Mailroom, ServiceFactory, eventually, read_to_end, smtp_of
 from tests.integration.test_notifications_service import FAST, milestone, new_task
+
+T = TypeVar("T")
 
 
 async def receipts(settings: KafkaSettings, subscription_id: str) -> list[c.AlertDelivered | c.AlertDeliveryFailed]:
@@ -35,7 +39,7 @@ async def subscribe(client: httpx.AsyncClient, headers: dict[str, str], **body: 
 
 
 async def test_a_deadline_is_mailed_in_chinese_with_beijing_time_and_failures_are_recorded(
-    service_factory, kafka_settings: KafkaSettings, mailroom: Mailroom
+    service_factory: ServiceFactory, kafka_settings: KafkaSettings, mailroom: Mailroom
 ) -> None:
     tasks = service_factory("tasks").start()
     notifications = service_factory(
@@ -80,11 +84,9 @@ async def test_a_deadline_is_mailed_in_chinese_with_beijing_time_and_failures_ar
     assert {r.status_code for r in delivered} == {250}
     assert all(isinstance(r, c.AlertDelivered) for r in delivered)
     for failing, reason in ((refusing, "550"), (hanging, "Timeout")):
-        failed = await eventually(
-            lambda s=failing: _all_of(kafka_settings, s, 3), timeout=60, what=f"{reason} failures"
-        )
+        failed = await eventually(partial(_all_of, kafka_settings, failing, 3), timeout=60, what=f"{reason} failures")
         assert all(isinstance(r, c.AlertDeliveryFailed) and r.attempts >= 2 for r in failed), failed
-        assert all(reason in r.reason for r in failed), failed  # type: ignore[union-attr]
+        assert all(reason in r.reason for r in failed), failed
     assert mailroom.refused >= 6 and mailroom.hung >= 6, "each failing alert was tried more than once"
     assert not mailroom.to("refuse@jilin.example") and not mailroom.to("hang@jilin.example")
 
@@ -99,10 +101,10 @@ async def test_a_deadline_is_mailed_in_chinese_with_beijing_time_and_failures_ar
     assert await receipts(kafka_settings, digest), "the digest's delivery is on the log too"
 
 
-async def _all_of(settings: KafkaSettings, subscription_id: str, count: int) -> list | None:
+async def _all_of(settings: KafkaSettings, subscription_id: str, count: int) -> list[Any] | None:
     found = await receipts(settings, subscription_id)
     return found if len(found) >= count else None
 
 
-async def _async(value: object) -> object:
+async def _async(value: T) -> T:
     return value

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import orjson
 import pytest
 
-from tests.conftest import JILIN, SC, Receiver, ServiceProcess, eventually, token
+from policytrack.processes import ServiceProcess
+from tests.conftest import JILIN, SC, Receiver, ServiceFactory, eventually, token
 
 FAST = {
     "POLICYTRACK_NOTIFICATIONS_LEAD_TIMES": '["PT3S"]',
@@ -23,19 +26,19 @@ FAST = {
 
 
 @pytest.fixture
-def tasks(service_factory) -> ServiceProcess:
+def tasks(service_factory: ServiceFactory) -> ServiceProcess:
     return service_factory("tasks").start()
 
 
 @pytest.fixture
-def notifications(service_factory) -> ServiceProcess:
+def notifications(service_factory: ServiceFactory) -> ServiceProcess:
     return service_factory("notifications", **FAST).start()
 
 
 async def new_task(tasks: ServiceProcess) -> str:
     async with httpx.AsyncClient(base_url=tasks.url) as client:
         plan = (await client.post("/v1/plans", headers=SC, json={"title": "Plan"})).json()["id"]
-        return (
+        task_id: str = (
             await client.post(
                 "/v1/tasks",
                 headers=JILIN,
@@ -49,6 +52,7 @@ async def new_task(tasks: ServiceProcess) -> str:
                 },
             )
         ).json()["id"]
+        return task_id
 
 
 async def milestone(tasks: ServiceProcess, task_id: str, due: datetime) -> str:
@@ -58,7 +62,8 @@ async def milestone(tasks: ServiceProcess, task_id: str, due: datetime) -> str:
             headers=JILIN,
             json={"title": "Monitoring stations", "due": due.isoformat()},
         )
-        return response.json()["id"]
+        milestone_id: str = response.json()["id"]
+        return milestone_id
 
 
 async def subscribe(notifications: ServiceProcess, receiver: Receiver, task_id: str) -> str:
@@ -67,11 +72,14 @@ async def subscribe(notifications: ServiceProcess, receiver: Receiver, task_id: 
             "/v1/subscriptions", headers=JILIN, json={"webhook_url": receiver.url, "task_id": task_id}
         )
         assert response.status_code == 201, response.text
-        return response.json()["secret"]
+        secret: str = response.json()["secret"]
+        return secret
 
 
-async def wait_for_kinds(receiver: Receiver, secret: str, milestone_id: str, kinds: list[str], timeout: float = 40):
-    async def probe():
+async def wait_for_kinds(
+    receiver: Receiver, secret: str, milestone_id: str, kinds: list[str], timeout: float = 40
+) -> list[tuple[float, str]]:
+    async def probe() -> list[tuple[float, str]] | None:
         got = receiver.for_milestone(secret, milestone_id)
         return got if [kind for _, kind in got] == kinds else None
 
@@ -81,7 +89,9 @@ async def wait_for_kinds(receiver: Receiver, secret: str, milestone_id: str, kin
         raise AssertionError(f"{error}; received {receiver.for_milestone(secret, milestone_id)}") from None
 
 
-async def test_alerts_arrive_on_time_once_each_and_verify(tasks, notifications, receiver: Receiver) -> None:
+async def test_alerts_arrive_on_time_once_each_and_verify(
+    tasks: ServiceProcess, notifications: ServiceProcess, receiver: Receiver
+) -> None:
     task_id = await new_task(tasks)
     secret = await subscribe(notifications, receiver, task_id)
     due = datetime.now(UTC) + timedelta(seconds=8)
@@ -103,7 +113,7 @@ async def test_alerts_arrive_on_time_once_each_and_verify(tasks, notifications, 
 
 
 async def test_a_receiver_down_for_a_while_gets_the_alert_once_after_retries(
-    tasks, notifications, receiver: Receiver
+    tasks: ServiceProcess, notifications: ServiceProcess, receiver: Receiver
 ) -> None:
     task_id = await new_task(tasks)
     secret = await subscribe(notifications, receiver, task_id)
@@ -117,7 +127,7 @@ async def test_a_receiver_down_for_a_while_gets_the_alert_once_after_retries(
 
 
 async def test_killed_and_restarted_around_a_deadline_loses_and_repeats_nothing(
-    tasks, notifications, receiver: Receiver
+    tasks: ServiceProcess, notifications: ServiceProcess, receiver: Receiver
 ) -> None:
     task_id = await new_task(tasks)
     secret = await subscribe(notifications, receiver, task_id)
@@ -140,11 +150,13 @@ async def test_killed_and_restarted_around_a_deadline_loses_and_repeats_nothing(
     assert len(ids) == 3 == len(set(ids))
 
 
-async def test_the_live_stream_delivers_and_resumes_after_reconnecting(tasks, notifications) -> None:
+async def test_the_live_stream_delivers_and_resumes_after_reconnecting(
+    tasks: ServiceProcess, notifications: ServiceProcess
+) -> None:
     task_id = await new_task(tasks)
     due = datetime.now(UTC) + timedelta(seconds=4)
     milestone_id = await milestone(tasks, task_id, due)
-    seen: list[tuple[str, dict]] = []
+    seen: list[tuple[str | None, dict[str, Any]]] = []
     async with httpx.AsyncClient(base_url=notifications.url, timeout=60) as client:
         async with client.stream("GET", "/v1/alerts/stream", headers=JILIN, params={"from": "beginning"}) as stream:
             async for event_id, event in _sse(stream):
@@ -152,7 +164,8 @@ async def test_the_live_stream_delivers_and_resumes_after_reconnecting(tasks, no
                     seen.append((event_id, event))
                     break
         assert seen and seen[0][1]["type"].endswith("deadline_approaching.v1")
-        async with client.stream("GET", "/v1/alerts/stream", headers={**JILIN, "Last-Event-ID": seen[0][0]}) as stream:
+        resumed = {**JILIN, "Last-Event-ID": seen[0][0] or ""}
+        async with client.stream("GET", "/v1/alerts/stream", headers=resumed) as stream:
             async for event_id, event in _sse(stream):
                 if event["data"].get("milestone_id") == milestone_id:
                     seen.append((event_id, event))
@@ -182,15 +195,18 @@ async def test_the_live_stream_delivers_and_resumes_after_reconnecting(tasks, no
         ({"webhook_url": "http://10.1.2.3/x"}, "webhook_url"),
     ],
 )
-async def test_bad_subscriptions_get_422_naming_the_field(notifications, body: dict, field: str) -> None:
+async def test_bad_subscriptions_get_422_naming_the_field(
+    notifications: ServiceProcess, body: dict[str, Any], field: str
+) -> None:
     async with httpx.AsyncClient(base_url=notifications.url) as client:
         response = await client.post("/v1/subscriptions", headers=JILIN, json=body)
     assert response.status_code == 422, response.text
     assert field in [e["field"] for e in response.json()["errors"]]
 
 
-async def _sse(stream: httpx.Response):
-    event_id, data = None, None
+async def _sse(stream: httpx.Response) -> AsyncIterator[tuple[str | None, Any]]:
+    event_id: str | None = None
+    data: Any = None
     async for line in stream.aiter_lines():
         if line.startswith("id: "):
             event_id = line[4:]

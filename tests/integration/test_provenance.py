@@ -9,6 +9,7 @@ import asyncio
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
@@ -17,8 +18,10 @@ from aiokafka.structs import RecordMetadata
 from typer.testing import CliRunner
 
 from policytrack import cli
+from policytrack.processes import ServiceProcess
 from shared.contract import catalog as c
 from shared.contract.codec import encode
+from shared.contract.codes import Department
 from shared.contract.envelope import AnyEvent, new_event
 from shared.contract.topics import ALERTS, EVENTS
 from shared.http.signatures import sign_request
@@ -31,7 +34,7 @@ from tests.conftest import (
     JILIN,
     NAO,
     Broker,
-    ServiceProcess,
+    ServiceFactory,
     caught_up,
     department_system,
     eventually,
@@ -59,11 +62,11 @@ async def forge(settings: KafkaSettings, event: AnyEvent, proof: bytes | None) -
 
 def progress(task: str, percent: int) -> AnyEvent:
     data = c.TaskProgressReported(task_id=task, percent=percent, note="forged")
-    return new_event(data, actor="u-jilin", actordept="JILIN", aggregateversion=99)
+    return new_event(data, actor="u-jilin", actordept=Department.JILIN, aggregateversion=99)
 
 
 async def test_a_forged_record_changes_no_task_is_never_an_act_and_verify_names_it(
-    service_factory, kafka: Broker, tmp_path: Path, keys_dir: Path
+    service_factory: ServiceFactory, kafka: Broker, tmp_path: Path, keys_dir: Path
 ) -> None:
     settings = kafka.settings
     # No snapshot: the restart below rebuilds from the log's beginning, through the forgeries.
@@ -127,7 +130,11 @@ async def test_a_forged_record_changes_no_task_is_never_an_act_and_verify_names_
     moment = datetime.now(UTC).replace(microsecond=0)
     alert_of = {
         name: c.DeadlineDue(
-            alert_id=f"al-{name}-{uuid.uuid4().hex[:8]}", task_id=task, title=name, due=moment, departments=("JILIN",)
+            alert_id=f"al-{name}-{uuid.uuid4().hex[:8]}",
+            task_id=task,
+            title=name,
+            due=moment,
+            departments=(Department.JILIN,),
         )
         for name in ("forged", "genuine")
     }
@@ -157,18 +164,18 @@ async def _stream_until(service: ServiceProcess, alert_id: str) -> list[str]:
     return seen
 
 
-async def _verify(audit: ServiceProcess) -> dict:
+async def _verify(audit: ServiceProcess) -> dict[str, Any]:
     async with httpx.AsyncClient(base_url=audit.url, timeout=120) as client:
 
-        async def with_alert() -> dict | None:
-            found: dict = (await client.get("/v1/audit/verify", headers=NAO)).json()
+        async def with_alert() -> dict[str, Any] | None:
+            found: dict[str, Any] = (await client.get("/v1/audit/verify", headers=NAO)).json()
             return found if any(f["topic"] == ALERTS for f in found["forgeries"]) else None
 
         return await eventually(with_alert, timeout=60, what="the forged alert kept apart")
 
 
 async def test_a_signed_act_is_shown_to_be_its_departments_with_public_keys_alone(
-    service_factory, kafka: Broker, tmp_path: Path, keys_dir: Path
+    service_factory: ServiceFactory, kafka: Broker, tmp_path: Path, keys_dir: Path
 ) -> None:
     tasks: ServiceProcess = service_factory("tasks", POLICYTRACK_TASKS_SIGNED_DEPARTMENTS='["MOFCOM"]').start()
     audit: ServiceProcess = service_factory("audit").start()
@@ -202,7 +209,7 @@ async def test_a_signed_act_is_shown_to_be_its_departments_with_public_keys_alon
 
     async with httpx.AsyncClient(base_url=audit.url, timeout=60) as client:
 
-        async def progress_events() -> list[dict] | None:
+        async def progress_events() -> list[dict[str, Any]] | None:
             items = (
                 await client.get(
                     "/v1/audit/events", headers=NAO, params={"task_id": task, "type": "task.progress_reported"}
@@ -215,7 +222,7 @@ async def test_a_signed_act_is_shown_to_be_its_departments_with_public_keys_alon
     keys_file.write_bytes(orjson.dumps(KeyFolder(keys_dir).trust().jwks()))
     at = ["--audit-url", audit.url, "--tasks-url", tasks.url, "--keys", str(keys_file)]
 
-    def verify_act(event_id: str) -> tuple[int, dict]:
+    def verify_act(event_id: str) -> tuple[int, dict[str, Any]]:
         result = CliRunner().invoke(cli.app, ["verify-act", event_id, *at, "--json"])
         return result.exit_code, orjson.loads(result.stdout.strip().splitlines()[-1])
 

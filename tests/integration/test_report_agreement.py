@@ -15,9 +15,21 @@ from typing import Any
 import httpx
 import orjson
 
+from policytrack.processes import ServiceProcess
 from shared.contract import catalog as c
 from shared.contract.topics import EVENTS
-from tests.conftest import JILIN, MEE, NDRC, SC, Broker, ServiceProcess, caught_up, eventually, read_to_end, token
+from tests.conftest import (
+    JILIN,
+    MEE,
+    NDRC,
+    SC,
+    Broker,
+    ServiceFactory,
+    caught_up,
+    eventually,
+    read_to_end,
+    token,
+)
 
 MOFCOM = token("u-mofcom", "MOFCOM", "supporter")
 GACC = token("u-gacc", "GACC", "supporter")
@@ -150,7 +162,7 @@ class Ledger:
         }
 
 
-def ledger_of(records: list, at: datetime) -> Ledger:
+def ledger_of(records: list[Any], at: datetime) -> Ledger:
     ledger = Ledger(at)
     for record in records:
         headers = {k.removeprefix("ce_"): v.decode() for k, v in record.headers if k.startswith("ce_")}
@@ -184,8 +196,8 @@ async def scenario(client: httpx.AsyncClient) -> dict[str, str]:
         }
         made[name] = (await client.post("/v1/tasks", headers=JILIN, json=body)).json()["id"]
     await client.post(f"/v1/tasks/{made['risky']}/progress", headers=JILIN, json={"percent": 35})
-    soon = (now + timedelta(days=3)).isoformat()
-    await client.post(f"/v1/tasks/{made['risky']}/milestones", headers=JILIN, json={"title": "Gate", "due": soon})
+    gate = (now + timedelta(days=3)).isoformat()
+    await client.post(f"/v1/tasks/{made['risky']}/milestones", headers=JILIN, json={"title": "Gate", "due": gate})
     await client.post(f"/v1/tasks/{made['done']}/complete", headers=JILIN, json={"note": "done"})
     issue = {"title": "Bonded zone stalled", "severity": "major"}
     issue_id = (await client.post(f"/v1/tasks/{made['late']}/issues", headers=JILIN, json=issue)).json()["id"]
@@ -225,7 +237,7 @@ def pdf_text(document: bytes) -> str:
 
 
 async def test_both_reports_agree_with_each_other_and_with_a_ledger_kept_from_the_raw_log(
-    spare_broker: Broker, service_factory
+    spare_broker: Broker, service_factory: ServiceFactory
 ) -> None:
     on_spare = {
         **spare_broker.service_env(),

@@ -7,14 +7,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
 
+from policytrack.processes import ServiceProcess
 from services.notifications.adapters.snapshots import SEALED
 from shared.provenance.keys import load_signing_key
 from shared.provenance.sealing import SnapshotSeal
-from tests.conftest import Receiver, ServiceProcess, eventually, readiness
+from tests.conftest import Receiver, ServiceFactory, eventually, readiness
 from tests.integration.test_notifications_service import FAST, milestone, new_task, subscribe, wait_for_kinds
 
 KINDS = ["deadline_approaching", "deadline_due", "overdue"]
@@ -26,12 +28,12 @@ def snapshot_file(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def tasks(service_factory) -> ServiceProcess:
+def tasks(service_factory: ServiceFactory) -> ServiceProcess:
     return service_factory("tasks").start()
 
 
 @pytest.fixture
-def notifications(service_factory, snapshot_file: Path) -> ServiceProcess:
+def notifications(service_factory: ServiceFactory, snapshot_file: Path) -> ServiceProcess:
     return service_factory(
         "notifications",
         **FAST,
@@ -40,8 +42,8 @@ def notifications(service_factory, snapshot_file: Path) -> ServiceProcess:
     ).start()
 
 
-async def snapshot_holds_everything(service: ServiceProcess, open_deadlines: int) -> dict:
-    async def probe() -> dict | None:
+async def snapshot_holds_everything(service: ServiceProcess, open_deadlines: int) -> dict[str, Any]:
+    async def probe() -> dict[str, Any] | None:
         ready = await readiness(service)
         settled = ready["events_since_snapshot"] == 0 and ready["open_deadlines"] == open_deadlines
         return ready if settled else None
@@ -70,16 +72,16 @@ async def test_a_restart_reads_only_the_events_after_the_snapshot_and_alerts_onc
     assert len(ids) == len(set(ids)) == 3, "the deadline known only from the snapshot alerts once each"
 
 
-def other_code(document: dict) -> None:
+def other_code(document: dict[str, Any]) -> None:
     document["code_version"] = "0123456789abcdef"
 
 
-def another_log(document: dict) -> None:
+def another_log(document: dict[str, Any]) -> None:
     positions = document["positions"]
     document["positions"] = [[partition, offset, "not-the-event-there"] for partition, offset, _ in positions]
 
 
-def tampered(snapshot_file: Path, tamper: Callable[[dict], None], keys: Path | None) -> None:
+def tampered(snapshot_file: Path, tamper: Callable[[dict[str, Any]], None], keys: Path | None) -> None:
     """The snapshot changed by ``tamper``; sealed again with the service's own key when ``keys``
     is given (a snapshot the service wrote itself, with other code or on another log)."""
     _, _, body = snapshot_file.read_bytes().partition(b"\n")
@@ -106,7 +108,7 @@ async def test_a_snapshot_the_log_does_not_bear_out_is_discarded_and_the_schedul
     tasks: ServiceProcess,
     notifications: ServiceProcess,
     snapshot_file: Path,
-    tamper: Callable[[dict], None],
+    tamper: Callable[[dict[str, Any]], None],
     reseal: bool,
     reason: str,
 ) -> None:

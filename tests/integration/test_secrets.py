@@ -8,18 +8,20 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
 from aiokafka import AIOKafkaProducer
 
+from policytrack.processes import ServiceProcess
 from shared.auth import mint_dev_token
 from shared.contract.topics import ALERTS, AUDIT, COMMANDS, DEADLETTER, EVENTS
 from shared.kafka.connection import client_options
 from tests.conftest import (
     NAO,
     Broker,
-    ServiceProcess,
+    ServiceFactory,
     end_offsets,
     eventually,
     plan_and_task,
@@ -29,7 +31,7 @@ from tests.conftest import (
 
 
 async def test_tokens_are_stripped_from_every_dead_letter_and_the_trail_and_deleted_from_the_command_topic(
-    service_factory, kafka: Broker
+    service_factory: ServiceFactory, kafka: Broker
 ) -> None:
     kafka_settings = kafka.settings
 
@@ -52,7 +54,7 @@ async def test_tokens_are_stripped_from_every_dead_letter_and_the_trail_and_dele
         ("db_password", marker.encode()),
     ]
     body = orjson.dumps({"task_id": task, "percent": 10})
-    paths = [
+    paths: list[tuple[str, bytes, list[tuple[str, bytes | None]]]] = [
         ("body is not JSON", b"{not json", [("command", b"report_progress")]),
         ("no command header", body, []),
         ("bad if-match", body, [("command", b"report_progress"), ("if-match", b"yesterday")]),
@@ -94,7 +96,7 @@ async def test_tokens_are_stripped_from_every_dead_letter_and_the_trail_and_dele
 
     async with httpx.AsyncClient(base_url=audit.url, timeout=120) as client:
 
-        async def trail_has_everything() -> list[dict] | None:
+        async def trail_has_everything() -> list[dict[str, Any]] | None:
             ready = (await client.get("/readyz")).json()
             rejected = (
                 await client.get("/v1/audit/events", headers=NAO, params={"type": "command.rejected", "limit": 1000})

@@ -12,10 +12,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from policytrack.processes import ServiceProcess
 from services.tasks.adapters.snapshots import SnapshotStore
 from shared.kafka.snapshots import Claim
 from shared.provenance.sealing import SnapshotSeal
-from tests.conftest import JILIN, NAO, ServiceProcess, eventually, plan_and_task, readiness, writer_key
+from tests.conftest import JILIN, NAO, ServiceFactory, eventually, plan_and_task, readiness, writer_key
 
 DUE = "2027-06-30T18:00:00+08:00"
 
@@ -32,7 +33,7 @@ def seal(keys_dir: Path) -> SnapshotSeal:
 
 
 @pytest.fixture
-def tasks(service_factory, snapshot_file: Path) -> ServiceProcess:
+def tasks(service_factory: ServiceFactory, snapshot_file: Path) -> ServiceProcess:
     return service_factory(
         "tasks",
         POLICYTRACK_TASKS_SNAPSHOT_PATH=str(snapshot_file),

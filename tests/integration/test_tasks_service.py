@@ -6,19 +6,22 @@ import asyncio
 import subprocess
 import sys
 import uuid
+from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
+from policytrack.processes import ServiceProcess
 from shared.contract.topics import EVENTS
 from shared.settings import KafkaSettings
-from tests.conftest import JILIN, MIIT, MOST, NAO, NDRC, SC, ServiceProcess, end_offsets, records_since
+from tests.conftest import JILIN, MIIT, MOST, NAO, NDRC, SC, ServiceFactory, end_offsets, records_since
 
 DUE = "2027-06-30T18:00:00+08:00"
 
 
 @pytest.fixture
-def tasks(service_factory) -> ServiceProcess:
+def tasks(service_factory: ServiceFactory) -> ServiceProcess:
     return service_factory("tasks").start()
 
 
@@ -27,13 +30,13 @@ class LogWatch:
 
     def __init__(self, settings: KafkaSettings) -> None:
         self.settings = settings
-        self.starts: dict = {}
+        self.starts: dict[str, Any] = {}
 
     async def mark(self) -> LogWatch:
         self.starts = await end_offsets(self.settings, EVENTS)
         return self
 
-    async def appended(self) -> list:
+    async def appended(self) -> list[Any]:
         return await records_since(self.settings, EVENTS, self.starts)
 
 
@@ -324,7 +327,7 @@ async def test_after_a_restart_every_get_answers_the_same(tasks: ServiceProcess)
 
 
 async def test_a_zombie_instance_is_fenced_and_can_no_longer_append(
-    service_factory, kafka_settings: KafkaSettings
+    service_factory: ServiceFactory, kafka_settings: KafkaSettings
 ) -> None:
     shared_id = {"POLICYTRACK_TASKS_TRANSACTIONAL_ID": f"policytrack-tasks-fencing-{uuid.uuid4().hex[:8]}"}
     old = service_factory("tasks", **shared_id).start()
@@ -360,7 +363,7 @@ async def test_bad_input_gets_a_problem_naming_the_field_and_appends_nothing(
     kafka_settings: KafkaSettings,
     name: str,
     content: bytes,
-    headers: dict,
+    headers: dict[str, Any],
     status: int,
     field: str | None,
 ) -> None:
@@ -388,7 +391,7 @@ async def test_unknown_department_and_field_of_cooperation_are_named(tasks: Serv
         assert {"body.field", "body.lead_department"} <= {e["field"] for e in response.json()["errors"]}
 
 
-def test_the_development_key_is_refused_outside_dev(tmp_path) -> None:
+def test_the_development_key_is_refused_outside_dev(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "services.tasks"],
         capture_output=True,

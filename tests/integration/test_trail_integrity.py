@@ -8,11 +8,13 @@ import shutil
 import sqlite3
 import stat
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import JILIN, NAO, ServiceProcess, eventually, plan_and_task
+from policytrack.processes import ServiceProcess
+from tests.conftest import JILIN, NAO, ServiceFactory, eventually, plan_and_task
 
 DUE = "2027-06-30T00:00:00Z"
 
@@ -22,12 +24,12 @@ def database(audit: ServiceProcess) -> Path:
 
 
 @pytest.fixture
-def tasks(service_factory) -> ServiceProcess:
+def tasks(service_factory: ServiceFactory) -> ServiceProcess:
     return service_factory("tasks").start()
 
 
 @pytest.fixture
-def audit(service_factory) -> ServiceProcess:
+def audit(service_factory: ServiceFactory) -> ServiceProcess:
     return service_factory("audit", POLICYTRACK_AUDIT_CHECKPOINT_INTERVAL_SECONDS="0.5").start()
 
 
@@ -40,11 +42,11 @@ async def write_some(tasks: ServiceProcess, reports: int = 6) -> str:
     return task
 
 
-async def settled(audit: ServiceProcess) -> dict:
+async def settled(audit: ServiceProcess) -> dict[str, Any]:
     """Caught up with the log, and the newest checkpoint signs the newest entry it can."""
     async with httpx.AsyncClient(base_url=audit.url, timeout=30) as client:
 
-        async def probe() -> dict | None:
+        async def probe() -> dict[str, Any] | None:
             ready = (await client.get("/readyz")).json()
             checkpoints = (await client.get("/v1/audit/checkpoints", headers=NAO)).json()["checkpoints"]
             newest = checkpoints[-1] if checkpoints else None
@@ -60,9 +62,10 @@ async def settled(audit: ServiceProcess) -> dict:
         return await eventually(probe, timeout=60, what="audit caught up with a fresh checkpoint")
 
 
-async def verify(audit: ServiceProcess) -> dict:
+async def verify(audit: ServiceProcess) -> dict[str, Any]:
     async with httpx.AsyncClient(base_url=audit.url, timeout=120) as client:
-        return (await client.get("/v1/audit/verify", headers=NAO)).json()
+        verified: dict[str, Any] = (await client.get("/v1/audit/verify", headers=NAO)).json()
+        return verified
 
 
 def restart_on(audit: ServiceProcess, change: str, *args: object) -> None:

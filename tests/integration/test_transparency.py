@@ -12,7 +12,9 @@ import shutil
 import sqlite3
 import subprocess
 from contextlib import closing
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
@@ -21,12 +23,13 @@ from aiokafka import AIOKafkaProducer
 from typer.testing import CliRunner
 
 from policytrack import cli
+from policytrack.processes import ServiceProcess
 from shared.contract import catalog as c
 from shared.contract.codec import encode
 from shared.contract.envelope import new_event
 from shared.kafka.connection import client_options
 from shared.settings import PROJECT_ROOT, KafkaSettings
-from tests.conftest import JILIN, NAO, ServiceProcess, caught_up, eventually, plan_and_task
+from tests.conftest import JILIN, NAO, ServiceFactory, caught_up, eventually, plan_and_task
 
 CHECKER = PROJECT_ROOT / "tests" / "transparency"
 
@@ -49,7 +52,7 @@ def go_checker(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return binary
 
 
-def check(binary: Path, question: dict) -> dict[str, bool]:
+def check(binary: Path, question: dict[str, Any]) -> dict[str, bool]:
     """What the Go implementations say of each check."""
     answer = subprocess.run([str(binary)], input=orjson.dumps(question), capture_output=True, timeout=60)
     lines = [orjson.loads(line) for line in answer.stdout.splitlines()]
@@ -78,7 +81,7 @@ async def checkpoint_beyond(client: httpx.AsyncClient, size: int) -> tuple[str, 
 
 
 async def test_standard_tools_check_the_trail_and_catch_a_changed_leaf_a_truncation_and_a_rollback(
-    service_factory, go_checker: Path, tmp_path: Path
+    service_factory: ServiceFactory, go_checker: Path, tmp_path: Path
 ) -> None:
     tasks: ServiceProcess = service_factory("tasks").start()
     audit: ServiceProcess = service_factory("audit", POLICYTRACK_AUDIT_CHECKPOINT_INTERVAL_SECONDS="1").start()
@@ -95,7 +98,7 @@ async def test_standard_tools_check_the_trail_and_catch_a_changed_leaf_a_truncat
         note, size = await checkpoint_beyond(client, copied)  # more than the copy holds: it cannot prove this
         verifier = (await client.get("/v1/audit/verifier-key", headers=NAO)).text.strip()
 
-        async def inclusion(index: int) -> dict:
+        async def inclusion(index: int) -> dict[str, Any]:
             leaf = (await client.get(f"/v1/audit/leaves/{index}", headers=NAO)).content
             proof = (
                 await client.get("/v1/audit/proofs/inclusion", headers=NAO, params={"index": index, "size": size})
@@ -162,8 +165,8 @@ async def test_standard_tools_check_the_trail_and_catch_a_changed_leaf_a_truncat
         rolled_back = await client.get("/v1/audit/checkpoint", headers=NAO)
         assert int(rolled_back.text.split("\n")[1]) == old
 
-        async def refusing() -> dict | None:
-            ready: dict = (await client.get("/readyz")).json()
+        async def refusing() -> dict[str, Any] | None:
+            ready: dict[str, Any] = (await client.get("/readyz")).json()
             return ready if "rolled back or truncated" in str(ready["background"]["ingest"]) else None
 
         await eventually(refusing, what="the store refused as rolled back")
@@ -191,7 +194,7 @@ async def test_standard_tools_check_the_trail_and_catch_a_changed_leaf_a_truncat
 
 
 async def test_a_forged_checkpoint_on_the_log_stops_nothing_and_is_named(
-    service_factory, kafka_settings: KafkaSettings
+    service_factory: ServiceFactory, kafka_settings: KafkaSettings
 ) -> None:
     audit: ServiceProcess = service_factory("audit", POLICYTRACK_AUDIT_CHECKPOINT_INTERVAL_SECONDS="1").start()
     chain = audit.env["POLICYTRACK_AUDIT_CHAIN_ID"]
@@ -203,7 +206,7 @@ async def test_a_forged_checkpoint_on_the_log_stops_nothing_and_is_named(
         head_hash="ab" * 32,
         note=f"policytrack.local/{chain}\n{10**9}\n{'A' * 43}=\n\n\u2014 policytrack.local/{chain} AAAAAAAA\n",
         key_id="0" * 16,
-        signed_at="2026-01-01T00:00:00Z",
+        signed_at=datetime(2026, 1, 1, tzinfo=UTC),
     )
     record = encode(new_event(forged, actor="policytrack-audit"))
     audit.stop()  # at its start it checks the checkpoints it has not ingested: the forgery among them

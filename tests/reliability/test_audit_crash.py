@@ -10,22 +10,27 @@ from pathlib import Path
 import httpx
 
 from shared.contract.catalog import TaskProgressReported
+from shared.contract.codes import Department
 from shared.contract.envelope import new_event
 from shared.kafka.producer import EventProducer
 from shared.provenance.keys import SigningKey
 from shared.settings import KafkaSettings
-from tests.conftest import NAO, eventually
+from tests.conftest import NAO, ServiceFactory, eventually
 
 EVENTS = 50_000
 
 
 async def test_sigkill_mid_ingest_loses_and_duplicates_nothing(
-    service_factory, kafka_settings: KafkaSettings, tasks_key: SigningKey
+    service_factory: ServiceFactory, kafka_settings: KafkaSettings, tasks_key: SigningKey
 ) -> None:
     actor = f"u-load-{uuid.uuid4().hex[:8]}"
     async with EventProducer(kafka_settings, client_id="test-audit-crash", signing_key=tasks_key) as producer:
         await producer.publish_all(
-            new_event(TaskProgressReported(task_id=f"load-{n % 500}", percent=n % 101), actor=actor, actordept="JILIN")
+            new_event(
+                TaskProgressReported(task_id=f"load-{n % 500}", percent=n % 101),
+                actor=actor,
+                actordept=Department.JILIN,
+            )
             for n in range(EVENTS)
         )
     audit = service_factory("audit", POLICYTRACK_AUDIT_BATCH_SIZE="500")
@@ -36,7 +41,10 @@ async def test_sigkill_mid_ingest_loses_and_duplicates_nothing(
             return 0
         with sqlite3.connect(db) as connection:
             try:
-                return connection.execute("select count(*) from audit_entries where actor = ?", (actor,)).fetchone()[0]
+                count: int = connection.execute(
+                    "select count(*) from audit_entries where actor = ?", (actor,)
+                ).fetchone()[0]
+                return count
             except sqlite3.OperationalError:
                 return 0
 

@@ -5,30 +5,33 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
 
+from policytrack.processes import ServiceProcess
 from shared.contract.catalog import TaskProgressReported, TreeCheckpoint
 from shared.contract.codec import decode_record
+from shared.contract.codes import Department
 from shared.contract.envelope import CloudEvent, new_event
 from shared.contract.topics import AUDIT
 from shared.kafka.producer import EventProducer
 from shared.provenance.keys import SigningKey
 from shared.settings import KafkaSettings
-from tests.conftest import NAO, ServiceProcess, caught_up, end_offsets, eventually, read_from
+from tests.conftest import NAO, ServiceFactory, caught_up, end_offsets, eventually, read_from
 
 
 async def publish_progress(kafka: KafkaSettings, key: SigningKey, count: int, actor: str) -> None:
     async with EventProducer(kafka, client_id="test-recovery", signing_key=key) as producer:
         await producer.publish_all(
-            new_event(TaskProgressReported(task_id=f"r-{n}", percent=n % 101), actor=actor, actordept="JILIN")
+            new_event(TaskProgressReported(task_id=f"r-{n}", percent=n % 101), actor=actor, actordept=Department.JILIN)
             for n in range(count)
         )
 
 
 async def test_a_failing_store_is_reported_and_ingestion_recovers(
-    service_factory, postgres_dsn: str, kafka_settings: KafkaSettings, tasks_key: SigningKey
+    service_factory: ServiceFactory, postgres_dsn: str, kafka_settings: KafkaSettings, tasks_key: SigningKey
 ) -> None:
     audit: ServiceProcess = service_factory("audit", POLICYTRACK_AUDIT_DSN=postgres_dsn).start(timeout=120)
     await publish_progress(kafka_settings, tasks_key, 10, "u-before")
@@ -38,7 +41,7 @@ async def test_a_failing_store_is_reported_and_ingestion_recovers(
         await database.execute("alter table audit_entries rename to audit_entries_away")
         await publish_progress(kafka_settings, tasks_key, 10, "u-during")
 
-        async def failing() -> dict | None:
+        async def failing() -> dict[str, Any] | None:
             ready = audit.readiness()
             return ready if not ready["background"]["ingest"]["ok"] else None
 
@@ -58,7 +61,7 @@ async def test_a_failing_store_is_reported_and_ingestion_recovers(
 
 
 async def test_a_checkpoint_recorded_but_not_published_is_published_next(
-    service_factory, kafka_settings: KafkaSettings, tasks_key: SigningKey
+    service_factory: ServiceFactory, kafka_settings: KafkaSettings, tasks_key: SigningKey
 ) -> None:
     audit: ServiceProcess = service_factory("audit", POLICYTRACK_AUDIT_CHECKPOINT_INTERVAL_SECONDS="1")
     audit.start()
@@ -70,7 +73,7 @@ async def test_a_checkpoint_recorded_but_not_published_is_published_next(
         mine = (await client.get("/v1/audit/events", headers=NAO, params={"actor": "u-unpublished"})).json()["items"]
     head = max(entry["seq"] for entry in mine)
 
-    async def signed() -> list | None:
+    async def signed() -> list[Any] | None:
         async with httpx.AsyncClient(base_url=audit.url, timeout=30) as client:
             rows = (await client.get("/v1/audit/checkpoints", headers=NAO)).json()["checkpoints"]
         return rows if rows and rows[-1]["sequence"] >= head else None
@@ -85,7 +88,7 @@ async def test_a_checkpoint_recorded_but_not_published_is_published_next(
     starts = await end_offsets(kafka_settings, AUDIT)
     audit.start()
 
-    def published(records: list) -> bool:
+    def published(records: list[Any]) -> bool:
         return any(
             isinstance(e := decode_record(r), CloudEvent)
             and isinstance(e.data, TreeCheckpoint)

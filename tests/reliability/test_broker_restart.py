@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
+from typing import Any
 
 from aiokafka import TopicPartition
 
 from shared.contract.catalog import TaskProgressReported
 from shared.contract.codec import decode_record
+from shared.contract.codes import Department
 from shared.contract.envelope import CloudEvent, new_event
 from shared.contract.topics import EVENTS
 from shared.kafka.producer import EventProducer
@@ -19,8 +21,10 @@ from tests.conftest import Broker, read_from
 BATCH = 20
 
 
-def progress(n: int) -> CloudEvent:
-    return new_event(TaskProgressReported(task_id=f"t-{n % 7}", percent=n % 101), actor="u-load", actordept="JILIN")
+def progress(n: int) -> CloudEvent[Any]:
+    return new_event(
+        TaskProgressReported(task_id=f"t-{n % 7}", percent=n % 101), actor="u-load", actordept=Department.JILIN
+    )
 
 
 async def test_restart_in_the_middle_of_a_produce_loop_keeps_every_acknowledged_event_exactly_once(
@@ -29,7 +33,7 @@ async def test_restart_in_the_middle_of_a_produce_loop_keeps_every_acknowledged_
     settings = spare_broker.settings
     acknowledged: list[str] = []
     unacknowledged: list[str] = []
-    restart: asyncio.Task | None = None
+    restart: asyncio.Task[None] | None = None
     acked_at_restart_end = 0
     deadline = time.monotonic() + 240
 

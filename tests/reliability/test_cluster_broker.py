@@ -7,6 +7,7 @@ import asyncio
 import re
 
 from shared.contract.catalog import TaskAssigned
+from shared.contract.codes import Department
 from shared.contract.envelope import new_event
 from shared.contract.topics import EVENTS
 from shared.kafka.consumer import read_since
@@ -23,7 +24,7 @@ def partitions(status: str) -> dict[str, tuple[int, set[int]]]:
 
 
 async def publish_one(settings: KafkaSettings, key: SigningKey, note: str) -> None:
-    event = new_event(TaskAssigned(task_id=note, lead_department="JILIN"), actor="u-test", aggregateversion=1)
+    event = new_event(TaskAssigned(task_id=note, lead_department=Department.JILIN), actor="u-test", aggregateversion=1)
     async with EventProducer(settings, client_id="cluster-test", signing_key=key) as producer:
         await producer.publish(event)
 

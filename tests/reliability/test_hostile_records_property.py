@@ -8,12 +8,14 @@ from __future__ import annotations
 import asyncio
 import uuid
 from pathlib import Path
+from typing import Any
 
 import httpx
 from aiokafka import AIOKafkaProducer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from policytrack.processes import ServiceProcess
 from shared.contract.codec import decode_record, encode
 from shared.contract.envelope import CloudEvent
 from shared.contract.topics import ALERTS, COMMANDS, DEADLETTER, EVENTS
@@ -25,7 +27,7 @@ from tests.conftest import (
     SC,
     Broker,
     DepartmentSystem,
-    ServiceProcess,
+    ServiceFactory,
     department_system,
     end_offsets,
     eventually,
@@ -39,7 +41,7 @@ VALID = [encode(event) for event in sample_events()]
 
 
 @st.composite
-def almost_valid(draw: st.DrawFn) -> tuple[bytes | None, bytes | None, list]:
+def almost_valid(draw: st.DrawFn) -> tuple[bytes | None, bytes | None, list[Any]]:
     """A real event with one thing wrong: a header dropped, emptied, doubled or garbled, or its data."""
     record = draw(st.sampled_from(VALID))
     found = list(record.headers)
@@ -69,7 +71,7 @@ hostile_record = st.tuples(
 )
 
 
-async def produce(settings_: KafkaSettings, records: list) -> None:
+async def produce(settings_: KafkaSettings, records: list[Any]) -> None:
     producer = AIOKafkaProducer(**client_options(settings_), acks="all", max_request_size=2**21)
     await producer.start()
     try:
@@ -79,12 +81,12 @@ async def produce(settings_: KafkaSettings, records: list) -> None:
         await producer.stop()
 
 
-async def answered(settings_: KafkaSettings, jilin: DepartmentSystem, task: str, percent: int) -> CloudEvent:
+async def answered(settings_: KafkaSettings, jilin: DepartmentSystem, task: str, percent: int) -> CloudEvent[Any]:
     starts = await end_offsets(settings_, EVENTS)
     correlation = f"valid-{uuid.uuid4().hex[:10]}"
     await jilin.send(jilin.command("report_progress", {"task_id": task, "percent": percent}, correlation=correlation))
 
-    async def found() -> CloudEvent | None:
+    async def found() -> CloudEvent[Any] | None:
         records = await read_from(settings_, starts, until=lambda rs: False, timeout=0.3)
         return next(
             (e for e in map(decode_record, records) if isinstance(e, CloudEvent) and e.correlationid == correlation),
@@ -95,7 +97,7 @@ async def answered(settings_: KafkaSettings, jilin: DepartmentSystem, task: str,
 
 
 def test_no_record_stops_a_consumer(
-    service_factory, kafka: Broker, kafka_settings: KafkaSettings, keys_dir: Path
+    service_factory: ServiceFactory, kafka: Broker, kafka_settings: KafkaSettings, keys_dir: Path
 ) -> None:
     """The hostile records are written by the broker's admin: a forger holding the broker itself.
     The valid command is signed by JILIN's system."""
@@ -124,7 +126,7 @@ def test_no_record_stops_a_consumer(
         suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.data_too_large, HealthCheck.too_slow],
     )
     @given(records=st.lists(hostile_record, min_size=1, max_size=6))
-    def after(records: list) -> None:
+    def after(records: list[Any]) -> None:
         asyncio.run(produce(kafka_settings, records))
         event = asyncio.run(answered(kafka_settings, jilin, task, next(percent)))
         assert event.type == "org.policytrack.task.progress_reported.v1"
@@ -140,11 +142,12 @@ def test_no_record_stops_a_consumer(
     tasks.restart()
     notifications.restart()
 
-    async def verified() -> dict | None:
+    async def verified() -> dict[str, Any] | None:
         async with httpx.AsyncClient(base_url=audit.url, timeout=120) as client:
             if (await client.get("/readyz")).json().get("lag") != 0:
                 return None
-            return (await client.get("/v1/audit/verify", headers=NAO)).json()
+            verified: dict[str, Any] = (await client.get("/v1/audit/verify", headers=NAO)).json()
+            return verified
 
     result = asyncio.run(eventually(verified, timeout=120, what="the audit caught up"))
     assert result["ok"] is True, result["divergence"]

@@ -10,10 +10,11 @@ import time
 import httpx
 
 from shared.contract.catalog import TaskProgressReported
+from shared.contract.codes import Department
 from shared.contract.envelope import new_event
 from shared.kafka.producer import EventProducer
 from shared.provenance.keys import SigningKey
-from tests.conftest import JILIN, NAO, SC, Broker, eventually
+from tests.conftest import JILIN, NAO, SC, Broker, ServiceFactory, eventually
 
 HISTORY = 100_000
 RATE = 250  # commands per second, from 16 concurrent writers
@@ -22,7 +23,7 @@ VERIFICATIONS = 4
 
 
 async def test_verifications_under_steady_writes_all_say_intact(
-    spare_broker: Broker, service_factory, tasks_key: SigningKey
+    spare_broker: Broker, service_factory: ServiceFactory, tasks_key: SigningKey
 ) -> None:
     kafka = spare_broker.settings
     on_spare = spare_broker.service_env()
@@ -31,7 +32,7 @@ async def test_verifications_under_steady_writes_all_say_intact(
             new_event(
                 TaskProgressReported(task_id=f"history-{n % 1000}", percent=n % 101),
                 actor="u-history",
-                actordept="JILIN",
+                actordept=Department.JILIN,
             )
             for n in range(HISTORY)
         )

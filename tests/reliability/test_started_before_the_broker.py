@@ -8,12 +8,12 @@ import asyncio
 
 import pytest
 
-from tests.conftest import Broker, eventually
+from tests.conftest import Broker, ServiceFactory, eventually
 
 
 @pytest.mark.parametrize("service", ["audit", "tasks", "notifications"])
 async def test_a_service_started_before_its_broker_becomes_ready_when_the_broker_does(
-    spare_broker: Broker, service_factory, service: str
+    spare_broker: Broker, service_factory: ServiceFactory, service: str
 ) -> None:
     assert spare_broker.script("stop").returncode == 0
     process = service_factory(service, **spare_broker.service_env())

@@ -8,11 +8,14 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any, TypeVar
 
 import httpx
 import orjson
 
 from tests.conftest import Broker, eventually, free_port
+
+T = TypeVar("T")
 
 
 async def test_a_killed_service_is_started_again_and_nothing_else_stops(spare_broker: Broker, tmp_path: Path) -> None:
@@ -33,7 +36,7 @@ async def test_a_killed_service_is_started_again_and_nothing_else_stops(spare_br
     )
     try:
 
-        def services() -> dict[str, dict] | None:
+        def services() -> dict[str, dict[str, Any]] | None:
             if not status.exists():
                 return None
             return {s["name"]: s for s in orjson.loads(status.read_bytes())["services"]}
@@ -41,7 +44,7 @@ async def test_a_killed_service_is_started_again_and_nothing_else_stops(spare_br
         before = await eventually(lambda: _async(services()), timeout=180, what="the system up")
         os.kill(before["tasks"]["pid"], signal.SIGKILL)
 
-        async def restarted() -> dict | None:
+        async def restarted() -> dict[str, Any] | None:
             now = services() or {}
             tasks = now.get("tasks", {})
             if tasks.get("restarts") != 1 or not tasks.get("running"):
@@ -77,5 +80,5 @@ async def test_a_killed_service_is_started_again_and_nothing_else_stops(spare_br
             pass
 
 
-async def _async(value: object) -> object:
+async def _async(value: T) -> T:
     return value

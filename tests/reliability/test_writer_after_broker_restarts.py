@@ -10,7 +10,7 @@ import asyncio
 
 import httpx
 
-from tests.conftest import JILIN, SC, Broker, eventually
+from tests.conftest import JILIN, SC, Broker, ServiceFactory, eventually
 from tests.load import Load, keys_on_log
 
 RESTARTS = 4
@@ -38,7 +38,7 @@ async def tasks_of_each_writer(url: str) -> dict[str, list[str]]:
 
 
 async def test_writes_resume_after_every_broker_restart_and_none_is_lost_or_doubled(
-    spare_broker: Broker, service_factory
+    spare_broker: Broker, service_factory: ServiceFactory
 ) -> None:
     kafka = spare_broker.settings
     tasks = service_factory("tasks", **spare_broker.service_env()).start()

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from pydantic import HttpUrl
 
 from services.audit.adapters.chaining import chained
 from services.audit.adapters.schema import StoredEntry, TrailEntry
@@ -19,6 +20,7 @@ from services.audit.application.export import CSV_COLUMNS, export, ndjson_line
 from services.audit.domain.chain import LogRecord
 from shared.contract.catalog import SubscriptionCreated, TaskProgressReported
 from shared.contract.codec import encode
+from shared.contract.codes import Department
 from shared.contract.envelope import new_event
 
 
@@ -27,12 +29,14 @@ def log_of_every_kind() -> list[LogRecord]:
     that is not an event at all."""
     events = [
         new_event(
-            TaskProgressReported(task_id="task-1", percent=40, note="site works"), actor="u-jilin", actordept="JILIN"
+            TaskProgressReported(task_id="task-1", percent=40, note="site works"),
+            actor="u-jilin",
+            actordept=Department.JILIN,
         ),
         new_event(
             SubscriptionCreated(
                 subscription_id="sub-1",
-                webhook_url="https://ops:hunter2@hooks.example.org/in?token=abc",
+                webhook_url=HttpUrl("https://ops:hunter2@hooks.example.org/in?token=abc"),
                 sealed_secret="sealed",
             ),
             actor="u-jilin",
@@ -96,7 +100,9 @@ async def test_an_event_with_a_stray_extension_header_is_shown_as_the_event_it_d
     """Kafka lets a writer add any header: one the contract does not name, with no value or
     bytes that are not UTF-8, leaves the event valid (the decoder ignores it). Its entry is
     shown as that event, not turned into a failure that takes the whole page or export down."""
-    event = encode(new_event(TaskProgressReported(task_id="task-1", percent=40), actor="u-jilin", actordept="JILIN"))
+    event = encode(
+        new_event(TaskProgressReported(task_id="task-1", percent=40), actor="u-jilin", actordept=Department.JILIN)
+    )
     record = LogRecord.kept(
         event.topic, 0, 0, 1_700_000_000_000, event.key, event.value, (*event.headers, ("ce_stray", extension))
     )

@@ -32,7 +32,9 @@ async def opened(url: str) -> tuple[list[Any], str | None, set[str]]:
         async with store.engine.connect() as conn:
             found = await conn.run_sync(differences)
             at = await conn.run_sync(revision)
-            indexes = await conn.run_sync(lambda c: {i["name"] for i in sa.inspect(c).get_indexes("audit_entries")})
+            indexes = await conn.run_sync(
+                lambda c: {str(i["name"]) for i in sa.inspect(c).get_indexes("audit_entries")}
+            )
     finally:
         await store.close()
     return found, at, indexes

@@ -26,7 +26,7 @@ async def plan_of(store: AuditStore, where: EntryFilter) -> list[str]:
     query = store._select(TrailEntry, where).limit(101)
     sql = str(query.compile(dialect=sqlite.dialect(), compile_kwargs={"literal_binds": True}))
     async with store.engine.connect() as connection:
-        return [row[3] for row in await connection.exec_driver_sql("EXPLAIN QUERY PLAN " + sql)]
+        return [str(row._mapping["detail"]) for row in await connection.exec_driver_sql("EXPLAIN QUERY PLAN " + sql)]
 
 
 @pytest.mark.parametrize("name", list(FILTERS))
@@ -75,7 +75,9 @@ async def test_a_proofs_nodes_are_searched_by_key_not_scanned(tmp_path: Path) ->
         query = store._select_nodes.params(levels=[0, 3], indexes=[5, 17])
         sql = str(query.compile(dialect=sqlite.dialect(), compile_kwargs={"literal_binds": True}))
         async with store.engine.connect() as connection:
-            plan = [row[3] for row in await connection.exec_driver_sql("EXPLAIN QUERY PLAN " + sql)]
+            plan = [
+                str(row._mapping["detail"]) for row in await connection.exec_driver_sql("EXPLAIN QUERY PLAN " + sql)
+            ]
     finally:
         await store.close()
     assert plan and all(not step.startswith("SCAN audit_tree") for step in plan), plan

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
@@ -55,7 +57,7 @@ def test_every_event_type_has_a_sample() -> None:
 
 
 @pytest.mark.parametrize("event", sample_events(), ids=lambda event: event.type)
-def test_every_event_type_round_trips_through_the_binary_binding(event: CloudEvent) -> None:
+def test_every_event_type_round_trips_through_the_binary_binding(event: CloudEvent[Any]) -> None:
     record = encode(event)
     assert record.key == event.subject.encode()
     headers = dict(record.headers)
@@ -66,7 +68,7 @@ def test_every_event_type_round_trips_through_the_binary_binding(event: CloudEve
 
 
 @pytest.mark.parametrize("event", sample_events(), ids=lambda event: event.type)
-def test_every_event_type_round_trips_in_structured_mode(event: CloudEvent) -> None:
+def test_every_event_type_round_trips_in_structured_mode(event: CloudEvent[Any]) -> None:
     assert from_structured(to_structured(event)) == event
 
 
@@ -100,12 +102,12 @@ def test_envelope_type_and_subject_must_agree_with_the_data() -> None:
         )
 
 
-def _good_record() -> tuple[bytes, bytes, tuple[tuple[str, bytes], ...]]:
+def _good_record() -> tuple[bytes, bytes, tuple[tuple[str, bytes | None], ...]]:
     record = encode(new_event(TaskProgressReported(task_id="t-1", percent=5), actor="u"))
     return record.key, record.value, record.headers
 
 
-def _replace_header(headers: tuple, name: str, value: bytes | None) -> tuple:
+def _replace_header(headers: tuple[Any, ...], name: str, value: bytes | None) -> tuple[Any, ...]:
     kept = tuple(h for h in headers if h[0] != name)
     return kept if value is None else (*kept, (name, value))
 
@@ -126,7 +128,9 @@ def _replace_header(headers: tuple, name: str, value: bytes | None) -> tuple:
         (lambda k, v, h: (k, v, _replace_header(h, "content-type", b"application/xml")), "content-type"),
     ],
 )
-def test_a_record_that_is_not_a_valid_event_yields_a_failure_not_an_exception(mutate, reason: str) -> None:
+def test_a_record_that_is_not_a_valid_event_yields_a_failure_not_an_exception(
+    mutate: Callable[..., tuple[bytes | None, bytes | None, tuple[Any, ...]]], reason: str
+) -> None:
     key, value, headers = mutate(*_good_record())
     decoded = decode(key, value, headers)
     assert isinstance(decoded, DecodeFailure)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import orjson
 import pytest
@@ -21,7 +22,7 @@ from shared.bounds import Bound
 from shared.contract import catalog as c
 from shared.contract.catalog import EventData
 from shared.contract.codec import to_structured
-from shared.contract.codes import Department, Role
+from shared.contract.codes import ApprovalKind, Department, Role, Severity
 from shared.contract.envelope import new_event
 from shared.domain.refusals import Busy
 from shared.domain.state import Milestone, Task, TaskStatus
@@ -48,7 +49,7 @@ def a_task(task_id: str = "task-1", **fields: object) -> Task:
     return Task.model_validate({**defaults, **fields})
 
 
-def entry(event_type: str, time: str = "2026-11-01T00:00:00+00:00", **data: object) -> dict:
+def entry(event_type: str, time: str = "2026-11-01T00:00:00+00:00", **data: object) -> dict[str, Any]:
     """An entry as the history reads it: only what the history shows."""
     return {
         "seq": 1,
@@ -62,14 +63,14 @@ def entry(event_type: str, time: str = "2026-11-01T00:00:00+00:00", **data: obje
     }
 
 
-def trail_entries(*changes: EventData) -> list[dict]:
+def trail_entries(*changes: EventData) -> list[dict[str, Any]]:
     """Trail entries as the audit API gives them, of ``changes`` in log order (each aggregate's
     events numbered from version 1)."""
     versions: Counter[str] = Counter()
     entries = []
     for seq, data in enumerate(changes, 1):
         versions[data.subject] += 1
-        event = new_event(data, actor="u-1", actordept="JILIN", aggregateversion=versions[data.subject])
+        event = new_event(data, actor="u-1", actordept=Department.JILIN, aggregateversion=versions[data.subject])
         entries.append(
             {"seq": seq, "event": {**orjson.loads(to_structured(event)), "datacontenttype": "application/json"}}
         )
@@ -78,8 +79,8 @@ def trail_entries(*changes: EventData) -> list[dict]:
 
 def test_an_escalated_issue_shows_as_escalated_and_a_resolved_one_not_at_all() -> None:
     entries = trail_entries(
-        c.IssueReported(issue_id="issue-a", task_id="task-1", title="Customs", severity="major"),
-        c.IssueReported(issue_id="issue-b", task_id="task-1", title="Land", severity="low"),
+        c.IssueReported(issue_id="issue-a", task_id="task-1", title="Customs", severity=Severity.MAJOR),
+        c.IssueReported(issue_id="issue-b", task_id="task-1", title="Land", severity=Severity.LOW),
         c.IssueEscalated(issue_id="issue-a", task_id="task-1"),
         c.IssueResolved(issue_id="issue-b", task_id="task-1"),
     )
@@ -90,10 +91,10 @@ def test_an_escalated_issue_shows_as_escalated_and_a_resolved_one_not_at_all() -
 
 def test_only_approvals_not_yet_decided_are_pending() -> None:
     entries = trail_entries(
-        c.ApprovalRequested(approval_id="appr-a", task_id="task-1", kind="policy", title="A"),
-        c.ApprovalRequested(approval_id="appr-b", task_id="task-1", kind="policy", title="B"),
+        c.ApprovalRequested(approval_id="appr-a", task_id="task-1", kind=ApprovalKind.POLICY, title="A"),
+        c.ApprovalRequested(approval_id="appr-b", task_id="task-1", kind=ApprovalKind.POLICY, title="B"),
         c.ApprovalGranted(approval_id="appr-a", task_id="task-1"),
-        c.ApprovalRequested(approval_id="appr-c", task_id="task-1", kind="policy", title="C"),
+        c.ApprovalRequested(approval_id="appr-c", task_id="task-1", kind=ApprovalKind.POLICY, title="C"),
         c.ApprovalRejected(approval_id="appr-c", task_id="task-1"),
     )
     assert [a.approval_id for a in overview([], events_of(entries), NOW).approvals] == ["appr-b"]
@@ -104,7 +105,7 @@ def test_the_overview_folds_with_the_shared_evolve_and_passes_over_what_it_canno
     is folded once; an entry that is not an event is passed over."""
     entries = trail_entries(
         c.IssueEscalated(issue_id="issue-unseen", task_id="task-1"),
-        c.IssueReported(issue_id="issue-a", task_id="task-1", title="Customs", severity="major"),
+        c.IssueReported(issue_id="issue-a", task_id="task-1", title="Customs", severity=Severity.MAJOR),
     )
     entries.append({**entries[-1], "seq": 3})
     entries.append({"seq": 4, "event": None, "decode_error": "not a CloudEvent"})

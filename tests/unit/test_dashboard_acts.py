@@ -41,11 +41,12 @@ ACTIONS = [
 ]
 
 
+PLAN_ID = "plan-zone"
 PLAN_ACTION = {
     "command": "create_task",
     "method": "POST",
     "path": "/v1/tasks",
-    "given": {"plan_id": "plan-zone"},
+    "given": {"plan_id": PLAN_ID},
     "key": "plan-zone",
     "if_match": None,
     "task_id": None,
@@ -115,7 +116,7 @@ def form_token_of(page: str) -> str:
     return form_token(httpx.Response(200, text=page))
 
 
-async def test_the_task_page_offers_in_chinese_the_forms_the_service_allows(dashboard) -> None:
+async def test_the_task_page_offers_in_chinese_the_forms_the_service_allows(dashboard: httpx.AsyncClient) -> None:
     page = await dashboard.get("/tasks/task-hydrogen")
     assert page.status_code == 200
     assert '<html lang="zh-CN">' in page.text and page.headers["content-language"] == "zh-CN"
@@ -125,7 +126,9 @@ async def test_the_task_page_offers_in_chinese_the_forms_the_service_allows(dash
     assert 'id="todo-count">1<' in page.text, "the to-do count in the navigation"
 
 
-async def test_a_form_becomes_the_persons_command_once_however_often_it_is_sent(dashboard, tasks) -> None:
+async def test_a_form_becomes_the_persons_command_once_however_often_it_is_sent(
+    dashboard: httpx.AsyncClient, tasks: TasksStandIn
+) -> None:
     page = (await dashboard.get("/tasks/task-hydrogen")).text
     form = posted(page, "act-report_progress-task-hydrogen", percent="45", note="厂房封顶")
     first = await dashboard.post("/tasks/task-hydrogen/act", data=form)
@@ -140,7 +143,9 @@ async def test_a_form_becomes_the_persons_command_once_however_often_it_is_sent(
     assert keys == {form["idempotency_key"]}, "both clicks carry the form's one key: the service records one act"
 
 
-async def test_a_date_is_a_day_in_beijing_and_departments_are_picked(dashboard, tasks) -> None:
+async def test_a_date_is_a_day_in_beijing_and_departments_are_picked(
+    dashboard: httpx.AsyncClient, tasks: TasksStandIn
+) -> None:
     page = (await dashboard.get("/tasks/task-hydrogen")).text
     form = posted(page, "act-request_support-issue-7", need="海关监管规则", by="2026-12-31")
     form["departments"] = ["GACC", "MOFCOM"]
@@ -149,7 +154,9 @@ async def test_a_date_is_a_day_in_beijing_and_departments_are_picked(dashboard, 
     assert body == {"departments": ["GACC", "MOFCOM"], "need": "海关监管规则", "by": "2026-12-31T23:59:59+08:00"}
 
 
-async def test_the_services_refusal_is_shown_beside_its_field_and_the_input_kept(dashboard, tasks) -> None:
+async def test_the_services_refusal_is_shown_beside_its_field_and_the_input_kept(
+    dashboard: httpx.AsyncClient, tasks: TasksStandIn
+) -> None:
     tasks.answer = httpx.Response(
         422,
         json={"status": 422, "detail": "percent: too big", "errors": [{"field": "percent", "message": "至多 100"}]},
@@ -166,7 +173,9 @@ async def test_the_services_refusal_is_shown_beside_its_field_and_the_input_kept
     )
 
 
-async def test_a_field_the_dashboard_can_read_itself_is_refused_before_anything_is_sent(dashboard, tasks) -> None:
+async def test_a_field_the_dashboard_can_read_itself_is_refused_before_anything_is_sent(
+    dashboard: httpx.AsyncClient, tasks: TasksStandIn
+) -> None:
     page = (await dashboard.get("/tasks/task-hydrogen")).text
     answer = await dashboard.post(
         "/tasks/task-hydrogen/act", data=posted(page, "act-report_progress-task-hydrogen", percent="四十")
@@ -175,7 +184,9 @@ async def test_a_field_the_dashboard_can_read_itself_is_refused_before_anything_
     assert tasks.sent == []
 
 
-async def test_a_form_filled_against_an_older_version_says_so_and_can_be_sent_again(dashboard, tasks) -> None:
+async def test_a_form_filled_against_an_older_version_says_so_and_can_be_sent_again(
+    dashboard: httpx.AsyncClient, tasks: TasksStandIn
+) -> None:
     tasks.answer = httpx.Response(412, json={"status": 412, "detail": "the task is at version 5"})
     page = (await dashboard.get("/tasks/task-hydrogen")).text
     answer = await dashboard.post(
@@ -188,7 +199,9 @@ async def test_a_form_filled_against_an_older_version_says_so_and_can_be_sent_ag
     assert again != tasks.sent[0].headers["idempotency-key"], "sending it again is a new act"
 
 
-async def test_a_form_may_name_only_a_command_route_of_the_tasks_service(dashboard, tasks) -> None:
+async def test_a_form_may_name_only_a_command_route_of_the_tasks_service(
+    dashboard: httpx.AsyncClient, tasks: TasksStandIn
+) -> None:
     page = (await dashboard.get("/tasks/task-hydrogen")).text
     form = posted(page, "act-report_progress-task-hydrogen", percent="45")
     form["path"] = "/v1/audit/reports/implementation/submit"
@@ -196,14 +209,14 @@ async def test_a_form_may_name_only_a_command_route_of_the_tasks_service(dashboa
     assert answer.status_code == 400 and tasks.sent == []
 
 
-async def test_the_to_do_list_links_to_the_form(dashboard) -> None:
+async def test_the_to_do_list_links_to_the_form(dashboard: httpx.AsyncClient) -> None:
     page = await dashboard.get("/todo")
     assert page.status_code == 200
     assert "吉林省人民政府待办事项" in page.text and "应报告进度" in page.text
     assert 'href="/tasks/task-hydrogen#act-report_progress-task-hydrogen"' in page.text
 
 
-async def test_the_language_is_the_readers_choice_and_remembered(dashboard) -> None:
+async def test_the_language_is_the_readers_choice_and_remembered(dashboard: httpx.AsyncClient) -> None:
     chosen = await dashboard.get("/language", params={"to": "ko", "back": "/todo"})
     assert chosen.status_code == 303 and chosen.headers["location"] == "/todo"
     page = await dashboard.get("/todo")
@@ -213,7 +226,9 @@ async def test_the_language_is_the_readers_choice_and_remembered(dashboard) -> N
     assert "To do for Jilin Provincial People" in (await dashboard.get("/todo")).text
 
 
-async def test_a_task_is_assigned_in_the_plan_whose_form_it_was(dashboard, tasks) -> None:
+async def test_a_task_is_assigned_in_the_plan_whose_form_it_was(
+    dashboard: httpx.AsyncClient, tasks: TasksStandIn
+) -> None:
     """The plan a task is created in is the action's, not something typed: without it every
     assignment came back 422 about a field the form does not show."""
     page = (await dashboard.get("/plan")).text

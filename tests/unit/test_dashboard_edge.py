@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 import httpx
 import jwt
@@ -53,7 +54,7 @@ def services(request: httpx.Request) -> httpx.Response:
 
 
 def web_app(
-    env: str = "dev",
+    env: Literal["dev", "test", "prod"] = "dev",
     auth: AuthSettings | None = None,
     answer: Callable[[httpx.Request], httpx.Response] = services,
     clock: Clock = utc_now,
@@ -96,13 +97,15 @@ async def sign_in(client: httpx.AsyncClient, department: str = "NDRC", role: str
     )
 
 
-async def test_a_page_without_a_session_sends_the_browser_to_sign_in_and_back(dashboard) -> None:
+async def test_a_page_without_a_session_sends_the_browser_to_sign_in_and_back(dashboard: httpx.AsyncClient) -> None:
     answer = await dashboard.get("/tasks/task-hydrogen?as_of=2026-01-01")
     assert answer.status_code == 303
     assert answer.headers["location"] == "/signin?next=%2Ftasks%2Ftask-hydrogen%3Fas_of%3D2026-01-01"
 
 
-async def test_the_session_is_an_httponly_strict_cookie_and_the_token_never_reaches_the_page(dashboard) -> None:
+async def test_the_session_is_an_httponly_strict_cookie_and_the_token_never_reaches_the_page(
+    dashboard: httpx.AsyncClient,
+) -> None:
     signed_in = await sign_in(dashboard)
     assert signed_in.status_code == 303, signed_in.text
     cookie = signed_in.headers["set-cookie"]
@@ -116,7 +119,9 @@ async def test_the_session_is_an_httponly_strict_cookie_and_the_token_never_reac
     assert "default-src 'self'" in csp and "script-src 'self'" in csp and "frame-ancestors 'none'" in csp
 
 
-async def test_a_post_without_the_sessions_csrf_token_or_from_another_site_is_refused(dashboard) -> None:
+async def test_a_post_without_the_sessions_csrf_token_or_from_another_site_is_refused(
+    dashboard: httpx.AsyncClient,
+) -> None:
     await sign_in(dashboard)
     page = await dashboard.get("/")
     assert (await dashboard.post("/signout", data={"csrf": "guessed"})).status_code == 403
@@ -129,14 +134,14 @@ async def test_a_post_without_the_sessions_csrf_token_or_from_another_site_is_re
     assert (await dashboard.get("/")).status_code == 303
 
 
-async def test_the_sign_in_form_needs_its_own_token(dashboard) -> None:
+async def test_the_sign_in_form_needs_its_own_token(dashboard: httpx.AsyncClient) -> None:
     await dashboard.get("/signin")
     forged = await dashboard.post("/signin", data={"csrf": "x", "user": "u", "department": "NDRC", "role": "admin"})
     assert forged.status_code == 403
     assert "policytrack_session" not in forged.headers.get("set-cookie", "")
 
 
-async def test_what_a_service_refuses_the_page_refuses_with_its_reason(dashboard) -> None:
+async def test_what_a_service_refuses_the_page_refuses_with_its_reason(dashboard: httpx.AsyncClient) -> None:
     await sign_in(dashboard, "JILIN", "implementer")
     report = await dashboard.get("/report")
     assert report.status_code == 403

@@ -71,7 +71,9 @@ async def dashboard(tasks: EvidenceStandIn) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-async def test_a_file_chosen_in_the_form_is_uploaded_then_named_in_the_command(dashboard, tasks) -> None:
+async def test_a_file_chosen_in_the_form_is_uploaded_then_named_in_the_command(
+    dashboard: httpx.AsyncClient, tasks: EvidenceStandIn
+) -> None:
     page = (await dashboard.get("/tasks/task-hydrogen")).text
     form_html = page.split('id="act-report_progress-task-hydrogen"', 1)[1].split("</details>", 1)[0]
     assert 'enctype="multipart/form-data"' in form_html and 'type="file"' in form_html
@@ -87,7 +89,9 @@ async def test_a_file_chosen_in_the_form_is_uploaded_then_named_in_the_command(d
     assert orjson.loads(tasks.sent[-1].content) == {"percent": 60, "note": "海关验收完成", "evidence": [KEPT]}
 
 
-async def test_a_refused_file_is_said_beside_the_field_and_no_act_is_sent(dashboard, tasks) -> None:
+async def test_a_refused_file_is_said_beside_the_field_and_no_act_is_sent(
+    dashboard: httpx.AsyncClient, tasks: EvidenceStandIn
+) -> None:
     tasks.refusal = httpx.Response(
         415, json={"status": 415, "detail": "the file's content is image/png, not application/pdf"}
     )
@@ -100,7 +104,7 @@ async def test_a_refused_file_is_said_beside_the_field_and_no_act_is_sent(dashbo
     assert [r for r in tasks.sent if r.url.path.endswith("/progress")] == [], "no act without its evidence"
 
 
-async def test_a_form_without_files_sends_no_upload(dashboard, tasks) -> None:
+async def test_a_form_without_files_sends_no_upload(dashboard: httpx.AsyncClient, tasks: EvidenceStandIn) -> None:
     page = (await dashboard.get("/tasks/task-hydrogen")).text
     form = posted(page, "act-report_progress-task-hydrogen", percent="60")
     answer = await dashboard.post(
@@ -110,7 +114,7 @@ async def test_a_form_without_files_sends_no_upload(dashboard, tasks) -> None:
     assert "evidence" not in orjson.loads(tasks.sent[-1].content)
 
 
-async def test_the_task_page_lists_the_files_and_the_download_is_the_services(dashboard) -> None:
+async def test_the_task_page_lists_the_files_and_the_download_is_the_services(dashboard: httpx.AsyncClient) -> None:
     page = (await dashboard.get("/tasks/task-hydrogen")).text
     assert "里程碑完成：海关验收" in page and f'href="/tasks/task-hydrogen/evidence/{SHA}"' in page
     download = await dashboard.get(f"/tasks/task-hydrogen/evidence/{SHA}")

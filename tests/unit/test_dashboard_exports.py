@@ -70,7 +70,9 @@ def rows(sheet: Worksheet) -> list[list[object]]:
     return [list(row) for row in sheet.iter_rows(values_only=True)]
 
 
-async def test_the_responsibility_table_in_chinese_with_the_departments_that_did_anything(dashboard) -> None:
+async def test_the_responsibility_table_in_chinese_with_the_departments_that_did_anything(
+    dashboard: httpx.AsyncClient,
+) -> None:
     found = rows(await sheet_of(dashboard, "/responsibility.xlsx"))
     assert found[0][0] == "部门" and "逾期" in found[0]
     by_department = {row[0]: row for row in found[1:]}
@@ -80,7 +82,9 @@ async def test_the_responsibility_table_in_chinese_with_the_departments_that_did
     assert jilin[found[0][-1]] == datetime(2026, 7, 1, 0, 0), "as of, in Beijing time"
 
 
-async def test_the_to_do_list_tells_lateness_in_words_and_its_due_time_in_beijing_time(dashboard) -> None:
+async def test_the_to_do_list_tells_lateness_in_words_and_its_due_time_in_beijing_time(
+    dashboard: httpx.AsyncClient,
+) -> None:
     sheet = await sheet_of(dashboard, "/todo.xlsx")
     header, duty = rows(sheet)
     assert header[:3] == ["事项", "涉及", "截止日期"]
@@ -90,7 +94,7 @@ async def test_the_to_do_list_tells_lateness_in_words_and_its_due_time_in_beijin
     assert sheet.freeze_panes == "A2" and sheet.auto_filter.ref
 
 
-async def test_the_task_list_in_the_readers_language(dashboard) -> None:
+async def test_the_task_list_in_the_readers_language(dashboard: httpx.AsyncClient) -> None:
     header, task = rows(await sheet_of(dashboard, "/tasks.xlsx", **{"Accept-Language": "en"}))
     assert header[:3] == ["Task", "Title", "Field"]
     assert task[0] == "task-hydrogen" and task[1] == "Hydrogen vehicle cluster" and task[-1] == 40

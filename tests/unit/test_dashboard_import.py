@@ -14,7 +14,7 @@ import orjson
 import pytest
 from openpyxl import Workbook, load_workbook
 
-from tests.unit.test_dashboard_acts import PLAN_ACTION, TasksStandIn, form_token_of
+from tests.unit.test_dashboard_acts import PLAN_ID, TasksStandIn, form_token_of
 from tests.unit.test_dashboard_edge import TASK, sign_in, web_app
 
 HEADER = ["任务", "合作领域", "牵头单位", "配合单位", "截止日期"]
@@ -69,13 +69,13 @@ async def dashboard(tasks: PlanStandIn) -> AsyncIterator[httpx.AsyncClient]:
 
 async def send(dashboard: httpx.AsyncClient, content: bytes, mode: str) -> httpx.Response:
     page = (await dashboard.get("/plan")).text
-    data = {"csrf": form_token_of(page), "plan_id": PLAN_ACTION["given"]["plan_id"], "mode": mode}
+    data = {"csrf": form_token_of(page), "plan_id": PLAN_ID, "mode": mode}
     return await dashboard.post(
         "/plan/import", data=data, files={"sheet": ("tasks.xlsx", content, "application/octet-stream")}
     )
 
 
-async def test_the_template_has_the_columns_and_what_each_takes(dashboard) -> None:
+async def test_the_template_has_the_columns_and_what_each_takes(dashboard: httpx.AsyncClient) -> None:
     answer = await dashboard.get("/plan/template.xlsx")
     book = load_workbook(BytesIO(answer.content))
     tasks, notes = book.worksheets
@@ -85,14 +85,18 @@ async def test_the_template_has_the_columns_and_what_each_takes(dashboard) -> No
     assert any(row[2] == "GACC" and row[3] == "海关总署" for row in taken)
 
 
-async def test_a_check_lists_the_bad_rows_by_cell_and_sends_nothing(dashboard, tasks) -> None:
+async def test_a_check_lists_the_bad_rows_by_cell_and_sends_nothing(
+    dashboard: httpx.AsyncClient, tasks: PlanStandIn
+) -> None:
     answer = await send(dashboard, sheet(GOOD, BAD), "import")
     assert answer.status_code == 422
     assert 'data-cell="B3"' in answer.text and 'data-cell="E3"' in answer.text and "不是合作领域" in answer.text
     assert tasks.sent == [], "a sheet with a bad row imports nothing"
 
 
-async def test_an_import_sends_each_new_row_once_and_again_sends_nothing(dashboard, tasks) -> None:
+async def test_an_import_sends_each_new_row_once_and_again_sends_nothing(
+    dashboard: httpx.AsyncClient, tasks: PlanStandIn
+) -> None:
     checked = await send(dashboard, sheet(GOOD, ALREADY), "check")
     assert checked.status_code == 200 and 'id="import-ready"' in checked.text and tasks.sent == []
     imported = await send(dashboard, sheet(GOOD, ALREADY), "import")
@@ -105,6 +109,6 @@ async def test_an_import_sends_each_new_row_once_and_again_sends_nothing(dashboa
     assert again.status_code == 200 and len(tasks.sent) == 1, "importing the same sheet again changes nothing"
 
 
-async def test_what_is_not_a_workbook_is_said_so(dashboard, tasks) -> None:
+async def test_what_is_not_a_workbook_is_said_so(dashboard: httpx.AsyncClient, tasks: PlanStandIn) -> None:
     answer = await send(dashboard, b"%PDF-1.7 not a sheet", "check")
     assert answer.status_code == 422 and "不是 Excel 工作簿" in answer.text

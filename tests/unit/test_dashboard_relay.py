@@ -55,5 +55,5 @@ async def test_a_stream_that_sends_nothing_for_the_timeout_ends(stalled_stream: 
         waited = time.monotonic() - began
     finally:
         await backends.close()
-    assert b"".join(c if isinstance(c, bytes) else c.encode() for c in chunks) == FIRST
+    assert b"".join(c.encode() if isinstance(c, str) else bytes(c) for c in chunks) == FIRST
     assert waited < 20, f"the relay held a silent stream for {waited:.1f} s"

@@ -12,6 +12,7 @@ from services.notifications.adapters.delivery import Deliveries, RetryPolicy
 from services.notifications.adapters.mail import Alert
 from services.notifications.domain.subscriptions import Subscription, Webhook
 from shared.contract import catalog as c
+from shared.contract.codes import Department
 from shared.contract.envelope import new_event
 from tests.conftest import eventually
 from tests.fakes import RecordingProducer
@@ -25,7 +26,7 @@ class SlowEndpoints(Deliveries):
     def __init__(self, owner_in_flight: int) -> None:
         retry = RetryPolicy(timedelta(minutes=5), 0.05, 0.1, 60.0)
         addresses = AddressPolicy(dev=True, allow_private=False, allowed_hosts=frozenset())
-        super().__init__(RecordingProducer(), retry, addresses, 1_000, 8, owner_in_flight=owner_in_flight)  # type: ignore[arg-type]  # the recording stand-in
+        super().__init__(RecordingProducer(), retry, addresses, 1_000, 8, owner_in_flight=owner_in_flight)
         self.release = asyncio.Event()
         self.slow_in_flight = self.most_slow_in_flight = 0
         self.answered: list[str] = []
@@ -45,8 +46,10 @@ def subscription(n: int, user: str, url: str) -> Subscription:
 
 
 def alert(task: int) -> Alert:
-    data = c.DeadlineDue(alert_id=f"al-{task}", task_id=f"task-{task}", title="Due", due=NOW, departments=("JILIN",))
-    return new_event(data, actor="policytrack-notifications", time=NOW)  # type: ignore[return-value]  # a notice
+    data = c.DeadlineDue(
+        alert_id=f"al-{task}", task_id=f"task-{task}", title="Due", due=NOW, departments=(Department.JILIN,)
+    )
+    return new_event(data, actor="policytrack-notifications", time=NOW)
 
 
 async def test_one_user_s_slow_subscriptions_hold_a_bounded_number_and_others_are_delivered() -> None:
@@ -64,7 +67,8 @@ async def test_one_user_s_slow_subscriptions_hold_a_bounded_number_and_others_ar
         deliveries.subscribe(other)
         await deliveries.enqueue(other, alert(1))
         await eventually(
-            lambda: asyncio.sleep(0.01, result=other.endpoint.url in deliveries.answered), what="the other's delivery"
+            lambda: asyncio.sleep(0.01, result=getattr(other.endpoint, "url", None) in deliveries.answered),
+            what="the other's delivery",
         )
         assert deliveries.most_slow_in_flight == 4, "32 subscriptions of one user, 4 deliveries in flight"
         deliveries.release.set()

@@ -17,7 +17,9 @@ COMPOSE = yaml.safe_load((PROJECT_ROOT / "docker-compose.yml").read_text())
 
 def settings_class(service: str) -> type[ServiceSettings]:
     module = importlib.import_module(f"services.{service}.settings")
-    return getattr(module, f"{service.capitalize()}Settings")
+    found: type[ServiceSettings] = getattr(module, f"{service.capitalize()}Settings")
+    assert issubclass(found, ServiceSettings)
+    return found
 
 
 def env_names(settings: type[BaseSettings]) -> set[str]:

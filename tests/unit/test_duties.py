@@ -7,6 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 from services.tasks.domain import commands as cmd
 from services.tasks.domain.duties import duties, plan_actions, task_actions
+from shared.auth import Actor
+from shared.contract.codes import ApprovalKind, CooperationField, Department, Severity
 from tests.unit.test_tasks_rules import JILIN, MIIT, NAO, NDRC, SC, Scenario, actor
 
 NOW = datetime(2026, 12, 4, 2, 0, tzinfo=UTC)
@@ -23,23 +25,26 @@ def world() -> Scenario:
             task_id="t",
             plan_id="p",
             title="Bonded zone",
-            field="trade",
-            lead_department="JILIN",
-            supporting_departments=("MOFCOM", "GACC"),
+            field=CooperationField.TRADE,
+            lead_department=Department.JILIN,
+            supporting_departments=(Department.MOFCOM, Department.GACC),
             due=NOW + timedelta(days=400),
         ),
         JILIN,
     )
     w.run(cmd.ScheduleMilestone(task_id="t", milestone_id="m", title="Customs rules", due=NOW + timedelta(10)), JILIN)
-    w.run(cmd.ReportIssue(issue_id="i", task_id="t", title="Customs", severity="major"), JILIN)
+    w.run(cmd.ReportIssue(issue_id="i", task_id="t", title="Customs", severity=Severity.MAJOR), JILIN)
     w.run(
-        cmd.RequestSupport(request_id="r", issue_id="i", departments=("MOFCOM",), need="rules", by=NOW + MONTH), JILIN
+        cmd.RequestSupport(
+            request_id="r", issue_id="i", departments=(Department.MOFCOM,), need="rules", by=NOW + MONTH
+        ),
+        JILIN,
     )
-    w.run(cmd.RequestApproval(approval_id="a", task_id="t", kind="policy", title="Bonded rules"), JILIN)
+    w.run(cmd.RequestApproval(approval_id="a", task_id="t", kind=ApprovalKind.POLICY, title="Bonded rules"), JILIN)
     return w
 
 
-def offered(w: Scenario, who) -> set[tuple[str, str]]:
+def offered(w: Scenario, who: Actor) -> set[tuple[str, str]]:
     return {(a.command, a.target) for a in task_actions(w.projection, who, "t", NOW)}
 
 

@@ -4,12 +4,16 @@ were complete; a second wait on the same key is refused while the first is open.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from typing import Any
+
 import pytest
 from aiokafka import TopicPartition
 
 from services.tasks.adapters.follower import Outcomes
 from services.tasks.application.answers import KeyInFlight, answer_for
 from shared.contract import catalog as c
+from shared.contract.codes import CooperationField, Department
 from shared.contract.envelope import new_event
 
 PARTITION = TopicPartition("policy.events", 1)
@@ -28,9 +32,11 @@ class ReadingConsumer:
         return self.at
 
 
-def created(task_id: str, key: str) -> list:
-    made = c.TaskCreated(task_id=task_id, plan_id="p", title="T", field="trade", due="2030-01-01T00:00:00Z")
-    assigned = c.TaskAssigned(task_id=task_id, lead_department="JILIN")
+def created(task_id: str, key: str) -> list[Any]:
+    made = c.TaskCreated(
+        task_id=task_id, plan_id="p", title="T", field=CooperationField.TRADE, due=datetime(2030, 1, 1, tzinfo=UTC)
+    )
+    assigned = c.TaskAssigned(task_id=task_id, lead_department=Department.JILIN)
     return [
         new_event(data, actor="u-jilin", aggregateversion=v, idempotencykey=key)
         for v, data in ((1, made), (2, assigned))

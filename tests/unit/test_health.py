@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared.contract.codes import TaskHealth
+from shared.contract.codes import CooperationField, TaskHealth
 from shared.domain.health import assess
 from shared.domain.state import Milestone, ProgressPoint, Task, TaskStatus
 
@@ -29,7 +29,7 @@ def task(
         task_id="t",
         plan_id="p",
         title="Trade",
-        field="trade",
+        field=CooperationField.TRADE,
         due=DUE,
         created_by="u",
         percent=percent,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import orjson
 from hypothesis import given, settings
@@ -75,7 +76,9 @@ values = st.one_of(st.none(), st.binary(max_size=200), st.sampled_from([b"{}", b
 
 @settings(max_examples=400, deadline=None)
 @given(key=st.one_of(st.none(), st.binary(max_size=40)), value=values, headers=headers)
-def test_decoding_any_record_gives_an_event_or_a_reason(key: bytes | None, value: bytes | None, headers: list) -> None:
+def test_decoding_any_record_gives_an_event_or_a_reason(
+    key: bytes | None, value: bytes | None, headers: list[Any]
+) -> None:
     decoded = decode(key, value, tuple(headers))
     assert isinstance(decoded, CloudEvent | DecodeFailure)
     if isinstance(decoded, DecodeFailure):
@@ -85,9 +88,9 @@ def test_decoding_any_record_gives_an_event_or_a_reason(key: bytes | None, value
 @settings(max_examples=400, deadline=None)
 @given(key=st.one_of(st.none(), st.binary(max_size=40)), value=values, headers=headers)
 def test_parsing_any_command_record_gives_a_command_or_a_reason(
-    key: bytes | None, value: bytes | None, headers: list
+    key: bytes | None, value: bytes | None, headers: list[Any]
 ) -> None:
-    parsed = parse_command_record(Record(key, value, headers))  # type: ignore[arg-type]
+    parsed = parse_command_record(Record(key, value, headers))
     assert isinstance(parsed, CommandRecord | DecodeFailure)
 
 

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from services.audit.application import reports
 from services.audit.domain.implementation import Replay, implementation_report
 from services.tasks.domain import commands as cmd
+from shared.contract.codes import ApprovalKind, CooperationField, Department, Rating, Severity
 from tests.unit.test_tasks_rules import JILIN, NDRC, SC, Scenario, actor
 
 NOW = datetime.now(UTC)
@@ -28,12 +29,17 @@ def hostile_world() -> Scenario:
     for task_id, due in (("t1", NOW - timedelta(days=1)), ("t2", NOW + timedelta(days=90))):
         world.run(
             cmd.CreateTask(
-                task_id=task_id, plan_id="p", title=HOSTILE, field="trade", lead_department="JILIN", due=due
+                task_id=task_id,
+                plan_id="p",
+                title=HOSTILE,
+                field=CooperationField.TRADE,
+                lead_department=Department.JILIN,
+                due=due,
             ),
             JILIN,
         )
-    world.run(cmd.ReportIssue(issue_id="i", task_id="t1", title=HOSTILE, severity="major"), JILIN)
-    world.run(cmd.RecordEvaluation(evaluation_id="e", task_id="t2", rating="fair", findings=HOSTILE), NDRC)
+    world.run(cmd.ReportIssue(issue_id="i", task_id="t1", title=HOSTILE, severity=Severity.MAJOR), JILIN)
+    world.run(cmd.RecordEvaluation(evaluation_id="e", task_id="t2", rating=Rating.FAIR, findings=HOSTILE), NDRC)
     return world
 
 
@@ -60,9 +66,11 @@ def test_the_document_has_the_json_numbers_for_every_department_and_field() -> N
     report = implementation_report(replay_of(hostile_world()), NOW - timedelta(days=30), NOW)
     document = reports.markdown(report)
     departments = {row[0]: [int(n) for n in row[1:]] for row in table(document, "## Each department's record")}
-    columns = ("lead", "supporting", "acts", "done", "late", "at_risk", "escalated", "support_received")
-    columns += ("support_answered_in_time", "support_late", "support_declined", "support_unanswered")
-    columns += ("evaluations_overdue",)
+    columns = (
+        *("lead", "supporting", "acts", "done", "late", "at_risk", "escalated", "support_received"),
+        *("support_answered_in_time", "support_late", "support_declined", "support_unanswered"),
+        "evaluations_overdue",
+    )
     assert departments == {name: [row[c] for c in columns] for name, row in report["departments"].items()}
     assert departments["JILIN"][:5] == [2, 0, 5, 0, 1], "two tasks created and assigned, one issue"
     fields = table(document, "## Progress by field of cooperation")
@@ -84,7 +92,7 @@ def test_who_decided_cannot_inject_markup_or_a_heading() -> None:
     """Issue 28: ``decided_by`` (a token's subject) went into the Markdown unescaped."""
     world = hostile_world()
     sneaky = actor("SC", "approver", user="<img src=x onerror=alert(1)>\n# Approved by everyone")
-    world.run(cmd.RequestApproval(approval_id="a", task_id="t2", kind="policy", title="Rules"), JILIN)
+    world.run(cmd.RequestApproval(approval_id="a", task_id="t2", kind=ApprovalKind.POLICY, title="Rules"), JILIN)
     world.run(cmd.DecideApproval(approval_id="a", granted=True), sneaky)
     replay = replay_of(world)
     replay.in_period.extend(world.events)

@@ -52,7 +52,7 @@ def test_production_never_makes_a_key(tmp_path: Path) -> None:
 
 
 def test_the_key_lives_apart_from_the_database(tmp_path: Path) -> None:
-    settings = AuditSettings(runtime={"data_dir": tmp_path / "data", "keys_dir": tmp_path / "keys"})
+    settings = AuditSettings(runtime=RuntimeSettings(data_dir=tmp_path / "data", keys_dir=tmp_path / "keys"))
     database = Path(settings.database_url().split("///", 1)[1])
     assert not settings.signing_key_file().is_relative_to(database.parent)
     assert not settings.signing_key_file().is_relative_to(tmp_path / "data")
@@ -80,7 +80,8 @@ def test_a_key_filed_under_another_owner_is_not_that_owners(tmp_path: Path) -> N
     smuggled = keys.record_path("tasks", notifications.key_id)
     smuggled.parent.mkdir(parents=True)
     smuggled.write_bytes(record.read_bytes())
-    assert keys.trust().get(notifications.key_id).owner == "notifications"
+    trusted = keys.trust().get(notifications.key_id)
+    assert trusted is not None and trusted.owner == "notifications"
 
 
 def test_after_rotation_the_old_key_verifies_what_it_signed_and_nothing_after_its_grace(tmp_path: Path) -> None:

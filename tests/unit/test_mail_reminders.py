@@ -9,6 +9,7 @@ from services.notifications.domain.mail_text import mail_text
 from services.notifications.domain.schedule import Policy, Schedule
 from services.notifications.domain.subscriptions import Mailbox, Subscription, Webhook, masked_address
 from shared.contract import catalog as c
+from shared.contract.codes import CooperationField, Department
 from shared.contract.envelope import new_event
 
 NOW = datetime(2026, 12, 4, 23, 30, tzinfo=UTC)  # 07:30 on 5 December in Beijing
@@ -17,18 +18,28 @@ NOW = datetime(2026, 12, 4, 23, 30, tzinfo=UTC)  # 07:30 on 5 December in Beijin
 def schedule_with_work() -> Schedule:
     schedule = Schedule(Policy())
     for data in (
-        c.TaskCreated(task_id="t-soon", plan_id="p", title="Bonded zone", field="trade", due=NOW + timedelta(days=3)),
-        c.TaskAssigned(task_id="t-soon", lead_department="JILIN", supporting_departments=("GACC",)),
         c.TaskCreated(
-            task_id="t-far", plan_id="p", title="Green corridor", field="environment", due=NOW + timedelta(days=60)
+            task_id="t-soon",
+            plan_id="p",
+            title="Bonded zone",
+            field=CooperationField.TRADE,
+            due=NOW + timedelta(days=3),
         ),
-        c.TaskAssigned(task_id="t-far", lead_department="JILIN"),
+        c.TaskAssigned(task_id="t-soon", lead_department=Department.JILIN, supporting_departments=(Department.GACC,)),
+        c.TaskCreated(
+            task_id="t-far",
+            plan_id="p",
+            title="Green corridor",
+            field=CooperationField.ENVIRONMENT,
+            due=NOW + timedelta(days=60),
+        ),
+        c.TaskAssigned(task_id="t-far", lead_department=Department.JILIN),
         c.MilestoneScheduled(task_id="t-far", milestone_id="m-late", title="Stations", due=NOW - timedelta(days=1)),
         c.SupportRequested(
             request_id="r-1",
             task_id="t-far",
             issue_id="i-1",
-            departments=("GACC",),
+            departments=(Department.GACC,),
             need="Customs",
             by=NOW + timedelta(days=20),
         ),
@@ -39,7 +50,12 @@ def schedule_with_work() -> Schedule:
 
 def test_an_alert_is_mailed_in_chinese_by_default_with_the_beijing_time() -> None:
     alert = c.DeadlineDue(
-        alert_id="a-1", task_id="t-soon", milestone_id="m-1", title="Bonded zone", due=NOW, departments=("JILIN",)
+        alert_id="a-1",
+        task_id="t-soon",
+        milestone_id="m-1",
+        title="Bonded zone",
+        due=NOW,
+        departments=(Department.JILIN,),
     )
     text = mail_text(alert, "zh-CN", "sub-1")
     assert text.subject == "[policytrack] 今日到期: Bonded zone" and text.language == "zh-CN"
@@ -51,30 +67,32 @@ def test_an_alert_is_mailed_in_chinese_by_default_with_the_beijing_time() -> Non
 
 def test_the_digest_lists_what_is_late_due_within_a_week_and_awaiting_an_answer() -> None:
     schedule = schedule_with_work()
-    jilin = [(i.kind, i.milestone_id or i.task_id) for i in digest_items(schedule, "JILIN", NOW)]
+    jilin = [(i.kind, i.milestone_id or i.task_id) for i in digest_items(schedule, Department.JILIN, NOW)]
     assert jilin == [("late", "m-late"), ("due_soon", "t-soon")], "the task due in 60 days is not in it"
-    gacc = [(i.kind, i.request_id or i.task_id) for i in digest_items(schedule, "GACC", NOW)]
+    gacc = [(i.kind, i.request_id or i.task_id) for i in digest_items(schedule, Department.GACC, NOW)]
     assert gacc == [("due_soon", "t-soon"), ("awaiting_answer", "r-1")]
 
 
 def test_one_digest_a_department_a_day_from_the_hour_set_in_beijing() -> None:
     schedule = schedule_with_work()
-    assert daily_digests(schedule, {"JILIN"}, NOW, time(8)) == [], "07:30 in Beijing: not yet"
+    assert daily_digests(schedule, {Department.JILIN}, NOW, time(8)) == [], "07:30 in Beijing: not yet"
     at_eight = NOW + timedelta(minutes=30)
-    [digest] = daily_digests(schedule, {"JILIN", "MOFA"}, at_eight, time(8))  # MOFA has nothing: no digest
+    [digest] = daily_digests(
+        schedule, {Department.JILIN, Department.MOFA}, at_eight, time(8)
+    )  # MOFA has nothing: no digest
     assert digest.department == "JILIN" and str(digest.day) == "2026-12-05"
     schedule.emitted.add(digest.alert_id)
-    assert daily_digests(schedule, {"JILIN"}, at_eight + timedelta(hours=3), time(8)) == []
-    [tomorrow] = daily_digests(schedule, {"JILIN"}, at_eight + timedelta(days=1), time(8))
+    assert daily_digests(schedule, {Department.JILIN}, at_eight + timedelta(hours=3), time(8)) == []
+    [tomorrow] = daily_digests(schedule, {Department.JILIN}, at_eight + timedelta(days=1), time(8))
     assert tomorrow.alert_id != digest.alert_id
 
 
 def test_a_digest_goes_to_mail_readers_who_want_it_never_to_a_webhook_that_did_not_ask() -> None:
-    [digest] = daily_digests(schedule_with_work(), {"JILIN"}, NOW + timedelta(hours=1), time(8))
+    [digest] = daily_digests(schedule_with_work(), {Department.JILIN}, NOW + timedelta(hours=1), time(8))
     before = NOW - timedelta(days=1)
 
     def subscription(endpoint: Webhook | Mailbox, types: frozenset[str] = frozenset()) -> Subscription:
-        return Subscription("sub-1", "JILIN", None, types, endpoint, before, "u-jilin")
+        return Subscription("sub-1", Department.JILIN, None, types, endpoint, before, "u-jilin")
 
     assert subscription(Mailbox("office@jilin.example", "zh-CN", digest=True)).wants(digest, NOW)
     assert not subscription(Mailbox("office@jilin.example", "zh-CN", digest=False)).wants(digest, NOW)

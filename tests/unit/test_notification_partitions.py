@@ -15,6 +15,7 @@ from services.notifications.adapters.sealing import Sealer
 from services.notifications.application.service import NotificationService
 from services.notifications.domain.schedule import Policy, Schedule
 from shared.contract import catalog as c
+from shared.contract.codes import CooperationField, Department
 from shared.contract.envelope import AnyEvent, new_event
 from tests.fakes import RecordingProducer
 
@@ -26,10 +27,10 @@ TASKS = ("task-a", "task-b", "task-c", "task-d")
 def instance(owned: set[str], now: list[datetime]) -> tuple[NotificationService, RecordingProducer]:
     producer = RecordingProducer()
     addresses = AddressPolicy(dev=True, allow_private=False, allowed_hosts=frozenset())
-    deliveries = Deliveries(producer, RetryPolicy(timedelta(seconds=1), 0.05, 0.1, 1.0), addresses, 10)  # type: ignore[arg-type]  # the recording stand-in
+    deliveries = Deliveries(producer, RetryPolicy(timedelta(seconds=1), 0.05, 0.1, 1.0), addresses, 10)
     service = NotificationService(
         Schedule(POLICY),
-        producer,  # type: ignore[arg-type]  # the recording stand-in
+        producer,
         deliveries,
         Sealer(Fernet.generate_key().decode()),
         addresses,
@@ -40,11 +41,11 @@ def instance(owned: set[str], now: list[datetime]) -> tuple[NotificationService,
 
 
 def history() -> list[AnyEvent]:
-    events = []
+    events: list[AnyEvent] = []
     for task in TASKS:
-        created = c.TaskCreated(task_id=task, plan_id="p", title=task, field="trade", due=DUE)
+        created = c.TaskCreated(task_id=task, plan_id="p", title=task, field=CooperationField.TRADE, due=DUE)
         events.append(new_event(created, actor="u-jilin", time=DUE - timedelta(days=90)))
-        assigned = c.TaskAssigned(task_id=task, lead_department="JILIN")
+        assigned = c.TaskAssigned(task_id=task, lead_department=Department.JILIN)
         events.append(new_event(assigned, actor="u-jilin", time=DUE - timedelta(days=90)))
     return events
 

@@ -6,7 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 from services.notifications.domain.schedule import Policy, Schedule
 from shared.contract import catalog as c
-from shared.contract.envelope import new_event
+from shared.contract.codes import CooperationField, Department
+from shared.contract.envelope import AnyEvent, new_event
 
 T0 = datetime(2027, 1, 1, tzinfo=UTC)
 POLICY = Policy(
@@ -16,16 +17,26 @@ POLICY = Policy(
 )
 
 
-def at(moment: datetime, data: c.EventData):
-    return new_event(data, actor="u-jilin", actordept="JILIN", time=moment)
+def at(moment: datetime, data: c.EventData) -> AnyEvent:
+    return new_event(data, actor="u-jilin", actordept=Department.JILIN, time=moment)
 
 
 def schedule_with_milestone(due: datetime, known: datetime = T0) -> Schedule:
     schedule = Schedule(POLICY)
     schedule.apply(
-        at(known, c.TaskCreated(task_id="t", plan_id="p", title="Task", field="trade", due=due + timedelta(days=400)))
+        at(
+            known,
+            c.TaskCreated(
+                task_id="t", plan_id="p", title="Task", field=CooperationField.TRADE, due=due + timedelta(days=400)
+            ),
+        )
     )
-    schedule.apply(at(known, c.TaskAssigned(task_id="t", lead_department="JILIN", supporting_departments=("MOFCOM",))))
+    schedule.apply(
+        at(
+            known,
+            c.TaskAssigned(task_id="t", lead_department=Department.JILIN, supporting_departments=(Department.MOFCOM,)),
+        )
+    )
     schedule.apply(at(known, c.MilestoneScheduled(task_id="t", milestone_id="m", title="Milestone", due=due)))
     return schedule
 
@@ -74,12 +85,17 @@ def test_a_met_milestone_stops_its_alerts() -> None:
 def test_a_completed_task_stops_everything_and_a_changed_deadline_reschedules() -> None:
     schedule = Schedule(POLICY)
     schedule.apply(
-        at(T0, c.TaskCreated(task_id="t", plan_id="p", title="T", field="trade", due=T0 + timedelta(days=2)))
+        at(
+            T0,
+            c.TaskCreated(
+                task_id="t", plan_id="p", title="T", field=CooperationField.TRADE, due=T0 + timedelta(days=2)
+            ),
+        )
     )
     schedule.apply(at(T0, c.TaskDeadlineChanged(task_id="t", due=T0 + timedelta(days=20), reason="moved")))
     alerts = schedule.due_alerts(T0 + timedelta(days=3))
     assert [a.event_type.split(".")[3] for a in alerts] == ["deadline_approaching"], "only the new deadline counts"
-    assert alerts[0].due == T0 + timedelta(days=20)
+    assert isinstance(alerts[0], c.DeadlineApproaching) and alerts[0].due == T0 + timedelta(days=20)
     schedule.apply(at(T0 + timedelta(days=4), c.TaskCompleted(task_id="t")))
     assert schedule.due_alerts(T0 + timedelta(days=60)) == []
 
@@ -97,17 +113,27 @@ def test_alert_ids_are_stable_so_a_rebuilt_schedule_skips_what_was_emitted() -> 
 def test_an_escalated_issue_alerts_the_state_council_at_once() -> None:
     schedule = schedule_with_milestone(T0 + timedelta(days=90))
     (alert,) = schedule.apply(at(T0, c.IssueEscalated(issue_id="i", task_id="t", reason="needs SC")))
-    assert alert.escalated_to == "SC" and "NDRC" in alert.departments and "JILIN" in alert.departments
+    assert (
+        isinstance(alert, c.AlertEscalated)
+        and alert.escalated_to == "SC"
+        and "NDRC" in alert.departments
+        and "JILIN" in alert.departments
+    )
 
 
 def test_a_task_and_its_milestone_due_at_the_same_moment_both_alert() -> None:
     schedule = Schedule(POLICY)
     schedule.apply(
-        at(T0, c.TaskCreated(task_id="t", plan_id="p", title="T", field="trade", due=T0 + timedelta(days=2)))
+        at(
+            T0,
+            c.TaskCreated(
+                task_id="t", plan_id="p", title="T", field=CooperationField.TRADE, due=T0 + timedelta(days=2)
+            ),
+        )
     )
     schedule.apply(at(T0, c.MilestoneScheduled(task_id="t", milestone_id="m", title="M", due=T0 + timedelta(days=2))))
     alerts = schedule.due_alerts(T0 + timedelta(days=2))
-    assert sorted((a.milestone_id or "-", a.event_type.split(".")[3]) for a in alerts) == [
+    assert sorted((getattr(a, "milestone_id", None) or "-", a.event_type.split(".")[3]) for a in alerts) == [
         ("-", "deadline_approaching"),
         ("-", "deadline_approaching"),
         ("-", "deadline_due"),

@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import socket
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 
 from services.notifications.adapters.addresses import AddressPolicy, check_url
+from services.notifications.domain.subscriptions import SubscriptionBody
+from shared.auth import Actor
 from shared.contract import catalog as c
 from shared.contract.codes import Department, Role
-from shared.contract.envelope import new_event
+from shared.contract.envelope import AnyEvent, new_event
 from tests.conftest import NDRC, SC, Receiver, eventually, token
 from tests.fakes import InProcessNotifications, in_process_notifications
 
@@ -82,7 +85,7 @@ async def test_dns_rebinding_never_reaches_the_private_address(
     answers = iter([PUBLIC, "127.0.0.1", "127.0.0.1", "127.0.0.1"])
     real = socket.getaddrinfo
 
-    def rebinding(host: str, port: object, *args: object, **kwargs: object) -> list:
+    def rebinding(host: str, port: object, *args: object, **kwargs: object) -> list[Any]:
         if host != "rebind.example.org":
             return real(host, port, *args, **kwargs)  # type: ignore[arg-type]
         return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (next(answers, "127.0.0.1"), port))]
@@ -152,20 +155,18 @@ async def test_a_subscription_is_removed_only_by_its_maker_its_department_or_an_
         assert outcomes[(Department.MEE, Role.SUPPORTER)] == 404, "what one may not see is not found"
 
 
-def _body(url: str):
-    from services.notifications.domain.subscriptions import SubscriptionBody
-
-    return SubscriptionBody(webhook_url=url)
+def _body(url: str) -> SubscriptionBody:
+    return SubscriptionBody.model_validate({"webhook_url": url})
 
 
-def _actor(department: str, role: str):
-    from shared.auth import Actor
-
-    return Actor(user=f"u-{department.lower()}", department=department, roles=frozenset({role}))
+def _actor(department: str, role: str) -> Actor:
+    return Actor(user=f"u-{department.lower()}", department=Department(department), roles=frozenset({Role(role)}))
 
 
-def _alert(at: datetime):
-    alert = c.DeadlineOverdue(alert_id="al-rebind", task_id="t-1", title="Bonded zone", due=at, departments=("JILIN",))
+def _alert(at: datetime) -> AnyEvent:
+    alert = c.DeadlineOverdue(
+        alert_id="al-rebind", task_id="t-1", title="Bonded zone", due=at, departments=(Department.JILIN,)
+    )
     return new_event(alert, actor="policytrack-notifications", id="al-rebind", time=at)
 
 

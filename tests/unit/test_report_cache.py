@@ -21,6 +21,7 @@ from services.audit.domain.implementation import implementation_report
 from services.tasks.domain import commands as cmd
 from shared.bounds import Bound, Held
 from shared.contract.codec import encode
+from shared.contract.codes import ApprovalKind, CooperationField, Department, Rating, Severity
 from shared.contract.envelope import AnyEvent
 from shared.domain.refusals import Busy
 from shared.http.problems import REFUSAL_STATUS
@@ -72,15 +73,24 @@ def the_work(world: Scenario, n: int) -> None:
     due = world.now + timedelta(days=30 * n)
     world.run(
         cmd.CreateTask(
-            task_id=f"t{n}", plan_id="p", title=f"Task {n}", field="trade", lead_department="JILIN", due=due
+            task_id=f"t{n}",
+            plan_id="p",
+            title=f"Task {n}",
+            field=CooperationField.TRADE,
+            lead_department=Department.JILIN,
+            due=due,
         ),
         JILIN,
     )
-    world.run(cmd.ReportIssue(issue_id=f"i{n}", task_id=f"t{n}", title="Customs", severity="major"), JILIN)
+    world.run(cmd.ReportIssue(issue_id=f"i{n}", task_id=f"t{n}", title="Customs", severity=Severity.MAJOR), JILIN)
     world.run(cmd.EscalateIssue(issue_id=f"i{n}", reason="stalled"), NDRC)
-    world.run(cmd.RequestApproval(approval_id=f"a{n}", task_id=f"t{n}", kind="policy", title="Bonded zone"), JILIN)
+    world.run(
+        cmd.RequestApproval(approval_id=f"a{n}", task_id=f"t{n}", kind=ApprovalKind.POLICY, title="Bonded zone"), JILIN
+    )
     world.run(cmd.DecideApproval(approval_id=f"a{n}", granted=n % 2 == 0, reason="as planned"), SC)
-    world.run(cmd.RecordEvaluation(evaluation_id=f"e{n}", task_id=f"t{n}", rating="fair", findings="on time"), NDRC)
+    world.run(
+        cmd.RecordEvaluation(evaluation_id=f"e{n}", task_id=f"t{n}", rating=Rating.FAIR, findings="on time"), NDRC
+    )
 
 
 async def test_a_report_folds_only_what_was_stored_since_and_says_what_a_full_replay_says(store: CountedStore) -> None:

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from services.audit.domain.accounts import responsibility
 from services.tasks.domain import commands as cmd
+from shared.contract.codes import CooperationField, Department, Severity
 from tests.unit.test_tasks_rules import JILIN, SC, Scenario, actor
 
 NOW = datetime.now(UTC)
@@ -24,16 +25,20 @@ def late_task_with_support_ignored() -> Scenario:
             task_id="t",
             plan_id="p",
             title="Bonded zone",
-            field="trade",
-            lead_department="JILIN",
-            supporting_departments=("MOFCOM", "GACC"),
+            field=CooperationField.TRADE,
+            lead_department=Department.JILIN,
+            supporting_departments=(Department.MOFCOM, Department.GACC),
             due=NOW + timedelta(days=2),
         ),
         JILIN,
     )
-    world.run(cmd.ReportIssue(issue_id="i", task_id="t", title="Customs rules", severity="major"), JILIN)
+    world.run(cmd.ReportIssue(issue_id="i", task_id="t", title="Customs rules", severity=Severity.MAJOR), JILIN)
     asked = cmd.RequestSupport(
-        request_id="r", issue_id="i", departments=("MOFCOM", "GACC"), need="rules", by=NOW + timedelta(days=1)
+        request_id="r",
+        issue_id="i",
+        departments=(Department.MOFCOM, Department.GACC),
+        need="rules",
+        by=NOW + timedelta(days=1),
     )
     world.run(asked, JILIN)
     world.run(cmd.AnswerSupport(request_id="r", answer="sent"), MOFCOM)

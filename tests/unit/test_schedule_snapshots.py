@@ -17,7 +17,7 @@ from services.notifications.adapters.snapshots import (
 )
 from services.notifications.domain.schedule import Schedule
 from shared.contract import catalog as c
-from shared.contract.codes import TaskHealth
+from shared.contract.codes import Department, TaskHealth
 from shared.kafka.snapshots import Claim
 from shared.provenance.keys import KeyFolder
 from shared.provenance.sealing import SnapshotSeal
@@ -35,11 +35,16 @@ def busy_schedule() -> tuple[Schedule, list[c.Notice]]:
         at(
             T0,
             c.SupportRequested(
-                request_id="r", issue_id="i", task_id="t", departments=("MOFCOM", "GACC"), need="x", by=DUE
+                request_id="r",
+                issue_id="i",
+                task_id="t",
+                departments=(Department.MOFCOM, Department.GACC),
+                need="x",
+                by=DUE,
             ),
         )
     )
-    schedule.apply(at(T0, c.SupportAcknowledged(request_id="r", issue_id="i", task_id="t", department="GACC")))
+    schedule.apply(at(T0, c.SupportAcknowledged(request_id="r", issue_id="i", task_id="t", department=Department.GACC)))
     pending = schedule.apply(
         at(T0, c.TaskHealthChanged(task_id="t", health=TaskHealth.AT_RISK, previous=TaskHealth.ON_TRACK))
     )

@@ -5,6 +5,7 @@ the same row of the same plan is the same act (one Idempotency-Key)."""
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from services.web.domain.task_sheet import rows_of
@@ -14,7 +15,7 @@ BEIJING = ZoneInfo("Asia/Shanghai")
 HEADER = ("任务", "合作领域", "牵头单位", "配合单位", "截止日期")
 
 
-def read(*rows: tuple[object, ...], header: tuple[object, ...] = HEADER) -> tuple[list, list]:
+def read(*rows: tuple[object, ...], header: tuple[object, ...] = HEADER) -> tuple[list[Any], list[Any]]:
     with i18n.using("zh_CN", BEIJING):
         return rows_of([header, *rows], "plan-zone", BEIJING)  # type: ignore[list-item]  # cells as a sheet gives them
 

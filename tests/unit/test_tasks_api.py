@@ -10,6 +10,7 @@ from datetime import timedelta
 import pytest
 
 from services.tasks.adapters.event_log import InMemoryEventLog
+from shared.contract.codes import Department, Role, Severity
 from tests.conftest import JILIN, MIIT, NDRC, SC, eventually
 from tests.fakes import InProcessTasks, SlowLog, in_process_tasks
 
@@ -179,10 +180,10 @@ async def test_an_id_used_by_another_type_is_refused_and_nothing_is_appended(tas
     from services.tasks.domain import commands as cmd
     from shared.auth import Actor
 
-    jilin = Actor(user="u-jilin", department="JILIN", roles=frozenset({"implementer"}))
+    jilin = Actor(user="u-jilin", department=Department.JILIN, roles=frozenset({Role.IMPLEMENTER}))
     with pytest.raises(Exception, match="already the id of a Task"):
         await tasks.runtime.service.execute(
-            cmd.ReportIssue(task_id=task, issue_id=task, title="x", severity="low"), jilin
+            cmd.ReportIssue(task_id=task, issue_id=task, title="x", severity=Severity.LOW), jilin
         )
     assert len(tasks.events) == before
 
@@ -198,7 +199,9 @@ async def test_an_event_that_cannot_be_applied_is_never_appended(
     monkeypatch.setattr(
         service,
         "decide",
-        lambda command, actor, world: [c.IssueReported(issue_id=task, task_id=task, title="collides", severity="low")],
+        lambda command, actor, world: [
+            c.IssueReported(issue_id=task, task_id=task, title="collides", severity=Severity.LOW)
+        ],
     )
     before = len(tasks.events)
     for _ in range(5):

@@ -14,7 +14,7 @@ from services.tasks.application.service import TaskService
 from services.tasks.application.view import LogView, Placement
 from services.tasks.domain import commands as cmd
 from shared.auth import Actor
-from shared.contract.codes import Department, Role
+from shared.contract.codes import CooperationField, Department, Role
 from shared.contract.envelope import AnyEvent
 from shared.contract.topics import EVENTS
 from shared.domain.refusals import NotFound
@@ -57,7 +57,7 @@ def new_task(plan_id: str) -> cmd.CreateTask:
         task_id="task-1",
         plan_id=plan_id,
         title="Trade facilitation",
-        field="trade",
+        field=CooperationField.TRADE,
         lead_department=Department("JILIN"),
         due=datetime(2030, 1, 1, tzinfo=UTC),
     )

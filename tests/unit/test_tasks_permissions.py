@@ -10,7 +10,7 @@ from collections.abc import Callable
 import pytest
 
 from services.tasks.adapters.event_log import InMemoryEventLog
-from services.tasks.entrypoints.writes import ROUTES
+from services.tasks.entrypoints.writes import ROUTES, CommandRoute
 from shared.contract.codes import Department, Role
 from tests.conftest import JILIN, NDRC, SC, token
 from tests.fakes import in_process_tasks, restore
@@ -64,7 +64,7 @@ POLICY: dict[str, Rule] = {
     "decline_support": lambda d, r: d in ASKED and r in WRITERS,
     "close_support": lambda d, r: d == Department.JILIN and r in WRITERS,
 }
-BODIES = {
+BODIES: dict[str, dict[str, object]] = {
     "approve_plan": {"title": "Plan"},
     "amend_plan": {"summary": "Adds a trade facilitation chapter"},
     "create_task": {"title": "t", "field": "trade", "lead_department": "JILIN", "due": DUE},
@@ -124,7 +124,7 @@ async def seeded(with_milestone: bool) -> tuple[InMemoryEventLog, dict[str, str]
 
 
 @pytest.mark.parametrize("route", ROUTES, ids=lambda route: route.command.name)
-async def test_each_write_is_allowed_exactly_to_whom_the_reply_gives_it(route) -> None:
+async def test_each_write_is_allowed_exactly_to_whom_the_reply_gives_it(route: CommandRoute) -> None:
     name = route.command.name
     log, ids = await seeded(with_milestone=name != "complete_task")
     body = {**BODIES.get(name, {}), **({"plan_id": ids["plan_id"]} if name == "create_task" else {})}

@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import json
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,7 +17,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-from shared.auth import AuthError, AuthSettings, InsecureConfiguration, TokenVerifier
+from shared.auth import Actor, AuthError, AuthSettings, InsecureConfiguration, TokenVerifier
 from shared.settings import RuntimeSettings
 
 ISSUER = "https://idp.example.gov.cn"
@@ -27,11 +28,10 @@ ED_KEY = ed25519.Ed25519PrivateKey.generate()
 
 
 def pem(private: Any) -> str:
-    return (
-        private.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
+    public: bytes = private.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
+    return public.decode()
 
 
 def claims(**overrides: Any) -> dict[str, Any]:
@@ -102,7 +102,7 @@ def _unsigned() -> str:
     return f"{header}.{_b64(json.dumps(claims()).encode())}."
 
 
-FORGERIES = {
+FORGERIES: dict[str, Callable[[], str]] = {
     "expired": lambda: sign(RSA_KEY, "RS256", exp=int(time.time()) - 3600),
     "not yet valid": lambda: sign(RSA_KEY, "RS256", nbf=int(time.time()) + 3600),
     "wrong audience": lambda: sign(RSA_KEY, "RS256", aud="another-system"),
@@ -140,9 +140,14 @@ def test_a_verified_token_is_remembered_until_it_expires_and_other_bytes_are_ver
     checker = TokenVerifier(AuthSettings(issuer=ISSUER, public_keys=[pem(RSA_KEY)]), PROD, clock=lambda: moment[0])
     token = sign(RSA_KEY, "RS256")
     first = checker.verify(token)
-    checked = []
+    checked: list[str] = []
     original = checker._verify
-    checker._verify = lambda t: checked.append(t) or original(t)  # type: ignore[method-assign]  # a spy
+
+    def spy(token: str) -> Actor:
+        checked.append(token)
+        return original(token)
+
+    checker._verify = spy  # type: ignore[method-assign]  # a spy on what is verified
     assert checker.verify(token) == first and checked == [], "the same token is not checked again"
     with pytest.raises(AuthError):
         checker.verify(token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB"))

@@ -4,11 +4,16 @@ could start full verifications side by side, each a pass over every entry and th
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 
 import pytest
 
 from services.audit.application.verification import Progress, Verification
 from services.audit.application.verification_runs import VerificationRuns
+
+
+def note(seen: list[tuple[int, int]], done: int, of: int) -> None:
+    seen.append((done, of))
 
 
 class SlowVerification:
@@ -35,9 +40,7 @@ async def test_who_asks_while_one_runs_waits_for_its_result_and_sees_its_progres
     verification = SlowVerification()
     runs = VerificationRuns(verification)
     seen: list[list[tuple[int, int]]] = [[], [], []]
-    waiting = [
-        asyncio.create_task(runs.result(True, lambda n, of, mine=mine: mine.append((n, of)))) for mine in seen[:2]
-    ]
+    waiting = [asyncio.create_task(runs.result(True, partial(note, mine))) for mine in seen[:2]]
     await asyncio.sleep(0)
     waiting.append(asyncio.create_task(runs.result(True, lambda n, of: seen[2].append((n, of)))))
     await asyncio.sleep(0)

@@ -10,6 +10,7 @@ import pytest
 
 from services.notifications.domain.schedule import Policy, Schedule
 from shared.contract import catalog as c
+from shared.contract.codes import CooperationField, Department
 from shared.contract.envelope import new_event
 from shared.domain.calendar import WorkingCalendar, YearArrangement, arrangements
 
@@ -81,12 +82,19 @@ def test_an_unacknowledged_support_request_is_alerted_after_the_holiday_not_duri
     sent = beijing(2026, 9, 28, 10, 0)
     schedule = Schedule(Policy())
     for data in (
-        c.TaskCreated(task_id="t", plan_id="p", title="Trade", field="trade", due=sent + timedelta(days=400)),
-        c.TaskAssigned(task_id="t", lead_department="JILIN", supporting_departments=("GACC",)),
+        c.TaskCreated(
+            task_id="t", plan_id="p", title="Trade", field=CooperationField.TRADE, due=sent + timedelta(days=400)
+        ),
+        c.TaskAssigned(task_id="t", lead_department=Department.JILIN, supporting_departments=(Department.GACC,)),
         c.SupportRequested(
-            request_id="sr", issue_id="i", task_id="t", departments=("GACC",), need="rules", by=sent + timedelta(30)
+            request_id="sr",
+            issue_id="i",
+            task_id="t",
+            departments=(Department.GACC,),
+            need="rules",
+            by=sent + timedelta(30),
         ),
     ):
-        schedule.apply(new_event(data, actor="u-jilin", actordept="JILIN", time=sent))
+        schedule.apply(new_event(data, actor="u-jilin", actordept=Department.JILIN, time=sent))
     assert schedule.due_alerts(beijing(2026, 10, 9, 23, 0)) == []
     assert [type(a) for a in schedule.due_alerts(beijing(2026, 10, 10, 10, 0))] == [c.SupportUnacknowledged]

@@ -16,7 +16,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, time
-from typing import Any
+from typing import Any, Protocol
 
 from services.notifications.adapters.addresses import AddressPolicy, Resolver, check_url, system_resolver
 from services.notifications.adapters.delivery import ACTOR, Deliveries
@@ -44,7 +44,6 @@ from shared.contract import catalog as c
 from shared.contract.envelope import AnyEvent, is_notice, new_event
 from shared.contract.topics import EVENTS
 from shared.domain.refusals import Invalid, NotFound
-from shared.kafka.producer import EventProducer
 from shared.kafka.snapshots import Positions
 from shared.logging import get_logger
 from shared.supervision import Health
@@ -52,6 +51,13 @@ from shared.supervision import Health
 log = get_logger(__name__)
 EMIT_CHUNK = 64
 """Alerts appended between looks at which of them the log has acknowledged."""
+
+
+class AlertLog(Protocol):
+    """Where the service's own events go (``policy.alerts``): the producer, or a fake in fast tests."""
+
+    async def publish(self, event: AnyEvent) -> None: ...
+    async def enqueue(self, event: AnyEvent) -> asyncio.Future[Any]: ...
 
 
 @dataclass(frozen=True)
@@ -66,7 +72,7 @@ class LogPosition:
 @dataclass
 class NotificationService:
     schedule: Schedule
-    producer: EventProducer
+    producer: AlertLog
     deliveries: Deliveries
     sealer: Sealer
     addresses: AddressPolicy

@@ -254,12 +254,12 @@ class TaskService:
 
     def _health(self, task_id: str, now: datetime) -> list[EventData]:
         task = self._deciding_state().task(task_id)
-        return health_change(task, now) if task is not None else []
+        return [*health_change(task, now)] if task is not None else []
 
     def _evaluation(self, plan_id: str, now: datetime) -> list[EventData]:
         state = self._deciding_state()
         plan = state.plan(plan_id)
-        return evaluation_due(plan, state, now, self.month) if plan is not None else []
+        return [*evaluation_due(plan, state, now, self.month)] if plan is not None else []
 
     async def _as_system(self, decider: str, decided: Callable[[], list[EventData]]) -> int:
         """What ``decided`` records, decided by the owner of ``decider``'s partition."""

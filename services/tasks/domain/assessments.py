@@ -16,7 +16,7 @@ class PlanWorld(Protocol):
     def last_plan_evaluation(self, plan_id: str) -> datetime | None: ...
 
 
-def health_change(task: Task, now: datetime) -> list[c.EventData]:
+def health_change(task: Task, now: datetime) -> list[c.TaskHealthChanged]:
     """``task.health_changed`` when the task's health at ``now`` is not what was last recorded."""
     health, reason = assess(task, now)
     if health is task.health:
@@ -24,7 +24,9 @@ def health_change(task: Task, now: datetime) -> list[c.EventData]:
     return [c.TaskHealthChanged(task_id=task.task_id, health=health, previous=task.health, reason=reason[:2000])]
 
 
-def evaluation_due(plan: Plan, world: PlanWorld, now: datetime, month: timedelta | None = None) -> list[c.EventData]:
+def evaluation_due(
+    plan: Plan, world: PlanWorld, now: datetime, month: timedelta | None = None
+) -> list[c.PlanEvaluationDue]:
     """``plan.evaluation_due`` once per due date: an interval after the plan's approval or its
     last evaluation as a whole. ``month``: a month of that length (demonstrations only)."""
     if plan.evaluation_interval_months is None:
