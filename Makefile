@@ -81,6 +81,7 @@ bench: venv broker
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq wrk >/dev/null; }
 	rm -f bench/results/*.json
 	$(BIN)/python -m bench.decode
+	$(BIN)/python -m bench.broker_start
 	$(BIN)/python -m bench.kafka_throughput
 	$(BIN)/python -m bench.tasks_service
 	$(BIN)/python -m bench.audit_service

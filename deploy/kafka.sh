@@ -25,7 +25,8 @@
 # POLICYTRACK_KAFKA_CREDENTIALS_DIR (.data/kafka-credentials: beside the data, so that a --fresh
 # start keeps the passwords), POLICYTRACK_KAFKA_TLS (1: clients connect with SASL_SSL, to
 # certificates made with openssl in <credentials>/tls), POLICYTRACK_KAFKA_HEAP (512m per node),
-# POLICYTRACK_PYTHON (the interpreter that creates the topics; .venv/bin/python).
+# POLICYTRACK_PYTHON (the interpreter that creates the topics; .venv/bin/python),
+# POLICYTRACK_KAFKA_JAVA_OPTIONS (instead of the G1 options; the tests ask for C1 and the serial GC).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -43,6 +44,7 @@ case "$TLS" in 0 | false | no) TLS="" ;; esac
 CLIENT_PROTOCOL=SASL_PLAINTEXT
 [ -z "$TLS" ] || CLIENT_PROTOCOL=SASL_SSL
 START_TIMEOUT="${POLICYTRACK_KAFKA_START_TIMEOUT:-90}"
+JAVA_OPTIONS="${POLICYTRACK_KAFKA_JAVA_OPTIONS:-}"
 STOP_TIMEOUT="${POLICYTRACK_KAFKA_STOP_TIMEOUT:-60}"
 # How many nodes: what start is told; otherwise the cluster recorded by the last start with --nodes.
 NODES=1
@@ -170,7 +172,8 @@ EOF
 }
 
 java_for() {
-  JAVA=(java -Xms128m -Xmx"$HEAP" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true
+  # shellcheck disable=SC2206  # the options are words on purpose
+  JAVA=(java -Xms128m -Xmx"$HEAP" ${JAVA_OPTIONS:--XX:+UseG1GC -XX:MaxGCPauseMillis=20} -Djava.awt.headless=true
     -Dlog4j2.configurationFile="$(node_dir "$1")/log4j2.properties" -cp "$LIB/*")
 }
 
@@ -247,6 +250,18 @@ as_admin() (
   "$@"
 )
 
+# How to run Provision.java (into PROVISION): compiled once per version of its source (launching the source
+# compiles it on every start, a second of CPU each time); from the source where there is no javac.
+provisioner() {
+  local source="$ROOT/deploy/kafka/Provision.java" classes
+  classes="$(dirname "$LIB")/provision-$(sha256sum "$source" | cut -c1-16)"
+  if [ ! -f "$classes/Provision.class" ] && command -v javac >/dev/null 2>&1; then
+    mkdir -p "$classes.$$" && javac -nowarn -d "$classes.$$" -cp "$LIB/*" "$source" >&2 \
+      && { mv -T "$classes.$$" "$classes" 2>/dev/null || rm -rf "$classes.$$"; }
+  fi
+  if [ -f "$classes/Provision.class" ]; then PROVISION=(-cp "$classes:$LIB/*" Provision); else PROVISION=(-cp "$LIB/*" "$source"); fi
+}
+
 # The principals and ACLs of shared/kafka/access.py, applied with Kafka's own Admin client;
 # skipped when nothing changed since the last time (the record is kept with the data, so a
 # fresh start provisions again).
@@ -267,8 +282,10 @@ appender.stderr.target=SYSTEM_ERR
 appender.stderr.layout.type=PatternLayout
 appender.stderr.layout.pattern=%p %m%n
 EOF
-  if ! echo "$spec" | as_admin java -Xmx256m -Dlog4j2.configurationFile="$data/provision-log4j2.properties" \
-    -cp "$LIB/*" "$ROOT/deploy/kafka/Provision.java" "$(bootstrap)" admin "$CREDENTIALS/admin" >&2; then
+  provisioner
+  # shellcheck disable=SC2086  # the options are words on purpose
+  if ! echo "$spec" | as_admin java -Xmx256m $JAVA_OPTIONS -Dlog4j2.configurationFile="$data/provision-log4j2.properties" \
+    "${PROVISION[@]}" "$(bootstrap)" admin "$CREDENTIALS/admin" >&2; then
     die "could not provision the principals and ACLs"
   fi
   echo "$digest" >"$marker"

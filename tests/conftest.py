@@ -100,8 +100,14 @@ ServiceFactory = Callable[..., ServiceProcess]
 """Starts a service of the project as its own process: ``factory("tasks", **environment).start()``."""
 
 
+TEST_BROKER_JVM = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
+"""The tests' brokers live for minutes on two shared cores: compiling only with C1 and collecting
+with one thread costs them about a third less CPU to start and to idle (bench/broker_start.py)."""
+
+
 def broker_env(port: int, data_dir: Path) -> dict[str, str]:
     return {
+        "POLICYTRACK_KAFKA_JAVA_OPTIONS": TEST_BROKER_JVM,
         **os.environ,
         "POLICYTRACK_KAFKA_PORT": str(port),
         "POLICYTRACK_KAFKA_DATA_DIR": str(data_dir),
