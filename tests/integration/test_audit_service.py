@@ -66,6 +66,12 @@ def audit(service_factory: ServiceFactory) -> ServiceProcess:
     return service_factory("audit", POLICYTRACK_AUDIT_CHECKPOINT_INTERVAL_SECONDS="1").start()
 
 
+@pytest.fixture(scope="module")
+def audit_refusing(module_services: ServiceFactory) -> ServiceProcess:
+    """One service for the cases of bad input: each is refused and changes nothing."""
+    return module_services("audit").start()
+
+
 async def test_queries_replay_and_access(tasks: ServiceProcess, audit: ServiceProcess) -> None:
     task, snapshots = await seed_task(tasks)
     await wait_caught_up(audit)
@@ -148,8 +154,8 @@ async def test_queries_replay_and_access(tasks: ServiceProcess, audit: ServicePr
         ({"department": "MARS"}, "query.department"),
     ],
 )
-async def test_bad_filters_get_problem_422(audit: ServiceProcess, params: dict[str, Any], field: str) -> None:
-    async with httpx.AsyncClient(base_url=audit.url) as client:
+async def test_bad_filters_get_problem_422(audit_refusing: ServiceProcess, params: dict[str, Any], field: str) -> None:
+    async with httpx.AsyncClient(base_url=audit_refusing.url) as client:
         response = await client.get("/v1/audit/events", headers=NAO, params=params)
         assert response.status_code == 422, response.text
         assert response.headers["content-type"] == "application/problem+json"

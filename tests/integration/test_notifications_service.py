@@ -35,6 +35,12 @@ def notifications(service_factory: ServiceFactory) -> ServiceProcess:
     return service_factory("notifications", **FAST).start()
 
 
+@pytest.fixture(scope="module")
+def notifications_refusing(module_services: ServiceFactory) -> ServiceProcess:
+    """One service for the cases of bad input: each is refused and changes nothing."""
+    return module_services("notifications", **FAST).start()
+
+
 async def new_task(tasks: ServiceProcess) -> str:
     async with httpx.AsyncClient(base_url=tasks.url) as client:
         plan = (await client.post("/v1/plans", headers=SC, json={"title": "Plan"})).json()["id"]
@@ -196,9 +202,9 @@ async def test_the_live_stream_delivers_and_resumes_after_reconnecting(
     ],
 )
 async def test_bad_subscriptions_get_422_naming_the_field(
-    notifications: ServiceProcess, body: dict[str, Any], field: str
+    notifications_refusing: ServiceProcess, body: dict[str, Any], field: str
 ) -> None:
-    async with httpx.AsyncClient(base_url=notifications.url) as client:
+    async with httpx.AsyncClient(base_url=notifications_refusing.url) as client:
         response = await client.post("/v1/subscriptions", headers=JILIN, json=body)
     assert response.status_code == 422, response.text
     assert field in [e["field"] for e in response.json()["errors"]]

@@ -25,6 +25,12 @@ def tasks(service_factory: ServiceFactory) -> ServiceProcess:
     return service_factory("tasks").start()
 
 
+@pytest.fixture(scope="module")
+def tasks_refusing(module_services: ServiceFactory) -> ServiceProcess:
+    """One service for the cases of bad input: each is refused and changes nothing."""
+    return module_services("tasks").start()
+
+
 class LogWatch:
     """Counts the events appended to policy.events since it was made."""
 
@@ -359,7 +365,7 @@ async def test_a_zombie_instance_is_fenced_and_can_no_longer_append(
     ],
 )
 async def test_bad_input_gets_a_problem_naming_the_field_and_appends_nothing(
-    tasks: ServiceProcess,
+    tasks_refusing: ServiceProcess,
     kafka_settings: KafkaSettings,
     name: str,
     content: bytes,
@@ -367,7 +373,7 @@ async def test_bad_input_gets_a_problem_naming_the_field_and_appends_nothing(
     status: int,
     field: str | None,
 ) -> None:
-    async with client_for(tasks) as client:
+    async with client_for(tasks_refusing) as client:
         _, task_id = await seed(client)
         log = await watch(kafka_settings)
         response = await client.post(
