@@ -12,6 +12,7 @@
 #                                     replicas; exit 0 when every node runs and answers
 #   deploy/kafka.sh rotate-password P a new password for principal P, applied to the running
 #                                     broker (restart the clients that connect as P)
+#   deploy/kafka.sh fetch             resolve Kafka from Maven Central only (what start does first)
 #
 # Every client authenticates (SASL/SCRAM-SHA-512; the broker's own admin principal uses PLAIN,
 # a static credential in the broker's 0600 config) and is authorized by ACL, with the KRaft
@@ -74,13 +75,23 @@ require_tools() {
   fi
 }
 
+# Several starts may resolve at once (the test workers of a fresh checkout): one resolves, under
+# a lock, into a folder of its own that becomes the library only when complete; the others wait
+# for it and use what it made.
 resolve() {
   [ -f "$LIB/.complete" ] && return 0
-  say "resolving Apache Kafka $KAFKA_VERSION from Maven Central into ${LIB#"$ROOT"/} (first use only)"
-  rm -rf "$LIB" && mkdir -p "$LIB"
-  mvn -q -B -Dstyle.color=never -f "$POM" dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$LIB" \
-    || die "maven could not resolve org.apache.kafka:kafka_2.13:$KAFKA_VERSION"
-  touch "$LIB/.complete"
+  mkdir -p "$(dirname "$LIB")"
+  (
+    flock 9
+    [ -f "$LIB/.complete" ] && exit 0
+    say "resolving Apache Kafka $KAFKA_VERSION from Maven Central into ${LIB#"$ROOT"/} (first use only)"
+    local fetched="$LIB.$$"
+    rm -rf "$fetched" && mkdir -p "$fetched"
+    mvn -q -B -Dstyle.color=never -f "$POM" dependency:copy-dependencies -DincludeScope=runtime \
+      -DoutputDirectory="$fetched" || { rm -rf "$fetched"; die "maven could not resolve org.apache.kafka:kafka_2.13:$KAFKA_VERSION"; }
+    touch "$fetched/.complete"
+    rm -rf "$LIB" && mv -T "$fetched" "$LIB"
+  ) 9>"$LIB.lock"
 }
 
 pid_alive() { [ -f "$(pidfile "$1")" ] && kill -0 "$(cat "$(pidfile "$1")")" 2>/dev/null; }
@@ -436,5 +447,6 @@ case "${1:-}" in
   restart) stop; start ;;
   status) status ;;
   rotate-password) shift; rotate_password "$@" ;;
-  *) echo "usage: $0 start [--fresh] [--nodes N] | stop [--node I] | restart | status | rotate-password P" >&2; exit 2 ;;
+  fetch) require_tools && resolve ;;
+  *) echo "usage: $0 start [--fresh] [--nodes N] | stop [--node I] | restart | status | rotate-password P | fetch" >&2; exit 2 ;;
 esac
