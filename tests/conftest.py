@@ -220,6 +220,11 @@ async def scratch_topic(kafka_settings: KafkaSettings) -> AsyncIterator[str]:
         await admin.close()
 
 
+async def resolved(value: T) -> T:
+    """A value already known, as an awaitable: for ``eventually`` over a condition read at once."""
+    return value
+
+
 async def eventually(probe: Callable[[], Awaitable[T | None]], *, timeout: float = 30, what: str = "condition") -> T:
     """Poll ``probe`` until it returns something truthy, or fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout

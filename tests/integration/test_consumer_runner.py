@@ -21,7 +21,7 @@ from shared.kafka.consumer import ConsumerRunner, open_consumer, run_until_signa
 from shared.kafka.producer import EventProducer
 from shared.provenance.keys import SigningKey
 from shared.settings import KafkaSettings
-from tests.conftest import end_offsets, eventually, read_from, scratch_gate
+from tests.conftest import end_offsets, eventually, read_from, resolved, scratch_gate
 
 
 def progress(task_id: str, percent: int) -> CloudEvent[Any]:
@@ -75,7 +75,7 @@ async def test_poison_record_is_dead_lettered_and_the_next_good_record_is_handle
         )
         task = asyncio.create_task(runner.run())
         try:
-            await eventually(lambda: _async(len(handled) == 2), what="both good records handled")
+            await eventually(lambda: resolved(len(handled) == 2), what="both good records handled")
         finally:
             runner.stop()
             await task
@@ -123,7 +123,7 @@ async def test_a_record_its_writer_did_not_write_is_never_handled_and_never_stop
         )
         task = asyncio.create_task(runner.run())
         try:
-            await eventually(lambda: _async(later.id in handled), what="the record after the forgery handled")
+            await eventually(lambda: resolved(later.id in handled), what="the record after the forgery handled")
         finally:
             runner.stop()
             await task
@@ -163,7 +163,7 @@ async def test_a_handler_that_keeps_failing_is_dead_lettered_and_a_flaky_one_is_
         )
         task = asyncio.create_task(runner.run())
         try:
-            await eventually(lambda: _async(fine.id in handled), what="the last record handled")
+            await eventually(lambda: resolved(fine.id in handled), what="the last record handled")
         finally:
             runner.stop()
             await task
@@ -242,10 +242,6 @@ async def test_a_restarted_group_member_goes_on_where_the_last_one_committed(
     assert seen == [first.id, second.id]
 
 
-async def _async(value: bool) -> bool:
-    return value
-
-
 async def test_catching_up_lets_the_rest_of_the_service_run_between_batches(
     kafka_settings: KafkaSettings, scratch_topic: str, tasks_key: SigningKey, tmp_path: Path, keys_dir: Path
 ) -> None:
@@ -279,7 +275,7 @@ async def test_catching_up_lets_the_rest_of_the_service_run_between_batches(
         task = asyncio.create_task(runner.run())
         ticking = asyncio.create_task(other_work())
         try:
-            await eventually(lambda: _async(len(turn_of_each) == len(events)), what="every record handled")
+            await eventually(lambda: resolved(len(turn_of_each) == len(events)), what="every record handled")
         finally:
             runner.stop()
             ticking.cancel()

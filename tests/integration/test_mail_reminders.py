@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 
@@ -16,10 +16,8 @@ from shared.contract.envelope import CloudEvent
 from shared.contract.topics import ALERTS
 from shared.i18n import BEIJING
 from shared.settings import KafkaSettings
-from tests.conftest import JILIN, MEE, Mailroom, ServiceFactory, eventually, read_to_end, smtp_of
+from tests.conftest import JILIN, MEE, Mailroom, ServiceFactory, eventually, read_to_end, resolved, smtp_of
 from tests.integration.test_notifications_service import FAST, milestone, new_task
-
-T = TypeVar("T")
 
 
 async def receipts(settings: KafkaSettings, subscription_id: str) -> list[c.AlertDelivered | c.AlertDeliveryFailed]:
@@ -62,11 +60,11 @@ async def test_a_deadline_is_mailed_in_chinese_with_beijing_time_and_failures_ar
     milestone_id = await milestone(tasks, task_id, due)
 
     # The first mail says the service has read the milestone: a digest made from now on holds it.
-    await eventually(lambda: _async(mailroom.to("office@jilin.example")), timeout=40, what="a first mail")
+    await eventually(lambda: resolved(mailroom.to("office@jilin.example")), timeout=40, what="a first mail")
     async with httpx.AsyncClient(base_url=notifications.url) as client:
         digest = await subscribe(client, MEE, address="duty@mee.example", recipient="me", language="ko")
     await eventually(
-        lambda: _async(len(mailroom.to("office@jilin.example")) >= 3), timeout=40, what="three mails to the office"
+        lambda: resolved(len(mailroom.to("office@jilin.example")) >= 3), timeout=40, what="three mails to the office"
     )
     mails = mailroom.to("office@jilin.example")
     assert len({m["Message-ID"] for m in mails}) == 3, "one mail an alert"
@@ -92,7 +90,7 @@ async def test_a_deadline_is_mailed_in_chinese_with_beijing_time_and_failures_ar
 
     # The supporting department's reader gets a daily digest, in Korean, of what falls due.
     digests = await eventually(
-        lambda: _async([m for m in mailroom.to("duty@mee.example") if "일일 요약" in m["Subject"]]),
+        lambda: resolved([m for m in mailroom.to("duty@mee.example") if "일일 요약" in m["Subject"]]),
         timeout=30,
         what="the digest",
     )
@@ -104,7 +102,3 @@ async def test_a_deadline_is_mailed_in_chinese_with_beijing_time_and_failures_ar
 async def _all_of(settings: KafkaSettings, subscription_id: str, count: int) -> list[Any] | None:
     found = await receipts(settings, subscription_id)
     return found if len(found) >= count else None
-
-
-async def _async(value: T) -> T:
-    return value

@@ -14,7 +14,7 @@ import orjson
 import pytest
 
 from policytrack.processes import ServiceProcess
-from tests.conftest import JILIN, SC, Receiver, ServiceFactory, eventually, token
+from tests.conftest import JILIN, SC, Receiver, ServiceFactory, eventually, resolved, token
 
 FAST = {
     "POLICYTRACK_NOTIFICATIONS_LEAD_TIMES": '["PT3S"]',
@@ -126,7 +126,7 @@ async def test_a_receiver_down_for_a_while_gets_the_alert_once_after_retries(
     receiver.down = True
     due = datetime.now(UTC) + timedelta(seconds=2)
     milestone_id = await milestone(tasks, task_id, due)
-    await eventually(lambda: _async(receiver.refused >= 3), timeout=30, what="retries against a down receiver")
+    await eventually(lambda: resolved(receiver.refused >= 3), timeout=30, what="retries against a down receiver")
     receiver.down = False
     got = await wait_for_kinds(receiver, secret, milestone_id, ["deadline_approaching", "deadline_due", "overdue"])
     assert len(got) == 3
@@ -225,7 +225,3 @@ async def _sse(stream: httpx.Response) -> AsyncIterator[tuple[str | None, Any]]:
 
 async def _after(moment: datetime) -> bool:
     return datetime.now(UTC) >= moment
-
-
-async def _async(value: object) -> object:
-    return value

@@ -19,7 +19,7 @@ from shared.contract.topics import AUDIT
 from shared.kafka.producer import EventProducer
 from shared.provenance.keys import SigningKey
 from shared.settings import KafkaSettings
-from tests.conftest import NAO, ServiceFactory, caught_up, end_offsets, eventually, read_from
+from tests.conftest import NAO, ServiceFactory, caught_up, end_offsets, eventually, read_from, resolved
 
 
 async def publish_progress(kafka: KafkaSettings, key: SigningKey, count: int, actor: str) -> None:
@@ -53,7 +53,7 @@ async def test_a_failing_store_is_reported_and_ingestion_recovers(
     finally:
         await database.close()
 
-    await eventually(lambda: _async(audit.readiness()["ready"] is True), timeout=90, what="recovered")
+    await eventually(lambda: resolved(audit.readiness()["ready"] is True), timeout=90, what="recovered")
     async with httpx.AsyncClient(base_url=audit.url, timeout=120) as client:
         during = (await client.get("/v1/audit/events", headers=NAO, params={"actor": "u-during"})).json()["items"]
         assert len(during) == 10, "every record that arrived while the store failed was ingested once"
@@ -100,7 +100,3 @@ async def test_a_checkpoint_recorded_but_not_published_is_published_next(
     assert published(await read_from(kafka_settings, starts, until=published, timeout=60))
     with sqlite3.connect(database) as db:
         assert db.execute("select published from audit_checkpoints where sequence = ?", (sequence,)).fetchone() == (1,)
-
-
-async def _async(value: object) -> object:
-    return value

@@ -8,14 +8,12 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import orjson
 
-from tests.conftest import Broker, eventually, free_port
-
-T = TypeVar("T")
+from tests.conftest import Broker, eventually, free_port, resolved
 
 
 async def test_a_killed_service_is_started_again_and_nothing_else_stops(spare_broker: Broker, tmp_path: Path) -> None:
@@ -41,7 +39,7 @@ async def test_a_killed_service_is_started_again_and_nothing_else_stops(spare_br
                 return None
             return {s["name"]: s for s in orjson.loads(status.read_bytes())["services"]}
 
-        before = await eventually(lambda: _async(services()), timeout=180, what="the system up")
+        before = await eventually(lambda: resolved(services()), timeout=180, what="the system up")
         os.kill(before["tasks"]["pid"], signal.SIGKILL)
 
         async def restarted() -> dict[str, Any] | None:
@@ -78,7 +76,3 @@ async def test_a_killed_service_is_started_again_and_nothing_else_stops(spare_br
             raise AssertionError(f"something still answers on {port}")
         except httpx.TransportError:
             pass
-
-
-async def _async(value: T) -> T:
-    return value

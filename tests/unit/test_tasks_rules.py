@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 import pytest
 
@@ -35,6 +36,14 @@ NAO = actor("NAO", "auditor")
 ADMIN = actor("JILIN", "admin", user="u-admin")
 
 
+Found = TypeVar("Found")
+
+
+def present(found: Found | None, what: str) -> Found:
+    assert found is not None, f"no {what} in this world"
+    return found
+
+
 class Scenario:
     """A world rebuilt from events, as the service rebuilds it from the log."""
 
@@ -45,29 +54,19 @@ class Scenario:
         """The moment the commands are decided at."""
 
     def plan(self, plan_id: str) -> Plan:
-        found = self.projection.plan(plan_id)
-        assert found is not None, f"no plan {plan_id} in this world"
-        return found
+        return present(self.projection.plan(plan_id), f"plan {plan_id}")
 
     def task(self, task_id: str) -> Task:
-        found = self.projection.task(task_id)
-        assert found is not None, f"no task {task_id} in this world"
-        return found
+        return present(self.projection.task(task_id), f"task {task_id}")
 
     def milestone(self, task_id: str, milestone_id: str) -> Milestone:
-        found = self.task(task_id).milestone(milestone_id)
-        assert found is not None, f"no milestone {milestone_id} on task {task_id}"
-        return found
+        return present(self.task(task_id).milestone(milestone_id), f"milestone {milestone_id} of task {task_id}")
 
     def support_request(self, request_id: str) -> SupportRequest:
-        found = self.projection.support_request(request_id)
-        assert found is not None, f"no support request {request_id} in this world"
-        return found
+        return present(self.projection.support_request(request_id), f"support request {request_id}")
 
     def issue(self, issue_id: str) -> Issue:
-        found = self.projection.issue(issue_id)
-        assert found is not None, f"no issue {issue_id} in this world"
-        return found
+        return present(self.projection.issue(issue_id), f"issue {issue_id}")
 
     def run(self, command: cmd.Command, who: Actor) -> list[c.EventData]:
         events = decide(command, who, self.projection, at=self.now)
