@@ -45,3 +45,6 @@ APPENDING = RetryPolicy(first=0.2, longest=10)
 """A command read from the command topic, waiting for the log to take its answer."""
 FORWARDING = RetryPolicy(first=0.2, longest=10, attempts=5)
 """A command forwarded to the partition that decides it; after the last attempt it is refused (503)."""
+TRAIL_CATCHING_UP = RetryPolicy(first=0.05, longest=0.5, within=5)
+"""A page reading the trail for a change the tasks service already answered with: the audit
+service writes it a moment later."""

@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from functools import partial
+from io import BytesIO
 from pathlib import Path
 from typing import Any
 
@@ -145,6 +146,20 @@ async def test_the_supervisor_follows_the_plan_on_the_dashboard(system: dict[str
     lates = [int(c.text) for c in driver.find_elements(By.CSS_SELECTOR, '#responsibility td[data-column="late"]')]
     assert lates == sorted(lates, reverse=True) and lates[0] > 0
     browser.screenshot("responsibility")
+    # The same table as a workbook, as the page's link downloads it, opened by openpyxl.
+    late_on_page = {
+        row.find_element(By.TAG_NAME, "th").text: int(row.find_element(By.CSS_SELECTOR, 'td[data-column="late"]').text)
+        for row in driver.find_elements(By.CSS_SELECTOR, "#responsibility tbody tr")
+    }
+    cookies = {c["name"]: c["value"] for c in driver.get_cookies()}
+    async with httpx.AsyncClient(cookies=cookies, timeout=60) as client:
+        workbook = await client.get(driver.find_element(By.ID, "export-responsibility").get_attribute("href"))
+    assert workbook.status_code == 200, workbook.text
+    header, *rows = openpyxl.load_workbook(BytesIO(workbook.content)).worksheets[0].iter_rows(values_only=True)
+    assert header[0] == "部门" and "逾期" in header
+    late_in_sheet = {row[0]: row[header.index("逾期")] for row in rows}
+    assert late_in_sheet and all(late_on_page[name] == late for name, late in late_in_sheet.items())
+    assert {name for name, late in late_on_page.items() if late} <= set(late_in_sheet)
 
     # The printable report, as the browser would save it as PDF.
     driver.get(f"{web.url}/report")

@@ -61,6 +61,9 @@ class TasksStandIn:
     def __init__(self) -> None:
         self.sent: list[httpx.Request] = []
         self.answer = httpx.Response(201, json={"id": "task-hydrogen", "version": 4})
+        self.trail: list[dict[str, Any]] = []
+        self.trail_behind_by = 0
+        """How many more reads of the trail come back without ``trail``: the audit service lags."""
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path
@@ -84,8 +87,24 @@ class TasksStandIn:
             }
             return httpx.Response(200, json={"department": "JILIN", "items": [duty]})
         if path == "/v1/audit/events":
-            return httpx.Response(200, json={"items": [], "next_cursor": None})
+            self.trail_behind_by -= 1
+            items = self.trail if self.trail_behind_by < 0 else []
+            return httpx.Response(200, json={"items": items, "next_cursor": None})
         return httpx.Response(404, json={"status": 404, "detail": "no such thing"})
+
+
+def health_changed_at(time: str) -> dict[str, Any]:
+    """The trail's entry of the change that made the task's current version (``TASK``)."""
+    event = {
+        "type": "org.policytrack.task.health_changed.v1",
+        "subject": "task-hydrogen",
+        "aggregateversion": TASK["version"],
+        "time": time,
+        "actordept": "NDRC",
+        "actor": "health-watch",
+        "data": {"health": "at_risk"},
+    }
+    return {"seq": 9, "event": event}
 
 
 @pytest.fixture
@@ -187,7 +206,8 @@ async def test_a_field_the_dashboard_can_read_itself_is_refused_before_anything_
 async def test_a_form_filled_against_an_older_version_says_so_and_can_be_sent_again(
     dashboard: httpx.AsyncClient, tasks: TasksStandIn
 ) -> None:
-    tasks.answer = httpx.Response(412, json={"status": 412, "detail": "the task is at version 5"})
+    tasks.answer = httpx.Response(412, json={"status": 412, "detail": "the task is at version 3"})
+    tasks.trail = [health_changed_at(NOW.isoformat())]
     page = (await dashboard.get("/tasks/task-hydrogen")).text
     answer = await dashboard.post(
         "/tasks/task-hydrogen/act", data=posted(page, "act-report_progress-task-hydrogen", percent="50")
@@ -242,3 +262,20 @@ async def test_a_task_is_assigned_in_the_plan_whose_form_it_was(
     )
     again = await dashboard.post("/plan/act", data={**form, "idempotency_key": "another"})
     assert again.status_code == 400 and "plan_id: no such plan" in again.text, "said above the fields"
+
+
+async def test_what_changed_is_marked_even_when_the_trail_learns_of_it_a_moment_after_the_service(
+    dashboard: httpx.AsyncClient, tasks: TasksStandIn
+) -> None:
+    """The trail is written after the tasks service acts: a page redrawn at once after a 412 waits
+    until the trail holds the version the service answered with, so the change it is about is shown."""
+    page = (await dashboard.get("/tasks/task-hydrogen")).text
+    tasks.answer = httpx.Response(412, json={"status": 412, "detail": "the task is at version 3"})
+    change = (datetime.now(UTC) + timedelta(seconds=1)).isoformat()
+    tasks.trail = [health_changed_at(change)]
+    tasks.trail_behind_by = 3
+    answer = await dashboard.post(
+        "/tasks/task-hydrogen/act", data=posted(page, "act-report_progress-task-hydrogen", percent="50")
+    )
+    assert answer.status_code == 409
+    assert f'class=" changed" data-kind="task.health_changed" data-time="{change}"' in answer.text

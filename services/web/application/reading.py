@@ -13,6 +13,7 @@ from services.web.domain.overview import ISSUE_AND_APPROVAL_TYPES, Overview, ove
 from shared.contract.codec import from_document
 from shared.contract.envelope import AnyEvent, CloudEvent
 from shared.domain.state import Task
+from shared.retrying import TRAIL_CATCHING_UP, RetryPolicy
 
 
 async def visible_tasks(backends: Backends, token: str) -> list[Task]:
@@ -30,6 +31,37 @@ def events_of(entries: Iterable[Mapping[str, Any]]) -> Iterator[AnyEvent]:
 
 async def trail_entries(backends: Backends, token: str, **filters: str) -> list[dict[str, Any]]:
     entries: list[dict[str, Any]] = await backends.every("audit", "/v1/audit/events", token, filters, limit=1000)
+    return entries
+
+
+class _TrailBehind(Exception):
+    """The trail does not hold the task's version yet."""
+
+
+def holds_version(entries: Iterable[Mapping[str, Any]], task_id: str, version: int) -> bool:
+    """Whether the trail entries hold the task as of ``version`` (or later)."""
+    return any(
+        (event := entry.get("event"))
+        and event.get("subject") == task_id
+        and (event.get("aggregateversion") or 0) >= version
+        for entry in entries
+    )
+
+
+async def task_trail_through(
+    backends: Backends, token: str, task_id: str, version: int, patience: RetryPolicy = TRAIL_CATCHING_UP
+) -> list[dict[str, Any]]:
+    """A task's trail entries once they hold ``version``, the version the tasks service answered
+    with; as they stand if the trail has not caught up within ``patience``."""
+    entries: list[dict[str, Any]] = []
+    try:
+        async for attempt in patience.on(_TrailBehind):
+            with attempt:
+                entries = await trail_entries(backends, token, task_id=task_id)
+                if not holds_version(entries, task_id, version):
+                    raise _TrailBehind
+    except _TrailBehind:
+        pass
     return entries
 
 

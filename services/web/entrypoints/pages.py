@@ -14,7 +14,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from services.web.adapters.backends import BackendDown, BackendRefused
 from services.web.adapters.sessions import Session
-from services.web.application.reading import overview_for, trail_entries
+from services.web.application.reading import holds_version, overview_for, task_trail_through, trail_entries
 from services.web.bootstrap import WebRuntime
 from services.web.domain import responsibility as heat
 from services.web.domain.forms import CHOICES, DUTIES, FORMS
@@ -145,6 +145,9 @@ async def _task_page(
             "audit", f"/v1/audit/tasks/{task_id}/state", session.token, {"as_of": at.isoformat()}
         )
     task = Task.model_validate(state)
+    if filled is not None and filled.changed_since and not holds_version(entries, task_id, current["version"]):
+        # The form was refused for a change the service knows of; the trail learns of it a moment later.
+        entries = await task_trail_through(web.backends, session.token, task_id, current["version"])
     lines = history(entries)
     changed = changed_since(lines, moment(filled.changed_since) if filled is not None else None)
     return await shown(
