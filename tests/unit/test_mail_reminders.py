@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, time, timedelta
 
+from services.notifications.adapters.mail import Mailer, SmtpSettings
 from services.notifications.domain.digest import daily_digests, digest_items
 from services.notifications.domain.mail_text import mail_text
 from services.notifications.domain.schedule import Policy, Schedule
@@ -103,3 +104,19 @@ def test_a_digest_goes_to_mail_readers_who_want_it_never_to_a_webhook_that_did_n
 
 def test_the_trail_shows_an_address_masked() -> None:
     assert masked_address("wang.fang@jl.gov.cn") == "w***@jl.gov.cn"
+
+
+def test_a_title_with_line_breaks_stays_on_the_subject_line() -> None:
+    """A title is what a department typed; its line breaks must not start headers of their own."""
+    alert = c.DeadlineDue(
+        alert_id="a-2",
+        task_id="t-soon",
+        title="Bonded zone\r\nBcc: spy@example.org\n\nforged body",
+        due=NOW,
+        departments=(Department.JILIN,),
+    )
+    mailer = Mailer(SmtpSettings(host="127.0.0.1"))
+    message = mailer.message(Mailbox("jilin@example.org", "zh-CN", False), new_event(alert, actor="notifications"), "s")
+    wire = message.as_bytes()
+    assert message["Bcc"] is None and b"\nBcc:" not in wire
+    assert message["Subject"] == "[policytrack] 今日到期: Bonded zone Bcc: spy@example.org forged body"

@@ -85,6 +85,15 @@ CSV_COLUMNS = (
 )
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _inert(value: object) -> object:
+    """A CSV cell that a spreadsheet would run as a formula (text a token's issuer or a hostile
+    record chose), written after a ``'`` as OWASP advises; the NDJSON export keeps it as it is."""
+    return f"'{value}" if isinstance(value, str) and value.startswith(FORMULA_STARTS) else value
+
+
 async def export(store: AuditStore, where: EntryFilter, fmt: str) -> AsyncIterator[bytes]:
     """The trail as NDJSON or CSV, streamed a chunk at a time. NDJSON reads only what a line
     shows; CSV is the query columns, so it reads whole entries."""
@@ -96,5 +105,5 @@ async def export(store: AuditStore, where: EntryFilter, fmt: str) -> AsyncIterat
     async for rows in store.stream(StoredEntry, where, chunk=2000):
         buffer = io.StringIO()
         writer = csv.writer(buffer)
-        writer.writerows([getattr(row, column) for column in CSV_COLUMNS] for row in rows)
+        writer.writerows([_inert(getattr(row, column)) for column in CSV_COLUMNS] for row in rows)
         yield buffer.getvalue().encode()

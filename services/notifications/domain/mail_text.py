@@ -38,7 +38,9 @@ def mail_text(alert: c.Notice, language: str, subscription_id: str) -> MailText:
                 subscription=subscription_id,
             ),
         ]
-        return MailText(f"[policytrack] {subject}", "\n".join(lines) + "\n", locale.replace("_", "-"))
+        # A subject is one line, whatever line breaks a department typed into a title.
+        one_line = " ".join(subject.split())
+        return MailText(f"[policytrack] {one_line}", "\n".join(lines) + "\n", locale.replace("_", "-"))
 
 
 def _alert(alert: c.DeadlineAlert | c.EvaluationFallingDue) -> tuple[str, list[str]]:

@@ -55,6 +55,9 @@ def _fill(page: Worksheet, sheet: Sheet) -> None:
         for cell in cells:
             if isinstance(cell.value, datetime):
                 cell.number_format = MOMENT_FORMAT
+            elif isinstance(cell.value, str):
+                # openpyxl takes text that begins with = for a formula: what people typed is shown, never run.
+                cell.data_type = "s"
     page.freeze_panes = "A2"
     page.auto_filter.ref = page.dimensions
     for index, header in enumerate(sheet.headers):
