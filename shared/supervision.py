@@ -58,6 +58,7 @@ class Health:
 
 
 Loop = Callable[[Health], Awaitable[None]]
+DID_NOT_STOP = "background work did not stop when asked; cancelled"
 
 
 class BackgroundWork:
@@ -67,12 +68,18 @@ class BackgroundWork:
         self._backoff = backoff
         self._health: dict[str, Health] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self._interruptible: list[asyncio.Task[None]] = []
         self._stopping = asyncio.Event()
 
-    def start(self, name: str, loop: Loop, *, backoff: Backoff | None = None) -> Health:
-        """Run ``loop`` until stopped: when it raises, note why, wait, and run it again."""
+    def start(self, name: str, loop: Loop, *, backoff: Backoff | None = None, interruptible: bool = False) -> Health:
+        """Run ``loop`` until stopped: when it raises, note why, wait, and run it again. An
+        ``interruptible`` loop holds nothing half done (it only reads, or only holds a place in
+        a group): stopping cancels it rather than waiting for it to finish."""
         health = self._health[name] = Health(name)
-        self._tasks.append(asyncio.create_task(self._supervise(health, loop, backoff or self._backoff), name=name))
+        task = asyncio.create_task(self._supervise(health, loop, backoff or self._backoff), name=name)
+        self._tasks.append(task)
+        if interruptible:
+            self._interruptible.append(task)
         return health
 
     @property
@@ -111,12 +118,19 @@ class BackgroundWork:
         return all(health.failing is None for health in self._health.values()), details
 
     async def stop(self, timeout: float = 15) -> None:
-        """Ask every loop to finish; cancel what has not finished by ``timeout``."""
+        """Ask every loop to finish; cancel what has not finished by ``timeout``. Interruptible
+        loops are cancelled once the others are done, since those may wait on them (an owner
+        taking a partition waits for the reader of the log)."""
         self._stopping.set()
-        if not self._tasks:
-            return
-        _done, pending = await asyncio.wait(self._tasks, timeout=timeout)
-        for task in pending:
+        finishing = [task for task in self._tasks if task not in self._interruptible]
+        if finishing:
+            _done, pending = await asyncio.wait(finishing, timeout=timeout)
+            if pending:
+                log.warning(DID_NOT_STOP, work=sorted(task.get_name() for task in pending), timeout=timeout)
+            for task in pending:
+                task.cancel()
+        for task in self._interruptible:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+        self._interruptible.clear()

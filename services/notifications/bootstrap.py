@@ -79,7 +79,7 @@ class NotificationsRuntime:
     async def start(self) -> None:
         await self.producer.start()
         if self.share is not None:
-            self.work.start("partitions", self.share.hold)
+            self.work.start("partitions", self.share.hold, interruptible=True)
         self._runner = ConsumerRunner(
             self.settings.kafka,
             name="notifications",

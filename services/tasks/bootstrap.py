@@ -86,7 +86,7 @@ class TasksRuntime:
         if self.partitioned is not None:
             self.partitioned.owners.partitions = await self._count_partitions()
             self.partitioned.follower.view = self.service.view
-            self.work.start("log-follower", self.partitioned.follower.run)
+            self.work.start("log-follower", self.partitioned.follower.run, interruptible=True)
         self.rebuilt = rebuilt
         self._snapshot_covers = 0 if self.rebuilt.snapshot == "used" else None
         log.info(

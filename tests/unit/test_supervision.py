@@ -61,3 +61,27 @@ def test_backoff_is_capped() -> None:
     backoff = Backoff(base_seconds=0.5, max_seconds=30)
     assert all(0.25 <= backoff.delay(1) <= 0.5 for _ in range(50))
     assert all(15 <= backoff.delay(40) <= 30 for _ in range(50))
+
+
+async def test_stopping_cancels_a_reader_only_after_the_loops_that_wait_on_it() -> None:
+    """A reader that only reads is cancelled on stop, but not before the loops that may be
+    waiting for its answer (an owner taking a partition waits for the log's reader) are done."""
+    work = BackgroundWork()
+    asked: asyncio.Queue[asyncio.Future[None]] = asyncio.Queue()
+    finished: list[str] = []
+
+    async def reader(health: Health) -> None:
+        while True:  # reads until cancelled; answers whoever asks
+            (await asked.get()).set_result(None)
+
+    async def owner(health: Health) -> None:
+        await work.stopping.wait()
+        answer = asyncio.get_running_loop().create_future()
+        await asked.put(answer)
+        await answer
+        finished.append("owner")
+
+    work.start("reader", reader, interruptible=True)
+    work.start("owner", owner)
+    await asyncio.wait_for(work.stop(timeout=5), timeout=2)
+    assert finished == ["owner"]
