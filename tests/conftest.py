@@ -477,6 +477,24 @@ NDRC = token("u-ndrc", "NDRC", "supervisor")
 NAO = token("u-nao", "NAO", "auditor")
 
 
+async def tasks_of_a_new_plan(client: httpx.AsyncClient, count: int) -> list[str]:
+    """The ids of ``count`` tasks JILIN leads in a plan the State Council approves for them."""
+    plan = (await client.post("/v1/plans", headers=SC, json={"title": "Plan"})).json()["id"]
+    made = []
+    for n in range(count):
+        task = {
+            "plan_id": plan,
+            "title": f"Task {n}",
+            "field": "trade",
+            "lead_department": "JILIN",
+            "due": "2030-01-01T00:00:00Z",
+        }
+        answer = await client.post("/v1/tasks", headers=JILIN, json=task)
+        assert answer.status_code == 201, answer.text
+        made.append(answer.json()["id"])
+    return made
+
+
 async def records_since(settings: KafkaSettings, topic: str, starts: dict[TopicPartition, int]) -> list[Any]:
     """The committed records appended to ``topic`` after ``starts`` (transaction markers take an
     offset each, so counting offsets would overcount)."""

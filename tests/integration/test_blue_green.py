@@ -14,7 +14,15 @@ from shared.contract.codec import decode_record
 from shared.contract.envelope import CloudEvent
 from shared.contract.topics import DEADLETTER, EVENTS
 from shared.settings import KafkaSettings
-from tests.conftest import JILIN, SC, Broker, ServiceFactory, department_system, end_offsets, eventually, read_from
+from tests.conftest import (
+    Broker,
+    ServiceFactory,
+    department_system,
+    end_offsets,
+    eventually,
+    read_from,
+    tasks_of_a_new_plan,
+)
 
 
 async def test_commands_survive_a_fenced_instance_that_keeps_its_partitions(
@@ -26,23 +34,7 @@ async def test_commands_survive_a_fenced_instance_that_keeps_its_partitions(
     }
     blue = service_factory("tasks", **shared).start()
     async with httpx.AsyncClient(base_url=blue.url, timeout=30) as client:
-        plan = (await client.post("/v1/plans", headers=SC, json={"title": "Plan"})).json()["id"]
-        tasks = [
-            (
-                await client.post(
-                    "/v1/tasks",
-                    headers=JILIN,
-                    json={
-                        "plan_id": plan,
-                        "title": f"Task {n}",
-                        "field": "trade",
-                        "lead_department": "JILIN",
-                        "due": "2030-01-01T00:00:00Z",
-                    },
-                )
-            ).json()["id"]
-            for n in range(12)
-        ]
+        tasks = await tasks_of_a_new_plan(client, 12)
     green = service_factory("tasks", **shared).start()  # fences blue; both are in the command group now
     events, letters = await end_offsets(kafka_settings, EVENTS), await end_offsets(kafka_settings, DEADLETTER)
     correlations = [f"bg-{uuid.uuid4().hex[:10]}" for _ in range(36)]

@@ -6,6 +6,7 @@ import asyncio
 import os
 import signal
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,26 @@ async def publish_to(producer: EventProducer, topic: str, event: CloudEvent[Any]
     await (await producer.enqueue(event, topic=topic, partition=0))
 
 
+def scratch_runner(
+    kafka_settings: KafkaSettings,
+    topic: str,
+    keys_dir: Path,
+    handler: Callable[[CloudEvent[Any], ConsumerRecord], Awaitable[None]],
+    producer: EventProducer,
+    **options: Any,
+) -> ConsumerRunner[CloudEvent[Any]]:
+    """A runner of the test's own topic whose writer is the tasks service; dead letters go
+    through ``producer``."""
+    return ConsumerRunner(
+        kafka_settings,
+        topics=[topic],
+        handler=handler,
+        dead_letters=producer,
+        proofs=scratch_gate(keys_dir, topic),
+        **options,
+    )
+
+
 async def committed(settings: KafkaSettings, group: str, partition: TopicPartition) -> int | None:
     async with open_consumer(settings, group_id=group) as consumer:
         offset: int | None = await consumer.committed(partition)
@@ -64,14 +85,8 @@ async def test_poison_record_is_dead_lettered_and_the_next_good_record_is_handle
         await producer.send(scratch_topic, poison, key=b"t-a", headers=[("ce_specversion", b"1.0")], partition=0)
         await publish_to(producer, scratch_topic, good_after)
         group = f"test-{uuid.uuid4().hex[:8]}"
-        runner = ConsumerRunner(
-            kafka_settings,
-            name="test-poison",
-            topics=[scratch_topic],
-            handler=handler,
-            dead_letters=producer,
-            proofs=scratch_gate(keys_dir, scratch_topic),
-            group_id=group,
+        runner = scratch_runner(
+            kafka_settings, scratch_topic, keys_dir, handler, producer, name="test-poison", group_id=group
         )
         task = asyncio.create_task(runner.run())
         try:
@@ -112,14 +127,8 @@ async def test_a_record_its_writer_did_not_write_is_never_handled_and_never_stop
         await produce_raw(kafka_settings, scratch_topic, record.key, record.value, list(record.headers))
         await publish_to(producer, scratch_topic, later)
         group = f"test-{uuid.uuid4().hex[:8]}"
-        runner = ConsumerRunner(
-            kafka_settings,
-            name="test-forged",
-            topics=[scratch_topic],
-            handler=handler,
-            dead_letters=producer,
-            group_id=group,
-            proofs=scratch_gate(keys_dir, scratch_topic),
+        runner = scratch_runner(
+            kafka_settings, scratch_topic, keys_dir, handler, producer, name="test-forged", group_id=group
         )
         task = asyncio.create_task(runner.run())
         try:
@@ -150,13 +159,13 @@ async def test_a_handler_that_keeps_failing_is_dead_lettered_and_a_flaky_one_is_
     async with EventProducer(kafka_settings, client_id="test-failing", signing_key=tasks_key) as producer:
         for event in (doomed, flaky, fine):
             await publish_to(producer, scratch_topic, event)
-        runner = ConsumerRunner(
+        runner = scratch_runner(
             kafka_settings,
+            scratch_topic,
+            keys_dir,
+            handler,
+            producer,
             name="test-failing",
-            topics=[scratch_topic],
-            handler=handler,
-            dead_letters=producer,
-            proofs=scratch_gate(keys_dir, scratch_topic),
             group_id=f"test-{uuid.uuid4().hex[:8]}",
             max_attempts=4,
             retry_backoff=0.01,
@@ -194,14 +203,8 @@ async def test_sigterm_stops_the_loop_after_committing_what_was_handled(
     async with EventProducer(kafka_settings, client_id="test-sigterm", signing_key=tasks_key) as producer:
         for event in events:
             await publish_to(producer, scratch_topic, event)
-        runner = ConsumerRunner(
-            kafka_settings,
-            name="test-sigterm",
-            topics=[scratch_topic],
-            handler=handler,
-            dead_letters=producer,
-            proofs=scratch_gate(keys_dir, scratch_topic),
-            group_id=group,
+        runner = scratch_runner(
+            kafka_settings, scratch_topic, keys_dir, handler, producer, name="test-sigterm", group_id=group
         )
         await asyncio.wait_for(run_until_signalled(runner), timeout=60)
 
@@ -222,14 +225,8 @@ async def test_a_restarted_group_member_goes_on_where_the_last_one_committed(
     async with EventProducer(kafka_settings, client_id="test-resume", signing_key=tasks_key) as producer:
         for event in (first, second):
             await publish_to(producer, scratch_topic, event)
-            runner = ConsumerRunner(
-                kafka_settings,
-                name="test-resume",
-                topics=[scratch_topic],
-                handler=handler,
-                dead_letters=producer,
-                proofs=scratch_gate(keys_dir, scratch_topic),
-                group_id=group,
+            runner = scratch_runner(
+                kafka_settings, scratch_topic, keys_dir, handler, producer, name="test-resume", group_id=group
             )
             task = asyncio.create_task(runner.run())
 
@@ -262,13 +259,13 @@ async def test_catching_up_lets_the_rest_of_the_service_run_between_batches(
 
     async with EventProducer(kafka_settings, client_id="test-fair", signing_key=tasks_key) as producer:
         await asyncio.gather(*[await producer.enqueue(event, topic=scratch_topic, partition=0) for event in events])
-        runner = ConsumerRunner(
+        runner = scratch_runner(
             kafka_settings,
+            scratch_topic,
+            keys_dir,
+            handler,
+            producer,
             name="test-fair",
-            topics=[scratch_topic],
-            handler=handler,
-            dead_letters=producer,
-            proofs=scratch_gate(keys_dir, scratch_topic),
             group_id=None,  # as the notifications service reads: no commit to wait for either
             max_records=50,
         )

@@ -14,7 +14,7 @@ from shared.contract.codes import Department
 from shared.contract.envelope import new_event
 from shared.kafka.producer import EventProducer
 from shared.provenance.keys import SigningKey
-from tests.conftest import JILIN, NAO, SC, Broker, ServiceFactory, eventually
+from tests.conftest import JILIN, NAO, Broker, ServiceFactory, eventually, tasks_of_a_new_plan
 
 HISTORY = 100_000
 RATE = 250  # commands per second, from 16 concurrent writers
@@ -39,23 +39,7 @@ async def test_verifications_under_steady_writes_all_say_intact(
     tasks = service_factory("tasks", **on_spare).start(timeout=120)
     audit = service_factory("audit", POLICYTRACK_AUDIT_CHECKPOINT_INTERVAL_SECONDS="2", **on_spare).start(timeout=180)
     async with httpx.AsyncClient(base_url=tasks.url, timeout=30) as client:
-        plan = (await client.post("/v1/plans", headers=SC, json={"title": "Plan"})).json()["id"]
-        task_ids = [
-            (
-                await client.post(
-                    "/v1/tasks",
-                    headers=JILIN,
-                    json={
-                        "plan_id": plan,
-                        "title": f"Task {n}",
-                        "field": "trade",
-                        "lead_department": "JILIN",
-                        "due": "2030-01-01T00:00:00Z",
-                    },
-                )
-            ).json()["id"]
-            for n in range(WRITERS)
-        ]
+        task_ids = await tasks_of_a_new_plan(client, WRITERS)
     async with httpx.AsyncClient(base_url=audit.url, timeout=30) as client:
 
         async def caught_up() -> int | None:

@@ -14,6 +14,10 @@ import httpx
 import orjson
 import pytest
 
+from shared.contract.catalog import TaskHealthChanged
+from shared.contract.codec import to_structured
+from shared.contract.codes import Department, TaskHealth
+from shared.contract.envelope import new_event
 from tests.unit.test_dashboard_edge import TASK, form_token, sign_in, web_app
 
 NOW = datetime.now(UTC)
@@ -93,18 +97,15 @@ class TasksStandIn:
         return httpx.Response(404, json={"status": 404, "detail": "no such thing"})
 
 
-def health_changed_at(time: str) -> dict[str, Any]:
-    """The trail's entry of the change that made the task's current version (``TASK``)."""
-    event = {
-        "type": "org.policytrack.task.health_changed.v1",
-        "subject": "task-hydrogen",
-        "aggregateversion": TASK["version"],
-        "time": time,
-        "actordept": "NDRC",
-        "actor": "health-watch",
-        "data": {"health": "at_risk"},
-    }
-    return {"seq": 9, "event": event}
+def health_changed_at(time: datetime) -> dict[str, Any]:
+    """The trail's entry of the change that made the task's current version (``TASK``), as the
+    audit API gives it: the attributes as their headers hold them (text), the data as JSON."""
+    change = TaskHealthChanged(task_id="task-hydrogen", health=TaskHealth.AT_RISK, previous=TaskHealth.ON_TRACK)
+    version = int(str(TASK["version"]))
+    event = new_event(change, actor="health-watch", actordept=Department.NDRC, aggregateversion=version, time=time)
+    structured = orjson.loads(to_structured(event))
+    attributes = {name: str(value) for name, value in structured.items() if name != "data"}
+    return {"seq": 9, "event": {**attributes, "datacontenttype": "application/json", "data": structured["data"]}}
 
 
 @pytest.fixture
@@ -207,7 +208,7 @@ async def test_a_form_filled_against_an_older_version_says_so_and_can_be_sent_ag
     dashboard: httpx.AsyncClient, tasks: TasksStandIn
 ) -> None:
     tasks.answer = httpx.Response(412, json={"status": 412, "detail": "the task is at version 3"})
-    tasks.trail = [health_changed_at(NOW.isoformat())]
+    tasks.trail = [health_changed_at(NOW)]
     page = (await dashboard.get("/tasks/task-hydrogen")).text
     answer = await dashboard.post(
         "/tasks/task-hydrogen/act", data=posted(page, "act-report_progress-task-hydrogen", percent="50")
@@ -271,11 +272,12 @@ async def test_what_changed_is_marked_even_when_the_trail_learns_of_it_a_moment_
     until the trail holds the version the service answered with, so the change it is about is shown."""
     page = (await dashboard.get("/tasks/task-hydrogen")).text
     tasks.answer = httpx.Response(412, json={"status": 412, "detail": "the task is at version 3"})
-    change = (datetime.now(UTC) + timedelta(seconds=1)).isoformat()
+    change = datetime.now(UTC) + timedelta(seconds=1)
     tasks.trail = [health_changed_at(change)]
     tasks.trail_behind_by = 3
     answer = await dashboard.post(
         "/tasks/task-hydrogen/act", data=posted(page, "act-report_progress-task-hydrogen", percent="50")
     )
     assert answer.status_code == 409
-    assert f'class=" changed" data-kind="task.health_changed" data-time="{change}"' in answer.text
+    shown_at = tasks.trail[0]["event"]["time"]
+    assert f'class=" changed" data-kind="task.health_changed" data-time="{shown_at}"' in answer.text

@@ -78,3 +78,35 @@ async def test_one_user_s_slow_subscriptions_hold_a_bounded_number_and_others_ar
     finally:
         deliveries.release.set()
         await deliveries.close()
+
+
+class BrokenSending(Deliveries):
+    """Sending raises what no retry mends (a message that cannot be composed, say)."""
+
+    def __init__(self) -> None:
+        retry = RetryPolicy(timedelta(minutes=5), 0.05, 0.1, 60.0)
+        addresses = AddressPolicy(dev=True, allow_private=False, allowed_hosts=frozenset())
+        super().__init__(RecordingProducer(), retry, addresses, 1_000, 8)
+
+    async def _post(self, url: str, body: str, headers: dict[str, str]) -> int:
+        raise ValueError("Header values may not contain linefeed or carriage return characters")
+
+
+async def test_an_alert_that_cannot_be_sent_at_all_is_recorded_as_failed_never_lost() -> None:
+    deliveries = BrokenSending()
+    producer = deliveries._producer
+    assert isinstance(producer, RecordingProducer)
+    held = subscription(1, "u-jilin", "http://hooks.example/in")
+    try:
+        deliveries.subscribe(held)
+        await deliveries.enqueue(held, alert(1))
+        failed = await eventually(
+            lambda: asyncio.sleep(
+                0.01, result=[e for e in producer.published if isinstance(e.data, c.AlertDeliveryFailed)] or None
+            ),
+            what="the failure recorded",
+        )
+    finally:
+        await deliveries.close()
+    assert failed[0].data.alert_id == "al-1" and "ValueError" in failed[0].data.reason
+    assert len(producer.dead_letters) == 1, "the alert is kept on the dead-letter topic"

@@ -228,6 +228,10 @@ class Deliveries:
                     await self._give_up(subscription, alert, attempt, refusal)
                     return
                 reason = f"{type(error).__name__}: {error}"
+            except Exception as error:  # no retry mends it; recorded and dead-lettered, never lost
+                log.exception("delivery could not be attempted", alert_id=alert.data.alert_id)
+                await self._give_up(subscription, alert, attempt, f"not sent: {type(error).__name__}: {error}")
+                return
             DELIVERIES.labels("retried").inc()
             pause = self._retry.backoff(attempt)
             if time.monotonic() + pause > give_up_at:

@@ -40,12 +40,7 @@ class _TrailBehind(Exception):
 
 def holds_version(entries: Iterable[Mapping[str, Any]], task_id: str, version: int) -> bool:
     """Whether the trail entries hold the task as of ``version`` (or later)."""
-    return any(
-        (event := entry.get("event"))
-        and event.get("subject") == task_id
-        and (event.get("aggregateversion") or 0) >= version
-        for entry in entries
-    )
+    return any(event.subject == task_id and (event.aggregateversion or 0) >= version for event in events_of(entries))
 
 
 async def task_trail_through(
