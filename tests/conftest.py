@@ -477,22 +477,24 @@ NDRC = token("u-ndrc", "NDRC", "supervisor")
 NAO = token("u-nao", "NAO", "auditor")
 
 
+async def new_task(client: httpx.AsyncClient, plan: str, n: int) -> str:
+    """The id of a new task ``Task n`` in ``plan``, JILIN leading."""
+    body = {
+        "plan_id": plan,
+        "title": f"Task {n}",
+        "field": "trade",
+        "lead_department": "JILIN",
+        "due": "2030-01-01T00:00:00Z",
+    }
+    answer = await client.post("/v1/tasks", headers=JILIN, json=body)
+    assert answer.status_code == 201, answer.text
+    return str(answer.json()["id"])
+
+
 async def tasks_of_a_new_plan(client: httpx.AsyncClient, count: int) -> list[str]:
     """The ids of ``count`` tasks JILIN leads in a plan the State Council approves for them."""
     plan = (await client.post("/v1/plans", headers=SC, json={"title": "Plan"})).json()["id"]
-    made = []
-    for n in range(count):
-        task = {
-            "plan_id": plan,
-            "title": f"Task {n}",
-            "field": "trade",
-            "lead_department": "JILIN",
-            "due": "2030-01-01T00:00:00Z",
-        }
-        answer = await client.post("/v1/tasks", headers=JILIN, json=task)
-        assert answer.status_code == 201, answer.text
-        made.append(answer.json()["id"])
-    return made
+    return [await new_task(client, plan, n) for n in range(count)]
 
 
 async def records_since(settings: KafkaSettings, topic: str, starts: dict[TopicPartition, int]) -> list[Any]:

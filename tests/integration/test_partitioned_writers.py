@@ -37,6 +37,7 @@ from tests.conftest import (
     department_system,
     end_offsets,
     eventually,
+    new_task,
     read_from,
     readiness,
 )
@@ -64,19 +65,6 @@ async def split_between(first: ServiceProcess, second: ServiceProcess, partition
         return owned if every == set(range(partitions)) and not owned[0] & owned[1] and all(owned) else None
 
     return await eventually(probe, timeout=60, what="the partitions split between both instances")
-
-
-async def new_task(client: httpx.AsyncClient, plan: str, n: int) -> str:
-    body = {
-        "plan_id": plan,
-        "title": f"Task {n}",
-        "field": "trade",
-        "lead_department": "JILIN",
-        "due": "2030-01-01T00:00:00Z",
-    }
-    answer = await client.post("/v1/tasks", headers=JILIN, json=body)
-    assert answer.status_code == 201, answer.text
-    return str(answer.json()["id"])
 
 
 async def tasks_until(
