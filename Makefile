@@ -91,6 +91,7 @@ bench: venv broker
 	$(BIN)/python -m bench.notifications_service
 	$(BIN)/python -m bench.latency
 	$(BIN)/python -m bench.cluster
+	$(BIN)/python -m bench.transactions
 	$(BIN)/python -m bench.report
 
 clean:
