@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Collection, Iterable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -154,10 +155,14 @@ def listening_on(port: int) -> psutil.Process:
 @dataclass
 class CpuMeter:
     """The CPU seconds each named process spends while the meter runs: where a benchmark's
-    cores go, so that a missed target can be read against what the machine has to give."""
+    cores go, so that a missed target can be read against what the machine has to give. A
+    JVM's compiler threads are counted apart: compiling its hot paths is what a broker does
+    for its first minutes, not what each request costs it."""
 
     processes: dict[str, psutil.Process]
     spent: dict[str, float] = field(default_factory=dict)
+    compiling: dict[str, float] = field(default_factory=dict)
+    """Of ``spent``, the seconds a JVM's JIT compiler threads took."""
     seconds: float = 0.0
 
     def __enter__(self) -> CpuMeter:
@@ -167,20 +172,40 @@ class CpuMeter:
 
     def __exit__(self, *exc: object) -> None:
         self.seconds = time.perf_counter() - self._started
-        self.spent = {name: _cpu(process) - self._before[name] for name, process in self.processes.items()}
+        after = {name: _cpu(process) for name, process in self.processes.items()}
+        self.spent = {name: after[name][0] - self._before[name][0] for name in after}
+        self.compiling = {name: after[name][1] - self._before[name][1] for name in after}
 
     def per(self, count: int, unit: str) -> str:
-        """E.g. "CPU per alert: service 610 µs, broker 350 µs; 1.1 s of CPU in 0.8 s on 2 cores"."""
-        each = ", ".join(f"{name} {spent / count * 1e6:,.0f} µs" for name, spent in self.spent.items())
+        """E.g. "CPU per alert: service 610 µs, broker 350 µs (JIT compiler 120); 1.1 s of CPU in
+        0.8 s on 2 cores"."""
+        each = ", ".join(
+            f"{name} {spent / count * 1e6:,.0f} µs"
+            + (f" (JIT compiler {self.compiling[name] / count * 1e6:,.0f})" if self.compiling.get(name) else "")
+            for name, spent in self.spent.items()
+        )
         return (
             f"CPU per {unit}: {each}; {sum(self.spent.values()):,.2f} s of CPU in {self.seconds:,.2f} s "
             f"on {os.cpu_count()} cores"
         )
 
+    def without_compiling(self, count: int, of: Collection[str]) -> float:
+        """CPU seconds per ``count`` of the processes named ``of``, without JIT compilation."""
+        return sum(self.spent[name] - self.compiling[name] for name in of) / count
 
-def _cpu(process: psutil.Process) -> float:
+
+def _cpu(process: psutil.Process) -> tuple[float, float]:
+    """The process's CPU seconds, and of them its JIT compiler threads' (named "C1/C2 CompilerThread")."""
     times = process.cpu_times()
-    return float(times.user + times.system)
+    compiling = 0.0
+    for thread in process.threads():
+        try:
+            name = Path(f"/proc/{process.pid}/task/{thread.id}/comm").read_text()
+        except OSError:  # the thread ended meanwhile
+            continue
+        if name.startswith(("C1 Compiler", "C2 Compiler")):
+            compiling += thread.user_time + thread.system_time
+    return float(times.user + times.system), compiling
 
 
 @contextmanager
@@ -230,3 +255,80 @@ def wait_ready(base: str, timeout: float = 120) -> None:
             pass
         time.sleep(0.2)
     raise RuntimeError(f"{base} did not become ready")
+
+
+class BrokerRequests:
+    """How many requests of each kind a broker answered while the block ran, from its own
+    metrics: JMX, read with Kafka's JmxTool (the agent started in the running JVM by jcmd)."""
+
+    def __init__(self, broker: psutil.Process) -> None:
+        self.broker = broker
+        self.answered: dict[str, float] = {}
+        command = broker.cmdline()
+        self._classpath = command[command.index("-cp") + 1]
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self._port = probe.getsockname()[1]
+        subprocess.run(
+            [
+                "jcmd",
+                str(broker.pid),
+                "ManagementAgent.start",
+                f"jmxremote.port={self._port}",
+                f"jmxremote.rmi.port={self._port}",
+                "jmxremote.authenticate=false",
+                "jmxremote.ssl=false",
+                "jmxremote.host=127.0.0.1",
+            ],
+            check=True,
+            capture_output=True,
+        )
+
+    def __enter__(self) -> BrokerRequests:
+        self._before = self._counts()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        after = self._counts()
+        self.answered = {
+            kind: n - self._before.get(kind, 0) for kind, n in after.items() if n > self._before.get(kind, 0)
+        }
+
+    def per(self, count: int, unit: str) -> str:
+        """E.g. "broker requests per command: 2.4 (Fetch 1.10, Produce 0.54, ...)"."""
+        kinds = sorted(self.answered.items(), key=lambda item: -item[1])
+        each = ", ".join(f"{kind} {n / count:.2f}" for kind, n in kinds if n / count >= 0.01)
+        return f"broker requests per {unit}: {sum(self.answered.values()) / count:.2f} ({each})"
+
+    def _counts(self) -> dict[str, float]:
+        shown = subprocess.run(
+            [
+                "java",
+                "-Xmx128m",
+                "-cp",
+                self._classpath,
+                "org.apache.kafka.tools.JmxTool",
+                "--jmx-url",
+                f"service:jmx:rmi:///jndi/rmi://127.0.0.1:{self._port}/jmxrmi",
+                "--object-name",
+                "kafka.network:type=RequestMetrics,name=RequestsPerSec,request=*,version=*",
+                "--attributes",
+                "Count",
+                "--one-time",
+                "true",
+                "--report-format",
+                "properties",
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        counts: dict[str, float] = {}
+        for line in shown.splitlines():
+            if "request=" in line and ":Count=" in line:
+                name, count = line.rsplit(":Count=", 1)
+                kind = name.split("request=", 1)[1].split(",", 1)[0]
+                # FetchConsumer and FetchFollower are kinds of Fetch, counted again under their own name
+                if kind not in ("FetchConsumer", "FetchFollower"):
+                    counts[kind] = counts.get(kind, 0) + float(count)
+        return counts
