@@ -264,12 +264,14 @@ class BrokerRequests:
     def __init__(self, broker: psutil.Process) -> None:
         self.broker = broker
         self.answered: dict[str, float] = {}
+        self.unavailable: str | None = None
+        """Why the requests could not be counted (a JRE without jcmd, say): the figures stand without."""
         command = broker.cmdline()
         self._classpath = command[command.index("-cp") + 1]
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             self._port = probe.getsockname()[1]
-        subprocess.run(
+        self._run(
             [
                 "jcmd",
                 str(broker.pid),
@@ -279,9 +281,7 @@ class BrokerRequests:
                 "jmxremote.authenticate=false",
                 "jmxremote.ssl=false",
                 "jmxremote.host=127.0.0.1",
-            ],
-            check=True,
-            capture_output=True,
+            ]
         )
 
     def __enter__(self) -> BrokerRequests:
@@ -296,12 +296,23 @@ class BrokerRequests:
 
     def per(self, count: int, unit: str) -> str:
         """E.g. "broker requests per command: 2.4 (Fetch 1.10, Produce 0.54, ...)"."""
+        if self.unavailable is not None:
+            return f"broker requests not counted: {self.unavailable}"
         kinds = sorted(self.answered.items(), key=lambda item: -item[1])
         each = ", ".join(f"{kind} {n / count:.2f}" for kind, n in kinds if n / count >= 0.01)
         return f"broker requests per {unit}: {sum(self.answered.values()) / count:.2f} ({each})"
 
+    def _run(self, command: list[str]) -> str:
+        if self.unavailable is not None:
+            return ""
+        try:
+            return subprocess.run(command, check=True, capture_output=True, text=True, timeout=60).stdout
+        except (OSError, subprocess.SubprocessError) as error:
+            self.unavailable = f"{command[0]}: {error}"
+            return ""
+
     def _counts(self) -> dict[str, float]:
-        shown = subprocess.run(
+        shown = self._run(
             [
                 "java",
                 "-Xmx128m",
@@ -318,11 +329,8 @@ class BrokerRequests:
                 "true",
                 "--report-format",
                 "properties",
-            ],
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
+            ]
+        )
         counts: dict[str, float] = {}
         for line in shown.splitlines():
             if "request=" in line and ":Count=" in line:
