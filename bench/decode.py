@@ -1,6 +1,7 @@
 """What reading one record of our own log costs, step by step, in µs per record (no broker):
 parsing the JSON alone is the floor; then the headers, the payload's validation from bytes, the
-envelope's validation, and the whole decode every reader runs.
+envelope's validation, and the whole decode every reader runs. Then what folding one event
+into its task's state costs, and the state's copy in three designs (issue 31, item 2).
 
     .venv/bin/python -m bench.decode [--records 100000]
 """
@@ -10,15 +11,20 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
 import orjson
 
 from bench.results import Results, Row, scaled
-from shared.contract.catalog import CATALOG, TaskProgressReported
+from shared.contract.catalog import CATALOG, TaskCreated, TaskProgressReported
 from shared.contract.codec import _read_headers, decode, encode
-from shared.contract.codes import Department
-from shared.contract.envelope import CloudEvent, new_event
+from shared.contract.codes import CooperationField, Department
+from shared.contract.envelope import AnyEvent, CloudEvent, new_event
+from shared.domain.evolve import evolve
+from shared.domain.projection import Projection
+from shared.domain.state import replaced
 from shared.process import tune_interpreter
 
 
@@ -67,7 +73,52 @@ def main(count: int) -> None:
     whole = per_record(lambda r: decode(*r), made)
     results.add(Row("whole decode, as every reader runs it", whole, "µs", baseline=floor))
     results.note(f"{1e6 / whole:,.0f} records/s on one core through the whole decode")
+    fold(results, count)
     results.save()
+
+
+def fold(results: Results, count: int) -> None:
+    """What folding one event into its task's state costs, as the rebuild folds it, and the
+    copy of the state it makes, in three designs of the same fields with the same change."""
+    tasks = 1000
+    due = datetime(2027, 12, 31, tzinfo=UTC)
+    created = [
+        new_event(
+            TaskCreated(task_id=f"task-{t}", plan_id="plan", title="t", field=CooperationField.TRADE, due=due),
+            actor="u-sc",
+            aggregateversion=1,
+        )
+        for t in range(tasks)
+    ]
+    reports = [
+        new_event(
+            TaskProgressReported(task_id=f"task-{n % tasks}", percent=n % 101, note="weekly"),
+            actor="u-jilin",
+            aggregateversion=n // tasks + 2,
+        )
+        for n in range(count)
+    ]
+    print(f"\nfolding {count:,} progress reports into {tasks:,} tasks, µs per event (best of 3):")
+
+    def folded(events: list[AnyEvent]) -> None:
+        projection = Projection()
+        for event in (*created, *events):
+            projection.apply(event)
+
+    apply = per_record(folded, [reports]) / (len(created) + len(reports))
+    results.add(Row("Projection.apply of one event, as the rebuild folds it", apply, "µs"))
+    task = evolve(None, created[0])
+    change = {"percent": 40, "progress_note": "weekly", "version": 2, "updated_at": due}
+    copied = per_record(lambda _: task.model_copy(update=change), reports)
+    results.add(Row("the state's copy: pydantic model_copy(update=...) (before)", copied, "µs"))
+    ours = per_record(lambda _: replaced(task, change), reports)
+    results.add(Row("the state's copy: replaced() (now)", ours, "µs", baseline=copied))
+    mirror = msgspec.defstruct("TaskState", [(name, Any) for name in type(task).model_fields], frozen=True)
+    struct = mirror(**dict(task))
+    structs = per_record(lambda _: msgspec.structs.replace(struct, **change), reports)
+    results.add(
+        Row("the state's copy: a msgspec Struct of the same fields (structs.replace)", structs, "µs", baseline=copied)
+    )
 
 
 if __name__ == "__main__":
