@@ -20,9 +20,11 @@ NDRC = {"Authorization": f"Bearer {token_for('ndrc')}"}
 
 
 async def test_two_years_of_work_read_like_two_years_of_work(
-    service_factory: ServiceFactory, spare_broker: Broker, tmp_path: Path
+    spare_broker: Broker, service_factory: ServiceFactory, tmp_path: Path
 ) -> None:
-    # A broker of the story's own: the responsibility table counts every task on the log.
+    # A broker of the story's own: the responsibility table counts every task on the log. It
+    # is asked for first so that it is stopped last: the services stop while it still answers
+    # (stopped after it, the notifications scheduler waited 15 s on an alert it could not append).
     clock = {**spare_broker.service_env(), "POLICYTRACK_CLOCK_FILE": str(tmp_path / "clock")}
     tasks = service_factory("tasks", POLICYTRACK_TASKS_WATCH_INTERVAL_SECONDS="0.5", **clock).start()
     service_factory("notifications", **clock).start()
