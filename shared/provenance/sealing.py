@@ -13,7 +13,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import sqlite3
+import subprocess
+import sys
 from collections.abc import Iterable
+from contextlib import closing
 from pathlib import Path
 
 import orjson
@@ -35,13 +39,46 @@ class SnapshotSeal:
         self._secret = key.secret_for(SNAPSHOT_PURPOSE)
 
     def row(self, table: str, *fields: bytes | str | int | None) -> bytes:
-        """The MAC of one row: its table and every field, each length-prefixed."""
-        mac = hashlib.blake2b(table.encode(), key=self._secret, digest_size=MAC_BYTES)
-        for field in fields:
-            raw = b"\xff" if field is None else str(field).encode() if isinstance(field, int | str) else field
-            mac.update(len(raw).to_bytes(4, "big"))
-            mac.update(raw)
-        return mac.digest()
+        return row_mac(self._secret, table, *fields)
+
+    def table_sum(self, path: Path, table: str, columns: tuple[str, ...], spread_by: str, shares: int) -> int:
+        """The sum of a table's rows, read in ``shares`` processes of their own: what a restore
+        checks of a long history, on every core. Each process takes the rows whose ``spread_by``
+        ends in a character of its own (by its code, modulo ``shares``); the sum is a XOR, so
+        the shares add up to one pass over the table, however unevenly they fall. The processes
+        run ``python -m shared.provenance.sealing``: multiprocessing would import the caller's
+        main module (a whole service) in each; the secret reaches them on their stdin."""
+        workers = [
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    __name__,
+                    str(path),
+                    table,
+                    ",".join(columns),
+                    spread_by,
+                    str(share),
+                    str(shares),
+                ],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+            for share in range(shares)
+        ]
+        for worker in workers:  # every share starts before any is waited for
+            assert worker.stdin is not None
+            worker.stdin.write(self._secret.hex().encode())
+            worker.stdin.close()
+        parts = []
+        for worker in workers:
+            assert worker.stdout is not None and worker.stderr is not None
+            out, err = worker.stdout.read(), worker.stderr.read()  # a share writes one line, or its error
+            if worker.wait(timeout=SHARE_TIMEOUT_SECONDS) != 0:
+                raise ShareFailed(err.decode(errors="replace")[-500:])
+            parts.append(int(out))
+        return xor_of(parts)
 
     def document(self, content: object) -> str:
         """The seal of a whole document (the snapshot's claim and its tables' sums)."""
@@ -49,6 +86,46 @@ class SnapshotSeal:
 
     def holds(self, content: object, seal: str) -> bool:
         return hmac.compare_digest(self.document(content), seal)
+
+
+def row_mac(secret: bytes, table: str, *fields: bytes | str | int | None) -> bytes:
+    """The MAC of one row: its table and every field, each length-prefixed."""
+    mac = hashlib.blake2b(table.encode(), key=secret, digest_size=MAC_BYTES)
+    for field in fields:
+        raw = b"\xff" if field is None else str(field).encode() if isinstance(field, int | str) else field
+        mac.update(len(raw).to_bytes(4, "big"))
+        mac.update(raw)
+    return mac.digest()
+
+
+def _share(
+    path: str, secret: bytes, table: str, columns: tuple[str, ...], spread_by: str, share: tuple[int, int]
+) -> int:
+    """One process's share of a table's sum (``share``: which, of how many)."""
+    # The names are the caller's own, never a reader's.
+    query = f"SELECT {', '.join(columns)} FROM {table} WHERE unicode(substr({spread_by}, -1)) % ? = ?"
+    with closing(sqlite3.connect(Path(path).as_uri() + "?mode=ro", uri=True)) as db:
+        return xor(row_mac(secret, table, *row) for row in db.execute(query, (share[1], share[0])))
+
+
+class ShareFailed(RuntimeError):
+    """A process checking a share of a table's sum did not give it."""
+
+
+SHARE_TIMEOUT_SECONDS = 600
+
+
+def _main(arguments: list[str]) -> None:
+    path, table, columns, spread_by, share, shares = arguments
+    secret = bytes.fromhex(sys.stdin.read().strip())
+    print(_share(path, secret, table, tuple(columns.split(",")), spread_by, (int(share), int(shares))))
+
+
+def xor_of(sums: Iterable[int]) -> int:
+    total = 0
+    for part in sums:
+        total ^= part
+    return total
 
 
 def xor(macs: Iterable[bytes], start: int = 0) -> int:
@@ -67,3 +144,7 @@ def create_private(path: Path) -> None:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     except FileExistsError:
         path.chmod(0o600)
+
+
+if __name__ == "__main__":
+    _main(sys.argv[1:])
