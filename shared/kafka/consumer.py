@@ -406,6 +406,14 @@ async def run_until_signalled(*runners: ConsumerRunner[Any]) -> None:
             loop.remove_signal_handler(signum)
 
 
+async def log_ends(kafka: KafkaSettings, topic: str) -> dict[int, int]:
+    """Per partition of ``topic``, the offset after its last committed record now."""
+    async with open_consumer(kafka, isolation_level="read_committed") as consumer:
+        partitions = await partitions_of(consumer, [topic])
+        ends = await consumer.end_offsets(partitions)
+    return {tp.partition: offset for tp, offset in ends.items()}
+
+
 async def read_since(kafka: KafkaSettings, topic: str, since_ms: int, *, timeout: float = 60) -> list[ConsumerRecord]:
     """Every committed record on ``topic`` stamped at or after ``since_ms`` (milliseconds since
     the epoch; 0 for all), up to where the topic ends now."""

@@ -32,7 +32,7 @@ from services.tasks.application.view import Placement
 from shared.contract.codec import header
 from shared.contract.envelope import AnyEvent
 from shared.contract.topics import EVENTS
-from shared.kafka.consumer import read_since
+from shared.kafka.consumer import log_ends, read_since
 from shared.kafka.producer import EventProducer
 from shared.logging import get_logger
 from shared.provenance.keys import SigningKey
@@ -138,6 +138,8 @@ class KafkaEventLog:
         self._writer: asyncio.Task[None] | None = None
         self._commit_timeout = 2 * kafka.request_timeout_ms / 1000
         self._recent: deque[tuple[float, frozenset[str]]] = deque()
+        self._preceded: dict[int, int] = {}
+        """Per partition, the log's end when this writer took its id."""
         self.fenced = False
         self.recovering = False
 
@@ -156,6 +158,10 @@ class KafkaEventLog:
     async def start(self) -> None:
         """Registers the transactional id: older instances with it are fenced from here on."""
         await self._producer.start()
+        # What is on the log now was appended before this writer took its id (an older
+        # instance with it is fenced from here on): the read-back after a failure must not take
+        # a restarted instance's own last events for another writer's.
+        self._preceded = await log_ends(self._kafka, EVENTS)
         self._writer = asyncio.create_task(self._write_loop(), name="event-log-writer")
 
     async def stop(self) -> None:
@@ -285,7 +291,11 @@ class KafkaEventLog:
         }
         ids_on_log = set(placed)
         # Another partition's writers append all the time; only this one's partition is ours alone.
-        theirs = {i for i, where in placed.items() if self._partition in (None, where.partition)}
+        theirs = {
+            i
+            for i, where in placed.items()
+            if self._partition in (None, where.partition) and where.offset >= self._preceded.get(where.partition, 0)
+        }
         strangers = theirs - ours - self._recently_appended()
         if strangers:
             # Someone else appended while this writer was away: it may not decide on its state any more.
