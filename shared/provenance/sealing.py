@@ -10,8 +10,10 @@ updated in place with work for the rows that changed only.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
+import operator
 import os
 import sqlite3
 import subprocess
@@ -78,7 +80,7 @@ class SnapshotSeal:
             if worker.wait(timeout=SHARE_TIMEOUT_SECONDS) != 0:
                 raise ShareFailed(err.decode(errors="replace")[-500:])
             parts.append(int(out))
-        return xor_of(parts)
+        return functools.reduce(operator.xor, parts, 0)
 
     def document(self, content: object) -> str:
         """The seal of a whole document (the snapshot's claim and its tables' sums)."""
@@ -119,13 +121,6 @@ def _main(arguments: list[str]) -> None:
     path, table, columns, spread_by, share, shares = arguments
     secret = bytes.fromhex(sys.stdin.read().strip())
     print(_share(path, secret, table, tuple(columns.split(",")), spread_by, (int(share), int(shares))))
-
-
-def xor_of(sums: Iterable[int]) -> int:
-    total = 0
-    for part in sums:
-        total ^= part
-    return total
 
 
 def xor(macs: Iterable[bytes], start: int = 0) -> int:
