@@ -241,6 +241,9 @@ class Verifier:
         verification decodes every entry for this, from the log's copy, which it has just found
         equal to the stored one; the chain alone covers the record's bytes."""
         derived = derive(logged)
+        if row.attributes is None:
+            # Stored before ingest kept them (migration 0002): readers derive them from the record.
+            derived["attributes"] = None
         if _stored_derived(row) == tuple(derived[name] for name in DERIVED):
             return True
         differs = [name for name in DERIVED if getattr(row, name) != derived[name]]
