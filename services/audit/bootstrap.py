@@ -158,6 +158,7 @@ def bootstrap(settings: AuditSettings | None = None) -> AuditRuntime:
                 settings.log_origin(),
                 settings.kafka if against_log else None,
                 progress=progress,
+                derive_apart_from=settings.verification_second_process_from,
             )
         ),
         verifying=Held("verifications", settings.verifying),

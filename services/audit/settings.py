@@ -8,6 +8,7 @@ from typing import ClassVar
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from services.audit.adapters.derivation import APART_FROM
 from shared.auth import AuthSettings
 from shared.bounds import Bound
 from shared.contract.types import AggregateId
@@ -51,6 +52,12 @@ class AuditSettings(ServiceSettings):
     verifying: Bound = Field(
         default=Bound(per_user=1, in_all=20),
         description="verifications one user may wait on at once, and everyone together (one runs; JSON)",
+    )
+    verification_second_process_from: int = Field(
+        default=APART_FROM,
+        ge=0,
+        description="entries from which a verification against the log decodes the records for their query "
+        "columns in a second process, on the other core",
     )
     reports: Bound = Field(
         default=Bound(per_user=2, in_all=8),

@@ -235,6 +235,26 @@ async def test_an_edited_attribute_column_is_found_and_one_not_kept_is_derived(
     assert result["divergence"]["sequence"] == 3 and result["divergence"]["fields"] == ["attributes"]
 
 
+async def test_with_a_second_process_an_edited_query_column_is_found_the_same(
+    tasks: ServiceProcess, service_factory: ServiceFactory
+) -> None:
+    """A verification that decodes the records in a second process (every long trail's) finds
+    what one process finds: the same entry, the same changed column."""
+    audit = service_factory(
+        "audit",
+        POLICYTRACK_AUDIT_CHECKPOINT_INTERVAL_SECONDS="1",
+        POLICYTRACK_AUDIT_VERIFICATION_SECOND_PROCESS_FROM="0",
+    ).start()
+    await seed_task(tasks)
+    await wait_caught_up(audit)
+    async with httpx.AsyncClient(base_url=audit.url, timeout=120) as client:
+        intact = (await client.get("/v1/audit/verify", headers=NAO)).json()
+    assert intact["ok"] is True and intact["entries"] > 4, intact
+    result = await tamper_and_verify(audit, "update audit_entries set actor = 'someone-else' where seq = 2")
+    assert result["ok"] is False
+    assert result["divergence"]["sequence"] == 2 and result["divergence"]["fields"] == ["actor"]
+
+
 async def test_a_deleted_row_is_found(tasks: ServiceProcess, audit: ServiceProcess) -> None:
     await seed_task(tasks)
     result = await tamper_and_verify(audit, "delete from audit_entries where seq = 4")

@@ -12,14 +12,16 @@ reported as lag, not as tampering.
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable, Collection, Mapping
+import contextlib
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any
 
 from aiokafka import ConsumerRecord, TopicPartition
 
-from services.audit.adapters.chaining import DERIVED, decode_headers, derive, log_record
+from services.audit.adapters.chaining import DERIVED, decode_headers, log_record
+from services.audit.adapters.derivation import APART_FROM, Derivation
 from services.audit.adapters.log import (
     AUDITED_TOPICS,
     FETCH_BYTES,
@@ -76,6 +78,24 @@ class Verification:
 
 # By position: a row's attribute lookup by name costs more than the comparison itself.
 _stored_derived = itemgetter(*(entries.c.keys().index(name) for name in DERIVED))
+_ATTRIBUTES = DERIVED.index("attributes")
+
+
+async def _with_columns(
+    stored: AsyncIterator[list[StoredEntry]], derivation: Derivation, derive: bool
+) -> AsyncGenerator[tuple[list[StoredEntry], Sequence[tuple[Any, ...] | None]], None]:
+    """Each chunk of entries with their derived columns (none when not ``derive``); the next
+    chunk's derivation starts before this one is walked, so a process of its own overlaps them."""
+    current = await anext(stored, None)
+    started = derivation.ahead(current) if derive and current else None
+    while current is not None:
+        following = await anext(stored, None)
+        following_started = derivation.ahead(following) if derive and following else None
+        if started is None:
+            yield current, [None] * len(current)
+        else:
+            yield current, await derivation.columns(current, started)
+        current, started = following, following_started
 
 
 def _name(tp: TopicPartition | tuple[str, int]) -> str:
@@ -100,6 +120,8 @@ class Verifier:
     """Told, after each chunk of entries, how many were checked of how many."""
     writers: Mapping[str, Collection[str]] = field(default_factory=lambda: TOPIC_WRITERS)
     """Whose keys may vouch for each topic's records (``gate.TOPIC_WRITERS``)."""
+    derive_apart_from: int = APART_FROM
+    """Entries from which the query columns are derived in a process of their own."""
     _refused: dict[tuple[str, int, int], RefusedRecord] = field(default_factory=dict)
     _refused_seen: set[tuple[str, int, int]] = field(default_factory=set)
     _tree: Frontier = field(default_factory=Frontier)
@@ -183,37 +205,39 @@ class Verifier:
         should be (what follows it cannot be judged)."""
         by_sequence = {row.sequence: row for row in rows if row.sequence <= snapshot.head.sequence}
         previous, expected = GENESIS, 1
-        async for chunk in self.store.stream(
-            StoredEntry, EntryFilter(through_sequence=snapshot.head.sequence), chunk=5000
-        ):
-            for row in chunk:
-                if row.seq != expected:
-                    self.result.fail(expected, f"entry {expected} is missing (the next stored entry is {row.seq})")
-                    return False
-                record = log_record(row, with_headers=False)
-                if row.prev_hash != previous:
-                    self.result.fail(row.seq, "prev_hash does not match the previous entry's hash")
-                    return False
-                leaf = canonical(record, row.headers)
-                digest = chain_hash(previous, leaf)
-                if digest != row.hash:
-                    self.result.fail(row.seq, "stored content does not match its hash (the entry was edited)")
-                    return False
-                self._tree = self._tree.append(leaf)
-                if row.seq in self._roots:
-                    self._roots[row.seq] = self._tree.root()
-                if (stored := by_sequence.get(row.seq)) is not None and not self._row_holds(stored, digest):
-                    return False
-                if reader is not None:
-                    logged = await self._matches_log(reader, row, record)
-                    if logged is None or not self._derived_columns_hold(row, logged):
+        stored = self.store.stream(StoredEntry, EntryFilter(through_sequence=snapshot.head.sequence), chunk=5000)
+        derivation = Derivation(snapshot.head.sequence if reader is not None else 0, self.derive_apart_from)
+        async with derivation, contextlib.aclosing(_with_columns(stored, derivation, reader is not None)) as chunks:
+            async for chunk, columns in chunks:
+                for row, derived in zip(chunk, columns, strict=True):
+                    if row.seq != expected:
+                        self.result.fail(expected, f"entry {expected} is missing (the next stored entry is {row.seq})")
                         return False
-                if row.event_type == CHECKPOINT_TYPE and row.subject == self.chain_id:
-                    await self._published_checkpoint(row)
-                previous, expected = digest, expected + 1
-                self.result.entries += 1
-            if self.progress is not None:
-                self.progress(self.result.entries, snapshot.head.sequence)
+                    record = log_record(row, with_headers=False)
+                    if row.prev_hash != previous:
+                        self.result.fail(row.seq, "prev_hash does not match the previous entry's hash")
+                        return False
+                    leaf = canonical(record, row.headers)
+                    digest = chain_hash(previous, leaf)
+                    if digest != row.hash:
+                        self.result.fail(row.seq, "stored content does not match its hash (the entry was edited)")
+                        return False
+                    self._tree = self._tree.append(leaf)
+                    if row.seq in self._roots:
+                        self._roots[row.seq] = self._tree.root()
+                    if (stored_row := by_sequence.get(row.seq)) is not None and not self._row_holds(stored_row, digest):
+                        return False
+                    if reader is not None:
+                        if await self._matches_log(reader, row, record) is None:
+                            return False
+                        if not self._derived_columns_hold(row, derived):
+                            return False
+                    if row.event_type == CHECKPOINT_TYPE and row.subject == self.chain_id:
+                        await self._published_checkpoint(row)
+                    previous, expected = digest, expected + 1
+                    self.result.entries += 1
+                if self.progress is not None:
+                    self.progress(self.result.entries, snapshot.head.sequence)
         return True
 
     def _row_holds(self, stored: Any, digest: str) -> bool:
@@ -236,17 +260,18 @@ class Verifier:
             return False
         return True
 
-    def _derived_columns_hold(self, row: Any, logged: LogRecord) -> bool:
+    def _derived_columns_hold(self, row: Any, derived: tuple[Any, ...] | None) -> bool:
         """The query columns (actor, type, task...) still say what the record says. Only the full
-        verification decodes every entry for this, from the log's copy, which it has just found
-        equal to the stored one; the chain alone covers the record's bytes."""
-        derived = derive(logged)
+        verification decodes every entry for this (``derived``, in ``DERIVED`` order), from the
+        stored copy, which ``_matches_log`` has just found equal to the log's; the chain alone
+        covers the record's bytes."""
+        assert derived is not None, "a walk against the log derives every entry's columns"
         if row.attributes is None:
             # Stored before ingest kept them (migration 0002): readers derive them from the record.
-            derived["attributes"] = None
-        if _stored_derived(row) == tuple(derived[name] for name in DERIVED):
+            derived = (*derived[:_ATTRIBUTES], None, *derived[_ATTRIBUTES + 1 :])
+        if _stored_derived(row) == derived:
             return True
-        differs = [name for name in DERIVED if getattr(row, name) != derived[name]]
+        differs = [name for name, value in zip(DERIVED, derived, strict=True) if getattr(row, name) != value]
         self.result.fail(row.seq, "columns derived from the record were changed", fields=differs)
         return False
 
@@ -432,6 +457,17 @@ async def verify(
     topics: tuple[str, ...] = AUDITED_TOPICS,
     progress: Progress | None = None,
     writers: Mapping[str, Collection[str]] = TOPIC_WRITERS,
+    derive_apart_from: int = APART_FROM,
 ) -> Verification:
     """Verifies the chain, the tree and their checkpoints; with ``kafka``, also against the log."""
-    return await Verifier(store, keys, chain_id, origin, kafka, topics, progress=progress, writers=writers).run()
+    return await Verifier(
+        store,
+        keys,
+        chain_id,
+        origin,
+        kafka,
+        topics,
+        progress=progress,
+        writers=writers,
+        derive_apart_from=derive_apart_from,
+    ).run()

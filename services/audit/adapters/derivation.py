@@ -1,0 +1,75 @@
+"""The query columns of chunks of entries, derived from their records for verification: in a
+process of its own when the trail is long, so that decoding (two fifths of verifying an entry)
+runs on the second core while the walk checks the chain and the log."""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any
+
+from services.audit.adapters.chaining import DERIVED, decode_headers, derive
+from services.audit.adapters.schema import StoredEntry
+from services.audit.domain.chain import LogRecord
+
+APART_FROM = 100_000
+"""Entries from which a walk derives in a process of its own: below, starting the process
+(about a second) costs more than it saves."""
+
+StoredRecord = tuple[bytes | None, bytes | None, bytes]
+"""An entry's key, value and stored headers: all its columns are derived from."""
+
+
+def derived_columns(records: Sequence[StoredRecord]) -> list[tuple[Any, ...]]:
+    """Each record's derived columns, in ``DERIVED`` order."""
+    columns = []
+    for key, value, headers in records:
+        derived = derive(LogRecord("", 0, 0, 0, key, value, decode_headers(headers)))
+        columns.append(tuple(derived[name] for name in DERIVED))
+    return columns
+
+
+class Derivation:
+    """Derives chunks of entries ahead of the walk: ``ahead(chunk)`` starts, awaiting its
+    result gives the columns. Used as an async context manager, which ends the process."""
+
+    def __init__(self, entries: int, apart_from: int = APART_FROM) -> None:
+        self._pool: ProcessPoolExecutor | None = None
+        if entries >= apart_from:
+            # spawn, not fork: the parent runs an event loop and threads (aiokafka, SQLite's).
+            self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+
+    @property
+    def apart(self) -> bool:
+        return self._pool is not None
+
+    def ahead(self, chunk: Sequence[StoredEntry]) -> asyncio.Future[list[tuple[Any, ...]]]:
+        records = [(row.key, row.value, row.headers) for row in chunk]
+        if self._pool is not None:
+            try:
+                return asyncio.wrap_future(self._pool.submit(derived_columns, records))
+            except (BrokenProcessPool, RuntimeError):
+                self._pool = None
+        here: asyncio.Future[list[tuple[Any, ...]]] = asyncio.get_running_loop().create_future()
+        here.set_result(derived_columns(records))
+        return here
+
+    async def columns(
+        self, chunk: Sequence[StoredEntry], started: asyncio.Future[list[tuple[Any, ...]]]
+    ) -> list[tuple[Any, ...]]:
+        """The columns ``ahead(chunk)`` started; derived here if the process failed."""
+        try:
+            return await started
+        except BrokenProcessPool:
+            self._pool = None
+            return derived_columns([(row.key, row.value, row.headers) for row in chunk])
+
+    async def __aenter__(self) -> Derivation:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)

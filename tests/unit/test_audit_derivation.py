@@ -1,0 +1,48 @@
+"""Verification derives the query columns of a long trail's entries in a second process: the
+columns are the ones one process derives, and if the process cannot run they are derived here."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from services.audit.adapters.chaining import DERIVED, chained, derive
+from services.audit.adapters.derivation import Derivation
+from services.audit.adapters.schema import StoredEntry
+from services.audit.adapters.store import AuditStore, EntryFilter
+from tests.unit.test_audit_export import log_of_every_kind
+
+
+async def stored_and_derived_here() -> tuple[list[StoredEntry], list[tuple[object, ...]]]:
+    """Entries of every kind as stored, and their columns as one process derives them."""
+    records = log_of_every_kind()
+    store = AuditStore(f"sqlite+aiosqlite:///{Path(tempfile.mkdtemp()) / 'audit.db'}")
+    await store.open()
+    try:
+        await store.write(chained(records, store.head))
+        rows, _ = await store.page(StoredEntry, EntryFilter(), 10)
+    finally:
+        await store.close()
+    return rows, [tuple(derive(record)[name] for name in DERIVED) for record in records]
+
+
+async def test_a_second_process_derives_the_columns_one_process_derives() -> None:
+    rows, in_one = await stored_and_derived_here()
+    async with Derivation(len(rows), apart_from=0) as derivation:
+        assert derivation.apart
+        assert await derivation.columns(rows, derivation.ahead(rows)) == in_one
+    async with Derivation(len(rows), apart_from=len(rows) + 1) as derivation:
+        assert not derivation.apart
+        assert await derivation.columns(rows, derivation.ahead(rows)) == in_one
+    assert in_one[0][DERIVED.index("actor")] == "u-jilin" and in_one[2][DERIVED.index("decode_error")]
+
+
+async def test_when_the_process_is_gone_the_columns_are_derived_here() -> None:
+    rows, in_one = await stored_and_derived_here()
+    async with Derivation(len(rows), apart_from=0) as derivation:
+        assert await derivation.columns(rows, derivation.ahead(rows)) == in_one
+        for process in list(derivation._pool._processes.values()):  # type: ignore[union-attr]  # the pool is started
+            process.kill()
+            process.join()
+        assert await derivation.columns(rows, derivation.ahead(rows)) == in_one
+        assert not derivation.apart
