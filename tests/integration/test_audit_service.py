@@ -220,21 +220,6 @@ async def test_an_edited_row_is_found(tasks: ServiceProcess, audit: ServiceProce
     assert result["divergence"]["sequence"] == 3 and "edited" in result["divergence"]["problem"]
 
 
-async def test_an_edited_attribute_column_is_found_and_one_not_kept_is_derived(
-    tasks: ServiceProcess, audit: ServiceProcess
-) -> None:
-    """Export and pages show the attributes ingest stored: a forged one is found like any derived
-    column; an entry without them (stored before migration 0002) verifies, its readers deriving them."""
-    await seed_task(tasks)
-    result = await tamper_and_verify(
-        audit,
-        "update audit_entries set attributes = case seq when 2 then null else cast(? as blob) end where seq in (2, 3)",
-        b'{"actor":"someone-else"}',
-    )
-    assert result["ok"] is False, result
-    assert result["divergence"]["sequence"] == 3 and result["divergence"]["fields"] == ["attributes"]
-
-
 async def test_with_a_second_process_an_edited_query_column_is_found_the_same(
     tasks: ServiceProcess, service_factory: ServiceFactory
 ) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import csv
 import io
-import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -63,16 +62,6 @@ async def store(tmp_path: Path) -> AsyncIterator[AuditStore]:
         yield store
     finally:
         await store.close()
-
-
-async def test_an_entry_stored_without_its_attributes_is_shown_the_same(store: AuditStore, tmp_path: Path) -> None:
-    """Entries stored before ingest kept their attributes (migration 0002) are shown as those
-    after: their readers derive the attributes from the chained headers."""
-    kept = await exported(store, "ndjson")
-    with sqlite3.connect(tmp_path / "audit.db") as db:
-        assert db.execute("select count(*) from audit_entries where attributes is not null").fetchone() == (2,)
-        db.execute("update audit_entries set attributes = null")
-    assert await exported(store, "ndjson") == kept
 
 
 async def exported(store: AuditStore, fmt: str) -> bytes:

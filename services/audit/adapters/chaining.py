@@ -15,7 +15,6 @@ import orjson
 from services.audit.adapters.schema import StoredEntry
 from services.audit.domain.chain import LogRecord, canonical, chain_hash, headers_json
 from shared.contract.catalog import TaskAssigned, TaskReassigned
-from shared.contract.codec import HEADER_TO_ATTRIBUTE as ATTRIBUTES
 from shared.contract.codec import DecodeFailure, decode, header
 from shared.contract.envelope import AnyEvent
 from shared.transparency.merkle import Frontier
@@ -52,23 +51,7 @@ class Head:
     """The Merkle tree of the entries up to ``sequence``, as its perfect subtrees."""
 
 
-DERIVED = (
-    "event_id",
-    "event_type",
-    "subject",
-    "task_id",
-    "actor",
-    "actordept",
-    "event_time",
-    "decode_error",
-    "attributes",
-)
-
-
-def attributes_json(headers: tuple[tuple[str, bytes | None], ...]) -> bytes:
-    """The CloudEvent's attributes as readers of the trail are shown them, from a decoded
-    record's headers (each attribute header there has a UTF-8 value, and appears once)."""
-    return orjson.dumps({ATTRIBUTES[name]: (value or b"").decode() for name, value in headers if name in ATTRIBUTES})
+DERIVED = ("event_id", "event_type", "subject", "task_id", "actor", "actordept", "event_time", "decode_error")
 
 
 def derive(record: LogRecord) -> dict[str, Any]:
@@ -87,7 +70,6 @@ def derive(record: LogRecord) -> dict[str, Any]:
         actor=decoded.actor,
         actordept=decoded.actordept and str(decoded.actordept),
         event_time=iso(decoded.time),
-        attributes=attributes_json(record.headers),
         _event=decoded,
     )
     return derived

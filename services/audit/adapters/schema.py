@@ -43,9 +43,6 @@ entries = Table(
     Column("decode_error", Text),
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
-    # The CloudEvent's attributes as JSON, derived at ingest (NULL for a record that is not an
-    # event, and for entries stored before migration 0002: readers then derive them).
-    Column("attributes", LargeBinary),
     UniqueConstraint("topic", "partition", "offset", name="uq_audit_position"),
 )
 
@@ -77,7 +74,6 @@ class StoredEntry(NamedTuple):
     decode_error: str | None
     prev_hash: str
     hash: str
-    attributes: bytes | None
 
 
 ENTRY_COLUMNS = [entries.c[name] for name in StoredEntry._fields]
@@ -100,7 +96,6 @@ class TrailEntry(NamedTuple):
     decode_error: str | None
     prev_hash: str
     hash: str
-    attributes: bytes | None
 
 
 Shape = TypeVar("Shape", StoredEntry, TrailEntry)

@@ -6,23 +6,34 @@ from __future__ import annotations
 import base64
 import csv
 import io
+from binascii import a2b_base64
 from collections.abc import AsyncIterator
+from typing import Any
 
 import orjson
 
-from services.audit.adapters.chaining import attributes_json, decode_headers
 from services.audit.adapters.schema import StoredEntry, TrailEntry
 from services.audit.adapters.store import AuditStore, EntryFilter
 from shared.contract.catalog import SubscriptionCreated
+from shared.contract.codec import HEADER_TO_ATTRIBUTE as ATTRIBUTES
 from shared.contract.types import redacted_url
 
 SUBSCRIPTION_CREATED = SubscriptionCreated.event_type
 
 
 def ndjson_line(row: TrailEntry | StoredEntry) -> bytes:
-    event: orjson.Fragment | None = None
+    event: dict[str, Any] | None = None
     if row.decode_error is None:
-        event = orjson.Fragment(_event_json(_attributes(row), _readable_data(row)))
+        # A decoded entry's attribute headers have UTF-8 values (others may have any bytes or
+        # none). binascii, not base64.b64decode: this runs for a dozen headers of every
+        # exported entry, and the wrapper costs half of it.
+        event = {
+            ATTRIBUTES[name]: a2b_base64(value).decode()
+            for name, value in orjson.loads(row.headers)
+            if name in ATTRIBUTES
+        }
+        event["datacontenttype"] = "application/json"
+        event["data"] = _readable_data(row)
     return orjson.dumps(
         {
             "seq": row.seq,
@@ -47,29 +58,14 @@ def ndjson_line(row: TrailEntry | StoredEntry) -> bytes:
     )
 
 
-def _attributes(row: TrailEntry | StoredEntry) -> bytes:
-    """As ingest stored them; derived from the chained headers for an entry stored before it did."""
-    return row.attributes if row.attributes is not None else attributes_json(decode_headers(row.headers))
-
-
-_DATA = b'"datacontenttype":"application/json","data":'
-
-
-def _event_json(attributes: bytes, data: bytes) -> bytes:
-    """The CloudEvent in JSON: its attributes (a JSON object), then its content type and data,
-    joined as bytes; nothing is decoded and encoded again."""
-    opened = attributes[:-1]
-    return b"".join((opened, b"," if len(opened) > 1 else b"", _DATA, data, b"}"))
-
-
-def _readable_data(row: TrailEntry | StoredEntry) -> bytes:
+def _readable_data(row: Any) -> Any:
     """The event's data as readers get it: a webhook URL recorded in full by an older version
     is shown with its userinfo and query string redacted."""
     if row.event_type != SUBSCRIPTION_CREATED:
-        return row.value or b"null"
-    data = orjson.loads(row.value or b"{}")
+        return orjson.Fragment(row.value)
+    data = orjson.loads(row.value)
     data["webhook_url"] = redacted_url(str(data.get("webhook_url", "")))
-    return orjson.dumps(data)
+    return data
 
 
 CSV_COLUMNS = (

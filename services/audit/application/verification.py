@@ -78,7 +78,6 @@ class Verification:
 
 # By position: a row's attribute lookup by name costs more than the comparison itself.
 _stored_derived = itemgetter(*(entries.c.keys().index(name) for name in DERIVED))
-_ATTRIBUTES = DERIVED.index("attributes")
 
 
 async def _with_columns(
@@ -266,9 +265,6 @@ class Verifier:
         stored copy, which ``_matches_log`` has just found equal to the log's; the chain alone
         covers the record's bytes."""
         assert derived is not None, "a walk against the log derives every entry's columns"
-        if row.attributes is None:
-            # Stored before ingest kept them (migration 0002): readers derive them from the record.
-            derived = (*derived[:_ATTRIBUTES], None, *derived[_ATTRIBUTES + 1 :])
         if _stored_derived(row) == derived:
             return True
         differs = [name for name, value in zip(DERIVED, derived, strict=True) if getattr(row, name) != value]
