@@ -773,14 +773,16 @@ def browser(tmp_path: Path) -> Iterator[Browser]:
 # --- the order the workers take the files in -------------------------------------------------------
 
 LONGEST_FIRST = (
+    "tests/e2e/test_api_fuzzing_audit.py",
     "tests/reliability/test_live_verification.py",
-    "tests/e2e/test_api_fuzzing.py",
+    "tests/e2e/test_api_fuzzing_tasks.py",
+    "tests/e2e/test_api_fuzzing_notifications.py",
     "tests/reliability/",
     "tests/e2e/",
     "tests/integration/",
 )
 """pytest-xdist hands the files out in the order they are collected, to whichever worker is free:
-the long ones first (the two longest by name, then the folders whose files take longest), so
+the long ones first (the four longest by name, then the folders whose files take longest), so
 that none is left running alone at the end while the other workers wait."""
 
 

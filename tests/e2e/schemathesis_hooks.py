@@ -1,4 +1,4 @@
-"""Hooks the schemathesis runs in ``test_api_fuzzing`` load (``SCHEMATHESIS_HOOKS``): each call
+"""Hooks the schemathesis runs in ``fuzzing.py`` load (``SCHEMATHESIS_HOOKS``): each call
 goes with the token of the department whose act it is, and a few body fields that must name
 something real (the plan of a new task, a webhook that may be called) are set, so that chains of
 calls in the stateful phase get past who-may-do-what and reach what lies behind it."""

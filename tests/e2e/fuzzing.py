@@ -5,9 +5,7 @@ phase, which follows the documents' links from what one call makes to the calls 
 No server error, and no response that contradicts the document (status, content type, headers,
 body). Each call goes with the token of the department whose act it is (``schemathesis_hooks``).
 
-The alert stream never ends, so it is left out here; what it reads (Last-Event-ID, ``from``)
-is checked in ``tests/unit/test_alert_stream_positions.py`` and its behaviour end to end in
-``tests/integration/test_alert_stream.py``."""
+One test file per service (``test_api_fuzzing_*.py``), so that the test workers run them at once."""
 
 from __future__ import annotations
 
@@ -19,11 +17,10 @@ import sys
 from pathlib import Path
 
 import httpx
-import pytest
 
 from policytrack.processes import ServiceProcess
 from shared.settings import PROJECT_ROOT as ROOT
-from tests.conftest import JILIN, NAO, NDRC, SC, ServiceFactory
+from tests.conftest import JILIN, NDRC, SC, ServiceFactory
 
 CHECKS = (
     "not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,"
@@ -98,8 +95,8 @@ def assert_clean(result: subprocess.CompletedProcess[str]) -> None:
     assert result.returncode == 0, f"schemathesis found problems:\n{summary[:12000]}\n{result.stderr[-2000:]}"
 
 
-@pytest.fixture
 def seeded(service_factory: ServiceFactory) -> tuple[ServiceProcess, dict[str, str]]:
+    """A tasks service holding one aggregate of each kind, and their ids."""
     tasks = service_factory("tasks").start()
     with httpx.Client(base_url=tasks.url, timeout=30) as client:
         plan = client.post("/v1/plans", headers=SC, json={"title": "Plan"}).json()["id"]
@@ -127,47 +124,3 @@ def seeded(service_factory: ServiceFactory) -> tuple[ServiceProcess, dict[str, s
         "issue_id": issue.json()["id"],
         "approval_id": approval.json()["id"],
     }
-
-
-def test_the_tasks_api(seeded: tuple[ServiceProcess, dict[str, str]], tmp_path: Path) -> None:
-    tasks, ids = seeded
-    real = {"/v1/tasks": {"plan_id": ids["plan_id"]}}
-    assert_clean(schemathesis(tasks, JILIN, tmp_path, body=real))
-    assert_clean(schemathesis(tasks, JILIN, tmp_path, ids, body=real))
-    chains = schemathesis(tasks, JILIN, tmp_path, stateful=True, body=real)
-    assert_clean(chains)
-    # Plans, tasks, milestones, issues, approvals and support requests made and then acted on.
-    assert links_covered(chains) >= 10, chains.stdout[-3000:]
-
-
-def test_the_notifications_api(service_factory: ServiceFactory, tmp_path: Path) -> None:
-    notifications = service_factory("notifications").start()
-    made = httpx.post(
-        f"{notifications.url}/v1/subscriptions",
-        headers=NDRC,
-        json={"webhook_url": "http://127.0.0.1:9/hooks"},
-        timeout=30,
-    )
-    assert made.status_code == 201, made.text
-    assert_clean(schemathesis(notifications, NDRC, tmp_path))
-    assert_clean(schemathesis(notifications, NDRC, tmp_path, {"subscription_id": made.json()["id"]}))
-    real = {"/v1/subscriptions": {"webhook_url": "http://127.0.0.1:9/hooks"}}
-    chains = schemathesis(notifications, NDRC, tmp_path, stateful=True, body=real)
-    assert_clean(chains)
-    # A subscription made, then read and ended.
-    assert links_covered(chains) >= 2, chains.stdout[-3000:]
-
-
-def test_the_audit_api(
-    seeded: tuple[ServiceProcess, dict[str, str]], service_factory: ServiceFactory, tmp_path: Path
-) -> None:
-    _, ids = seeded
-    audit = service_factory("audit").start()
-    # A page that waits for news (``wait``, up to 30 s) would only make the fuzzer sleep: it is
-    # not waited for here; its bounds and what it returns are checked in test_audit_service.
-    assert_clean(schemathesis(audit, NAO, tmp_path, {"wait": "0"}))
-    assert_clean(schemathesis(audit, NAO, tmp_path, {"wait": "0", "task_id": ids["task_id"]}))
-    chains = schemathesis(audit, NAO, tmp_path, {"wait": "0"}, stateful=True)
-    assert_clean(chains)
-    # An entry of the trail found, then its act and what proves who wrote it.
-    assert links_covered(chains) >= 1, chains.stdout[-3000:]
