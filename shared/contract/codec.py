@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from shared.contract.catalog import CATALOG, SUPERSEDED, EventData
 from shared.contract.envelope import JSON, AnyEvent, CloudEvent
+from shared.contract.mirror import Mirror
 
 Headers = tuple[tuple[str, bytes | None], ...]
 """Kafka record headers: a header may have no value."""
@@ -47,6 +48,8 @@ headers read (Kafka lets a writer add others, with any bytes or none)."""
 _NOT_HEADERS = {"data", "datacontenttype"}
 _JSON_BYTES = JSON.encode()
 _JSON_CONTENT_TYPE = (CONTENT_TYPE, _JSON_BYTES)
+_ENVELOPE = Mirror(CloudEvent, without=frozenset({"data"}))
+"""The envelope's checks in C, for the attributes of a record of our own log."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,16 +94,39 @@ def decode(key: bytes | None, value: bytes | None, headers: Headers) -> AnyEvent
     attributes, problem = _read_headers(headers)
     reason = problem or _envelope_problem(attributes, value)
     if reason is None:
-        try:
-            data = _data(attributes["type"], value or b"")
-            event: AnyEvent = CloudEvent.model_validate({**attributes, "type": data.event_type, "data": data})
-        except ValidationError as error:
-            reason = _describe(error)
-        else:
-            if key is None or key == event.subject.encode():
-                return event
-            reason = f"record key {key!r} is not the event's subject {event.subject!r}"
+        if (event := _mirrored(key, value or b"", attributes)) is not None:
+            return event
+        checked = _checked_by_models(key, value or b"", attributes)
+        if not isinstance(checked, str):
+            return checked
+        reason = checked
     return DecodeFailure(reason, key, value, headers)
+
+
+def _checked_by_models(key: bytes | None, value: bytes, attributes: dict[str, str]) -> AnyEvent | str:
+    """The event, checked by its pydantic models, or why it is not one."""
+    try:
+        data = _data(attributes["type"], value)
+        event: AnyEvent = CloudEvent.model_validate({**attributes, "type": data.event_type, "data": data})
+    except ValidationError as error:
+        return _describe(error)
+    if key is None or key == event.subject.encode():
+        return event
+    return f"record key {key!r} is not the event's subject {event.subject!r}"
+
+
+def _mirrored(key: bytes | None, value: bytes, attributes: dict[str, str]) -> AnyEvent | None:
+    """The event, its envelope checked by the envelope's mirror; None when the mirror refuses it,
+    and the models must check it (and, when it is not an event, say why)."""
+    try:
+        values = _ENVELOPE.values(attributes)
+        data = _data(attributes["type"], value)
+        values["type"] = data.event_type
+        values["data"] = data
+        event: AnyEvent = _ENVELOPE.build(values)  # type: ignore[assignment]  # the mirror builds its model's class
+    except (ValueError, ValidationError):
+        return None
+    return event if key is None or key == event.subject.encode() else None
 
 
 def _data(type_: str, value: bytes) -> EventData:
