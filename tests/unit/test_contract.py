@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -142,3 +143,17 @@ def test_unknown_extension_attributes_are_ignored_for_forward_compatibility() ->
     key, value, headers = _good_record()
     decoded = decode(key, value, (*headers, ("ce_traceparent", b"00-abc")))
     assert isinstance(decoded, CloudEvent)
+
+
+def test_event_ids_are_uuids_that_sort_in_the_order_they_were_made() -> None:
+    """The audit trail indexes event ids: ids made later sort later, so the index grows at its
+    end rather than at random pages (version 7, RFC 9562)."""
+    made = []
+    for n in range(3):
+        made.append(new_event(TaskProgressReported(task_id="t-1", percent=n), actor="u-jilin-1").id)
+        started = datetime.now(UTC)
+        while datetime.now(UTC) - started < timedelta(milliseconds=2):
+            pass  # the next id's millisecond is a later one
+    assert made == sorted(made)
+    assert all(uuid.UUID(made_id).version == 7 and uuid.UUID(made_id).variant == uuid.RFC_4122 for made_id in made)
+    assert len({new_event(TaskProgressReported(task_id="t-1", percent=1), actor="u").id for _ in range(1000)}) == 1000
