@@ -85,6 +85,7 @@ bench: venv broker
 	$(BIN)/python -m bench.kafka_throughput
 	$(BIN)/python -m bench.tasks_service
 	$(BIN)/python -m bench.audit_service
+	$(BIN)/python -m bench.audit_store
 	$(BIN)/python -m bench.provenance
 	$(BIN)/python -m bench.transparency
 	$(BIN)/python -m bench.reports

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.audit.adapters.chaining import chained
 from services.audit.adapters.schema import StoredEntry
 from services.audit.adapters.sqlite import loop_thread_engine, threaded_engine
-from services.audit.adapters.store import AuditStore, EntryFilter
+from services.audit.adapters.store import ROWS_PER_STATEMENT, AuditStore, EntryFilter
 from tests.unit.test_audit_batches import records
 
 
@@ -47,3 +47,26 @@ async def test_what_is_written_on_the_loop_s_thread_is_what_the_threaded_reader_
         assert streamed == [row.offset for row in paged] == list(range(30)) and not more
     finally:
         await store.close()
+
+
+async def test_a_batch_of_more_rows_than_one_statement_takes_is_stored_whole_with_its_tree(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'audit.db'}"
+    store = AuditStore(url)
+    await store.open()
+    batch = chained(records(0, 2 * ROWS_PER_STATEMENT + 50), store.head)
+    try:
+        await store.write(batch)
+    finally:
+        await store.close()
+    reopened = AuditStore(url)
+    await reopened.open()
+    try:
+        stored = [row async for rows in reopened.stream(StoredEntry, EntryFilter(), chunk=64) for row in rows]
+        assert [(r.seq, r.offset, r.key, r.value, r.headers, r.prev_hash, r.hash) for r in stored] == [
+            (r["seq"], r["offset"], r["key"], r["value"], r["headers"], r["prev_hash"], r["hash"]) for r in batch.rows
+        ]
+        nodes = {(level, index): digest for level, index, digest in batch.nodes}
+        assert await reopened.tree_nodes(set(nodes)) == nodes
+        assert reopened.head == batch.head
+    finally:
+        await reopened.close()
