@@ -50,6 +50,7 @@ _JSON_BYTES = JSON.encode()
 _JSON_CONTENT_TYPE = (CONTENT_TYPE, _JSON_BYTES)
 _ENVELOPE = Mirror(CloudEvent, without=frozenset({"data"}))
 """The envelope's checks in C, for the attributes of a record of our own log."""
+_SET_BY_THE_DECODER = frozenset({"type", "data"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +124,8 @@ def _mirrored(key: bytes | None, value: bytes, attributes: dict[str, str]) -> An
         data = _data(attributes["type"], value)
         values["type"] = data.event_type
         values["data"] = data
-        event: AnyEvent = _ENVELOPE.build(values)  # type: ignore[assignment]  # the mirror builds its model's class
+        given = attributes.keys() | _SET_BY_THE_DECODER
+        event: AnyEvent = _ENVELOPE.build(values, given)  # type: ignore[assignment]  # the mirror builds its model's class
     except (ValueError, ValidationError):
         return None
     return event if key is None or key == event.subject.encode() else None

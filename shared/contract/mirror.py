@@ -13,6 +13,7 @@ from __future__ import annotations
 import enum
 import types
 from collections.abc import Callable, Mapping
+from collections.abc import Set as AbstractSet
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
@@ -53,7 +54,6 @@ class Mirror:
     def __init__(self, model: type[BaseModel], without: frozenset[str] = frozenset()) -> None:
         _refuse_custom_checks(model)
         self.model = model
-        self.fields = frozenset(model.model_fields)
         self.checks = [d.func for d in model.__pydantic_decorators__.model_validators.values()]
         kinds = {
             name: _kind(info.annotation, list(info.metadata))
@@ -91,12 +91,12 @@ class Mirror:
         except (msgspec.ValidationError, ValueError) as error:
             raise Refused(str(error)) from error
 
-    def build(self, values: dict[str, Any]) -> BaseModel:
-        """The model of values already checked, as pydantic builds it (but for ``model_fields_set``,
-        which names every field, given or not); the model's after-checks run, ``Refused`` if one fails."""
+    def build(self, values: dict[str, Any], given: AbstractSet[str]) -> BaseModel:
+        """The model of values already checked, as pydantic builds it from ``given`` fields; the
+        model's after-checks run, ``Refused`` if one fails."""
         instance = _new(self.model)
         _set(instance, "__dict__", values)
-        _set_fields_set(instance, self.fields)
+        _set_fields_set(instance, given)
         _set_extra(instance, None)
         _set_private(instance, None)
         try:

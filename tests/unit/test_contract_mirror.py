@@ -144,7 +144,9 @@ def test_what_the_envelope_mirror_accepts_the_model_accepts_as_the_same_event(
         return
     checked = _checked_by_models(key, record.value, attributes)
     assert mirrored == checked
+    assert isinstance(checked, CloudEvent)
     assert mirrored.model_dump_json() == checked.model_dump_json()
+    assert mirrored.model_fields_set == checked.model_fields_set
 
 
 def test_every_event_of_the_samples_is_decoded_through_the_mirror_as_by_the_models() -> None:
