@@ -15,7 +15,7 @@ import types
 from collections.abc import Callable, Mapping
 from collections.abc import Set as AbstractSet
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 
 import annotated_types
 import msgspec
@@ -24,6 +24,7 @@ from pydantic.fields import FieldInfo
 
 from shared.contract.types import EARLIEST, LATEST, _to_utc
 
+M = TypeVar("M", bound=BaseModel)
 Convert = Callable[[Any], Any]
 """What turns a mirror's value into the model's (a number from its text, a moment in UTC)."""
 Precheck = Callable[[str], bool]
@@ -32,7 +33,7 @@ Precheck = Callable[[str], bool]
 _new = object.__new__
 _set = object.__setattr__
 # The slots pydantic gives every model, set as its own ``model_construct`` sets them, without the
-# lookups: this runs for every record read.
+# lookups: this runs for every record read, and for every state ``evolve`` makes.
 _slots: Mapping[str, Any] = vars(BaseModel)
 _set_fields_set = _slots["__pydantic_fields_set__"].__set__
 _set_extra = _slots["__pydantic_extra__"].__set__
@@ -94,11 +95,7 @@ class Mirror:
     def build(self, values: dict[str, Any], given: AbstractSet[str]) -> BaseModel:
         """The model of values already checked, as pydantic builds it from ``given`` fields; the
         model's after-checks run, ``Refused`` if one fails."""
-        instance = _new(self.model)
-        _set(instance, "__dict__", values)
-        _set_fields_set(instance, given)
-        _set_extra(instance, None)
-        _set_private(instance, None)
+        instance = assembled(self.model, values, given)
         try:
             for check in self.checks:
                 if check(instance) is not instance:
@@ -106,6 +103,17 @@ class Mirror:
         except ValueError as error:
             raise Refused(str(error)) from error
         return instance
+
+
+def assembled(model: type[M], values: dict[str, Any], given: AbstractSet[str]) -> M:
+    """An instance of ``model`` holding ``values`` that are already checked, as pydantic holds
+    them after validating the ``given`` fields; nothing is checked again."""
+    instance = _new(model)
+    _set(instance, "__dict__", values)
+    _set_fields_set(instance, given)
+    _set_extra(instance, None)
+    _set_private(instance, None)
+    return instance
 
 
 def _is_enum(kind: Any) -> bool:

@@ -7,6 +7,7 @@ from typing import Any, TypedDict
 
 from shared.contract import catalog as c
 from shared.contract.envelope import AnyEvent
+from shared.contract.mirror import assembled
 from shared.domain.health import TREND_WINDOW
 from shared.domain.state import (
     Aggregate,
@@ -156,8 +157,12 @@ def _deadline_changed(_: Task, data: c.TaskDeadlineChanged, __: AnyEvent) -> Cha
     return {"due": data.due}
 
 
+_POINT_FIELDS = frozenset(ProgressPoint.model_fields)
+
+
 def _progress_reported(task: Task, data: c.TaskProgressReported, event: AnyEvent) -> Changes:
-    point = ProgressPoint(at=event.time, percent=data.percent)
+    # Unchecked: both values come from the checked event, and this runs for every report read.
+    point = assembled(ProgressPoint, {"at": event.time, "percent": data.percent}, _POINT_FIELDS)
     return {
         "percent": data.percent,
         "progress_note": data.note,
