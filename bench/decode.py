@@ -21,7 +21,7 @@ import orjson
 
 from bench.results import Results, Row, scaled
 from shared.contract.catalog import CATALOG, TaskCreated, TaskProgressReported
-from shared.contract.codec import _ENVELOPE, Headers, _checked_by_models, _read_headers, decode, encode
+from shared.contract.codec import _ENVELOPE, Headers, _checked, _read_headers, decode, encode
 from shared.contract.codes import CooperationField, Department
 from shared.contract.envelope import AnyEvent, CloudEvent, new_event
 from shared.domain.evolve import evolve
@@ -58,7 +58,7 @@ def per_record(step: Callable[[Any], object], inputs: list[Any], rounds: int = 3
 
 def _by_models(key: bytes, value: bytes, headers: Headers) -> object:
     attributes, _ = _read_headers(headers)
-    return _checked_by_models(key, value, attributes)
+    return _checked(key, value, attributes, mirror=False)
 
 
 class _EvidenceStruct(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

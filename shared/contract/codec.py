@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from shared.contract.catalog import CATALOG, SUPERSEDED, EventData
 from shared.contract.envelope import JSON, AnyEvent, CloudEvent
-from shared.contract.mirror import Mirror
+from shared.contract.mirror import Mirror, Refused
 
 Headers = tuple[tuple[str, bytes | None], ...]
 """Kafka record headers: a header may have no value."""
@@ -95,20 +95,21 @@ def decode(key: bytes | None, value: bytes | None, headers: Headers) -> AnyEvent
     attributes, problem = _read_headers(headers)
     reason = problem or _envelope_problem(attributes, value)
     if reason is None:
-        if (event := _mirrored(key, value or b"", attributes)) is not None:
-            return event
-        checked = _checked_by_models(key, value or b"", attributes)
+        checked = _checked(key, value or b"", attributes)
         if not isinstance(checked, str):
             return checked
         reason = checked
     return DecodeFailure(reason, key, value, headers)
 
 
-def _checked_by_models(key: bytes | None, value: bytes, attributes: dict[str, str]) -> AnyEvent | str:
-    """The event, checked by its pydantic models, or why it is not one."""
+def _checked(key: bytes | None, value: bytes, attributes: dict[str, str], *, mirror: bool = True) -> AnyEvent | str:
+    """The event, or why it is not one: its payload checked by its model, its envelope by the
+    envelope's mirror when that accepts it (``mirror``), else by its model, which names the field."""
     try:
         data = _data(attributes["type"], value)
-        event: AnyEvent = CloudEvent.model_validate({**attributes, "type": data.event_type, "data": data})
+        event = (mirror and _mirrored(attributes, data)) or CloudEvent.model_validate(
+            {**attributes, "type": data.event_type, "data": data}
+        )
     except ValidationError as error:
         return _describe(error)
     if key is None or key == event.subject.encode():
@@ -116,19 +117,17 @@ def _checked_by_models(key: bytes | None, value: bytes, attributes: dict[str, st
     return f"record key {key!r} is not the event's subject {event.subject!r}"
 
 
-def _mirrored(key: bytes | None, value: bytes, attributes: dict[str, str]) -> AnyEvent | None:
-    """The event, its envelope checked by the envelope's mirror; None when the mirror refuses it,
-    and the models must check it (and, when it is not an event, say why)."""
+def _mirrored(attributes: dict[str, str], data: EventData) -> AnyEvent | None:
+    """The event of checked ``data`` whose envelope the envelope's mirror accepts; None when it
+    refuses it."""
     try:
         values = _ENVELOPE.values(attributes)
-        data = _data(attributes["type"], value)
         values["type"] = data.event_type
         values["data"] = data
         given = attributes.keys() | _SET_BY_THE_DECODER
-        event: AnyEvent = _ENVELOPE.build(values, given)  # type: ignore[assignment]  # the mirror builds its model's class
-    except (ValueError, ValidationError):
+        return _ENVELOPE.build(values, given)  # type: ignore[return-value]  # the mirror builds its model's class
+    except Refused:
         return None
-    return event if key is None or key == event.subject.encode() else None
 
 
 def _data(type_: str, value: bytes) -> EventData:
