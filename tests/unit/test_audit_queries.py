@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy.dialects import sqlite
 
 from services.audit.adapters.schema import ENTRY_COLUMNS, StoredEntry, TrailEntry, entries
-from services.audit.adapters.store import AuditStore, EntryFilter
+from services.audit.adapters.store import AuditStore, EntryFilter, page_query
 
 FILTERS = {
     "type": EntryFilter(event_types=("org.policytrack.task.progress_reported.v1",), after_sequence=5),
@@ -23,7 +23,8 @@ FILTERS = {
 
 
 async def plan_of(store: AuditStore, where: EntryFilter) -> list[str]:
-    query = store._select(TrailEntry, where).limit(101)
+    statement, values = page_query(TrailEntry, where)
+    query = statement.params(values, limit=101)
     sql = str(query.compile(dialect=sqlite.dialect(), compile_kwargs={"literal_binds": True}))
     async with store.engine.connect() as connection:
         return [str(row._mapping["detail"]) for row in await connection.exec_driver_sql("EXPLAIN QUERY PLAN " + sql)]
