@@ -99,9 +99,7 @@ class ScheduleSnapshots:
         except OSError as error:
             raise SnapshotUnreadable(f"the snapshot cannot be read: {error!r}") from error
         first, _, body = raw.partition(b"\n")
-        if not first.startswith(SEALED) or not self._seal.holds(
-            body.decode(errors="replace"), first[len(SEALED) :].decode()
-        ):
+        if not first.startswith(SEALED) or not self._seal.holds_text(body, first[len(SEALED) :].decode()):
             raise SnapshotUnreadable("its seal does not hold (written by another key, or changed since)")
         try:
             document = orjson.loads(body)
@@ -158,7 +156,7 @@ class ScheduleSnapshots:
         partial.unlink(missing_ok=True)
         create_private(partial)
         with partial.open("wb") as file:
-            file.write(SEALED + self._seal.document(captured.decode()).encode() + b"\n")
+            file.write(SEALED + self._seal.text_seal(captured).encode() + b"\n")
             file.write(captured)
             file.flush()
             os.fsync(file.fileno())
