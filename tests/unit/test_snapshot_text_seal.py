@@ -7,6 +7,7 @@ import tracemalloc
 from pathlib import Path
 
 import orjson
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -19,7 +20,10 @@ def a_seal(folder: Path) -> SnapshotSeal:
     return SnapshotSeal(KeyFolder(folder).signing_key("notifications", create=True))
 
 
-SEAL = a_seal(Path(__import__("tempfile").mkdtemp()))
+@pytest.fixture(scope="module")
+def seal(tmp_path_factory: pytest.TempPathFactory) -> SnapshotSeal:
+    return a_seal(tmp_path_factory.mktemp("keys"))
+
 
 # Text a snapshot holds (titles in Chinese, quotes, backslashes, control characters), and bytes
 # that are not UTF-8 at all, which the reader replaces as it decodes.
@@ -32,15 +36,15 @@ RAW = st.one_of(
 
 
 @given(RAW, st.integers(min_value=1, max_value=40))
-def test_the_seal_of_pieces_is_the_seal_of_the_whole_text(raw: bytes, piece: int) -> None:
-    assert SEAL.text_seal(raw, piece) == SEAL.document(raw.decode(errors="replace"))
+def test_the_seal_of_pieces_is_the_seal_of_the_whole_text(seal: SnapshotSeal, raw: bytes, piece: int) -> None:
+    assert seal.text_seal(raw, piece) == seal.document(raw.decode(errors="replace"))
 
 
-def test_an_old_snapshot_still_holds_and_a_changed_one_does_not(tmp_path: Path) -> None:
+def test_an_old_snapshot_still_holds_and_a_changed_one_does_not(seal: SnapshotSeal) -> None:
     body = orjson.dumps({"deadlines": [["task-1", None, '长春 "示范区"', 1]] * 1000})
-    sealed = SEAL.document(body.decode())  # as snapshots were sealed before
-    assert SEAL.holds_text(body, sealed)
-    assert not SEAL.holds_text(body.replace(b"task-1", b"task-2", 1), sealed)
+    sealed = seal.document(body.decode())  # as snapshots were sealed before
+    assert seal.holds_text(body, sealed)
+    assert not seal.holds_text(body.replace(b"task-1", b"task-2", 1), sealed)
 
 
 def test_sealing_a_large_snapshot_holds_no_copy_of_its_text(tmp_path: Path) -> None:
