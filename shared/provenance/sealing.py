@@ -91,14 +91,16 @@ class SnapshotSeal:
     def holds(self, content: object, seal: str) -> bool:
         return hmac.compare_digest(self.document(content), seal)
 
-    def text_seal(self, raw: bytes, piece: int = TEXT_PIECE) -> str:
-        """``document`` of the text ``raw`` holds (UTF-8, undecodable bytes replaced), a piece at
-        a time: the notifications snapshot of 100,000 deadlines is 16 MB, and its text and the
-        text's JSON were two more copies of it at every write (bench.notifications_service)."""
+    def text_seal(self, raw: bytes | Iterable[bytes], piece: int = TEXT_PIECE) -> str:
+        """``document`` of the text ``raw`` holds (UTF-8, undecodable bytes replaced), given whole
+        or as pieces that each end where a character does, a piece at a time: the notifications
+        snapshot of 100,000 deadlines is 16 MB, and its text and the text's JSON were two more
+        copies of it at every write (bench.notifications_service)."""
         mac = hmac.new(self._secret, b'"', "sha256")
-        for text in _pieces(raw, piece):
-            # JSON escapes character by character, so the pieces' escapes make the whole one's.
-            mac.update(orjson.dumps(text.decode(errors="replace"))[1:-1])
+        for given in [raw] if isinstance(raw, bytes) else raw:
+            for text in _pieces(given, piece):
+                # JSON escapes character by character, so the pieces' escapes make the whole one's.
+                mac.update(orjson.dumps(text.decode(errors="replace"))[1:-1])
         mac.update(b'"')
         return mac.hexdigest()
 

@@ -4,13 +4,16 @@ send the same alerts at the same moments; a file that is not a snapshot is never
 from __future__ import annotations
 
 import stat
+import tracemalloc
 from datetime import timedelta
 from pathlib import Path
 
+import orjson
 import pytest
 
 from services.notifications.adapters.snapshots import (
     CODE_VERSION,
+    ROWS_PER_PIECE,
     ScheduleSnapshots,
     SnapshotUnreadable,
     capture,
@@ -119,3 +122,34 @@ def test_a_snapshot_changed_on_disk_or_sealed_by_another_key_is_never_restored(t
 
 def test_a_missing_snapshot_claims_nothing(tmp_path: Path) -> None:
     assert ScheduleSnapshots(tmp_path / "none.json", sealed_by(tmp_path)).claim() is None
+
+
+def many_deadlines(count: int) -> Schedule:
+    schedule = schedule_with_milestone(DUE)
+    for n in range(count):
+        schedule.apply(at(T0, c.MilestoneScheduled(task_id="t", milestone_id=f"m{n}", title=f"里程碑 {n}", due=DUE)))
+    return schedule
+
+
+@pytest.mark.parametrize("deadlines", [0, ROWS_PER_PIECE - 1, ROWS_PER_PIECE, 2 * ROWS_PER_PIECE + 5])
+def test_a_schedule_of_any_size_is_one_document_in_pieces_and_restores(tmp_path: Path, deadlines: int) -> None:
+    kept = many_deadlines(deadlines)
+    pieces = capture(kept, [], {0: (9, "event-8")})
+    document = orjson.loads(b"".join(pieces))
+    assert len(document["deadlines"]) == len(kept.deadlines) == deadlines + len(many_deadlines(0).deadlines)
+    snapshots = ScheduleSnapshots(tmp_path / "schedule.snapshot.json", sealed_by(tmp_path))
+    snapshots.save(pieces)
+    assert set(snapshots.restore(POLICY).schedule.deadlines) == set(kept.deadlines)
+
+
+def test_capturing_a_large_schedule_holds_about_its_size() -> None:
+    kept = many_deadlines(20_000)
+    tracemalloc.start()
+    try:
+        pieces = capture(kept, [], {0: (9, "event-8")})
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    size = sum(map(len, pieces))
+    # Encoded whole, its rows and orjson's growing buffer were three times its size at once.
+    assert peak < 2 * size, (size, peak)

@@ -52,7 +52,7 @@ def test_sealing_a_large_snapshot_holds_no_copy_of_its_text(tmp_path: Path) -> N
     snapshots = ScheduleSnapshots(tmp_path / "schedule.snapshot.json", a_seal(tmp_path / "keys"))
     tracemalloc.start()
     try:
-        snapshots.save(captured)
+        snapshots.save([captured])
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()

@@ -135,7 +135,7 @@ class NotificationService:
         """Starts from a snapshot's schedule instead of an empty one (before reading the log)."""
         self.schedule, self._immediate, self.positions = schedule, list(pending), dict(positions)
 
-    def capture(self) -> bytes:
+    def capture(self) -> list[bytes]:
         """The schedule, the alerts it still owes and where it stands, as one moment."""
         return capture(self.schedule, [*self._immediate, *self.deferred.values()], self.positions)
 
