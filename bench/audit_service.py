@@ -12,9 +12,7 @@ import asyncio
 import tempfile
 from pathlib import Path
 
-import psutil
-
-from bench.common import Timed, bench_keys, bench_topic, fill, local_admin, stopwatch
+from bench.common import PeakResident, Timed, bench_keys, bench_topic, fill, local_admin, stopwatch
 from bench.results import Results, Row, scaled
 from bench.tasks_service import bare_read
 from services.audit.adapters.store import AuditStore, EntryFilter
@@ -27,26 +25,6 @@ from shared.contract.envelope import new_event
 from shared.kafka.producer import EventProducer
 from shared.process import tune_interpreter
 from shared.supervision import Health
-
-
-class PeakMemory:
-    def __init__(self) -> None:
-        self.process = psutil.Process()
-        self.peak = 0
-        self._task: asyncio.Task[None] | None = None
-
-    async def _sample(self) -> None:
-        while True:
-            self.peak = max(self.peak, self.process.memory_info().rss)
-            await asyncio.sleep(0.1)
-
-    def __enter__(self) -> PeakMemory:
-        self._task = asyncio.get_running_loop().create_task(self._sample())
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        assert self._task is not None
-        self._task.cancel()
 
 
 async def main(count: int) -> None:
@@ -71,7 +49,8 @@ async def main(count: int) -> None:
             ),
         )
         writers = {topic: {"tasks"}}
-        with tempfile.TemporaryDirectory() as folder, PeakMemory() as memory:
+        with tempfile.TemporaryDirectory() as folder:
+            memory = PeakResident(every=0.1)
             store = AuditStore(f"sqlite+aiosqlite:///{Path(folder) / 'audit.db'}")
             await store.open()
             ingestor = Ingestor(
@@ -94,6 +73,7 @@ async def main(count: int) -> None:
                 async for chunk in export(store, EntryFilter(), "ndjson"):
                     exported_bytes += len(chunk)
             await store.close()
+            peak = memory.taken()
             database_size = (Path(folder) / "audit.db").stat().st_size
     results = Results("audit_service")
     print(f"\nAudit, {count:,} events (baseline: a bare aiokafka read of the same topic)")
@@ -122,7 +102,7 @@ async def main(count: int) -> None:
     results.add(
         Row(
             "audit peak resident memory",
-            memory.peak / 2**20,
+            peak / 2**20,
             "MiB",
             target=300,
             target_of="value",

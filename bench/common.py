@@ -4,11 +4,13 @@ benchmarks that run services, and how figures are printed."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Collection, Iterable, Iterator, Mapping
@@ -150,6 +152,29 @@ def listening_on(port: int) -> psutil.Process:
         if connection.status == psutil.CONN_LISTEN and getattr(address, "port", None) == port and connection.pid:
             return psutil.Process(connection.pid)
     raise RuntimeError(f"nothing listens on port {port}")
+
+
+class PeakResident(threading.Thread):
+    """The highest resident memory of a process (this one when no ``pid`` is given), sampled
+    every ``every`` seconds from now until ``taken``."""
+
+    def __init__(self, pid: int | None = None, every: float = 0.01) -> None:
+        super().__init__(daemon=True)
+        self.process, self.peak, self._every = psutil.Process(pid), 0, every
+        self._done = threading.Event()
+        self.start()
+
+    def run(self) -> None:
+        while True:
+            with contextlib.suppress(psutil.Error):
+                self.peak = max(self.peak, self.process.memory_info().rss)
+            if self._done.wait(self._every):
+                return
+
+    def taken(self) -> int:
+        self._done.set()
+        self.join()
+        return self.peak
 
 
 @dataclass

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
 import statistics
 import subprocess
@@ -25,7 +24,7 @@ import httpx
 import orjson
 import psutil
 
-from bench.common import CpuMeter, ScratchBroker, fill, listening_on, scratch_broker
+from bench.common import CpuMeter, PeakResident, ScratchBroker, fill, listening_on, scratch_broker
 from bench.results import Results, Row, scaled
 from shared.auth import mint_dev_token
 from shared.contract import catalog as c
@@ -92,25 +91,6 @@ async def schedule(broker: ScratchBroker, tasks: int, per_task: int, due: dateti
         ]
     async with EventProducer(broker.settings, client_id="bench-notifications", signing_key=signing) as producer:
         await fill(producer, EVENTS, (new_event(data, actor="u-bench", actordept=Department.JILIN) for data in events))
-
-
-class PeakResident(threading.Thread):
-    """The highest resident memory of a process, sampled every 10 ms from its start until ``taken``."""
-
-    def __init__(self, pid: int) -> None:
-        super().__init__(daemon=True)
-        self.process, self.peak, self._done = psutil.Process(pid), 0, threading.Event()
-        self.start()
-
-    def run(self) -> None:
-        while not self._done.wait(0.01):
-            with contextlib.suppress(psutil.Error):
-                self.peak = max(self.peak, self.process.memory_info().rss)
-
-    def taken(self) -> int:
-        self._done.set()
-        self.join()
-        return self.peak
 
 
 def settled(url: str, timeout: float = 60) -> dict[str, Any]:
@@ -220,15 +200,15 @@ def main(open_milestones: int, burst: int) -> None:
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.DEVNULL,
                 )
-            peak = rss_open
             deadline = time.time() + 120
             # The CPU of the burst: from its due time until the last alert has arrived.
             time.sleep(max(0.0, due.timestamp() - time.time()))
             meter = CpuMeter({"service": process, "broker": listening_on(PORT), "receiver": psutil.Process()})
             with meter:
+                during = PeakResident(service.pid)
                 while len(arrivals) < burst and time.time() < deadline:
-                    peak = max(peak, process.memory_info().rss)
                     time.sleep(0.01)
+                peak = max(rss_open, during.taken())
             server.shutdown()
             latencies = sorted(at - due.timestamp() for at, _ in arrivals)
             if len(latencies) < burst:

@@ -150,9 +150,10 @@ class AuditStore:
         compiled = entries.insert().compile(dialect=self.engine.dialect, column_keys=[c.name for c in entries.c])
         self._insert_sql = compiled.string
         self._insert_values = itemgetter(*(compiled.positiontup or [c.name for c in entries.c]))
-        self._entry_rows = _RowsInserter(self._insert_sql) if self._dialect is sqlite else None
+        per_statement = ROWS_PER_STATEMENT if self._dialect is sqlite else 1
+        self._entry_rows = _RowsInserter(self._insert_sql, per_statement)
         nodes_sql = tree.insert().compile(dialect=self.engine.dialect, column_keys=["level", "idx", "hash"])
-        self._node_rows = _RowsInserter(nodes_sql.string) if self._dialect is sqlite else None
+        self._node_rows = _RowsInserter(nodes_sql.string, per_statement)
         # Built once: ``excluded`` is a new alias of the table on every call, and its columns
         # are reference cycles that only the garbage collector frees. Built per write, ~130
         # a second under load, they made a collection every ~10 s that stopped ingest for
@@ -162,7 +163,6 @@ class AuditStore:
             index_elements=[offsets.c.topic, offsets.c.partition], set_={"next_offset": upsert.excluded.next_offset}
         )
         self._insert_access = self._dialect.insert(task_access).on_conflict_do_nothing()
-        self._insert_nodes = tree.insert()
         self._select_nodes = select(tree.c.level, tree.c.idx, tree.c.hash).where(
             tree.c.level.in_(bindparam("levels", expanding=True)), tree.c.idx.in_(bindparam("indexes", expanding=True))
         )
@@ -198,7 +198,7 @@ class AuditStore:
             for row in chunk:
                 frontier = frontier.append(canonical(log_record(row, with_headers=False), row.headers), made)
             async with self.engine.begin() as conn:
-                await self._insert_tree_nodes(conn, made)
+                await self._node_rows.insert(conn, made)
             made.clear()
         return await self.tree_nodes(set(frontier_nodes(size)))
 
@@ -224,32 +224,20 @@ class AuditStore:
         if not batch.rows and not batch.refused:
             return self.head
         async with self.engine.begin() as conn:
-            # The statement compiled once for this database's own placeholders: executemany
-            # through the driver costs a third of Core's per-row parameter processing.
             if batch.rows:
-                values = list(map(self._insert_values, batch.rows))
-                if self._entry_rows is not None:
-                    await self._entry_rows.insert(conn, values)
-                else:
-                    await conn.exec_driver_sql(self._insert_sql, values)
+                await self._entry_rows.insert(conn, list(map(self._insert_values, batch.rows)))
             await self._save_offsets(conn, batch.next_offsets)
             if batch.access:
                 await conn.execute(self._insert_access, [{"task_id": t, "department": d} for t, d in batch.access])
             if batch.refused:
                 await conn.execute(refused.insert(), batch.refused)
             if batch.nodes:
-                await self._insert_tree_nodes(conn, batch.nodes)
+                await self._node_rows.insert(conn, batch.nodes)
         self.head = batch.head
         # Whoever waits for news holds the event that is set now; later waiters get a new one.
         self._written.set()
         self._written = asyncio.Event()
         return self.head
-
-    async def _insert_tree_nodes(self, conn: AsyncConnection, nodes: list[tuple[int, int, bytes]]) -> None:
-        if self._node_rows is not None:
-            await self._node_rows.insert(conn, nodes)
-        else:
-            await conn.execute(self._insert_nodes, [{"level": lv, "idx": i, "hash": h} for lv, i, h in nodes])
 
     async def written(self, within: float) -> None:
         """Returns when this instance writes entries, or after ``within`` seconds (entries that
@@ -543,16 +531,22 @@ the thread busy, 12.6 alone."""
 
 
 class _RowsInserter:
-    """An INSERT of many rows at once on SQLite: one statement of ``ROWS_PER_STATEMENT`` rows'
-    placeholders, made from the one-row statement the dialect compiled."""
+    """Rows of one table in the driver's own terms, from the one-row statement the dialect compiled
+    (Core's per-row parameter processing cost three times the driver's executemany). With
+    ``per_statement`` above one (SQLite), statements of that many rows' placeholders; with one
+    (PostgreSQL, whose driver sends the rows together), the one-row statement for every row."""
 
-    def __init__(self, one_row: str) -> None:
+    def __init__(self, one_row: str, per_statement: int) -> None:
+        self._one_row, self._per_statement = one_row, per_statement
         self._head, self._row = one_row.split(" VALUES ", 1)
         self._statements: dict[int, str] = {}
 
     async def insert(self, conn: AsyncConnection, rows: list[tuple[Any, ...]]) -> None:
-        for start in range(0, len(rows), ROWS_PER_STATEMENT):
-            chunk = rows[start : start + ROWS_PER_STATEMENT]
+        if self._per_statement == 1:
+            await conn.exec_driver_sql(self._one_row, rows)
+            return
+        for start in range(0, len(rows), self._per_statement):
+            chunk = rows[start : start + self._per_statement]
             await conn.exec_driver_sql(self._statement(len(chunk)), tuple(v for row in chunk for v in row))
 
     def _statement(self, rows: int) -> str:
