@@ -149,10 +149,7 @@ class ConsumerRunner(Generic[T]):
             while not self._stopping.is_set():
                 batch = await consumer.getmany(timeout_ms=200, max_records=self._max_records)
                 for partition, judged in (await self._proven(consumer, batch)).items():
-                    handled = await self._handle_all(consumer, partition, judged)
-                    if handled:
-                        await self._commit(consumer, partition, judged[handled - 1][0].offset + 1)
-                        EVENTS_HANDLED.labels(self.name, partition.topic).inc(handled)
+                    await self._handle_in_turns(consumer, partition, judged)
                 if health is not None:
                     health.healthy()
                 # getmany returns buffered records without suspending, and a handler that
@@ -162,6 +159,26 @@ class ConsumerRunner(Generic[T]):
         finally:
             self._consumer = None
             await stop_consumer(consumer)
+
+    async def _handle_in_turns(
+        self,
+        consumer: AIOKafkaConsumer,
+        partition: TopicPartition,
+        judged: list[tuple[ConsumerRecord, Verdict | None]],
+    ) -> None:
+        """Handles and commits the records ``max_records`` at a time, letting the loop run
+        between: the gate gives out at once every record its writer's signature closes, a whole
+        transaction or record batch, however many ``getmany`` read."""
+        for start in range(0, len(judged), self._max_records):
+            if start:
+                await asyncio.sleep(0)
+            turn = judged[start : start + self._max_records]
+            handled = await self._handle_all(consumer, partition, turn)
+            if handled:
+                await self._commit(consumer, partition, turn[handled - 1][0].offset + 1)
+                EVENTS_HANDLED.labels(self.name, partition.topic).inc(handled)
+            if handled < len(turn):
+                return  # the partition moved to another owner
 
     async def _proven(
         self, consumer: AIOKafkaConsumer, batch: dict[TopicPartition, list[ConsumerRecord]]

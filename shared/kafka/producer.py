@@ -2,7 +2,9 @@
 every record with its writer's proof (``shared/provenance/seals.py``).
 
 A ``transactional_id`` turns on Kafka transactions, so that a restarted or second instance
-with the same id fences the old one (it can no longer append).
+with the same id fences the old one (it can no longer append); its writer signs the last record
+of each transaction on each partition. Without one, records are sent a record batch at a time
+and the last of each batch is signed (``shared/kafka/sealed_batches.py``).
 """
 
 from __future__ import annotations
@@ -27,11 +29,15 @@ from shared.contract.topics import DEADLETTER
 from shared.kafka.connection import client_options
 from shared.kafka.partitioning import partition_of_key
 from shared.kafka.patience import started
+from shared.kafka.sealed_batches import SealedBatches, size_at_most
 from shared.provenance.keys import SigningKey
 from shared.provenance.seals import PROOF_HEADER, Sealer
 from shared.settings import KafkaSettings
 
 DLQ_HEADER_PREFIX = "dlq_"
+MAX_REQUEST_BYTES = 1_048_576
+"""The largest record a writer sends (aiokafka's default, the broker's ``message.max.bytes``)."""
+BATCH_BYTES = 256 * 1024
 
 
 MARKERS_POLL_SECONDS = 0.002
@@ -68,11 +74,15 @@ class EventProducer:
             "enable_idempotence": True,
             "transactional_id": transactional_id,
             "linger_ms": linger_ms,
-            "max_batch_size": 256 * 1024,
+            "max_batch_size": BATCH_BYTES,
+            "max_request_size": MAX_REQUEST_BYTES,
             "retry_backoff_ms": retry_backoff_ms,
         }
         self._producer: AIOKafkaProducer
-        if transactional_id is not None:
+        self._batches: SealedBatches | None = None
+        if transactional_id is None:
+            self._batches = SealedBatches(self._sealer, BATCH_BYTES)
+        else:
             _wait_for_markers_at_most(retry_backoff_ms / 1000)
 
     async def start(self) -> None:
@@ -82,6 +92,8 @@ class EventProducer:
         self._producer = await started(lambda: AIOKafkaProducer(**options), what=str(self._config["client_id"]))
 
     async def stop(self) -> None:
+        if self._batches is not None:
+            await self._batches.drained()
         await self._producer.stop()
 
     async def __aenter__(self) -> Self:
@@ -103,8 +115,8 @@ class EventProducer:
         """Buffer the event; the returned future resolves once the broker acknowledged it.
 
         ``topic`` and ``partition`` override the contract's routing (tests and benchmarks).
-        ``sign=False`` leaves the record to be vouched for by a later signed one on its
-        partition, in the same transaction."""
+        In a transaction, ``sign=False`` leaves the record to be vouched for by a later signed
+        one on its partition, in the same transaction; outside one the batch's last signs."""
         record = encode(event)
         return await self._send(
             topic or record.topic, record.value, key=record.key, headers=record.headers, partition=partition, sign=sign
@@ -122,6 +134,12 @@ class EventProducer:
     ) -> asyncio.Future[RecordMetadata]:
         if partition is None:
             partition = await self.partition_of(topic, key)
+        if self._batches is not None:
+            size = size_at_most(key, value, headers)
+            if size > MAX_REQUEST_BYTES:
+                raise MessageSizeTooLargeError(f"the record takes up to {size} bytes, over {MAX_REQUEST_BYTES}")
+            await self._batches.room()
+            return self._batches.add(self._producer, topic, partition, key, value, headers, size)
         proof = self._sealer.seal(topic, partition, key, value, headers, sign=sign)
         sent: asyncio.Future[RecordMetadata] = await self._producer.send(
             topic, value, key=key, headers=[*headers, (PROOF_HEADER, proof)], partition=partition
