@@ -110,13 +110,15 @@ class EventProducer:
         return 0 if key is None else partition_of_key(key, partitions)
 
     async def enqueue(
-        self, event: AnyEvent, *, topic: str | None = None, partition: int | None = None, sign: bool = True
+        self, event: AnyEvent, *, topic: str | None = None, partition: int | None = None, sign: bool | None = None
     ) -> asyncio.Future[RecordMetadata]:
         """Buffer the event; the returned future resolves once the broker acknowledged it.
 
         ``topic`` and ``partition`` override the contract's routing (tests and benchmarks).
-        In a transaction, ``sign=False`` leaves the record to be vouched for by a later signed
-        one on its partition, in the same transaction; outside one the batch's last signs."""
+        ``sign``: whether the record carries a signature of its own. In a transaction every
+        record does unless told not to (it is then vouched for by a later signed one on its
+        partition, in the same transaction); outside one, the last record of each batch does,
+        and any record told to."""
         record = encode(event)
         return await self._send(
             topic or record.topic, record.value, key=record.key, headers=record.headers, partition=partition, sign=sign
@@ -130,7 +132,7 @@ class EventProducer:
         key: bytes | None,
         headers: Sequence[tuple[str, bytes | None]],
         partition: int | None,
-        sign: bool = True,
+        sign: bool | None = None,
     ) -> asyncio.Future[RecordMetadata]:
         if partition is None:
             partition = await self.partition_of(topic, key)
@@ -139,8 +141,8 @@ class EventProducer:
             if size > MAX_REQUEST_BYTES:
                 raise MessageSizeTooLargeError(f"the record takes up to {size} bytes, over {MAX_REQUEST_BYTES}")
             await self._batches.room()
-            return self._batches.add(self._producer, topic, partition, key, value, headers, size)
-        proof = self._sealer.seal(topic, partition, key, value, headers, sign=sign)
+            return self._batches.add(self._producer, topic, partition, key, value, headers, size, signed=bool(sign))
+        proof = self._sealer.seal(topic, partition, key, value, headers, sign=sign is None or sign)
         sent: asyncio.Future[RecordMetadata] = await self._producer.send(
             topic, value, key=key, headers=[*headers, (PROOF_HEADER, proof)], partition=partition
         )
@@ -158,8 +160,9 @@ class EventProducer:
     async def send(
         self, topic: str, value: bytes, *, key: bytes, headers: list[tuple[str, bytes | None]], partition: int
     ) -> RecordMetadata:
-        """A record that is not an event (a command forwarded to its owner), acknowledged."""
-        return await (await self._send(topic, value, key=key, headers=headers, partition=partition))
+        """A record that is not an event (a command forwarded to its owner), acknowledged. It
+        carries a signature of its own: its reader judges it alone."""
+        return await (await self._send(topic, value, key=key, headers=headers, partition=partition, sign=True))
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:

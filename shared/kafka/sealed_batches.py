@@ -45,6 +45,8 @@ class _Waiting:
     value: bytes | None
     headers: Headers
     size: int
+    signed: bool
+    """Carries a signature of its own, whatever its place in its batch (a reader judges it alone)."""
     appended: asyncio.Future[RecordMetadata]
 
 
@@ -74,10 +76,13 @@ class SealedBatches:
         value: bytes | None,
         headers: Headers,
         size: int,
+        *,
+        signed: bool = False,
     ) -> asyncio.Future[RecordMetadata]:
-        """A future of the record's place on the log, resolved once the broker acknowledged it."""
+        """A future of the record's place on the log, resolved once the broker acknowledged it.
+        ``signed``: the record carries a signature of its own, not only the last of its batch."""
         appended: asyncio.Future[RecordMetadata] = asyncio.get_running_loop().create_future()
-        self._waiting.append(_Waiting(topic, partition, key, value, headers, size, appended))
+        self._waiting.append(_Waiting(topic, partition, key, value, headers, size, signed, appended))
         if self._sending is None or self._sending.done():
             # Runs at the loop's next turn: what else is appended in this one joins the batch.
             self._sending = asyncio.create_task(self._send_waiting(producer))
@@ -116,7 +121,8 @@ class SealedBatches:
             builder = producer.create_batch()
             last = len(records) - 1
             for i, record in enumerate(records):
-                proof = self._sealer.seal(topic, partition, record.key, record.value, record.headers, sign=i == last)
+                sign = i == last or record.signed
+                proof = self._sealer.seal(topic, partition, record.key, record.value, record.headers, sign=sign)
                 headers = [*record.headers, (PROOF_HEADER, proof)]
                 if builder.append(timestamp=None, key=record.key, value=record.value, headers=headers) is None:
                     raise RuntimeError(f"a record of {record.size} bytes at most did not fit the batch")

@@ -46,6 +46,12 @@ class Batches:
         return done
 
 
+def _signed(raw: bytes) -> bool:
+    proof = Proof.parse(raw)
+    assert proof is not None
+    return proof.signature is not None
+
+
 def _proofs(batch: BatchBuilder) -> list[bytes]:
     records = DefaultRecordBatch(bytes(batch._builder.build()))  # the bytes the broker would get
     return [dict(record.headers)[PROOF_HEADER] for record in records]
@@ -68,7 +74,7 @@ async def test_each_batch_fits_and_only_its_last_record_is_signed(tmp_path: Any)
     assert [(m.partition, m.offset) for m in placed] == [(n % 2, n // 2) for n in range(80)]
     assert len(producer.sent) > 2
     for _, _, proofs in producer.sent:
-        signed = [Proof.parse(proof).signature is not None for proof in proofs]  # type: ignore[union-attr]  # all read
+        signed = [_signed(proof) for proof in proofs]
         assert signed == [False] * (len(proofs) - 1) + [True]
     for partition in (0, 1):
         chain = [Proof.parse(p) for t, part, proofs in producer.sent if part == partition for p in proofs]
@@ -117,3 +123,14 @@ async def test_an_appender_waits_for_room_while_the_broker_takes_nothing() -> No
     await asyncio.wait_for(room, timeout=10)
     await batches.drained()
     assert len(await asyncio.gather(*appended)) == WAITING_AT_MOST + 1
+
+
+async def test_a_record_asked_to_carry_its_own_signature_has_it_wherever_it_is_in_its_batch() -> None:
+    """A forwarded command is judged alone by its reader (services/tasks/entrypoints/command_topic.py)."""
+    producer, batches, size = Batches(), SealedBatches(sealer(), BATCH), size_at_most(b"k", b"v", [])
+    appended = [batches.add(producer, "t", 0, b"k", b"v", [], size, signed=n == 2) for n in range(5)]
+    await batches.drained()
+    await asyncio.gather(*appended)
+
+    [(_, _, proofs)] = producer.sent
+    assert [_signed(proof) for proof in proofs] == [False, False, True, False, True]
