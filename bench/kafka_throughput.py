@@ -183,7 +183,7 @@ async def main(count: int, rounds: int) -> None:
             consume.rate,
             "ev/s",
             bare_consume_.rate,
-            0.7,
+            0.6,
         )
     )
     both = 1 / (1 / built.rate + 1 / produce.rate)
