@@ -140,7 +140,8 @@ class EventProducer:
             size = size_at_most(key, value, headers)
             if size > MAX_REQUEST_BYTES:
                 raise MessageSizeTooLargeError(f"the record takes up to {size} bytes, over {MAX_REQUEST_BYTES}")
-            await self._batches.room()
+            if self._batches.full(topic, partition):
+                await self._batches.room(topic, partition)
             return self._batches.add(self._producer, topic, partition, key, value, headers, size, signed=bool(sign))
         proof = self._sealer.seal(topic, partition, key, value, headers, sign=sign is None or sign)
         sent: asyncio.Future[RecordMetadata] = await self._producer.send(

@@ -119,7 +119,7 @@ class Sealer:
         sign: bool = True,
     ) -> bytes:
         """The proof header's value for a record about to be appended at ``topic/partition``."""
-        n, previous = self._links.get((topic, partition), (0, genesis(self.session, topic, partition)))
+        n, previous = self._links.get((topic, partition)) or (0, genesis(self.session, topic, partition))
         n += 1
         link = next_link(previous, record_digest(topic, partition, key, value, tuple(headers)))
         self._links[(topic, partition)] = (n, link)

@@ -13,7 +13,7 @@ from aiokafka.record.default_records import DefaultRecordBatch
 from aiokafka.structs import RecordMetadata, TopicPartition
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from shared.kafka.sealed_batches import WAITING_AT_MOST, SealedBatches, size_at_most
+from shared.kafka.sealed_batches import SealedBatches, size_at_most
 from shared.provenance.keys import SigningKey, key_id
 from shared.provenance.seals import PROOF_HEADER, Proof, Sealer
 
@@ -92,15 +92,22 @@ async def test_a_batch_that_cannot_be_sent_fails_each_of_its_records_and_the_nex
     assert all(isinstance(outcome, RecordMetadata) for outcome in placed[len(refused) :])
 
 
-def test_a_records_bound_holds_its_proof_at_its_longest() -> None:
-    builder = BatchBuilder(10**6, 0)
-    value = bytes(500)
-    proof = sealer().seal("t", 0, b"k", value, [], sign=True)
-    builder.append(timestamp=None, key=b"k", value=value, headers=[(PROOF_HEADER, proof)])
-    assert builder.size() <= size_at_most(b"k", value, [])
+def test_a_batch_takes_no_more_than_its_records_bounds_its_header_and_one_signature() -> None:
+    writer = sealer()
+    writer._links["t", 0] = (10**19, bytes(32))  # a chain's place at its longest: twenty digits
+    builder, bounds = BatchBuilder(10**6, 0), 0
+    records = [(b"k" * n, bytes(100 * n), [("h" * n, bytes(n))] * n) for n in range(1, 30)]
+    for i, (key, value, headers) in enumerate(records):
+        proof = writer.seal("t", 0, key, value, headers, sign=i == len(records) - 1)
+        assert builder.append(timestamp=None, key=key, value=value, headers=[*headers, (PROOF_HEADER, proof)])
+        bounds += size_at_most(key, value, headers)
+    assert builder.size() <= 61 + bounds + 132
+    assert builder.size() > bounds - 30 * len(records), "a bound, not a guess"
 
 
-async def test_an_appender_waits_for_room_while_the_broker_takes_nothing() -> None:
+async def test_an_appender_waits_while_a_batchs_worth_waits_on_its_partition() -> None:
+    """As aiokafka's send waits while a full batch waits: appending and sending take turns a batch
+    at a time, and a writer whose broker is away does not pile up records."""
     broker_back = asyncio.Event()
 
     class Stalled(Batches):
@@ -110,11 +117,14 @@ async def test_an_appender_waits_for_room_while_the_broker_takes_nothing() -> No
             await broker_back.wait()
             return await super().send_batch(batch, topic, partition=partition)
 
-    producer, batches, size = Stalled(), SealedBatches(sealer(), BATCH), size_at_most(b"k", b"v", [])
-    appended = [batches.add(producer, "t", 0, b"k", b"v", [], size)]
+    producer, batches, size = Stalled(), SealedBatches(sealer(), BATCH), size_at_most(b"k", bytes(500), [])
+    appended = [batches.add(producer, "t", 0, b"k", bytes(500), [], size)]
     await asyncio.sleep(0)  # the first record is taken, and its batch waits for the broker
-    appended += [batches.add(producer, "t", 0, b"k", b"v", [], size) for _ in range(WAITING_AT_MOST)]
-    room = asyncio.create_task(batches.room())
+    while not batches.full("t", 0):
+        appended.append(batches.add(producer, "t", 0, b"k", bytes(500), [], size))
+    assert len(appended) * size < 2 * BATCH
+    assert not batches.full("t", 1), "another partition has room"
+    room = asyncio.create_task(batches.room("t", 0))
     for _ in range(10):
         await asyncio.sleep(0)
     assert not room.done()
@@ -122,7 +132,8 @@ async def test_an_appender_waits_for_room_while_the_broker_takes_nothing() -> No
     broker_back.set()
     await asyncio.wait_for(room, timeout=10)
     await batches.drained()
-    assert len(await asyncio.gather(*appended)) == WAITING_AT_MOST + 1
+    placed = await asyncio.gather(*appended)
+    assert [m.offset for m in placed] == list(range(len(appended)))
 
 
 async def test_a_record_asked_to_carry_its_own_signature_has_it_wherever_it_is_in_its_batch() -> None:
