@@ -46,10 +46,8 @@ def size_at_most(key: bytes | None, value: bytes | None, headers: Headers) -> in
 
 @dataclass(slots=True)
 class _Waiting:
-    """A record given to the writer, not yet sealed."""
+    """A record given to the writer, not yet sealed (its lane says where it goes)."""
 
-    topic: str
-    partition: int
     key: bytes | None
     value: bytes | None
     headers: Headers
@@ -114,7 +112,7 @@ class SealedBatches:
         if lane is None:
             lane = self._lanes[topic, partition] = _Lane()
         size += _SIGNATURE_AT_MOST if signed else 0
-        lane.waiting.append(_Waiting(topic, partition, key, value, headers, size, signed, appended))
+        lane.waiting.append(_Waiting(key, value, headers, size, signed, appended))
         lane.size += size
         if lane.sending is None or lane.sending.done():
             # Runs at the loop's next turn: what else is appended in this one joins the batch.
