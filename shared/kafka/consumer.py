@@ -350,12 +350,6 @@ def new_consumer(
         max_partition_fetch_bytes=fetch_bytes,
         session_timeout_ms=session_timeout_ms,
         heartbeat_interval_ms=session_timeout_ms // 3,
-        # A fetch waits up to 5 ms for more than one record: at 200 commands/s every reader had
-        # fetched once a record, 3.0-3.3 fetches a command in all (bench.latency). Now 2.75, and
-        # the whole system's CPU a command 7.2-7.4 ms against 7.9-8.1, the p99s as they were;
-        # a 10 ms wait made it 6.2-6.4 ms but took the p99 of an alert to 38-47 ms (target 50).
-        fetch_min_bytes=64 * 1024,
-        fetch_max_wait_ms=5,
     )
 
 
