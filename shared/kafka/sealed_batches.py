@@ -154,9 +154,7 @@ class SealedBatches:
             builder.close()  # a closed batch goes out at once: an open one lingers, and may be added to
             sent = await producer.send_batch(builder, topic, partition=partition)
         except Exception as error:  # the records' futures carry it to whoever appended them
-            for record in records:
-                if not record.appended.done():
-                    record.appended.set_exception(error)
+            _fail(records, error)
             return
         sent.add_done_callback(lambda done: _resolve(done, records))
 
@@ -168,11 +166,15 @@ def _resolve(sent: asyncio.Future[RecordMetadata], records: list[_Waiting]) -> N
             record.appended.cancel()
         return
     if (error := sent.exception()) is not None:
-        for record in records:
-            if not record.appended.done():
-                record.appended.set_exception(error)
+        _fail(records, error)
         return
     first = sent.result()
     for i, record in enumerate(records):
         if not record.appended.done():
             record.appended.set_result(RecordMetadata(*first[:3], first.offset + i, *first[4:]))
+
+
+def _fail(records: list[_Waiting], error: BaseException) -> None:
+    for record in records:
+        if not record.appended.done():
+            record.appended.set_exception(error)
