@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shared.contract import catalog as c
-from shared.contract.codes import Department
-from shared.contract.envelope import CloudEvent, new_event
+from shared.contract.codes import CooperationField, Department, Rating, Severity
+from shared.contract.envelope import AnyEvent, CloudEvent, new_event
 
 DUE = datetime(2027, 6, 30, 16, 0, tzinfo=UTC)
 
@@ -232,3 +233,39 @@ def sample_events(*, actor: str = "u-jilin-1", actordept: Department = Departmen
         new_event(data_class.model_validate(kwargs), actor=actor, actordept=actordept, aggregateversion=1)
         for data_class, kwargs in PAYLOADS.items()
     ]
+
+
+START = datetime(2026, 12, 1, 8, tzinfo=UTC)
+
+
+def plan_log() -> list[AnyEvent]:
+    """Six tasks with progress, an issue of each (another aggregate, often on another
+    partition than its task) and evaluations of the plan, in the order they were written."""
+    moments = (START + timedelta(seconds=n) for n in range(10_000))
+    events: list[AnyEvent] = []
+
+    def write(data: c.EventData, version: int, key: str | None = None) -> None:
+        events.append(
+            new_event(
+                data,
+                actor="u-jilin-1",
+                actordept=Department.JILIN,
+                aggregateversion=version,
+                idempotencykey=key,
+                requestdigest=key and hashlib.sha256(key.encode()).hexdigest(),
+                time=next(moments),
+            )
+        )
+
+    for t in range(6):
+        task_id = f"task-{t}"
+        created = c.TaskCreated(task_id=task_id, plan_id="plan-1", title="Port", field=CooperationField.TRADE, due=DUE)
+        write(created, 1, key=f"create-{t}")
+        write(c.IssueReported(issue_id=f"issue-{t}", task_id=task_id, title="Customs", severity=Severity.MAJOR), 1)
+    for week in range(2, 6):
+        for t in range(6):
+            write(
+                c.TaskProgressReported(task_id=f"task-{t}", percent=week * 10, note="weekly"), week, key=f"p-{t}-{week}"
+            )
+        write(c.EvaluationRecorded(evaluation_id=f"eval-{week}", plan_id="plan-1", rating=Rating.GOOD), 1)
+    return events

@@ -67,6 +67,16 @@ class Projection:
             if event.type in DOMAIN_TYPES:
                 self._remember(event)
 
+    def extend(self, other: Projection) -> None:
+        """Takes in a projection of other aggregates (a rebuild's part read other partitions;
+        an aggregate's events are all on one)."""
+        self.aggregates.update(other.aggregates)
+        self.changed.update(other.aggregates)
+        if other.last_event_time is not None:
+            self.last_event_time = max(filter(None, (self.last_event_time, other.last_event_time)))
+        for plan_id, moment in other.plan_evaluated.items():
+            self.plan_evaluated[plan_id] = max(moment, self.plan_evaluated.get(plan_id, moment))
+
     def _remember(self, event: AnyEvent) -> None:
         data = event.data
         self.last_event_time = event.time

@@ -127,6 +127,10 @@ class TrustedKey:
             document["exp"] = int(self.not_after)
         return document
 
+    def __reduce__(self) -> tuple[Any, tuple[dict[str, Any]]]:
+        # As its JWK: a process of its own (a rebuild's part) trusts the same keys.
+        return TrustedKey.from_jwk, (self.jwk(),)
+
     @classmethod
     def from_jwk(cls, document: dict[str, Any]) -> TrustedKey:
         if document.get("kty") != "OKP" or document.get("crv") != "Ed25519":
@@ -166,6 +170,10 @@ class TrustStore:
         self._missed: dict[str, float] = {}
         self._read_at = float("-inf")
         self.reload()
+
+    def __reduce__(self) -> tuple[Any, tuple[Path, list[TrustedKey], float]]:
+        # Rebuilt from its folder in the process it is sent to, knowing the same keys besides.
+        return TrustStore, (self.folder, list(self._extra.values()), self._recheck)
 
     def reload(self) -> None:
         keys = dict(self._extra)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pickle
 import stat
 import time
 from pathlib import Path
@@ -15,7 +16,7 @@ import pytest
 from services.audit.settings import AuditSettings
 from services.notifications.bootstrap import sealing_key
 from services.notifications.settings import NotificationsSettings
-from shared.provenance.keys import InsecureKey, KeyFolder, load_signing_key
+from shared.provenance.keys import InsecureKey, KeyFolder, TrustedKey, TrustStore, load_signing_key
 from shared.settings import RuntimeSettings
 
 
@@ -71,6 +72,18 @@ def test_the_trust_store_knows_whose_each_key_is_and_finds_a_key_published_later
     assert "may not write" in (trust.refusal(tasks.key_id, b"m", tasks.sign(b"m"), owners={"audit"}) or "")
     assert "does not verify" in (trust.refusal(tasks.key_id, b"x", tasks.sign(b"m"), owners={"tasks"}) or "")
     assert trust.jwks("tasks")["keys"][0]["kid"] == tasks.key_id
+
+
+def test_the_trust_store_sent_to_another_process_trusts_the_same_keys(tmp_path: Path) -> None:
+    keys = KeyFolder(tmp_path / "keys")
+    tasks = keys.signing_key("tasks", create=True)
+    audit = KeyFolder(tmp_path / "elsewhere").signing_key("audit", create=True)
+    given = TrustedKey(audit.key_id, audit.public_key, "audit", not_before=1.0, not_after=2e9)
+    # A rebuild reads partitions in processes of their own: the store crosses as what it is made of.
+    sent = pickle.loads(pickle.dumps(TrustStore(keys.trust_folder, extra=[given])))
+    assert sent.refusal(tasks.key_id, b"m", tasks.sign(b"m"), owners={"tasks"}) is None
+    assert sent.refusal(audit.key_id, b"m", audit.sign(b"m"), owners={"audit"}, at=10.0) is None
+    assert "outside the window" in (sent.refusal(audit.key_id, b"m", audit.sign(b"m"), at=0.5) or "")
 
 
 def test_a_key_filed_under_another_owner_is_not_that_owners(tmp_path: Path) -> None:

@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from services.tasks.adapters.history import Written
 from services.tasks.adapters.snapshots import Cut, SnapshotStore
 from shared.contract import catalog as c
+from shared.contract.codec import to_structured
 from shared.contract.codes import CooperationField
 from shared.contract.envelope import AnyEvent, new_event
 from shared.kafka.snapshots import Claim
@@ -21,8 +23,8 @@ from shared.provenance.sealing import SealBroken, SnapshotSeal, xor
 DUE = datetime(2027, 6, 30, tzinfo=UTC)
 
 
-def history(tasks: int, reports: int) -> dict[str, list[AnyEvent]]:
-    kept: dict[str, list[AnyEvent]] = {}
+def history(tasks: int, reports: int) -> dict[str, list[Written]]:
+    kept: dict[str, list[Written]] = {}
     for t in range(tasks):
         task_id = f"task-{t}"
         created = c.TaskCreated(task_id=task_id, plan_id="p", title="Port", field=CooperationField.TRADE, due=DUE)
@@ -31,7 +33,7 @@ def history(tasks: int, reports: int) -> dict[str, list[AnyEvent]]:
             new_event(c.TaskProgressReported(task_id=task_id, percent=n, note="weekly"), actor="u", aggregateversion=n)
             for n in range(2, reports + 2)
         ]
-        kept[task_id] = events
+        kept[task_id] = [Written(event.id, to_structured(event)) for event in events]
     return kept
 
 

@@ -1,17 +1,32 @@
 """Each task's history: every event about it (its own, and its issues', approvals',
-evaluations' and support requests'). The events since the last snapshot are kept in memory;
-the older ones are read from the snapshot's archive when a task's history is asked for."""
+evaluations' and support requests'). The events since the last snapshot are kept in memory as
+their structured JSON; the older ones are read from the snapshot's archive when a task's
+history is asked for."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
+from shared.contract.codec import DecodeFailure, from_structured, to_structured
 from shared.contract.envelope import AnyEvent
 
 
 class Archive(Protocol):
     def events_about(self, task_id: str) -> list[AnyEvent]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    """An event kept as its structured JSON (``to_structured``), decoded only when its task's
+    history is asked for: a quarter of the memory of the event itself (540 against 2,242 bytes),
+    what a snapshot archives as it is, and what a rebuild's part hands over between processes
+    (an event pickled costs ~15 µs each way)."""
+
+    id: str
+    structured: bytes
 
 
 def about(event: AnyEvent) -> str:
@@ -23,24 +38,30 @@ def about(event: AnyEvent) -> str:
 class TaskHistory:
     def __init__(self, archive: Archive | None = None) -> None:
         self.archive = archive
-        self.recent: dict[str, list[AnyEvent]] = {}
+        self.recent: dict[str, list[Written]] = {}
         """Per task: the events not yet archived, in the order they were taken."""
 
     def add(self, event: AnyEvent) -> None:
-        self.recent.setdefault(about(event), []).append(event)
+        self.recent.setdefault(about(event), []).append(Written(event.id, to_structured(event)))
+
+    def extend(self, recent: Mapping[str, Sequence[Written]]) -> None:
+        """Takes in another history's recent events (a rebuild's part), after this one's."""
+        for task_id, kept in recent.items():
+            self.recent.setdefault(task_id, []).extend(kept)
 
     async def of(self, task_id: str) -> list[AnyEvent]:
         """Every event about the task, in time order."""
         archived = await asyncio.to_thread(self.archive.events_about, task_id) if self.archive is not None else []
+        recent = [from_structured(kept.structured) for kept in self.recent.get(task_id, ())]
         # An event may be in both while a snapshot is being written: it is listed once.
-        unique = {event.id: event for event in (*archived, *self.recent.get(task_id, ()))}
+        unique = {e.id: e for e in (*archived, *recent) if not isinstance(e, DecodeFailure)}
         return sorted(unique.values(), key=lambda e: (e.time, e.aggregateversion or 0, e.id))
 
-    def taken(self) -> dict[str, list[AnyEvent]]:
+    def taken(self) -> dict[str, list[Written]]:
         """What the next snapshot archives: a copy of the recent events."""
         return {task_id: list(events) for task_id, events in self.recent.items()}
 
-    def forget(self, archived: dict[str, list[AnyEvent]]) -> None:
+    def forget(self, archived: Mapping[str, Sequence[Written]]) -> None:
         """Drops from memory what a snapshot archived (events added since stay)."""
         for task_id, events in archived.items():
             remaining = self.recent.get(task_id, [])[len(events) :]

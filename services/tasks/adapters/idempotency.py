@@ -53,6 +53,17 @@ class IdempotencyIndex:
     def remembered(self, slots: set[tuple[str, str]]) -> list[tuple[str, str, Remembered]]:
         return [(user, key, self._answers[user, key]) for user, key in slots if (user, key) in self._answers]
 
+    def answers(self) -> dict[tuple[str, str], Remembered]:
+        return dict(self._answers)
+
+    def extend(self, answers: dict[tuple[str, str], Remembered]) -> None:
+        """Takes in another index's answers (a rebuild's part read other partitions): a key
+        already answered here keeps its first answer."""
+        for slot, remembered in answers.items():
+            if slot not in self._answers:
+                self._answers[slot] = remembered
+                self.changed.add(slot)
+
     def restore(self, user: str, key: str, remembered: Remembered) -> None:
         """Takes back an answer a snapshot kept."""
         self._answers[user, key] = remembered

@@ -5,15 +5,17 @@ when the log bears them out, from the beginning otherwise; committed records onl
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import time
 from collections.abc import Collection, Mapping
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from services.tasks.adapters.history import TaskHistory
 from services.tasks.adapters.snapshots import CODE_VERSION, SnapshotStore
-from services.tasks.application.view import LogPositions, LogView, Placement
+from services.tasks.application.view import LogPositions, LogView, Placement, ViewPart
 from shared.contract.codec import DecodeFailure, decode_record
 from shared.contract.envelope import AnyEvent
 from shared.contract.topics import EVENTS
@@ -21,6 +23,7 @@ from shared.kafka.consumer import open_consumer, partitions_of, read_through
 from shared.kafka.snapshots import Claim, disproof
 from shared.logging import get_logger
 from shared.metrics import RECORDS_REFUSED
+from shared.process import run
 from shared.provenance.gate import TOPIC_WRITERS, ProofGate
 from shared.provenance.keys import TrustStore
 from shared.provenance.sealing import SealBroken
@@ -41,12 +44,19 @@ class RebuildReport:
     """used, none, or why it was discarded."""
 
 
+IN_PARTS_FROM = 200_000
+"""Records to read into an empty view from which each partition is read in a process of its own
+(a full rebuild: no snapshot, or one discarded after an upgrade); below, starting the processes
+(about a second) costs more than it saves."""
+
+
 async def catch_up(
     kafka: KafkaSettings,
     snapshots: SnapshotStore,
     trust: TrustStore,
     topic: str = EVENTS,
     writers: Mapping[str, Collection[str]] = TOPIC_WRITERS,
+    in_parts_from: int | None = IN_PARTS_FROM,
 ) -> tuple[LogView, RebuildReport]:
     """The view from the snapshot if the log bears it out, then the log after it."""
     report = RebuildReport()
@@ -73,29 +83,113 @@ async def catch_up(
             await asyncio.to_thread(snapshots.discard)
         view = LogView(history=TaskHistory(archive=snapshots), positions=LogPositions(topic))
     report.seconds = time.perf_counter() - started
-    return view, await rebuild(kafka, view, ProofGate(trust, writers), report)
+    return view, await rebuild(kafka, view, trust, writers, report, in_parts_from=in_parts_from)
 
 
 async def rebuild(
-    kafka: KafkaSettings, view: LogView, proofs: ProofGate, report: RebuildReport | None = None
+    kafka: KafkaSettings,
+    view: LogView,
+    trust: TrustStore,
+    writers: Mapping[str, Collection[str]] = TOPIC_WRITERS,
+    report: RebuildReport | None = None,
+    *,
+    partitions: Collection[int] | None = None,
+    in_parts_from: int | None = IN_PARTS_FROM,
 ) -> RebuildReport:
-    """Reads the view's topic from the view's positions to its current end."""
+    """Reads the view's topic (the given ``partitions`` of it, else all) from the view's positions
+    to its current end: into an empty view with ``in_parts_from`` records or more, a partition a
+    process, on every core (an aggregate's events are all on one partition)."""
     report = report or RebuildReport()
     started = time.perf_counter()
     async with open_consumer(kafka, client_id="tasks-rebuild", fetch_bytes=8 * 1024 * 1024) as consumer:
-        partitions = await read_after(consumer, view)
-        ends = await consumer.end_offsets(partitions)
+        every = await read_after(consumer, view, partitions)
+        ends = await consumer.end_offsets(every)
         remaining = {tp for tp, end in ends.items() if end > view.positions.offset(tp.partition)}
-        while remaining:
-            batch = await consumer.getmany(*remaining, timeout_ms=500, max_records=5000)
-            for tp in remaining:
-                for record in await admitted(consumer, proofs, tp, batch.get(tp, []), report):
-                    take_record(view, record, report)
-            for tp in list(remaining):
-                if await consumer.position(tp) >= ends[tp] and proofs.waiting(tp.topic, tp.partition) is None:
-                    remaining.discard(tp)
+        apart = _in_parts(view, {tp: ends[tp] for tp in remaining}, in_parts_from)
+        if not apart:
+            await _read_to_ends(consumer, view, ProofGate(trust, writers), ends, remaining, report)
+    if apart:
+        await _rebuild_in_parts(kafka, view, trust, writers, apart, report)
     report.seconds += time.perf_counter() - started
     return report
+
+
+def _in_parts(view: LogView, ends: Mapping[TopicPartition, int], in_parts_from: int | None) -> list[int]:
+    """The partitions to read each in a process of its own; none when it is not worth it."""
+    empty = not view.positions.next and not view.projection.aggregates
+    if in_parts_from is None or not empty or len(ends) < 2 or sum(ends.values()) < in_parts_from:
+        return []
+    return sorted(tp.partition for tp in ends)
+
+
+async def _read_to_ends(
+    consumer: AIOKafkaConsumer,
+    view: LogView,
+    proofs: ProofGate,
+    ends: Mapping[TopicPartition, int],
+    remaining: set[TopicPartition],
+    report: RebuildReport,
+) -> None:
+    while remaining:
+        batch = await consumer.getmany(*remaining, timeout_ms=500, max_records=5000)
+        for tp in remaining:
+            for record in await admitted(consumer, proofs, tp, batch.get(tp, []), report):
+                take_record(view, record, report)
+        for tp in list(remaining):
+            if await consumer.position(tp) >= ends[tp] and proofs.waiting(tp.topic, tp.partition) is None:
+                remaining.discard(tp)
+
+
+async def _rebuild_in_parts(
+    kafka: KafkaSettings,
+    view: LogView,
+    trust: TrustStore,
+    writers: Mapping[str, Collection[str]],
+    partitions: list[int],
+    report: RebuildReport,
+) -> None:
+    """The first partition read here, each other one into a view of its own in a process of its
+    own, then taken into ``view``; those whose process failed are read here after all."""
+    loop = asyncio.get_running_loop()
+    mine, others = partitions[0], partitions[1:]
+    counts = [RebuildReport()]
+    # spawn, not fork: this process runs an event loop and aiokafka's tasks.
+    pool = ProcessPoolExecutor(len(others), mp_context=multiprocessing.get_context("spawn"))
+    theirs = asyncio.gather(
+        *(loop.run_in_executor(pool, read_part, kafka, trust, writers, view.positions.topic, p) for p in others)
+    )
+    try:
+        await rebuild(kafka, view, trust, writers, counts[0], partitions={mine}, in_parts_from=None)
+        try:
+            parts = await theirs
+        except Exception as error:
+            # A process that died or could not read (BrokenProcessPool, a broker error there):
+            # the view has taken nothing of theirs yet, so their partitions are read here.
+            log.warning("a partition's process failed; reading its partitions here", error=repr(error))
+            await rebuild(kafka, view, trust, writers, counts[0], partitions=set(others), in_parts_from=None)
+            parts = []
+    finally:
+        theirs.cancel()
+        for process in list(pool._processes.values()):  # 3.14's terminate_workers(), before it
+            process.terminate()
+        pool.shutdown(wait=False, cancel_futures=True)
+    for part, counted in parts:
+        view.extend(part)
+        counts.append(counted)
+        # Counted where it was refused, in a process whose metrics nobody reads.
+        RECORDS_REFUSED.labels("tasks-view", view.positions.topic).inc(counted.refused)
+    report.events += sum(c.events for c in counts)
+    report.skipped += sum(c.skipped for c in counts)
+    report.refused += sum(c.refused for c in counts)
+
+
+def read_part(
+    kafka: KafkaSettings, trust: TrustStore, writers: Mapping[str, Collection[str]], topic: str, partition: int
+) -> tuple[ViewPart, RebuildReport]:
+    """One partition read from its beginning into a view of its own, in a process of its own."""
+    view = LogView(positions=LogPositions(topic))
+    counted = run(rebuild(kafka, view, trust, writers, partitions={partition}, in_parts_from=None))
+    return view.part(), counted
 
 
 async def admitted(
@@ -125,9 +219,14 @@ async def admitted(
     return taken
 
 
-async def read_after(consumer: AIOKafkaConsumer, view: LogView) -> list[TopicPartition]:
-    """Points ``consumer`` at every partition of the view's topic, past what the view holds."""
+async def read_after(
+    consumer: AIOKafkaConsumer, view: LogView, only: Collection[int] | None = None
+) -> list[TopicPartition]:
+    """Points ``consumer`` at every partition of the view's topic (or ``only`` those), past what
+    the view holds."""
     partitions = await partitions_of(consumer, [view.positions.topic])
+    if only is not None:
+        partitions = [tp for tp in partitions if tp.partition in only]
     consumer.assign(partitions)
     for partition in partitions:
         consumer.seek(partition, view.positions.offset(partition.partition))

@@ -18,7 +18,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
@@ -30,13 +30,13 @@ import orjson
 
 from services.tasks.adapters import history as history_module
 from services.tasks.adapters import idempotency
-from services.tasks.adapters.history import TaskHistory
+from services.tasks.adapters.history import TaskHistory, Written
 from services.tasks.adapters.idempotency import Remembered
 from services.tasks.application import answers
 from services.tasks.application.answers import Answer
 from services.tasks.application.view import LogPositions, LogView
 from shared.contract import catalog, envelope
-from shared.contract.codec import DecodeFailure, from_structured, to_structured
+from shared.contract.codec import DecodeFailure, from_structured
 from shared.contract.envelope import AnyEvent
 from shared.domain import evolve, projection, state
 from shared.domain.state import Aggregate, Approval, Evaluation, Issue, Plan, SupportRequest, Task
@@ -80,7 +80,7 @@ class Cut:
     topic: str
     aggregates: list[tuple[str, Aggregate]]
     answers: list[tuple[str, str, Remembered]]
-    history: dict[str, list[AnyEvent]]
+    history: Mapping[str, Sequence[Written]]
     last_event_time: datetime | None
     plan_evaluated: dict[str, datetime]
     events_taken: int
@@ -249,7 +249,7 @@ class SnapshotStore:
             )
             for task_id, events in taken.history.items():
                 for event in events:
-                    row = (task_id, event.id, to_structured(event))
+                    row = (task_id, event.id, event.structured)
                     if db.execute(
                         "INSERT OR IGNORE INTO history (task_id, event_id, event) VALUES (?, ?, ?)", row
                     ).rowcount:

@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from services.tasks.adapters.history import TaskHistory
-from services.tasks.adapters.idempotency import IdempotencyIndex
+from services.tasks.adapters.history import TaskHistory, Written
+from services.tasks.adapters.idempotency import IdempotencyIndex, Remembered
 from shared.contract.envelope import AnyEvent
 from shared.contract.topics import EVENTS
 from shared.domain.projection import Projection
@@ -42,6 +42,18 @@ class LogPositions:
     def offset(self, partition: int) -> int:
         found = self.next.get(partition)
         return 0 if found is None else found[0]
+
+
+@dataclass(frozen=True)
+class ViewPart:
+    """What a view read from some of the topic's partitions holds, in a form that crosses
+    between processes cheaply: the history as bytes (an event pickled costs ~15 µs each way)."""
+
+    projection: Projection
+    answers: dict[tuple[str, str], Remembered]
+    history: dict[str, list[Written]]
+    positions: dict[int, tuple[int, str]]
+    events_taken: int
 
 
 @dataclass
@@ -84,3 +96,16 @@ class LogView:
                 self.history.add(event)
             self.index.record(event)
             self.events_taken += 1
+
+    def part(self) -> ViewPart:
+        return ViewPart(
+            self.projection, self.index.answers(), self.history.taken(), dict(self.positions.next), self.events_taken
+        )
+
+    def extend(self, part: ViewPart) -> None:
+        """Takes in what a view of other partitions of the same topic read."""
+        self.projection.extend(part.projection)
+        self.index.extend(part.answers)
+        self.history.extend(part.history)
+        self.positions.next.update(part.positions)
+        self.events_taken += part.events_taken
