@@ -8,6 +8,10 @@ import pickle
 import zlib
 from pathlib import Path
 
+import pytest
+from aiokafka import TopicPartition
+
+from services.tasks.adapters import rebuild
 from services.tasks.adapters.history import Written
 from services.tasks.adapters.snapshots import SnapshotStore, cut
 from services.tasks.application.view import LogView, Placement
@@ -94,3 +98,16 @@ async def test_a_snapshot_of_a_view_read_in_parts_keeps_every_event(tmp_path: Pa
     whole = read_whole(log)
     for t in range(6):
         assert await parts.history.of(f"task-{t}") == await whole.history.of(f"task-{t}")
+
+
+def test_partitions_are_shared_among_one_more_process_than_there_are_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("services.tasks.adapters.rebuild.os.sched_getaffinity", lambda _: {0, 1})
+    ends = {TopicPartition("policy.events", p): 100_000 for p in range(6)}
+    assert rebuild._in_parts(LogView(), ends, 200_000) == [[0, 3], [1, 4], [2, 5]]
+    three = {tp: end for tp, end in ends.items() if tp.partition < 3}
+    assert rebuild._in_parts(LogView(), three, 200_000) == [[0], [1], [2]]
+    assert rebuild._in_parts(LogView(), three, 300_001) == [], "too few records to be worth the processes"
+    assert rebuild._in_parts(LogView(), three, None) == []
+    started = LogView()
+    started.take(plan_log()[0], Placement("policy.events", 0, 0))
+    assert rebuild._in_parts(started, three, 200_000) == [], "only an empty view is read in parts"

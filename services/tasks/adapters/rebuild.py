@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
 import time
 from collections.abc import Collection, Mapping
 from concurrent.futures import ProcessPoolExecutor
@@ -97,8 +98,8 @@ async def rebuild(
     in_parts_from: int | None = IN_PARTS_FROM,
 ) -> RebuildReport:
     """Reads the view's topic (the given ``partitions`` of it, else all) from the view's positions
-    to its current end: into an empty view with ``in_parts_from`` records or more, a partition a
-    process, on every core (an aggregate's events are all on one partition)."""
+    to its current end: into an empty view with ``in_parts_from`` records or more, the partitions
+    shared among processes, on every core (an aggregate's events are all on one partition)."""
     report = report or RebuildReport()
     started = time.perf_counter()
     async with open_consumer(kafka, client_id="tasks-rebuild", fetch_bytes=8 * 1024 * 1024) as consumer:
@@ -114,12 +115,15 @@ async def rebuild(
     return report
 
 
-def _in_parts(view: LogView, ends: Mapping[TopicPartition, int], in_parts_from: int | None) -> list[int]:
-    """The partitions to read each in a process of its own; none when it is not worth it."""
+def _in_parts(view: LogView, ends: Mapping[TopicPartition, int], in_parts_from: int | None) -> list[list[int]]:
+    """The partitions each process reads (the first list this one), one more process than there
+    are cores at most; none when it is not worth it."""
     empty = not view.positions.next and not view.projection.aggregates
     if in_parts_from is None or not empty or len(ends) < 2 or sum(ends.values()) < in_parts_from:
         return []
-    return sorted(tp.partition for tp in ends)
+    partitions = sorted(tp.partition for tp in ends)
+    processes = min(len(partitions), len(os.sched_getaffinity(0)) + 1)
+    return [partitions[i::processes] for i in range(processes)]
 
 
 async def _read_to_ends(
@@ -145,13 +149,13 @@ async def _rebuild_in_parts(
     view: LogView,
     trust: TrustStore,
     writers: Mapping[str, Collection[str]],
-    partitions: list[int],
+    parts: list[list[int]],
     report: RebuildReport,
 ) -> None:
-    """The first partition read here, each other one into a view of its own in a process of its
-    own, then taken into ``view``; those whose process failed are read here after all."""
+    """The first part's partitions read here, each other part's into a view of its own in a
+    process of its own, then taken into ``view``; if a process fails, its partitions are read here."""
     loop = asyncio.get_running_loop()
-    mine, others = partitions[0], partitions[1:]
+    mine, others = parts[0], parts[1:]
     counts = [RebuildReport()]
     # spawn, not fork: this process runs an event loop and aiokafka's tasks.
     pool = ProcessPoolExecutor(len(others), mp_context=multiprocessing.get_context("spawn"))
@@ -159,21 +163,22 @@ async def _rebuild_in_parts(
         *(loop.run_in_executor(pool, read_part, kafka, trust, writers, view.positions.topic, p) for p in others)
     )
     try:
-        await rebuild(kafka, view, trust, writers, counts[0], partitions={mine}, in_parts_from=None)
+        await rebuild(kafka, view, trust, writers, counts[0], partitions=mine, in_parts_from=None)
         try:
-            parts = await theirs
+            read = await theirs
         except Exception as error:
             # A process that died or could not read (BrokenProcessPool, a broker error there):
             # the view has taken nothing of theirs yet, so their partitions are read here.
             log.warning("a partition's process failed; reading its partitions here", error=repr(error))
-            await rebuild(kafka, view, trust, writers, counts[0], partitions=set(others), in_parts_from=None)
-            parts = []
+            rest = {partition for part in others for partition in part}
+            await rebuild(kafka, view, trust, writers, counts[0], partitions=rest, in_parts_from=None)
+            read = []
     finally:
         theirs.cancel()
         for process in list(pool._processes.values()):  # 3.14's terminate_workers(), before it
             process.terminate()
         pool.shutdown(wait=False, cancel_futures=True)
-    for part, counted in parts:
+    for part, counted in read:
         view.extend(part)
         counts.append(counted)
         # Counted where it was refused, in a process whose metrics nobody reads.
@@ -184,11 +189,11 @@ async def _rebuild_in_parts(
 
 
 def read_part(
-    kafka: KafkaSettings, trust: TrustStore, writers: Mapping[str, Collection[str]], topic: str, partition: int
+    kafka: KafkaSettings, trust: TrustStore, writers: Mapping[str, Collection[str]], topic: str, partitions: list[int]
 ) -> tuple[ViewPart, RebuildReport]:
-    """One partition read from its beginning into a view of its own, in a process of its own."""
+    """Partitions read from their beginning into a view of their own, in a process of its own."""
     view = LogView(positions=LogPositions(topic))
-    counted = run(rebuild(kafka, view, trust, writers, partitions={partition}, in_parts_from=None))
+    counted = run(rebuild(kafka, view, trust, writers, partitions=partitions, in_parts_from=None))
     return view.part(), counted
 
 
