@@ -1,6 +1,6 @@
 """Audit: ingest N events from the broker into SQLite with the hash chain, then verify and
 export them; against a bare aiokafka consume of the same topic in the same run; resident
-memory sampled throughout.
+memory sampled throughout (the events are written by another process, as in production).
 
     .venv/bin/python -m bench.audit_service [--events 1000000]
 """
@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import multiprocessing
 import tempfile
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from bench.common import PeakResident, Timed, bench_keys, bench_topic, fill, local_admin, stopwatch
@@ -23,31 +25,40 @@ from shared.contract.catalog import TaskProgressReported
 from shared.contract.codes import Department
 from shared.contract.envelope import new_event
 from shared.kafka.producer import EventProducer
-from shared.process import tune_interpreter
+from shared.process import run, tune_interpreter
+from shared.provenance.keys import KeyFolder
+from shared.settings import KafkaSettings
 from shared.supervision import Health
 
 
-async def main(count: int) -> None:
-    kafka = local_admin()
-    keys = bench_keys()
-    signing = keys.signing_key("tasks", create=True)
-    trust = keys.trust()
-    async with (
-        bench_topic(kafka) as topic,
-        EventProducer(kafka, client_id="bench-audit", signing_key=signing) as producer,
-    ):
-        await fill(
-            producer,
-            topic,
-            (
+def write_reports(kafka: KafkaSettings, keys: Path, topic: str, count: int) -> None:
+    """Appends ``count`` progress reports to ``topic`` as the tasks service's writer would."""
+
+    async def appended() -> None:
+        signing = KeyFolder(keys).signing_key("tasks", create=False)
+        async with EventProducer(kafka, client_id="bench-audit", signing_key=signing) as producer:
+            reports = (
                 new_event(
                     TaskProgressReported(task_id=f"task-{n % 10_000}", percent=n % 101, note="weekly report"),
                     actor="u-jilin",
                     actordept=Department.JILIN,
                 )
                 for n in range(count)
-            ),
-        )
+            )
+            await fill(producer, topic, reports)
+
+    run(appended())
+
+
+async def main(count: int) -> None:
+    kafka = local_admin()
+    keys = bench_keys()
+    keys.signing_key("tasks", create=True)
+    trust = keys.trust()
+    async with bench_topic(kafka) as topic:
+        # The writer is another process, as the tasks service is: its memory is not the audit's.
+        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as writer:
+            await asyncio.wrap_future(writer.submit(write_reports, kafka, keys.root, topic, count))
         writers = {topic: {"tasks"}}
         with tempfile.TemporaryDirectory() as folder:
             memory = PeakResident(every=0.1)
