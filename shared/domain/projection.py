@@ -78,10 +78,14 @@ class Projection:
             self.plan_evaluated[plan_id] = max(moment, self.plan_evaluated.get(plan_id, moment))
 
     def _remember(self, event: AnyEvent) -> None:
+        # The latest time, not the last read: partitions are read in no order among themselves.
         data = event.data
-        self.last_event_time = event.time
+        if self.last_event_time is None or event.time > self.last_event_time:
+            self.last_event_time = event.time
         if isinstance(data, EvaluationRecorded) and data.plan_id is not None:
-            self.plan_evaluated[data.plan_id] = event.time
+            previous = self.plan_evaluated.get(data.plan_id)
+            if previous is None or event.time > previous:
+                self.plan_evaluated[data.plan_id] = event.time
 
     def kind_of(self, aggregate_id: str) -> str | None:
         """The type of the aggregate with this id, if there is one."""

@@ -15,6 +15,7 @@ from services.tasks.adapters import rebuild
 from services.tasks.adapters.history import Written
 from services.tasks.adapters.snapshots import SnapshotStore, cut
 from services.tasks.application.view import LogView, Placement
+from shared.contract import catalog as c
 from shared.contract.envelope import AnyEvent
 from shared.provenance.keys import KeyFolder
 from shared.provenance.sealing import SnapshotSeal
@@ -111,3 +112,14 @@ def test_partitions_are_shared_among_one_more_process_than_there_are_cores(monke
     started = LogView()
     started.take(plan_log()[0], Placement("policy.events", 0, 0))
     assert rebuild._in_parts(started, three, 200_000) == [], "only an empty view is read in parts"
+
+
+def test_a_plan_s_last_evaluation_is_its_latest_whatever_order_the_partitions_are_read_in() -> None:
+    evaluations = [event for event in plan_log() if isinstance(event.data, c.EvaluationRecorded)]
+    latest = max(event.time for event in evaluations)
+    view = LogView()
+    # A reader of several partitions may take a later evaluation before an earlier one.
+    for n, event in enumerate(reversed(evaluations)):
+        view.take(event, Placement("policy.events", n % PARTITIONS, n))
+    assert view.projection.last_plan_evaluation("plan-1") == latest
+    assert view.projection.last_event_time == latest
