@@ -52,9 +52,18 @@ async def fill(producer: EventProducer, topic: str, events: Iterable[AnyEvent], 
     return len(placed)
 
 
+_SCRATCH: list[tempfile.TemporaryDirectory[str]] = []
+
+
+def scratch_folder(prefix: str) -> Path:
+    """A folder of the benchmark's own, removed when its process ends."""
+    _SCRATCH.append(tempfile.TemporaryDirectory(prefix=prefix, ignore_cleanup_errors=True))
+    return Path(_SCRATCH[-1].name)
+
+
 def bench_keys() -> KeyFolder:
     """The keys of a benchmark's own installation, in a scratch folder."""
-    return KeyFolder(Path(tempfile.mkdtemp(prefix="bench-keys-")))
+    return KeyFolder(scratch_folder("bench-keys-"))
 
 
 @asynccontextmanager

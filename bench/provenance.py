@@ -9,17 +9,16 @@ issue named (an Ed25519 signature on every record, each checked).
 from __future__ import annotations
 
 import argparse
-import tempfile
 import time
-from pathlib import Path
 
+from bench.common import bench_keys
 from bench.decode import records
 from bench.results import Results, Row, scaled
 from services.audit.domain.chain import LogRecord
 from shared.contract.topics import EVENTS
 from shared.process import tune_interpreter
 from shared.provenance.gate import ProofGate
-from shared.provenance.keys import KeyFolder, SigningKey, TrustStore
+from shared.provenance.keys import SigningKey, TrustStore
 from shared.provenance.seals import PROOF_HEADER, Sealer, record_digest
 
 
@@ -62,7 +61,7 @@ def signature_per_record(key: SigningKey, logged: list[LogRecord]) -> tuple[floa
 
 
 def main(count: int) -> None:
-    keys = KeyFolder(Path(tempfile.mkdtemp(prefix="bench-provenance-")))
+    keys = bench_keys()
     key = keys.signing_key("tasks", create=True)
     trust = keys.trust()
     results = Results("provenance")

@@ -52,8 +52,10 @@ class InProcessTasks:
         return self.log.events
 
 
-SCRATCH = Path(tempfile.mkdtemp(prefix="policytrack-in-process-"))
-"""Keys and data of the services run in process: never the ``.keys`` and ``.data`` of ``make run``."""
+_SCRATCH = tempfile.TemporaryDirectory(prefix="policytrack-in-process-", ignore_cleanup_errors=True)
+SCRATCH = Path(_SCRATCH.name)
+"""Keys and data of the services run in process, removed when the tests' process ends: never the
+``.keys`` and ``.data`` of ``make run``."""
 
 
 def scratch_runtime() -> RuntimeSettings:

@@ -73,19 +73,15 @@ class Projection:
         self.aggregates.update(other.aggregates)
         self.changed.update(other.aggregates)
         if other.last_event_time is not None:
-            self.last_event_time = max(filter(None, (self.last_event_time, other.last_event_time)))
+            self.last_event_time = _later(self.last_event_time, other.last_event_time)
         for plan_id, moment in other.plan_evaluated.items():
-            self.plan_evaluated[plan_id] = max(moment, self.plan_evaluated.get(plan_id, moment))
+            self.plan_evaluated[plan_id] = _later(self.plan_evaluated.get(plan_id), moment)
 
     def _remember(self, event: AnyEvent) -> None:
-        # The latest time, not the last read: partitions are read in no order among themselves.
         data = event.data
-        if self.last_event_time is None or event.time > self.last_event_time:
-            self.last_event_time = event.time
+        self.last_event_time = _later(self.last_event_time, event.time)
         if isinstance(data, EvaluationRecorded) and data.plan_id is not None:
-            previous = self.plan_evaluated.get(data.plan_id)
-            if previous is None or event.time > previous:
-                self.plan_evaluated[data.plan_id] = event.time
+            self.plan_evaluated[data.plan_id] = _later(self.plan_evaluated.get(data.plan_id), event.time)
 
     def kind_of(self, aggregate_id: str) -> str | None:
         """The type of the aggregate with this id, if there is one."""
@@ -137,3 +133,8 @@ class Projection:
 
     def support_requests_of(self, task_id: str) -> list[SupportRequest]:
         return [request for request in self.support_requests() if request.task_id == task_id]
+
+
+def _later(known: datetime | None, moment: datetime) -> datetime:
+    # The latest time, not the last read: partitions are read in no order among themselves.
+    return moment if known is None or moment > known else known

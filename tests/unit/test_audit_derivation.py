@@ -3,7 +3,6 @@ columns are the ones one process derives, and if the process cannot run they are
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 from services.audit.adapters.chaining import DERIVED, chained, derive
@@ -13,10 +12,10 @@ from services.audit.adapters.store import AuditStore, EntryFilter
 from tests.unit.test_audit_export import log_of_every_kind
 
 
-async def stored_and_derived_here() -> tuple[list[StoredEntry], list[tuple[object, ...]]]:
+async def stored_and_derived_here(folder: Path) -> tuple[list[StoredEntry], list[tuple[object, ...]]]:
     """Entries of every kind as stored, and their columns as one process derives them."""
     records = log_of_every_kind()
-    store = AuditStore(f"sqlite+aiosqlite:///{Path(tempfile.mkdtemp()) / 'audit.db'}")
+    store = AuditStore(f"sqlite+aiosqlite:///{folder / 'audit.db'}")
     await store.open()
     try:
         await store.write(chained(records, store.head))
@@ -26,8 +25,8 @@ async def stored_and_derived_here() -> tuple[list[StoredEntry], list[tuple[objec
     return rows, [tuple(derive(record)[name] for name in DERIVED) for record in records]
 
 
-async def test_a_second_process_derives_the_columns_one_process_derives() -> None:
-    rows, in_one = await stored_and_derived_here()
+async def test_a_second_process_derives_the_columns_one_process_derives(tmp_path: Path) -> None:
+    rows, in_one = await stored_and_derived_here(tmp_path)
     async with Derivation(len(rows), apart_from=0) as derivation:
         assert derivation.apart
         assert await derivation.columns(rows, derivation.ahead(rows)) == in_one
@@ -37,8 +36,8 @@ async def test_a_second_process_derives_the_columns_one_process_derives() -> Non
     assert in_one[0][DERIVED.index("actor")] == "u-jilin" and in_one[2][DERIVED.index("decode_error")]
 
 
-async def test_when_the_process_is_gone_the_columns_are_derived_here() -> None:
-    rows, in_one = await stored_and_derived_here()
+async def test_when_the_process_is_gone_the_columns_are_derived_here(tmp_path: Path) -> None:
+    rows, in_one = await stored_and_derived_here(tmp_path)
     async with Derivation(len(rows), apart_from=0) as derivation:
         assert await derivation.columns(rows, derivation.ahead(rows)) == in_one
         for process in list(derivation._pool._processes.values()):  # type: ignore[union-attr]  # the pool is started
