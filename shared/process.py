@@ -1,10 +1,15 @@
-"""Process-wide set-up every service entry point (and benchmark) runs once at start."""
+"""Process-wide set-up every service entry point (and benchmark) runs once at start, and the
+processes a service starts to use the other cores."""
 
 from __future__ import annotations
 
 import gc
+import multiprocessing
+import os
 import sys
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from typing import Any
 
 import uvloop
@@ -32,3 +37,22 @@ def run(main: Coroutine[Any, Any, Any]) -> Any:
     """Run a service's main coroutine on uvloop (what uvicorn would pick on its own)."""
     tune_interpreter()
     return uvloop.run(main)
+
+
+def cores() -> int:
+    """The cores this process may run on."""
+    return len(os.sched_getaffinity(0))
+
+
+@contextmanager
+def processes_apart(workers: int) -> Iterator[ProcessPoolExecutor]:
+    """A pool of processes for work on the other cores, ended on the way out whatever they are
+    doing (a failure here makes their work moot). Spawned, not forked: the parent runs an event
+    loop and threads (aiokafka's, SQLite's)."""
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        yield pool
+    finally:
+        for process in list(pool._processes.values()):  # 3.14's terminate_workers(), before it
+            process.terminate()
+        pool.shutdown(wait=False, cancel_futures=True)

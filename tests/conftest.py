@@ -35,15 +35,20 @@ from standardwebhooks.webhooks import Webhook
 
 from policytrack.processes import ServiceProcess
 from shared.auth import mint_dev_token
+from shared.contract import catalog as c
+from shared.contract.codec import encode
+from shared.contract.envelope import new_event
 from shared.contract.topics import COMMANDS
 from shared.kafka.access import ADMIN, TASKS_PREFIX
 from shared.kafka.connection import client_options
 from shared.kafka.consumer import open_consumer, partitions_of, read_since
+from shared.kafka.producer import EventProducer
 from shared.logging import configure_logging
 from shared.provenance.acts import sign_command
 from shared.provenance.gate import ProofGate
 from shared.provenance.keys import KeyFolder, SigningKey
 from shared.settings import PROJECT_ROOT, KafkaSettings, RuntimeSettings
+from tests.samples import plan_log
 
 KAFKA_SCRIPT = PROJECT_ROOT / "deploy" / "kafka.sh"
 T = TypeVar("T")
@@ -199,6 +204,19 @@ def cluster_settings(cluster: Broker) -> KafkaSettings:
     """How clients reach every node of the cluster (as its admin)."""
     bootstrap = ",".join(f"127.0.0.1:{cluster.port + i}" for i in range(3))
     return cluster.settings.model_copy(update={"bootstrap_servers": bootstrap, "request_timeout_ms": 10_000})
+
+
+async def plan_log_with_a_forgery(settings: KafkaSettings, key: SigningKey, topic: str) -> None:
+    """The plan's log by its writer, and a record on the second partition that is not its."""
+    async with EventProducer(settings, client_id="test-plan-log", signing_key=key) as producer:
+        await asyncio.gather(*[await producer.enqueue(event, topic=topic) for event in plan_log()])
+    forged = encode(new_event(c.TaskCompleted(task_id="task-0", note="forged"), actor="u-jilin-1"))
+    plain = AIOKafkaProducer(**client_options(settings), acks="all")
+    await plain.start()
+    try:
+        await plain.send_and_wait(topic, forged.value, key=forged.key, headers=list(forged.headers), partition=1)
+    finally:
+        await plain.stop()
 
 
 @pytest.fixture

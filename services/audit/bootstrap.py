@@ -159,6 +159,7 @@ def bootstrap(settings: AuditSettings | None = None) -> AuditRuntime:
                 settings.kafka if against_log else None,
                 progress=progress,
                 derive_apart_from=settings.verification_second_process_from,
+                compare_apart_from=settings.verification_second_process_from,
             )
         ),
         verifying=Held("verifications", settings.verifying),

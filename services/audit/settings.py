@@ -56,8 +56,9 @@ class AuditSettings(ServiceSettings):
     verification_second_process_from: int = Field(
         default=APART_FROM,
         ge=0,
-        description="entries from which a verification against the log decodes the records for their query "
-        "columns in a second process, on the other core",
+        description="entries from which a verification against the log uses processes of its own, on the "
+        "other cores: they compare the log with the entries a few partitions each while the verification "
+        "walks the chain (a walk alone, after they find something amiss, decodes in a second process)",
     )
     reports: Bound = Field(
         default=Bound(per_user=2, in_all=8),

@@ -4,40 +4,19 @@ fails leaves its partitions to be read here."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any, NoReturn
-
-from aiokafka import AIOKafkaProducer
 
 from services.tasks.adapters.rebuild import RebuildReport, catch_up
 from services.tasks.adapters.snapshots import SnapshotStore
 from services.tasks.application.view import LogView
-from shared.contract import catalog as c
-from shared.contract.codec import encode
-from shared.contract.envelope import new_event
-from shared.kafka.connection import client_options
-from shared.kafka.producer import EventProducer
 from shared.provenance.keys import KeyFolder, SigningKey
 from shared.provenance.sealing import SnapshotSeal
 from shared.settings import KafkaSettings
-from tests.conftest import writer_key
+from tests.conftest import plan_log_with_a_forgery, writer_key
 from tests.samples import plan_log
 
 TASKS = [f"task-{t}" for t in range(6)]
-
-
-async def written(settings: KafkaSettings, key: SigningKey, topic: str) -> None:
-    """The plan's log by its writer, and a record on the second partition that is not its."""
-    async with EventProducer(settings, client_id="test-rebuild-parts", signing_key=key) as producer:
-        await asyncio.gather(*[await producer.enqueue(event, topic=topic) for event in plan_log()])
-    forged = encode(new_event(c.TaskCompleted(task_id="task-0", note="forged"), actor="u-jilin-1"))
-    plain = AIOKafkaProducer(**client_options(settings), acks="all")
-    await plain.start()
-    try:
-        await plain.send_and_wait(topic, forged.value, key=forged.key, headers=list(forged.headers), partition=1)
-    finally:
-        await plain.stop()
 
 
 async def rebuilt(
@@ -63,7 +42,7 @@ async def assert_same(one: tuple[LogView, RebuildReport], other: tuple[LogView, 
 async def test_a_rebuild_in_parts_makes_the_view_a_single_reader_makes(
     kafka_settings: KafkaSettings, scratch_topic: str, tasks_key: SigningKey, keys_dir: Path, tmp_path: Path
 ) -> None:
-    await written(kafka_settings, tasks_key, scratch_topic)
+    await plan_log_with_a_forgery(kafka_settings, tasks_key, scratch_topic)
     single = await rebuilt(kafka_settings, keys_dir, scratch_topic, tmp_path, in_parts_from=None)
     assert single[1].events == len(plan_log())
     task = single[0].projection.task("task-0")
@@ -86,7 +65,7 @@ class ReadHereOnly(dict[str, set[str]]):
 async def test_a_partition_whose_process_fails_is_read_here(
     kafka_settings: KafkaSettings, scratch_topic: str, tasks_key: SigningKey, keys_dir: Path, tmp_path: Path
 ) -> None:
-    await written(kafka_settings, tasks_key, scratch_topic)
+    await plan_log_with_a_forgery(kafka_settings, tasks_key, scratch_topic)
     single = await rebuilt(kafka_settings, keys_dir, scratch_topic, tmp_path, in_parts_from=None)
     writers = ReadHereOnly({scratch_topic: {"tasks"}})
     in_parts = await rebuilt(kafka_settings, keys_dir, scratch_topic, tmp_path, in_parts_from=1, writers=writers)

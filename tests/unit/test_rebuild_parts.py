@@ -102,7 +102,7 @@ async def test_a_snapshot_of_a_view_read_in_parts_keeps_every_event(tmp_path: Pa
 
 
 def test_partitions_are_shared_among_one_more_process_than_there_are_cores(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("services.tasks.adapters.rebuild.os.sched_getaffinity", lambda _: {0, 1})
+    monkeypatch.setattr("services.tasks.adapters.rebuild.cores", lambda: 2)
     ends = {TopicPartition("policy.events", p): 100_000 for p in range(6)}
     assert rebuild._in_parts(LogView(), ends, 200_000) == [[0, 3], [1, 4], [2, 5]]
     three = {tp: end for tp, end in ends.items() if tp.partition < 3}

@@ -8,7 +8,8 @@ from functools import partial
 
 import pytest
 
-from services.audit.application.verification import Progress, Verification
+from services.audit.application.findings import Verification
+from services.audit.application.verification import Progress
 from services.audit.application.verification_runs import VerificationRuns
 
 

@@ -25,11 +25,16 @@ StoredRecord = tuple[bytes | None, bytes | None, bytes]
 
 def derived_columns(records: Sequence[StoredRecord]) -> list[tuple[Any, ...]]:
     """Each record's derived columns, in ``DERIVED`` order."""
-    columns = []
-    for key, value, headers in records:
-        derived = derive(LogRecord("", 0, 0, 0, key, value, decode_headers(headers)))
-        columns.append(tuple(derived[name] for name in DERIVED))
-    return columns
+    return [
+        derived_columns_of(LogRecord("", 0, 0, 0, key, value, decode_headers(headers)))
+        for key, value, headers in records
+    ]
+
+
+def derived_columns_of(record: LogRecord) -> tuple[Any, ...]:
+    """A record's derived columns, in ``DERIVED`` order."""
+    derived = derive(record)
+    return tuple(derived[name] for name in DERIVED)
 
 
 class Derivation:

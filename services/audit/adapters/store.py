@@ -133,6 +133,7 @@ def _page_statement(columns: tuple[str, ...], filtered_by: frozenset[str]) -> Se
 
 class AuditStore:
     def __init__(self, url: str) -> None:
+        self.url = url
         self.engine: AsyncEngine
         """Every statement but the long reads: on SQLite, run on the event loop's thread."""
         self._reader: AsyncEngine
@@ -475,9 +476,12 @@ class AuditStore:
             return int((await conn.execute(select(func.count()).select_from(entries))).scalar_one())
 
     async def partition_entries(
-        self, topic: str, partition: int, chunk: int = 5000
+        self, topic: str, partition: int, chunk: int = 5000, through_sequence: int | None = None
     ) -> AsyncIterator[list[StoredEntry]]:
-        """One partition's entries in offset order."""
+        """One partition's entries in offset order (those up to ``through_sequence``)."""
+        query = select(*ENTRY_COLUMNS).where(entries.c.topic == topic, entries.c.partition == partition)
+        if through_sequence is not None:
+            query = query.where(entries.c.seq <= through_sequence)
         after = -1
         while True:
             async with self._reader.connect() as conn:
@@ -485,10 +489,7 @@ class AuditStore:
                     map(
                         StoredEntry._make,
                         await conn.execute(
-                            select(*ENTRY_COLUMNS)
-                            .where(entries.c.topic == topic, entries.c.partition == partition, entries.c.offset > after)
-                            .order_by(entries.c.offset)
-                            .limit(chunk)
+                            query.where(entries.c.offset > after).order_by(entries.c.offset).limit(chunk)
                         ),
                     )
                 )

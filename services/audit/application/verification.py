@@ -11,73 +11,40 @@ reported as lag, not as tampering.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from operator import itemgetter
 from typing import Any
 
-from aiokafka import ConsumerRecord, TopicPartition
+from aiokafka import TopicPartition
 
-from services.audit.adapters.chaining import DERIVED, decode_headers, log_record
+from services.audit.adapters.chaining import decode_headers, log_record
 from services.audit.adapters.derivation import APART_FROM, Derivation
-from services.audit.adapters.log import (
-    AUDITED_TOPICS,
-    FETCH_BYTES,
-    LogReader,
-    as_log_record,
-    checkpoint_partition,
-    read_range,
-)
-from services.audit.adapters.schema import RefusedRecord, StoredEntry, entries
+from services.audit.adapters.log import AUDITED_TOPICS, FETCH_BYTES, LogReader, checkpoint_partition, read_range
+from services.audit.adapters.schema import RefusedRecord, StoredEntry
 from services.audit.adapters.store import AuditStore, EntryFilter, Snapshot
 from services.audit.application.checkpoints import CHECKPOINT_TYPE, parse_time
+from services.audit.application.findings import Verification
+from services.audit.application.log_comparison import LogComparison, Position, compare_partitions, partition_name
 from services.audit.domain import evidence
-from services.audit.domain.chain import GENESIS, LogRecord, canonical, chain_hash, headers_json
+from services.audit.domain.chain import GENESIS, canonical, chain_hash
 from shared.contract.catalog import TreeCheckpoint
 from shared.contract.topics import AUDIT
 from shared.kafka.consumer import open_consumer, partitions_of
+from shared.logging import get_logger
+from shared.process import cores, processes_apart
 from shared.provenance.gate import TOPIC_WRITERS, ProofGate, Verdict
 from shared.provenance.keys import TrustStore
 from shared.settings import KafkaSettings
 from shared.transparency.merkle import Frontier
 
-MAX_PROBLEMS = 50
 Progress = Callable[[int, int], None]
-
-
-@dataclass
-class Verification:
-    ok: bool = True
-    entries: int = 0
-    checkpoints: int = 0
-    checkpoints_on_log: int = 0
-    against_log: bool = False
-    divergence: dict[str, Any] | None = None
-    problems: list[dict[str, Any]] = field(default_factory=list)
-    covered: dict[str, Any] = field(default_factory=dict)
-    lag: dict[str, Any] = field(default_factory=dict)
-    forgeries: list[dict[str, Any]] = field(default_factory=list)
-    """Records of the log whose writer's proof fails, kept apart from the trail: each named."""
-    untrusted_checkpoints: list[str] = field(default_factory=list)
-    """Records that claim to be checkpoints of the chain but are not evidence, and why."""
-    tree: dict[str, Any] = field(default_factory=dict)
-    """The Merkle tree the walk recomputed: its size and root."""
-
-    def fail(self, sequence: int | None, problem: str, **details: Any) -> None:
-        found = {"sequence": sequence, "problem": problem, **details}
-        if self.ok:
-            self.ok, self.divergence = False, found
-        if len(self.problems) < MAX_PROBLEMS:
-            self.problems.append(found)
-
-    def as_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-
-# By position: a row's attribute lookup by name costs more than the comparison itself.
-_stored_derived = itemgetter(*(entries.c.keys().index(name) for name in DERIVED))
+COMPARE_APART_FROM = 100_000
+"""Entries from which the log is compared in processes of their own: below, starting them
+(about a second each) costs more than it saves."""
+log = get_logger("audit.verification")
 
 
 async def _with_columns(
@@ -95,11 +62,6 @@ async def _with_columns(
         else:
             yield current, await derivation.columns(current, started)
         current, started = following, following_started
-
-
-def _name(tp: TopicPartition | tuple[str, int]) -> str:
-    topic, partition = (tp.topic, tp.partition) if isinstance(tp, TopicPartition) else tp
-    return f"{topic}/{partition}"
 
 
 @dataclass
@@ -121,27 +83,33 @@ class Verifier:
     """Whose keys may vouch for each topic's records (``gate.TOPIC_WRITERS``)."""
     derive_apart_from: int = APART_FROM
     """Entries from which the query columns are derived in a process of their own."""
-    _refused: dict[tuple[str, int, int], RefusedRecord] = field(default_factory=dict)
-    _refused_seen: set[tuple[str, int, int]] = field(default_factory=set)
+    compare_apart_from: int | None = COMPARE_APART_FROM
+    """Entries from which the log is compared in processes of their own, a few partitions each,
+    while this one walks the chain; None: never."""
+    _refused: dict[Position, RefusedRecord] = field(default_factory=dict)
     _tree: Frontier = field(default_factory=Frontier)
     _roots: dict[int, bytes] = field(default_factory=dict)
     """The recomputed tree's root at each size a checkpoint names."""
 
-    async def run(self) -> Verification:
+    async def run(self, snapshot: Snapshot | None = None) -> Verification:
+        """Verifies the snapshot of the store taken now (or ``snapshot``)."""
         self.result.against_log = self.kafka is not None
-        snapshot = await self.store.snapshot()
+        snapshot = snapshot or await self.store.snapshot()
         rows = await self.store.checkpoints()
         self._refused = {(r.topic, r.partition, r.offset): r for r in await self.store.refused_records()}
         self.result.forgeries = [_named(refusal) for refusal in self._refused.values()]
         self._roots = dict.fromkeys({row.sequence for row in rows} | await self._published_sizes(), b"")
         self.result.covered = {
             "sequence": snapshot.head.sequence,
-            "offsets": {_name(tp): n for tp, n in sorted(snapshot.next_offsets.items())},
+            "offsets": {partition_name(tp): n for tp, n in sorted(snapshot.next_offsets.items())},
         }
         if self.kafka is None:
             walked = await self._walk(snapshot, rows, None)
         else:
-            walked = await self._against_log(snapshot, rows, self.kafka)
+            compared = await self._against_log(snapshot, rows, self.kafka)
+            if compared is None:
+                return await self._in_one_walk(snapshot)
+            walked = compared
         if walked:
             await self._tree_holds(snapshot.head.sequence)
         newest = await self.store.stored_head()
@@ -172,24 +140,33 @@ class Verifier:
         if await self.store.root_at(size) != root:
             self.result.fail(size, "the stored Merkle tree is not the one the entries make")
 
-    async def _against_log(self, snapshot: Snapshot, rows: list[Any], kafka: KafkaSettings) -> bool:
+    async def _against_log(self, snapshot: Snapshot, rows: list[Any], kafka: KafkaSettings) -> bool | None:
+        """Whether the walk went through every entry; None when processes comparing partitions
+        apart found something amiss (the one walk then finds it, in the trail's order)."""
         async with open_consumer(kafka, client_id="audit-verify", fetch_bytes=FETCH_BYTES) as consumer:
             every = await partitions_of(consumer, self.topics)
             ends = await consumer.end_offsets(every)
             limits = {tp: snapshot.next_offsets.get((tp.topic, tp.partition), 0) for tp in every}
-            self.result.lag["records"] = {_name(tp): max(0, ends[tp] - limits[tp]) for tp in every}
+            self.result.lag["records"] = {partition_name(tp): max(0, ends[tp] - limits[tp]) for tp in every}
             for tp in every:
                 if limits[tp] > ends[tp]:
                     self.result.fail(
                         None,
-                        f"the store holds {_name(tp)} up to offset {limits[tp] - 1}, but the log "
+                        f"the store holds {partition_name(tp)} up to offset {limits[tp] - 1}, but the log "
                         f"ends at {ends[tp] - 1}",
                     )
-            reader = LogReader(consumer, limits, ProofGate(self.keys, self.writers))
-            await reader.start()
-            walked = await self._walk(snapshot, rows, reader)
-            if walked:
-                await self._nothing_left_behind(reader, limits)
+            if self._compares_apart(snapshot, limits):
+                if not await self._walk_beside_comparisons(snapshot, rows, kafka, limits):
+                    return None
+                walked = True
+            else:
+                comparison = LogComparison(
+                    self.result, LogReader(consumer, limits, ProofGate(self.keys, self.writers)), self._refused
+                )
+                await comparison.reader.start()
+                walked = await self._walk(snapshot, rows, comparison)
+                if walked:
+                    await comparison.nothing_left_behind(limits)
         if AUDIT in self.topics:
             await self._checkpoints_after(kafka, snapshot, ends, len([tp for tp in every if tp.topic == AUDIT]))
         if walked:
@@ -199,14 +176,78 @@ class Verifier:
             self._rows_match_the_log(snapshot, rows, rows_now, await self.store.stored_head())
         return walked
 
-    async def _walk(self, snapshot: Snapshot, rows: list[Any], reader: LogReader | None) -> bool:
+    def _compares_apart(self, snapshot: Snapshot, limits: Mapping[TopicPartition, int]) -> bool:
+        # Another process cannot open an in-memory database; and on a store already found
+        # wanting, the one walk names every finding in order.
+        return (
+            self.compare_apart_from is not None
+            and snapshot.head.sequence >= self.compare_apart_from
+            and len(limits) > 1
+            and self.result.ok
+            and ":memory:" not in self.store.url
+        )
+
+    async def _walk_beside_comparisons(
+        self, snapshot: Snapshot, rows: list[Any], kafka: KafkaSettings, limits: Mapping[TopicPartition, int]
+    ) -> bool:
+        """The chain walked here while processes of their own compare the entries with the log,
+        a few partitions each; True when every check held and they compared every entry."""
+        groups = _shared_out(limits, cores() + 1)
+        loop = asyncio.get_running_loop()
+        refused = list(self._refused.values())
+        with processes_apart(len(groups)) as pool:
+            comparing = asyncio.gather(
+                *(
+                    loop.run_in_executor(
+                        pool,
+                        compare_partitions,
+                        self.store.url,
+                        kafka,
+                        self.keys,
+                        self.writers,
+                        group,
+                        snapshot.head.sequence,
+                        refused,
+                    )
+                    for group in groups
+                )
+            )
+            try:
+                if not await self._walk(snapshot, rows, None):
+                    return False
+                compared = await comparing
+            except Exception as error:
+                log.warning("comparing partitions apart failed; walking in one", error=repr(error))
+                return False
+            finally:
+                comparing.cancel()
+        return all(c.intact for c in compared) and sum(c.entries for c in compared) == snapshot.head.sequence
+
+    async def _in_one_walk(self, snapshot: Snapshot) -> Verification:
+        """The same snapshot verified again by the one walk, which compares the log entry by entry."""
+        again = Verifier(
+            self.store,
+            self.keys,
+            self.chain_id,
+            self.origin,
+            self.kafka,
+            self.topics,
+            progress=self.progress,
+            writers=self.writers,
+            derive_apart_from=self.derive_apart_from,
+            compare_apart_from=None,
+        )
+        return await again.run(snapshot)
+
+    async def _walk(self, snapshot: Snapshot, rows: list[Any], comparison: LogComparison | None) -> bool:
         """Every entry of the snapshot in order; False at the first one that is not what it
         should be (what follows it cannot be judged)."""
         by_sequence = {row.sequence: row for row in rows if row.sequence <= snapshot.head.sequence}
         previous, expected = GENESIS, 1
         stored = self.store.stream(StoredEntry, EntryFilter(through_sequence=snapshot.head.sequence), chunk=5000)
-        derivation = Derivation(snapshot.head.sequence if reader is not None else 0, self.derive_apart_from)
-        async with derivation, contextlib.aclosing(_with_columns(stored, derivation, reader is not None)) as chunks:
+        derive = comparison is not None
+        derivation = Derivation(snapshot.head.sequence if derive else 0, self.derive_apart_from)
+        async with derivation, contextlib.aclosing(_with_columns(stored, derivation, derive)) as chunks:
             async for chunk, columns in chunks:
                 for row, derived in zip(chunk, columns, strict=True):
                     if row.seq != expected:
@@ -226,10 +267,10 @@ class Verifier:
                         self._roots[row.seq] = self._tree.root()
                     if (stored_row := by_sequence.get(row.seq)) is not None and not self._row_holds(stored_row, digest):
                         return False
-                    if reader is not None:
-                        if await self._matches_log(reader, row, record) is None:
+                    if comparison is not None:
+                        if await comparison.matches_log(row, record) is None:
                             return False
-                        if not self._derived_columns_hold(row, derived):
+                        if not comparison.derived_columns_hold(row, derived):
                             return False
                     if row.event_type == CHECKPOINT_TYPE and row.subject == self.chain_id:
                         await self._published_checkpoint(row)
@@ -258,74 +299,6 @@ class Verifier:
             self.result.fail(stored.sequence, "the signed checkpoint is not the tree the entries make at this size")
             return False
         return True
-
-    def _derived_columns_hold(self, row: Any, derived: tuple[Any, ...] | None) -> bool:
-        """The query columns (actor, type, task...) still say what the record says. Only the full
-        verification decodes every entry for this (``derived``, in ``DERIVED`` order), from the
-        stored copy, which ``_matches_log`` has just found equal to the log's; the chain alone
-        covers the record's bytes."""
-        assert derived is not None, "a walk against the log derives every entry's columns"
-        if _stored_derived(row) == derived:
-            return True
-        differs = [name for name, value in zip(DERIVED, derived, strict=True) if getattr(row, name) != value]
-        self.result.fail(row.seq, "columns derived from the record were changed", fields=differs)
-        return False
-
-    async def _matches_log(self, reader: LogReader, row: Any, record: LogRecord) -> LogRecord | None:
-        """The log's record at the entry's position, if the entry holds exactly its bytes and its
-        writer's proof holds. Compared as bytes, field by field: the stored headers are already
-        in their canonical form. Refused records before it must be the ones the store keeps apart."""
-        tp = TopicPartition(record.topic, record.partition)
-        where = f"{record.topic}/{record.partition}"
-        found = await reader.next(tp)
-        while found is not None and not found[1].ok and found[0].offset != record.offset:
-            self._kept_apart(found[0], found[1])
-            found = await reader.next(tp)
-        if found is None:
-            self.result.fail(row.seq, f"entry claims {where}@{record.offset}, which is not on the log")
-            return None
-        on_log, verdict = found
-        if on_log.offset != record.offset:
-            self.result.fail(
-                row.seq,
-                f"the store and the log disagree on {where}: the log's next record is "
-                f"@{on_log.offset}, the entry claims @{record.offset} (an entry was removed "
-                "or inserted)",
-            )
-            return None
-        if not verdict.ok:
-            self.result.fail(
-                row.seq, f"the entry's record at {where}@{record.offset} is not its writer's: {verdict.refusal}"
-            )
-            return None
-        logged = as_log_record(on_log)
-        differs = [name for name in ("timestamp", "key", "value") if getattr(logged, name) != getattr(row, name)]
-        if headers_json(logged.headers) != row.headers:
-            differs.append("headers")
-        if differs:
-            self.result.fail(row.seq, f"entry differs from {where}@{record.offset} on the log", fields=differs)
-            return None
-        return logged
-
-    def _kept_apart(self, on_log: ConsumerRecord, verdict: Verdict) -> None:
-        """A record of the log refused for its writer's proof: the store must keep it apart, as it is."""
-        where = (on_log.topic, on_log.partition, on_log.offset)
-        kept = self._refused.get(where)
-        self._refused_seen.add(where)
-        name = f"{on_log.topic}/{on_log.partition}@{on_log.offset}"
-        if kept is None:
-            self.result.fail(
-                None, f"{name} is not its writer's ({verdict.refusal}) and the store does not keep it apart"
-            )
-            return
-        logged = as_log_record(on_log)
-        if (logged.timestamp, logged.key, logged.value, headers_json(logged.headers)) != (
-            kept.timestamp,
-            kept.key,
-            kept.value,
-            kept.headers,
-        ):
-            self.result.fail(None, f"the record kept apart for {name} differs from the log's")
 
     async def _published_checkpoint(self, row: Any) -> None:
         """A checkpoint of this chain that travelled through the log and back: evidence (its
@@ -356,31 +329,6 @@ class Verifier:
         root = self._roots.get(found.size) or await self.store.root_at(found.size)
         if root != found.root or await self.store.hash_at(found.size) != found.checkpoint.head_hash:
             self.result.fail(found.size, f"the checkpoint published at {where} does not match the trail at this size")
-
-    async def _nothing_left_behind(self, reader: LogReader, limits: dict[TopicPartition, int]) -> None:
-        """Completeness: below the snapshot's offsets, every record of the log is in the store,
-        as an entry or kept apart; and every record kept apart is on the log."""
-        for tp in sorted(limits, key=_name):
-            missing: list[int] = []
-            while (found := await reader.next(tp)) is not None:
-                if found[1].ok:
-                    missing.append(found[0].offset)
-                else:
-                    self._kept_apart(*found)
-            if missing:
-                self.result.fail(
-                    None,
-                    f"{len(missing)} records of {_name(tp)} (offsets {missing[0]}..{missing[-1]}) are on "
-                    "the log but missing from the store",
-                    partition=_name(tp),
-                    missing={"from_offset": missing[0], "to_offset": missing[-1], "count": len(missing)},
-                )
-        for where in sorted(set(self._refused) - self._refused_seen):
-            topic, partition, offset = where
-            if offset < limits.get(TopicPartition(topic, partition), 0):
-                self.result.fail(
-                    None, f"the store keeps {topic}/{partition}@{offset} apart, but the log does not hold it"
-                )
 
     async def _checkpoints_after(
         self, kafka: KafkaSettings, snapshot: Snapshot, ends: dict[TopicPartition, int], partitions: int
@@ -434,6 +382,18 @@ class Verifier:
                 self.result.fail(row.sequence, "a checkpoint row marked as published is not on the log")
 
 
+def _shared_out(limits: Mapping[TopicPartition, int], processes: int) -> list[dict[tuple[str, int], int]]:
+    """The partitions shared among ``processes``, the busiest first to the least loaded (a
+    partition's next offset stands for its entries)."""
+    groups: list[dict[tuple[str, int], int]] = [{} for _ in range(min(processes, len(limits)))]
+    loads = [0] * len(groups)
+    for tp, limit in sorted(limits.items(), key=lambda item: -item[1]):
+        least = loads.index(min(loads))
+        groups[least][(tp.topic, tp.partition)] = limit
+        loads[least] += limit
+    return [group for group in groups if group]
+
+
 def _named(refusal: RefusedRecord) -> dict[str, Any]:
     return {
         "topic": refusal.topic,
@@ -454,6 +414,7 @@ async def verify(
     progress: Progress | None = None,
     writers: Mapping[str, Collection[str]] = TOPIC_WRITERS,
     derive_apart_from: int = APART_FROM,
+    compare_apart_from: int | None = COMPARE_APART_FROM,
 ) -> Verification:
     """Verifies the chain, the tree and their checkpoints; with ``kafka``, also against the log."""
     return await Verifier(
@@ -466,4 +427,5 @@ async def verify(
         progress=progress,
         writers=writers,
         derive_apart_from=derive_apart_from,
+        compare_apart_from=compare_apart_from,
     ).run()

@@ -9,7 +9,8 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
-from services.audit.application.verification import Progress, Verification
+from services.audit.application.findings import Verification
+from services.audit.application.verification import Progress
 
 Run = Callable[[bool, Progress], Coroutine[Any, Any, Verification]]
 

@@ -5,11 +5,8 @@ when the log bears them out, from the beginning otherwise; committed records onl
 from __future__ import annotations
 
 import asyncio
-import multiprocessing
-import os
 import time
 from collections.abc import Collection, Mapping
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
@@ -24,7 +21,7 @@ from shared.kafka.consumer import open_consumer, partitions_of, read_through
 from shared.kafka.snapshots import Claim, disproof
 from shared.logging import get_logger
 from shared.metrics import RECORDS_REFUSED
-from shared.process import run
+from shared.process import cores, processes_apart, run
 from shared.provenance.gate import TOPIC_WRITERS, ProofGate
 from shared.provenance.keys import TrustStore
 from shared.provenance.sealing import SealBroken
@@ -122,7 +119,7 @@ def _in_parts(view: LogView, ends: Mapping[TopicPartition, int], in_parts_from: 
     if in_parts_from is None or not empty or len(ends) < 2 or sum(ends.values()) < in_parts_from:
         return []
     partitions = sorted(tp.partition for tp in ends)
-    processes = min(len(partitions), len(os.sched_getaffinity(0)) + 1)
+    processes = min(len(partitions), cores() + 1)
     return [partitions[i::processes] for i in range(processes)]
 
 
@@ -157,27 +154,23 @@ async def _rebuild_in_parts(
     loop = asyncio.get_running_loop()
     mine, others = parts[0], parts[1:]
     counts = [RebuildReport()]
-    # spawn, not fork: this process runs an event loop and aiokafka's tasks.
-    pool = ProcessPoolExecutor(len(others), mp_context=multiprocessing.get_context("spawn"))
-    theirs = asyncio.gather(
-        *(loop.run_in_executor(pool, read_part, kafka, trust, writers, view.positions.topic, p) for p in others)
-    )
-    try:
-        await rebuild(kafka, view, trust, writers, counts[0], partitions=mine, in_parts_from=None)
+    with processes_apart(len(others)) as pool:
+        theirs = asyncio.gather(
+            *(loop.run_in_executor(pool, read_part, kafka, trust, writers, view.positions.topic, p) for p in others)
+        )
         try:
-            read = await theirs
-        except Exception as error:
-            # A process that died or could not read (BrokenProcessPool, a broker error there):
-            # the view has taken nothing of theirs yet, so their partitions are read here.
-            log.warning("a partition's process failed; reading its partitions here", error=repr(error))
-            rest = {partition for part in others for partition in part}
-            await rebuild(kafka, view, trust, writers, counts[0], partitions=rest, in_parts_from=None)
-            read = []
-    finally:
-        theirs.cancel()
-        for process in list(pool._processes.values()):  # 3.14's terminate_workers(), before it
-            process.terminate()
-        pool.shutdown(wait=False, cancel_futures=True)
+            await rebuild(kafka, view, trust, writers, counts[0], partitions=mine, in_parts_from=None)
+            try:
+                read = await theirs
+            except Exception as error:
+                # A process that died or could not read (BrokenProcessPool, a broker error there):
+                # the view has taken nothing of theirs yet, so their partitions are read here.
+                log.warning("a partition's process failed; reading its partitions here", error=repr(error))
+                rest = {partition for part in others for partition in part}
+                await rebuild(kafka, view, trust, writers, counts[0], partitions=rest, in_parts_from=None)
+                read = []
+        finally:
+            theirs.cancel()
     for part, counted in read:
         view.extend(part)
         counts.append(counted)
