@@ -195,7 +195,7 @@ class Verifier:
         groups = _shared_out(limits, cores() + 1)
         loop = asyncio.get_running_loop()
         refused = list(self._refused.values())
-        with processes_apart(len(groups)) as pool:
+        with processes_apart(len(groups), preload=(__name__,)) as pool:
             comparing = asyncio.gather(
                 *(
                     loop.run_in_executor(

@@ -154,7 +154,7 @@ async def _rebuild_in_parts(
     loop = asyncio.get_running_loop()
     mine, others = parts[0], parts[1:]
     counts = [RebuildReport()]
-    with processes_apart(len(others)) as pool:
+    with processes_apart(len(others), preload=(__name__,)) as pool:
         theirs = asyncio.gather(
             *(loop.run_in_executor(pool, read_part, kafka, trust, writers, view.positions.topic, p) for p in others)
         )
