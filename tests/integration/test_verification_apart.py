@@ -112,7 +112,7 @@ def refused_record_forgotten(db: sqlite3.Connection) -> None:
     db.execute("delete from audit_refused")
 
 
-def cannot_compare(*args: Any) -> NoReturn:
+def cannot_compare(job: Any) -> NoReturn:
     """Run in the comparing process in place of the comparison."""
     raise RuntimeError("this process cannot compare")
 

@@ -151,44 +151,40 @@ class PartitionsCompared:
     intact: bool
 
 
-def compare_partitions(
-    store_url: str,
-    kafka: KafkaSettings,
-    keys: TrustStore,
-    writers: Mapping[str, Collection[str]],
-    limits: Mapping[tuple[str, int], int],
-    through_sequence: int,
-    refused: Collection[RefusedRecord],
-) -> PartitionsCompared:
-    """In a process of its own: the entries of these partitions (up to ``through_sequence``)
-    against the log (up to ``limits``, the snapshot's next offsets)."""
-    compared: PartitionsCompared = run(
-        _compare_partitions(store_url, kafka, keys, writers, limits, through_sequence, refused)
-    )
+@dataclass(frozen=True)
+class PartitionsToCompare:
+    """What a process comparing some partitions is handed: where the store is, the log and
+    whose proofs it trusts, each partition's limit (the snapshot's next offset), the last entry
+    of the snapshot, and the records the store keeps apart."""
+
+    store_url: str
+    kafka: KafkaSettings
+    keys: TrustStore
+    writers: Mapping[str, Collection[str]]
+    limits: Mapping[tuple[str, int], int]
+    through_sequence: int
+    refused: Collection[RefusedRecord]
+
+
+def compare_partitions(job: PartitionsToCompare) -> PartitionsCompared:
+    """In a process of its own: the entries of these partitions against the log."""
+    compared: PartitionsCompared = run(_compare_partitions(job))
     return compared
 
 
-async def _compare_partitions(
-    store_url: str,
-    kafka: KafkaSettings,
-    keys: TrustStore,
-    writers: Mapping[str, Collection[str]],
-    limits: Mapping[tuple[str, int], int],
-    through_sequence: int,
-    refused: Collection[RefusedRecord],
-) -> PartitionsCompared:
+async def _compare_partitions(job: PartitionsToCompare) -> PartitionsCompared:
     result = Verification()
-    store = AuditStore(store_url)
+    store = AuditStore(job.store_url)
     compared = 0
     try:
-        async with open_consumer(kafka, client_id="audit-verify", fetch_bytes=FETCH_BYTES) as consumer:
-            ends = {TopicPartition(topic, partition): n for (topic, partition), n in limits.items()}
-            reader = LogReader(consumer, ends, ProofGate(keys, writers))
+        async with open_consumer(job.kafka, client_id="audit-verify", fetch_bytes=FETCH_BYTES) as consumer:
+            ends = {TopicPartition(topic, partition): n for (topic, partition), n in job.limits.items()}
+            reader = LogReader(consumer, ends, ProofGate(job.keys, job.writers))
             await reader.start()
-            kept = {(r.topic, r.partition, r.offset): r for r in refused if (r.topic, r.partition) in limits}
+            kept = {(r.topic, r.partition, r.offset): r for r in job.refused if (r.topic, r.partition) in job.limits}
             comparison = LogComparison(result, reader, kept)
             for tp in sorted(ends, key=partition_name):
-                held = await _partition_holds(store, comparison, tp, through_sequence)
+                held = await _partition_holds(store, comparison, tp, job.through_sequence)
                 if held is None:
                     return PartitionsCompared(compared, intact=False)
                 compared += held

@@ -27,7 +27,13 @@ from services.audit.adapters.schema import RefusedRecord, StoredEntry
 from services.audit.adapters.store import AuditStore, EntryFilter, Snapshot
 from services.audit.application.checkpoints import CHECKPOINT_TYPE, parse_time
 from services.audit.application.findings import Verification
-from services.audit.application.log_comparison import LogComparison, Position, compare_partitions, partition_name
+from services.audit.application.log_comparison import (
+    LogComparison,
+    PartitionsToCompare,
+    Position,
+    compare_partitions,
+    partition_name,
+)
 from services.audit.domain import evidence
 from services.audit.domain.chain import GENESIS, canonical, chain_hash
 from shared.contract.catalog import TreeCheckpoint
@@ -196,22 +202,13 @@ class Verifier:
         loop = asyncio.get_running_loop()
         refused = list(self._refused.values())
         with processes_apart(len(groups), preload=(__name__,)) as pool:
-            comparing = asyncio.gather(
-                *(
-                    loop.run_in_executor(
-                        pool,
-                        compare_partitions,
-                        self.store.url,
-                        kafka,
-                        self.keys,
-                        self.writers,
-                        group,
-                        snapshot.head.sequence,
-                        refused,
-                    )
-                    for group in groups
+            jobs = [
+                PartitionsToCompare(
+                    self.store.url, kafka, self.keys, self.writers, group, snapshot.head.sequence, refused
                 )
-            )
+                for group in groups
+            ]
+            comparing = asyncio.gather(*(loop.run_in_executor(pool, compare_partitions, job) for job in jobs))
             try:
                 if not await self._walk(snapshot, rows, None):
                     return False
