@@ -48,8 +48,8 @@ from shared.transparency.merkle import Frontier
 
 Progress = Callable[[int, int], None]
 COMPARE_APART_FROM = 100_000
-"""Entries from which the log is compared in processes of their own: below, starting them
-(about a second each) costs more than it saves."""
+"""Entries from which the log is compared in processes of their own: below, starting them (the
+first time, about a second for their server to import the code) costs more than it saves."""
 log = get_logger("audit.verification")
 
 
