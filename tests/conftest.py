@@ -799,9 +799,11 @@ LONGEST_FIRST = (
     "tests/e2e/",
     "tests/integration/",
 )
-"""pytest-xdist hands the files out in the order they are collected, to whichever worker is free:
-the long ones first (the four longest by name, then the folders whose files take longest), so
-that none is left running alone at the end while the other workers wait."""
+"""The order the files are collected in: the long ones first (the four longest by name, then the
+folders whose files take longest). pytest-xdist 3 hands ``--dist loadfile`` work out by number of
+tests a file, most first, and keeps this order only among files with as many tests. Turning its
+reordering off (``--no-loadscope-reorder``) was measured: slower, the heavy files all running at
+once at the start (docs/performance.md, "The test suite's time")."""
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
