@@ -7,7 +7,7 @@ import gc
 import multiprocessing
 import os
 import sys
-from collections.abc import Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from typing import Any
@@ -45,9 +45,15 @@ def cores() -> int:
 
 
 @contextmanager
-def processes_apart(workers: int, preload: tuple[str, ...] = ()) -> Iterator[ProcessPoolExecutor]:
+def processes_apart(
+    workers: int,
+    preload: tuple[str, ...] = (),
+    initializer: Callable[..., object] | None = None,
+    initargs: tuple[Any, ...] = (),
+) -> Iterator[ProcessPoolExecutor]:
     """A pool of processes for work on the other cores, ended on the way out whatever they are
-    doing (a failure here makes their work moot).
+    doing (a failure here makes their work moot). Each process runs ``initializer(*initargs)``
+    first: how it is handed what cannot travel with a job (memory shared with this process).
 
     Forked from a server process (multiprocessing's forkserver), not from this one, which runs an
     event loop and threads (aiokafka's, SQLite's); the server imports the ``preload`` modules
@@ -57,10 +63,16 @@ def processes_apart(workers: int, preload: tuple[str, ...] = ()) -> Iterator[Pro
     three verifications of 200,000 entries in a row)."""
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["shared.process", *preload])
-    pool = ProcessPoolExecutor(workers, mp_context=context)
+    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=initializer, initargs=initargs)
     try:
         yield pool
     finally:
         for process in list(pool._processes.values()):  # 3.14's terminate_workers(), before it
             process.terminate()
         pool.shutdown(wait=False, cancel_futures=True)
+
+
+def shared_counts(count: int) -> Any:
+    """``count`` integers in memory shared with the processes apart that are handed it through
+    their initializer, each written by one of them and read here (how far their work has got)."""
+    return multiprocessing.get_context("forkserver").RawArray("q", count)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import sqlite3
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
@@ -15,6 +16,7 @@ import pytest
 
 from services.audit.adapters.store import AuditStore
 from services.audit.application import verification
+from services.audit.application.log_comparison import PartitionsCompared, PartitionsToCompare, compare_partitions
 from services.audit.application.verification import Verifier, verify
 from services.audit.domain.chain import LogRecord, canonical, chain_hash
 from services.audit.entrypoints.ingest import Ingestor
@@ -117,6 +119,21 @@ def cannot_compare(job: Any) -> NoReturn:
     raise RuntimeError("this process cannot compare")
 
 
+def let_compare(store_url: str) -> Path:
+    """The file whose presence lets ``compare_when_let`` compare: beside the store's database."""
+    return Path(store_url.removeprefix("sqlite+aiosqlite:///")).with_suffix(".let-compare")
+
+
+def compare_when_let(job: PartitionsToCompare) -> PartitionsCompared:
+    """Run in the comparing process in place of the comparison: it compares once the test lets it."""
+    deadline = time.monotonic() + 60
+    while not let_compare(job.store_url).exists():
+        if time.monotonic() > deadline:
+            raise TimeoutError("the test never let the comparison start")
+        time.sleep(0.02)
+    return compare_partitions(job)
+
+
 @pytest.fixture
 async def intact(
     kafka_settings: KafkaSettings, scratch_topic: str, tasks_key: SigningKey, keys_dir: Path, tmp_path: Path
@@ -192,3 +209,40 @@ async def test_when_a_comparing_process_fails_the_one_walk_answers(
         apart = await verified(kafka_settings, keys_dir, scratch_topic, intact, apart=True)
     assert splits == [False]
     assert apart == one and one["ok"] is True
+
+
+async def test_progress_counts_an_entry_checked_only_when_its_comparison_with_the_log_is_done(
+    kafka_settings: KafkaSettings, scratch_topic: str, keys_dir: Path, intact: Path
+) -> None:
+    """The walk of the chain ends well before the comparisons: its count alone said 100% while
+    the log was still being compared (the verifications page showed it for the last seconds)."""
+    reports: list[tuple[int, int]] = []
+    store = AuditStore(f"sqlite+aiosqlite:///{intact}")
+    await store.open()
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(verification, "compare_partitions", compare_when_let)
+            running = asyncio.create_task(
+                verify(
+                    store,
+                    KeyFolder(keys_dir).trust(),
+                    CHAIN,
+                    ORIGIN,
+                    kafka_settings,
+                    (scratch_topic,),
+                    progress=lambda checked, of: reports.append((checked, of)),
+                    writers={scratch_topic: {"tasks"}},
+                    compare_apart_from=0,
+                )
+            )
+            await eventually(lambda: resolved(reports or None), what="a report of progress")
+            while_held = list(reports)
+            let_compare(store.url).touch()
+            found = await running
+    finally:
+        await store.close()
+    entries = len(plan_log())
+    assert found.ok, found.as_dict()
+    assert while_held and all(checked == 0 for checked, _ in while_held), while_held
+    assert reports[-1] == (entries, entries)
+    assert reports == sorted(reports), "progress never goes back"

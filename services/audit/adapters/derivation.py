@@ -5,7 +5,7 @@ runs on the second core while the walk checks the chain and the log."""
 from __future__ import annotations
 
 import asyncio
-import multiprocessing
+import contextlib
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -14,10 +14,11 @@ from typing import Any
 from services.audit.adapters.chaining import DERIVED, decode_headers, derive
 from services.audit.adapters.schema import StoredEntry
 from services.audit.domain.chain import LogRecord
+from shared.process import processes_apart
 
 APART_FROM = 100_000
-"""Entries from which a walk derives in a process of its own: below, starting the process
-(about a second) costs more than it saves."""
+"""Entries from which a walk derives in a process of its own: below, starting it (the first
+time, about a second for its server to import the code) costs more than it saves."""
 
 StoredRecord = tuple[bytes | None, bytes | None, bytes]
 """An entry's key, value and stored headers: all its columns are derived from."""
@@ -39,13 +40,13 @@ def derived_columns_of(record: LogRecord) -> tuple[Any, ...]:
 
 class Derivation:
     """Derives chunks of entries ahead of the walk: ``ahead(chunk)`` starts, awaiting its
-    result gives the columns. Used as an async context manager, which ends the process."""
+    result gives the columns. Used as an async context manager, which starts the process (for
+    ``entries`` from ``apart_from`` on) and ends it."""
 
     def __init__(self, entries: int, apart_from: int = APART_FROM) -> None:
+        self._apart = entries >= apart_from
         self._pool: ProcessPoolExecutor | None = None
-        if entries >= apart_from:
-            # spawn, not fork: the parent runs an event loop and threads (aiokafka, SQLite's).
-            self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+        self._processes = contextlib.ExitStack()
 
     @property
     def apart(self) -> bool:
@@ -73,8 +74,10 @@ class Derivation:
             return derived_columns([(row.key, row.value, row.headers) for row in chunk])
 
     async def __aenter__(self) -> Derivation:
+        if self._apart:
+            self._pool = self._processes.enter_context(processes_apart(1, preload=(__name__,)))
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool = None
+        self._processes.close()

@@ -164,6 +164,24 @@ class PartitionsToCompare:
     limits: Mapping[tuple[str, int], int]
     through_sequence: int
     refused: Collection[RefusedRecord]
+    slot: int = 0
+    """Where in the counts shared with the walk (``count_into``) this job tells how many
+    entries it has compared."""
+
+
+_compared_counts: Any = None
+"""In a comparing process, the counts shared with the walk, one a job (``shared_counts``)."""
+
+
+def count_into(counts: Any) -> None:
+    """A comparing process's initializer: it tells ``counts`` how far each job has got."""
+    global _compared_counts  # a process's initializer is how shared memory reaches it
+    _compared_counts = counts
+
+
+def _tell_compared(slot: int, entries: int) -> None:
+    if _compared_counts is not None:
+        _compared_counts[slot] = entries
 
 
 def compare_partitions(job: PartitionsToCompare) -> PartitionsCompared:
@@ -184,7 +202,7 @@ async def _compare_partitions(job: PartitionsToCompare) -> PartitionsCompared:
             kept = {(r.topic, r.partition, r.offset): r for r in job.refused if (r.topic, r.partition) in job.limits}
             comparison = LogComparison(result, reader, kept)
             for tp in sorted(ends, key=partition_name):
-                held = await _partition_holds(store, comparison, tp, job.through_sequence)
+                held = await _partition_holds(store, comparison, tp, job.through_sequence, job.slot, compared)
                 if held is None:
                     return PartitionsCompared(compared, intact=False)
                 compared += held
@@ -195,12 +213,14 @@ async def _compare_partitions(job: PartitionsToCompare) -> PartitionsCompared:
 
 
 async def _partition_holds(
-    store: AuditStore, comparison: LogComparison, tp: TopicPartition, through_sequence: int
+    store: AuditStore, comparison: LogComparison, tp: TopicPartition, through_sequence: int, slot: int, before: int
 ) -> int | None:
     """How many entries of ``tp`` hold against the log; None at the first that does not. Read in
-    offset order, their sequence numbers must rise: then it is the walk's order too."""
+    offset order, their sequence numbers must rise: then it is the walk's order too. After each
+    chunk, the job's count (``before`` this partition, and these) is told to the walk."""
     held, last_sequence = 0, 0
     async for chunk in store.partition_entries(tp.topic, tp.partition, through_sequence=through_sequence):
+        _tell_compared(slot, before + held)
         for row in chunk:
             if row.seq <= last_sequence:
                 comparison.result.fail(row.seq, f"entries of {partition_name(tp)} are out of order")

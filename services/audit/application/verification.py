@@ -32,6 +32,7 @@ from services.audit.application.log_comparison import (
     PartitionsToCompare,
     Position,
     compare_partitions,
+    count_into,
     partition_name,
 )
 from services.audit.domain import evidence
@@ -40,7 +41,7 @@ from shared.contract.catalog import TreeCheckpoint
 from shared.contract.topics import AUDIT
 from shared.kafka.consumer import open_consumer, partitions_of
 from shared.logging import get_logger
-from shared.process import cores, processes_apart
+from shared.process import cores, processes_apart, shared_counts
 from shared.provenance.gate import TOPIC_WRITERS, ProofGate, Verdict
 from shared.provenance.keys import TrustStore
 from shared.settings import KafkaSettings
@@ -50,6 +51,8 @@ Progress = Callable[[int, int], None]
 COMPARE_APART_FROM = 100_000
 """Entries from which the log is compared in processes of their own: below, starting them (the
 first time, about a second for their server to import the code) costs more than it saves."""
+PROGRESS_EVERY = 0.5
+"""Seconds between reports of progress while the comparisons outlast the walk."""
 log = get_logger("audit.verification")
 
 
@@ -197,28 +200,41 @@ class Verifier:
         self, snapshot: Snapshot, rows: list[Any], kafka: KafkaSettings, limits: Mapping[TopicPartition, int]
     ) -> bool:
         """The chain walked here while processes of their own compare the entries with the log,
-        a few partitions each; True when every check held and they compared every entry."""
+        a few partitions each; True when every check held and they compared every entry. An
+        entry counts as checked once both have: the walk ends well before the comparisons."""
         groups = _shared_out(limits, cores() + 1)
+        compared_so_far = shared_counts(len(groups))
         loop = asyncio.get_running_loop()
         refused = list(self._refused.values())
-        with processes_apart(len(groups), preload=(__name__,)) as pool:
+
+        def checked(walked: int, of: int) -> None:
+            if self.progress is not None:
+                self.progress(min(walked, sum(compared_so_far)), of)
+
+        with processes_apart(len(groups), (__name__,), count_into, (compared_so_far,)) as pool:
             jobs = [
                 PartitionsToCompare(
-                    self.store.url, kafka, self.keys, self.writers, group, snapshot.head.sequence, refused
+                    self.store.url, kafka, self.keys, self.writers, group, snapshot.head.sequence, refused, slot
                 )
-                for group in groups
+                for slot, group in enumerate(groups)
             ]
             comparing = asyncio.gather(*(loop.run_in_executor(pool, compare_partitions, job) for job in jobs))
             try:
-                if not await self._walk(snapshot, rows, None):
+                if not await self._walk(snapshot, rows, None, checked):
                     return False
+                while not comparing.done():
+                    await asyncio.wait({comparing}, timeout=PROGRESS_EVERY)
+                    checked(self.result.entries, snapshot.head.sequence)
                 compared = await comparing
             except Exception as error:
                 log.warning("comparing partitions apart failed; walking in one", error=repr(error))
                 return False
             finally:
                 comparing.cancel()
-        return all(c.intact for c in compared) and sum(c.entries for c in compared) == snapshot.head.sequence
+        intact = all(c.intact for c in compared) and sum(c.entries for c in compared) == snapshot.head.sequence
+        if intact and self.progress is not None:
+            self.progress(self.result.entries, snapshot.head.sequence)
+        return intact
 
     async def _in_one_walk(self, snapshot: Snapshot) -> Verification:
         """The same snapshot verified again by the one walk, which compares the log entry by entry."""
@@ -236,9 +252,13 @@ class Verifier:
         )
         return await again.run(snapshot)
 
-    async def _walk(self, snapshot: Snapshot, rows: list[Any], comparison: LogComparison | None) -> bool:
+    async def _walk(
+        self, snapshot: Snapshot, rows: list[Any], comparison: LogComparison | None, checked: Progress | None = None
+    ) -> bool:
         """Every entry of the snapshot in order; False at the first one that is not what it
-        should be (what follows it cannot be judged)."""
+        should be (what follows it cannot be judged). After each chunk, ``checked`` (else the
+        run's progress) is told how many entries it walked."""
+        checked = checked or self.progress
         by_sequence = {row.sequence: row for row in rows if row.sequence <= snapshot.head.sequence}
         previous, expected = GENESIS, 1
         stored = self.store.stream(StoredEntry, EntryFilter(through_sequence=snapshot.head.sequence), chunk=5000)
@@ -273,8 +293,8 @@ class Verifier:
                         await self._published_checkpoint(row)
                     previous, expected = digest, expected + 1
                     self.result.entries += 1
-                if self.progress is not None:
-                    self.progress(self.result.entries, snapshot.head.sequence)
+                if checked is not None:
+                    checked(self.result.entries, snapshot.head.sequence)
         return True
 
     def _row_holds(self, stored: Any, digest: str) -> bool:
