@@ -3,12 +3,23 @@ columns are the ones one process derives, and if the process cannot run they are
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
-from services.audit.adapters.chaining import DERIVED, chained, derive
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from services.audit.adapters.chaining import DERIVED, chained, derive, iso
 from services.audit.adapters.derivation import Derivation
 from services.audit.adapters.schema import StoredEntry
 from services.audit.adapters.store import AuditStore, EntryFilter
+from services.audit.domain.chain import LogRecord
+from shared.contract.catalog import TaskProgressReported
+from shared.contract.codec import DecodeFailure, decode, encode
+from shared.contract.envelope import new_event
+from shared.contract.topics import EVENTS
+from shared.contract.types import EARLIEST, LATEST
 from tests.unit.test_audit_export import log_of_every_kind
 
 
@@ -45,3 +56,30 @@ async def test_when_the_process_is_gone_the_columns_are_derived_here(tmp_path: P
             process.join()
         assert await derivation.columns(rows, derivation.ahead(rows)) == in_one
         assert not derivation.apart
+
+
+WRITTEN_FORMS: list[Callable[[datetime], str]] = [
+    iso,
+    datetime.isoformat,
+    lambda moment: moment.astimezone(timezone(timedelta(hours=8))).isoformat(timespec="microseconds"),
+    lambda moment: moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    lambda moment: iso(moment).replace("Z", "+00:00"),
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    moment=st.datetimes(
+        min_value=EARLIEST.replace(tzinfo=None), max_value=LATEST.replace(tzinfo=None), timezones=st.just(UTC)
+    ),
+    written=st.sampled_from(WRITTEN_FORMS),
+)
+def test_the_event_time_column_is_the_moment_in_iso_form_however_the_writer_wrote_it(
+    moment: datetime, written: Callable[[datetime], str]
+) -> None:
+    encoded = encode(new_event(TaskProgressReported(task_id="t-1", percent=5), actor="u-jilin", time=moment))
+    headers = tuple((name, written(moment).encode() if name == "ce_time" else value) for name, value in encoded.headers)
+    event = decode(encoded.key, encoded.value, headers)
+    assert not isinstance(event, DecodeFailure), event
+    derived = derive(LogRecord(EVENTS, 0, 0, 0, encoded.key, encoded.value, headers))
+    assert derived["event_time"] == iso(event.time) and derived["decode_error"] is None

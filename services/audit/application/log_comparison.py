@@ -53,14 +53,25 @@ class LogComparison:
         writer's proof holds. Compared as bytes, field by field: the stored headers are already
         in their canonical form. Refused records before it must be the ones the store keeps apart."""
         tp = TopicPartition(record.topic, record.partition)
-        where = f"{record.topic}/{record.partition}"
         found = await self.reader.next(tp)
         while found is not None and not found[1].ok and found[0].offset != record.offset:
             self.kept_apart(found[0], found[1])
             found = await self.reader.next(tp)
+        if found is not None and found[1].ok and found[0].offset == record.offset:
+            logged = as_log_record(found[0])
+            if (logged.timestamp, logged.key, logged.value) == (row.timestamp, row.key, row.value) and headers_json(
+                logged.headers
+            ) == row.headers:
+                return logged
+        self._differs(row, record, found)
+        return None
+
+    def _differs(self, row: Any, record: LogRecord, found: tuple[ConsumerRecord, Verdict] | None) -> None:
+        """What ``matches_log`` found to differ between the entry and the log's ``found``."""
+        where = f"{record.topic}/{record.partition}"
         if found is None:
             self.result.fail(row.seq, f"entry claims {where}@{record.offset}, which is not on the log")
-            return None
+            return
         on_log, verdict = found
         if on_log.offset != record.offset:
             self.result.fail(
@@ -69,20 +80,17 @@ class LogComparison:
                 f"@{on_log.offset}, the entry claims @{record.offset} (an entry was removed "
                 "or inserted)",
             )
-            return None
+            return
         if not verdict.ok:
             self.result.fail(
                 row.seq, f"the entry's record at {where}@{record.offset} is not its writer's: {verdict.refusal}"
             )
-            return None
+            return
         logged = as_log_record(on_log)
         differs = [name for name in ("timestamp", "key", "value") if getattr(logged, name) != getattr(row, name)]
         if headers_json(logged.headers) != row.headers:
             differs.append("headers")
-        if differs:
-            self.result.fail(row.seq, f"entry differs from {where}@{record.offset} on the log", fields=differs)
-            return None
-        return logged
+        self.result.fail(row.seq, f"entry differs from {where}@{record.offset} on the log", fields=differs)
 
     def derived_columns_hold(self, row: Any, derived: tuple[Any, ...] | None) -> bool:
         """The query columns (actor, type, task...) still say what the record says. Only the full

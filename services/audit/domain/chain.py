@@ -8,10 +8,10 @@ pin the history for outsiders (docs/transparency.md writes the bytes down).
 
 from __future__ import annotations
 
-import binascii
 import hashlib
-from dataclasses import dataclass
+from binascii import b2a_base64
 
+import msgspec
 import orjson
 
 from shared.contract.secrets import strip_secrets
@@ -19,9 +19,10 @@ from shared.contract.secrets import strip_secrets
 GENESIS = "0" * 64
 
 
-@dataclass(frozen=True, slots=True)
-class LogRecord:
-    """A record exactly as it was read from Kafka."""
+class LogRecord(msgspec.Struct, frozen=True):
+    """A record exactly as it was read from Kafka. A Struct: two are made for every entry that
+    verification compares, and its constructor runs in C (a frozen dataclass's sets each field
+    through Python, 0.8-1.3 µs against 0.16)."""
 
     topic: str
     partition: int
@@ -48,12 +49,15 @@ class LogRecord:
 
 
 def _b64(raw: bytes | None) -> str | None:
-    return None if raw is None else binascii.b2a_base64(raw, newline=False).decode()
+    return None if raw is None else b2a_base64(raw, newline=False).decode()
 
 
 def headers_json(headers: tuple[tuple[str, bytes | None], ...]) -> bytes:
     """Headers in their canonical form, which is also how the store keeps them."""
-    return orjson.dumps([[name, _b64(value)] for name, value in headers])
+    # _b64 written out: this runs for a dozen headers of every entry ingested or compared.
+    return orjson.dumps(
+        [[name, None if value is None else b2a_base64(value, newline=False).decode()] for name, value in headers]
+    )
 
 
 def canonical(record: LogRecord, stored_headers: bytes | None = None) -> bytes:
