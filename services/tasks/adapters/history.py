@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Protocol
+
+import msgspec
 
 from shared.contract.codec import DecodeFailure, from_structured, to_structured
 from shared.contract.envelope import AnyEvent
@@ -18,12 +19,11 @@ class Archive(Protocol):
     def events_about(self, task_id: str) -> list[AnyEvent]: ...
 
 
-@dataclass(frozen=True, slots=True)
-class Written:
+class Written(msgspec.Struct, frozen=True):
     """An event kept as its structured JSON (``to_structured``), decoded only when its task's
     history is asked for: a quarter of the memory of the event itself (540 against 2,242 bytes),
     what a snapshot archives as it is, and what a rebuild's part hands over between processes
-    (an event pickled costs ~15 µs each way)."""
+    (an event pickled costs ~15 µs each way). A Struct, made in C: one for every event taken."""
 
     id: str
     structured: bytes
