@@ -214,8 +214,9 @@ async def test_when_a_comparing_process_fails_the_one_walk_answers(
 async def test_progress_counts_an_entry_checked_only_when_its_comparison_with_the_log_is_done(
     kafka_settings: KafkaSettings, scratch_topic: str, keys_dir: Path, intact: Path
 ) -> None:
-    """The walk of the chain ends well before the comparisons: its count alone said 100% while
-    the log was still being compared (the verifications page showed it for the last seconds)."""
+    """The walk of the chain ends well before the comparisons: its count alone said every entry
+    was checked while the log was still being compared (``POST /v1/audit/verify?progress=true``
+    said so for the last seconds of a long verification)."""
     reports: list[tuple[int, int]] = []
     store = AuditStore(f"sqlite+aiosqlite:///{intact}")
     await store.open()
