@@ -228,7 +228,6 @@ async def _partition_holds(
     chunk, the job's count (``before`` this partition, and these) is told to the walk."""
     held, last_sequence = 0, 0
     async for chunk in store.partition_entries(tp.topic, tp.partition, through_sequence=through_sequence):
-        _tell_compared(slot, before + held)
         for row in chunk:
             if row.seq <= last_sequence:
                 comparison.result.fail(row.seq, f"entries of {partition_name(tp)} are out of order")
@@ -239,4 +238,5 @@ async def _partition_holds(
             if logged is None or not comparison.derived_columns_hold(row, derived_columns_of(logged)):
                 return None
             held, last_sequence = held + 1, row.seq
+        _tell_compared(slot, before + held)
     return held

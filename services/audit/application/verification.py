@@ -222,8 +222,10 @@ class Verifier:
             try:
                 if not await self._walk(snapshot, rows, None, checked):
                     return False
-                while not comparing.done():
-                    await asyncio.wait({comparing}, timeout=PROGRESS_EVERY)
+                # Told at least once more after they end: their last counts are their totals.
+                ended = False
+                while not ended:
+                    ended = bool((await asyncio.wait({comparing}, timeout=PROGRESS_EVERY))[0])
                     checked(self.result.entries, snapshot.head.sequence)
                 compared = await comparing
             except Exception as error:
@@ -231,10 +233,7 @@ class Verifier:
                 return False
             finally:
                 comparing.cancel()
-        intact = all(c.intact for c in compared) and sum(c.entries for c in compared) == snapshot.head.sequence
-        if intact and self.progress is not None:
-            self.progress(self.result.entries, snapshot.head.sequence)
-        return intact
+        return all(c.intact for c in compared) and sum(c.entries for c in compared) == snapshot.head.sequence
 
     async def _in_one_walk(self, snapshot: Snapshot) -> Verification:
         """The same snapshot verified again by the one walk, which compares the log entry by entry."""
