@@ -3,18 +3,22 @@ columns are the ones one process derives, and if the process cannot run they are
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
+import orjson
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.audit.adapters.chaining import DERIVED, chained, derive, iso
+from services.audit.adapters.chaining import DERIVED, chained, decode_headers, derive, iso
 from services.audit.adapters.derivation import Derivation
 from services.audit.adapters.schema import StoredEntry
 from services.audit.adapters.store import AuditStore, EntryFilter
-from services.audit.domain.chain import LogRecord
+from services.audit.domain.chain import LogRecord, headers_json
 from shared.contract.catalog import TaskProgressReported
 from shared.contract.codec import DecodeFailure, decode, encode
 from shared.contract.envelope import new_event
@@ -83,3 +87,21 @@ def test_the_event_time_column_is_the_moment_in_iso_form_however_the_writer_wrot
     assert not isinstance(event, DecodeFailure), event
     derived = derive(LogRecord(EVENTS, 0, 0, 0, encoded.key, encoded.value, headers))
     assert derived["event_time"] == iso(event.time) and derived["decode_error"] is None
+
+
+@given(st.lists(st.tuples(st.text(max_size=16), st.none() | st.binary(max_size=48)), max_size=16).map(tuple))
+def test_stored_headers_read_back_as_they_were(headers: tuple[tuple[str, bytes | None], ...]) -> None:
+    assert decode_headers(headers_json(headers)) == headers
+
+
+@given(st.lists(st.tuples(st.text(max_size=8), st.none() | st.text(alphabet="QUJDYWJj01+/=-_ \n", max_size=12))))
+def test_a_stored_form_changed_in_the_store_reads_as_it_always_did(pairs: list[tuple[str, str | None]]) -> None:
+    """What a check finds in a tampered row must not depend on which reader read it: whenever
+    the fast reader takes a form, it reads what base64.b64decode reads."""
+    try:
+        expected = tuple((name, None if value is None else base64.b64decode(value)) for name, value in pairs)
+    except binascii.Error:
+        with pytest.raises(binascii.Error):
+            decode_headers(orjson.dumps(pairs))
+    else:
+        assert decode_headers(orjson.dumps(pairs)) == expected

@@ -10,12 +10,14 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import orjson
+import psutil
 import pytest
 from pydantic import HttpUrl
 
 from services.audit.adapters.chaining import chained
 from services.audit.adapters.schema import StoredEntry, TrailEntry
 from services.audit.adapters.store import AuditStore, EntryFilter
+from services.audit.application import export as export_module
 from services.audit.application.export import CSV_COLUMNS, export, ndjson_line
 from services.audit.domain.chain import LogRecord
 from shared.contract.catalog import SubscriptionCreated, TaskProgressReported
@@ -160,5 +162,88 @@ async def test_a_record_with_an_empty_key_or_value_is_shown_as_it_is(
         assert entry["event"] is None
         shown = [None if part is None else base64.b64encode(part).decode() for part in (key, value)]
         assert [entry["raw"]["key"], entry["raw"]["value"]] == shown
+    finally:
+        await store.close()
+
+
+async def a_longer_trail(folder: Path) -> AuditStore:
+    """Thirty entries of every kind, of three tasks."""
+    store = AuditStore(f"sqlite+aiosqlite:///{folder / 'audit.db'}")
+    await store.open()
+    records = []
+    for n in range(30):
+        event = encode(new_event(TaskProgressReported(task_id=f"task-{n % 3}", percent=n), actor="u-jilin"))
+        records.append(LogRecord.kept(event.topic, 0, n, 1_700_000_000_000 + n, event.key, event.value, event.headers))
+    records += [replace_offset(record, 30 + n) for n, record in enumerate(log_of_every_kind())]
+    await store.write(chained(records, store.head))
+    return store
+
+
+def replace_offset(record: LogRecord, offset: int) -> LogRecord:
+    return LogRecord.kept(record.topic, 0, offset, record.timestamp, record.key, record.value, record.headers)
+
+
+async def lines_of(store: AuditStore, where: EntryFilter, apart_from: int | None) -> bytes:
+    return b"".join([chunk async for chunk in export(store, where, "ndjson", apart_from=apart_from)])
+
+
+@pytest.mark.parametrize(
+    ("where", "entries"),
+    [
+        (EntryFilter(), 33),
+        (EntryFilter(task_id="task-1"), 11),
+        (EntryFilter(after_sequence=4, through_sequence=29), 25),
+    ],
+    ids=["whole", "one task", "a range"],
+)
+async def test_an_export_written_on_both_cores_is_the_one_written_here(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: EntryFilter, entries: int
+) -> None:
+    """A long export is written by two processes a block at a time (here blocks of 4, so that
+    blocks end inside the range, hold no entry of the task, or are the last short one)."""
+    monkeypatch.setattr(export_module, "BLOCK", 4)
+    store = await a_longer_trail(tmp_path)
+    try:
+        here = await lines_of(store, where, apart_from=None)
+        assert await lines_of(store, where, apart_from=0) == here
+    finally:
+        await store.close()
+    assert here.count(b"\n") == entries
+
+
+async def test_when_a_writing_process_dies_the_rest_of_the_export_is_written_here(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(export_module, "BLOCK", 4)
+    store = await a_longer_trail(tmp_path)
+    try:
+        here = await lines_of(store, EntryFilter(), apart_from=None)
+        chunks = export(store, EntryFilter(), "ndjson", apart_from=0)
+        first = await anext(chunks)
+        writing = [
+            process
+            for server in psutil.Process().children()
+            if "forkserver" in " ".join(server.cmdline())
+            for process in server.children()
+        ]
+        assert writing, "the export is written by processes of their own"
+        for process in writing:
+            process.kill()
+        assert first + b"".join([chunk async for chunk in chunks]) == here
+    finally:
+        await store.close()
+
+
+async def test_an_export_its_reader_leaves_ends_its_processes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(export_module, "BLOCK", 4)
+    store = await a_longer_trail(tmp_path)
+    try:
+        chunks = export(store, EntryFilter(), "ndjson", apart_from=0)
+        await anext(chunks)
+        writing = [process for server in psutil.Process().children() for process in server.children()]
+        assert writing
+        await chunks.aclose()
+        gone, alive = psutil.wait_procs(writing, timeout=10)
+        assert not alive
     finally:
         await store.close()

@@ -281,6 +281,10 @@ class AuditStore:
         async with self.engine.connect() as conn:
             return int((await conn.execute(select(func.max(entries.c.seq)))).scalar() or 0)
 
+    async def newest(self) -> int:
+        """The newest sequence stored: known without a query when this instance is the only writer."""
+        return self.head.sequence if not self.shared else await self.stored_head()
+
     async def hash_at(self, sequence: int) -> str:
         """The chain's hash after entry ``sequence`` (GENESIS before the first)."""
         if sequence <= 0:

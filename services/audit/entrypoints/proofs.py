@@ -295,13 +295,9 @@ async def leaf(index: Annotated[int, FastApiPath(ge=0, le=2**62)], actor: Authen
     return Response(found, media_type="application/octet-stream")
 
 
-async def _tree_size(store: AuditStore) -> int:
-    return store.head.sequence if not store.shared else await store.stored_head()
-
-
 async def _reachable(store: AuditStore, size: int, field: str) -> None:
     """A 422 naming ``field`` when the tree is smaller than ``size``."""
-    if size > (current := await _tree_size(store)):
+    if size > (current := await store.newest()):
         raise Problem(422, f"the tree has {current} leaves, fewer than {size}", field=field)
 
 
