@@ -73,6 +73,7 @@ async def main(count: int) -> None:
                     await asyncio.sleep(0.05)
             ingestor.stop()
             await running
+            peaks = {"ingest": memory.peak}
             bare = await bare_read(kafka, topic, count)
             with stopwatch(Timed(count)) as verified:
                 result = await verify(store, trust, "bench", "bench.local/bench", kafka, (topic,), writers=writers)
@@ -91,6 +92,7 @@ async def main(count: int) -> None:
             assert result.ok and result.entries == count, result
             with stopwatch(Timed(count)) as chain_only:
                 assert (await verify(store, trust, "bench", "bench.local/bench", None, (topic,), writers=writers)).ok
+            peaks["verifications"] = memory.peak
             exported_bytes = 0
             with stopwatch(Timed(count)) as exported:
                 async for chunk in export(store, EntryFilter(), "ndjson"):
@@ -102,6 +104,7 @@ async def main(count: int) -> None:
             assert written_here == exported_bytes, (written_here, exported_bytes)
             await store.close()
             peak = memory.taken()
+            peaks["exports"] = peak
             database_size = (Path(folder) / "audit.db").stat().st_size
     results = Results("audit_service")
     print(f"\nAudit, {count:,} events (baseline: a bare aiokafka read of the same topic)")
@@ -147,6 +150,10 @@ async def main(count: int) -> None:
             target_of="value",
             lower_is_better=True,
         )
+    )
+    results.note(
+        "peak resident memory by the end of "
+        + ", ".join(f"{step}: {size / 2**20:.1f} MiB" for step, size in peaks.items())
     )
     results.note(f"export wrote {exported_bytes / 1e6:,.0f} MB; the database took {database_size / 2**20:,.0f} MiB")
     results.save()

@@ -9,6 +9,7 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from services.audit.adapters.derivation import APART_FROM
+from services.audit.application.export import APART_FROM as EXPORT_APART_FROM
 from shared.auth import AuthSettings
 from shared.bounds import Bound
 from shared.contract.types import AggregateId
@@ -59,6 +60,12 @@ class AuditSettings(ServiceSettings):
         description="entries from which a verification against the log uses processes of its own, on the "
         "other cores: they compare the log with the entries a few partitions each while the verification "
         "walks the chain (a walk alone, after they find something amiss, decodes in a second process)",
+    )
+    export_second_process_from: int = Field(
+        default=EXPORT_APART_FROM,
+        ge=0,
+        description="entries from which an NDJSON export is written by two processes of their own, on the "
+        "other core too, a block of the trail each at a time, and sent in order",
     )
     reports: Bound = Field(
         default=Bound(per_user=2, in_all=8),

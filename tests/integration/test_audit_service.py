@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import orjson
+import psutil
 import pytest
 
 from policytrack.processes import ServiceProcess
@@ -189,6 +190,23 @@ async def test_export_streams_every_entry_as_ndjson_and_csv(tasks: ServiceProces
     assert [line["seq"] for line in lines] == list(range(1, len(lines) + 1))
     assert [int(row["seq"]) for row in csv_rows] == list(range(1, len(csv_rows) + 1))
     assert all(line["event"] or line["decode_error"] for line in lines)
+
+
+async def test_an_export_on_both_cores_shows_every_entry_the_pages_show(
+    tasks: ServiceProcess, service_factory: ServiceFactory
+) -> None:
+    """A long trail's export is written by two processes of the service's own (here from the first
+    entry on): what it sends is what the pages show, of the whole trail and of one task."""
+    audit = service_factory("audit", POLICYTRACK_AUDIT_EXPORT_SECOND_PROCESS_FROM="0").start()
+    task, _ = await seed_task(tasks)
+    await wait_caught_up(audit)
+    async with httpx.AsyncClient(base_url=audit.url, timeout=120) as client:
+        for where in ({}, {"task_id": task}):
+            exported = (await client.get("/v1/audit/export", headers=NAO, params=where)).content.splitlines()
+            shown = (await client.get("/v1/audit/events", headers=NAO, params={**where, "limit": 1000})).json()
+            assert len(exported) > 3 and list(map(orjson.loads, exported)) == shown["items"][: len(exported)]
+    assert audit.process is not None
+    assert any("forkserver" in " ".join(child.cmdline()) for child in psutil.Process(audit.process.pid).children())
 
 
 async def tamper_and_verify(audit: ServiceProcess, statement: str, *args: object) -> dict[str, Any]:

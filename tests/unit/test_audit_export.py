@@ -243,7 +243,7 @@ async def test_an_export_its_reader_leaves_ends_its_processes(tmp_path: Path, mo
         writing = [process for server in psutil.Process().children() for process in server.children()]
         assert writing
         await chunks.aclose()
-        gone, alive = psutil.wait_procs(writing, timeout=10)
+        _, alive = psutil.wait_procs(writing, timeout=10)
         assert not alive
     finally:
         await store.close()

@@ -13,7 +13,7 @@ from pydantic import BaseModel
 
 from services.audit.adapters.schema import TrailEntry
 from services.audit.application.export import export, ndjson_line
-from services.audit.entrypoints.dependencies import Store, TrailFilter
+from services.audit.entrypoints.dependencies import Runtime, Store, TrailFilter
 from shared.cursor import BadCursor, decode_cursor, encode_cursor
 from shared.http.links import fills
 from shared.http.problems import Problem, problem_responses
@@ -92,11 +92,11 @@ async def audit_events(
     summary="The trail as NDJSON or CSV, streamed",
 )
 async def export_trail(
-    where: TrailFilter, store: Store, format: Literal["ndjson", "csv"] = "ndjson"
+    where: TrailFilter, runtime: Runtime, format: Literal["ndjson", "csv"] = "ndjson"
 ) -> StreamingResponse:
     media = "application/x-ndjson" if format == "ndjson" else "text/csv"
     return StreamingResponse(
-        export(store, where, format),
+        export(runtime.store, where, format, apart_from=runtime.settings.export_second_process_from),
         media_type=media,
         headers={"Content-Disposition": f'attachment; filename="policytrack-audit.{format}"'},
     )
