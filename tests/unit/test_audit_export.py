@@ -183,6 +183,16 @@ def replace_offset(record: LogRecord, offset: int) -> LogRecord:
     return LogRecord.kept(record.topic, 0, offset, record.timestamp, record.key, record.value, record.headers)
 
 
+def processes_apart() -> list[psutil.Process]:
+    """The processes forked from this one's process server (multiprocessing's forkserver)."""
+    return [
+        process
+        for server in psutil.Process().children()
+        if "forkserver" in " ".join(server.cmdline())
+        for process in server.children()
+    ]
+
+
 async def lines_of(store: AuditStore, where: EntryFilter, apart_from: int | None) -> bytes:
     return b"".join([chunk async for chunk in export(store, where, "ndjson", apart_from=apart_from)])
 
@@ -220,12 +230,7 @@ async def test_when_a_writing_process_dies_the_rest_of_the_export_is_written_her
         here = await lines_of(store, EntryFilter(), apart_from=None)
         chunks = export(store, EntryFilter(), "ndjson", apart_from=0)
         first = await anext(chunks)
-        writing = [
-            process
-            for server in psutil.Process().children()
-            if "forkserver" in " ".join(server.cmdline())
-            for process in server.children()
-        ]
+        writing = processes_apart()
         assert writing, "the export is written by processes of their own"
         for process in writing:
             process.kill()
@@ -240,7 +245,7 @@ async def test_an_export_its_reader_leaves_ends_its_processes(tmp_path: Path, mo
     try:
         chunks = export(store, EntryFilter(), "ndjson", apart_from=0)
         await anext(chunks)
-        writing = [process for server in psutil.Process().children() for process in server.children()]
+        writing = processes_apart()
         assert writing
         await chunks.aclose()
         _, alive = psutil.wait_procs(writing, timeout=10)
