@@ -777,15 +777,25 @@ def browser(tmp_path: Path) -> Iterator[Browser]:
         options.add_argument(argument)
     options.add_experimental_option("prefs", {"intl.accept_languages": "zh-CN,zh"})
     options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
-    service = Service(executable_path=chromedriver, log_output=str(tmp_path / "chromedriver.log"))
-    driver = webdriver.Chrome(service=service, options=options)
-    screenshots = tmp_path / "screenshots"
-    screenshots.mkdir()
+    # Chromium leaves its singleton socket's folder in the temporary folder: here one of the
+    # browser's own, removed after it (short: a socket's path has at most 107 bytes).
+    scratch = tempfile.mkdtemp(prefix="pt-chromium-")
+    service = Service(
+        executable_path=chromedriver,
+        log_output=str(tmp_path / "chromedriver.log"),
+        env={**os.environ, "TMPDIR": scratch},
+    )
     try:
-        yield Browser(driver, screenshots)
+        driver = webdriver.Chrome(service=service, options=options)
+        screenshots = tmp_path / "screenshots"
+        screenshots.mkdir()
+        try:
+            yield Browser(driver, screenshots)
+        finally:
+            driver.quit()
+            print(f"screenshots: {screenshots}")
     finally:
-        driver.quit()
-        print(f"screenshots: {screenshots}")
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 # --- the order the workers take the files in -------------------------------------------------------
