@@ -64,8 +64,8 @@ class AuditSettings(ServiceSettings):
     export_second_process_from: int = Field(
         default=EXPORT_APART_FROM,
         ge=0,
-        description="entries from which an NDJSON export is written by two processes of their own, on the "
-        "other core too, a block of the trail each at a time, and sent in order",
+        description="entries from which an unfiltered NDJSON export is written by two processes of their own, "
+        "on the other core too, a block of the trail each at a time, and sent in order",
     )
     reports: Bound = Field(
         default=Bound(per_user=2, in_all=8),

@@ -199,18 +199,14 @@ async def lines_of(store: AuditStore, where: EntryFilter, apart_from: int | None
 
 @pytest.mark.parametrize(
     ("where", "entries"),
-    [
-        (EntryFilter(), 33),
-        (EntryFilter(task_id="task-1"), 11),
-        (EntryFilter(after_sequence=4, through_sequence=29), 25),
-    ],
-    ids=["whole", "one task", "a range"],
+    [(EntryFilter(), 33), (EntryFilter(after_sequence=4, through_sequence=29), 25)],
+    ids=["whole", "a range"],
 )
 async def test_an_export_written_on_both_cores_is_the_one_written_here(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: EntryFilter, entries: int
 ) -> None:
     """A long export is written by two processes a block at a time (here blocks of 4, so that
-    blocks end inside the range, hold no entry of the task, or are the last short one)."""
+    blocks end inside the range, or are the last short one)."""
     monkeypatch.setattr(export_module, "BLOCK", 4)
     store = await a_longer_trail(tmp_path)
     try:
@@ -250,5 +246,24 @@ async def test_an_export_its_reader_leaves_ends_its_processes(tmp_path: Path, mo
         await chunks.aclose()
         _, alive = psutil.wait_procs(writing, timeout=10)
         assert not alive
+    finally:
+        await store.close()
+
+
+async def test_a_filtered_export_is_written_here_however_long_its_range(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One task's entries among many are read by one query here (on 300,000 entries, 5-7 ms)
+    faster than by a query a block in two processes (125-131 ms)."""
+    store = await a_longer_trail(tmp_path)
+    try:
+        here = await lines_of(store, EntryFilter(task_id="task-1"), apart_from=None)
+
+        def not_apart(*_: object) -> None:
+            raise AssertionError("a filtered export went to processes of their own")
+
+        monkeypatch.setattr(export_module, "_ndjson_apart", not_apart)
+        assert await lines_of(store, EntryFilter(task_id="task-1"), apart_from=0) == here
+        assert here.count(b"\n") == 11
     finally:
         await store.close()

@@ -69,6 +69,12 @@ AHEAD = 3
 and 124-129 with 10,000 and 4 ahead, and no slower."""
 
 
+def _every_entry(where: EntryFilter) -> bool:
+    """Whether ``where`` takes every entry of its range: a filter's entries (one task's among a
+    million) are read faster by one query here than by a query a block in other processes."""
+    return replace(where, after_sequence=0, through_sequence=None) == EntryFilter()
+
+
 async def _ndjson_lines(store: AuditStore, where: EntryFilter) -> AsyncGenerator[bytes, None]:
     # 500 rows are read in 2-4 ms: the event loop's other work waits no longer than that.
     async for shown in store.stream(TrailEntry, where, chunk=500):
@@ -182,11 +188,11 @@ async def export(
 ) -> AsyncGenerator[bytes, None]:
     """The trail as NDJSON or CSV, streamed a chunk at a time. NDJSON reads only what a line
     shows; CSV is the query columns, so it reads whole entries. An NDJSON export of a range of
-    ``apart_from`` entries or more (None: never) is written by processes of their own, up to the
-    entry that was newest when it began."""
+    ``apart_from`` entries or more (None: never) and no filter is written by processes of their
+    own, up to the entry that was newest when it began."""
     if fmt == "ndjson":
         through = await store.newest() if where.through_sequence is None else where.through_sequence
-        apart = apart_from is not None and through - where.after_sequence >= apart_from
+        apart = apart_from is not None and through - where.after_sequence >= apart_from and _every_entry(where)
         # Closed with this generator: a reader who stops reading ends the processes now, not
         # when the collector finds the generator.
         async with aclosing(
