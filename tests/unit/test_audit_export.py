@@ -9,6 +9,7 @@ import io
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import msgspec
 import orjson
 import psutil
 import pytest
@@ -174,16 +175,12 @@ async def a_longer_trail(folder: Path) -> AuditStore:
     for n in range(30):
         event = encode(new_event(TaskProgressReported(task_id=f"task-{n % 3}", percent=n), actor="u-jilin"))
         records.append(LogRecord.kept(event.topic, 0, n, 1_700_000_000_000 + n, event.key, event.value, event.headers))
-    records += [replace_offset(record, 30 + n) for n, record in enumerate(log_of_every_kind())]
+    records += [msgspec.structs.replace(record, offset=30 + n) for n, record in enumerate(log_of_every_kind())]
     await store.write(chained(records, store.head))
     return store
 
 
-def replace_offset(record: LogRecord, offset: int) -> LogRecord:
-    return LogRecord.kept(record.topic, 0, offset, record.timestamp, record.key, record.value, record.headers)
-
-
-def processes_apart() -> list[psutil.Process]:
+def forked_processes() -> list[psutil.Process]:
     """The processes forked from this one's process server (multiprocessing's forkserver)."""
     return [
         process
@@ -226,7 +223,7 @@ async def test_when_a_writing_process_dies_the_rest_of_the_export_is_written_her
         here = await lines_of(store, EntryFilter(), apart_from=None)
         chunks = export(store, EntryFilter(), "ndjson", apart_from=0)
         first = await anext(chunks)
-        writing = processes_apart()
+        writing = forked_processes()
         assert writing, "the export is written by processes of their own"
         for process in writing:
             process.kill()
@@ -241,7 +238,7 @@ async def test_an_export_its_reader_leaves_ends_its_processes(tmp_path: Path, mo
     try:
         chunks = export(store, EntryFilter(), "ndjson", apart_from=0)
         await anext(chunks)
-        writing = processes_apart()
+        writing = forked_processes()
         assert writing
         await chunks.aclose()
         _, alive = psutil.wait_procs(writing, timeout=10)

@@ -75,6 +75,16 @@ def _every_entry(where: EntryFilter) -> bool:
     return replace(where, after_sequence=0, through_sequence=None) == EntryFilter()
 
 
+async def _ndjson_writer(store: AuditStore, where: EntryFilter, apart_from: int | None) -> AsyncGenerator[bytes, None]:
+    """The lines of ``where``, written here or, for every entry of a range of ``apart_from`` or
+    more, on both cores (the trail's newest entry asked for only then)."""
+    if apart_from is not None and _every_entry(where):
+        through = await store.newest() if where.through_sequence is None else where.through_sequence
+        if through - where.after_sequence >= apart_from:
+            return _ndjson_apart(store, replace(where, through_sequence=through))
+    return _ndjson_lines(store, where)
+
+
 async def _ndjson_lines(store: AuditStore, where: EntryFilter) -> AsyncGenerator[bytes, None]:
     # 500 rows are read in 2-4 ms: the event loop's other work waits no longer than that.
     async for shown in store.stream(TrailEntry, where, chunk=500):
@@ -191,13 +201,9 @@ async def export(
     ``apart_from`` entries or more (None: never) and no filter is written by processes of their
     own, up to the entry that was newest when it began."""
     if fmt == "ndjson":
-        through = await store.newest() if where.through_sequence is None else where.through_sequence
-        apart = apart_from is not None and through - where.after_sequence >= apart_from and _every_entry(where)
         # Closed with this generator: a reader who stops reading ends the processes now, not
         # when the collector finds the generator.
-        async with aclosing(
-            _ndjson_apart(store, replace(where, through_sequence=through)) if apart else _ndjson_lines(store, where)
-        ) as written:
+        async with aclosing(await _ndjson_writer(store, where, apart_from)) as written:
             async for lines in written:
                 yield lines
         return
