@@ -9,7 +9,10 @@ trail is followed as a live reader would: each page of ``/v1/audit/events`` afte
 waits for the next entry (``wait``), so the figure includes one query and its answer, not a
 polling interval.
 
-    .venv/bin/python -m bench.latency [--rate 200] [--seconds 10] [--warm-up 30]
+With ``--listeners N`` that many officials (each a user of its own) follow the alert stream as
+well: what one more open dashboard costs the system.
+
+    .venv/bin/python -m bench.latency [--rate 200] [--seconds 10] [--warm-up 30] [--listeners 1]
 """
 
 from __future__ import annotations
@@ -53,26 +56,36 @@ def running_system(folder: str) -> Iterator[dict[str, psutil.Process]]:
 
 
 class Arrivals:
-    """When each milestone's command was answered, and when its entry and its alert arrived."""
+    """When each milestone's command was answered, and when its entry and its alert arrived (the
+    alert: when the last of the ``listeners`` had it)."""
 
-    def __init__(self) -> None:
+    def __init__(self, listeners: int = 1) -> None:
+        self.listeners = listeners
         self.answered: dict[str, float] = {}
         self.in_trail: dict[str, float] = {}
         self.alerted: dict[str, float] = {}
+        self._heard: dict[str, set[int]] = {}
+
+    def heard(self, milestone: str, listener: int) -> None:
+        heard = self._heard.setdefault(milestone, set())
+        heard.add(listener)
+        if len(heard) == self.listeners:
+            self.alerted.setdefault(milestone, time.monotonic())
 
     def clear(self) -> None:
         self.answered.clear()
         self.in_trail.clear()
         self.alerted.clear()
+        self._heard.clear()
 
     def latencies(self, arrived: dict[str, float]) -> list[float]:
         return sorted(arrived[m] - at for m, at in self.answered.items() if m in arrived)
 
 
-async def follow_alerts(arrivals: Arrivals, stop: asyncio.Event) -> None:
+async def follow_alerts(arrivals: Arrivals, stop: asyncio.Event, listener: int, headers: dict[str, str]) -> None:
     timeout = aiohttp.ClientTimeout(total=None)
     async with (
-        aiohttp.ClientSession(url("notifications"), headers=NDRC, timeout=timeout) as client,
+        aiohttp.ClientSession(url("notifications"), headers=headers, timeout=timeout) as client,
         client.get("/v1/alerts/stream") as stream,
     ):
         async for line in stream.content:
@@ -80,9 +93,18 @@ async def follow_alerts(arrivals: Arrivals, stop: asyncio.Event) -> None:
                 alert = orjson.loads(line[6:])
                 milestone = alert.get("data", {}).get("milestone_id")
                 if milestone is not None:
-                    arrivals.alerted.setdefault(milestone, time.monotonic())
+                    arrivals.heard(milestone, listener)
             if stop.is_set():
                 return
+
+
+def listeners(count: int, arrivals: Arrivals, stop: asyncio.Event) -> list[asyncio.Task[None]]:
+    """The measured stream and ``count - 1`` more, each an official of the NDRC with a token of
+    their own; an alert has arrived when every one of them has it."""
+    tokens = [NDRC] + [
+        {"Authorization": f"Bearer {mint_dev_token(f'u-ndrc-{n}', 'NDRC', ['supervisor'])}"} for n in range(1, count)
+    ]
+    return [asyncio.create_task(follow_alerts(arrivals, stop, n, headers)) for n, headers in enumerate(tokens)]
 
 
 async def follow_trail(arrivals: Arrivals, stop: asyncio.Event) -> None:
@@ -144,10 +166,10 @@ async def send_commands(arrivals: Arrivals, rate: int, seconds: int) -> int:
 
 
 async def measure(
-    rate: int, seconds: int, warm_up: int, system: dict[str, psutil.Process]
+    rate: int, seconds: int, warm_up: int, system: dict[str, psutil.Process], streams: int = 1
 ) -> tuple[Arrivals, int, CpuMeter, BrokerRequests]:
-    arrivals, stop = Arrivals(), asyncio.Event()
-    followers = [asyncio.create_task(follow_alerts(arrivals, stop)), asyncio.create_task(follow_trail(arrivals, stop))]
+    arrivals, stop = Arrivals(streams), asyncio.Event()
+    followers = [*listeners(streams, arrivals, stop), asyncio.create_task(follow_trail(arrivals, stop))]
     # Not measured: the broker, just started, compiles its hot paths and the services make
     # their first calls. The broker's compiler threads (read per thread from /proc) took 0.4
     # of a core for the first 20 s after its start, 0.2-0.3 for the next 20, ~0.1 until 70 s;
@@ -184,12 +206,16 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=200)
     parser.add_argument("--seconds", type=int, default=scaled(10, 5))
     parser.add_argument("--warm-up", type=int, default=scaled(30, 3), help="seconds of load before measuring")
+    parser.add_argument("--listeners", type=int, default=1, help="officials following the alert stream")
     args = parser.parse_args()
     tune_interpreter()  # as the services do: the load generator's own collections would count as latency
     results = Results("latency")
     with tempfile.TemporaryDirectory() as folder, running_system(folder) as system:
-        arrivals, refused, meter, requests = asyncio.run(measure(args.rate, args.seconds, args.warm_up, system))
-    print(f"\nAccepted command to its audit entry and to its SSE alert, {args.rate} commands/s")
+        arrivals, refused, meter, requests = asyncio.run(
+            measure(args.rate, args.seconds, args.warm_up, system, args.listeners)
+        )
+    followed = "" if args.listeners == 1 else f", {args.listeners} officials following the alert stream"
+    print(f"\nAccepted command to its audit entry and to its SSE alert, {args.rate} commands/s{followed}")
     for name, arrived in (("audit entry", arrivals.in_trail), ("SSE alert", arrivals.alerted)):
         latencies = arrivals.latencies(arrived)
         results.add(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,7 +13,9 @@ from aiokafka import ConsumerRecord, TopicPartition
 from cryptography.fernet import Fernet
 
 from services.notifications.adapters.addresses import AddressPolicy
+from services.notifications.adapters.alert_stream import StreamPosition, alerts_from
 from services.notifications.adapters.delivery import Deliveries, RetryPolicy
+from services.notifications.adapters.live_alerts import LiveAlerts, StreamItem
 from services.notifications.adapters.mail import Mailer
 from services.notifications.adapters.sealing import Sealer
 from services.notifications.adapters.snapshots import CODE_VERSION, ScheduleSnapshots, SnapshotUnreadable
@@ -66,6 +69,7 @@ class NotificationsRuntime:
     snapshots: ScheduleSnapshots
     streams: Held
     """The live alert streams open now, per user."""
+    live_alerts: LiveAlerts = field(default_factory=LiveAlerts)
     work: BackgroundWork = field(default_factory=BackgroundWork)
     snapshot: str = "none"
     """What the start made of the snapshot: used, none, or why it was discarded."""
@@ -94,7 +98,17 @@ class NotificationsRuntime:
         self.work.start("scheduler", self._schedule)
 
     async def _fold(self, event: AnyEvent, record: ConsumerRecord) -> None:
+        if record.topic == ALERTS:
+            self.live_alerts.took(record.partition, record.offset, event)
         await self.service.on_event(event, LogPosition(record.topic, record.partition, record.offset))
+
+    def follow_alerts(self, position: StreamPosition | None, *, from_end: bool) -> AsyncGenerator[StreamItem, None]:
+        """A live stream's alerts from ``position`` (None: from the log's end, or its beginning)."""
+
+        def read_apart(at: StreamPosition | None) -> AsyncGenerator[StreamItem, None]:
+            return alerts_from(self.settings.kafka, ProofGate(self.trust), at, from_end=from_end)
+
+        return self.live_alerts.follow(position, read_apart)
 
     async def _resume(self) -> dict[TopicPartition, int]:
         """The schedule from the snapshot if the log bears it out; where to read ``policy.events`` from."""

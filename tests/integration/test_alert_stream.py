@@ -1,6 +1,6 @@
 """The live alert stream loses nothing: alerts of one moment from different partitions all
-arrive, and resuming after any event id sends every later alert exactly once. It ends when
-the caller's token expires."""
+arrive, and resuming after any event id sends every later alert exactly once. Live streams
+share the service's one read of the log. A stream ends when the caller's token expires."""
 
 from __future__ import annotations
 
@@ -53,12 +53,16 @@ async def read_stream(
     return seen
 
 
-async def test_resuming_after_any_event_sends_every_later_alert_exactly_once(
-    service_factory: ServiceFactory, kafka_settings: KafkaSettings, tmp_path: Path, keys_dir: Path
-) -> None:
-    notifications = service_factory("notifications").start()
-    moment = datetime.now(UTC).replace(microsecond=0)
-    alerts = [
+async def streams_reading(notifications: ServiceProcess, read: str) -> float:
+    """How many live streams read the log ``read`` ("shared" or "apart"), from ``/metrics``."""
+    async with httpx.AsyncClient(base_url=notifications.url, timeout=10) as client:
+        metrics = (await client.get("/metrics")).text
+    prefix = f'policytrack_alert_streams{{read="{read}"}} '
+    return next((float(line.removeprefix(prefix)) for line in metrics.splitlines() if line.startswith(prefix)), 0.0)
+
+
+def deadline_alerts(count: int, moment: datetime) -> list[c.DeadlineDue]:
+    return [
         c.DeadlineDue(
             alert_id=f"al-{uuid.uuid4().hex[:12]}",
             task_id=f"t-stream-{n}",
@@ -66,18 +70,34 @@ async def test_resuming_after_any_event_sends_every_later_alert_exactly_once(
             due=moment,
             departments=(Department.JILIN,),
         )
-        for n in range(24)
+        for n in range(count)
     ]
-    wanted = {a.alert_id for a in alerts}
-    live = asyncio.create_task(read_stream(notifications, JILIN, wanted, stop_after=len(wanted)))
-    await asyncio.sleep(2)  # connected, and caught up with what was there before
+
+
+async def publish(kafka_settings: KafkaSettings, keys_dir: Path, alerts: list[c.DeadlineDue], moment: datetime) -> None:
     async with EventProducer(
         kafka_settings, client_id="test-stream", signing_key=writer_key(keys_dir, "notifications")
     ) as producer:
-        for batch in (alerts[:12], alerts[12:]):  # alerts of one moment, arriving while the stream is live
-            await producer.publish_all(
-                new_event(a, actor="policytrack-notifications", id=a.alert_id, time=moment) for a in batch
-            )
+        await producer.publish_all(
+            new_event(a, actor="policytrack-notifications", id=a.alert_id, time=moment) for a in alerts
+        )
+
+
+async def test_resuming_after_any_event_sends_every_later_alert_exactly_once(
+    service_factory: ServiceFactory, kafka_settings: KafkaSettings, tmp_path: Path, keys_dir: Path
+) -> None:
+    notifications = service_factory("notifications").start()
+    moment = datetime.now(UTC).replace(microsecond=0)
+    alerts = deadline_alerts(24, moment)
+    wanted = {a.alert_id for a in alerts}
+    live = asyncio.create_task(read_stream(notifications, JILIN, wanted, stop_after=len(wanted)))
+
+    async def connected() -> bool:  # and caught up with what was there before: it reads what the service reads
+        return await streams_reading(notifications, "shared") == 1
+
+    await eventually(connected, what="the stream connected")
+    for batch in (alerts[:12], alerts[12:]):  # alerts of one moment, arriving while the stream is live
+        await publish(kafka_settings, keys_dir, batch, moment)
     assert sorted(a for _, a in await live) == sorted(wanted), "a live listener gets every alert once"
     assert len({a.task_id for a in alerts}) > 3, "spread over partitions"
     for cut in (1, 5, 12, 23):
@@ -87,6 +107,29 @@ async def test_resuming_after_any_event_sends_every_later_alert_exactly_once(
         )
         received = [a for _, a in first + rest]
         assert sorted(received) == sorted(wanted), f"cut after {cut}: every alert exactly once"
+
+
+async def test_live_streams_share_the_service_s_one_read_of_the_log(
+    service_factory: ServiceFactory, kafka_settings: KafkaSettings, keys_dir: Path
+) -> None:
+    """Each stream read the log with a consumer of its own: every open dashboard cost a reader,
+    a fetch and a signature check per alert. Now only a stream that resumes from further back
+    than the service keeps reads apart, until it has caught up."""
+    notifications = service_factory("notifications").start()
+    moment = datetime.now(UTC).replace(microsecond=0)
+    alerts = deadline_alerts(10, moment)
+    wanted = {a.alert_id for a in alerts}
+    tokens = [{"Authorization": f"Bearer {mint_dev_token(f'u-{n}', 'JILIN', ['implementer'])}"} for n in range(3)]
+    streams = [asyncio.create_task(read_stream(notifications, t, wanted, stop_after=len(wanted))) for t in tokens]
+
+    async def all_shared() -> bool:
+        return await streams_reading(notifications, "shared") == 3
+
+    await eventually(all_shared, what="three streams reading what the service reads")
+    await publish(kafka_settings, keys_dir, alerts, moment)
+    for stream in streams:
+        assert sorted(a for _, a in await stream) == sorted(wanted), "every listener gets every alert once"
+    assert await streams_reading(notifications, "apart") == 0
 
 
 async def test_the_stream_ends_when_the_token_expires(service_factory: ServiceFactory) -> None:

@@ -6,7 +6,7 @@ only reads more slowly."""
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 
 from shared.contract import catalog as c
@@ -42,13 +42,17 @@ class StreamPosition:
             raise ValueError("not an event id of this stream")
         return cls(tuple(sorted(offsets.items())))
 
+    def next_offset(self, partition: int) -> int:
+        """The offset of the next alert to send on ``partition`` (0: none sent yet)."""
+        return next((offset for p, offset in self.offsets if p == partition), 0)
+
     def after(self, partition: int, offset: int) -> StreamPosition:
         return StreamPosition(tuple(sorted({**dict(self.offsets), partition: offset + 1}.items())))
 
 
 async def alerts_from(
     kafka: KafkaSettings, proofs: ProofGate, position: StreamPosition | None, *, from_end: bool = False
-) -> AsyncIterator[tuple[AnyEvent | None, StreamPosition]]:
+) -> AsyncGenerator[tuple[AnyEvent | None, StreamPosition], None]:
     """Deadline alerts from ``position`` on (from the beginning, or the end, without one), each
     with the position after it; ``(None, position)`` whenever a second passes without one. Only
     alerts whose writer's proof holds are sent; a refused record is stepped over."""

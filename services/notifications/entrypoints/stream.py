@@ -15,7 +15,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
-from services.notifications.adapters.alert_stream import StreamPosition, alerts_from
+from services.notifications.adapters.alert_stream import StreamPosition
 from services.notifications.entrypoints.dependencies import Runtime
 from shared.auth import Actor, can_read
 from shared.contract.catalog import short_type
@@ -23,7 +23,6 @@ from shared.contract.codec import to_structured
 from shared.contract.envelope import AnyEvent
 from shared.http.problems import Problem, problem_responses
 from shared.http.service import Authenticated
-from shared.provenance.gate import ProofGate
 
 router = APIRouter(tags=["alerts"])
 RETRY_MILLISECONDS = 2000
@@ -78,8 +77,7 @@ async def alert_stream(
 ) -> AsyncIterator[ServerSentEvent]:
     # FastAPI frames the events and sends a keep-alive comment when the stream is quiet.
     yield ServerSentEvent(retry=RETRY_MILLISECONDS)
-    proofs = ProofGate(runtime.trust)
-    async for alert, after in alerts_from(runtime.settings.kafka, proofs, position, from_end=start == "now"):
+    async for alert, after in runtime.follow_alerts(position, from_end=start == "now"):
         # A token expires on the machine's clock, as the verifier that admitted it reads it.
         if actor.expires_at is not None and datetime.now(UTC) >= actor.expires_at:
             yield ServerSentEvent(event="end", data={"reason": "the token expired; reconnect with a new one"})
