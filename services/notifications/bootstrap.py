@@ -108,6 +108,8 @@ class NotificationsRuntime:
         def read_apart(at: StreamPosition | None) -> AsyncGenerator[StreamItem, None]:
             return alerts_from(self.settings.kafka, ProofGate(self.trust), at, from_end=from_end)
 
+        if position is None:
+            position = self.live_alerts.start(from_end=from_end, caught_up=self.service.live)
         return self.live_alerts.follow(position, read_apart)
 
     async def _resume(self) -> dict[TopicPartition, int]:
@@ -286,5 +288,6 @@ def bootstrap(settings: NotificationsSettings | None = None, clock: Clock | None
         producer=producer,
         snapshots=ScheduleSnapshots(settings.snapshot_file(), SnapshotSeal(signing_key)),
         streams=Held("alert streams", settings.streams),
+        live_alerts=LiveAlerts(keep=settings.live_alerts_kept),
         share=share,
     )

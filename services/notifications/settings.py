@@ -49,6 +49,12 @@ class NotificationsSettings(ServiceSettings):
         default=Bound(per_user=5, in_all=500),
         description="live alert streams open at once per user, and for everyone together (JSON; 429 over it)",
     )
+    live_alerts_kept: int = Field(
+        default=1024,
+        ge=1,
+        description="the latest alerts kept for the live streams (up to twice as many): a stream resuming from "
+        "further back reads the log with a consumer of its own until it has caught up",
+    )
     allow_private_networks: bool = Field(default=False, description="deliver to private and loopback addresses")
     allowed_hosts: list[str] = Field(default_factory=list, description="webhook hosts allowed whatever they resolve to")
     sealing_key: str | None = Field(default=None, description="Fernet key that seals webhook secrets on the log")

@@ -203,3 +203,22 @@ async def _until_quiet(stream: AsyncIterator[StreamItem]) -> AsyncIterator[tuple
         if event is None:
             return
         yield event, after
+
+
+async def test_a_new_stream_starts_from_the_shared_read_when_it_can_tell_where() -> None:
+    log, live = Log(), LiveAlerts(keep=2, quiet_seconds=0.001)
+    reader = ServiceReader(log, live)
+    for n in range(3):
+        log.append(n, ALERT)
+    log.append(1, RECEIPT)
+    reader.take(4)
+    beginning = live.start(from_end=False, caught_up=False)
+    assert beginning == StreamPosition(()), "every alert since the beginning is kept"
+    assert live.start(from_end=True, caught_up=False) is None, "the log's end, while the service catches up"
+    assert live.start(from_end=True, caught_up=True) == start([1, 2, 1]), "after the last record taken"
+    async with aclosing(live.follow(beginning, log.read_apart)) as stream:
+        sent = await received(stream, reader, 3, 1)
+    assert sorted(sent) == [(0, 0), (1, 0), (2, 0)] and log.apart_reads == 0
+    log.append(0, ALERT)
+    reader.take(1)  # four alerts: the first two are dropped
+    assert live.start(from_end=False, caught_up=True) is None, "the beginning is no longer kept"

@@ -52,10 +52,13 @@ class LiveAlerts:
         self._covered_from: dict[int, int] = {}
         """Per partition, the offset from which every alert taken is still kept (absent: 0, as
         the service reads ``policy.alerts`` from its beginning)."""
+        self._read_to: dict[int, int] = {}
+        """Per partition, the offset after the last record taken."""
         self._arrived = asyncio.Event()
 
     def took(self, partition: int, offset: int, event: AnyEvent) -> None:
         """The service's reader took the record at ``offset`` (kept if it is an alert)."""
+        self._read_to[partition] = offset + 1
         if not isinstance(event.data, c.NOTICES):
             return
         self._kept.append(Taken(self._first + len(self._kept), partition, offset, event))
@@ -67,6 +70,14 @@ class LiveAlerts:
             self._first += self._keep
         self._arrived.set()
         self._arrived = asyncio.Event()
+
+    def start(self, *, from_end: bool, caught_up: bool) -> StreamPosition | None:
+        """Where a new stream starts, if this read can tell: at the log's beginning while every
+        alert since is kept; at its end, once the service has read up to it (``caught_up``), after
+        the last record taken. None: the stream must ask the log."""
+        if from_end:
+            return StreamPosition(tuple(sorted(self._read_to.items()))) if caught_up else None
+        return None if self._covered_from else StreamPosition(())
 
     def covers(self, position: StreamPosition | None) -> bool:
         """Whether every alert from ``position`` on is kept here or still to come."""
