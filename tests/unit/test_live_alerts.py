@@ -45,6 +45,8 @@ class Log:
     where: dict[str, tuple[int, int]] = field(default_factory=dict)
     """Each event's partition and offset, by its id."""
     apart_reads: int = 0
+    reading_apart: int = 0
+    """Apart reads open now (a consumer each, in the service)."""
 
     def append(self, partition: int, kind: str) -> None:
         n = sum(map(len, self.partitions))
@@ -64,16 +66,20 @@ class Log:
     async def read_apart(self, position: StreamPosition | None) -> AsyncGenerator[StreamItem, None]:
         """As ``alerts_from``: each partition from the position on, a quiet item when caught up."""
         self.apart_reads += 1
+        self.reading_apart += 1
         assert position is not None, "every stream here resumes from a position"
-        while True:
-            for p, records in enumerate(self.partitions):
-                while (o := position.next_offset(p)) < len(records):
-                    position = position.after(p, o)
-                    event = records[o]
-                    if event is not None and isinstance(event.data, c.NOTICES):
-                        yield event, position
-            yield None, position
-            await asyncio.sleep(0)
+        try:
+            while True:
+                for p, records in enumerate(self.partitions):
+                    while (o := position.next_offset(p)) < len(records):
+                        position = position.after(p, o)
+                        event = records[o]
+                        if event is not None and isinstance(event.data, c.NOTICES):
+                            yield event, position
+                yield None, position
+                await asyncio.sleep(0)
+        finally:
+            self.reading_apart -= 1
 
 
 class ServiceReader:
@@ -185,6 +191,19 @@ async def test_a_stream_overtaken_while_slow_reads_apart_and_comes_back() -> Non
         reader.take(40)  # forty alerts while the stream sends nothing: it is overtaken
         sent = await received(stream, reader, 40, 1)
     assert sorted(sent) == sorted(log.alerts_at_or_after(position)) and log.apart_reads == 1
+    assert log.reading_apart == 0, "the stream's own reader closed once it was caught up"
+
+
+async def test_a_stream_that_ends_while_reading_apart_closes_its_reader() -> None:
+    log, live = Log(), LiveAlerts(keep=1, quiet_seconds=0.001)
+    reader = ServiceReader(log, live)
+    for _ in range(10):
+        log.append(0, ALERT)
+    reader.take(10)
+    async with aclosing(live.follow(start([0]), log.read_apart)) as stream:
+        await anext(stream)
+        assert log.reading_apart == 1
+    assert log.reading_apart == 0
 
 
 async def test_a_record_taken_twice_is_sent_once() -> None:

@@ -7,7 +7,7 @@ are offsets, so whichever way a stream reads, it sends each alert once."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterator
 from contextlib import aclosing, contextmanager
 from dataclasses import dataclass
 
@@ -99,11 +99,12 @@ class LiveAlerts:
                                 break
             assert position is not None
             with _counted("shared"):
-                async for alert, after in self._shared(position):
-                    position = after
-                    yield alert, after
+                async with aclosing(self._shared(position)) as shared:
+                    async for alert, after in shared:
+                        position = after
+                        yield alert, after
 
-    async def _shared(self, position: StreamPosition) -> AsyncIterator[StreamItem]:
+    async def _shared(self, position: StreamPosition) -> AsyncGenerator[StreamItem, None]:
         """What this read keeps from ``position`` on, until it has dropped alerts not yet sent."""
         cursor = self._first
         while (new := self._since(cursor)) is not None:
