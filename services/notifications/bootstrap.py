@@ -13,9 +13,9 @@ from aiokafka import ConsumerRecord, TopicPartition
 from cryptography.fernet import Fernet
 
 from services.notifications.adapters.addresses import AddressPolicy
-from services.notifications.adapters.alert_stream import StreamPosition, alerts_from
+from services.notifications.adapters.alert_stream import StreamItem, StreamPosition, alerts_from
 from services.notifications.adapters.delivery import Deliveries, RetryPolicy
-from services.notifications.adapters.live_alerts import LiveAlerts, StreamItem
+from services.notifications.adapters.live_alerts import LiveAlerts
 from services.notifications.adapters.mail import Mailer
 from services.notifications.adapters.sealing import Sealer
 from services.notifications.adapters.snapshots import CODE_VERSION, ScheduleSnapshots, SnapshotUnreadable

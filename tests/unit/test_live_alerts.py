@@ -14,8 +14,8 @@ from datetime import UTC, datetime
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.notifications.adapters.alert_stream import StreamPosition
-from services.notifications.adapters.live_alerts import LiveAlerts, StreamItem
+from services.notifications.adapters.alert_stream import StreamItem, StreamPosition
+from services.notifications.adapters.live_alerts import LiveAlerts
 from shared.contract import catalog as c
 from shared.contract.envelope import AnyEvent, new_event
 

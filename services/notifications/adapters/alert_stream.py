@@ -50,9 +50,13 @@ class StreamPosition:
         return StreamPosition(tuple(sorted({**dict(self.offsets), partition: offset + 1}.items())))
 
 
+StreamItem = tuple[AnyEvent | None, StreamPosition]
+"""An alert (None: a quiet second) and the stream's position after it."""
+
+
 async def alerts_from(
     kafka: KafkaSettings, proofs: ProofGate, position: StreamPosition | None, *, from_end: bool = False
-) -> AsyncGenerator[tuple[AnyEvent | None, StreamPosition], None]:
+) -> AsyncGenerator[StreamItem, None]:
     """Deadline alerts from ``position`` on (from the beginning, or the end, without one), each
     with the position after it; ``(None, position)`` whenever a second passes without one. Only
     alerts whose writer's proof holds are sent; a refused record is stepped over."""

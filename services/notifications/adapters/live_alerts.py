@@ -13,12 +13,10 @@ from dataclasses import dataclass
 
 from prometheus_client import Gauge
 
-from services.notifications.adapters.alert_stream import StreamPosition
+from services.notifications.adapters.alert_stream import StreamItem, StreamPosition
 from shared.contract import catalog as c
 from shared.contract.envelope import AnyEvent
 
-StreamItem = tuple[AnyEvent | None, StreamPosition]
-"""An alert (None: a quiet second) and the stream's position after it."""
 ReadApart = Callable[[StreamPosition | None], AsyncGenerator[StreamItem, None]]
 """A stream's own read of the log from a position (None: where a new stream starts)."""
 
