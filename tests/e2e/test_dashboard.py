@@ -287,11 +287,15 @@ def fill_and_send(driver: Any, details: Any, **fields: str | list[str]) -> None:
     on_the_next_page(driver, details.find_element(By.CSS_SELECTOR, 'button[type="submit"]').click, f"{anchor} sent")
     until(driver, lambda d: d.find_elements(By.ID, "done") or d.find_elements(By.ID, "changed"), "an answer")
     if driver.find_elements(By.ID, "changed"):
-        assert driver.find_elements(By.CSS_SELECTOR, "#history tr.changed"), "what changed is marked"
+        assert changed_rows(driver), "what changed is marked"
         again = driver.find_element(By.CSS_SELECTOR, f'#{anchor} button[type="submit"]')
         on_the_next_page(driver, again.click, f"{anchor} sent again")
         until(driver, lambda d: d.find_elements(By.ID, "done"), "the act recorded on the second sending")
     assert "已记录" in text_of(driver, "done")
+
+
+def changed_rows(driver: Any) -> list[Any]:
+    return list(driver.find_elements(By.CSS_SELECTOR, "#history tr.changed"))
 
 
 def action(command: str, about: str | None = None) -> str:
@@ -386,7 +390,23 @@ async def test_officials_do_their_work_in_the_dashboard_in_chinese(
     # Jilin completes the task; the NDRC evaluates it and submits its report.
     sign_in(browser, web.url, "JILIN", "implementer", "u-jilin-development-office")
     driver.get(task_page)
-    fill_and_send(driver, open_form(driver, action("report_progress")), percent="100")
+    # While the form is open, a colleague reports through the province's own system: the form is
+    # refused as filled against an older version, and that report is what the page marks.
+    progress = open_form(driver, action("report_progress"))
+    progress.find_element(By.CSS_SELECTOR, '[name="percent"]').send_keys("100")
+    anchor = progress.get_attribute("id")
+    async with httpx.AsyncClient(timeout=30) as client:
+        meanwhile = await client.post(
+            f"{system['tasks'].url}/v1/tasks/{task_id}/progress",
+            json={"percent": 95, "note": "主体工程竣工验收"},
+            headers=JILIN | {"Idempotency-Key": f"meanwhile-{run}"},
+        )
+    assert meanwhile.status_code < 300, meanwhile.text
+    on_the_next_page(driver, progress.find_element(By.CSS_SELECTOR, 'button[type="submit"]').click, "a stale form")
+    until(driver, lambda d: d.find_elements(By.ID, "changed"), "the form refused as stale")
+    marked = {row.get_attribute("data-kind"): row.text for row in until(driver, changed_rows, "what changed")}
+    assert "主体工程竣工验收" in marked.get("task.progress_reported", ""), marked
+    fill_and_send(driver, driver.find_element(By.ID, anchor), percent="100")
     fill_and_send(driver, open_form(driver, action("complete_task")), note="按期建成")
     assert driver.find_element(By.ID, "status").get_attribute("data-status") == "completed"
     sign_in(browser, web.url, "NDRC", "supervisor", "u-ndrc-regional-dept")

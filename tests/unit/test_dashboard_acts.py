@@ -97,12 +97,14 @@ class TasksStandIn:
         return httpx.Response(404, json={"status": 404, "detail": "no such thing"})
 
 
-def health_changed_at(time: datetime) -> dict[str, Any]:
-    """The trail's entry of the change that made the task's current version (``TASK``), as the
-    audit API gives it: the attributes as their headers hold them (text), the data as JSON."""
+def health_changed_at(time: datetime, version: int | None = None, subject: str = "task-hydrogen") -> dict[str, Any]:
+    """The trail's entry of a change of the task's health that made ``version`` of ``subject`` (by
+    default the task's current version, ``TASK``), as the audit API gives it: the attributes as
+    their headers hold them (text), the data as JSON."""
     change = TaskHealthChanged(task_id="task-hydrogen", health=TaskHealth.AT_RISK, previous=TaskHealth.ON_TRACK)
-    version = int(str(TASK["version"]))
+    version = int(str(TASK["version"])) if version is None else version
     event = new_event(change, actor="health-watch", actordept=Department.NDRC, aggregateversion=version, time=time)
+    event = event.model_copy(update={"subject": subject})
     structured = orjson.loads(to_structured(event))
     attributes = {name: str(value) for name, value in structured.items() if name != "data"}
     return {"seq": 9, "event": {**attributes, "datacontenttype": "application/json", "data": structured["data"]}}
@@ -128,7 +130,7 @@ def hidden(page: str, anchor: str, name: str) -> str:
 
 
 def posted(page: str, anchor: str, **fields: Any) -> dict[str, Any]:
-    names = ("command", "path", "key", "if_match", "idempotency_key", "shown_at", "back")
+    names = ("command", "path", "key", "if_match", "idempotency_key", "back")
     return {"csrf": form_token_of(page), **{n: hidden(page, anchor, n) for n in names}, **fields}
 
 
@@ -271,9 +273,9 @@ async def test_what_changed_is_marked_even_when_the_trail_learns_of_it_a_moment_
     """The trail is written after the tasks service acts: a page redrawn at once after a 412 waits
     until the trail holds the version the service answered with, so the change it is about is shown."""
     page = (await dashboard.get("/tasks/task-hydrogen")).text
-    tasks.answer = httpx.Response(412, json={"status": 412, "detail": "the task is at version 3"})
+    tasks.answer = httpx.Response(412, json={"status": 412, "detail": "the task is at version 4"})
     change = datetime.now(UTC) + timedelta(seconds=1)
-    tasks.trail = [health_changed_at(change)]
+    tasks.trail = [health_changed_at(change, version=4)]
     tasks.trail_behind_by = 3
     answer = await dashboard.post(
         "/tasks/task-hydrogen/act", data=posted(page, "act-report_progress-task-hydrogen", percent="50")
@@ -281,3 +283,22 @@ async def test_what_changed_is_marked_even_when_the_trail_learns_of_it_a_moment_
     assert answer.status_code == 409
     shown_at = tasks.trail[0]["event"]["time"]
     assert f'class=" changed" data-kind="task.health_changed" data-time="{shown_at}"' in answer.text
+
+
+async def test_what_changed_is_marked_though_it_was_decided_before_the_form_was_shown(
+    dashboard: httpx.AsyncClient, tasks: TasksStandIn
+) -> None:
+    """A change the tasks service decided a moment before the page was drawn, but had not applied
+    when the page read the task, is what the form did not see: it is marked by its version, not by
+    its time (CI saw a 412 with nothing marked when the service's own assessment raced the page)."""
+    page = (await dashboard.get("/tasks/task-hydrogen")).text
+    tasks.answer = httpx.Response(412, json={"status": 412, "detail": "the task is at version 4"})
+    earlier = health_changed_at(datetime.now(UTC) - timedelta(seconds=1), version=4)
+    seen = health_changed_at(datetime.now(UTC) - timedelta(seconds=60), version=3, subject="issue-7")
+    tasks.trail = [seen, earlier]
+    answer = await dashboard.post(
+        "/tasks/task-hydrogen/act", data=posted(page, "act-report_progress-task-hydrogen", percent="50")
+    )
+    assert answer.status_code == 409 and 'id="changed"' in answer.text
+    marked = re.findall(r'<tr class="[^"]*changed"[^>]*data-time="([^"]+)"', answer.text)
+    assert marked == [earlier["event"]["time"]], "the change to the task, not the issue's older one"

@@ -18,6 +18,9 @@ Data = Mapping[str, Any]
 @dataclass(frozen=True)
 class HistoryLine:
     time: str
+    subject: str
+    version: int | None
+    """The version of its subject the event made (none for an event that names none)."""
     department: str
     actor: str
     kind: str
@@ -92,6 +95,12 @@ def describe(line: HistoryLine) -> str:
     return sentence(line.data).strip().rstrip(":：").strip()
 
 
+def _version(attribute: object) -> int | None:
+    """An event's ``aggregateversion``, which the trail gives as its header held it (text)."""
+    text = str(attribute) if attribute is not None else ""
+    return int(text) if text.isdigit() else None
+
+
 def history(entries: Iterable[Mapping[str, Any]]) -> list[HistoryLine]:
     """The trail's entries of one task, oldest first; undecodable entries are left out. A
     milestone met is named by the title it was scheduled with (its event carries only its id)."""
@@ -109,6 +118,8 @@ def history(entries: Iterable[Mapping[str, Any]]) -> list[HistoryLine]:
         lines.append(
             HistoryLine(
                 time=str(event.get("time", "")),
+                subject=str(event.get("subject") or ""),
+                version=_version(event.get("aggregateversion")),
                 department=str(event.get("actordept") or ""),
                 actor=str(event.get("actor") or ""),
                 kind=kind,

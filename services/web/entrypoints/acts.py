@@ -43,8 +43,8 @@ class Filled:
     values: dict[str, list[str]]
     errors: dict[str, str] = field(default_factory=dict)
     detail: str = ""
-    changed_since: str | None = None
-    """Set when the form was filled against an older version: when it was shown."""
+    filled_against: int | None = None
+    """Set when the form was refused as filled against an older version: that version."""
 
 
 def fresh_key() -> str:
@@ -79,13 +79,13 @@ async def act(request: Request, web: WebRuntime, session: Session) -> Filled | R
             path,
             session.token,
             body,
-            if_match=_version(posted.get("if_match")),
+            if_match=(filled_against := _version(posted.get("if_match"))),
             idempotency_key=str(posted.get("idempotency_key") or fresh_key())[:200],
         )
     except BackendRefused as refusal:
         if refusal.status not in (403, 404, 409, 412, 422):
             raise
-        return _refused(Filled(command, path, key, values), form, refusal, str(posted.get("shown_at", "")))
+        return _refused(Filled(command, path, key, values), form, refusal, filled_against)
     back, _, anchor = local_path(str(posted.get("back", "/"))).partition("#")
     done = f"{back}{'&' if '?' in back else '?'}done={command}" + (f"#{anchor}" if anchor else "")
     return RedirectResponse(done, status_code=303)
@@ -102,7 +102,7 @@ async def bounded_form(request: Request, *, max_files: int, max_fields: int) -> 
     return await request.form(max_files=max_files, max_fields=max_fields)
 
 
-def _refused(filled: Filled, form: Form, refusal: BackendRefused, shown: str) -> Filled:
+def _refused(filled: Filled, form: Form, refusal: BackendRefused, filled_against: int | None) -> Filled:
     if refusal.status == 412:
         return replace(
             filled,
@@ -110,7 +110,7 @@ def _refused(filled: Filled, form: Form, refusal: BackendRefused, shown: str) ->
                 "Someone changed this since you opened the form. What changed is marked below; "
                 "check it, then send the form again."
             ),
-            changed_since=shown or None,
+            filled_against=filled_against,
         )
     errors = refusal.field_errors() if refusal.status == 422 else {}
     beside = {name: message for name, message in errors.items() if name in {f.name for f in form.fields}}
@@ -142,7 +142,7 @@ def _given(posted: FormData) -> dict[str, str]:
 
 
 def _values(posted: FormData) -> dict[str, list[str]]:
-    skip = {"csrf", "command", "path", "key", "if_match", "idempotency_key", "shown_at", "back"}
+    skip = {"csrf", "command", "path", "key", "if_match", "idempotency_key", "back"}
     values: dict[str, list[str]] = {}
     for name, value in posted.multi_items():
         if name not in skip and not name.startswith("given.") and isinstance(value, str):

@@ -112,14 +112,21 @@ async def act_on_task(request: Request, web: Runtime, session: SignedIn, task_id
 
 
 def _status_of(filled: Filled) -> int:
-    return 409 if filled.changed_since else 422 if filled.errors else 400
+    return 409 if filled.filled_against is not None else 422 if filled.errors else 400
 
 
-def changed_since(lines: list[HistoryLine], since: datetime | None) -> set[str]:
-    """The times of the history lines newer than ``since``: what changed after the form was shown."""
-    if since is None:
+def unseen_by(filled: Filled | None, lines: list[HistoryLine]) -> set[tuple[str, int]]:
+    """The changes a form refused as stale did not see: the versions after the one it was filled
+    against, of the subject it acts on (named in its path). By version, not time, since a change
+    may be decided before the page is drawn and applied after the page read the task."""
+    if filled is None or filled.filled_against is None:
         return set()
-    return {line.time for line in lines if (when := moment(line.time)) is not None and when > since}
+    segments, against = set(filled.path.split("/")), filled.filled_against
+    return {
+        (line.subject, line.version)
+        for line in lines
+        if line.subject in segments and line.version is not None and line.version > against
+    }
 
 
 async def _task_page(
@@ -145,11 +152,14 @@ async def _task_page(
             "audit", f"/v1/audit/tasks/{task_id}/state", session.token, {"as_of": at.isoformat()}
         )
     task = Task.model_validate(state)
-    if filled is not None and filled.changed_since and not holds_version(entries, task_id, current["version"]):
+    if (
+        filled is not None
+        and filled.filled_against is not None
+        and not holds_version(entries, task_id, current["version"])
+    ):
         # The form was refused for a change the service knows of; the trail learns of it a moment later.
         entries = await task_trail_through(web.backends, session.token, task_id, current["version"])
     lines = history(entries)
-    changed = changed_since(lines, moment(filled.changed_since) if filled is not None else None)
     return await shown(
         request,
         web,
@@ -160,9 +170,9 @@ async def _task_page(
         timeline=lambda: milestone_timeline(task, at or web.clock(), marker=_("as of") if at else _("now")),
         history=lines,
         moments=sorted({line.time for line in lines}, reverse=True),
-        changed_since_shown=changed,
+        unseen=unseen_by(filled, lines),
         as_of=as_of if at else "",
-        **forms_of([] if at else actions["items"], f"/tasks/{task_id}", done, filled, web.clock()),
+        **forms_of([] if at else actions["items"], f"/tasks/{task_id}", done, filled),
     )
 
 
@@ -204,13 +214,11 @@ async def plan_page_of(
         session,
         status=status,
         sheet=sheet,
-        **forms_of(actions["items"], "/plan", done, filled, web.clock()),
+        **forms_of(actions["items"], "/plan", done, filled),
     )
 
 
-def forms_of(
-    actions: list[dict[str, Any]], page_path: str, done: str, filled: Filled | None, now: datetime
-) -> dict[str, Any]:
+def forms_of(actions: list[dict[str, Any]], page_path: str, done: str, filled: Filled | None) -> dict[str, Any]:
     """What a page with forms needs: the actions offered, how to lay each out, what was sent
     before, and where the forms post (``<page>/act``) and come back to."""
     return {
@@ -219,7 +227,6 @@ def forms_of(
         "choices": CHOICES,
         "filled": filled,
         "fresh_key": fresh_key,
-        "shown_at": now.isoformat(),
         "done": done if done in FORMS else "",
         "act_url": f"{page_path}/act",
         "back": page_path,
