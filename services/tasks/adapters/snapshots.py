@@ -196,7 +196,8 @@ class SnapshotStore:
                 shared = None
                 if self.path.stat().st_size >= self._history_shared_from:
                     columns = ("task_id", "event_id", "event")
-                    shared = aside.submit(self._seal.table_sum, self.path, "history", columns, "event_id", SHARES)
+                    cuts = _task_id_cuts(db, SHARES)
+                    shared = aside.submit(self._seal.table_sum, self.path, "history", columns, "task_id", cuts)
                 for aggregate_id, kind, saved in db.execute("SELECT id, kind, state FROM aggregates"):
                     sums["aggregates"] ^= int.from_bytes(mac("aggregates", aggregate_id, kind, saved), "big")
                     view.projection.aggregates[aggregate_id] = _KINDS[kind].model_validate_json(saved)
@@ -309,6 +310,13 @@ def _sealed(meta: dict[str, str], positions: dict[int, tuple[int, str]]) -> dict
 def _sums_of(meta: dict[str, str]) -> dict[str, int]:
     claimed = orjson.loads(meta.get("sums", "{}"))
     return {table: int(claimed.get(table, "0"), 16) for table in TABLES}
+
+
+def _task_id_cuts(db: sqlite3.Connection, shares: int) -> list[str]:
+    """Where to cut the history's key so that each of ``shares`` ranges holds about as many
+    tasks (each keeps about as long a recent history); any cuts give the same sum."""
+    task_ids = [task_id for (task_id,) in db.execute("SELECT id FROM aggregates WHERE kind = 'Task' ORDER BY id")]
+    return [task_ids[len(task_ids) * share // shares] for share in range(1, shares) if task_ids]
 
 
 def _shared_sum(shared: Future[int] | None) -> int | None:
