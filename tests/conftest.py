@@ -554,9 +554,11 @@ def http_server(handler: type[BaseHTTPRequestHandler], port: int = 0) -> Iterato
 
 @dataclass
 class Receiver:
-    """A webhook receiver: records what arrives; answers 503 while ``down``."""
+    """A webhook receiver: records what arrives; answers 503 while ``down``, and sets the cookie
+    ``sets_cookie`` (a Set-Cookie value) with every answer when given one."""
 
     down: bool = False
+    sets_cookie: str | None = None
     received: list[tuple[float, dict[str, str], bytes]] = field(default_factory=list)
     refused: int = 0
     port: int = 0
@@ -590,6 +592,8 @@ def receiver() -> Iterator[Receiver]:
             else:
                 state.received.append((time.time(), {k.lower(): v for k, v in self.headers.items()}, body))
                 self.send_response(204)
+            if state.sets_cookie is not None:
+                self.send_header("Set-Cookie", state.sets_cookie)
             self.end_headers()
 
         def log_message(self, *args: object) -> None:

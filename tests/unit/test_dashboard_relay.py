@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
 
+import httpx
 import pytest
 
 from services.web.adapters.backends import Backends
@@ -57,3 +58,21 @@ async def test_a_stream_that_sends_nothing_for_the_timeout_ends(stalled_stream: 
         await backends.close()
     assert b"".join(c.encode() if isinstance(c, str) else bytes(c) for c in chunks) == FIRST
     assert waited < 20, f"the relay held a silent stream for {waited:.1f} s"
+
+
+async def test_what_a_service_sets_for_one_person_never_goes_out_with_another_s_request() -> None:
+    """The dashboard calls the services for everyone signed in through one client: a cookie a
+    service (or a proxy before it) sets in answer to one person is not kept for the next."""
+    sent: list[str | None] = []
+
+    def service(request: httpx.Request) -> httpx.Response:
+        sent.append(request.headers.get("cookie"))
+        return httpx.Response(200, json={}, headers={"Set-Cookie": "route=node-1; Path=/"})
+
+    backends = Backends({"tasks": "http://tasks.test"}, transport=httpx.MockTransport(service))
+    try:
+        await backends.get("tasks", "/v1/tasks/t-1", "alice's token")
+        await backends.get("tasks", "/v1/tasks/t-1", "bob's token")
+    finally:
+        await backends.close()
+    assert sent == [None, None]

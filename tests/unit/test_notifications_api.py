@@ -101,6 +101,30 @@ async def test_dns_rebinding_never_reaches_the_private_address(
     assert receiver.received == [], "the webhook reached loopback"
 
 
+async def test_a_cookie_one_subscriber_s_endpoint_sets_never_goes_to_another(receiver: Receiver) -> None:
+    """Deliveries share one HTTP client, and a hosted receiver serves many subscribers under one
+    host: what it sets in answer to one subscriber's delivery must not go out with another's
+    (nor with the next of the same: a delivery carries the alert and its signature only)."""
+    receiver.sets_cookie = "session=alice-only; Path=/"
+
+    async def hosted(host: str, port: int) -> list[str]:
+        return ["127.0.0.1"]
+
+    async with in_process_notifications(resolve=hosted) as notifications:
+        service = notifications.service
+        hooks = f"http://hooks.example.org:{receiver.port}/u"
+        alice, _ = await service.subscribe(_body(f"{hooks}/alice"), _user("u-ndrc-alice"))
+        await service.go_live()
+        first = alice.created_at + timedelta(seconds=1)
+        await service.on_event(_alert(first, "al-first"))
+        await eventually(lambda: _delivered(notifications, 1), timeout=20, what="the first delivery")
+        await service.subscribe(_body(f"{hooks}/bob"), _user("u-ndrc-bob"))
+        await service.on_event(_alert(first + timedelta(seconds=1), "al-second"))
+        await eventually(lambda: _delivered(notifications, 3), timeout=20, what="the second alert to both")
+    sent_cookies = [headers.get("cookie") for _, headers, _ in receiver.received]
+    assert sent_cookies == [None, None, None], "a receiver's cookie was sent on"
+
+
 async def test_a_host_label_over_63_characters_is_422_not_500() -> None:
     async with in_process_notifications() as notifications:
         response = await notifications.client.post(
@@ -163,11 +187,19 @@ def _actor(department: str, role: str) -> Actor:
     return Actor(user=f"u-{department.lower()}", department=Department(department), roles=frozenset({Role(role)}))
 
 
-def _alert(at: datetime) -> AnyEvent:
+def _user(user: str) -> Actor:
+    return Actor(user=user, department=Department.NDRC, roles=frozenset({Role.SUPERVISOR}))
+
+
+def _alert(at: datetime, alert_id: str = "al-rebind") -> AnyEvent:
     alert = c.DeadlineOverdue(
-        alert_id="al-rebind", task_id="t-1", title="Bonded zone", due=at, departments=(Department.JILIN,)
+        alert_id=alert_id, task_id="t-1", title="Bonded zone", due=at, departments=(Department.JILIN,)
     )
-    return new_event(alert, actor="policytrack-notifications", id="al-rebind", time=at)
+    return new_event(alert, actor="policytrack-notifications", id=alert_id, time=at)
+
+
+async def _delivered(notifications: InProcessNotifications, count: int) -> bool:
+    return sum(isinstance(e.data, c.AlertDelivered) for e in notifications.producer.published) >= count
 
 
 async def _failed(notifications: InProcessNotifications) -> bool:

@@ -160,10 +160,12 @@ class Deliveries:
 
     def _session(self) -> aiohttp.ClientSession:
         """aiohttp's client (a tenth of httpx's CPU per request, measured), made in the loop
-        that uses it."""
+        that uses it. It keeps no cookies: every subscriber's deliveries share it, and a hosted
+        receiver serves many subscribers under one host."""
         if self._client is None:
             self._client = aiohttp.ClientSession(
                 connector=vetted_connector(self._addresses, self._resolve),
+                cookie_jar=aiohttp.DummyCookieJar(),
                 timeout=aiohttp.ClientTimeout(total=self._retry.timeout_seconds),
                 auto_decompress=False,
                 skip_auto_headers=("User-Agent",),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any, Literal
 
 import httpx
@@ -49,8 +50,13 @@ class Backends:
         self._stream_timeout = stream_timeout
         """How long a relayed stream may send nothing (the alert stream's keep-alives come every 15 s)."""
         self._client = httpx.AsyncClient(
-            timeout=httpx.Timeout(timeout, connect=5), follow_redirects=False, transport=transport
+            timeout=httpx.Timeout(timeout, connect=5),
+            follow_redirects=False,
+            transport=transport,
+            cookies=CookieJar(DefaultCookiePolicy(allowed_domains=[])),
         )
+        """One client for everyone signed in: it keeps no cookie a service (or a proxy before it)
+        sets, which would go out with the next person's requests."""
 
     async def close(self) -> None:
         await self._client.aclose()
