@@ -139,12 +139,12 @@ def _share(
     """One process's share of a table's sum: the rows whose ``ranged_by`` is from ``share[0]``
     (or the lowest, and NULL) to before ``share[1]`` (or the highest)."""
     low, high = share
-    bounded = [(f"{ranged_by} >= ?", low), (f"{ranged_by} < ?", high)]
-    given = [(condition, bound) for condition, bound in bounded if bound is not None]
+    bounds = {f"{ranged_by} >= ?": low, f"{ranged_by} < ?": high}
+    given = {condition: bound for condition, bound in bounds.items() if bound is not None}
     # The names are the caller's own, never a reader's. Each range is a statement of its own, so
     # that SQLite walks just that part of the key (an OR of the NULLs would make it read every row).
     select = f"SELECT {', '.join(columns)} FROM {table} WHERE "
-    queries = [(select + (" AND ".join(condition for condition, _ in given) or "1"), [b for _, b in given])]
+    queries = [(select + (" AND ".join(given) or "1"), list(given.values()))]
     if low is None and high is not None:  # a NULL key is in no range: the first takes it
         queries.append((select + f"{ranged_by} IS NULL", []))
     total = 0

@@ -46,6 +46,10 @@ class Filled:
     filled_against: int | None = None
     """Set when the form was refused as filled against an older version: that version."""
 
+    @property
+    def stale(self) -> bool:
+        return self.filled_against is not None
+
 
 def fresh_key() -> str:
     """Each form shown gets its own key: a double click sends the same one, a new form another."""

@@ -112,14 +112,14 @@ async def act_on_task(request: Request, web: Runtime, session: SignedIn, task_id
 
 
 def _status_of(filled: Filled) -> int:
-    return 409 if filled.filled_against is not None else 422 if filled.errors else 400
+    return 409 if filled.stale else 422 if filled.errors else 400
 
 
 def unseen_by(filled: Filled | None, lines: list[HistoryLine]) -> set[tuple[str, int]]:
     """The changes a form refused as stale did not see: the versions after the one it was filled
     against, of the subject it acts on (named in its path). By version, not time, since a change
     may be decided before the page is drawn and applied after the page read the task."""
-    if filled is None or filled.filled_against is None:
+    if filled is None or filled.filled_against is None:  # spelled out for the type checker
         return set()
     segments, against = set(filled.path.split("/")), filled.filled_against
     return {
@@ -152,11 +152,7 @@ async def _task_page(
             "audit", f"/v1/audit/tasks/{task_id}/state", session.token, {"as_of": at.isoformat()}
         )
     task = Task.model_validate(state)
-    if (
-        filled is not None
-        and filled.filled_against is not None
-        and not holds_version(entries, task_id, current["version"])
-    ):
+    if filled is not None and filled.stale and not holds_version(entries, task_id, current["version"]):
         # The form was refused for a change the service knows of; the trail learns of it a moment later.
         entries = await task_trail_through(web.backends, session.token, task_id, current["version"])
     lines = history(entries)
