@@ -135,8 +135,8 @@ def configured_port(variable: str) -> int | None:
 
 
 def free_block(*offsets: int) -> int:
-    """A port P with P + each offset free now, below the kernel's ephemeral range (where
-    ``free_port`` picks services' ports): so that two checkouts' suites never meet."""
+    """A port P with P + each offset free now, between ``SERVICE_PORTS`` and the kernel's ephemeral
+    range: so that a broker never meets a service, nor the near end of an outgoing connection."""
     chooser = random.SystemRandom()
     for _ in range(500):
         base = chooser.randrange(20_000, 32_000)
@@ -338,11 +338,26 @@ async def read_to_end(settings: KafkaSettings, topic: str, *, timeout: float = 6
 # --- service processes ------------------------------------------------------------------------------
 
 
+SERVICE_PORTS = range(10_000, 20_000)
+"""Where ``free_port`` picks, each worker in a share of its own: below ``free_block``'s brokers and
+below the kernel's ephemeral range, where the near end of any outgoing connection may take the port
+of a stopped service before it starts again on it (CI saw one restart refused so)."""
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    """A port nothing listens on now (the kernel's choice)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    """A port nothing listens on now, in this worker's share of ``SERVICE_PORTS``, and never handed
+    out before in this run: a service restarted on it finds it still its own."""
+    shares = 8
+    size = len(SERVICE_PORTS) // shares
+    first = SERVICE_PORTS.start + size * (WORKER % shares)
+    chooser = random.SystemRandom()
+    for _ in range(500):
+        port = chooser.randrange(first, first + size)
+        if port not in _HANDED_OUT and _free(port):
+            _HANDED_OUT.add(port)
+            return port
+    raise RuntimeError(f"no free port left in {first}..{first + size - 1}")
 
 
 @pytest.fixture(scope="session")

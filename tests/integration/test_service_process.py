@@ -52,3 +52,12 @@ def test_a_service_whose_port_another_process_holds_is_never_taken_for_ready(
                 service.wait_alive(timeout=30)
     finally:
         service.kill()
+
+
+def test_a_service_s_port_is_never_one_the_kernel_gives_an_outgoing_connection() -> None:
+    # A stopped service starts again on its port; were the port in the ephemeral range, the near
+    # end of any connection opened meanwhile could hold it, and the restart would be refused.
+    low, high = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    ports = [free_port() for _ in range(200)]
+    assert not [port for port in ports if low <= port <= high]
+    assert len(set(ports)) == len(ports), "a port is handed out once, so no other service restarts on it"
