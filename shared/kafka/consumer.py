@@ -339,7 +339,8 @@ def new_consumer(
     session_timeout_ms: int = 10_000,
 ) -> AIOKafkaConsumer:
     """The one way a consumer is made: no auto-commit, from the earliest record, committed
-    records only unless told otherwise."""
+    records only unless told otherwise. A fetch brings at most ``fetch_bytes``, one partition's
+    share, not one share of every partition at once."""
     return AIOKafkaConsumer(
         **client_options(kafka),
         client_id=client_id,
@@ -348,6 +349,10 @@ def new_consumer(
         auto_offset_reset="earliest",
         isolation_level=isolation_level,
         max_partition_fetch_bytes=fetch_bytes,
+        # The client's default (50 MiB) let a reader of three partitions take 24 MiB in one answer,
+        # held twice while it is read: the audit's peak memory, 284-287 MiB, is 247-278 without.
+        # No partition waits on the others: aiokafka shuffles their order in every fetch.
+        fetch_max_bytes=fetch_bytes,
         session_timeout_ms=session_timeout_ms,
         heartbeat_interval_ms=session_timeout_ms // 3,
     )
