@@ -14,6 +14,7 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Set as AbstractSet
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email import message_from_bytes
@@ -134,15 +135,38 @@ def configured_port(variable: str) -> int | None:
     return None if port is None else int(port) + 1000 * WORKER
 
 
+SERVICE_PORTS = range(10_000, 20_000)
+"""Where ``free_port`` picks services' ports, each worker in a share of its own."""
+BROKER_PORTS = range(20_000, 32_000)
+"""Where ``free_block`` picks brokers' and database servers' ports. Both ranges lie below the
+kernel's ephemeral range, where the near end of any outgoing connection may take the port of a
+stopped service or broker before it starts again on it (CI saw one restart refused so)."""
+_SHARES = 8
+_OWN_SERVICE_PORTS = SERVICE_PORTS[WORKER % _SHARES :: _SHARES]
+_HANDED_OUT: set[int] = set()
+
+
 def free_block(*offsets: int) -> int:
-    """A port P with P + each offset free now, between ``SERVICE_PORTS`` and the kernel's ephemeral
-    range: so that a broker never meets a service, nor the near end of an outgoing connection."""
+    """A port P of ``BROKER_PORTS`` with P + each offset free now."""
+    return _first_free(BROKER_PORTS, offsets)
+
+
+def free_port() -> int:
+    """A port nothing listens on now, in this worker's share of ``SERVICE_PORTS``, and never handed
+    out before in this run: a service restarted on it finds it still its own."""
+    port = _first_free(_OWN_SERVICE_PORTS, (0,), taken=_HANDED_OUT)
+    _HANDED_OUT.add(port)
+    return port
+
+
+def _first_free(ports: range, offsets: tuple[int, ...], taken: AbstractSet[int] = frozenset()) -> int:
+    """A port of ``ports``, picked at random, with it + each offset free now and it not ``taken``."""
     chooser = random.SystemRandom()
     for _ in range(500):
-        base = chooser.randrange(20_000, 32_000)
-        if all(_free(base + offset) for offset in offsets):
+        base = chooser.choice(ports)
+        if base not in taken and all(_free(base + offset) for offset in offsets):
             return base
-    raise RuntimeError(f"no free block of ports {offsets} found")
+    raise RuntimeError(f"no free block of ports {offsets} found in {ports}")
 
 
 def _free(port: int) -> bool:
@@ -336,28 +360,6 @@ async def read_to_end(settings: KafkaSettings, topic: str, *, timeout: float = 6
 
 
 # --- service processes ------------------------------------------------------------------------------
-
-
-SERVICE_PORTS = range(10_000, 20_000)
-"""Where ``free_port`` picks, each worker in a share of its own: below ``free_block``'s brokers and
-below the kernel's ephemeral range, where the near end of any outgoing connection may take the port
-of a stopped service before it starts again on it (CI saw one restart refused so)."""
-_HANDED_OUT: set[int] = set()
-
-
-def free_port() -> int:
-    """A port nothing listens on now, in this worker's share of ``SERVICE_PORTS``, and never handed
-    out before in this run: a service restarted on it finds it still its own."""
-    shares = 8
-    size = len(SERVICE_PORTS) // shares
-    first = SERVICE_PORTS.start + size * (WORKER % shares)
-    chooser = random.SystemRandom()
-    for _ in range(500):
-        port = chooser.randrange(first, first + size)
-        if port not in _HANDED_OUT and _free(port):
-            _HANDED_OUT.add(port)
-            return port
-    raise RuntimeError(f"no free port left in {first}..{first + size - 1}")
 
 
 @pytest.fixture(scope="session")

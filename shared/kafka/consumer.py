@@ -350,8 +350,8 @@ def new_consumer(
         isolation_level=isolation_level,
         max_partition_fetch_bytes=fetch_bytes,
         # The client's default (50 MiB) let a reader of three partitions take 24 MiB in one answer,
-        # held twice while it is read: the audit's peak memory, 284-287 MiB, is 247-278 without.
-        # No partition waits on the others: aiokafka shuffles their order in every fetch.
+        # held twice while read: most of the audit's peak memory (docs/performance.md). No partition
+        # waits on the others: aiokafka shuffles their order in every fetch.
         fetch_max_bytes=fetch_bytes,
         session_timeout_ms=session_timeout_ms,
         heartbeat_interval_ms=session_timeout_ms // 3,
