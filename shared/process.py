@@ -15,12 +15,18 @@ from typing import Any
 import uvloop
 
 GIL_SWITCH_SECONDS = 0.001
+YOUNG_COLLECTION_EVERY = 500_000
+"""Allocations between two collections of the youngest objects (docs/performance.md)."""
 
 
 def tune_interpreter() -> None:
     """Collect less often: each event makes several short-lived models, and the default
     threshold (700 allocations) has the collector scan long-lived state thousands of times
-    a second. What was imported before this call is frozen out of collection altogether.
+    a second. A collection of the youngest objects scans those still alive when it runs, in a
+    reader mostly the records of the fetch it is reading, so one every 500,000 allocations
+    does a tenth of the work of one every 50,000 (a rebuild of 600,000 events spent 0.06 s in
+    them against 0.8 s; docs/performance.md). What was imported before this call is frozen
+    out of collection altogether.
 
     And let a waiting thread have the interpreter after 1 ms instead of 5: the database's
     thread (aiosqlite) waits for the event loop's thread to let go after every statement,
@@ -29,7 +35,7 @@ def tune_interpreter() -> None:
     ingest 14-16.5k, 16.5-18k and 13-14k (more forced switches between its three threads)."""
     gc.collect()
     gc.freeze()
-    gc.set_threshold(50_000, 50, 100)
+    gc.set_threshold(YOUNG_COLLECTION_EVERY, 50, 100)
     sys.setswitchinterval(GIL_SWITCH_SECONDS)
 
 
