@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -187,8 +186,6 @@ def run_service(
 ) -> int:
     """A service's ``python -m`` entry: configure, wire (refusing unsafe settings), serve."""
     configure_logging(settings.runtime, service=name)
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, _stop_by_exiting)
     try:
         runtime = bootstrap(settings)
     except (InsecureConfiguration, MissingCredentials, FileNotFoundError, ValueError) as error:
@@ -196,11 +193,3 @@ def run_service(
         return 2
     run(serve(create_app(runtime), settings))
     return 0
-
-
-def _stop_by_exiting(signum: int, _frame: object) -> None:
-    """Ends the service as Python ends, with the status a shell gives a process a signal ended.
-    uvicorn stops on the signal and then raises it again with the handler it found, this one:
-    ended by the signal itself, the process ran no exit handlers (multiprocessing's among them,
-    which remove the folder of a process server)."""
-    raise SystemExit(128 + signum)

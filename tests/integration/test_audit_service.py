@@ -5,10 +5,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
-import shutil
-import signal
 import sqlite3
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -204,28 +201,6 @@ async def test_export_streams_every_entry_as_ndjson_and_csv(
     assert all(line["event"] or line["decode_error"] for line in lines)
     assert audit.process is not None
     assert any("forkserver" in " ".join(child.cmdline()) for child in psutil.Process(audit.process.pid).children())
-
-
-async def test_a_stopped_service_ends_as_python_ends_and_leaves_no_folder_behind(
-    tasks: ServiceProcess, service_factory: ServiceFactory
-) -> None:
-    """A stop (SIGTERM) ends the service by its own exit, not by the signal: its exit handlers
-    run, and multiprocessing's removes the folder of the process server that an export on two
-    processes started. Ended by the signal, every stop left that folder in the temporary folder."""
-    scratch = Path(tempfile.mkdtemp(prefix="pt-"))  # short: the server's socket path has at most 107 bytes
-    try:
-        audit = service_factory("audit", POLICYTRACK_AUDIT_EXPORT_SECOND_PROCESS_FROM="0", TMPDIR=str(scratch))
-        audit.start()
-        await seed_task(tasks)
-        await wait_caught_up(audit)
-        async with httpx.AsyncClient(base_url=audit.url, timeout=120) as client:
-            assert (await client.get("/v1/audit/export", headers=NAO)).status_code == 200
-        assert [folder.name[:5] for folder in scratch.iterdir()] == ["pymp-"], "the export started its server"
-        audit.stop()
-        assert audit.process is not None and audit.process.returncode == 128 + signal.SIGTERM
-        assert list(scratch.iterdir()) == []
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
 
 
 async def tamper_and_verify(audit: ServiceProcess, statement: str, *args: object) -> dict[str, Any]:
