@@ -27,6 +27,7 @@ from shared.kafka.producer import EventProducer
 from shared.logging import correlated, get_logger
 from shared.metrics import CONSUMER_LAG, DEAD_LETTERED, EVENTS_HANDLED, HANDLER_RETRIES, RECORDS_REFUSED
 from shared.provenance.gate import ProofGate, Verdict
+from shared.retrying import BROKER_PATIENCE, RetryPolicy
 from shared.settings import KafkaSettings
 from shared.supervision import Health
 
@@ -401,10 +402,19 @@ async def open_consumer(kafka: KafkaSettings, **options: Any) -> AsyncIterator[A
         await stop_consumer(consumer)
 
 
-async def partitions_of(consumer: AIOKafkaConsumer, topics: Sequence[str]) -> list[TopicPartition]:
+async def partitions_of(
+    consumer: AIOKafkaConsumer, topics: Sequence[str], *, patience: RetryPolicy = BROKER_PATIENCE
+) -> list[TopicPartition]:
     """Every partition of ``topics``, from fresh cluster metadata (a consumer without a
-    subscription has none cached)."""
-    cluster = await consumer._client.fetch_all_metadata()  # aiokafka has no public call for this
+    subscription has none cached), asked again while no broker answers: a broker restarting
+    just after the consumer started must not end a service's start."""
+    async for attempt in patience.on(KafkaError):
+        with attempt:
+            try:
+                cluster = await consumer._client.fetch_all_metadata()  # aiokafka has no public call for this
+            except KafkaError as error:
+                log.warning("no broker answers for metadata; retrying", attempt=attempt.num, error=str(error))
+                raise
     missing = [topic for topic in topics if cluster.partitions_for_topic(topic) is None]
     if missing:
         raise LookupError(f"no such topic: {', '.join(missing)}")
