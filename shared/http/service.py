@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import re
+import signal
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -186,6 +188,8 @@ def run_service(
 ) -> int:
     """A service's ``python -m`` entry: configure, wire (refusing unsafe settings), serve."""
     configure_logging(settings.runtime, service=name)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, _exit_with_handlers)
     try:
         runtime = bootstrap(settings)
     except (InsecureConfiguration, MissingCredentials, FileNotFoundError, ValueError) as error:
@@ -193,3 +197,16 @@ def run_service(
         return 2
     run(serve(create_app(runtime), settings))
     return 0
+
+
+def _exit_with_handlers(signum: int, _frame: object) -> None:
+    """Ends a service asked to stop: uvicorn drains its requests, runs the shutdown, then raises
+    the signal again with the handler it found, this one. The exit handlers run (multiprocessing's
+    removes the folder of the audit's process server; ended by the signal itself, every stop left
+    it behind) and the process leaves with the status a shell gives a process that signal ended.
+    The rest of Python's exit (joining idle threads, freeing the heap) is skipped: it made every
+    stop 0.1-0.5 s longer, and the suite stops services hundreds of times."""
+    atexit._run_exitfuncs()  # the public way, raising SystemExit, also runs that rest
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(128 + signum)

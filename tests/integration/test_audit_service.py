@@ -5,7 +5,11 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import shutil
+import signal
 import sqlite3
+import tempfile
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -171,11 +175,14 @@ async def test_nobody_writes_to_the_trail(audit: ServiceProcess) -> None:
 
 
 async def test_export_streams_every_entry_as_ndjson_and_csv(
-    tasks: ServiceProcess, service_factory: ServiceFactory
+    tasks: ServiceProcess, service_factory: ServiceFactory, short_tmp: Path
 ) -> None:
     """NDJSON written by two processes of the service's own, as a long trail's is (here from the
-    first entry on): every entry the pages show, of the whole trail and of one task; CSV here."""
-    audit = service_factory("audit", POLICYTRACK_AUDIT_EXPORT_SECOND_PROCESS_FROM="0").start()
+    first entry on): every entry the pages show, of the whole trail and of one task; CSV here.
+    Stopped, the service leaves nothing in its temporary folder: ended by the signal uvicorn
+    raises again, it ran no exit handlers and left its process server's folder at every stop."""
+    audit = service_factory("audit", POLICYTRACK_AUDIT_EXPORT_SECOND_PROCESS_FROM="0", TMPDIR=str(short_tmp))
+    audit.start()
     task, _ = await seed_task(tasks)
     total = await wait_caught_up(audit)
     async with httpx.AsyncClient(base_url=audit.url, timeout=120) as client:
@@ -201,6 +208,20 @@ async def test_export_streams_every_entry_as_ndjson_and_csv(
     assert all(line["event"] or line["decode_error"] for line in lines)
     assert audit.process is not None
     assert any("forkserver" in " ".join(child.cmdline()) for child in psutil.Process(audit.process.pid).children())
+    assert [folder.name[:5] for folder in short_tmp.iterdir()] == ["pymp-"], "the export started its server"
+
+    audit.stop()
+    assert audit.process.returncode == 128 + signal.SIGTERM
+    assert list(short_tmp.iterdir()) == []
+
+
+@pytest.fixture
+def short_tmp() -> Iterator[Path]:
+    """A temporary folder of its own with a short path: a process server's socket path in it
+    has at most 107 bytes, more than pytest's folders leave."""
+    folder = Path(tempfile.mkdtemp(prefix="pt-"))
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 async def tamper_and_verify(audit: ServiceProcess, statement: str, *args: object) -> dict[str, Any]:
