@@ -69,13 +69,21 @@ def processes_apart(
     three verifications of 200,000 entries in a row)."""
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["shared.process", *preload])
-    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=initializer, initargs=initargs)
+    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_tuned_then, initargs=(initializer, *initargs))
     try:
         yield pool
     finally:
         for process in list(pool._processes.values()):  # 3.14's terminate_workers(), before it
             process.terminate()
         pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _tuned_then(initializer: Callable[..., object] | None, *initargs: Any) -> None:
+    """Every process apart collects and switches threads as the service's own process does (a
+    fork of the server starts with the interpreter's defaults), then runs its initializer."""
+    tune_interpreter()
+    if initializer is not None:
+        initializer(*initargs)
 
 
 def shared_counts(count: int) -> Any:

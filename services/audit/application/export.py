@@ -23,7 +23,7 @@ from services.audit.adapters.store import AuditStore, EntryFilter
 from shared.contract.catalog import SubscriptionCreated
 from shared.contract.codec import HEADER_TO_ATTRIBUTE as ATTRIBUTES
 from shared.contract.types import redacted_url
-from shared.process import processes_apart, tune_interpreter
+from shared.process import processes_apart
 
 SUBSCRIPTION_CREATED = SubscriptionCreated.event_type
 
@@ -132,7 +132,6 @@ _trail: tuple[asyncio.AbstractEventLoop, AuditStore] | None = None
 def open_trail(store_url: str) -> None:
     """A writing process's initializer: the store it reads, and the loop that reads it."""
     global _trail  # a process's initializer is how its jobs get what they share
-    tune_interpreter()
     _trail = (uvloop.new_event_loop(), AuditStore(store_url))
 
 
