@@ -23,9 +23,9 @@ def tune_interpreter() -> None:
     """Collect less often: each event makes several short-lived models, and the default
     threshold (700 allocations) has the collector scan long-lived state thousands of times
     a second. A collection of the youngest objects scans those still alive when it runs, in a
-    reader mostly the records of the fetch it is reading, so one every 500,000 allocations
-    does a tenth of the work of one every 50,000 (a rebuild of 600,000 events spent 0.06 s in
-    them against 0.8 s; docs/performance.md). What was imported before this call is frozen
+    reader mostly the records of the fetch it is reading, so one every ``YOUNG_COLLECTION_EVERY``
+    allocations does a tenth of the work of one every 50,000 (a rebuild of 600,000 events spent
+    0.06 s in them against 0.8 s; docs/performance.md). What was imported before this call is frozen
     out of collection altogether.
 
     And let a waiting thread have the interpreter after 1 ms instead of 5: the database's

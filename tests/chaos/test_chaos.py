@@ -69,7 +69,11 @@ async def test_kills_and_a_broker_restart_lose_and_duplicate_nothing(
             services[name].start(wait=False)
     await asyncio.sleep(max(0.0, clock + DURATION - time.monotonic()))
     load.stop.set()
-    await asyncio.wait_for(asyncio.gather(*writers), timeout=120)
+    try:
+        await asyncio.wait_for(asyncio.gather(*writers), timeout=120)
+    except TimeoutError:
+        ended = {name: service.log() for name, service in services.items() if not service.running}
+        pytest.fail(f"a writer's last command went unanswered for two minutes; services that exited: {ended}")
     for service in services.values():
         await asyncio.to_thread(service.wait_ready, 180)
 
