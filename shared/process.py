@@ -3,6 +3,7 @@ processes a service starts to use the other cores."""
 
 from __future__ import annotations
 
+import atexit
 import gc
 import multiprocessing
 import os
@@ -10,7 +11,7 @@ import sys
 from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, NoReturn
 
 import uvloop
 
@@ -43,6 +44,20 @@ def run(main: Coroutine[Any, Any, Any]) -> Any:
     """Run a service's main coroutine on uvloop (what uvicorn would pick on its own)."""
     tune_interpreter()
     return uvloop.run(main)
+
+
+def leave(status: int) -> NoReturn:
+    """Ends this process with ``status`` at once, as a service asked to stop does once its shutdown
+    ran: its processes apart are ended whatever they are doing (multiprocessing's exit handler
+    would wait for them), the exit handlers run (multiprocessing's removes the folder of a
+    process server) and the output is flushed. The rest of Python's exit (joining idle threads,
+    freeing the heap) is skipped: it made every stop of a service 0.1-0.5 s longer."""
+    for child in multiprocessing.active_children():
+        child.terminate()
+    atexit._run_exitfuncs()  # the public way, raising SystemExit, also runs that rest
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
 
 
 def cores() -> int:
