@@ -210,6 +210,15 @@ def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
 
 
 @pytest.fixture
+def short_tmp() -> Iterator[Path]:
+    """A temporary folder with a short path, for a process's TMPDIR: a process server's socket
+    path in it has at most 107 bytes, more than pytest's folders leave."""
+    folder = Path(tempfile.mkdtemp(prefix="pt-"))
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
 def spare_broker(tmp_path: Path) -> Iterator[Broker]:
     """A second, throw-away broker on its own ports and data folder, for tests that stop it."""
     with started_broker(tmp_path / "kafka", "POLICYTRACK_TEST_SPARE_KAFKA_PORT", SINGLE_NODE) as broker:

@@ -22,7 +22,7 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from shared.contract.codec import DecodeFailure, decode_record
 from shared.kafka.connection import client_options
-from shared.kafka.patience import started
+from shared.kafka.patience import answered, started
 from shared.kafka.producer import EventProducer
 from shared.logging import correlated, get_logger
 from shared.metrics import CONSUMER_LAG, DEAD_LETTERED, EVENTS_HANDLED, HANDLER_RETRIES, RECORDS_REFUSED
@@ -408,13 +408,9 @@ async def partitions_of(
     """Every partition of ``topics``, from fresh cluster metadata (a consumer without a
     subscription has none cached), asked again while no broker answers: a broker restarting
     just after the consumer started must not end a service's start."""
-    async for attempt in patience.on(KafkaError):
-        with attempt:
-            try:
-                cluster = await consumer._client.fetch_all_metadata()  # aiokafka has no public call for this
-            except KafkaError as error:
-                log.warning("no broker answers for metadata; retrying", attempt=attempt.num, error=str(error))
-                raise
+    # aiokafka has no public call for the metadata of every topic.
+    fetch = consumer._client.fetch_all_metadata
+    cluster = await answered(fetch, what="metadata", failures=KafkaError, patience=patience)
     missing = [topic for topic in topics if cluster.partitions_for_topic(topic) is None]
     if missing:
         raise LookupError(f"no such topic: {', '.join(missing)}")

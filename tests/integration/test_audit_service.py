@@ -5,11 +5,8 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
-import shutil
 import signal
 import sqlite3
-import tempfile
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -213,15 +210,6 @@ async def test_export_streams_every_entry_as_ndjson_and_csv(
     audit.stop()
     assert audit.process.returncode == 128 + signal.SIGTERM
     assert list(short_tmp.iterdir()) == []
-
-
-@pytest.fixture
-def short_tmp() -> Iterator[Path]:
-    """A temporary folder of its own with a short path: a process server's socket path in it
-    has at most 107 bytes, more than pytest's folders leave."""
-    folder = Path(tempfile.mkdtemp(prefix="pt-"))
-    yield folder
-    shutil.rmtree(folder, ignore_errors=True)
 
 
 async def tamper_and_verify(audit: ServiceProcess, statement: str, *args: object) -> dict[str, Any]:

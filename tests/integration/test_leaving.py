@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import psutil
@@ -24,21 +23,21 @@ if __name__ == "__main__":
 """
 
 
-def test_leaving_ends_the_processes_apart_at_work_and_removes_their_servers_folder() -> None:
-    # Short: a process server's socket path in it has at most 107 bytes.
-    with tempfile.TemporaryDirectory(prefix="pt-") as scratch:
-        leaving = subprocess.Popen([sys.executable, "-c", SCRIPT], env={**os.environ, "TMPDIR": scratch})
-        try:
-            status = leaving.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            status = None
-        left = started_with(scratch)
-        for process in left:
-            process.kill()
-        assert status is not None, "still waiting after 20 s for a process apart's job instead of ending it"
-        assert status == 143
-        assert list(Path(scratch).iterdir()) == []
-        assert not left, "processes apart outlived the process that started them"
+def test_leaving_ends_the_processes_apart_at_work_and_removes_their_servers_folder(short_tmp: Path) -> None:
+    scratch = str(short_tmp)
+    leaving = subprocess.Popen([sys.executable, "-c", SCRIPT], env={**os.environ, "TMPDIR": scratch})
+    try:
+        status = leaving.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        status = None
+    # Its server and resource tracker end on their own once they see it gone, a moment later.
+    _, left = psutil.wait_procs(started_with(scratch), timeout=10)
+    for process in left:
+        process.kill()
+    assert status is not None, "still waiting after 20 s for a process apart's job instead of ending it"
+    assert status == 143
+    assert list(short_tmp.iterdir()) == []
+    assert not left, f"outlived the process that started them: {[p.pid for p in left]}"
 
 
 def started_with(scratch: str) -> list[psutil.Process]:
