@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import MutableMapping
+import time
+from collections.abc import Callable, MutableMapping
 from contextvars import ContextVar
 from typing import Any
 
@@ -83,3 +84,43 @@ class correlated:
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:
     return structlog.stdlib.get_logger(name)
+
+
+class Sampled:
+    """Warnings of one kind, at most ``burst`` lines a ``period`` of seconds: the others are
+    counted, and the next line logged says how many went unlogged. A log read from its beginning
+    may hold a warning's cause a hundred thousand times: a tasks start that wrote a line for each
+    took a minute where the reading took seconds, and missed its readiness deadline."""
+
+    def __init__(
+        self,
+        logger: structlog.stdlib.BoundLogger,
+        event: str,
+        *,
+        burst: int = 10,
+        period: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._logger = logger
+        self._event = event
+        self._burst = burst
+        self._period = period
+        self._clock = clock
+        self._window_ends = float("-inf")
+        self._left = 0
+        self.unlogged = 0
+        """The warnings counted and not logged since the last line."""
+
+    def warning(self, **fields: Any) -> None:
+        now = self._clock()
+        if now >= self._window_ends:
+            self._window_ends, self._left = now + self._period, self._burst
+        if self._left == 0:
+            self.unlogged += 1
+            return
+        self._left -= 1
+        if self.unlogged:
+            fields["unlogged_before"], self.unlogged = self.unlogged, 0
+        if self._left == 0:
+            fields["then"] = f"more within {self._period:.0f} s are counted, not logged"
+        self._logger.warning(self._event, **fields)

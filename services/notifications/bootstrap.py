@@ -32,13 +32,14 @@ from shared.kafka.consumer import ConsumerRunner
 from shared.kafka.ownership import PartitionShare
 from shared.kafka.producer import EventProducer
 from shared.kafka.snapshots import disproof
-from shared.logging import get_logger
+from shared.logging import Sampled, get_logger
 from shared.provenance.gate import ProofGate
 from shared.provenance.keys import KeyFolder, TrustStore, refuse_if_shared, write_secret
 from shared.provenance.sealing import SnapshotSeal
 from shared.supervision import BackgroundWork, Health
 
 log = get_logger(__name__)
+_NOT_EVENTS = Sampled(log, "skipping a record that is not an event")
 OWNER = "notifications"
 """Whose key the service signs with: the only owner trusted to write ``policy.alerts``."""
 
@@ -50,13 +51,7 @@ class SkipPoison:
     async def dead_letter(
         self, failure: DecodeFailure, *, topic: str, partition: int, offset: int, consumer: str
     ) -> None:
-        log.warning(
-            "skipping a record that is not an event",
-            topic=topic,
-            partition=partition,
-            offset=offset,
-            reason=failure.reason,
-        )
+        _NOT_EVENTS.warning(topic=topic, partition=partition, offset=offset, reason=failure.reason)
 
 
 @dataclass

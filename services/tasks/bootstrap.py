@@ -94,6 +94,7 @@ class TasksRuntime:
             snapshot=self.rebuilt.snapshot,
             events=self.rebuilt.events,
             skipped=self.rebuilt.skipped,
+            refused=self.rebuilt.refused,
             seconds=round(self.rebuilt.seconds, 3),
         )
         partitioned = self.partitioned

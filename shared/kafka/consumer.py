@@ -24,7 +24,7 @@ from shared.contract.codec import DecodeFailure, decode_record
 from shared.kafka.connection import client_options
 from shared.kafka.patience import answered, started
 from shared.kafka.producer import EventProducer
-from shared.logging import correlated, get_logger
+from shared.logging import Sampled, correlated, get_logger
 from shared.metrics import CONSUMER_LAG, DEAD_LETTERED, EVENTS_HANDLED, HANDLER_RETRIES, RECORDS_REFUSED
 from shared.provenance.gate import ProofGate, Verdict
 from shared.retrying import BROKER_PATIENCE, RetryPolicy
@@ -32,6 +32,7 @@ from shared.settings import KafkaSettings
 from shared.supervision import Health
 
 log = get_logger(__name__)
+_REFUSED = Sampled(log, "refusing a record whose writer's proof fails")
 
 T = TypeVar("T")
 Handler = Callable[[T, ConsumerRecord], Awaitable[None]]
@@ -235,13 +236,7 @@ class ConsumerRunner(Generic[T]):
 
     async def _refuse(self, record: ConsumerRecord, verdict: Verdict) -> None:
         """A record whose writer's proof fails is never handled."""
-        log.warning(
-            "refusing a record whose writer's proof fails",
-            topic=record.topic,
-            partition=record.partition,
-            offset=record.offset,
-            reason=verdict.refusal,
-        )
+        _REFUSED.warning(topic=record.topic, partition=record.partition, offset=record.offset, reason=verdict.refusal)
         RECORDS_REFUSED.labels(self.name, record.topic).inc()
 
     async def _attempt(self, record: ConsumerRecord) -> PartitionMoved | None:

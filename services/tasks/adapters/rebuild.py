@@ -19,7 +19,7 @@ from shared.contract.envelope import AnyEvent
 from shared.contract.topics import EVENTS
 from shared.kafka.consumer import open_consumer, partitions_of, read_through
 from shared.kafka.snapshots import Claim, disproof
-from shared.logging import get_logger
+from shared.logging import Sampled, get_logger
 from shared.metrics import RECORDS_REFUSED
 from shared.process import cores, processes_apart, run
 from shared.provenance.gate import TOPIC_WRITERS, ProofGate
@@ -28,6 +28,8 @@ from shared.provenance.sealing import SealBroken
 from shared.settings import KafkaSettings
 
 log = get_logger(__name__)
+_UNFIT = Sampled(log, "event does not fit its aggregate; skipped")
+_REFUSED = Sampled(log, "refusing a record whose writer's proof fails")
 
 
 @dataclass
@@ -208,12 +210,7 @@ async def admitted(
         else:
             report.refused += 1
             RECORDS_REFUSED.labels("tasks-view", record.topic).inc()
-            log.warning(
-                "refusing a record whose writer's proof fails",
-                partition=record.partition,
-                offset=record.offset,
-                reason=verdict.refusal,
-            )
+            _REFUSED.warning(partition=record.partition, offset=record.offset, reason=verdict.refusal)
     return taken
 
 
@@ -242,7 +239,7 @@ def take_record(view: LogView, record: ConsumerRecord, report: RebuildReport) ->
     except Exception as error:
         # An event that cannot follow its aggregate's state is reported, not fatal: the rest of
         # the log still has to be served.
-        log.warning("event does not fit its aggregate; skipped", event_id=event.id, error=repr(error))
+        _UNFIT.warning(event_id=event.id, error=repr(error))
         report.skipped += 1
         return None
     report.events += 1
