@@ -6,9 +6,14 @@ another writer's, called itself fenced and refused every write after)."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from aiokafka.errors import KafkaError
 
 from services.tasks.adapters.event_log import KafkaEventLog, LogUnavailable, _Pending
 from shared.contract import catalog as c
@@ -51,3 +56,62 @@ async def test_a_restarted_writer_does_not_take_its_own_last_events_for_another_
         assert not after.fenced, "the writer took its own previous instance for another writer"
     finally:
         await after.stop()
+
+
+async def test_a_transaction_cancelled_under_the_writer_leaves_it_writing(
+    kafka_settings: KafkaSettings, tasks_key: SigningKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A transaction that ended cancelled (a future it awaited cancelled under it) ended the
+    writer's loop: that append and every later one waited for ever, and nothing was logged. The
+    CI of 7 December: after the third broker restart of test_writer_after_broker_restarts, four
+    commands went unanswered for four and a half minutes, the service silent, the writer's own
+    60 s limit on a transaction never reached."""
+    namespace = uuid.uuid4().hex[:8]
+    writer = KafkaEventLog(kafka_settings, transactional_id=f"tasks-cancelled-{namespace}", signing_key=tasks_key)
+    await writer.start()
+    transaction = writer._transaction
+    tried: list[int] = []
+
+    async def cancelled_the_first_time(batch: list[_Pending]) -> None:
+        tried.append(len(batch))
+        if len(tried) == 1:
+            raise asyncio.CancelledError
+        await transaction(batch)
+
+    monkeypatch.setattr(writer, "_transaction", cancelled_the_first_time)
+    try:
+        first = writer.submit([created(f"t-{namespace}-first")])
+        with pytest.raises(LogUnavailable):
+            await asyncio.wait_for(first, 30)
+        await asyncio.wait_for(writer.submit([created(f"t-{namespace}-second")]), 30)
+        assert len(tried) == 2
+    finally:
+        await writer.stop()
+
+
+async def test_a_record_that_failed_though_its_transaction_committed_is_learned_from_the_log(
+    kafka_settings: KafkaSettings, tasks_key: SigningKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The commit's answer and a record's may disagree; reading a placement from a failed record
+    ended the writer's loop as above. The log says where the batch is."""
+    namespace = uuid.uuid4().hex[:8]
+    writer = KafkaEventLog(kafka_settings, transactional_id=f"tasks-disagree-{namespace}", signing_key=tasks_key)
+    await writer.start()
+    transaction = writer._transaction
+    tried: list[int] = []
+
+    async def a_record_answered_with_an_error(batch: list[_Pending]) -> None:
+        tried.append(len(batch))
+        await transaction(batch)
+        if len(tried) == 1:
+            failed: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            failed.set_exception(KafkaError("the record's answer was lost"))
+            batch[0].sent[0] = failed
+
+    monkeypatch.setattr(writer, "_transaction", a_record_answered_with_an_error)
+    try:
+        await asyncio.wait_for(writer.submit([created(f"t-{namespace}-first")]), 30)
+        await asyncio.wait_for(writer.submit([created(f"t-{namespace}-second")]), 30)
+        assert len(tried) == 2
+    finally:
+        await writer.stop()

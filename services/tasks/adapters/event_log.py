@@ -117,6 +117,28 @@ class _Pending:
             self.done.set_exception(error)
 
 
+def _being_cancelled() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
+def _not_written(attempt: asyncio.Task[None], batch: list[_Pending]) -> BaseException | None:
+    """Why a finished transaction does not vouch for every record of the batch; None when it does.
+    A transaction cancelled under the writer, or a record that failed though the commit did not,
+    leaves the batch's fate to be read from the log."""
+    if attempt.cancelled():
+        return LogUnavailable("the transaction was cancelled under the writer")
+    if (error := attempt.exception()) is not None:
+        return error
+    for pending in batch:
+        for sent in pending.sent:
+            if not sent.done() or sent.cancelled():
+                return LogUnavailable("a record of the transaction has no answer")
+            if (failed := sent.exception()) is not None:
+                return failed
+    return None
+
+
 class KafkaEventLog:
     def __init__(
         self,
@@ -195,7 +217,15 @@ class KafkaEventLog:
             batch = [await self._queue.get()]
             while len(batch) < self._max_batch and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
-            outcome = await self._commit(batch)
+            try:
+                outcome = await self._commit(batch)
+            except (Exception, asyncio.CancelledError) as error:
+                # The writer must outlive any one batch, since every later append waits on it;
+                # only ``stop`` ends it.
+                if isinstance(error, asyncio.CancelledError) and _being_cancelled():
+                    raise
+                log.exception("an append failed in an unforeseen way; refused", error=repr(error))
+                outcome = LogUnavailable(f"the append failed: {error!r}")
             if isinstance(outcome, Exception):
                 self._refuse(batch, outcome)
                 continue
@@ -220,7 +250,7 @@ class KafkaEventLog:
         done, _ = await asyncio.wait({attempt}, timeout=self._commit_timeout)
         if not done:
             attempt.cancel()
-        error = attempt.exception() if done else TimeoutError(f"no answer in {self._commit_timeout:.0f} s")
+        error = _not_written(attempt, batch) if done else TimeoutError(f"no answer in {self._commit_timeout:.0f} s")
         if error is None:
             self._remember(batch)
             return {
