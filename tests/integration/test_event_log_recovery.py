@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -58,6 +60,47 @@ async def test_a_restarted_writer_does_not_take_its_own_last_events_for_another_
         await after.stop()
 
 
+Transaction = Callable[[list[_Pending]], Awaitable[None]]
+
+
+@asynccontextmanager
+async def first_transaction_troubled(
+    settings: KafkaSettings,
+    key: SigningKey,
+    monkeypatch: pytest.MonkeyPatch,
+    trouble: Callable[[Transaction, list[_Pending]], Awaitable[None]],
+) -> AsyncIterator[tuple[KafkaEventLog, str]]:
+    """A writer whose first transaction runs through ``trouble``, and the others as they are;
+    two transactions are tried in the block."""
+    namespace = uuid.uuid4().hex[:8]
+    writer = KafkaEventLog(settings, transactional_id=f"tasks-troubled-{namespace}", signing_key=key)
+    await writer.start()
+    transaction = writer._transaction
+    tried: list[int] = []
+
+    async def first_troubled(batch: list[_Pending]) -> None:
+        tried.append(len(batch))
+        await (trouble(transaction, batch) if len(tried) == 1 else transaction(batch))
+
+    monkeypatch.setattr(writer, "_transaction", first_troubled)
+    try:
+        yield writer, namespace
+        assert len(tried) == 2
+    finally:
+        await writer.stop()
+
+
+async def cancelled_under_the_writer(_transaction: Transaction, _batch: list[_Pending]) -> None:
+    raise asyncio.CancelledError
+
+
+async def a_record_answered_with_an_error(transaction: Transaction, batch: list[_Pending]) -> None:
+    await transaction(batch)
+    failed: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    failed.set_exception(KafkaError("the record's answer was lost"))
+    batch[0].sent[0] = failed
+
+
 async def test_a_transaction_cancelled_under_the_writer_leaves_it_writing(
     kafka_settings: KafkaSettings, tasks_key: SigningKey, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -66,27 +109,11 @@ async def test_a_transaction_cancelled_under_the_writer_leaves_it_writing(
     CI of 7 December: after the third broker restart of test_writer_after_broker_restarts, four
     commands went unanswered for four and a half minutes, the service silent, the writer's own
     60 s limit on a transaction never reached."""
-    namespace = uuid.uuid4().hex[:8]
-    writer = KafkaEventLog(kafka_settings, transactional_id=f"tasks-cancelled-{namespace}", signing_key=tasks_key)
-    await writer.start()
-    transaction = writer._transaction
-    tried: list[int] = []
-
-    async def cancelled_the_first_time(batch: list[_Pending]) -> None:
-        tried.append(len(batch))
-        if len(tried) == 1:
-            raise asyncio.CancelledError
-        await transaction(batch)
-
-    monkeypatch.setattr(writer, "_transaction", cancelled_the_first_time)
-    try:
-        first = writer.submit([created(f"t-{namespace}-first")])
+    trouble = cancelled_under_the_writer
+    async with first_transaction_troubled(kafka_settings, tasks_key, monkeypatch, trouble) as (writer, namespace):
         with pytest.raises(LogUnavailable):
-            await asyncio.wait_for(first, 30)
+            await asyncio.wait_for(writer.submit([created(f"t-{namespace}-first")]), 30)
         await asyncio.wait_for(writer.submit([created(f"t-{namespace}-second")]), 30)
-        assert len(tried) == 2
-    finally:
-        await writer.stop()
 
 
 async def test_a_record_that_failed_though_its_transaction_committed_is_learned_from_the_log(
@@ -94,24 +121,7 @@ async def test_a_record_that_failed_though_its_transaction_committed_is_learned_
 ) -> None:
     """The commit's answer and a record's may disagree; reading a placement from a failed record
     ended the writer's loop as above. The log says where the batch is."""
-    namespace = uuid.uuid4().hex[:8]
-    writer = KafkaEventLog(kafka_settings, transactional_id=f"tasks-disagree-{namespace}", signing_key=tasks_key)
-    await writer.start()
-    transaction = writer._transaction
-    tried: list[int] = []
-
-    async def a_record_answered_with_an_error(batch: list[_Pending]) -> None:
-        tried.append(len(batch))
-        await transaction(batch)
-        if len(tried) == 1:
-            failed: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-            failed.set_exception(KafkaError("the record's answer was lost"))
-            batch[0].sent[0] = failed
-
-    monkeypatch.setattr(writer, "_transaction", a_record_answered_with_an_error)
-    try:
+    trouble = a_record_answered_with_an_error
+    async with first_transaction_troubled(kafka_settings, tasks_key, monkeypatch, trouble) as (writer, namespace):
         await asyncio.wait_for(writer.submit([created(f"t-{namespace}-first")]), 30)
         await asyncio.wait_for(writer.submit([created(f"t-{namespace}-second")]), 30)
-        assert len(tried) == 2
-    finally:
-        await writer.stop()
