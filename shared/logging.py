@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 import time
@@ -16,6 +17,10 @@ from shared.settings import RuntimeSettings
 # A plain context variable rather than structlog's bound context: it is set for every
 # consumed record, and this costs a fraction of a microsecond instead of several.
 _correlation: ContextVar[tuple[str | None, str | None] | None] = ContextVar("correlation", default=None)
+
+
+_SAMPLING_FIELDS = ("unlogged_before", "then")
+"""What a sampled line adds: how many of its kind went unlogged before it; that more will not be."""
 
 
 def _add_correlation(_logger: object, _method: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
@@ -39,6 +44,10 @@ def configure_logging(runtime: RuntimeSettings | None = None, *, service: str | 
         structlog.processors.StackInfoRenderer(),
         structlog.processors.format_exc_info,
     ]
+    foreign_pre_chain: list[structlog.types.Processor] = [
+        *shared_processors,
+        structlog.stdlib.ExtraAdder(allow=_SAMPLING_FIELDS),
+    ]
     renderer: structlog.types.Processor = (
         structlog.processors.JSONRenderer()
         if runtime.log_format == "json"
@@ -53,10 +62,11 @@ def configure_logging(runtime: RuntimeSettings | None = None, *, service: str | 
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
-            foreign_pre_chain=shared_processors,
+            foreign_pre_chain=foreign_pre_chain,
             processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
         )
     )
+    handler.addFilter(SampledLibraries())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(runtime.log_level)
@@ -86,6 +96,34 @@ def get_logger(name: str) -> structlog.stdlib.BoundLogger:
     return structlog.stdlib.get_logger(name)
 
 
+class _Budget:
+    """The lines of one kind: ``burst`` a ``period`` of seconds, the others counted."""
+
+    __slots__ = ("_burst", "_clock", "_left", "_period", "_window_ends", "unlogged")
+
+    def __init__(self, burst: int, period: float, clock: Callable[[], float]) -> None:
+        self._burst, self._period, self._clock = burst, period, clock
+        self._window_ends = float("-inf")
+        self._left = 0
+        self.unlogged = 0
+
+    def spend(self) -> dict[str, Any] | None:
+        """The fields to add to a line that may be logged now; None when it is only counted."""
+        now = self._clock()
+        if now >= self._window_ends:
+            self._window_ends, self._left = now + self._period, self._burst
+        if self._left == 0:
+            self.unlogged += 1
+            return None
+        self._left -= 1
+        fields: dict[str, Any] = {}
+        if self.unlogged:
+            fields["unlogged_before"], self.unlogged = self.unlogged, 0
+        if self._left == 0:
+            fields["then"] = f"more within {self._period:.0f} s are counted, not logged"
+        return fields
+
+
 class Sampled:
     """Warnings of one kind, at most ``burst`` lines a ``period`` of seconds: the others are
     counted, and the next line logged says how many went unlogged. A log read from its beginning
@@ -103,24 +141,43 @@ class Sampled:
     ) -> None:
         self._logger = logger
         self._event = event
-        self._burst = burst
-        self._period = period
-        self._clock = clock
-        self._window_ends = float("-inf")
-        self._left = 0
-        self.unlogged = 0
+        self._budget = _Budget(burst, period, clock)
+
+    @property
+    def unlogged(self) -> int:
         """The warnings counted and not logged since the last line."""
+        return self._budget.unlogged
 
     def warning(self, **fields: Any) -> None:
-        now = self._clock()
-        if now >= self._window_ends:
-            self._window_ends, self._left = now + self._period, self._burst
-        if self._left == 0:
-            self.unlogged += 1
-            return
-        self._left -= 1
-        if self.unlogged:
-            fields["unlogged_before"], self.unlogged = self.unlogged, 0
-        if self._left == 0:
-            fields["then"] = f"more within {self._period:.0f} s are counted, not logged"
-        self._logger.warning(self._event, **fields)
+        if (added := self._budget.spend()) is not None:
+            self._logger.warning(self._event, **fields, **added)
+
+
+class SampledLibraries(logging.Filter):
+    """The lines of the named libraries, sampled as ``Sampled`` does, one budget for each thing
+    a logger says (its message before the arguments). While a broker is down, aiokafka logs every
+    attempt to reach it at ERROR: 51,818 lines in under three minutes in one service's log."""
+
+    def __init__(
+        self,
+        libraries: frozenset[str] = frozenset({"aiokafka"}),
+        *,
+        burst: int = 10,
+        period: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__()
+        self._libraries = libraries
+        self._budget = functools.partial(_Budget, burst, period, clock)
+        self._budgets: dict[tuple[str, int, str], _Budget] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.partition(".")[0] not in self._libraries:
+            return True
+        kind = (record.name, record.levelno, str(record.msg))
+        if (budget := self._budgets.get(kind)) is None:
+            budget = self._budgets[kind] = self._budget()
+        if (added := budget.spend()) is None:
+            return False
+        record.__dict__.update(added)
+        return True
