@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import time
 from dataclasses import dataclass
 from types import ModuleType
 
@@ -16,10 +17,20 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from shared.contract.codec import header
 from shared.kafka.consumer import open_consumer, partitions_of
+from shared.logging import get_logger
 from shared.settings import KafkaSettings
+
+log = get_logger(__name__)
 
 Positions = dict[int, tuple[int, str]]
 """Per partition, the next offset to read and the id of the event just before it."""
+
+ANSWER_WITHIN = 120.0
+"""Seconds a snapshot's check asks a broker that does not answer (as a client's start does)."""
+
+
+class LogSilent(RuntimeError):
+    """The log did not answer a snapshot's check: the snapshot is neither used nor discarded."""
 
 
 def code_version(*modules: ModuleType) -> str:
@@ -62,14 +73,25 @@ async def disproof(kafka: KafkaSettings, claim: Claim, *, topic: str, version: s
         for tp, (next_offset, event_id) in claimed.items():
             if not starts[tp] < next_offset <= ends[tp]:
                 return f"partition {tp.partition}: position {next_offset} is outside the log ({starts[tp]}..{ends[tp]})"
-            if await _id_at(consumer, tp, next_offset - 1) != event_id:
+            if await committed_id_at(consumer, tp, next_offset - 1) != event_id:
                 return f"partition {tp.partition}: the record before {next_offset} is not {event_id}"
     return None
 
 
-async def _id_at(consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int) -> str | None:
+async def committed_id_at(
+    consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int, *, within: float = ANSWER_WITHIN
+) -> str | None:
+    """The id of the committed event at ``offset``, None when the log holds none there (another
+    record, a transaction's marker or an aborted record: the broker answered, and the consumer's
+    position moved past it). A fetch that no broker answers proves nothing: it is asked again
+    until ``within`` seconds have passed, then LogSilent. Taking silence for a disproof discarded
+    a good snapshot whenever the broker paused during a start."""
     consumer.seek(tp, offset)
-    records = (await consumer.getmany(tp, timeout_ms=5_000, max_records=1)).get(tp, [])
-    if not records or records[0].offset != offset:
-        return None
-    return header(records[0].headers, "ce_id")
+    deadline = time.monotonic() + within
+    while not (records := (await consumer.getmany(tp, timeout_ms=5_000, max_records=1)).get(tp, [])):
+        if await consumer.position(tp) > offset:
+            return None
+        if time.monotonic() >= deadline:
+            raise LogSilent(f"partition {tp.partition}: no answer for offset {offset} within {within:.0f} s")
+        log.warning("no answer from the log yet; asking again", partition=tp.partition, offset=offset)
+    return header(records[0].headers, "ce_id") if records[0].offset == offset else None
