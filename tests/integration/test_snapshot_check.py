@@ -76,9 +76,9 @@ async def test_a_broker_that_pauses_is_waited_for_not_taken_for_a_log_without_th
 
 
 async def test_an_offset_that_holds_no_committed_event_is_answered_without_waiting_out_the_patience(
-    spare_broker: Broker,
+    kafka: Broker,
 ) -> None:
-    settings = spare_broker.settings
+    settings = kafka.settings
     tp = await a_topic(settings)
     event_id = await committed(settings, tp)
     async with reading(settings, tp) as consumer:
