@@ -15,10 +15,11 @@ import contextlib
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any, Generic, Protocol, TypeVar
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
-from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaConnectionError, KafkaError, KafkaTimeoutError
 
 from shared.contract.codec import DecodeFailure, decode_record
 from shared.kafka.connection import client_options
@@ -412,6 +413,26 @@ async def partitions_of(
     return [TopicPartition(topic, p) for topic in topics for p in sorted(cluster.partitions_for_topic(topic))]
 
 
+_NO_ANSWER = (KafkaConnectionError, KafkaTimeoutError)
+"""What aiokafka raises while no broker answers: no connection, or offsets asked for and not
+given within the request's timeout."""
+
+
+async def end_offsets_of(consumer: AIOKafkaConsumer, partitions: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
+    """The partitions' end offsets, asked again while no broker answers: a broker gone for longer
+    than a request's timeout late in a start (a rebuild, a snapshot's check) ended the start."""
+    ask = partial(consumer.end_offsets, list(partitions))
+    return await answered(ask, what="end offsets", failures=_NO_ANSWER)
+
+
+async def beginning_offsets_of(
+    consumer: AIOKafkaConsumer, partitions: Sequence[TopicPartition]
+) -> dict[TopicPartition, int]:
+    """The partitions' first offsets, asked again while no broker answers (as ``end_offsets_of``)."""
+    ask = partial(consumer.beginning_offsets, list(partitions))
+    return await answered(ask, what="beginning offsets", failures=_NO_ANSWER)
+
+
 async def run_until_signalled(*runners: ConsumerRunner[Any]) -> None:
     """Run the runners until SIGTERM or SIGINT, then let each finish its batch and commit."""
     loop = asyncio.get_running_loop()
@@ -433,7 +454,7 @@ async def log_ends(kafka: KafkaSettings, topic: str) -> dict[int, int]:
     """Per partition of ``topic``, the offset after its last committed record now."""
     async with open_consumer(kafka, isolation_level="read_committed") as consumer:
         partitions = await partitions_of(consumer, [topic])
-        ends = await consumer.end_offsets(partitions)
+        ends = await end_offsets_of(consumer, partitions)
     return {tp.partition: offset for tp, offset in ends.items()}
 
 
@@ -442,7 +463,7 @@ async def read_since(kafka: KafkaSettings, topic: str, since_ms: int, *, timeout
     the epoch; 0 for all), up to where the topic ends now."""
     async with open_consumer(kafka, isolation_level="read_committed") as consumer:
         partitions = await partitions_of(consumer, [topic])
-        ends = await consumer.end_offsets(partitions)
+        ends = await end_offsets_of(consumer, partitions)
         starts = await consumer.offsets_for_times(dict.fromkeys(partitions, since_ms))
         consumer.assign(partitions)
         for partition in partitions:

@@ -16,7 +16,7 @@ from types import ModuleType
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from shared.contract.codec import header
-from shared.kafka.consumer import open_consumer, partitions_of
+from shared.kafka.consumer import beginning_offsets_of, end_offsets_of, open_consumer, partitions_of
 from shared.logging import get_logger
 from shared.settings import KafkaSettings
 
@@ -67,8 +67,8 @@ async def disproof(kafka: KafkaSettings, claim: Claim, *, topic: str, version: s
         claimed = {partitions[p]: position for p, position in claim.positions.items()}
         if not claimed:
             return None
-        starts = await consumer.beginning_offsets(list(claimed))
-        ends = await consumer.end_offsets(list(claimed))
+        starts = await beginning_offsets_of(consumer, list(claimed))
+        ends = await end_offsets_of(consumer, list(claimed))
         consumer.assign(list(claimed))
         for tp, (next_offset, event_id) in claimed.items():
             if not starts[tp] < next_offset <= ends[tp]:
