@@ -50,20 +50,20 @@ async def committed(settings: KafkaSettings, tp: TopicPartition) -> str:
 
 
 @asynccontextmanager
-async def reading(settings: KafkaSettings, tp: TopicPartition) -> AsyncIterator[AIOKafkaConsumer]:
-    async with open_consumer(settings, client_id="test-snapshot-check") as consumer:
+async def one_event_read(broker: Broker) -> AsyncIterator[tuple[AIOKafkaConsumer, TopicPartition, str]]:
+    """A consumer of a new topic that holds one committed event: the consumer, where, the event's id."""
+    tp = await a_topic(broker.settings)
+    event_id = await committed(broker.settings, tp)
+    async with open_consumer(broker.settings, client_id="test-snapshot-check") as consumer:
         consumer.assign([tp])
         await consumer.end_offsets([tp])
-        yield consumer
+        yield consumer, tp, event_id
 
 
 async def test_a_broker_that_pauses_is_waited_for_not_taken_for_a_log_without_the_record(
     spare_broker: Broker,
 ) -> None:
-    settings = spare_broker.settings
-    tp = await a_topic(settings)
-    event_id = await committed(settings, tp)
-    async with reading(settings, tp) as consumer:
+    async with one_event_read(spare_broker) as (consumer, tp, event_id):
         pid = int((spare_broker.data_dir / "kafka.pid").read_text())
         os.kill(pid, signal.SIGSTOP)
         resumed = asyncio.get_running_loop().call_later(8, os.kill, pid, signal.SIGCONT)
@@ -78,9 +78,6 @@ async def test_a_broker_that_pauses_is_waited_for_not_taken_for_a_log_without_th
 async def test_an_offset_that_holds_no_committed_event_is_answered_without_waiting_out_the_patience(
     kafka: Broker,
 ) -> None:
-    settings = kafka.settings
-    tp = await a_topic(settings)
-    event_id = await committed(settings, tp)
-    async with reading(settings, tp) as consumer:
+    async with one_event_read(kafka) as (consumer, tp, event_id):
         assert await committed_id_at(consumer, tp, 0, within=30) == event_id
         assert await committed_id_at(consumer, tp, 1, within=30) is None
