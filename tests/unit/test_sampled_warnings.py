@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -31,7 +32,24 @@ class Recorded(logging.Handler):
 
 
 @pytest.fixture
-def warnings_of_the_rebuild() -> Any:
+def suite_logging_after() -> Iterator[None]:
+    """The suite's logging again after a test that configures the services' own: a handler left
+    writing to a test's captured (and by then closed) stream fails every later line."""
+    root, library = logging.getLogger(), logging.getLogger("aiokafka")
+    handlers, level, library_level = root.handlers[:], root.level, library.level
+    yield
+    # pytest's own capturing handlers come and go with each phase of a test: those of now stay.
+    root.handlers[:] = [*(h for h in handlers if not _of_pytest(h)), *(h for h in root.handlers if _of_pytest(h))]
+    root.setLevel(level)
+    library.setLevel(library_level)
+
+
+def _of_pytest(handler: logging.Handler) -> bool:
+    return type(handler).__module__.startswith("_pytest")
+
+
+@pytest.fixture
+def warnings_of_the_rebuild(suite_logging_after: None) -> Any:
     configure_logging()
     recorded = Recorded()
     logger = logging.getLogger("services.tasks.adapters.rebuild")
@@ -95,7 +113,7 @@ def test_after_a_quiet_period_the_next_line_says_how_many_went_unlogged() -> Non
 
 
 def test_a_client_library_reporting_each_reconnect_is_sampled_by_what_it_says(
-    capsys: pytest.CaptureFixture[str],
+    capsys: pytest.CaptureFixture[str], suite_logging_after: None
 ) -> None:
     """While a broker was down, aiokafka wrote a line for each attempt to reach it: 28,365
     ``Unable connect to node`` and 23,453 ``Unable to update metadata`` lines (8.8 MB) in a tasks
@@ -113,7 +131,7 @@ def test_a_client_library_reporting_each_reconnect_is_sampled_by_what_it_says(
 
 
 def test_the_first_library_line_after_a_quiet_period_says_how_many_went_unlogged(
-    capsys: pytest.CaptureFixture[str],
+    capsys: pytest.CaptureFixture[str], suite_logging_after: None
 ) -> None:
     configure_logging()
     now = [0.0]
