@@ -418,19 +418,14 @@ _NO_ANSWER = (KafkaConnectionError, KafkaTimeoutError)
 given within the request's timeout."""
 
 
-async def end_offsets_of(consumer: AIOKafkaConsumer, partitions: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
-    """The partitions' end offsets, asked again while no broker answers: a broker gone for longer
-    than a request's timeout late in a start (a rebuild, a snapshot's check) ended the start."""
-    ask = partial(consumer.end_offsets, list(partitions))
-    return await answered(ask, what="end offsets", failures=_NO_ANSWER)
-
-
-async def beginning_offsets_of(
-    consumer: AIOKafkaConsumer, partitions: Sequence[TopicPartition]
+async def offsets_of(
+    consumer: AIOKafkaConsumer, partitions: Sequence[TopicPartition], *, end: bool = True
 ) -> dict[TopicPartition, int]:
-    """The partitions' first offsets, asked again while no broker answers (as ``end_offsets_of``)."""
-    ask = partial(consumer.beginning_offsets, list(partitions))
-    return await answered(ask, what="beginning offsets", failures=_NO_ANSWER)
+    """The partitions' end offsets (or, not ``end``, their first), asked again while no broker
+    answers: a broker gone for longer than a request's timeout late in a start (a rebuild, a
+    snapshot's check) ended the start."""
+    ask = partial(consumer.end_offsets if end else consumer.beginning_offsets, list(partitions))
+    return await answered(ask, what="offsets", failures=_NO_ANSWER)
 
 
 async def run_until_signalled(*runners: ConsumerRunner[Any]) -> None:
@@ -454,7 +449,7 @@ async def log_ends(kafka: KafkaSettings, topic: str) -> dict[int, int]:
     """Per partition of ``topic``, the offset after its last committed record now."""
     async with open_consumer(kafka, isolation_level="read_committed") as consumer:
         partitions = await partitions_of(consumer, [topic])
-        ends = await end_offsets_of(consumer, partitions)
+        ends = await offsets_of(consumer, partitions)
     return {tp.partition: offset for tp, offset in ends.items()}
 
 
@@ -463,7 +458,7 @@ async def read_since(kafka: KafkaSettings, topic: str, since_ms: int, *, timeout
     the epoch; 0 for all), up to where the topic ends now."""
     async with open_consumer(kafka, isolation_level="read_committed") as consumer:
         partitions = await partitions_of(consumer, [topic])
-        ends = await end_offsets_of(consumer, partitions)
+        ends = await offsets_of(consumer, partitions)
         starts = await consumer.offsets_for_times(dict.fromkeys(partitions, since_ms))
         consumer.assign(partitions)
         for partition in partitions:

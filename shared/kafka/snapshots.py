@@ -9,24 +9,19 @@ from __future__ import annotations
 
 import hashlib
 import inspect
-import time
 from dataclasses import dataclass
 from types import ModuleType
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from shared.contract.codec import header
-from shared.kafka.consumer import beginning_offsets_of, end_offsets_of, open_consumer, partitions_of
-from shared.logging import get_logger
+from shared.kafka.consumer import offsets_of, open_consumer, partitions_of
+from shared.kafka.patience import answered
+from shared.retrying import BROKER_PATIENCE, RetryPolicy
 from shared.settings import KafkaSettings
-
-log = get_logger(__name__)
 
 Positions = dict[int, tuple[int, str]]
 """Per partition, the next offset to read and the id of the event just before it."""
-
-ANSWER_WITHIN = 120.0
-"""Seconds a snapshot's check asks a broker that does not answer (as a client's start does)."""
 
 
 class LogSilent(RuntimeError):
@@ -67,8 +62,8 @@ async def disproof(kafka: KafkaSettings, claim: Claim, *, topic: str, version: s
         claimed = {partitions[p]: position for p, position in claim.positions.items()}
         if not claimed:
             return None
-        starts = await beginning_offsets_of(consumer, list(claimed))
-        ends = await end_offsets_of(consumer, list(claimed))
+        starts = await offsets_of(consumer, list(claimed), end=False)
+        ends = await offsets_of(consumer, list(claimed))
         consumer.assign(list(claimed))
         for tp, (next_offset, event_id) in claimed.items():
             if not starts[tp] < next_offset <= ends[tp]:
@@ -79,19 +74,20 @@ async def disproof(kafka: KafkaSettings, claim: Claim, *, topic: str, version: s
 
 
 async def committed_id_at(
-    consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int, *, within: float = ANSWER_WITHIN
+    consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int, *, patience: RetryPolicy = BROKER_PATIENCE
 ) -> str | None:
     """The id of the committed event at ``offset``, None when the log holds none there (another
     record, a transaction's marker or an aborted record: the broker answered, and the consumer's
     position moved past it). A fetch that no broker answers proves nothing: it is asked again
-    until ``within`` seconds have passed, then LogSilent. Taking silence for a disproof discarded
-    a good snapshot whenever the broker paused during a start."""
+    with ``patience``, then LogSilent. Taking silence for a disproof discarded a good snapshot
+    whenever the broker paused during a start."""
     consumer.seek(tp, offset)
-    deadline = time.monotonic() + within
-    while not (records := (await consumer.getmany(tp, timeout_ms=5_000, max_records=1)).get(tp, [])):
-        if await consumer.position(tp) > offset:
-            return None
-        if time.monotonic() >= deadline:
-            raise LogSilent(f"partition {tp.partition}: no answer for offset {offset} within {within:.0f} s")
-        log.warning("no answer from the log yet; asking again", partition=tp.partition, offset=offset)
-    return header(records[0].headers, "ce_id") if records[0].offset == offset else None
+
+    async def fetched() -> list[ConsumerRecord]:
+        records: list[ConsumerRecord] = (await consumer.getmany(tp, timeout_ms=5_000, max_records=1)).get(tp, [])
+        if not records and await consumer.position(tp) <= offset:
+            raise LogSilent(f"partition {tp.partition}: no answer for offset {offset}")
+        return records
+
+    records = await answered(fetched, what="snapshot check", failures=LogSilent, patience=patience)
+    return header(records[0].headers, "ce_id") if records and records[0].offset == offset else None

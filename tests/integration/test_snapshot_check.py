@@ -20,8 +20,13 @@ from shared.contract.envelope import new_event
 from shared.kafka.connection import client_options
 from shared.kafka.consumer import open_consumer
 from shared.kafka.snapshots import committed_id_at
+from shared.retrying import RetryPolicy
 from shared.settings import KafkaSettings
 from tests.conftest import Broker
+
+QUICK = RetryPolicy(first=0.5, longest=2, within=30)
+"""Patience that a wrong answer would wait out (30 s) and fail on: a record the broker answered
+past is known at once."""
 
 
 async def a_topic(settings: KafkaSettings) -> TopicPartition:
@@ -68,7 +73,7 @@ async def test_a_broker_that_pauses_is_waited_for_not_taken_for_a_log_without_th
         os.kill(pid, signal.SIGSTOP)
         resumed = asyncio.get_running_loop().call_later(8, os.kill, pid, signal.SIGCONT)
         try:
-            found = await committed_id_at(consumer, tp, 0, within=60)
+            found = await committed_id_at(consumer, tp, 0, patience=RetryPolicy(first=0.5, longest=2, within=60))
         finally:
             resumed.cancel()
             os.kill(pid, signal.SIGCONT)
@@ -79,5 +84,5 @@ async def test_an_offset_that_holds_no_committed_event_is_answered_without_waiti
     kafka: Broker,
 ) -> None:
     async with one_event_read(kafka) as (consumer, tp, event_id):
-        assert await committed_id_at(consumer, tp, 0, within=30) == event_id
-        assert await committed_id_at(consumer, tp, 1, within=30) is None
+        assert await committed_id_at(consumer, tp, 0, patience=QUICK) == event_id
+        assert await committed_id_at(consumer, tp, 1, patience=QUICK) is None

@@ -10,7 +10,7 @@ import asyncio
 from aiokafka import TopicPartition
 
 from shared.contract.topics import EVENTS
-from shared.kafka.consumer import beginning_offsets_of, end_offsets_of, open_consumer, partitions_of
+from shared.kafka.consumer import offsets_of, open_consumer, partitions_of
 from tests.conftest import Broker
 
 
@@ -37,8 +37,8 @@ async def test_the_ends_of_the_log_are_read_once_a_broker_gone_longer_than_a_req
     partitions = [TopicPartition(EVENTS, p) for p in range(kafka.partitions)]
     async with open_consumer(kafka, client_id="test-offsets") as consumer:
         assert spare_broker.script("stop").returncode == 0
-        asked = asyncio.create_task(end_offsets_of(consumer, partitions))
-        beginnings = asyncio.create_task(beginning_offsets_of(consumer, partitions))
+        asked = asyncio.create_task(offsets_of(consumer, partitions))
+        beginnings = asyncio.create_task(offsets_of(consumer, partitions, end=False))
         gave_up, _ = await asyncio.wait({asked, beginnings}, timeout=3, return_when=asyncio.FIRST_COMPLETED)
         assert not gave_up, f"gave up while the broker was down: {next(iter(gave_up)).exception()!r}"
         assert (await asyncio.to_thread(spare_broker.script, "start")).returncode == 0

@@ -39,7 +39,7 @@ from services.audit.domain import evidence
 from services.audit.domain.chain import GENESIS, canonical, chain_hash
 from shared.contract.catalog import TreeCheckpoint
 from shared.contract.topics import AUDIT
-from shared.kafka.consumer import end_offsets_of, open_consumer, partitions_of
+from shared.kafka.consumer import offsets_of, open_consumer, partitions_of
 from shared.logging import get_logger
 from shared.process import cores, processes_apart, shared_counts
 from shared.provenance.gate import TOPIC_WRITERS, ProofGate, Verdict
@@ -154,7 +154,7 @@ class Verifier:
         apart found something amiss (the one walk then finds it, in the trail's order)."""
         async with open_consumer(kafka, client_id="audit-verify", fetch_bytes=FETCH_BYTES) as consumer:
             every = await partitions_of(consumer, self.topics)
-            ends = await end_offsets_of(consumer, every)
+            ends = await offsets_of(consumer, every)
             limits = {tp: snapshot.next_offsets.get((tp.topic, tp.partition), 0) for tp in every}
             self.result.lag["records"] = {partition_name(tp): max(0, ends[tp] - limits[tp]) for tp in every}
             for tp in every:

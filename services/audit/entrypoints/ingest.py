@@ -22,10 +22,9 @@ from services.audit.domain import evidence
 from services.audit.domain.chain import LogRecord
 from shared.contract.topics import AUDIT
 from shared.kafka.consumer import (
-    beginning_offsets_of,
-    end_offsets_of,
     end_offsets_within,
     new_consumer,
+    offsets_of,
     open_consumer,
     partitions_of,
     read_through,
@@ -104,7 +103,7 @@ async def disagreements(
         found.append(Disagreement(f"{topic}/{partition}: the store holds entries but no offset for them"))
     async with open_consumer(kafka, fetch_bytes=FETCH_BYTES) as consumer:
         every = await partitions_of(consumer, topics)
-        ends = await end_offsets_of(consumer, every)
+        ends = await offsets_of(consumer, every)
         for tp in every:
             next_offset = positions.get((tp.topic, tp.partition), 0)
             if next_offset > ends[tp]:
@@ -116,7 +115,7 @@ async def disagreements(
                 )
         if AUDIT in topics:
             tp = checkpoint_partition(chain_id, len([p for p in every if p.topic == AUDIT]))
-            start = max(positions.get((tp.topic, tp.partition), 0), (await beginning_offsets_of(consumer, [tp]))[tp])
+            start = max(positions.get((tp.topic, tp.partition), 0), (await offsets_of(consumer, [tp], end=False))[tp])
             records = await read_range(consumer, tp, start, ends[tp])
             for record, verdict in ProofGate(trust).admit(
                 records, complete=True, topic=tp.topic, partition=tp.partition
@@ -259,7 +258,7 @@ class Ingestor:
         partitions = await partitions_of(consumer, self._topics)
         consumer.assign(partitions)
         stored = await self._store.positions()
-        beginnings = await beginning_offsets_of(consumer, partitions)
+        beginnings = await offsets_of(consumer, partitions, end=False)
         for tp in partitions:
             self._stored[tp] = stored.get((tp.topic, tp.partition), beginnings[tp])
             consumer.seek(tp, self._stored[tp])

@@ -13,7 +13,7 @@ from shared.contract import catalog as c
 from shared.contract.codec import decode_record
 from shared.contract.envelope import AnyEvent, CloudEvent
 from shared.contract.topics import ALERTS
-from shared.kafka.consumer import end_offsets_of, open_consumer, partitions_of, read_through
+from shared.kafka.consumer import offsets_of, open_consumer, partitions_of, read_through
 from shared.provenance.gate import ProofGate
 from shared.settings import KafkaSettings
 
@@ -65,7 +65,7 @@ async def alerts_from(
         consumer.assign(partitions)
         starts = dict(position.offsets) if position else {}
         if from_end and position is None:
-            ends = await end_offsets_of(consumer, partitions)
+            ends = await offsets_of(consumer, partitions)
             starts = {tp.partition: ends[tp] for tp in partitions}
         await consumer.seek_to_beginning(*(tp for tp in partitions if tp.partition not in starts))
         for tp in partitions:

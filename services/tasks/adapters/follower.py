@@ -13,7 +13,7 @@ from services.tasks.application.answers import KeyInFlight
 from services.tasks.application.view import LogView
 from shared.contract.codec import DecodeFailure, decode_record
 from shared.contract.envelope import AnyEvent
-from shared.kafka.consumer import end_offsets_of, open_consumer
+from shared.kafka.consumer import offsets_of, open_consumer
 from shared.provenance.gate import ProofGate
 from shared.settings import KafkaSettings
 from shared.supervision import Health
@@ -103,7 +103,7 @@ class LogFollower:
 
     async def _answer(self, consumer: AIOKafkaConsumer, partitions: list[TopicPartition]) -> None:
         if self._requests:
-            ends = await end_offsets_of(consumer, partitions)
+            ends = await offsets_of(consumer, partitions)
             self._targets += [(ends, request) for request in self._requests]
             self._requests = []
         if not self._targets:

@@ -17,7 +17,7 @@ from services.tasks.application.view import LogPositions, LogView, Placement, Vi
 from shared.contract.codec import DecodeFailure, decode_record
 from shared.contract.envelope import AnyEvent
 from shared.contract.topics import EVENTS
-from shared.kafka.consumer import end_offsets_of, open_consumer, partitions_of, read_through
+from shared.kafka.consumer import offsets_of, open_consumer, partitions_of, read_through
 from shared.kafka.snapshots import Claim, disproof
 from shared.logging import Sampled, get_logger
 from shared.metrics import RECORDS_REFUSED
@@ -103,7 +103,7 @@ async def rebuild(
     started = time.perf_counter()
     async with open_consumer(kafka, client_id="tasks-rebuild", fetch_bytes=8 * 1024 * 1024) as consumer:
         every = await read_after(consumer, view, partitions)
-        ends = await end_offsets_of(consumer, every)
+        ends = await offsets_of(consumer, every)
         remaining = {tp for tp, end in ends.items() if end > view.positions.offset(tp.partition)}
         apart = _in_parts(view, {tp: ends[tp] for tp in remaining}, in_parts_from)
         if not apart:
