@@ -10,7 +10,7 @@ import orjson
 
 from services.audit.adapters.chaining import derive
 from shared.contract import catalog as c
-from shared.contract.codec import DecodeFailure, decode
+from shared.contract.codec import DecodeFailure, decode, decode_kept, from_structured
 from shared.contract.envelope import CloudEvent
 from shared.domain.projection import Projection
 
@@ -59,3 +59,15 @@ def test_the_short_name_means_every_version_and_the_current_one_is_written() -> 
         "org.policytrack.plan.approved.v2",
         "org.policytrack.plan.approved.v1",
     )
+
+
+def test_a_version_1_record_kept_as_written_reads_back_as_version_2() -> None:
+    """The tasks service keeps each event of a task's history as its record was written."""
+
+    class Record:
+        key, value, headers = v1_record()
+
+    kept = decode_kept(Record())
+    assert not isinstance(kept, DecodeFailure)
+    assert orjson.loads(kept[1])["type"] == "org.policytrack.plan.approved.v1"
+    assert from_structured(kept[1]) == kept[0] == decode(*v1_record())

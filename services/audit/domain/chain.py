@@ -15,6 +15,7 @@ import msgspec
 import orjson
 
 from shared.contract.secrets import strip_secrets
+from shared.kept import kept
 
 GENESIS = "0" * 64
 
@@ -54,9 +55,12 @@ def _b64(raw: bytes | None) -> str | None:
 
 def headers_json(headers: tuple[tuple[str, bytes | None], ...]) -> bytes:
     """Headers in their canonical form, which is also how the store keeps them."""
-    # _b64 written out: this runs for a dozen headers of every entry ingested or compared.
-    return orjson.dumps(
-        [[name, None if value is None else b2a_base64(value, newline=False).decode()] for name, value in headers]
+    # _b64 written out: this runs for a dozen headers of every entry ingested or compared. Kept:
+    # the rows of a batch hold it until the batch is stored.
+    return kept(
+        orjson.dumps(
+            [[name, None if value is None else b2a_base64(value, newline=False).decode()] for name, value in headers]
+        )
     )
 
 

@@ -20,10 +20,11 @@ class Archive(Protocol):
 
 
 class Written(msgspec.Struct, frozen=True):
-    """An event kept as its structured JSON (``to_structured``), decoded only when its task's
-    history is asked for: a quarter of the memory of the event itself (540 against 2,242 bytes),
-    what a snapshot archives as it is, and what a rebuild's part hands over between processes
-    (an event pickled costs ~15 µs each way). A Struct, made in C: one for every event taken."""
+    """An event kept as its structured JSON (as its record was written, or ``to_structured``),
+    decoded only when its task's history is asked for: a quarter of the memory of the event
+    itself (540 against 2,242 bytes), what a snapshot archives as it is, and what a rebuild's
+    part hands over between processes (an event pickled costs ~15 µs each way). A Struct, made
+    in C: one for every event taken."""
 
     id: str
     structured: bytes
@@ -56,8 +57,10 @@ class TaskHistory:
         self.recent: dict[str, list[Written]] = {}
         """Per task: the events not yet archived, in the order they were taken."""
 
-    def add(self, event: AnyEvent) -> None:
-        self.recent.setdefault(about(event), []).append(Written(event.id, to_structured(event)))
+    def add(self, event: AnyEvent, structured: bytes | None = None) -> None:
+        """Keeps ``event``, as ``structured`` when the record it was read from gave that."""
+        kept = Written(event.id, to_structured(event) if structured is None else structured)
+        self.recent.setdefault(about(event), []).append(kept)
 
     def extend(self, recent: Mapping[str, Sequence[Written]]) -> None:
         """Takes in another history's recent events (a rebuild's part), after this one's."""

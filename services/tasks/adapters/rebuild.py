@@ -14,7 +14,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from services.tasks.adapters.history import TaskHistory
 from services.tasks.adapters.snapshots import CODE_VERSION, SnapshotStore
 from services.tasks.application.view import LogPositions, LogView, Placement, ViewPart
-from shared.contract.codec import DecodeFailure, decode_record
+from shared.contract.codec import DecodeFailure, decode_kept
 from shared.contract.envelope import AnyEvent
 from shared.contract.topics import EVENTS
 from shared.kafka.consumer import offsets_of, open_consumer, partitions_of, read_through
@@ -230,12 +230,13 @@ async def read_after(
 
 def take_record(view: LogView, record: ConsumerRecord, report: RebuildReport) -> AnyEvent | None:
     """The record's event, taken into the view; None (and counted) when it is skipped."""
-    event = decode_record(record)
-    if isinstance(event, DecodeFailure):
+    decoded = decode_kept(record)
+    if isinstance(decoded, DecodeFailure):
         report.skipped += 1
         return None
+    event, structured = decoded
     try:
-        view.take(event, Placement(record.topic, record.partition, record.offset))
+        view.take(event, Placement(record.topic, record.partition, record.offset), structured)
     except Exception as error:
         # An event that cannot follow its aggregate's state is reported, not fatal: the rest of
         # the log still has to be served.

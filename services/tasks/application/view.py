@@ -68,12 +68,13 @@ class LogView:
     events_taken: int = 0
     """Events taken in since the view was made (from a snapshot or from nothing)."""
 
-    def take(self, event: AnyEvent, where: Placement) -> None:
-        """One event read from the log. Raises when it cannot follow its aggregate's state; the
-        position still moves past it."""
+    def take(self, event: AnyEvent, where: Placement, structured: bytes | None = None) -> None:
+        """One event read from the log (``structured``: its record in structured mode, kept in
+        its task's history). Raises when it cannot follow its aggregate's state; the position
+        still moves past it."""
         self.positions.took(where, event.id)
         if self.projection.apply(event):
-            self.history.add(event)
+            self.history.add(event, structured)
         self.index.record(event)
         self.events_taken += 1
 
