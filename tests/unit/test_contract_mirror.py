@@ -11,10 +11,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from shared.contract import codec
 from shared.contract.codec import _ENVELOPE as ENVELOPE
-from shared.contract.codec import _checked, _data, _mirrored, _read_headers, decode, encode
+from shared.contract.codec import _checked, _data, _mirrored, _read_headers, _read_headers_one_by_one, decode, encode
 from shared.contract.envelope import CloudEvent
 from shared.contract.mirror import Refused
+from shared.provenance.seals import PROOF_HEADER
 from tests.samples import sample_events
 
 MOMENTS = [
@@ -209,3 +211,56 @@ def by_mirror(key: bytes | None, value: bytes, attributes: dict[str, str]) -> Cl
 def by_models(key: bytes | None, value: bytes, attributes: dict[str, str]) -> CloudEvent[Any] | str:
     """The event, or why it is not one, as the pydantic models alone read it."""
     return _checked(key, value, attributes, mirror=False)
+
+
+HEADER_CHANGES = st.lists(
+    st.tuples(
+        st.sampled_from(["drop", "repeat", "empty", "not-utf8", "nul", "foreign", "move", "content-type", "proof"]),
+        st.integers(min_value=0, max_value=20),
+    ),
+    max_size=3,
+)
+
+
+@given(event=st.sampled_from(sample_events()), sealed=st.booleans(), changes=HEADER_CHANGES)
+def test_headers_as_written_are_read_as_the_one_by_one_reader_reads_them(
+    event: CloudEvent[Any], sealed: bool, changes: list[tuple[str, int]]
+) -> None:
+    headers = list(encode(event).headers) + ([(PROOF_HEADER, b"1.k.s.1." + b"0" * 64)] if sealed else [])
+    for change, at in changes:
+        if not headers:
+            break
+        name, raw = headers[at % len(headers)]
+        if change == "drop":
+            del headers[at % len(headers)]
+        elif change == "repeat":
+            headers.append((name, raw))
+        elif change == "empty":
+            headers[at % len(headers)] = (name, None)
+        elif change == "not-utf8":
+            headers[at % len(headers)] = (name, b"\xff" + (raw or b""))
+        elif change == "nul":
+            headers[at % len(headers)] = (name, (raw or b"") + b"\0x")
+        elif change == "foreign":
+            headers.insert(at % (len(headers) + 1), ("ce_traceparent", b"00-abc"))
+        elif change == "proof":
+            headers.insert(at % (len(headers) + 1), (PROOF_HEADER, None if at % 2 else b"1"))
+        elif change == "move":
+            headers.append(headers.pop(at % len(headers)))
+        else:
+            headers.insert(at % (len(headers) + 1), ("content-type", b"application/xml"))
+    written = tuple(headers)
+    assert _read_headers(written) == _read_headers_one_by_one(written)
+
+
+def test_a_record_as_our_writers_write_it_is_read_without_the_one_by_one_reader(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def slow(headers: object) -> object:
+        raise AssertionError(f"read one by one: {headers!r}")
+
+    monkeypatch.setattr(codec, "_read_headers_one_by_one", slow)
+    for event in sample_events():
+        record = encode(event)
+        sealed = (*record.headers, (PROOF_HEADER, b"1.k.s.1." + b"0" * 64))
+        assert decode(record.key, record.value, sealed) == decode(record.key, record.value, record.headers) == event
