@@ -173,9 +173,9 @@ def _read_headers(headers: Headers) -> tuple[dict[str, str], str | None]:
     """The CloudEvents attributes the headers carry, or why they carry none that can be trusted:
     a header without a value (legal in Kafka), one that is not UTF-8, or one given twice."""
     # Headers as our writers write them (our content type first, then attributes alone, each
-    # once, in UTF-8, and the writer's proof last) are read by one comprehension, at three
-    # quarters of the loop's cost (docs/performance.md); any others, and every problem, by the
-    # loop, which says what is wrong.
+    # once, in UTF-8, and the writer's proof last) are read by one comprehension, at 0.8-0.9 of
+    # the loop's cost (docs/performance.md); any others, and every problem, by the loop, which
+    # says what is wrong.
     if headers and headers[0] == _JSON_CONTENT_TYPE:
         written = headers[1:-1] if headers[-1][0] == PROOF_HEADER else headers[1:]
         try:
