@@ -3,7 +3,9 @@ parsing the JSON alone is the floor; then the headers, the payload's validation 
 envelope's validation, and the whole decode: by the pydantic models alone (before), as every
 reader runs it (the envelope's msgspec mirror), and the same checks into msgspec Structs (the
 design in which readers would get Structs, not models). Then what folding one event
-into its task's state costs, and the state's copy in three designs (issue 31, item 2).
+into its task's state costs, and the state's copy in three designs (issue 31, item 2); and the
+two together, a rebuild's work on a record after the writer's proof, today and with Structs for
+both the events and the state (items 1 and 2 as one design).
 
     .venv/bin/python -m bench.decode [--records 100000]
 """
@@ -25,8 +27,9 @@ from shared.contract.codec import _ENVELOPE, Headers, _checked, _read_headers, d
 from shared.contract.codes import CooperationField, Department
 from shared.contract.envelope import AnyEvent, CloudEvent, new_event
 from shared.domain.evolve import evolve
+from shared.domain.health import TREND_WINDOW
 from shared.domain.projection import Projection
-from shared.domain.state import replaced
+from shared.domain.state import Task, replaced
 from shared.process import tune_interpreter
 
 
@@ -81,7 +84,7 @@ class _ProgressStruct(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 _progress = msgspec.json.Decoder(_ProgressStruct)
 
 
-def _structs_only(key: bytes, value: bytes, headers: Headers) -> object:
+def _structs_only(key: bytes, value: bytes, headers: Headers) -> tuple[dict[str, Any], _ProgressStruct]:
     """The other design: the same checks, and readers get Structs (no pydantic instance is built)."""
     attributes, _ = _read_headers(headers)
     envelope = _ENVELOPE.values(attributes)
@@ -89,6 +92,83 @@ def _structs_only(key: bytes, value: bytes, headers: Headers) -> object:
     if key != data.task_id.encode() or envelope["subject"] != data.task_id:
         raise ValueError("subject")
     return envelope, data
+
+
+class _PointStruct(msgspec.Struct, frozen=True):
+    at: datetime
+    percent: int
+
+
+_TaskStruct = msgspec.defstruct(
+    "TaskStruct",
+    [(name, Any) if info.is_required() else (name, Any, info.default) for name, info in Task.model_fields.items()],
+    frozen=True,
+)
+"""The task's state as a Struct of the same fields: the design of issue 31, item 2."""
+
+
+def _fold_struct(states: dict[str, Any], envelope: dict[str, Any], data: _ProgressStruct) -> None:
+    """``evolve`` of a progress report (``_progress_reported``) into a Struct state, with the
+    projection's check of the aggregate's version."""
+    task = states[envelope["subject"]]
+    version = envelope["aggregateversion"]
+    if version is not None and version <= task.version:
+        return
+    point = _PointStruct(envelope["time"], data.percent)
+    states[envelope["subject"]] = msgspec.structs.replace(
+        task,
+        percent=data.percent,
+        progress_note=data.note,
+        recent_progress=(*task.recent_progress, point)[-TREND_WINDOW:],
+        evidence=(*task.evidence, *data.evidence),
+        version=task.version + 1,
+        updated_at=envelope["time"],
+    )
+
+
+def decode_and_fold(results: Results, made: list[tuple[bytes, bytes, Headers]]) -> None:
+    """A rebuild's work on one record after the writer's proof (the same in both designs): decoded
+    and folded into its task's state, today and with Structs for the events and the state."""
+    tasks = sorted({key.decode() for key, _, _ in made})
+    due = datetime(2027, 12, 31, tzinfo=UTC)
+    seed = {
+        task_id: evolve(
+            None,
+            new_event(
+                TaskCreated(task_id=task_id, plan_id="plan", title="t", field=CooperationField.TRADE, due=due),
+                actor="u-sc",
+                aggregateversion=1,
+            ),
+        )
+        for task_id in tasks
+    }
+    struct_seed = {task_id: _TaskStruct(**dict(task)) for task_id, task in seed.items()}
+
+    def today(records: list[tuple[bytes, bytes, Headers]]) -> dict[str, Any]:
+        projection = Projection(aggregates=dict(seed))
+        for record in records:
+            event = decode(*record)
+            assert isinstance(event, CloudEvent)
+            projection.apply(event)
+        return dict(projection.aggregates)
+
+    def with_structs(records: list[tuple[bytes, bytes, Headers]]) -> dict[str, Any]:
+        states = dict(struct_seed)
+        for record in records:
+            envelope, data = _structs_only(*record)
+            _fold_struct(states, envelope, data)
+        return states
+
+    def told(state: Any) -> tuple[Any, ...]:
+        return state.version, state.updated_at, state.percent, [(p.at, p.percent) for p in state.recent_progress]
+
+    assert {t: told(s) for t, s in today(made).items()} == {t: told(s) for t, s in with_structs(made).items()}
+
+    print(f"\ndecoding and folding {len(made):,} records into {len(tasks):,} tasks, µs per record (best of 3):")
+    now = per_record(today, [made]) / len(made)
+    results.add(Row("decode and fold, as the rebuild does (models, the envelope's mirror)", now, "µs"))
+    structs = per_record(with_structs, [made]) / len(made)
+    results.add(Row("decode and fold into Structs: events and state (issue 31, items 1-2)", structs, "µs", now))
 
 
 def main(count: int) -> None:
@@ -125,6 +205,7 @@ def main(count: int) -> None:
     results.add(Row("the same checks into msgspec Structs, no pydantic instances", structs, "µs", baseline=by_models))
     results.note(f"{1e6 / whole:,.0f} records/s on one core through the whole decode")
     fold(results, count)
+    decode_and_fold(results, made)
     results.save()
 
 
