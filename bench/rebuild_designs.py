@@ -18,6 +18,7 @@ import time
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import msgspec
@@ -28,7 +29,7 @@ from bench.decode import _fold_struct, _progress, _TaskStruct
 from bench.results import scaled
 from bench.tasks_service import _write
 from services.tasks.adapters.history import Written
-from services.tasks.adapters.rebuild import RebuildReport, admitted, read_after, rebuild
+from services.tasks.adapters.rebuild import RebuildReport, read_after, read_to_ends, rebuild
 from services.tasks.application.view import LogPositions, LogView, Placement
 from shared.contract.catalog import TaskProgressReported
 from shared.contract.codec import _ENVELOPE, _as_written, _checked, _envelope_problem, _read_headers
@@ -90,20 +91,12 @@ def take_struct(view: StructView, record: ConsumerRecord[bytes, bytes], report: 
 async def rebuild_with_structs(
     kafka: KafkaSettings, topic: str, trust: TrustStore, writers: Mapping[str, Collection[str]]
 ) -> tuple[StructView, RebuildReport]:
-    """The prototype's rebuild: the loop of ``services.tasks.adapters.rebuild._read_to_ends``."""
+    """The prototype's rebuild, through the rebuild's own loop."""
     view, report = StructView(LogPositions(topic), {}, {}), RebuildReport()
     async with open_consumer(kafka, client_id="bench-structs", fetch_bytes=8 * 1024 * 1024) as consumer:
         every = await read_after(consumer, LogView(positions=LogPositions(topic)))
         ends = await offsets_of(consumer, every)
-        remaining, proofs = set(every), ProofGate(trust, writers)
-        while remaining:
-            batch = await consumer.getmany(*remaining, timeout_ms=500, max_records=5000)
-            for tp in remaining:
-                for record in await admitted(consumer, proofs, tp, batch.get(tp, []), report):
-                    take_struct(view, record, report)
-            for tp in list(remaining):
-                if await consumer.position(tp) >= ends[tp] and proofs.waiting(tp.topic, tp.partition) is None:
-                    remaining.discard(tp)
+        await read_to_ends(consumer, ProofGate(trust, writers), ends, set(every), report, partial(take_struct, view))
     return view, report
 
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
+from functools import partial
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
@@ -107,7 +108,7 @@ async def rebuild(
         remaining = {tp for tp, end in ends.items() if end > view.positions.offset(tp.partition)}
         apart = _in_parts(view, {tp: ends[tp] for tp in remaining}, in_parts_from)
         if not apart:
-            await _read_to_ends(consumer, view, ProofGate(trust, writers), ends, remaining, report)
+            await read_to_ends(consumer, ProofGate(trust, writers), ends, remaining, report, partial(take_record, view))
     if apart:
         await _rebuild_in_parts(kafka, view, trust, writers, apart, report)
     report.seconds += time.perf_counter() - started
@@ -125,19 +126,21 @@ def _in_parts(view: LogView, ends: Mapping[TopicPartition, int], in_parts_from: 
     return [partitions[i::processes] for i in range(processes)]
 
 
-async def _read_to_ends(
+async def read_to_ends(
     consumer: AIOKafkaConsumer,
-    view: LogView,
     proofs: ProofGate,
     ends: Mapping[TopicPartition, int],
     remaining: set[TopicPartition],
     report: RebuildReport,
+    take: Callable[[ConsumerRecord, RebuildReport], object],
 ) -> None:
+    """Reads ``remaining`` partitions to their ``ends``, handing ``take`` each record whose
+    writer's proof holds, in order."""
     while remaining:
         batch = await consumer.getmany(*remaining, timeout_ms=500, max_records=5000)
         for tp in remaining:
             for record in await admitted(consumer, proofs, tp, batch.get(tp, []), report):
-                take_record(view, record, report)
+                take(record, report)
         for tp in list(remaining):
             if await consumer.position(tp) >= ends[tp] and proofs.waiting(tp.topic, tp.partition) is None:
                 remaining.discard(tp)
