@@ -126,22 +126,18 @@ def _fold_struct(states: dict[str, Any], envelope: dict[str, Any], data: _Progre
     )
 
 
+def _created(task_id: str) -> AnyEvent:
+    """The event that starts a task of these benchmarks."""
+    due = datetime(2027, 12, 31, tzinfo=UTC)
+    data = TaskCreated(task_id=task_id, plan_id="plan", title="t", field=CooperationField.TRADE, due=due)
+    return new_event(data, actor="u-sc", aggregateversion=1)
+
+
 def decode_and_fold(results: Results, made: list[tuple[bytes, bytes, Headers]]) -> None:
     """A rebuild's work on one record after the writer's proof (the same in both designs): decoded
     and folded into its task's state, today and with Structs for the events and the state."""
     tasks = sorted({key.decode() for key, _, _ in made})
-    due = datetime(2027, 12, 31, tzinfo=UTC)
-    seed = {
-        task_id: evolve(
-            None,
-            new_event(
-                TaskCreated(task_id=task_id, plan_id="plan", title="t", field=CooperationField.TRADE, due=due),
-                actor="u-sc",
-                aggregateversion=1,
-            ),
-        )
-        for task_id in tasks
-    }
+    seed = {task_id: evolve(None, _created(task_id)) for task_id in tasks}
     struct_seed = {task_id: _TaskStruct(**dict(task)) for task_id, task in seed.items()}
 
     def today(records: list[tuple[bytes, bytes, Headers]]) -> dict[str, Any]:
@@ -214,14 +210,7 @@ def fold(results: Results, count: int) -> None:
     copy of the state it makes, in three designs of the same fields with the same change."""
     tasks = 1000
     due = datetime(2027, 12, 31, tzinfo=UTC)
-    created = [
-        new_event(
-            TaskCreated(task_id=f"task-{t}", plan_id="plan", title="t", field=CooperationField.TRADE, due=due),
-            actor="u-sc",
-            aggregateversion=1,
-        )
-        for t in range(tasks)
-    ]
+    created = [_created(f"task-{t}") for t in range(tasks)]
     reports = [
         new_event(
             TaskProgressReported(task_id=f"task-{n % tasks}", percent=n % 101, note="weekly"),
@@ -245,8 +234,7 @@ def fold(results: Results, count: int) -> None:
     results.add(Row("the state's copy: pydantic model_copy(update=...) (before)", copied, "µs"))
     ours = per_record(lambda _: replaced(task, change), reports)
     results.add(Row("the state's copy: replaced() (now)", ours, "µs", baseline=copied))
-    mirror = msgspec.defstruct("TaskState", [(name, Any) for name in type(task).model_fields], frozen=True)
-    struct = mirror(**dict(task))
+    struct = _TaskStruct(**dict(task))
     structs = per_record(lambda _: msgspec.structs.replace(struct, **change), reports)
     results.add(
         Row("the state's copy: a msgspec Struct of the same fields (structs.replace)", structs, "µs", baseline=copied)
