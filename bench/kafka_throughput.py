@@ -2,6 +2,12 @@
 producer and consumer runner (envelope, validation, encoding, decoding) and with bare aiokafka
 (the same records as pre-encoded bytes). Prints both rates and their ratio.
 
+The project's consume is also measured in three other designs over the same records, alternating
+with it (issue 31): with the decode into msgspec Structs (``bench.decode``'s prototype: the same
+checks, no pydantic instance, the envelope as msgspec reads it); the runner and the writer's proof
+with no decode at all (the floor that any decoder adds to); and the runner alone, with neither
+(what the proof check costs).
+
     .venv/bin/python bench/kafka_throughput.py [--events 200000]
 """
 
@@ -10,14 +16,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+import msgspec
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 
 from bench.common import Timed, bench_keys, bench_topic, fill, local_admin, stopwatch
+from bench.decode import _structs_as_read
 from bench.results import Results, Row, scaled
 from shared.contract.catalog import TaskProgressReported
-from shared.contract.codec import DecodeFailure, encode
+from shared.contract.codec import DecodeFailure, decode_record, encode
 from shared.contract.codes import Department
 from shared.contract.envelope import CloudEvent, new_event
 from shared.kafka.connection import client_options
@@ -80,12 +90,56 @@ async def bare_produce(kafka: KafkaSettings, topic: str, records: list[Any]) -> 
     return timed
 
 
-async def project_consume(kafka: KafkaSettings, keys: KeyFolder, topic: str, count: int) -> Timed:
-    """The project's consumer runner: each record's proof checked, then decoded and validated."""
+class _Read(msgspec.Struct, frozen=True):
+    """What the other designs hand the handler: the runner reads an event's ids for its log lines,
+    and a missing attribute would cost it an exception a record."""
+
+    id: str | None
+    correlationid: str | None
+    data: object = None
+
+
+_NOTHING_READ = _Read(None, None)
+
+
+def _no_decode(_record: ConsumerRecord) -> object:
+    return _NOTHING_READ
+
+
+def _into_structs(record: ConsumerRecord) -> object:
+    envelope, data = _structs_as_read(record.key, record.value, tuple(record.headers))
+    return _Read(envelope.id, envelope.correlationid, data)
+
+
+@dataclass(frozen=True)
+class ConsumeDesign:
+    """How the project's consumer runner reads in one design: its decoder, and whether it checks
+    the writer's proof."""
+
+    decode: Callable[[ConsumerRecord], object]
+    proofs: bool = True
+    label: str = ""
+
+
+CONSUME_DESIGNS = {
+    "project consume": ConsumeDesign(decode_record),  # as every service reads
+    "proof, Structs": ConsumeDesign(
+        _into_structs, label="the runner, the proof check and a decode into Structs, the envelope as read (prototype)"
+    ),
+    "proof, no decode": ConsumeDesign(_no_decode, label="the runner and the proof check alone (no decode)"),
+    "runner alone": ConsumeDesign(_no_decode, proofs=False, label="the runner alone (no proof check, no decode)"),
+}
+
+
+async def project_consume(
+    kafka: KafkaSettings, keys: KeyFolder, topic: str, count: int, design: ConsumeDesign
+) -> Timed:
+    """The project's consumer runner: each record's proof checked, then decoded and validated
+    (as the services read, or in another ``design``)."""
     done = asyncio.Event()
     seen = 0
 
-    async def count_event(_event: CloudEvent[Any], _record: object) -> None:
+    async def count_event(_event: object, _record: object) -> None:
         nonlocal seen
         seen += 1
         if seen >= count:
@@ -99,7 +153,8 @@ async def project_consume(kafka: KafkaSettings, keys: KeyFolder, topic: str, cou
         dead_letters=Redirect(),
         group_id=f"bench-{uuid.uuid4().hex[:8]}",
         max_records=2000,
-        proofs=ProofGate(keys.trust(), {topic: {"tasks"}}),
+        proofs=ProofGate(keys.trust(), {topic: {"tasks"}}) if design.proofs else None,
+        decode=design.decode,
     )
     await runner.start()
     with stopwatch(Timed(count)) as timed:
@@ -143,7 +198,7 @@ async def main(count: int, rounds: int) -> None:
         f"{count:,} events of ~{size:.0f} bytes (value + headers), broker {kafka.bootstrap_servers}, "
         f"best of {rounds} alternating rounds"
     )
-    best = {name: Timed() for name in ("project produce", "bare produce", "project consume", "bare consume")}
+    best = {name: Timed() for name in ("project produce", "bare produce", "bare consume", *CONSUME_DESIGNS)}
 
     def keep(name: str, timed: Timed) -> None:
         print(f"  {name:<16}{timed.rate:>10,.0f}/s")
@@ -163,7 +218,9 @@ async def main(count: int, rounds: int) -> None:
                 if path == "bare":
                     keep("bare consume", await bare_consume(kafka, bare_topic, count))
                 else:
-                    keep("project consume", await project_consume(kafka, keys, project_topic, count))
+                    designs = list(CONSUME_DESIGNS.items())
+                    for name, design in designs if round_ % 2 == 0 else designs[::-1]:
+                        keep(name, await project_consume(kafka, keys, project_topic, count, design))
     results = Results("kafka_throughput")
     print("\nKafka throughput, events/s (the project's path against bare aiokafka, same records)")
     produce, bare_produce_ = best["project produce"], best["bare produce"]
@@ -186,6 +243,10 @@ async def main(count: int, rounds: int) -> None:
             0.6,
         )
     )
+    for name, design in CONSUME_DESIGNS.items():
+        if design.label:
+            what = f"consume, other design: {design.label} vs bare aiokafka"
+            results.add(Row(what, best[name].rate, "ev/s", bare_consume_.rate))
     both = 1 / (1 / built.rate + 1 / produce.rate)
     results.add(Row("building (validation) and producing together vs bare produce", both, "ev/s", bare_produce_.rate))
     results.note(f"{count:,} events of ~{size:.0f} bytes, best of {rounds} alternating rounds")
