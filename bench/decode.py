@@ -103,8 +103,11 @@ values check (a number written plainly and within bounds, a moment within the ca
 def _structs_as_read(key: bytes, value: bytes, headers: Headers) -> tuple[Any, _ProgressStruct]:
     """A third design: readers take the envelope as msgspec reads it (the mirror's Struct, no dict
     of values) and the payload's Struct, with the same checks: numbers and moments checked where
-    they are read, type and subject against the payload."""
-    attributes, _ = _read_headers(headers)
+    they are read, type and subject against the payload. (A moment written with more than six
+    digits of a second is read by msgspec's rule, not left to the model: there is none here.)"""
+    attributes, problem = _read_headers(headers)
+    if problem or "specversion" not in attributes:
+        raise ValueError(problem or "not a CloudEvent")
     envelope: Any = msgspec.convert(attributes, _ENVELOPE.struct)  # the mirror is made at import
     for name, convert in _CHECKED_WHERE_READ:
         if (read := getattr(envelope, name)) is not None:
