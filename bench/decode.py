@@ -103,23 +103,32 @@ def _structs_only(key: bytes, value: bytes, headers: Headers) -> tuple[dict[str,
     return envelope, data
 
 
-_CHECKED_WHERE_READ = [(name, convert) for name, convert in _ENVELOPE._typed if convert is not None]
-"""The envelope's numbers and moments, which its mirror reads as text or as given and the model's
-values check (a number written plainly and within bounds, a moment within the calendar)."""
+_CHECKED_WHERE_READ = {name: convert for name, convert in _ENVELOPE._typed if convert is not None}
+"""The envelope's moment and number, which its mirror reads as given and as text and the model's
+values check (a moment within the calendar, in UTC; a number written plainly, within bounds)."""
+assert _CHECKED_WHERE_READ.keys() == {"time", "aggregateversion"}, "another field to check where it is read"
+_IN_UTC, _VERSION = _CHECKED_WHERE_READ["time"], _CHECKED_WHERE_READ["aggregateversion"]
 
 
-def _structs_as_read(key: bytes, value: bytes, headers: Headers) -> tuple[Any, _ProgressStruct]:
+def _structs_as_read(key: bytes, value: bytes, headers: Headers) -> tuple[Any, int | None, datetime, _ProgressStruct]:
     """A third design: readers take the envelope as msgspec reads it (the mirror's Struct, no dict
-    of values) and the payload's Struct, with the same checks: numbers and moments checked where
-    they are read, type and subject against the payload. (A moment written with more than six
-    digits of a second is read by msgspec's rule, not left to the model: there is none here.)"""
+    of values) and the payload's Struct, with the same checks (``_progress_as_read``). (A moment
+    written with more than six digits of a second is read by msgspec's rule, not left to the
+    model: there is none here.)"""
     attributes, problem = _read_headers(headers)
     if problem or "specversion" not in attributes:
         raise ValueError(problem or "not a CloudEvent")
+    return _progress_as_read(key, value, attributes)
+
+
+def _progress_as_read(
+    key: bytes | None, value: bytes, attributes: dict[str, str]
+) -> tuple[Any, int | None, datetime, _ProgressStruct]:
+    """A progress report's envelope as msgspec reads it, its version and moment checked where they
+    are read, and its payload's Struct, type and subject checked against the payload."""
     envelope: Any = msgspec.convert(attributes, _ENVELOPE.struct)  # the mirror is made at import
-    for name, convert in _CHECKED_WHERE_READ:
-        if (read := getattr(envelope, name)) is not None:
-            convert(read)
+    version = None if envelope.aggregateversion is None else _VERSION(envelope.aggregateversion)
+    moment = _IN_UTC(envelope.time)
     data = _progress.decode(value)
     if (
         envelope.type != TaskProgressReported.event_type
@@ -127,7 +136,7 @@ def _structs_as_read(key: bytes, value: bytes, headers: Headers) -> tuple[Any, _
         or envelope.subject != data.task_id
     ):
         raise ValueError("type or subject")
-    return envelope, data
+    return envelope, version, moment, data
 
 
 class _PointStruct(msgspec.Struct, frozen=True):
@@ -143,22 +152,23 @@ _TaskStruct = msgspec.defstruct(
 """The task's state as a Struct of the same fields: the design of issue 31, item 2."""
 
 
-def _fold_struct(states: dict[str, Any], envelope: dict[str, Any], data: _ProgressStruct) -> None:
+def _fold_struct(
+    states: dict[str, Any], subject: str, version: int | None, moment: datetime, data: _ProgressStruct
+) -> None:
     """``evolve`` of a progress report (``_progress_reported``) into a Struct state, with the
     projection's check of the aggregate's version."""
-    task = states[envelope["subject"]]
-    version = envelope["aggregateversion"]
+    task = states[subject]
     if version is not None and version <= task.version:
         return
-    point = _PointStruct(envelope["time"], data.percent)
-    states[envelope["subject"]] = msgspec.structs.replace(
+    point = _PointStruct(moment, data.percent)
+    states[subject] = msgspec.structs.replace(
         task,
         percent=data.percent,
         progress_note=data.note,
         recent_progress=(*task.recent_progress, point)[-TREND_WINDOW:],
         evidence=(*task.evidence, *data.evidence),
         version=task.version + 1,
-        updated_at=envelope["time"],
+        updated_at=moment,
     )
 
 
@@ -187,8 +197,8 @@ def decode_and_fold(results: Results, made: list[tuple[bytes, bytes, Headers]]) 
     def with_structs(records: list[tuple[bytes, bytes, Headers]]) -> dict[str, Any]:
         states = dict(struct_seed)
         for record in records:
-            envelope, data = _structs_only(*record)
-            _fold_struct(states, envelope, data)
+            envelope, version, moment, data = _structs_as_read(*record)
+            _fold_struct(states, envelope.subject, version, moment, data)
         return states
 
     def told(state: Any) -> tuple[Any, ...]:

@@ -107,7 +107,7 @@ def _no_decode(_record: ConsumerRecord) -> object:
 
 
 def _into_structs(record: ConsumerRecord) -> object:
-    envelope, data = _structs_as_read(record.key, record.value, tuple(record.headers))
+    envelope, _, _, data = _structs_as_read(record.key, record.value, tuple(record.headers))
     return _Read(envelope.id, envelope.correlationid, data)
 
 

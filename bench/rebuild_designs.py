@@ -1,11 +1,12 @@
 """The tasks rebuild in two designs over the same records of one partition, in one process,
 alternating (issue 31, items 1 and 2): today's (pydantic events through the envelope's mirror,
 pydantic states) and a prototype in which progress reports are decoded into msgspec Structs
-with their model's checks and every task's state is a Struct. Both read the log through the
-same consumer and writer's-proof gate, keep each event's record in its task's history and move
-the view's positions; the prototype's states must equal today's. Other event types (two in a
-hundred here) go through today's decoder and ``evolve`` in the prototype. Prints, does not save:
-the prototype is a measurement of a design, not the service's code.
+with their model's checks (the envelope as msgspec reads it) and every task's state is a Struct.
+Both read the log through the same consumer and writer's-proof gate, keep each event's record in
+its task's history and move the view's positions; the prototype's states must equal today's.
+Other event types (two in a hundred here) go through today's decoder and ``evolve`` in the
+prototype. Prints, does not save: the prototype is a measurement of a design, not the service's
+code.
 
     .venv/bin/python -m bench.rebuild_designs [--events 300000] [--rounds 3]   (on `make broker`)
 """
@@ -25,14 +26,14 @@ import msgspec
 from aiokafka import ConsumerRecord
 
 from bench.common import bench_keys, bench_topic, local_admin
-from bench.decode import _fold_struct, _progress, _TaskStruct
+from bench.decode import _fold_struct, _progress_as_read, _TaskStruct
 from bench.results import scaled
 from bench.tasks_service import _write
 from services.tasks.adapters.history import Written
 from services.tasks.adapters.rebuild import RebuildReport, read_after, read_to_ends, rebuild
 from services.tasks.application.view import LogPositions, LogView, Placement
 from shared.contract.catalog import TaskProgressReported
-from shared.contract.codec import _ENVELOPE, _as_written, _checked, _envelope_problem, _read_headers
+from shared.contract.codec import _as_written, _checked, _envelope_problem, _read_headers
 from shared.contract.envelope import CloudEvent
 from shared.domain.evolve import evolve
 from shared.domain.state import Task
@@ -63,18 +64,13 @@ def take_struct(view: StructView, record: ConsumerRecord[bytes, bytes], report: 
         report.skipped += 1
         return
     if attributes["type"] == PROGRESS:
-        envelope = _ENVELOPE.values(attributes)
-        data = _progress.decode(value)
-        if record.key != data.task_id.encode() or envelope["subject"] != data.task_id:
+        try:
+            envelope, version, moment, data = _progress_as_read(record.key, value, attributes)
+        except ValueError:
             report.skipped += 1
             return
-        _fold_struct(view.states, envelope, data)
-        event_id, task_id, version, moment = (
-            envelope["id"],
-            data.task_id,
-            envelope["aggregateversion"],
-            envelope["time"],
-        )
+        _fold_struct(view.states, data.task_id, version, moment, data)
+        event_id, task_id = envelope.id, data.task_id
     else:
         event = _checked(record.key, value, attributes)
         assert isinstance(event, CloudEvent), event
