@@ -34,18 +34,18 @@ from shared.domain.state import Task, replaced
 from shared.process import tune_interpreter
 
 
+def progress_report(n: int) -> AnyEvent:
+    """The ``n``-th event of these benchmarks: a progress report on one of 1,000 tasks."""
+    return new_event(
+        TaskProgressReported(task_id=f"task-{n % 1000}", percent=n % 101, note="site works on schedule"),
+        actor="u-jilin-1",
+        actordept=Department.JILIN,
+        aggregateversion=n + 1,
+    )
+
+
 def records(count: int) -> list[tuple[bytes, bytes, tuple[tuple[str, bytes | None], ...]]]:
-    encoded = [
-        encode(
-            new_event(
-                TaskProgressReported(task_id=f"task-{n % 1000}", percent=n % 101, note="site works on schedule"),
-                actor="u-jilin-1",
-                actordept=Department.JILIN,
-                aggregateversion=n + 1,
-            )
-        )
-        for n in range(count)
-    ]
+    encoded = [encode(progress_report(n)) for n in range(count)]
     return [(e.key, e.value, e.headers) for e in encoded]
 
 

@@ -24,12 +24,10 @@ import msgspec
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 
 from bench.common import Timed, bench_keys, bench_topic, fill, local_admin, stopwatch
-from bench.decode import _structs_as_read
+from bench.decode import _structs_as_read, progress_report
 from bench.results import Results, Row, scaled
-from shared.contract.catalog import TaskProgressReported
 from shared.contract.codec import DecodeFailure, decode_record, encode
-from shared.contract.codes import Department
-from shared.contract.envelope import CloudEvent, new_event
+from shared.contract.envelope import CloudEvent
 from shared.kafka.connection import client_options
 from shared.kafka.consumer import ConsumerRunner
 from shared.kafka.producer import EventProducer
@@ -37,15 +35,6 @@ from shared.process import tune_interpreter
 from shared.provenance.gate import ProofGate
 from shared.provenance.keys import KeyFolder
 from shared.settings import KafkaSettings
-
-
-def event(n: int) -> CloudEvent[Any]:
-    return new_event(
-        TaskProgressReported(task_id=f"task-{n % 1000}", percent=n % 101, note="site works on schedule"),
-        actor="u-jilin-1",
-        actordept=Department.JILIN,
-        aggregateversion=n + 1,
-    )
 
 
 class Redirect:
@@ -68,7 +57,7 @@ async def project_produce(kafka: KafkaSettings, keys: KeyFolder, topic: str, eve
 def build_events(count: int) -> tuple[list[CloudEvent[Any]], Timed]:
     """Making the events: payload and envelope validation, ids and times."""
     with stopwatch(Timed(count)) as timed:
-        events = [event(n) for n in range(count)]
+        events = [progress_report(n) for n in range(count)]
     return events, timed
 
 
